@@ -1,0 +1,40 @@
+//! `kuvert`: one binary for every role. Argument parsing lives here; the
+//! work lives in the library crates.
+
+use clap::{Parser, Subcommand};
+
+mod bench;
+
+/// Kuvert: compute on several agencies' data without anyone seeing it.
+///
+/// Three independent nodes hold secret shares of the data (replicated
+/// secret sharing, honest majority). No single node, and no coordinator,
+/// ever sees a cleartext value; only the named recipient reconstructs
+/// the declared result.
+#[derive(Parser, Debug)]
+#[command(name = "kuvert", version, about, long_about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Measure the engine: rounds, bytes per party and throughput.
+    #[command(subcommand)]
+    Bench(bench::BenchCommand),
+}
+
+fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Bench(b) => bench::run(b),
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            std::process::ExitCode::from(1)
+        }
+    }
+}

@@ -1,0 +1,71 @@
+//! Run a three-party computation inside one process, one thread per party.
+
+use rand::SeedableRng;
+use rand_chacha::ChaCha20Rng;
+
+use crate::inproc::InProcTransport;
+use crate::party::{Party, Result};
+use crate::transport::PARTIES;
+
+/// Where the parties' PRF keys come from.
+#[derive(Clone, Copy, Debug)]
+pub enum Keys {
+    /// The operating system's CSPRNG (production, benchmarks).
+    Os,
+    /// A seeded ChaCha20 CSPRNG per party (reproducible tests).
+    Seeded(u64),
+}
+
+/// Run `f` as each of the three parties in its own thread over an in-process
+/// network, and return the three results (indexed by party).
+pub fn run3<T, F>(keys: Keys, f: F) -> Result<[T; PARTIES]>
+where
+    T: Send,
+    F: Fn(&mut Party) -> Result<T> + Sync,
+{
+    run3_with(keys, false, |p| f(p)).map(|r| r.map(|(t, _)| t))
+}
+
+/// Like [`run3`], and also returns each party's received messages when
+/// `record` is set (the party's view, for the simulation tests).
+#[allow(clippy::type_complexity)]
+pub fn run3_with<T, F>(keys: Keys, record: bool, f: F) -> Result<[(T, Vec<(usize, Vec<u8>)>); PARTIES]>
+where
+    T: Send,
+    F: Fn(&mut Party) -> Result<T> + Sync,
+{
+    let nets = InProcTransport::triple();
+    let f = &f;
+    let results: Vec<Result<(T, Vec<(usize, Vec<u8>)>)>> = std::thread::scope(|s| {
+        let handles: Vec<_> = nets
+            .into_iter()
+            .map(|net| {
+                s.spawn(move || {
+                    let id = crate::transport::Transport::party(&net);
+                    let mut party = match keys {
+                        Keys::Os => Party::setup(Box::new(net), &mut rand::rngs::OsRng)?,
+                        Keys::Seeded(seed) => {
+                            let mut rng = ChaCha20Rng::seed_from_u64(seed.wrapping_mul(3).wrapping_add(id as u64));
+                            Party::setup(Box::new(net), &mut rng)?
+                        }
+                    };
+                    if record {
+                        party.record_view();
+                    }
+                    let out = f(&mut party)?;
+                    let view = party.take_view();
+                    Ok((out, view))
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().expect("party thread panicked"))
+            .collect()
+    });
+    let mut it = results.into_iter();
+    let r0 = it.next().expect("party 0")?;
+    let r1 = it.next().expect("party 1")?;
+    let r2 = it.next().expect("party 2")?;
+    Ok([r0, r1, r2])
+}

@@ -1,0 +1,399 @@
+//! One computing party: its keys, its channel to the other two, and the
+//! primitive protocols (input, reveal, multiplication, AND).
+//!
+//! Composite gadgets (comparison, conversions, shuffle) in the sibling
+//! modules are written only in terms of these primitives and local share
+//! arithmetic, so a maliciously secure variant can replace the primitives
+//! (e.g. with verified multiplication and checked openings) without
+//! touching the gadgets.
+//!
+//! # Security
+//! Semi-honest, honest majority: one party may be corrupted and follow the
+//! protocol while trying to learn more. Every message a party receives is
+//! masked by a fresh zero-sharing or PRF output; only [`Party::reveal`]
+//! (and gadgets that document a reveal) disclose values.
+
+use rand::{CryptoRng, RngCore};
+use zeroize::Zeroize;
+
+use crate::prf::{PartyKeys, Prf, KEY_LEN};
+use crate::share::{AShare, BShare};
+use crate::transport::{next, prev, Incoming, Outgoing, PartyId, Transport, TransportError};
+
+/// Errors of the protocol engine.
+#[derive(Debug, thiserror::Error)]
+pub enum MpcError {
+    #[error(transparent)]
+    Transport(#[from] TransportError),
+    /// The caller broke an operation's contract (e.g. lengths differ, or the
+    /// input owner passed no values). A bug in the caller, not a peer.
+    #[error("invalid use of the engine: {0}")]
+    Usage(String),
+}
+
+pub type Result<T> = std::result::Result<T, MpcError>;
+
+/// Communication counters of one party.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Stats {
+    /// Communication rounds (every party counts every round of a protocol,
+    /// also those in which it happens to send nothing).
+    pub rounds: u64,
+    /// Payload bytes this party sent.
+    pub bytes_sent: u64,
+    /// Payload bytes this party received.
+    pub bytes_received: u64,
+}
+
+impl std::ops::Sub for Stats {
+    type Output = Stats;
+    fn sub(self, o: Stats) -> Stats {
+        Stats {
+            rounds: self.rounds - o.rounds,
+            bytes_sent: self.bytes_sent - o.bytes_sent,
+            bytes_received: self.bytes_received - o.bytes_received,
+        }
+    }
+}
+
+/// One of the three parties of a session.
+pub struct Party {
+    id: PartyId,
+    net: Box<dyn Transport>,
+    keys: PartyKeys,
+    nonce: u64,
+    stats: Stats,
+    /// When set, a copy of every received message (the party's view).
+    view: Option<Vec<(PartyId, Vec<u8>)>>,
+}
+
+impl std::fmt::Debug for Party {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Party")
+            .field("id", &self.id)
+            .field("stats", &self.stats)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Party {
+    /// Start a session: agree the pairwise and common PRF keys over `net`
+    /// (one round). `rng` must be a CSPRNG: `rand::rngs::OsRng` in
+    /// production, a seeded ChaCha20 generator in reproducible tests.
+    pub fn setup<R: RngCore + CryptoRng>(net: Box<dyn Transport>, rng: &mut R) -> Result<Party> {
+        let id = net.party();
+        if id > 2 {
+            return Err(MpcError::Usage(format!("party id {id} is not 0, 1 or 2")));
+        }
+        let mut mine = [0u8; KEY_LEN];
+        let mut common = [0u8; KEY_LEN];
+        rng.fill_bytes(&mut mine);
+        rng.fill_bytes(&mut common);
+        // To prev: our key k_i (it becomes prev's "next" key) and our common
+        // contribution. To next: our common contribution.
+        let mut to_prev = [0u8; 2 * KEY_LEN];
+        to_prev[..KEY_LEN].copy_from_slice(&mine);
+        to_prev[KEY_LEN..].copy_from_slice(&common);
+        let mut from_next = [0u8; 2 * KEY_LEN];
+        let mut from_prev = [0u8; KEY_LEN];
+        let mut party = Party {
+            id,
+            net,
+            keys: PartyKeys {
+                prev: Prf::new([0; KEY_LEN]),
+                next: Prf::new([0; KEY_LEN]),
+                all: Prf::new([0; KEY_LEN]),
+            },
+            nonce: 0,
+            stats: Stats::default(),
+            view: None,
+        };
+        party.round_bytes(
+            &[(prev(id), &to_prev[..]), (next(id), &common[..])],
+            &mut [(next(id), &mut from_next[..]), (prev(id), &mut from_prev[..])],
+        )?;
+        let mut next_key = [0u8; KEY_LEN];
+        next_key.copy_from_slice(&from_next[..KEY_LEN]);
+        let mut all = [0u8; KEY_LEN];
+        for j in 0..KEY_LEN {
+            all[j] = common[j] ^ from_next[KEY_LEN + j] ^ from_prev[j];
+        }
+        party.keys = PartyKeys {
+            prev: Prf::new(mine),
+            next: Prf::new(next_key),
+            all: Prf::new(all),
+        };
+        mine.zeroize();
+        common.zeroize();
+        to_prev.zeroize();
+        from_next.zeroize();
+        from_prev.zeroize();
+        next_key.zeroize();
+        all.zeroize();
+        Ok(party)
+    }
+
+    /// This party's id.
+    pub fn id(&self) -> PartyId {
+        self.id
+    }
+
+    /// Communication so far.
+    pub fn stats(&self) -> Stats {
+        self.stats
+    }
+
+    /// Give the transport back (e.g. to inspect a recorded view in tests).
+    pub fn into_transport(self) -> Box<dyn Transport> {
+        self.net
+    }
+
+    /// Mutable access to the transport.
+    pub fn transport_mut(&mut self) -> &mut dyn Transport {
+        &mut *self.net
+    }
+
+    /// Keep a copy of every message received from now on (simulation
+    /// tests inspect a party's view; never enable this in a node).
+    pub fn record_view(&mut self) {
+        self.view = Some(Vec::new());
+    }
+
+    /// The messages recorded since [`Party::record_view`].
+    pub fn take_view(&mut self) -> Vec<(PartyId, Vec<u8>)> {
+        self.view.take().unwrap_or_default()
+    }
+
+    pub(crate) fn keys(&self) -> &PartyKeys {
+        &self.keys
+    }
+
+    /// A fresh nonce. Every party calls this the same number of times in the
+    /// same order (every operation draws exactly once, whatever the role).
+    pub(crate) fn fresh_nonce(&mut self) -> u64 {
+        self.nonce += 1;
+        self.nonce << 8
+    }
+
+    fn round_bytes(
+        &mut self,
+        sends: &[(PartyId, &[u8])],
+        recvs: &mut [(PartyId, &mut [u8])],
+    ) -> Result<()> {
+        let out: Vec<Outgoing<'_>> = sends
+            .iter()
+            .map(|(to, data)| Outgoing { to: *to, data })
+            .collect();
+        let mut inc: Vec<Incoming<'_>> = recvs
+            .iter_mut()
+            .map(|(from, buf)| Incoming {
+                from: *from,
+                buf: &mut **buf,
+            })
+            .collect();
+        self.stats.rounds += 1;
+        self.stats.bytes_sent += out.iter().map(|o| o.data.len() as u64).sum::<u64>();
+        self.stats.bytes_received += inc.iter().map(|i| i.buf.len() as u64).sum::<u64>();
+        self.net.round(&out, &mut inc)?;
+        if let Some(v) = self.view.as_mut() {
+            v.extend(inc.iter().map(|i| (i.from, i.buf.to_vec())));
+        }
+        Ok(())
+    }
+
+    /// One communication round of 64-bit words. Every party must call this
+    /// once per protocol round, even with nothing to send or receive.
+    pub(crate) fn round(
+        &mut self,
+        sends: &[(PartyId, &[u64])],
+        recvs: &mut [(PartyId, &mut [u64])],
+    ) -> Result<()> {
+        let s: Vec<(PartyId, &[u8])> = sends
+            .iter()
+            .map(|(p, d)| (*p, bytemuck::cast_slice::<u64, u8>(d)))
+            .collect();
+        let mut r: Vec<(PartyId, &mut [u8])> = recvs
+            .iter_mut()
+            .map(|(p, d)| (*p, bytemuck::cast_slice_mut::<u64, u8>(d)))
+            .collect();
+        self.round_bytes(&s, &mut r)
+    }
+
+    /// `F(k_i) - F(k_{i+1})`: this party's part of an arithmetic zero-sharing.
+    pub(crate) fn zero_a(&self, nonce: u64, n: usize) -> Vec<u64> {
+        let mut z = self.keys.prev.words(nonce, n);
+        let t = self.keys.next.words(nonce, n);
+        z.iter_mut().zip(&t).for_each(|(z, t)| *z = z.wrapping_sub(*t));
+        z
+    }
+
+    /// `F(k_i) ^ F(k_{i+1})`: this party's part of a boolean zero-sharing.
+    pub(crate) fn zero_b(&self, nonce: u64, n: usize) -> Vec<u64> {
+        let mut z = self.keys.prev.words(nonce, n);
+        let t = self.keys.next.words(nonce, n);
+        z.iter_mut().zip(&t).for_each(|(z, t)| *z ^= *t);
+        z
+    }
+
+    // ----- input ---------------------------------------------------------
+
+    /// Secret-share a column that party `owner` knows (arithmetic). The owner
+    /// passes `Some(values)`, the others `None`; all pass the length `n`.
+    /// One round; the owner sends `n` words to one party.
+    pub fn input_a(&mut self, owner: PartyId, values: Option<&[u64]>, n: usize) -> Result<AShare> {
+        let (a, b) = self.input(owner, values, n, u64::wrapping_sub)?;
+        Ok(AShare::from_parts(a, b))
+    }
+
+    /// Secret-share a column of words that party `owner` knows (boolean).
+    pub fn input_b(&mut self, owner: PartyId, values: Option<&[u64]>, n: usize) -> Result<BShare> {
+        let (a, b) = self.input(owner, values, n, |x, y| x ^ y)?;
+        Ok(BShare::from_parts(a, b))
+    }
+
+    /// Sharing `(v - r, r, 0)` rotated so the owner is first; `r` comes from
+    /// the key the owner shares with its next party, and `v - r` is sent to
+    /// the owner's previous party.
+    fn input(
+        &mut self,
+        owner: PartyId,
+        values: Option<&[u64]>,
+        n: usize,
+        minus: impl Fn(u64, u64) -> u64,
+    ) -> Result<(Vec<u64>, Vec<u64>)> {
+        let nonce = self.fresh_nonce();
+        if owner > 2 {
+            return Err(MpcError::Usage(format!("input owner {owner} is not a party")));
+        }
+        if self.id == owner {
+            let v = values.ok_or_else(|| MpcError::Usage("the input owner must pass values".into()))?;
+            if v.len() != n {
+                return Err(MpcError::Usage(format!("input has {} values, expected {n}", v.len())));
+            }
+            let r = self.keys.next.words(nonce, n);
+            let s: Vec<u64> = v.iter().zip(&r).map(|(v, r)| minus(*v, *r)).collect();
+            self.round(&[(prev(owner), &s)], &mut [])?;
+            Ok((s, r))
+        } else if self.id == next(owner) {
+            let r = self.keys.prev.words(nonce, n);
+            self.round(&[], &mut [])?;
+            Ok((r, vec![0; n]))
+        } else {
+            let mut s = vec![0; n];
+            self.round(&[], &mut [(owner, &mut s)])?;
+            Ok((vec![0; n], s))
+        }
+    }
+
+    // ----- reveal --------------------------------------------------------
+
+    /// Open arithmetic shares to party `to`, or to everyone with `None`.
+    /// Returns the values at the parties that learn them.
+    pub fn reveal_a(&mut self, x: &AShare, to: Option<PartyId>) -> Result<Option<Vec<u64>>> {
+        let third = self.reveal_third(&x.a, &x.b, to)?;
+        Ok(third.map(|t| {
+            x.a.iter()
+                .zip(&x.b)
+                .zip(&t)
+                .map(|((a, b), c)| a.wrapping_add(*b).wrapping_add(*c))
+                .collect()
+        }))
+    }
+
+    /// Open boolean shares to party `to`, or to everyone with `None`.
+    pub fn reveal_b(&mut self, x: &BShare, to: Option<PartyId>) -> Result<Option<Vec<u64>>> {
+        let third = self.reveal_third(&x.a, &x.b, to)?;
+        Ok(third.map(|t| {
+            x.a.iter()
+                .zip(&x.b)
+                .zip(&t)
+                .map(|((a, b), c)| a ^ b ^ c)
+                .collect()
+        }))
+    }
+
+    /// Deliver the missing third component `x_{i+2}` to the receivers.
+    fn reveal_third(&mut self, a: &[u64], b: &[u64], to: Option<PartyId>) -> Result<Option<Vec<u64>>> {
+        let _ = a;
+        let n = b.len();
+        match to {
+            None => {
+                let mut t = vec![0; n];
+                self.round(&[(prev(self.id), b)], &mut [(next(self.id), &mut t)])?;
+                Ok(Some(t))
+            }
+            Some(t) if t > 2 => Err(MpcError::Usage(format!("reveal target {t} is not a party"))),
+            Some(t) if t == self.id => {
+                let mut third = vec![0; n];
+                self.round(&[], &mut [(next(t), &mut third)])?;
+                Ok(Some(third))
+            }
+            Some(t) if next(t) == self.id => {
+                self.round(&[(t, b)], &mut [])?;
+                Ok(None)
+            }
+            Some(_) => {
+                self.round(&[], &mut [])?;
+                Ok(None)
+            }
+        }
+    }
+
+    // ----- multiplication ---------------------------------------------
+
+    /// Element-wise product of arithmetic shares. One round, one word sent
+    /// per element per party.
+    pub fn mul(&mut self, x: &AShare, y: &AShare) -> Result<AShare> {
+        check_len(x.len(), y.len())?;
+        let nonce = self.fresh_nonce();
+        let n = x.len();
+        let mut z = self.zero_a(nonce, n);
+        for j in 0..n {
+            let (xa, xb, ya, yb) = (x.a[j], x.b[j], y.a[j], y.b[j]);
+            z[j] = z[j]
+                .wrapping_add(xa.wrapping_mul(ya))
+                .wrapping_add(xa.wrapping_mul(yb))
+                .wrapping_add(xb.wrapping_mul(ya));
+        }
+        let mut zn = vec![0; n];
+        self.round(&[(prev(self.id), &z)], &mut [(next(self.id), &mut zn)])?;
+        Ok(AShare::from_parts(z, zn))
+    }
+
+    /// Element-wise AND of boolean shares (64 independent ANDs per word).
+    /// One round, one word sent per word per party.
+    pub fn and(&mut self, x: &BShare, y: &BShare) -> Result<BShare> {
+        check_len(x.len(), y.len())?;
+        let nonce = self.fresh_nonce();
+        let n = x.len();
+        let mut z = self.zero_b(nonce, n);
+        for j in 0..n {
+            let (xa, xb, ya, yb) = (x.a[j], x.b[j], y.a[j], y.b[j]);
+            z[j] ^= (xa & ya) ^ (xa & yb) ^ (xb & ya);
+        }
+        let mut zn = vec![0; n];
+        self.round(&[(prev(self.id), &z)], &mut [(next(self.id), &mut zn)])?;
+        Ok(BShare::from_parts(z, zn))
+    }
+
+    /// Several independent ANDs in one round: `out[k] = xs[k] & ys[k]`.
+    pub fn and_many(&mut self, xs: &[&BShare], ys: &[&BShare]) -> Result<Vec<BShare>> {
+        if xs.len() != ys.len() {
+            return Err(MpcError::Usage("and_many: operand counts differ".into()));
+        }
+        let lens: Vec<usize> = xs.iter().map(|x| x.len()).collect();
+        for (x, y) in xs.iter().zip(ys) {
+            check_len(x.len(), y.len())?;
+        }
+        let x = BShare::concat(xs);
+        let y = BShare::concat(ys);
+        Ok(self.and(&x, &y)?.split(&lens))
+    }
+}
+
+pub(crate) fn check_len(a: usize, b: usize) -> Result<()> {
+    if a != b {
+        return Err(MpcError::Usage(format!("operand lengths differ: {a} vs {b}")));
+    }
+    Ok(())
+}
