@@ -29,14 +29,14 @@
 //!   have no `Debug`. Share vectors are wiped on drop and print only their
 //!   length.
 
-// pub mod bits;
-// pub mod gadgets;
+pub mod bits;
+pub mod gadgets;
 pub mod harness;
 pub mod inproc;
 pub mod party;
 pub mod prf;
 pub mod share;
-// pub mod shuffle;
+pub mod shuffle;
 pub mod transport;
 
 pub use party::{MpcError, Party, Result, Stats};

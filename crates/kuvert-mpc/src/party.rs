@@ -164,6 +164,15 @@ impl Party {
         self.view.take().unwrap_or_default()
     }
 
+    /// Add a message received outside [`Party`]'s own rounds to the
+    /// recorded view (for tests that drive the transport directly).
+    #[doc(hidden)]
+    pub fn record_received(&mut self, from: PartyId, msg: &[u8]) {
+        if let Some(v) = self.view.as_mut() {
+            v.push((from, msg.to_vec()));
+        }
+    }
+
     pub(crate) fn keys(&self) -> &PartyKeys {
         &self.keys
     }

@@ -302,3 +302,24 @@ pub fn pack_bits(bits: &[bool]) -> Vec<u64> {
 pub fn unpack_bits(w: &[u64], n: usize) -> Vec<bool> {
     (0..n).map(|j| (w[j / 64] >> (j % 64)) & 1 == 1).collect()
 }
+
+/// Access to share components for tests and simulations in other crates.
+/// Components are shares, not cleartext; still, production code has no use
+/// for this module.
+#[doc(hidden)]
+pub mod testing {
+    use super::*;
+
+    /// The components `(x_i, x_{i+1})` of an arithmetic share.
+    pub fn parts_a(s: &AShare) -> (Vec<u64>, Vec<u64>) {
+        (s.a.clone(), s.b.clone())
+    }
+    /// The components `(x_i, x_{i+1})` of a boolean share.
+    pub fn parts_b(s: &BShare) -> (Vec<u64>, Vec<u64>) {
+        (s.a.clone(), s.b.clone())
+    }
+    /// Reinterpret packed words as a bit column of `n` bits.
+    pub fn bits_from_words(w: BShare, n: usize) -> BitShare {
+        BitShare::new(w, n)
+    }
+}

@@ -1,0 +1,355 @@
+//! Composite protocols built from the primitives of [`crate::party`]:
+//! conversions between arithmetic and boolean sharing, comparison, equality
+//! and selection.
+//!
+//! The common trick (ABY3 §5): party 0 holds `x_0` and `x_1`, so it can add
+//! them locally and boolean-share `t = x_0 + x_1` (one round, one word), while
+//! `u = x_2` is already known to parties 1 and 2 and needs no communication
+//! to become a (trivial) boolean sharing. What remains is a two-operand
+//! boolean circuit on `t` and `u`, evaluated bit-sliced (see [`crate::bits`])
+//! with log-depth prefix trees.
+//!
+//! Cost per element, 64-bit words (rounds; approx. bits sent by the busiest
+//! party):
+//!
+//! | gadget | rounds | bits |
+//! |---|---|---|
+//! | `msb` | 8 | 64 + 64 + ~118 |
+//! | `lt` (exact, signed or unsigned) | 9 | 3 × msb + 1 |
+//! | `eq` | 7 | 64 + 63 |
+//! | `a2b` | 8 | 64 + 64 + ~321 |
+//! | `b2a` | 10 | a2b's adder + 128 |
+//! | `bit2a` | 2 | 64 + 64 |
+//! | `select` | 3 | bit2a + 64 |
+
+use crate::bits::{bits_to_words, from_planes, to_planes};
+use crate::party::{check_len, Party, Result};
+use crate::share::{AShare, BShare, BitShare};
+
+impl Party {
+    /// Boolean sharings of `t = x_0 + x_1` (input by party 0) and of
+    /// `u = f(x_2)` (trivial: parties 1 and 2 hold `x_2`). One round.
+    fn two_operands(&mut self, x: &AShare, f: impl Fn(u64) -> u64) -> Result<(BShare, BShare)> {
+        let n = x.len();
+        let me = self.id();
+        let t_vals: Option<Vec<u64>> =
+            (me == 0).then(|| x.a.iter().zip(&x.b).map(|(a, b)| a.wrapping_add(*b)).collect());
+        let t = self.input_b(0, t_vals.as_deref(), n)?;
+        let u = match me {
+            0 => BShare::zeros(n),
+            1 => BShare::from_parts(vec![0; n], x.b.iter().map(|v| f(*v)).collect()),
+            _ => BShare::from_parts(x.a.iter().map(|v| f(*v)).collect(), vec![0; n]),
+        };
+        Ok((t, u))
+    }
+
+    /// Parallel-prefix (Sklansky) generate signals: given per-bit generate
+    /// `g[k]` and propagate `p[k]` planes, returns `G[k]` = carry out of bits
+    /// `0..=k`. `ceil(log2 m)` rounds.
+    fn prefix_generate(&mut self, mut g: Vec<BShare>, p: Vec<BShare>) -> Result<Vec<BShare>> {
+        let m = g.len();
+        let mut p: Vec<Option<BShare>> = p.into_iter().map(Some).collect();
+        if m == 0 {
+            return Ok(g);
+        }
+        p[0] = None; // the group [0..=0] starts at bit 0: its P is never needed
+        let mut l = 0;
+        while (1usize << l) < m {
+            let half = 1usize << l;
+            let mut targets = Vec::new();
+            let res = {
+                let mut xs: Vec<&BShare> = Vec::new();
+                let mut ys: Vec<&BShare> = Vec::new();
+                for k in 0..m {
+                    if (k >> l) & 1 == 1 {
+                        let start = (k >> (l + 1)) << (l + 1);
+                        let mid = start + half - 1;
+                        let pk = p[k].as_ref().expect("upper half keeps its propagate");
+                        xs.push(pk);
+                        ys.push(&g[mid]);
+                        targets.push((k, true));
+                        if start != 0 {
+                            xs.push(pk);
+                            ys.push(p[mid].as_ref().expect("group not at bit 0"));
+                            targets.push((k, false));
+                        }
+                    }
+                }
+                self.and_many(&xs, &ys)?
+            };
+            for ((k, is_g), r) in targets.into_iter().zip(res) {
+                if is_g {
+                    g[k] = g[k].xor(&r);
+                } else {
+                    p[k] = Some(r);
+                }
+            }
+            for pk in p.iter_mut().take((2 * half).min(m)) {
+                *pk = None;
+            }
+            l += 1;
+        }
+        Ok(g)
+    }
+
+    /// Carry out of the whole group of bits (generate of `0..m`), with a
+    /// log-depth tree. Cheaper than [`Party::prefix_generate`] when only the
+    /// final carry is needed.
+    fn group_generate(&mut self, g: Vec<BShare>, p: Vec<BShare>) -> Result<BShare> {
+        let mut groups: Vec<(BShare, Option<BShare>)> =
+            g.into_iter().zip(p).map(|(g, p)| (g, Some(p))).collect();
+        if groups.is_empty() {
+            return Err(crate::MpcError::Usage("group_generate of no bits".into()));
+        }
+        groups[0].1 = None;
+        while groups.len() > 1 {
+            let pairs = groups.len() / 2;
+            let mut want_p = Vec::with_capacity(pairs);
+            let res = {
+                let mut xs: Vec<&BShare> = Vec::new();
+                let mut ys: Vec<&BShare> = Vec::new();
+                for i in 0..pairs {
+                    let (lo, hi) = (&groups[2 * i], &groups[2 * i + 1]);
+                    let p_hi = hi.1.as_ref().expect("only the lowest group lacks P");
+                    xs.push(p_hi);
+                    ys.push(&lo.0);
+                    if let Some(p_lo) = lo.1.as_ref() {
+                        xs.push(p_hi);
+                        ys.push(p_lo);
+                        want_p.push(true);
+                    } else {
+                        want_p.push(false);
+                    }
+                }
+                self.and_many(&xs, &ys)?
+            };
+            let mut res = res.into_iter();
+            let mut old = std::mem::take(&mut groups).into_iter();
+            for wp in want_p {
+                let _lo = old.next().expect("lo");
+                let (g_hi, _) = old.next().expect("hi");
+                let t = res.next().expect("generate term");
+                let p = if wp { Some(res.next().expect("propagate term")) } else { None };
+                groups.push((g_hi.xor(&t), p));
+            }
+            groups.extend(old);
+        }
+        Ok(groups.pop().expect("one group").0)
+    }
+
+    /// AND of all planes (a log-depth tree).
+    fn and_reduce(&mut self, mut planes: Vec<BShare>) -> Result<BShare> {
+        if planes.is_empty() {
+            return Err(crate::MpcError::Usage("and_reduce of nothing".into()));
+        }
+        while planes.len() > 1 {
+            let half = planes.len() / 2;
+            let rest = planes.split_off(2 * half);
+            let res = {
+                let xs: Vec<&BShare> = planes.iter().step_by(2).collect();
+                let ys: Vec<&BShare> = planes.iter().skip(1).step_by(2).collect();
+                self.and_many(&xs, &ys)?
+            };
+            planes = res;
+            planes.extend(rest);
+        }
+        Ok(planes.pop().expect("one plane"))
+    }
+
+    /// Sum of two boolean-shared 64-bit columns (mod 2^64), as boolean
+    /// shares. Bit-sliced Sklansky adder: 1 + 6 rounds.
+    pub fn add_bool(&mut self, x: &BShare, y: &BShare) -> Result<BShare> {
+        check_len(x.len(), y.len())?;
+        let n = x.len();
+        let g = self.and(x, y)?;
+        let p = x.xor(y);
+        let gp = to_planes(&g, 63);
+        let pp = to_planes(&p, 64);
+        let carries = self.prefix_generate(gp, pp[..63].to_vec())?;
+        let mut sum = Vec::with_capacity(64);
+        sum.push(pp[0].clone());
+        for k in 1..64 {
+            sum.push(pp[k].xor(&carries[k - 1]));
+        }
+        Ok(from_planes(&sum, n))
+    }
+
+    /// Arithmetic to boolean conversion (bit decomposition).
+    pub fn a2b(&mut self, x: &AShare) -> Result<BShare> {
+        let (t, u) = self.two_operands(x, |v| v)?;
+        self.add_bool(&t, &u)
+    }
+
+    /// Boolean (64-bit words) to arithmetic conversion. Parties 0 and 1
+    /// draw `y_1`, parties 1 and 2 draw `y_2`; party 1 shares `-(y_1 + y_2)`,
+    /// the parties add it to `x` with a boolean adder and open the sum
+    /// `y_0 = x - y_1 - y_2` to parties 0 and 2 only (it is uniformly random to
+    /// each of them). The result is the arithmetic sharing `(y_0, y_1, y_2)`.
+    pub fn b2a(&mut self, x: &BShare) -> Result<AShare> {
+        let n = x.len();
+        let me = self.id();
+        let nonce = self.fresh_nonce();
+        let (y1, y2) = match me {
+            0 => (self.keys().next.words(nonce, n), Vec::new()),
+            1 => (self.keys().prev.words(nonce, n), self.keys().next.words(nonce, n)),
+            _ => (Vec::new(), self.keys().prev.words(nonce, n)),
+        };
+        let w: Option<Vec<u64>> = (me == 1).then(|| {
+            y1.iter()
+                .zip(&y2)
+                .map(|(a, b)| a.wrapping_add(*b).wrapping_neg())
+                .collect()
+        });
+        let wsh = self.input_b(1, w.as_deref(), n)?;
+        let z = self.add_bool(x, &wsh)?;
+        match me {
+            0 => {
+                let mut z2 = vec![0; n];
+                self.round(&[], &mut [(1, &mut z2)])?;
+                let y0 = (0..n).map(|j| z.a[j] ^ z.b[j] ^ z2[j]).collect();
+                Ok(AShare::from_parts(y0, y1))
+            }
+            1 => {
+                self.round(&[(0, &z.b), (2, &z.a)], &mut [])?;
+                Ok(AShare::from_parts(y1, y2))
+            }
+            _ => {
+                let mut z1 = vec![0; n];
+                self.round(&[], &mut [(1, &mut z1)])?;
+                let y0 = (0..n).map(|j| z.a[j] ^ z.b[j] ^ z1[j]).collect();
+                Ok(AShare::from_parts(y2, y0))
+            }
+        }
+    }
+
+    /// Bit injection: a column of secret bits to arithmetic shares of 0/1.
+    /// Two rounds. With `c = d ^ e`, `d = c_0 ^ c_1` known to party 0 and
+    /// `e = c_2` known to parties 1 and 2: party 0 shares `d = s_0 + r`
+    /// (sending `s_0` to party 2); then `c = d + e - 2de` splits into
+    /// `v_1 = r(1-2e)` (party 1) and `v_2 = s_0(1-2e) + e` (party 2), which
+    /// parties 1 and 2 reshare into replicated form.
+    pub fn bit2a(&mut self, c: &BitShare) -> Result<AShare> {
+        let n = c.len();
+        let me = self.id();
+        let dvals: Option<Vec<u64>> = (me == 0).then(|| {
+            let packed: Vec<u64> = c.w.a.iter().zip(&c.w.b).map(|(a, b)| a ^ b).collect();
+            bits_to_words(&packed, n)
+        });
+        let s = self.input_a(0, dvals.as_deref(), n)?;
+        let nonce = self.fresh_nonce();
+        match me {
+            0 => {
+                let q0 = self.keys().prev.words(nonce, n);
+                let q1 = self.keys().next.words(nonce, n);
+                self.round(&[], &mut [])?;
+                Ok(AShare::from_parts(q0, q1))
+            }
+            1 => {
+                let e = bits_to_words(&c.w.b, n);
+                let q1 = self.keys().prev.words(nonce, n);
+                let m1: Vec<u64> = (0..n)
+                    .map(|j| s.a[j].wrapping_mul(1u64.wrapping_sub(2 * e[j])).wrapping_sub(q1[j]))
+                    .collect();
+                let mut m2 = vec![0; n];
+                self.round(&[(2, &m1)], &mut [(2, &mut m2)])?;
+                let q2 = m1.iter().zip(&m2).map(|(a, b)| a.wrapping_add(*b)).collect();
+                Ok(AShare::from_parts(q1, q2))
+            }
+            _ => {
+                let e = bits_to_words(&c.w.a, n);
+                let q0 = self.keys().next.words(nonce, n);
+                let m2: Vec<u64> = (0..n)
+                    .map(|j| {
+                        s.b[j]
+                            .wrapping_mul(1u64.wrapping_sub(2 * e[j]))
+                            .wrapping_add(e[j])
+                            .wrapping_sub(q0[j])
+                    })
+                    .collect();
+                let mut m1 = vec![0; n];
+                self.round(&[(1, &m2)], &mut [(1, &mut m1)])?;
+                let q2 = m1.iter().zip(&m2).map(|(a, b)| a.wrapping_add(*b)).collect();
+                Ok(AShare::from_parts(q2, q0))
+            }
+        }
+    }
+
+    /// Most significant bit of each element (the sign in two's complement).
+    pub fn msb(&mut self, x: &AShare) -> Result<BitShare> {
+        let n = x.len();
+        let (t, u) = self.two_operands(x, |v| v)?;
+        let g = self.and(&t, &u)?;
+        let p = t.xor(&u);
+        let gp = to_planes(&g, 63);
+        let mut pp = to_planes(&p, 64);
+        let p63 = pp.pop().expect("64 planes");
+        let carry = self.group_generate(gp, pp)?;
+        Ok(BitShare::new(p63.xor(&carry), n))
+    }
+
+    /// Exact less-than over the full 64-bit range: `x < y`, reading the
+    /// words as signed (two's complement) or unsigned integers. The top bits
+    /// of `x`, `y` and `x - y` are extracted together (one batch), then
+    /// `lt = md ^ ((mx ^ my) & (sel ^ md))` with `sel = mx` (signed) or `my`
+    /// (unsigned).
+    pub fn lt(&mut self, x: &AShare, y: &AShare, signed: bool) -> Result<BitShare> {
+        check_len(x.len(), y.len())?;
+        let n = x.len();
+        let w = n.div_ceil(64);
+        let pad = w * 64 - n;
+        let d = x.sub(y);
+        let cat = AShare::concat(&[&x.padded(pad), &y.padded(pad), &d.padded(pad)]);
+        let m = self.msb(&cat)?;
+        let mut parts = m.w.split(&[w, w, w]).into_iter();
+        let (mx, my, md) = (
+            parts.next().expect("mx"),
+            parts.next().expect("my"),
+            parts.next().expect("md"),
+        );
+        let sel = if signed { mx.xor(&md) } else { my.xor(&md) };
+        let t = self.and(&mx.xor(&my), &sel)?;
+        Ok(BitShare::new(md.xor(&t), n))
+    }
+
+    /// Equality `x == y`: with `d = x - y`, `d = 0` iff `d_0 + d_1 = -d_2`, and
+    /// the two sides are held by party 0 and by parties 1 and 2; the result
+    /// is the AND of all bits of `!(t ^ u)`. 1 + 6 rounds.
+    pub fn eq(&mut self, x: &AShare, y: &AShare) -> Result<BitShare> {
+        check_len(x.len(), y.len())?;
+        let n = x.len();
+        let d = x.sub(y);
+        let (t, u) = self.two_operands(&d, |v| v.wrapping_neg())?;
+        let e = t.xor(&u).not(self.id());
+        let planes = to_planes(&e, 64);
+        let r = self.and_reduce(planes)?;
+        Ok(BitShare::new(r, n))
+    }
+
+    /// Element-wise AND of bit columns.
+    pub fn and_bits(&mut self, x: &BitShare, y: &BitShare) -> Result<BitShare> {
+        check_len(x.len(), y.len())?;
+        Ok(BitShare::new(self.and(&x.w, &y.w)?, x.len()))
+    }
+
+    /// Element-wise OR of bit columns.
+    pub fn or_bits(&mut self, x: &BitShare, y: &BitShare) -> Result<BitShare> {
+        let a = self.and_bits(x, y)?;
+        Ok(x.xor(y).xor(&a))
+    }
+
+    /// `c ? x : y` element-wise: `y + bit2a(c) · (x - y)`. Three rounds.
+    pub fn select(&mut self, c: &BitShare, x: &AShare, y: &AShare) -> Result<AShare> {
+        check_len(x.len(), y.len())?;
+        check_len(c.len(), x.len())?;
+        let ca = self.bit2a(c)?;
+        let diff = x.sub(y);
+        Ok(y.add(&self.mul(&ca, &diff)?))
+    }
+
+    /// Open a bit column to one party or to all.
+    pub fn reveal_bits(&mut self, c: &BitShare, to: Option<crate::PartyId>) -> Result<Option<Vec<bool>>> {
+        Ok(self
+            .reveal_b(&c.w, to)?
+            .map(|w| crate::share::unpack_bits(&w, c.len())))
+    }
+}
