@@ -26,62 +26,99 @@ pub fn transpose64(m: &mut [u64; 64]) {
     }
 }
 
-/// Planes `0..nbits` of a column of words: result `[k][q]` has bit `r` equal
-/// to bit `k` of `words[64q + r]` (missing elements read as zero).
-pub fn to_planes_raw(words: &[u64], nbits: usize) -> Vec<Vec<u64>> {
-    let w = words.len().div_ceil(64);
-    let mut planes = vec![vec![0u64; w]; nbits];
-    let mut block = [0u64; 64];
-    for q in 0..w {
-        let chunk = &words[q * 64..words.len().min(q * 64 + 64)];
-        block[..chunk.len()].copy_from_slice(chunk);
-        block[chunk.len()..].fill(0);
-        transpose64(&mut block);
-        for (k, plane) in planes.iter_mut().enumerate() {
-            plane[q] = block[k];
-        }
-    }
-    planes
-}
-
-/// Inverse of [`to_planes_raw`]: `n` words from up to 64 planes (missing
-/// planes read as zero).
-pub fn from_planes_raw(planes: &[&[u64]], n: usize) -> Vec<u64> {
-    let w = n.div_ceil(64);
-    let mut out = vec![0u64; n];
-    let mut block = [0u64; 64];
-    for q in 0..w {
-        block.fill(0);
-        for (k, plane) in planes.iter().enumerate() {
-            block[k] = plane[q];
-        }
-        transpose64(&mut block);
-        let end = n.min(q * 64 + 64);
-        out[q * 64..end].copy_from_slice(&block[..end - q * 64]);
-    }
-    out
-}
-
-/// Bit planes `0..nbits` of boolean shares of 64-bit words.
-pub fn to_planes(x: &BShare, nbits: usize) -> Vec<BShare> {
-    let a = to_planes_raw(&x.a, nbits);
-    let b = to_planes_raw(&x.b, nbits);
-    a.into_iter()
-        .zip(b)
-        .map(|(a, b)| BShare::from_parts(a, b))
-        .collect()
-}
-
-/// Boolean shares of `n` words from bit planes.
-pub fn from_planes(planes: &[BShare], n: usize) -> BShare {
-    let a: Vec<&[u64]> = planes.iter().map(|p| &p.a[..]).collect();
-    let b: Vec<&[u64]> = planes.iter().map(|p| &p.b[..]).collect();
-    BShare::from_parts(from_planes_raw(&a, n), from_planes_raw(&b, n))
-}
-
 /// Expand packed bits into one word (0 or 1) per element.
 pub fn bits_to_words(packed: &[u64], n: usize) -> Vec<u64> {
     (0..n).map(|j| (packed[j / 64] >> (j % 64)) & 1).collect()
+}
+
+/// Bit-sliced boolean shares in block-major layout: for each block `q` of 64
+/// elements, `k` consecutive plane words (word `q·k + j` holds bit `lo + j`
+/// of the block's 64 elements). Keeping a block's planes together makes
+/// transposition a streaming pass and the gathers of a circuit layer
+/// cache-friendly.
+#[derive(Clone, Debug)]
+pub(crate) struct Sliced {
+    pub(crate) s: BShare,
+    pub(crate) k: usize,
+}
+
+impl Sliced {
+    /// Number of 64-element blocks.
+    pub(crate) fn blocks(&self) -> usize {
+        self.s.len().checked_div(self.k).unwrap_or(0)
+    }
+
+    /// Planes `bits` of the words of `x` (missing elements read as zero).
+    pub(crate) fn from_words(x: &BShare, bits: std::ops::Range<usize>) -> Sliced {
+        let k = bits.len();
+        let conv = |words: &[u64]| -> Vec<u64> {
+            let w = words.len().div_ceil(64);
+            let mut out = vec![0u64; w * k];
+            let mut block = [0u64; 64];
+            for q in 0..w {
+                let chunk = &words[q * 64..words.len().min(q * 64 + 64)];
+                block[..chunk.len()].copy_from_slice(chunk);
+                block[chunk.len()..].fill(0);
+                transpose64(&mut block);
+                out[q * k..(q + 1) * k].copy_from_slice(&block[bits.clone()]);
+            }
+            out
+        };
+        Sliced {
+            s: BShare::from_parts(conv(&x.a), conv(&x.b)),
+            k,
+        }
+    }
+
+    /// Words of `n` elements whose bits `0..k` are these planes (higher bits
+    /// zero).
+    pub(crate) fn to_words(&self, n: usize) -> BShare {
+        let k = self.k;
+        let conv = |planes: &[u64]| -> Vec<u64> {
+            let mut out = vec![0u64; n];
+            let mut block = [0u64; 64];
+            for q in 0..n.div_ceil(64) {
+                block[..k].copy_from_slice(&planes[q * k..(q + 1) * k]);
+                block[k..].fill(0);
+                transpose64(&mut block);
+                let end = n.min(q * 64 + 64);
+                out[q * 64..end].copy_from_slice(&block[..end - q * 64]);
+            }
+            out
+        };
+        BShare::from_parts(conv(&self.s.a), conv(&self.s.b))
+    }
+
+    /// One plane as packed bits (`blocks()` words).
+    pub(crate) fn plane(&self, j: usize) -> BShare {
+        let k = self.k;
+        let w = self.blocks();
+        BShare::from_parts(
+            (0..w).map(|q| self.s.a[q * k + j]).collect(),
+            (0..w).map(|q| self.s.b[q * k + j]).collect(),
+        )
+    }
+}
+
+/// For every block, the listed planes of each source in turn: the operand
+/// layout of one circuit layer (block-major, `sum of idx lengths` words per
+/// block). All sources must have the same number of blocks.
+pub(crate) fn gather(srcs: &[(&Sliced, &[usize])]) -> Sliced {
+    let k: usize = srcs.iter().map(|(_, idx)| idx.len()).sum();
+    let w = srcs.first().map(|(s, _)| s.blocks()).unwrap_or(0);
+    let mut a = Vec::with_capacity(w * k);
+    let mut b = Vec::with_capacity(w * k);
+    for q in 0..w {
+        for (src, idx) in srcs {
+            let base = q * src.k;
+            a.extend(idx.iter().map(|&j| src.s.a[base + j]));
+            b.extend(idx.iter().map(|&j| src.s.b[base + j]));
+        }
+    }
+    Sliced {
+        s: BShare::from_parts(a, b),
+        k,
+    }
 }
 
 #[cfg(test)]
@@ -89,24 +126,32 @@ mod tests {
     use super::*;
     use proptest::prelude::*;
 
-    fn naive(words: &[u64]) -> Vec<Vec<u64>> {
-        let w = words.len().div_ceil(64);
-        let mut planes = vec![vec![0u64; w]; 64];
-        for (e, x) in words.iter().enumerate() {
-            for (k, plane) in planes.iter_mut().enumerate() {
-                plane[e / 64] |= ((x >> k) & 1) << (e % 64);
-            }
-        }
-        planes
+    /// Bit `k` of element `e`, straight from the definition.
+    fn bit(words: &[u64], e: usize, k: usize) -> u64 {
+        words.get(e).map_or(0, |x| (x >> k) & 1)
     }
 
     proptest! {
         #[test]
-        fn planes_match_naive_and_round_trip(words in prop::collection::vec(any::<u64>(), 0..300)) {
-            let p = to_planes_raw(&words, 64);
-            prop_assert_eq!(&p, &naive(&words));
-            let refs: Vec<&[u64]> = p.iter().map(|v| &v[..]).collect();
-            prop_assert_eq!(from_planes_raw(&refs, words.len()), words);
+        fn slicing_matches_definition_and_round_trips(
+            words in prop::collection::vec(any::<u64>(), 0..300),
+            lo in 0usize..64,
+        ) {
+            let x = BShare::from_parts(words.clone(), vec![0; words.len()]);
+            let s = Sliced::from_words(&x, lo..64);
+            let k = 64 - lo;
+            for q in 0..s.blocks() {
+                for j in 0..k {
+                    let mut want = 0u64;
+                    for r in 0..64 {
+                        want |= bit(&words, 64 * q + r, lo + j) << r;
+                    }
+                    prop_assert_eq!(s.s.a[q * k + j], want);
+                    prop_assert_eq!(s.plane(j).a[q], want);
+                }
+            }
+            let full = Sliced::from_words(&x, 0..64);
+            prop_assert_eq!(&full.to_words(words.len()).a, &words);
         }
     }
 }

@@ -22,9 +22,19 @@
 //! | `bit2a` | 2 | 64 + 64 |
 //! | `select` | 3 | bit2a + 64 |
 
-use crate::bits::{bits_to_words, from_planes, to_planes};
+use crate::bits::{bits_to_words, gather, Sliced};
 use crate::party::{check_len, Party, Result};
 use crate::share::{AShare, BShare, BitShare};
+
+/// Columns longer than this are processed in batches of this many elements
+/// by the multi-round gadgets, which bounds their working memory (about 60
+/// words per element of a batch) at the price of more rounds: a batch runs
+/// in the gadget's minimal number of rounds. A multiple of 64.
+pub const BATCH: usize = 1 << 20;
+
+fn batches(n: usize) -> impl Iterator<Item = std::ops::Range<usize>> {
+    (0..n.div_ceil(BATCH).max(1)).map(move |i| i * BATCH..n.min((i + 1) * BATCH))
+}
 
 impl Party {
     /// Boolean sharings of `t = x_0 + x_1` (input by party 0) and of
@@ -32,8 +42,12 @@ impl Party {
     fn two_operands(&mut self, x: &AShare, f: impl Fn(u64) -> u64) -> Result<(BShare, BShare)> {
         let n = x.len();
         let me = self.id();
-        let t_vals: Option<Vec<u64>> =
-            (me == 0).then(|| x.a.iter().zip(&x.b).map(|(a, b)| a.wrapping_add(*b)).collect());
+        let t_vals: Option<Vec<u64>> = (me == 0).then(|| {
+            x.a.iter()
+                .zip(&x.b)
+                .map(|(a, b)| a.wrapping_add(*b))
+                .collect()
+        });
         let t = self.input_b(0, t_vals.as_deref(), n)?;
         let u = match me {
             0 => BShare::zeros(n),
@@ -43,117 +57,116 @@ impl Party {
         Ok((t, u))
     }
 
-    /// Parallel-prefix (Sklansky) generate signals: given per-bit generate
-    /// `g[k]` and propagate `p[k]` planes, returns `G[k]` = carry out of bits
-    /// `0..=k`. `ceil(log2 m)` rounds.
-    fn prefix_generate(&mut self, mut g: Vec<BShare>, p: Vec<BShare>) -> Result<Vec<BShare>> {
-        let m = g.len();
-        let mut p: Vec<Option<BShare>> = p.into_iter().map(Some).collect();
-        if m == 0 {
-            return Ok(g);
-        }
-        p[0] = None; // the group [0..=0] starts at bit 0: its P is never needed
+    /// Parallel-prefix (Sklansky) generate signals over the first `m` planes:
+    /// given per-bit generate `g` and propagate `p`, returns planes `G[k]` =
+    /// carry out of bits `0..=k`. `ceil(log2 m)` rounds.
+    fn prefix_generate(&mut self, mut g: Sliced, mut p: Sliced, m: usize) -> Result<Sliced> {
+        let w = g.blocks();
         let mut l = 0;
         while (1usize << l) < m {
             let half = 1usize << l;
-            let mut targets = Vec::new();
-            let res = {
-                let mut xs: Vec<&BShare> = Vec::new();
-                let mut ys: Vec<&BShare> = Vec::new();
-                for k in 0..m {
-                    if (k >> l) & 1 == 1 {
-                        let start = (k >> (l + 1)) << (l + 1);
-                        let mid = start + half - 1;
-                        let pk = p[k].as_ref().expect("upper half keeps its propagate");
-                        xs.push(pk);
-                        ys.push(&g[mid]);
-                        targets.push((k, true));
-                        if start != 0 {
-                            xs.push(pk);
-                            ys.push(p[mid].as_ref().expect("group not at bit 0"));
-                            targets.push((k, false));
-                        }
+            // Upper halves of each 2^(l+1) block: combine with the block's middle.
+            let mut gk = Vec::new(); // positions updated: generate term
+            let mut gmid = Vec::new();
+            let mut pk = Vec::new(); // positions whose propagate is still needed
+            let mut pmid = Vec::new();
+            for k in 0..m {
+                if (k >> l) & 1 == 1 {
+                    let start = (k >> (l + 1)) << (l + 1);
+                    let mid = start + half - 1;
+                    gk.push(k);
+                    gmid.push(mid);
+                    if start != 0 {
+                        pk.push(k);
+                        pmid.push(mid);
                     }
                 }
-                self.and_many(&xs, &ys)?
-            };
-            for ((k, is_g), r) in targets.into_iter().zip(res) {
-                if is_g {
-                    g[k] = g[k].xor(&r);
-                } else {
-                    p[k] = Some(r);
-                }
             }
-            for pk in p.iter_mut().take((2 * half).min(m)) {
-                *pk = None;
+            let xs = gather(&[(&p, &gk), (&p, &pk)]);
+            let ys = gather(&[(&g, &gmid), (&p, &pmid)]);
+            let r = self.and(&xs.s, &ys.s)?;
+            let ops = gk.len() + pk.len();
+            for q in 0..w {
+                let rb = q * ops;
+                for (i, &k) in gk.iter().enumerate() {
+                    g.s.a[q * g.k + k] ^= r.a[rb + i];
+                    g.s.b[q * g.k + k] ^= r.b[rb + i];
+                }
+                for (i, &k) in pk.iter().enumerate() {
+                    p.s.a[q * p.k + k] = r.a[rb + gk.len() + i];
+                    p.s.b[q * p.k + k] = r.b[rb + gk.len() + i];
+                }
             }
             l += 1;
         }
         Ok(g)
     }
 
-    /// Carry out of the whole group of bits (generate of `0..m`), with a
-    /// log-depth tree. Cheaper than [`Party::prefix_generate`] when only the
-    /// final carry is needed.
-    fn group_generate(&mut self, g: Vec<BShare>, p: Vec<BShare>) -> Result<BShare> {
-        let mut groups: Vec<(BShare, Option<BShare>)> =
-            g.into_iter().zip(p).map(|(g, p)| (g, Some(p))).collect();
-        if groups.is_empty() {
+    /// Carry out of the whole group of the first `m` planes (generate of
+    /// bits `0..m`), with a log-depth tree. Cheaper than
+    /// [`Party::prefix_generate`] when only the final carry is needed.
+    fn group_generate(&mut self, mut g: Sliced, mut p: Sliced, mut m: usize) -> Result<BShare> {
+        if m == 0 {
             return Err(crate::MpcError::Usage("group_generate of no bits".into()));
         }
-        groups[0].1 = None;
-        while groups.len() > 1 {
-            let pairs = groups.len() / 2;
-            let mut want_p = Vec::with_capacity(pairs);
-            let res = {
-                let mut xs: Vec<&BShare> = Vec::new();
-                let mut ys: Vec<&BShare> = Vec::new();
+        let w = g.blocks();
+        while m > 1 {
+            let pairs = m / 2;
+            let odd = m % 2 == 1;
+            // Generate terms P_hi & G_lo for every pair; propagate terms
+            // P_hi & P_lo for every pair but the lowest (its carry-in is 0).
+            let his: Vec<usize> = (0..pairs).map(|i| 2 * i + 1).collect();
+            let los: Vec<usize> = (0..pairs).map(|i| 2 * i).collect();
+            let xs = gather(&[(&p, &his), (&p, &his[1..])]);
+            let ys = gather(&[(&g, &los), (&p, &los[1..])]);
+            let r = self.and(&xs.s, &ys.s)?;
+            let ops = 2 * pairs - 1;
+            let nm = pairs + odd as usize;
+            let mut ng = BShare::zeros(w * nm);
+            let mut np = BShare::zeros(w * nm);
+            for q in 0..w {
+                let (rb, gb, pb, ob) = (q * ops, q * g.k, q * p.k, q * nm);
                 for i in 0..pairs {
-                    let (lo, hi) = (&groups[2 * i], &groups[2 * i + 1]);
-                    let p_hi = hi.1.as_ref().expect("only the lowest group lacks P");
-                    xs.push(p_hi);
-                    ys.push(&lo.0);
-                    if let Some(p_lo) = lo.1.as_ref() {
-                        xs.push(p_hi);
-                        ys.push(p_lo);
-                        want_p.push(true);
-                    } else {
-                        want_p.push(false);
+                    ng.a[ob + i] = g.s.a[gb + 2 * i + 1] ^ r.a[rb + i];
+                    ng.b[ob + i] = g.s.b[gb + 2 * i + 1] ^ r.b[rb + i];
+                    if i > 0 {
+                        np.a[ob + i] = r.a[rb + pairs + i - 1];
+                        np.b[ob + i] = r.b[rb + pairs + i - 1];
                     }
                 }
-                self.and_many(&xs, &ys)?
-            };
-            let mut res = res.into_iter();
-            let mut old = std::mem::take(&mut groups).into_iter();
-            for wp in want_p {
-                let _lo = old.next().expect("lo");
-                let (g_hi, _) = old.next().expect("hi");
-                let t = res.next().expect("generate term");
-                let p = if wp { Some(res.next().expect("propagate term")) } else { None };
-                groups.push((g_hi.xor(&t), p));
+                if odd {
+                    ng.a[ob + pairs] = g.s.a[gb + m - 1];
+                    ng.b[ob + pairs] = g.s.b[gb + m - 1];
+                    np.a[ob + pairs] = p.s.a[pb + m - 1];
+                    np.b[ob + pairs] = p.s.b[pb + m - 1];
+                }
             }
-            groups.extend(old);
+            g = Sliced { s: ng, k: nm };
+            p = Sliced { s: np, k: nm };
+            m = nm;
         }
-        Ok(groups.pop().expect("one group").0)
+        Ok(g.plane(0))
     }
 
-    /// AND of all planes (a log-depth tree).
-    fn and_reduce(&mut self, mut planes: Vec<BShare>) -> Result<BShare> {
-        if planes.is_empty() {
+    /// AND of all planes (a log-depth tree), as one plane.
+    fn and_reduce(&mut self, mut x: Sliced) -> Result<BShare> {
+        if x.k == 0 {
             return Err(crate::MpcError::Usage("and_reduce of nothing".into()));
         }
-        while planes.len() > 1 {
-            let half = planes.len() / 2;
-            let rest = planes.split_off(2 * half);
-            let res = {
-                let xs: Vec<&BShare> = planes.iter().step_by(2).collect();
-                let ys: Vec<&BShare> = planes.iter().skip(1).step_by(2).collect();
-                self.and_many(&xs, &ys)?
+        while x.k > 1 {
+            let pairs = x.k / 2;
+            let los: Vec<usize> = (0..pairs).map(|i| 2 * i).collect();
+            let his: Vec<usize> = (0..pairs).map(|i| 2 * i + 1).collect();
+            let r = self.and(&gather(&[(&x, &los)]).s, &gather(&[(&x, &his)]).s)?;
+            let r = Sliced { s: r, k: pairs };
+            x = if x.k % 2 == 1 {
+                let last = [x.k - 1];
+                gather(&[(&r, &(0..pairs).collect::<Vec<_>>()), (&x, &last)])
+            } else {
+                r
             };
-            planes = res;
-            planes.extend(rest);
         }
-        Ok(planes.pop().expect("one plane"))
+        Ok(x.plane(0))
     }
 
     /// Sum of two boolean-shared 64-bit columns (mod 2^64), as boolean
@@ -163,19 +176,25 @@ impl Party {
         let n = x.len();
         let g = self.and(x, y)?;
         let p = x.xor(y);
-        let gp = to_planes(&g, 63);
-        let pp = to_planes(&p, 64);
-        let carries = self.prefix_generate(gp, pp[..63].to_vec())?;
-        let mut sum = Vec::with_capacity(64);
-        sum.push(pp[0].clone());
-        for k in 1..64 {
-            sum.push(pp[k].xor(&carries[k - 1]));
-        }
-        Ok(from_planes(&sum, n))
+        let gs = Sliced::from_words(&g, 0..63);
+        let ps = Sliced::from_words(&p, 0..63);
+        let carries = self.prefix_generate(gs, ps, 63)?.to_words(n);
+        // Bit k of the sum is p_k ^ (carry out of bits 0..k-1).
+        Ok(p.xor(&carries.shl(1)))
     }
 
     /// Arithmetic to boolean conversion (bit decomposition).
     pub fn a2b(&mut self, x: &AShare) -> Result<BShare> {
+        if x.len() <= BATCH {
+            return self.a2b_batch(x);
+        }
+        let parts = batches(x.len())
+            .map(|r| self.a2b_batch(&x.slice(r)))
+            .collect::<Result<Vec<_>>>()?;
+        Ok(BShare::concat(&parts.iter().collect::<Vec<_>>()))
+    }
+
+    fn a2b_batch(&mut self, x: &AShare) -> Result<BShare> {
         let (t, u) = self.two_operands(x, |v| v)?;
         self.add_bool(&t, &u)
     }
@@ -186,12 +205,25 @@ impl Party {
     /// `y_0 = x - y_1 - y_2` to parties 0 and 2 only (it is uniformly random to
     /// each of them). The result is the arithmetic sharing `(y_0, y_1, y_2)`.
     pub fn b2a(&mut self, x: &BShare) -> Result<AShare> {
+        if x.len() <= BATCH {
+            return self.b2a_batch(x);
+        }
+        let parts = batches(x.len())
+            .map(|r| self.b2a_batch(&x.slice(r)))
+            .collect::<Result<Vec<_>>>()?;
+        Ok(AShare::concat(&parts.iter().collect::<Vec<_>>()))
+    }
+
+    fn b2a_batch(&mut self, x: &BShare) -> Result<AShare> {
         let n = x.len();
         let me = self.id();
         let nonce = self.fresh_nonce();
         let (y1, y2) = match me {
             0 => (self.keys().next.words(nonce, n), Vec::new()),
-            1 => (self.keys().prev.words(nonce, n), self.keys().next.words(nonce, n)),
+            1 => (
+                self.keys().prev.words(nonce, n),
+                self.keys().next.words(nonce, n),
+            ),
             _ => (Vec::new(), self.keys().prev.words(nonce, n)),
         };
         let w: Option<Vec<u64>> = (me == 1).then(|| {
@@ -248,11 +280,19 @@ impl Party {
                 let e = bits_to_words(&c.w.b, n);
                 let q1 = self.keys().prev.words(nonce, n);
                 let m1: Vec<u64> = (0..n)
-                    .map(|j| s.a[j].wrapping_mul(1u64.wrapping_sub(2 * e[j])).wrapping_sub(q1[j]))
+                    .map(|j| {
+                        s.a[j]
+                            .wrapping_mul(1u64.wrapping_sub(2 * e[j]))
+                            .wrapping_sub(q1[j])
+                    })
                     .collect();
                 let mut m2 = vec![0; n];
                 self.round(&[(2, &m1)], &mut [(2, &mut m2)])?;
-                let q2 = m1.iter().zip(&m2).map(|(a, b)| a.wrapping_add(*b)).collect();
+                let q2 = m1
+                    .iter()
+                    .zip(&m2)
+                    .map(|(a, b)| a.wrapping_add(*b))
+                    .collect();
                 Ok(AShare::from_parts(q1, q2))
             }
             _ => {
@@ -268,7 +308,11 @@ impl Party {
                     .collect();
                 let mut m1 = vec![0; n];
                 self.round(&[(1, &m2)], &mut [(1, &mut m1)])?;
-                let q2 = m1.iter().zip(&m2).map(|(a, b)| a.wrapping_add(*b)).collect();
+                let q2 = m1
+                    .iter()
+                    .zip(&m2)
+                    .map(|(a, b)| a.wrapping_add(*b))
+                    .collect();
                 Ok(AShare::from_parts(q2, q0))
             }
         }
@@ -276,14 +320,33 @@ impl Party {
 
     /// Most significant bit of each element (the sign in two's complement).
     pub fn msb(&mut self, x: &AShare) -> Result<BitShare> {
+        self.batched_bits(x.len(), |p, r| p.msb_batch(&x.slice(r)))
+    }
+
+    /// Run a bit-valued gadget batch by batch and join the packed results
+    /// (batches are whole words, since `BATCH` is a multiple of 64).
+    fn batched_bits(
+        &mut self,
+        n: usize,
+        mut f: impl FnMut(&mut Party, std::ops::Range<usize>) -> Result<BitShare>,
+    ) -> Result<BitShare> {
+        if n <= BATCH {
+            return f(self, 0..n);
+        }
+        let parts = batches(n).map(|r| f(self, r)).collect::<Result<Vec<_>>>()?;
+        let words = BShare::concat(&parts.iter().map(|b| &b.w).collect::<Vec<_>>());
+        Ok(BitShare::new(words, n))
+    }
+
+    fn msb_batch(&mut self, x: &AShare) -> Result<BitShare> {
         let n = x.len();
         let (t, u) = self.two_operands(x, |v| v)?;
         let g = self.and(&t, &u)?;
         let p = t.xor(&u);
-        let gp = to_planes(&g, 63);
-        let mut pp = to_planes(&p, 64);
-        let p63 = pp.pop().expect("64 planes");
-        let carry = self.group_generate(gp, pp)?;
+        let gs = Sliced::from_words(&g, 0..63);
+        let ps = Sliced::from_words(&p, 0..64);
+        let p63 = ps.plane(63);
+        let carry = self.group_generate(gs, ps, 63)?;
         Ok(BitShare::new(p63.xor(&carry), n))
     }
 
@@ -294,12 +357,21 @@ impl Party {
     /// (unsigned).
     pub fn lt(&mut self, x: &AShare, y: &AShare, signed: bool) -> Result<BitShare> {
         check_len(x.len(), y.len())?;
+        if x.len() <= BATCH {
+            return self.lt_batch(x, y, signed);
+        }
+        self.batched_bits(x.len(), |p, r| {
+            p.lt_batch(&x.slice(r.clone()), &y.slice(r), signed)
+        })
+    }
+
+    fn lt_batch(&mut self, x: &AShare, y: &AShare, signed: bool) -> Result<BitShare> {
         let n = x.len();
         let w = n.div_ceil(64);
         let pad = w * 64 - n;
-        let d = x.sub(y);
-        let cat = AShare::concat(&[&x.padded(pad), &y.padded(pad), &d.padded(pad)]);
-        let m = self.msb(&cat)?;
+        let cat = AShare::concat(&[&x.padded(pad), &y.padded(pad), &x.sub(y).padded(pad)]);
+        let m = self.msb_batch(&cat)?;
+        drop(cat);
         let mut parts = m.w.split(&[w, w, w]).into_iter();
         let (mx, my, md) = (
             parts.next().expect("mx"),
@@ -316,12 +388,18 @@ impl Party {
     /// is the AND of all bits of `!(t ^ u)`. 1 + 6 rounds.
     pub fn eq(&mut self, x: &AShare, y: &AShare) -> Result<BitShare> {
         check_len(x.len(), y.len())?;
+        if x.len() <= BATCH {
+            return self.eq_batch(x, y);
+        }
+        self.batched_bits(x.len(), |p, r| p.eq_batch(&x.slice(r.clone()), &y.slice(r)))
+    }
+
+    fn eq_batch(&mut self, x: &AShare, y: &AShare) -> Result<BitShare> {
         let n = x.len();
         let d = x.sub(y);
         let (t, u) = self.two_operands(&d, |v| v.wrapping_neg())?;
         let e = t.xor(&u).not(self.id());
-        let planes = to_planes(&e, 64);
-        let r = self.and_reduce(planes)?;
+        let r = self.and_reduce(Sliced::from_words(&e, 0..64))?;
         Ok(BitShare::new(r, n))
     }
 
@@ -347,7 +425,11 @@ impl Party {
     }
 
     /// Open a bit column to one party or to all.
-    pub fn reveal_bits(&mut self, c: &BitShare, to: Option<crate::PartyId>) -> Result<Option<Vec<bool>>> {
+    pub fn reveal_bits(
+        &mut self,
+        c: &BitShare,
+        to: Option<crate::PartyId>,
+    ) -> Result<Option<Vec<bool>>> {
         Ok(self
             .reveal_b(&c.w, to)?
             .map(|w| crate::share::unpack_bits(&w, c.len())))

@@ -29,7 +29,11 @@ where
 /// Like [`run3`], and also returns each party's received messages when
 /// `record` is set (the party's view, for the simulation tests).
 #[allow(clippy::type_complexity)]
-pub fn run3_with<T, F>(keys: Keys, record: bool, f: F) -> Result<[(T, Vec<(usize, Vec<u8>)>); PARTIES]>
+pub fn run3_with<T, F>(
+    keys: Keys,
+    record: bool,
+    f: F,
+) -> Result<[(T, Vec<(usize, Vec<u8>)>); PARTIES]>
 where
     T: Send,
     F: Fn(&mut Party) -> Result<T> + Sync,
@@ -45,7 +49,9 @@ where
                     let mut party = match keys {
                         Keys::Os => Party::setup(Box::new(net), &mut rand::rngs::OsRng)?,
                         Keys::Seeded(seed) => {
-                            let mut rng = ChaCha20Rng::seed_from_u64(seed.wrapping_mul(3).wrapping_add(id as u64));
+                            let mut rng = ChaCha20Rng::seed_from_u64(
+                                seed.wrapping_mul(3).wrapping_add(id as u64),
+                            );
                             Party::setup(Box::new(net), &mut rng)?
                         }
                     };

@@ -44,7 +44,6 @@ impl InProcTransport {
             rx: rx.next().expect("three receivers"),
         })
     }
-
 }
 
 impl Transport for InProcTransport {

@@ -29,6 +29,7 @@
 //!   have no `Debug`. Share vectors are wiped on drop and print only their
 //!   length.
 
+pub mod bench;
 pub mod bits;
 pub mod gadgets;
 pub mod harness;

@@ -110,7 +110,10 @@ impl Party {
         };
         party.round_bytes(
             &[(prev(id), &to_prev[..]), (next(id), &common[..])],
-            &mut [(next(id), &mut from_next[..]), (prev(id), &mut from_prev[..])],
+            &mut [
+                (next(id), &mut from_next[..]),
+                (prev(id), &mut from_prev[..]),
+            ],
         )?;
         let mut next_key = [0u8; KEY_LEN];
         next_key.copy_from_slice(&from_next[..KEY_LEN]);
@@ -197,7 +200,7 @@ impl Party {
             .iter_mut()
             .map(|(from, buf)| Incoming {
                 from: *from,
-                buf: &mut **buf,
+                buf,
             })
             .collect();
         self.stats.rounds += 1;
@@ -232,7 +235,9 @@ impl Party {
     pub(crate) fn zero_a(&self, nonce: u64, n: usize) -> Vec<u64> {
         let mut z = self.keys.prev.words(nonce, n);
         let t = self.keys.next.words(nonce, n);
-        z.iter_mut().zip(&t).for_each(|(z, t)| *z = z.wrapping_sub(*t));
+        z.iter_mut()
+            .zip(&t)
+            .for_each(|(z, t)| *z = z.wrapping_sub(*t));
         z
     }
 
@@ -242,6 +247,19 @@ impl Party {
         let t = self.keys.next.words(nonce, n);
         z.iter_mut().zip(&t).for_each(|(z, t)| *z ^= *t);
         z
+    }
+
+    /// Synchronise the three parties (one tiny round around the ring in both
+    /// directions). Benchmarks use it so that timings start together.
+    pub fn barrier(&mut self) -> Result<()> {
+        let (me, nx, pv) = (self.id, next(self.id), prev(self.id));
+        let _ = me;
+        let mut a = [0u8; 1];
+        let mut b = [0u8; 1];
+        self.round_bytes(
+            &[(nx, &[1u8][..]), (pv, &[1u8][..])],
+            &mut [(pv, &mut a[..]), (nx, &mut b[..])],
+        )
     }
 
     // ----- input ---------------------------------------------------------
@@ -272,12 +290,18 @@ impl Party {
     ) -> Result<(Vec<u64>, Vec<u64>)> {
         let nonce = self.fresh_nonce();
         if owner > 2 {
-            return Err(MpcError::Usage(format!("input owner {owner} is not a party")));
+            return Err(MpcError::Usage(format!(
+                "input owner {owner} is not a party"
+            )));
         }
         if self.id == owner {
-            let v = values.ok_or_else(|| MpcError::Usage("the input owner must pass values".into()))?;
+            let v =
+                values.ok_or_else(|| MpcError::Usage("the input owner must pass values".into()))?;
             if v.len() != n {
-                return Err(MpcError::Usage(format!("input has {} values, expected {n}", v.len())));
+                return Err(MpcError::Usage(format!(
+                    "input has {} values, expected {n}",
+                    v.len()
+                )));
             }
             let r = self.keys.next.words(nonce, n);
             let s: Vec<u64> = v.iter().zip(&r).map(|(v, r)| minus(*v, *r)).collect();
@@ -322,7 +346,12 @@ impl Party {
     }
 
     /// Deliver the missing third component `x_{i+2}` to the receivers.
-    fn reveal_third(&mut self, a: &[u64], b: &[u64], to: Option<PartyId>) -> Result<Option<Vec<u64>>> {
+    fn reveal_third(
+        &mut self,
+        a: &[u64],
+        b: &[u64],
+        to: Option<PartyId>,
+    ) -> Result<Option<Vec<u64>>> {
         let _ = a;
         let n = b.len();
         match to {
@@ -357,9 +386,9 @@ impl Party {
         let nonce = self.fresh_nonce();
         let n = x.len();
         let mut z = self.zero_a(nonce, n);
-        for j in 0..n {
+        for (j, z) in z.iter_mut().enumerate() {
             let (xa, xb, ya, yb) = (x.a[j], x.b[j], y.a[j], y.b[j]);
-            z[j] = z[j]
+            *z = z
                 .wrapping_add(xa.wrapping_mul(ya))
                 .wrapping_add(xa.wrapping_mul(yb))
                 .wrapping_add(xb.wrapping_mul(ya));
@@ -376,9 +405,9 @@ impl Party {
         let nonce = self.fresh_nonce();
         let n = x.len();
         let mut z = self.zero_b(nonce, n);
-        for j in 0..n {
+        for (j, z) in z.iter_mut().enumerate() {
             let (xa, xb, ya, yb) = (x.a[j], x.b[j], y.a[j], y.b[j]);
-            z[j] ^= (xa & ya) ^ (xa & yb) ^ (xb & ya);
+            *z ^= (xa & ya) ^ (xa & yb) ^ (xb & ya);
         }
         let mut zn = vec![0; n];
         self.round(&[(prev(self.id), &z)], &mut [(next(self.id), &mut zn)])?;
@@ -402,7 +431,9 @@ impl Party {
 
 pub(crate) fn check_len(a: usize, b: usize) -> Result<()> {
     if a != b {
-        return Err(MpcError::Usage(format!("operand lengths differ: {a} vs {b}")));
+        return Err(MpcError::Usage(format!(
+            "operand lengths differ: {a} vs {b}"
+        )));
     }
     Ok(())
 }

@@ -151,8 +151,18 @@ impl AShare {
     pub fn mul_public_vec(&self, c: &[u64]) -> AShare {
         assert_eq!(c.len(), self.len(), "public column length");
         AShare {
-            a: self.a.iter().zip(c).map(|(x, c)| x.wrapping_mul(*c)).collect(),
-            b: self.b.iter().zip(c).map(|(x, c)| x.wrapping_mul(*c)).collect(),
+            a: self
+                .a
+                .iter()
+                .zip(c)
+                .map(|(x, c)| x.wrapping_mul(*c))
+                .collect(),
+            b: self
+                .b
+                .iter()
+                .zip(c)
+                .map(|(x, c)| x.wrapping_mul(*c))
+                .collect(),
         }
     }
     /// `self + c` for a public constant: only component `x_0` changes.

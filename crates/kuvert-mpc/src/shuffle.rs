@@ -52,10 +52,18 @@ impl Party {
         let (a_party, b_party) = (j, next(j));
         if me == a_party || me == b_party {
             // The pair's common key: A's next key, B's prev key.
-            let pk = if me == a_party { &self.keys().next } else { &self.keys().prev };
+            let pk = if me == a_party {
+                &self.keys().next
+            } else {
+                &self.keys().prev
+            };
             let perm = permutation(pk, nonce | 1, n);
             // Mask for the component the excluded party will share with us.
-            let mk = if me == a_party { &self.keys().prev } else { &self.keys().next };
+            let mk = if me == a_party {
+                &self.keys().prev
+            } else {
+                &self.keys().next
+            };
             let mask = mk.words(nonce | 2, total);
             let mut msg = Vec::with_capacity(total);
             for (ci, c) in cols.iter().enumerate() {
@@ -70,10 +78,20 @@ impl Party {
                                 s.b[i]
                             }
                         };
-                        msg.extend(perm.iter().zip(m).map(|(&p, m)| y(p as usize).wrapping_sub(*m)));
+                        msg.extend(
+                            perm.iter()
+                                .zip(m)
+                                .map(|(&p, m)| y(p as usize).wrapping_sub(*m)),
+                        );
                     }
                     Column::Bool(s) => {
-                        let y = |i: usize| if me == a_party { s.a[i] ^ s.b[i] } else { s.b[i] };
+                        let y = |i: usize| {
+                            if me == a_party {
+                                s.a[i] ^ s.b[i]
+                            } else {
+                                s.b[i]
+                            }
+                        };
                         msg.extend(perm.iter().zip(m).map(|(&p, m)| y(p as usize) ^ m));
                     }
                 }
@@ -87,7 +105,11 @@ impl Party {
                 let (mine, theirs) = (&msg[r.clone()], &got[r]);
                 match c {
                     Column::Arith(_) => {
-                        let mid: Vec<u64> = mine.iter().zip(theirs).map(|(x, y)| x.wrapping_add(*y)).collect();
+                        let mid: Vec<u64> = mine
+                            .iter()
+                            .zip(theirs)
+                            .map(|(x, y)| x.wrapping_add(*y))
+                            .collect();
                         *c = Column::Arith(if me == a_party {
                             AShare::from_parts(m, mid)
                         } else {

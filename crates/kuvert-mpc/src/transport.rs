@@ -79,13 +79,23 @@ pub struct Incoming<'a> {
 impl fmt::Debug for Outgoing<'_> {
     // Never print payloads: they are shares.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "Outgoing {{ to: {}, len: {} }}", self.to, self.data.len())
+        write!(
+            f,
+            "Outgoing {{ to: {}, len: {} }}",
+            self.to,
+            self.data.len()
+        )
     }
 }
 
 impl fmt::Debug for Incoming<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "Incoming {{ from: {}, len: {} }}", self.from, self.buf.len())
+        write!(
+            f,
+            "Incoming {{ from: {}, len: {} }}",
+            self.from,
+            self.buf.len()
+        )
     }
 }
 

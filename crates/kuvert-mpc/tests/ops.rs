@@ -47,17 +47,29 @@ fn two_columns(max: usize) -> impl Strategy<Value = (Vec<u64>, Vec<u64>)> {
 fn open_a(s: &[AShare; 3]) -> Vec<u64> {
     let parts: Vec<(Vec<u64>, Vec<u64>)> = s.iter().map(debug_parts_a).collect();
     for i in 0..3 {
-        assert_eq!(parts[i].1, parts[(i + 1) % 3].0, "replication broken at party {i}");
+        assert_eq!(
+            parts[i].1,
+            parts[(i + 1) % 3].0,
+            "replication broken at party {i}"
+        );
     }
     (0..parts[0].0.len())
-        .map(|j| parts[0].0[j].wrapping_add(parts[1].0[j]).wrapping_add(parts[2].0[j]))
+        .map(|j| {
+            parts[0].0[j]
+                .wrapping_add(parts[1].0[j])
+                .wrapping_add(parts[2].0[j])
+        })
         .collect()
 }
 
 fn open_b(s: &[BShare; 3]) -> Vec<u64> {
     let parts: Vec<(Vec<u64>, Vec<u64>)> = s.iter().map(debug_parts_b).collect();
     for i in 0..3 {
-        assert_eq!(parts[i].1, parts[(i + 1) % 3].0, "replication broken at party {i}");
+        assert_eq!(
+            parts[i].1,
+            parts[(i + 1) % 3].0,
+            "replication broken at party {i}"
+        );
     }
     (0..parts[0].0.len())
         .map(|j| parts[0].0[j] ^ parts[1].0[j] ^ parts[2].0[j])
@@ -65,7 +77,11 @@ fn open_b(s: &[BShare; 3]) -> Vec<u64> {
 }
 
 fn open_bits(s: &[BitShare; 3]) -> Vec<bool> {
-    let w = open_b(&[s[0].words().clone(), s[1].words().clone(), s[2].words().clone()]);
+    let w = open_b(&[
+        s[0].words().clone(),
+        s[1].words().clone(),
+        s[2].words().clone(),
+    ]);
     kuvert_mpc::share::unpack_bits(&w, s[0].len())
 }
 
@@ -247,12 +263,18 @@ fn shuffle_moves_rows() {
     let r = run3(Keys::Seeded(7), |p| {
         let mut cols = vec![Column::Arith(share_a(p, 0, &idx))];
         p.shuffle(&mut cols)?;
-        let Column::Arith(s) = &cols[0] else { unreachable!() };
+        let Column::Arith(s) = &cols[0] else {
+            unreachable!()
+        };
         p.reveal_a(s, None)
     })
     .unwrap();
     let out = r[0].clone().unwrap();
-    let fixed = out.iter().enumerate().filter(|(i, v)| *i as u64 == **v).count();
+    let fixed = out
+        .iter()
+        .enumerate()
+        .filter(|(i, v)| *i as u64 == **v)
+        .count();
     // A uniform permutation of 1000 has about one fixed point.
     assert!(fixed < 10, "{fixed} fixed points: not shuffled");
 }
@@ -276,5 +298,46 @@ fn rounds_and_bytes_are_accounted() {
         assert_eq!(mul.rounds, 1);
         assert_eq!(mul.bytes_sent, 8 * n as u64);
         assert_eq!(lt.rounds, 9);
+    }
+}
+
+/// Columns longer than one batch are split into batches; the joined result
+/// must equal the plaintext evaluation across the batch boundary.
+#[test]
+fn gadgets_across_batch_boundary() {
+    use kuvert_mpc::gadgets::BATCH;
+    let n = BATCH + 130;
+    let x: Vec<u64> = (0..n as u64)
+        .map(|i| i.wrapping_mul(0x9E37_79B9_7F4A_7C15))
+        .collect();
+    let y: Vec<u64> = (0..n as u64)
+        .map(|i| {
+            if i % 3 == 0 {
+                i.wrapping_mul(0x9E37_79B9_7F4A_7C15)
+            } else {
+                i << 40
+            }
+        })
+        .collect();
+    let r = run3(Keys::Seeded(11), |p| {
+        let a = share_a(p, 0, &x);
+        let b = share_a(p, 1, &y);
+        let lt = p.lt(&a, &b, false)?;
+        let eq = p.eq(&a, &b)?;
+        let bits = p.a2b(&a)?;
+        let back = p.b2a(&bits)?;
+        Ok((
+            p.reveal_bits(&lt, Some(0))?,
+            p.reveal_bits(&eq, Some(0))?,
+            p.reveal_a(&back, Some(0))?,
+        ))
+    })
+    .unwrap();
+    let (lt, eq, back) = r[0].clone();
+    let (lt, eq, back) = (lt.unwrap(), eq.unwrap(), back.unwrap());
+    assert_eq!(back, x);
+    for j in 0..n {
+        assert_eq!(lt[j], x[j] < y[j], "lt at {j}");
+        assert_eq!(eq[j], x[j] == y[j], "eq at {j}");
     }
 }

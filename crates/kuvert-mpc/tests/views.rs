@@ -71,15 +71,24 @@ fn check(name: &str, op: Op) {
     let v2 = views(op, &x2, &y2, 9_000_000);
     for party in 0..3 {
         let len = v1[party][0].len();
-        assert!(v1[party].iter().chain(&v2[party]).all(|v| v.len() == len), "{name}: view length varies");
+        assert!(
+            v1[party].iter().chain(&v2[party]).all(|v| v.len() == len),
+            "{name}: view length varies"
+        );
         for pos in 0..len {
             for shift in [0u32, 60] {
                 let c1 = nibble_counts(&v1[party], pos, shift);
                 let c2 = nibble_counts(&v2[party], pos, shift);
                 let u = chi2_uniform(&c1);
-                assert!(u < CHI2_LIMIT, "{name}: party {party} word {pos} (bits {shift}..) not uniform: chi2 = {u:.1}");
+                assert!(
+                    u < CHI2_LIMIT,
+                    "{name}: party {party} word {pos} (bits {shift}..) not uniform: chi2 = {u:.1}"
+                );
                 let d = chi2_two_sample(&c1, &c2);
-                assert!(d < CHI2_LIMIT, "{name}: party {party} word {pos} depends on the inputs: chi2 = {d:.1}");
+                assert!(
+                    d < CHI2_LIMIT,
+                    "{name}: party {party} word {pos} depends on the inputs: chi2 = {d:.1}"
+                );
             }
         }
     }
@@ -136,7 +145,8 @@ fn checker_catches_an_unmasked_product() {
         let ((xa, xb), (ya, yb)) = (parts_a(a), parts_a(b));
         let z: Vec<u64> = (0..xa.len())
             .map(|j| {
-                xa[j].wrapping_mul(ya[j])
+                xa[j]
+                    .wrapping_mul(ya[j])
                     .wrapping_add(xa[j].wrapping_mul(yb[j]))
                     .wrapping_add(xb[j].wrapping_mul(ya[j]))
             })
@@ -145,8 +155,14 @@ fn checker_catches_an_unmasked_product() {
         let mut got = vec![0u8; zb.len()];
         let me = p.id();
         p.transport_mut().round(
-            &[Outgoing { to: prev(me), data: zb }],
-            &mut [Incoming { from: next(me), buf: &mut got }],
+            &[Outgoing {
+                to: prev(me),
+                data: zb,
+            }],
+            &mut [Incoming {
+                from: next(me),
+                buf: &mut got,
+            }],
         )?;
         p.record_received(next(me), &got);
         Ok(())

@@ -1,0 +1,150 @@
+//! The micro benchmark behind `kuvert bench micro`: each primitive on a
+//! whole column of `n` elements, measuring time, rounds and bytes sent per
+//! party. The same routine runs over any transport (in-process threads or
+//! TLS between node processes); measurement only, no output formatting.
+
+use std::time::{Duration, Instant};
+
+use rand::RngCore;
+
+use crate::harness::{run3, Keys};
+use crate::party::{Party, Result, Stats};
+use crate::shuffle::Column;
+use crate::{AShare, BShare};
+
+/// The operations measured, in order.
+pub const MICRO_OPS: [&str; 7] = ["mul", "and", "lt", "eq", "a2b", "b2a", "shuffle"];
+
+/// One operation's measurement at one party.
+#[derive(Clone, Debug)]
+pub struct OpMeasure {
+    pub op: &'static str,
+    pub n: usize,
+    pub elapsed: Duration,
+    pub stats: Stats,
+}
+
+/// One operation's result across the three parties.
+#[derive(Clone, Debug)]
+pub struct OpReport {
+    pub op: &'static str,
+    pub n: usize,
+    /// Slowest party's wall-clock time.
+    pub elapsed: Duration,
+    pub rounds: u64,
+    /// Mean over parties of bytes sent, per element.
+    pub bytes_per_elem: f64,
+    /// Busiest party's bytes sent, per element.
+    pub max_bytes_per_elem: f64,
+}
+
+impl OpReport {
+    /// Elements per second.
+    pub fn per_sec(&self) -> f64 {
+        self.n as f64 / self.elapsed.as_secs_f64().max(1e-9)
+    }
+}
+
+/// Run the micro benchmark as one party (all three parties call this with
+/// the same `n` and `ops`). Inputs are random columns shared by party 0.
+pub fn micro_party(
+    p: &mut Party,
+    n: usize,
+    ops: &[&'static str],
+    mut progress: impl FnMut(&str),
+) -> Result<Vec<OpMeasure>> {
+    let mut rng = rand::rngs::OsRng;
+    let me = p.id();
+    let rand_col = |rng: &mut rand::rngs::OsRng| -> Vec<u64> {
+        let mut v = vec![0u64; n];
+        if me == 0 {
+            rng.fill_bytes(bytemuck::cast_slice_mut(&mut v));
+        }
+        v
+    };
+    let (xv, yv) = (rand_col(&mut rng), rand_col(&mut rng));
+    let x = p.input_a(0, (me == 0).then_some(&xv[..]), n)?;
+    let y = p.input_a(0, (me == 0).then_some(&yv[..]), n)?;
+    let xb = p.input_b(0, (me == 0).then_some(&xv[..]), n)?;
+    let yb = p.input_b(0, (me == 0).then_some(&yv[..]), n)?;
+    drop((xv, yv));
+    let mut out = Vec::new();
+    for &op in ops {
+        // One untimed run first: the timed run then measures the steady
+        // state of a long-lived node (buffers already mapped), not the
+        // operating system's first-touch page faults.
+        p.barrier()?;
+        run_op(p, op, &x, &y, &xb, &yb)?;
+        p.barrier()?;
+        let before = p.stats();
+        let start = Instant::now();
+        run_op(p, op, &x, &y, &xb, &yb)?;
+        let elapsed = start.elapsed();
+        out.push(OpMeasure {
+            op,
+            n,
+            elapsed,
+            stats: p.stats() - before,
+        });
+        progress(op);
+    }
+    Ok(out)
+}
+
+fn run_op(p: &mut Party, op: &str, x: &AShare, y: &AShare, xb: &BShare, yb: &BShare) -> Result<()> {
+    match op {
+        "mul" => drop(p.mul(x, y)?),
+        "and" => drop(p.and(xb, yb)?),
+        "lt" => drop(p.lt(x, y, true)?),
+        "eq" => drop(p.eq(x, y)?),
+        "a2b" => drop(p.a2b(x)?),
+        "b2a" => drop(p.b2a(xb)?),
+        "shuffle" => {
+            let mut cols = vec![Column::Arith(x.clone())];
+            p.shuffle(&mut cols)?;
+        }
+        other => {
+            return Err(crate::MpcError::Usage(format!(
+                "unknown benchmark op {other}"
+            )))
+        }
+    }
+    Ok(())
+}
+
+/// Combine the three parties' measurements of each operation.
+pub fn combine(per_party: &[Vec<OpMeasure>]) -> Vec<OpReport> {
+    let ops = per_party.first().map(|v| v.len()).unwrap_or(0);
+    (0..ops)
+        .map(|k| {
+            let ms: Vec<&OpMeasure> = per_party.iter().map(|v| &v[k]).collect();
+            let n = ms[0].n.max(1) as f64;
+            let sent: Vec<f64> = ms.iter().map(|m| m.stats.bytes_sent as f64 / n).collect();
+            OpReport {
+                op: ms[0].op,
+                n: ms[0].n,
+                elapsed: ms.iter().map(|m| m.elapsed).max().unwrap_or_default(),
+                rounds: ms.iter().map(|m| m.stats.rounds).max().unwrap_or(0),
+                bytes_per_elem: sent.iter().sum::<f64>() / sent.len() as f64,
+                max_bytes_per_elem: sent.iter().cloned().fold(0.0, f64::max),
+            }
+        })
+        .collect()
+}
+
+/// The whole micro benchmark with three parties as threads of this process.
+pub fn micro_inproc(
+    n: usize,
+    ops: &[&'static str],
+    progress: impl Fn(&str) + Sync,
+) -> Result<Vec<OpReport>> {
+    let per_party = run3(Keys::Os, |p| {
+        let me = p.id();
+        micro_party(p, n, ops, |op| {
+            if me == 0 {
+                progress(op)
+            }
+        })
+    })?;
+    Ok(combine(&per_party))
+}
