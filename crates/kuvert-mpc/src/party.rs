@@ -198,10 +198,7 @@ impl Party {
             .collect();
         let mut inc: Vec<Incoming<'_>> = recvs
             .iter_mut()
-            .map(|(from, buf)| Incoming {
-                from: *from,
-                buf,
-            })
+            .map(|(from, buf)| Incoming { from: *from, buf })
             .collect();
         self.stats.rounds += 1;
         self.stats.bytes_sent += out.iter().map(|o| o.data.len() as u64).sum::<u64>();

@@ -61,7 +61,9 @@ impl FrameKind {
 /// Why bytes are not a valid frame.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum FrameError {
-    #[error("bad magic byte {0:#04x} (expected 0x4b): the peer does not speak the kuvert node protocol")]
+    #[error(
+        "bad magic byte {0:#04x} (expected 0x4b): the peer does not speak the kuvert node protocol"
+    )]
     BadMagic(u8),
     #[error("framing version {0} is not supported (this node speaks version {VERSION}); upgrade the older node")]
     BadVersion(u8),
@@ -72,7 +74,11 @@ pub enum FrameError {
     #[error("frame payload of {len} bytes exceeds the maximum of {MAX_PAYLOAD} bytes")]
     TooLarge { len: u64 },
     #[error("{kind:?} frame has a payload of {len} bytes; expected {expected}")]
-    BadLength { kind: FrameKind, len: u32, expected: u32 },
+    BadLength {
+        kind: FrameKind,
+        len: u32,
+        expected: u32,
+    },
 }
 
 /// A decoded frame header.
