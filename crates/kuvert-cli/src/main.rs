@@ -4,6 +4,7 @@
 use clap::{Parser, Subcommand};
 
 mod bench;
+mod pki;
 
 /// Kuvert: compute on several agencies' data without anyone seeing it.
 ///
@@ -23,12 +24,16 @@ enum Command {
     /// Measure the engine: rounds, bytes per party and throughput.
     #[command(subcommand)]
     Bench(bench::BenchCommand),
+    /// Deployment certificates: CA, compute nodes, parties.
+    #[command(subcommand)]
+    Pki(pki::PkiCommand),
 }
 
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Bench(b) => bench::run(b),
+        Command::Pki(p) => pki::run(p),
     };
     match result {
         Ok(code) => code,
