@@ -42,7 +42,12 @@ pub enum PkiCommand {
         #[arg(long, value_name = "DIR")]
         dir: PathBuf,
         /// Issue for compute node I (0, 1 or 2).
-        #[arg(long, value_name = "I", conflicts_with = "party", required_unless_present = "party")]
+        #[arg(
+            long,
+            value_name = "I",
+            conflicts_with = "party",
+            required_unless_present = "party"
+        )]
         node: Option<usize>,
         /// Issue for the party NAME.
         #[arg(long, value_name = "NAME")]
@@ -90,12 +95,14 @@ pub fn run(cmd: PkiCommand) -> anyhow::Result<ExitCode> {
             print_written(&files);
             Ok(ExitCode::SUCCESS)
         }
-        Err(e @ (PkiError::DirExists { .. }
-        | PkiError::FileExists { .. }
-        | PkiError::BadPartyName { .. }
-        | PkiError::BadNodeCount(_)
-        | PkiError::BadNode(_)
-        | PkiError::BadValidity(_))) => {
+        Err(
+            e @ (PkiError::DirExists { .. }
+            | PkiError::FileExists { .. }
+            | PkiError::BadPartyName { .. }
+            | PkiError::BadNodeCount(_)
+            | PkiError::BadNode(_)
+            | PkiError::BadValidity(_)),
+        ) => {
             eprintln!("error: {e}");
             Ok(ExitCode::from(2))
         }

@@ -96,7 +96,11 @@ pub fn parse(s: &str, today: Date) -> Result<i64, IdnrError> {
     if !(1..=12).contains(&month) {
         return Err(IdnrError::Month(month));
     }
-    let day = if day_written > 60 { day_written - 60 } else { day_written };
+    let day = if day_written > 60 {
+        day_written - 60
+    } else {
+        day_written
+    };
     if day == 0 || day > days_in_month(year, month) {
         return Err(IdnrError::Day {
             year,
@@ -168,21 +172,33 @@ mod tests {
     fn known_invalid_numbers_say_why() {
         assert_eq!(
             parse("19121212-1213", TODAY),
-            Err(IdnrError::CheckDigit { expected: 2, found: 3 })
+            Err(IdnrError::CheckDigit {
+                expected: 2,
+                found: 3
+            })
         );
         assert_eq!(
             parse("19121212-1213", TODAY).unwrap_err().to_string(),
             "check digit should be 2"
         );
         assert_eq!(parse("811328-9874", TODAY), Err(IdnrError::Month(13)));
-        assert!(matches!(parse("810230-9874", TODAY), Err(IdnrError::Day { day: 30, .. })));
+        assert!(matches!(
+            parse("810230-9874", TODAY),
+            Err(IdnrError::Day { day: 30, .. })
+        ));
         // Day 92 would be a coordination number for the 32nd.
-        assert!(matches!(parse("701092-2391", TODAY), Err(IdnrError::Day { day: 92, .. })));
+        assert!(matches!(
+            parse("701092-2391", TODAY),
+            Err(IdnrError::Day { day: 92, .. })
+        ));
         assert_eq!(parse("81122-89874", TODAY), Err(IdnrError::Format));
         assert_eq!(parse("811228_9874", TODAY), Err(IdnrError::Format));
         assert_eq!(parse("81122898745", TODAY), Err(IdnrError::Format));
         assert_eq!(parse("", TODAY), Err(IdnrError::Format));
-        assert_eq!(parse("19121212+1212", TODAY), Err(IdnrError::PlusWithCentury));
+        assert_eq!(
+            parse("19121212+1212", TODAY),
+            Err(IdnrError::PlusWithCentury)
+        );
         // 2000-02-29 exists, 1900-02-29 does not.
         let ok = oracle_make(2000, 2, 29, 123, false);
         assert!(parse(&ok, TODAY).is_ok());
@@ -198,7 +214,11 @@ mod tests {
         let mut s = 0;
         for (i, c) in nine.chars().enumerate() {
             let v = c.to_digit(10).unwrap() * (2 - (i as u32 % 2));
-            s += v.to_string().chars().map(|c| c.to_digit(10).unwrap()).sum::<u32>();
+            s += v
+                .to_string()
+                .chars()
+                .map(|c| c.to_digit(10).unwrap())
+                .sum::<u32>();
         }
         let check = (10 - s % 10) % 10;
         format!("{year:04}{month:02}{d:02}{serial:03}{check}")

@@ -39,6 +39,8 @@ pub mod table;
 pub mod value;
 
 pub use schema::{Column, ColumnType, Schema, SchemaError};
-pub use share::{reconstruct, reconstruct_table, share_table, ColumnShares, ShareError, ShareKind, TableShares};
+pub use share::{
+    reconstruct, reconstruct_table, share_table, ColumnShares, ShareError, ShareKind, TableShares,
+};
 pub use table::{read_csv, read_csv_file, CellError, CsvOptions, DataError, EncodedColumn, Table};
 pub use value::Date;

@@ -234,7 +234,8 @@ mod tests {
 
     #[test]
     fn compact_and_toml_agree() {
-        let a = Schema::parse_compact("pnr:idnr, from:date,amount:int,active:bool,kind:text").unwrap();
+        let a =
+            Schema::parse_compact("pnr:idnr, from:date,amount:int,active:bool,kind:text").unwrap();
         let b = Schema::from_toml(
             r#"
             [[column]]
@@ -256,7 +257,10 @@ mod tests {
         )
         .unwrap();
         assert_eq!(a, b);
-        assert_eq!(a.to_compact(), "pnr:idnr,from:date,amount:int,active:bool,kind:text");
+        assert_eq!(
+            a.to_compact(),
+            "pnr:idnr,from:date,amount:int,active:bool,kind:text"
+        );
         assert_eq!(a.index_of("amount"), Some(2));
     }
 
@@ -267,21 +271,39 @@ mod tests {
             schema: Schema,
         }
         let a: T = toml::from_str(r#"schema = "pnr:idnr,amount:int""#).unwrap();
-        let b: T = toml::from_str(r#"schema = [{ name = "pnr", type = "idnr" }, { name = "amount", type = "int" }]"#).unwrap();
+        let b: T = toml::from_str(
+            r#"schema = [{ name = "pnr", type = "idnr" }, { name = "amount", type = "int" }]"#,
+        )
+        .unwrap();
         assert_eq!(a.schema, b.schema);
         assert!(toml::from_str::<T>(r#"schema = "pnr:money""#).is_err());
     }
 
     #[test]
     fn bad_declarations_say_why() {
-        assert_eq!(Schema::parse_compact("a:int,a:date"), Err(SchemaError::Duplicate("a".into())));
+        assert_eq!(
+            Schema::parse_compact("a:int,a:date"),
+            Err(SchemaError::Duplicate("a".into()))
+        );
         assert_eq!(
             Schema::parse_compact("a:float"),
             Err(SchemaError::UnknownType("float".into()))
         );
-        assert!(matches!(Schema::parse_compact("a"), Err(SchemaError::BadDeclaration(_))));
-        assert!(matches!(Schema::parse_compact("1a:int"), Err(SchemaError::BadName { .. })));
-        assert!(matches!(Schema::parse_compact("a b:int"), Err(SchemaError::BadName { .. })));
-        assert!(matches!(Schema::from_toml("[[column]]\nname = \"x\"\n"), Err(SchemaError::Toml(_))));
+        assert!(matches!(
+            Schema::parse_compact("a"),
+            Err(SchemaError::BadDeclaration(_))
+        ));
+        assert!(matches!(
+            Schema::parse_compact("1a:int"),
+            Err(SchemaError::BadName { .. })
+        ));
+        assert!(matches!(
+            Schema::parse_compact("a b:int"),
+            Err(SchemaError::BadName { .. })
+        ));
+        assert!(matches!(
+            Schema::from_toml("[[column]]\nname = \"x\"\n"),
+            Err(SchemaError::Toml(_))
+        ));
     }
 }

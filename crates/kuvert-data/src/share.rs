@@ -81,12 +81,21 @@ pub enum ShareError {
     #[error("the shares do not describe the same column: {0}")]
     Mismatch(String),
     #[error("node {a} and node {b} disagree about component x_{component} at word {word}: at least one of them sent wrong shares")]
-    Inconsistent { a: usize, b: usize, component: usize, word: usize },
+    Inconsistent {
+        a: usize,
+        b: usize,
+        component: usize,
+        word: usize,
+    },
 }
 
 /// Split `values` into three replicated shares; entry `i` is node `i`'s
 /// pair `(x_i, x_{i+1})`.
-pub fn share_words<R: RngCore + CryptoRng>(values: &[u64], kind: ShareKind, rng: &mut R) -> [(Vec<u64>, Vec<u64>); 3] {
+pub fn share_words<R: RngCore + CryptoRng>(
+    values: &[u64],
+    kind: ShareKind,
+    rng: &mut R,
+) -> [(Vec<u64>, Vec<u64>); 3] {
     let n = values.len();
     let mut x0 = vec![0u64; n];
     let mut x1 = vec![0u64; n];
@@ -107,7 +116,11 @@ pub fn share_words<R: RngCore + CryptoRng>(values: &[u64], kind: ShareKind, rng:
 
 /// Share every column of `table` for the three nodes. Randomness must come
 /// from a CSPRNG (`rand::rngs::OsRng` in production).
-pub fn share_table<R: RngCore + CryptoRng>(table: &Table, kind: ShareKind, rng: &mut R) -> [TableShares; 3] {
+pub fn share_table<R: RngCore + CryptoRng>(
+    table: &Table,
+    kind: ShareKind,
+    rng: &mut R,
+) -> [TableShares; 3] {
     let mut out: [TableShares; 3] = std::array::from_fn(|party| TableShares {
         party,
         rows: table.rows(),
@@ -142,7 +155,12 @@ pub fn reconstruct(shares: &[&ColumnShares]) -> Result<Vec<u64>, ShareError> {
         if s.party > 2 {
             return Err(ShareError::BadParty(s.party));
         }
-        if s.name != first.name || s.ty != first.ty || s.kind != first.kind || s.a.len() != n || s.b.len() != n {
+        if s.name != first.name
+            || s.ty != first.ty
+            || s.kind != first.kind
+            || s.a.len() != n
+            || s.b.len() != n
+        {
             return Err(ShareError::Mismatch(format!("{:?} vs {:?}", s, first)));
         }
         for (k, words) in [(s.party, &s.a[..]), ((s.party + 1) % 3, &s.b[..])] {
@@ -182,7 +200,10 @@ pub fn reconstruct_table(shares: &[&TableShares]) -> Result<Table, ShareError> {
     for (ci, c) in first.columns.iter().enumerate() {
         let mut cs = Vec::with_capacity(shares.len());
         for s in shares {
-            if s.rows != first.rows || s.schema != first.schema || s.columns.len() != first.columns.len() {
+            if s.rows != first.rows
+                || s.schema != first.schema
+                || s.columns.len() != first.columns.len()
+            {
                 return Err(ShareError::Mismatch("the tables differ in shape".into()));
             }
             cs.push(&s.columns[ci]);
@@ -193,18 +214,22 @@ pub fn reconstruct_table(shares: &[&TableShares]) -> Result<Table, ShareError> {
             data: reconstruct(&cs)?,
         });
     }
-    Table::from_columns(first.schema.clone(), first.rows, columns).map_err(|e| ShareError::Mismatch(e.to_string()))
+    Table::from_columns(first.schema.clone(), first.rows, columns)
+        .map_err(|e| ShareError::Mismatch(e.to_string()))
 }
 
 #[cfg(test)]
 mod tests {
-    use super::{reconstruct, reconstruct_table, share_table, share_words, ColumnShares, ColumnType, ShareError, ShareKind, Table};
+    use super::{
+        reconstruct, reconstruct_table, share_table, share_words, ColumnShares, ColumnType,
+        ShareError, ShareKind, Table,
+    };
     use crate::table::{read_csv, CsvOptions};
-    use rand_core::RngCore;
     use crate::value::Date;
     use proptest::prelude::{any, prop_assert_eq, proptest};
     use rand::SeedableRng;
     use rand_chacha::ChaCha20Rng;
+    use rand_core::RngCore;
 
     fn table() -> Table {
         let csv = "pnr,amount,kind\n811228-9874,-5,a\n701063-2391,7,åäö\n";
@@ -216,7 +241,13 @@ mod tests {
                 day: 23,
             },
         };
-        read_csv(csv.as_bytes(), "t.csv", &"pnr:idnr,amount:int,kind:text".parse().unwrap(), &opts).unwrap()
+        read_csv(
+            csv.as_bytes(),
+            "t.csv",
+            &"pnr:idnr,amount:int,kind:text".parse().unwrap(),
+            &opts,
+        )
+        .unwrap()
     }
 
     #[test]
@@ -230,7 +261,10 @@ mod tests {
                 assert_eq!(r, t);
             }
             assert_eq!(reconstruct_table(&[&s[0], &s[1], &s[2]]).unwrap(), t);
-            assert!(matches!(reconstruct_table(&[&s[1]]), Err(ShareError::TooFew(_))));
+            assert!(matches!(
+                reconstruct_table(&[&s[1]]),
+                Err(ShareError::TooFew(_))
+            ));
         }
     }
 
@@ -240,10 +274,17 @@ mod tests {
         let v = [10u64, u64::MAX];
         let s = share_words(&v, ShareKind::Arithmetic, &mut rng);
         for i in 0..3 {
-            assert_eq!(s[i].1, s[(i + 1) % 3].0, "x_(i+1) is node i's b and node i+1's a");
+            assert_eq!(
+                s[i].1,
+                s[(i + 1) % 3].0,
+                "x_(i+1) is node i's b and node i+1's a"
+            );
         }
-        for j in 0..2 {
-            assert_eq!(s[0].0[j].wrapping_add(s[1].0[j]).wrapping_add(s[2].0[j]), v[j]);
+        for (j, want) in v.iter().enumerate() {
+            assert_eq!(
+                s[0].0[j].wrapping_add(s[1].0[j]).wrapping_add(s[2].0[j]),
+                *want
+            );
         }
     }
 
@@ -254,7 +295,15 @@ mod tests {
         let mut s = share_table(&t, ShareKind::Arithmetic, &mut rng);
         s[2].columns[1].b[1] ^= 1; // node 2's copy of x_0
         let e = reconstruct(&[&s[0].columns[1], &s[1].columns[1], &s[2].columns[1]]).unwrap_err();
-        assert_eq!(e, ShareError::Inconsistent { a: 0, b: 2, component: 0, word: 1 });
+        assert_eq!(
+            e,
+            ShareError::Inconsistent {
+                a: 0,
+                b: 2,
+                component: 0,
+                word: 1
+            }
+        );
     }
 
     proptest! {

@@ -28,7 +28,11 @@ pub struct CellError {
 
 impl fmt::Display for CellError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}:{}:{}: {}", self.file, self.line, self.column, self.reason)
+        write!(
+            f,
+            "{}:{}:{}: {}",
+            self.file, self.line, self.column, self.reason
+        )
     }
 }
 
@@ -43,9 +47,17 @@ pub enum DataError {
         source: std::io::Error,
     },
     #[error("{file}:{line}: {reason}")]
-    Header { file: String, line: u64, reason: String },
+    Header {
+        file: String,
+        line: u64,
+        reason: String,
+    },
     #[error("{file}:{line}: {reason}")]
-    Csv { file: String, line: u64, reason: String },
+    Csv {
+        file: String,
+        line: u64,
+        reason: String,
+    },
     #[error("{}", format_cells(.errors, *.more))]
     Cells {
         /// The first [`MAX_REPORTED_ERRORS`] invalid cells, in file order.
@@ -58,7 +70,11 @@ pub enum DataError {
 }
 
 fn format_cells(errors: &[CellError], more: bool) -> String {
-    let mut s = errors.iter().map(|e| e.to_string()).collect::<Vec<_>>().join("\n");
+    let mut s = errors
+        .iter()
+        .map(|e| e.to_string())
+        .collect::<Vec<_>>()
+        .join("\n");
     if more {
         s.push_str(&format!(
             "\n(stopped after {} errors; fix these and run again)",
@@ -101,7 +117,13 @@ pub struct EncodedColumn {
 
 impl fmt::Debug for EncodedColumn {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "EncodedColumn {{ name: {:?}, ty: {}, words: {} }}", self.name, self.ty, self.data.len())
+        write!(
+            f,
+            "EncodedColumn {{ name: {:?}, ty: {}, words: {} }}",
+            self.name,
+            self.ty,
+            self.data.len()
+        )
     }
 }
 
@@ -122,7 +144,11 @@ pub struct Table {
 
 impl Table {
     /// Assemble a table from encoded columns (checked against the schema).
-    pub fn from_columns(schema: Schema, rows: usize, columns: Vec<EncodedColumn>) -> Result<Table, DataError> {
+    pub fn from_columns(
+        schema: Schema,
+        rows: usize,
+        columns: Vec<EncodedColumn>,
+    ) -> Result<Table, DataError> {
         if columns.len() != schema.len() {
             return Err(DataError::Shape(format!(
                 "{} columns given, the schema has {}",
@@ -142,7 +168,11 @@ impl Table {
                 )));
             }
         }
-        Ok(Table { schema, rows, columns })
+        Ok(Table {
+            schema,
+            rows,
+            columns,
+        })
     }
 
     pub fn schema(&self) -> &Schema {
@@ -158,7 +188,9 @@ impl Table {
     /// The words of cell (`row`, `col`).
     pub fn cell(&self, row: usize, col: usize) -> Vec<u64> {
         let c = &self.columns[col];
-        (0..c.ty.words()).map(|k| c.data[k * self.rows + row]).collect()
+        (0..c.ty.words())
+            .map(|k| c.data[k * self.rows + row])
+            .collect()
     }
 
     /// Write the table as CSV (header, then one line per row) with values
@@ -169,12 +201,14 @@ impl Table {
             path: "<output>".into(),
             source: std::io::Error::other(e.to_string()),
         };
-        w.write_record(self.schema.columns().iter().map(|c| c.name.as_str())).map_err(io)?;
+        w.write_record(self.schema.columns().iter().map(|c| c.name.as_str()))
+            .map_err(io)?;
         for r in 0..self.rows {
             let mut rec = Vec::with_capacity(self.columns.len());
             for (ci, c) in self.columns.iter().enumerate() {
-                let s = value::format_cell(c.ty, &self.cell(r, ci))
-                    .map_err(|e| DataError::Shape(format!("row {}, column {:?}: {e}", r + 1, c.name)))?;
+                let s = value::format_cell(c.ty, &self.cell(r, ci)).map_err(|e| {
+                    DataError::Shape(format!("row {}, column {:?}: {e}", r + 1, c.name))
+                })?;
                 rec.push(s);
             }
             w.write_record(&rec).map_err(io)?;
@@ -203,7 +237,12 @@ pub fn read_csv_file(path: &Path, schema: &Schema, opts: &CsvOptions) -> Result<
 /// so that no undeclared data is ever shared. Every cell is checked; up to
 /// [`MAX_REPORTED_ERRORS`] errors are reported together, each as
 /// `source:line:column: reason`.
-pub fn read_csv<R: Read>(input: R, source: &str, schema: &Schema, opts: &CsvOptions) -> Result<Table, DataError> {
+pub fn read_csv<R: Read>(
+    input: R,
+    source: &str,
+    schema: &Schema,
+    opts: &CsvOptions,
+) -> Result<Table, DataError> {
     let mut rdr = csv::ReaderBuilder::new()
         .delimiter(opts.delimiter)
         .has_headers(true)
@@ -392,10 +431,30 @@ mod tests {
     fn header_problems_are_named() {
         let s = schema();
         let e = read_csv("pnr,from,amount,ok\n".as_bytes(), "a.csv", &s, &opts()).unwrap_err();
-        assert!(e.to_string().starts_with("a.csv:1: the schema declares column \"kind\""), "{e}");
-        let e = read_csv("pnr,from,amount,ok,kind,secret\n".as_bytes(), "a.csv", &s, &opts()).unwrap_err();
-        assert!(e.to_string().contains("column \"secret\" (column 6) is not declared"), "{e}");
-        let e = read_csv("pnr,pnr,from,amount,ok,kind\n".as_bytes(), "a.csv", &s, &opts()).unwrap_err();
+        assert!(
+            e.to_string()
+                .starts_with("a.csv:1: the schema declares column \"kind\""),
+            "{e}"
+        );
+        let e = read_csv(
+            "pnr,from,amount,ok,kind,secret\n".as_bytes(),
+            "a.csv",
+            &s,
+            &opts(),
+        )
+        .unwrap_err();
+        assert!(
+            e.to_string()
+                .contains("column \"secret\" (column 6) is not declared"),
+            "{e}"
+        );
+        let e = read_csv(
+            "pnr,pnr,from,amount,ok,kind\n".as_bytes(),
+            "a.csv",
+            &s,
+            &opts(),
+        )
+        .unwrap_err();
         assert!(e.to_string().contains("appears twice"), "{e}");
         let e = read_csv(
             "pnr,from,amount,ok,kind\n811228-9874,2024-01-01,1,true\n".as_bytes(),

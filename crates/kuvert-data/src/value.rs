@@ -89,7 +89,9 @@ pub fn parse_date(s: &str) -> Result<Date, String> {
     let shape = b.len() == 10
         && b[4] == b'-'
         && b[7] == b'-'
-        && b.iter().enumerate().all(|(i, c)| i == 4 || i == 7 || c.is_ascii_digit());
+        && b.iter()
+            .enumerate()
+            .all(|(i, c)| i == 4 || i == 7 || c.is_ascii_digit());
     if !shape {
         return Err("expected a date as YYYY-MM-DD".into());
     }
@@ -103,7 +105,10 @@ pub fn parse_date(s: &str) -> Result<Date, String> {
     }
     let dim = days_in_month(year, month);
     if day == 0 || day > dim {
-        return Err(format!("{} {year} has {dim} days", MONTHS[month as usize - 1]));
+        return Err(format!(
+            "{} {year} has {dim} days",
+            MONTHS[month as usize - 1]
+        ));
     }
     Ok(Date { year, month, day })
 }
@@ -114,7 +119,9 @@ pub fn parse_date(s: &str) -> Result<Date, String> {
 pub fn encode_cell(ty: ColumnType, raw: &str, today: Date, out: &mut [u64]) -> Result<(), String> {
     debug_assert_eq!(out.len(), ty.words());
     if ty != ColumnType::Text && raw.trim().is_empty() {
-        return Err("empty cell: kuvert has no missing values; fill in a value or drop the row".into());
+        return Err(
+            "empty cell: kuvert has no missing values; fill in a value or drop the row".into(),
+        );
     }
     match ty {
         ColumnType::Int => {
@@ -132,11 +139,16 @@ pub fn encode_cell(ty: ColumnType, raw: &str, today: Date, out: &mut [u64]) -> R
             out[0] = match raw.trim().to_ascii_lowercase().as_str() {
                 "true" | "1" => 1,
                 "false" | "0" => 0,
-                _ => return Err(format!("invalid bool {raw:?}: expected true, false, 1 or 0")),
+                _ => {
+                    return Err(format!(
+                        "invalid bool {raw:?}: expected true, false, 1 or 0"
+                    ))
+                }
             };
         }
         ColumnType::Idnr => {
-            let v = idnr::parse(raw, today).map_err(|e| format!("invalid identity number {raw:?}: {e}"))?;
+            let v = idnr::parse(raw, today)
+                .map_err(|e| format!("invalid identity number {raw:?}: {e}"))?;
             out[0] = v as u64;
         }
         ColumnType::Text => {
@@ -169,7 +181,11 @@ pub fn encode_cell(ty: ColumnType, raw: &str, today: Date, out: &mut [u64]) -> R
 /// out of range) are reported, not guessed.
 pub fn format_cell(ty: ColumnType, words: &[u64]) -> Result<String, String> {
     if words.len() != ty.words() {
-        return Err(format!("a {ty} cell has {} words, not {}", ty.words(), words.len()));
+        return Err(format!(
+            "a {ty} cell has {} words, not {}",
+            ty.words(),
+            words.len()
+        ));
     }
     let w = words[0];
     Ok(match ty {
@@ -177,7 +193,10 @@ pub fn format_cell(ty: ColumnType, words: &[u64]) -> Result<String, String> {
         ColumnType::Date => {
             let d = civil_from_days(w as i64);
             if !(1..=9999).contains(&d.year) || (w as i64).unsigned_abs() > 4_000_000 {
-                return Err(format!("{} days since 1970-01-01 is outside the years 0001-9999", w as i64));
+                return Err(format!(
+                    "{} days since 1970-01-01 is outside the years 0001-9999",
+                    w as i64
+                ));
             }
             format!("{:04}-{:02}-{:02}", d.year, d.month, d.day)
         }
@@ -228,7 +247,10 @@ mod tests {
         // 1969-12-31 is day -1, 2024-02-29 is day 19782.
         assert_eq!(enc(ColumnType::Date, "1970-01-01"), Ok(vec![0]));
         assert_eq!(enc(ColumnType::Date, "2000-03-01"), Ok(vec![11017]));
-        assert_eq!(enc(ColumnType::Date, "1969-12-31"), Ok(vec![(-1i64) as u64]));
+        assert_eq!(
+            enc(ColumnType::Date, "1969-12-31"),
+            Ok(vec![(-1i64) as u64])
+        );
         assert_eq!(enc(ColumnType::Date, "2024-02-29"), Ok(vec![19782]));
         assert_eq!(
             enc(ColumnType::Date, "2023-02-29").unwrap_err(),
@@ -236,7 +258,10 @@ mod tests {
         );
         assert!(enc(ColumnType::Date, "2023-2-28").is_err());
         assert!(enc(ColumnType::Date, "2023-13-01").is_err());
-        assert_eq!(format_cell(ColumnType::Date, &[19782]).unwrap(), "2024-02-29");
+        assert_eq!(
+            format_cell(ColumnType::Date, &[19782]).unwrap(),
+            "2024-02-29"
+        );
     }
 
     #[test]
@@ -248,10 +273,15 @@ mod tests {
         assert_eq!(enc(ColumnType::Bool, "TRUE"), Ok(vec![1]));
         assert_eq!(enc(ColumnType::Bool, "0"), Ok(vec![0]));
         assert!(enc(ColumnType::Bool, "ja").is_err());
-        assert!(enc(ColumnType::Int, "").unwrap_err().starts_with("empty cell"));
+        assert!(enc(ColumnType::Int, "")
+            .unwrap_err()
+            .starts_with("empty cell"));
         // "åäö" is 6 bytes in UTF-8.
         let w = enc(ColumnType::Text, "åäö").unwrap();
-        assert_eq!(w[0], u64::from_be_bytes([0xc3, 0xa5, 0xc3, 0xa4, 0xc3, 0xb6, 0, 0]));
+        assert_eq!(
+            w[0],
+            u64::from_be_bytes([0xc3, 0xa5, 0xc3, 0xa4, 0xc3, 0xb6, 0, 0])
+        );
         assert_eq!(&w[1..], &[0, 0, 0]);
         assert_eq!(format_cell(ColumnType::Text, &w).unwrap(), "åäö");
         assert!(enc(ColumnType::Text, &"x".repeat(33)).is_err());

@@ -223,7 +223,10 @@ pub fn init(dir: &Path, opts: &InitOptions) -> Result<Vec<WrittenFile>> {
     ring_fill(&mut tag)?;
     ca_params.distinguished_name.push(
         DnType::CommonName,
-        format!("kuvert deployment CA {stamp} {:02x}{:02x}{:02x}{:02x}", tag[0], tag[1], tag[2], tag[3]),
+        format!(
+            "kuvert deployment CA {stamp} {:02x}{:02x}{:02x}{:02x}",
+            tag[0], tag[1], tag[2], tag[3]
+        ),
     );
     ca_params
         .distinguished_name
@@ -250,10 +253,22 @@ pub fn init(dir: &Path, opts: &InitOptions) -> Result<Vec<WrittenFile>> {
         key: ca_key,
     };
     for i in 0..opts.nodes {
-        written.extend(issue_node_with(&issuer, &layout, i, opts.validity_days, true)?);
+        written.extend(issue_node_with(
+            &issuer,
+            &layout,
+            i,
+            opts.validity_days,
+            true,
+        )?);
     }
     for p in &opts.parties {
-        written.extend(issue_party_with(&issuer, &layout, p, opts.validity_days, true)?);
+        written.extend(issue_party_with(
+            &issuer,
+            &layout,
+            p,
+            opts.validity_days,
+            true,
+        )?);
     }
     Ok(written)
 }
@@ -261,7 +276,12 @@ pub fn init(dir: &Path, opts: &InitOptions) -> Result<Vec<WrittenFile>> {
 /// Issue a new certificate and key for node `i` from the CA in `dir`
 /// (rotation of one node's key). Refuses to replace existing files unless
 /// `force`.
-pub fn issue_node(dir: &Path, i: PartyId, validity_days: u32, force: bool) -> Result<Vec<WrittenFile>> {
+pub fn issue_node(
+    dir: &Path,
+    i: PartyId,
+    validity_days: u32,
+    force: bool,
+) -> Result<Vec<WrittenFile>> {
     if i >= kuvert_mpc::transport::PARTIES {
         return Err(PkiError::BadNode(i));
     }
@@ -273,7 +293,12 @@ pub fn issue_node(dir: &Path, i: PartyId, validity_days: u32, force: bool) -> Re
 
 /// Issue a new client certificate and key for party `name` from the CA in
 /// `dir` (a new party, or rotation of a party's key).
-pub fn issue_party(dir: &Path, name: &str, validity_days: u32, force: bool) -> Result<Vec<WrittenFile>> {
+pub fn issue_party(
+    dir: &Path,
+    name: &str,
+    validity_days: u32,
+    force: bool,
+) -> Result<Vec<WrittenFile>> {
     validate_party_name(name)?;
     check_validity(validity_days)?;
     let layout = PkiLayout::new(dir);
@@ -315,11 +340,12 @@ impl Issuer {
         key_pem.zeroize();
         let key = key?;
         let cert_pem = read_string(&layout.ca_cert())?;
-        let params = CertificateParams::from_ca_cert_pem(&cert_pem).map_err(|e| PkiError::BadPem {
-            path: layout.ca_cert(),
-            what: "CA certificate",
-            detail: e.to_string(),
-        })?;
+        let params =
+            CertificateParams::from_ca_cert_pem(&cert_pem).map_err(|e| PkiError::BadPem {
+                path: layout.ca_cert(),
+                what: "CA certificate",
+                detail: e.to_string(),
+            })?;
         // rcgen signs with the issuer's name and key; re-creating the CA
         // certificate object from its parameters and key gives the same
         // issuer name and key identifier, so new certificates chain to the
@@ -349,7 +375,9 @@ fn issue_node_with(
 ) -> Result<Vec<WrittenFile>> {
     let name = node_name(i);
     let mut params = leaf_params(validity_days)?;
-    params.distinguished_name.push(DnType::CommonName, name.clone());
+    params
+        .distinguished_name
+        .push(DnType::CommonName, name.clone());
     params.subject_alt_names = vec![
         SanType::DnsName(name.clone().try_into()?),
         SanType::DnsName("localhost".try_into()?),
@@ -389,7 +417,12 @@ fn issue_party_with(
     params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
     let key = KeyPair::generate()?;
     let cert = params.signed_by(&key, &issuer.cert, &issuer.key)?;
-    write_file(&layout.party_cert(name), cert.pem().as_bytes(), false, force)?;
+    write_file(
+        &layout.party_cert(name),
+        cert.pem().as_bytes(),
+        false,
+        force,
+    )?;
     write_key(&layout.party_key(name), &key, force)?;
     Ok(vec![
         WrittenFile {

@@ -49,7 +49,10 @@ pub fn provider() -> Arc<CryptoProvider> {
 
 /// A server configuration that demands a client certificate issued by the
 /// CA in `roots`, TLS 1.3 only.
-pub fn server_config(roots: RootCertStore, identity: &Identity) -> Result<Arc<ServerConfig>, TlsError> {
+pub fn server_config(
+    roots: RootCertStore,
+    identity: &Identity,
+) -> Result<Arc<ServerConfig>, TlsError> {
     let provider = provider();
     let verifier = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider.clone())
         .build()
@@ -65,7 +68,10 @@ pub fn server_config(roots: RootCertStore, identity: &Identity) -> Result<Arc<Se
 
 /// A client configuration that trusts only the CA in `roots` and presents
 /// `identity` as client certificate, TLS 1.3 only.
-pub fn client_config(roots: RootCertStore, identity: &Identity) -> Result<Arc<ClientConfig>, TlsError> {
+pub fn client_config(
+    roots: RootCertStore,
+    identity: &Identity,
+) -> Result<Arc<ClientConfig>, TlsError> {
     let config = ClientConfig::builder_with_provider(provider())
         .with_protocol_versions(&[&rustls::version::TLS13])
         .map_err(|e| TlsError::Config(e.to_string()))?
@@ -183,8 +189,8 @@ pub fn connect(
     let result = (|| {
         set_timeouts(&tcp, Some(timeout)).map_err(|e| e.to_string())?;
         let _ = tcp.set_nodelay(true);
-        let mut conn =
-            ClientConnection::new(config.clone(), server_name.clone()).map_err(|e| e.to_string())?;
+        let mut conn = ClientConnection::new(config.clone(), server_name.clone())
+            .map_err(|e| e.to_string())?;
         handshake(&mut conn, &mut tcp).map_err(|e| e.to_string())?;
         set_timeouts(&tcp, None).map_err(|e| e.to_string())?;
         Ok(conn)
@@ -202,7 +208,9 @@ pub fn connect(
 pub fn tcp_connect_retry(addr: SocketAddr, deadline: std::time::Instant) -> io::Result<TcpStream> {
     loop {
         let left = deadline.saturating_duration_since(std::time::Instant::now());
-        let attempt = left.min(Duration::from_secs(2)).max(Duration::from_millis(10));
+        let attempt = left
+            .min(Duration::from_secs(2))
+            .max(Duration::from_millis(10));
         match TcpStream::connect_timeout(&addr, attempt) {
             Ok(s) => return Ok(s),
             Err(e) => {
@@ -237,11 +245,19 @@ pub fn read_plain_exact(
     let mut filled = 0;
     while filled < buf.len() {
         match conn.reader().read(&mut buf[filled..]) {
-            Ok(0) => return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "peer closed the connection")),
+            Ok(0) => {
+                return Err(io::Error::new(
+                    io::ErrorKind::UnexpectedEof,
+                    "peer closed the connection",
+                ))
+            }
             Ok(n) => filled += n,
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                 if conn.read_tls(tcp)? == 0 {
-                    return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "peer closed the connection"));
+                    return Err(io::Error::new(
+                        io::ErrorKind::UnexpectedEof,
+                        "peer closed the connection",
+                    ));
                 }
                 conn.process_new_packets()
                     .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
@@ -254,7 +270,11 @@ pub fn read_plain_exact(
 
 /// Write plaintext and flush it to the socket (used before the I/O threads
 /// start).
-pub fn write_plain_all(conn: &mut rustls::Connection, tcp: &mut TcpStream, data: &[u8]) -> io::Result<()> {
+pub fn write_plain_all(
+    conn: &mut rustls::Connection,
+    tcp: &mut TcpStream,
+    data: &[u8],
+) -> io::Result<()> {
     conn.writer().write_all(data)?;
     while conn.wants_write() {
         conn.write_tls(tcp)?;

@@ -103,7 +103,11 @@ enum ToWriter {
 
 /// What the reader thread delivers.
 enum FromReader {
-    Data { seq: u32, end: bool, payload: Vec<u8> },
+    Data {
+        seq: u32,
+        end: bool,
+        payload: Vec<u8>,
+    },
     Failed(TransportError),
 }
 
@@ -170,12 +174,16 @@ impl TlsTransport {
             .nodes
             .get(config.party)
             .ok_or_else(|| local(format!("party id {} is not 0, 1 or 2", config.party)))?;
-        let listener = TcpListener::bind(addr).map_err(|e| local(format!("cannot listen on {addr}: {e}")))?;
+        let listener =
+            TcpListener::bind(addr).map_err(|e| local(format!("cannot listen on {addr}: {e}")))?;
         TlsTransport::connect_with_listener(config, listener)
     }
 
     /// As [`TlsTransport::connect`], with a listener the caller bound.
-    pub fn connect_with_listener(config: NetConfig, listener: TcpListener) -> Result<TlsTransport, TransportError> {
+    pub fn connect_with_listener(
+        config: NetConfig,
+        listener: TcpListener,
+    ) -> Result<TlsTransport, TransportError> {
         let me = config.party;
         if me >= PARTIES {
             return Err(local(format!("party id {me} is not 0, 1 or 2")));
@@ -187,20 +195,23 @@ impl TlsTransport {
             )));
         }
         let deadline = Instant::now() + config.connect_timeout;
-        let mut conns: Vec<Option<(rustls::Connection, TcpStream)>> = (0..PARTIES).map(|_| None).collect();
+        let mut conns: Vec<Option<(rustls::Connection, TcpStream)>> =
+            (0..PARTIES).map(|_| None).collect();
 
         // Dial upwards first, then accept from below: the highest node only
         // accepts, so the waits cannot form a cycle.
-        for j in (me + 1)..PARTIES {
+        for (j, slot) in conns.iter_mut().enumerate().skip(me + 1) {
             let addr = config.nodes[j];
             let tcp = tls::tcp_connect_retry(addr, deadline)
                 .map_err(|e| gone(j, format!("cannot connect to node {j} at {addr}: {e}")))?;
-            let left = deadline.saturating_duration_since(Instant::now()).max(Duration::from_secs(1));
+            let left = deadline
+                .saturating_duration_since(Instant::now())
+                .max(Duration::from_secs(1));
             let (conn, tcp) = tls::connect(tcp, &config.tls.client, tls::node_server_name(j), left)
                 .map_err(|e| gone(j, e.to_string()))?;
             let mut conn = rustls::Connection::Client(conn);
             let tcp = hello(&mut conn, tcp, me, j, left)?;
-            conns[j] = Some((conn, tcp));
+            *slot = Some((conn, tcp));
         }
         listener
             .set_nonblocking(true)
@@ -252,7 +263,10 @@ impl TlsTransport {
                 links[j] = Some(start_link(j, conn, tcp, config.queue_chunks.max(1))?);
             }
         }
-        tracing::info!(node = me, "connected to both other nodes over mutually authenticated TLS 1.3");
+        tracing::info!(
+            node = me,
+            "connected to both other nodes over mutually authenticated TLS 1.3"
+        );
         Ok(TlsTransport {
             party: me,
             links,
@@ -291,7 +305,11 @@ impl TlsTransport {
         e
     }
 
-    fn round_inner(&mut self, outgoing: &[Outgoing<'_>], incoming: &mut [Incoming<'_>]) -> Result<(), TransportError> {
+    fn round_inner(
+        &mut self,
+        outgoing: &[Outgoing<'_>],
+        incoming: &mut [Incoming<'_>],
+    ) -> Result<(), TransportError> {
         // Per peer: the queue of messages to send and to receive, in order.
         let mut out_q: [Vec<&[u8]>; PARTIES] = Default::default();
         for o in outgoing {
@@ -318,7 +336,9 @@ impl TlsTransport {
             // (peer, is_send) for each registered operation, in order.
             let mut ops: Vec<(PartyId, bool)> = Vec::with_capacity(2 * PARTIES);
             for p in 0..PARTIES {
-                let Some(link) = self.links[p].as_ref() else { continue };
+                let Some(link) = self.links[p].as_ref() else {
+                    continue;
+                };
                 if out_pos[p].0 < out_q[p].len() {
                     let Some(tx) = link.to_writer.as_ref() else {
                         return Err(gone(p, "link already closed"));
@@ -366,7 +386,10 @@ impl TlsTransport {
                 buf.reserve(HEADER_LEN + n);
                 buf.extend_from_slice(&header.encode());
                 buf.extend_from_slice(&msg[off..off + n]);
-                let tx = link.to_writer.as_ref().ok_or_else(|| gone(p, "link already closed"))?;
+                let tx = link
+                    .to_writer
+                    .as_ref()
+                    .ok_or_else(|| gone(p, "link already closed"))?;
                 if oper.send(tx, ToWriter::Frame(buf)).is_err() {
                     let why = link
                         .writer_error
@@ -383,7 +406,10 @@ impl TlsTransport {
                     }
                 }
             } else {
-                let rx = link.from_reader.as_ref().ok_or_else(|| gone(p, "link already closed"))?;
+                let rx = link
+                    .from_reader
+                    .as_ref()
+                    .ok_or_else(|| gone(p, "link already closed"))?;
                 let msg = match oper.recv(rx) {
                     Ok(m) => m,
                     Err(_) => return Err(gone(p, "connection closed")),
@@ -427,7 +453,10 @@ impl TlsTransport {
 
     fn check_peer(&self, p: PartyId) -> Result<(), TransportError> {
         if p >= PARTIES || p == self.party || self.links[p].is_none() {
-            return Err(local(format!("party {} cannot exchange messages with party {p}", self.party)));
+            return Err(local(format!(
+                "party {} cannot exchange messages with party {p}",
+                self.party
+            )));
         }
         Ok(())
     }
@@ -438,9 +467,16 @@ impl Transport for TlsTransport {
         self.party
     }
 
-    fn round(&mut self, outgoing: &[Outgoing<'_>], incoming: &mut [Incoming<'_>]) -> Result<(), TransportError> {
+    fn round(
+        &mut self,
+        outgoing: &[Outgoing<'_>],
+        incoming: &mut [Incoming<'_>],
+    ) -> Result<(), TransportError> {
         if let Some((peer, why)) = &self.broken {
-            return Err(gone(*peer, format!("the transport failed earlier ({why}); start a new session")));
+            return Err(gone(
+                *peer,
+                format!("the transport failed earlier ({why}); start a new session"),
+            ));
         }
         match self.round_inner(outgoing, incoming) {
             Ok(()) => Ok(()),
@@ -481,7 +517,13 @@ impl Drop for TlsTransport {
 
 /// Exchange `Hello` frames on a fresh connection and check that the peer
 /// calls itself `peer`.
-fn hello(conn: &mut rustls::Connection, mut tcp: TcpStream, me: PartyId, peer: PartyId, timeout: Duration) -> Result<TcpStream, TransportError> {
+fn hello(
+    conn: &mut rustls::Connection,
+    mut tcp: TcpStream,
+    me: PartyId,
+    peer: PartyId,
+    timeout: Duration,
+) -> Result<TcpStream, TransportError> {
     let h = FrameHeader {
         kind: FrameKind::Hello,
         flags: 0,
@@ -492,9 +534,11 @@ fn hello(conn: &mut rustls::Connection, mut tcp: TcpStream, me: PartyId, peer: P
     msg.push(me as u8);
     let r: Result<(), TransportError> = (|| {
         tls::set_timeouts(&tcp, Some(timeout)).map_err(local)?;
-        tls::write_plain_all(conn, &mut tcp, &msg).map_err(|e| gone(peer, format!("hello: {e}")))?;
+        tls::write_plain_all(conn, &mut tcp, &msg)
+            .map_err(|e| gone(peer, format!("hello: {e}")))?;
         let mut got = [0u8; HEADER_LEN + 1];
-        tls::read_plain_exact(conn, &mut tcp, &mut got).map_err(|e| gone(peer, format!("hello: {e}")))?;
+        tls::read_plain_exact(conn, &mut tcp, &mut got)
+            .map_err(|e| gone(peer, format!("hello: {e}")))?;
         let malformed = |detail: String| TransportError::Malformed { peer, detail };
         match frame::decode(&got) {
             Ok(Some((f, _))) if f.header.kind == FrameKind::Hello => {
@@ -515,7 +559,12 @@ fn hello(conn: &mut rustls::Connection, mut tcp: TcpStream, me: PartyId, peer: P
     r.map(|()| tcp)
 }
 
-fn start_link(peer: PartyId, mut conn: rustls::Connection, tcp: TcpStream, depth: usize) -> Result<Link, TransportError> {
+fn start_link(
+    peer: PartyId,
+    mut conn: rustls::Connection,
+    tcp: TcpStream,
+    depth: usize,
+) -> Result<Link, TransportError> {
     // Chunks are bounded by our own queues; let rustls buffer a whole piece.
     conn.set_buffer_limit(None);
     let conn = Arc::new(Mutex::new(conn));
@@ -572,7 +621,12 @@ fn start_link(peer: PartyId, mut conn: rustls::Connection, tcp: TcpStream, depth
 
 /// Encrypt `plain` (in pieces, releasing the lock between them) and write
 /// the records to the socket.
-fn send_plain(conn: &Mutex<rustls::Connection>, tcp: &mut TcpStream, plain: &[u8], out: &mut Vec<u8>) -> io::Result<()> {
+fn send_plain(
+    conn: &Mutex<rustls::Connection>,
+    tcp: &mut TcpStream,
+    plain: &[u8],
+    out: &mut Vec<u8>,
+) -> io::Result<()> {
     for piece in plain.chunks(ENCRYPT_PIECE) {
         {
             let mut c = lock(conn);
@@ -587,7 +641,11 @@ fn send_plain(conn: &Mutex<rustls::Connection>, tcp: &mut TcpStream, plain: &[u8
     Ok(())
 }
 
-fn flush_tls(conn: &Mutex<rustls::Connection>, tcp: &mut TcpStream, out: &mut Vec<u8>) -> io::Result<()> {
+fn flush_tls(
+    conn: &Mutex<rustls::Connection>,
+    tcp: &mut TcpStream,
+    out: &mut Vec<u8>,
+) -> io::Result<()> {
     {
         let mut c = lock(conn);
         while c.wants_write() {
@@ -599,7 +657,12 @@ fn flush_tls(conn: &Mutex<rustls::Connection>, tcp: &mut TcpStream, out: &mut Ve
     Ok(())
 }
 
-fn writer_loop(conn: &Mutex<rustls::Connection>, mut tcp: TcpStream, rx: Receiver<ToWriter>, spent: Sender<Vec<u8>>) -> io::Result<()> {
+fn writer_loop(
+    conn: &Mutex<rustls::Connection>,
+    mut tcp: TcpStream,
+    rx: Receiver<ToWriter>,
+    spent: Sender<Vec<u8>>,
+) -> io::Result<()> {
     let mut out = Vec::with_capacity(ENCRYPT_PIECE + 4096);
     for msg in rx {
         match msg {
@@ -643,7 +706,12 @@ enum Pumped {
 
 impl Assembler {
     /// Move all decrypted plaintext out of `conn` into complete frames.
-    fn pump(&mut self, conn: &mut rustls::Connection, pool: &Receiver<Vec<u8>>, ready: &mut Vec<FromReader>) -> Result<Pumped, String> {
+    fn pump(
+        &mut self,
+        conn: &mut rustls::Connection,
+        pool: &Receiver<Vec<u8>>,
+        ready: &mut Vec<FromReader>,
+    ) -> Result<Pumped, String> {
         loop {
             let r = match &mut self.body {
                 None => conn.reader().read(&mut self.header[self.header_filled..]),
@@ -760,7 +828,9 @@ fn reader_loop(
                     }
                     if let Err(e) = c.process_new_packets() {
                         status = Err(match e {
-                            rustls::Error::AlertReceived(a) => gone(peer, format!("peer sent TLS alert {a:?}")),
+                            rustls::Error::AlertReceived(a) => {
+                                gone(peer, format!("peer sent TLS alert {a:?}"))
+                            }
                             e => TransportError::Malformed {
                                 peer,
                                 detail: format!("TLS: {e}"),

@@ -50,7 +50,9 @@ fn make_pki(tag: &str, parties: &[&str]) -> TempDir {
 }
 
 fn listeners() -> (Vec<TcpListener>, [SocketAddr; 3]) {
-    let ls: Vec<TcpListener> = (0..3).map(|_| TcpListener::bind("127.0.0.1:0").unwrap()).collect();
+    let ls: Vec<TcpListener> = (0..3)
+        .map(|_| TcpListener::bind("127.0.0.1:0").unwrap())
+        .collect();
     let addrs = [
         ls[0].local_addr().unwrap(),
         ls[1].local_addr().unwrap(),
@@ -119,8 +121,14 @@ fn ring_rounds_of_several_mib_arrive_intact() {
                 let mut from_next = vec![0u8; to_prev];
                 t.round(
                     &[
-                        Outgoing { to: next(me), data: &a },
-                        Outgoing { to: prev(me), data: &b },
+                        Outgoing {
+                            to: next(me),
+                            data: &a,
+                        },
+                        Outgoing {
+                            to: prev(me),
+                            data: &b,
+                        },
                     ],
                     &mut [
                         Incoming {
@@ -134,8 +142,14 @@ fn ring_rounds_of_several_mib_arrive_intact() {
                     ],
                 )
                 .unwrap();
-                assert!(from_prev == payload(prev(me), me, r, to_next), "party {me} round {r} from prev");
-                assert!(from_next == payload(next(me), me, r, to_prev), "party {me} round {r} from next");
+                assert!(
+                    from_prev == payload(prev(me), me, r, to_next),
+                    "party {me} round {r} from prev"
+                );
+                assert!(
+                    from_next == payload(next(me), me, r, to_prev),
+                    "party {me} round {r} from next"
+                );
             }
             // Many small rounds, including empty ones and one-way ones.
             for r in 10..60 {
@@ -147,7 +161,10 @@ fn ring_rounds_of_several_mib_arrive_intact() {
                     continue;
                 }
                 t.round(
-                    &[Outgoing { to: next(me), data: &out }],
+                    &[Outgoing {
+                        to: next(me),
+                        data: &out,
+                    }],
                     &mut [Incoming {
                         from: prev(me),
                         buf: &mut inc,
@@ -166,17 +183,27 @@ fn ring_rounds_of_several_mib_arrive_intact() {
 fn engine_multiplies_over_tls() {
     use kuvert_mpc::Party;
     let dir = make_pki("engine", &[]);
-    let xs: Vec<u64> = (0..1000u64).map(|i| i.wrapping_mul(0x9E37_79B9_7F4A_7C15)).collect();
+    let xs: Vec<u64> = (0..1000u64)
+        .map(|i| i.wrapping_mul(0x9E37_79B9_7F4A_7C15))
+        .collect();
     let ys: Vec<u64> = (0..1000u64).map(|i| i * 3 + 1).collect();
-    let expect: Vec<u64> = xs.iter().zip(&ys).map(|(x, y)| x.wrapping_mul(*y)).collect();
+    let expect: Vec<u64> = xs
+        .iter()
+        .zip(&ys)
+        .map(|(x, y)| x.wrapping_mul(*y))
+        .collect();
     let outs = run3(
         dir.path(),
         |_| {},
         |me, t| {
             let mut rng = ChaCha20Rng::seed_from_u64(7 + me as u64);
             let mut p = Party::setup(Box::new(t), &mut rng).unwrap();
-            let x = p.input_a(0, (me == 0).then_some(&xs[..]), xs.len()).unwrap();
-            let y = p.input_a(2, (me == 2).then_some(&ys[..]), ys.len()).unwrap();
+            let x = p
+                .input_a(0, (me == 0).then_some(&xs[..]), xs.len())
+                .unwrap();
+            let y = p
+                .input_a(2, (me == 2).then_some(&ys[..]), ys.len())
+                .unwrap();
             let z = p.mul(&x, &y).unwrap();
             let all = p.reveal_a(&z, None).unwrap();
             let only1 = p.reveal_a(&z, Some(1)).unwrap();
@@ -228,12 +255,18 @@ fn client_from_another_ca_is_refused_at_the_handshake_and_logged() {
     let server = {
         let logs = logs.clone();
         std::thread::spawn(move || {
-            let sub = tracing_subscriber::fmt().with_writer(logs).with_ansi(false).finish();
+            let sub = tracing_subscriber::fmt()
+                .with_writer(logs)
+                .with_ansi(false)
+                .finish();
             tracing::subscriber::with_default(sub, || {
                 let mut results = Vec::new();
                 for _ in 0..2 {
                     let (tcp, _) = listener.accept().unwrap();
-                    results.push(tls::accept(tcp, &server_tls.server, Duration::from_secs(5)).map(|(_, _, id)| id));
+                    results.push(
+                        tls::accept(tcp, &server_tls.server, Duration::from_secs(5))
+                            .map(|(_, _, id)| id),
+                    );
                 }
                 results
             })
@@ -243,22 +276,34 @@ fn client_from_another_ca_is_refused_at_the_handshake_and_logged() {
     // its first read at the latest (TLS 1.3 sends the client certificate
     // after the server's Finished).
     let tcp = TcpStream::connect(addr).unwrap();
-    let client_side = tls::connect(tcp, &evil_tls.client, tls::node_server_name(1), Duration::from_secs(5)).and_then(
-        |(conn, mut tcp)| {
-            let mut conn = rustls::Connection::Client(conn);
-            let mut b = [0u8; 1];
-            tls::read_plain_exact(&mut conn, &mut tcp, &mut b).map_err(|e| tls::TlsError::Handshake {
-                peer: "server".into(),
-                detail: e.to_string(),
-            })
-        },
+    let client_side = tls::connect(
+        tcp,
+        &evil_tls.client,
+        tls::node_server_name(1),
+        Duration::from_secs(5),
+    )
+    .and_then(|(conn, mut tcp)| {
+        let mut conn = rustls::Connection::Client(conn);
+        let mut b = [0u8; 1];
+        tls::read_plain_exact(&mut conn, &mut tcp, &mut b).map_err(|e| tls::TlsError::Handshake {
+            peer: "server".into(),
+            detail: e.to_string(),
+        })
+    });
+    assert!(
+        client_side.is_err(),
+        "the impostor must not get a working connection"
     );
-    assert!(client_side.is_err(), "the impostor must not get a working connection");
     // 2. A party with a certificate from the right CA is accepted and
     // identified by its name.
     let party = tls::party_client_config(good.path(), "fk").unwrap();
     let tcp = TcpStream::connect(addr).unwrap();
-    let party_side = tls::connect(tcp, &party, tls::node_server_name(1), Duration::from_secs(5));
+    let party_side = tls::connect(
+        tcp,
+        &party,
+        tls::node_server_name(1),
+        Duration::from_secs(5),
+    );
     assert!(party_side.is_ok());
 
     let results = server.join().unwrap();
@@ -266,11 +311,20 @@ fn client_from_another_ca_is_refused_at_the_handshake_and_logged() {
         Err(tls::TlsError::Handshake { detail, .. }) => {
             assert!(detail.contains("UnknownIssuer"), "{detail}")
         }
-        other => panic!("expected a refused handshake, got {:?}", other.as_ref().map(|_| ())),
+        other => panic!(
+            "expected a refused handshake, got {:?}",
+            other.as_ref().map(|_| ())
+        ),
     }
-    assert_eq!(results[1].as_ref().unwrap(), &kuvert_net::PeerIdentity::Party("fk".into()));
+    assert_eq!(
+        results[1].as_ref().unwrap(),
+        &kuvert_net::PeerIdentity::Party("fk".into())
+    );
     let logs = String::from_utf8(logs.0.lock().unwrap().clone()).unwrap();
-    assert!(logs.contains("WARN") && logs.contains("refused TLS connection"), "logs: {logs}");
+    assert!(
+        logs.contains("WARN") && logs.contains("refused TLS connection"),
+        "logs: {logs}"
+    );
 }
 
 #[test]
@@ -285,7 +339,12 @@ fn impostor_node_is_refused_and_real_nodes_still_connect() {
     let party = tls::party_client_config(dir.path(), "fk").unwrap();
     let knock = |addr: SocketAddr, cfg: &Arc<rustls::ClientConfig>, name: usize| {
         let tcp = TcpStream::connect(addr).unwrap();
-        if let Ok((conn, mut tcp)) = tls::connect(tcp, cfg, tls::node_server_name(name), Duration::from_secs(5)) {
+        if let Ok((conn, mut tcp)) = tls::connect(
+            tcp,
+            cfg,
+            tls::node_server_name(name),
+            Duration::from_secs(5),
+        ) {
             let mut conn = rustls::Connection::Client(conn);
             let mut b = [0u8; HEADER_LEN + 1];
             // Either the alert, or the refusal (connection closed): no hello.
@@ -299,7 +358,9 @@ fn impostor_node_is_refused_and_real_nodes_still_connect() {
             .skip(1)
             .map(|(i, l)| {
                 let dir = dir.path();
-                s.spawn(move || TlsTransport::connect_with_listener(config(dir, i, addrs), l).map(|_| ()))
+                s.spawn(move || {
+                    TlsTransport::connect_with_listener(config(dir, i, addrs), l).map(|_| ())
+                })
             })
             .collect();
         knock(addrs[2], &evil0.client, 2);
@@ -308,7 +369,9 @@ fn impostor_node_is_refused_and_real_nodes_still_connect() {
         let t0 = TlsTransport::connect(config(dir.path(), 0, addrs)).unwrap();
         let _ = t0.party();
         drop(t0);
-        hs.into_iter().map(|h| h.join().unwrap()).collect::<Vec<_>>()
+        hs.into_iter()
+            .map(|h| h.join().unwrap())
+            .collect::<Vec<_>>()
     });
     for r in results {
         r.unwrap();
@@ -328,35 +391,79 @@ fn crashed_peer_yields_peer_gone_naming_it() {
                 // Take part in two rounds (the second tells us that node 0
                 // got our data), then vanish without a word.
                 t.round(
-                    &[Outgoing { to: 0, data: &[1; 1000] }],
-                    &mut [Incoming { from: 1, buf: &mut b }],
+                    &[Outgoing {
+                        to: 0,
+                        data: &[1; 1000],
+                    }],
+                    &mut [Incoming {
+                        from: 1,
+                        buf: &mut b,
+                    }],
                 )
                 .unwrap();
-                t.round(&[], &mut [Incoming { from: 0, buf: &mut ack }]).unwrap();
+                t.round(
+                    &[],
+                    &mut [Incoming {
+                        from: 0,
+                        buf: &mut ack,
+                    }],
+                )
+                .unwrap();
                 t.abort();
                 return None;
             }
             if me == 0 {
-                t.round(&[], &mut [Incoming { from: 2, buf: &mut b }]).unwrap();
+                t.round(
+                    &[],
+                    &mut [Incoming {
+                        from: 2,
+                        buf: &mut b,
+                    }],
+                )
+                .unwrap();
                 t.round(&[Outgoing { to: 2, data: &[1] }], &mut []).unwrap();
             } else {
-                t.round(&[Outgoing { to: 2, data: &[1; 1000] }], &mut []).unwrap();
+                t.round(
+                    &[Outgoing {
+                        to: 2,
+                        data: &[1; 1000],
+                    }],
+                    &mut [],
+                )
+                .unwrap();
                 t.round(&[], &mut []).unwrap();
             }
             // Second round: everyone expects 3 MiB from party 2.
             let mut big = vec![0u8; 3 << 20];
             let e = t
-                .round(&[], &mut [Incoming { from: 2, buf: &mut big }])
+                .round(
+                    &[],
+                    &mut [Incoming {
+                        from: 2,
+                        buf: &mut big,
+                    }],
+                )
                 .unwrap_err();
             // Later rounds fail at once.
-            let again = t.round(&[], &mut [Incoming { from: 2, buf: &mut big }]).unwrap_err();
+            let again = t
+                .round(
+                    &[],
+                    &mut [Incoming {
+                        from: 2,
+                        buf: &mut big,
+                    }],
+                )
+                .unwrap_err();
             Some((e, again))
         },
     );
     for (me, e) in errs.into_iter().enumerate().take(2) {
         let (e, again) = e.unwrap();
         assert!(
-            matches!(e, TransportError::PeerGone { peer: 2, .. } | TransportError::Timeout { peer: 2, .. }),
+            matches!(
+                e,
+                TransportError::PeerGone { peer: 2, .. } | TransportError::Timeout { peer: 2, .. }
+            ),
             "party {me}: {e}"
         );
         assert_eq!(again.peer(), Some(2));
@@ -375,7 +482,16 @@ fn orderly_close_mid_protocol_yields_peer_gone() {
                 return None;
             }
             let mut b = vec![0u8; 10];
-            Some(t.round(&[], &mut [Incoming { from: 1, buf: &mut b }]).unwrap_err())
+            Some(
+                t.round(
+                    &[],
+                    &mut [Incoming {
+                        from: 1,
+                        buf: &mut b,
+                    }],
+                )
+                .unwrap_err(),
+            )
         },
     );
     for e in errs.into_iter().flatten() {
@@ -395,7 +511,16 @@ fn silent_peer_yields_timeout_naming_it() {
                 None // alive but never sends
             } else {
                 let mut b = vec![0u8; 10];
-                Some(t.round(&[], &mut [Incoming { from: 0, buf: &mut b }]).unwrap_err())
+                Some(
+                    t.round(
+                        &[],
+                        &mut [Incoming {
+                            from: 0,
+                            buf: &mut b,
+                        }],
+                    )
+                    .unwrap_err(),
+                )
             };
             gate.wait();
             r
@@ -412,8 +537,18 @@ fn fake_node0(dir: &Path, addrs: [SocketAddr; 3]) -> Vec<(rustls::Connection, Tc
     let tls0 = NodeTls::load(dir, 0).unwrap();
     (1..3)
         .map(|j| {
-            let tcp = tls::tcp_connect_retry(addrs[j], std::time::Instant::now() + Duration::from_secs(10)).unwrap();
-            let (conn, mut tcp) = tls::connect(tcp, &tls0.client, tls::node_server_name(j), Duration::from_secs(10)).unwrap();
+            let tcp = tls::tcp_connect_retry(
+                addrs[j],
+                std::time::Instant::now() + Duration::from_secs(10),
+            )
+            .unwrap();
+            let (conn, mut tcp) = tls::connect(
+                tcp,
+                &tls0.client,
+                tls::node_server_name(j),
+                Duration::from_secs(10),
+            )
+            .unwrap();
             let mut conn = rustls::Connection::Client(conn);
             let mut hello = FrameHeader {
                 kind: FrameKind::Hello,
@@ -448,7 +583,14 @@ fn node1_receives(tag: &str, bad: Vec<u8>) -> TransportError {
         let n1 = s.spawn(move || {
             let mut t = TlsTransport::connect_with_listener(config(d, 1, addrs), l1).unwrap();
             let mut b = vec![0u8; 100];
-            t.round(&[], &mut [Incoming { from: 0, buf: &mut b }]).unwrap_err()
+            t.round(
+                &[],
+                &mut [Incoming {
+                    from: 0,
+                    buf: &mut b,
+                }],
+            )
+            .unwrap_err()
         });
         let mut links = fake_node0(d, addrs);
         let (conn, tcp) = &mut links[0];
@@ -466,7 +608,10 @@ fn oversized_frame_is_malformed() {
     let mut h = FrameHeader::data(0, 10, true).unwrap().encode();
     h[8..12].copy_from_slice(&((MAX_PAYLOAD as u32) + 1).to_be_bytes());
     let e = node1_receives("oversized", h.to_vec());
-    assert!(matches!(&e, TransportError::Malformed { peer: 0, detail } if detail.contains("exceeds")), "{e}");
+    assert!(
+        matches!(&e, TransportError::Malformed { peer: 0, detail } if detail.contains("exceeds")),
+        "{e}"
+    );
 }
 
 #[test]
@@ -475,14 +620,23 @@ fn wrong_length_and_garbage_are_malformed() {
     let mut long = FrameHeader::data(0, 120, true).unwrap().encode().to_vec();
     long.extend_from_slice(&[7u8; 120]);
     let e = node1_receives("long", long);
-    assert!(matches!(&e, TransportError::Malformed { peer: 0, detail } if detail.contains("expected exactly 100")), "{e}");
+    assert!(
+        matches!(&e, TransportError::Malformed { peer: 0, detail } if detail.contains("expected exactly 100")),
+        "{e}"
+    );
     // Not our protocol at all.
     let e = node1_receives("garbage", b"GET / HTTP/1.1\r\n\r\n".to_vec());
-    assert!(matches!(&e, TransportError::Malformed { peer: 0, detail } if detail.contains("magic")), "{e}");
+    assert!(
+        matches!(&e, TransportError::Malformed { peer: 0, detail } if detail.contains("magic")),
+        "{e}"
+    );
     // A message from the future (sequence number 5 where 0 is due).
     let mut future = FrameHeader::data(5, 100, true).unwrap().encode().to_vec();
     future.extend_from_slice(&[0u8; 100]);
     let e = node1_receives("seq", future);
-    assert!(matches!(&e, TransportError::Malformed { peer: 0, detail } if detail.contains("message 5")), "{e}");
+    assert!(
+        matches!(&e, TransportError::Malformed { peer: 0, detail } if detail.contains("message 5")),
+        "{e}"
+    );
     let _ = PARTIES;
 }

@@ -44,7 +44,12 @@ fn init_writes_every_file_with_its_mode_and_refuses_to_overwrite() {
         {
             use std::os::unix::fs::PermissionsExt;
             let mode = std::fs::metadata(path).unwrap().permissions().mode() & 0o777;
-            assert_eq!(mode, if *secret { 0o600 } else { 0o644 }, "{}", path.display());
+            assert_eq!(
+                mode,
+                if *secret { 0o600 } else { 0o644 },
+                "{}",
+                path.display()
+            );
         }
     }
     // Certificates say who they are.
@@ -53,9 +58,15 @@ fn init_writes_every_file_with_its_mode_and_refuses_to_overwrite() {
         assert_eq!(pki::peer_identity(&c[0]).unwrap(), PeerIdentity::Node(i));
     }
     let c = pki::load_certs(&l.party_cert("malmo-stad")).unwrap();
-    assert_eq!(pki::peer_identity(&c[0]).unwrap(), PeerIdentity::Party("malmo-stad".into()));
+    assert_eq!(
+        pki::peer_identity(&c[0]).unwrap(),
+        PeerIdentity::Party("malmo-stad".into())
+    );
 
-    assert!(matches!(pki::init(&dir, &opts(&[])), Err(PkiError::DirExists { .. })));
+    assert!(matches!(
+        pki::init(&dir, &opts(&[])),
+        Err(PkiError::DirExists { .. })
+    ));
     let again = pki::init(
         &dir,
         &InitOptions {
@@ -72,16 +83,25 @@ fn bad_inputs_are_refused_before_writing() {
     let dir = tmp("bad");
     for bad in ["", "Fk", "a_b", "-fk", "node-9", &"x".repeat(64)] {
         assert!(
-            matches!(pki::init(&dir, &opts(&[bad])), Err(PkiError::BadPartyName { .. })),
+            matches!(
+                pki::init(&dir, &opts(&[bad])),
+                Err(PkiError::BadPartyName { .. })
+            ),
             "{bad:?}"
         );
     }
-    assert!(matches!(pki::init(&dir, &opts(&["fk", "fk"])), Err(PkiError::BadPartyName { .. })));
+    assert!(matches!(
+        pki::init(&dir, &opts(&["fk", "fk"])),
+        Err(PkiError::BadPartyName { .. })
+    ));
     let four = InitOptions {
         nodes: 4,
         ..opts(&[])
     };
-    assert!(matches!(pki::init(&dir, &four), Err(PkiError::BadNodeCount(4))));
+    assert!(matches!(
+        pki::init(&dir, &four),
+        Err(PkiError::BadNodeCount(4))
+    ));
     assert!(!dir.exists(), "nothing may be written for bad input");
 }
 
@@ -91,11 +111,17 @@ fn issue_rotates_one_key_under_the_same_ca() {
     pki::init(&dir, &opts(&["fk"])).unwrap();
     let l = PkiLayout::new(&dir);
     let old = std::fs::read(l.node_key(1)).unwrap();
-    assert!(matches!(pki::issue_node(&dir, 1, 30, false), Err(PkiError::FileExists { .. })));
+    assert!(matches!(
+        pki::issue_node(&dir, 1, 30, false),
+        Err(PkiError::FileExists { .. })
+    ));
     pki::issue_node(&dir, 1, 30, true).unwrap();
     assert_ne!(std::fs::read(l.node_key(1)).unwrap(), old);
     pki::issue_party(&dir, "skv", 30, false).unwrap();
-    assert!(matches!(pki::issue_node(&dir, 3, 30, false), Err(PkiError::BadNode(3))));
+    assert!(matches!(
+        pki::issue_node(&dir, 3, 30, false),
+        Err(PkiError::BadNode(3))
+    ));
     // The new certificates chain to the unchanged CA: a TLS server built
     // from the old CA accepts them (checked end to end in loopback.rs too).
     let roots = pki::load_roots(&l.ca_cert()).unwrap();
@@ -106,7 +132,8 @@ fn issue_rotates_one_key_under_the_same_ca() {
     let addr = listener.local_addr().unwrap();
     let t = std::thread::spawn(move || {
         let (tcp, _) = listener.accept().unwrap();
-        kuvert_net::tls::accept(tcp, &server, std::time::Duration::from_secs(5)).map(|(_, _, id)| id)
+        kuvert_net::tls::accept(tcp, &server, std::time::Duration::from_secs(5))
+            .map(|(_, _, id)| id)
     });
     let tcp = std::net::TcpStream::connect(addr).unwrap();
     kuvert_net::tls::connect(
@@ -116,6 +143,9 @@ fn issue_rotates_one_key_under_the_same_ca() {
         std::time::Duration::from_secs(5),
     )
     .unwrap();
-    assert_eq!(t.join().unwrap().unwrap(), PeerIdentity::Party("skv".into()));
+    assert_eq!(
+        t.join().unwrap().unwrap(),
+        PeerIdentity::Party("skv".into())
+    );
     std::fs::remove_dir_all(&dir).unwrap();
 }
