@@ -4,6 +4,7 @@
 use clap::{Parser, Subcommand};
 
 mod bench;
+mod pki;
 
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
@@ -43,6 +44,9 @@ enum Command {
     /// Measure the engine: rounds, bytes per party and throughput.
     #[command(subcommand)]
     Bench(bench::BenchCommand),
+    /// Deployment certificates: CA, compute nodes, parties.
+    #[command(subcommand)]
+    Pki(pki::PkiCommand),
 }
 
 fn main() -> std::process::ExitCode {
@@ -50,6 +54,7 @@ fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Bench(b) => bench::run(b),
+        Command::Pki(p) => pki::run(p),
     };
     match result {
         Ok(code) => code,

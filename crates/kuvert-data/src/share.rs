@@ -280,10 +280,10 @@ mod tests {
                 "x_(i+1) is node i's b and node i+1's a"
             );
         }
-        for j in 0..2 {
+        for (j, want) in v.iter().enumerate() {
             assert_eq!(
                 s[0].0[j].wrapping_add(s[1].0[j]).wrapping_add(s[2].0[j]),
-                v[j]
+                *want
             );
         }
     }

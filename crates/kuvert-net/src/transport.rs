@@ -200,7 +200,7 @@ impl TlsTransport {
 
         // Dial upwards first, then accept from below: the highest node only
         // accepts, so the waits cannot form a cycle.
-        for j in (me + 1)..PARTIES {
+        for (j, slot) in conns.iter_mut().enumerate().skip(me + 1) {
             let addr = config.nodes[j];
             let tcp = tls::tcp_connect_retry(addr, deadline)
                 .map_err(|e| gone(j, format!("cannot connect to node {j} at {addr}: {e}")))?;
@@ -211,7 +211,7 @@ impl TlsTransport {
                 .map_err(|e| gone(j, e.to_string()))?;
             let mut conn = rustls::Connection::Client(conn);
             let tcp = hello(&mut conn, tcp, me, j, left)?;
-            conns[j] = Some((conn, tcp));
+            *slot = Some((conn, tcp));
         }
         listener
             .set_nonblocking(true)

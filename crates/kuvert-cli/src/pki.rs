@@ -1,0 +1,119 @@
+//! `kuvert pki ...`: the deployment's certificates.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::Subcommand;
+use kuvert_net::pki::{self, InitOptions, PkiError, WrittenFile};
+
+#[derive(Subcommand, Debug)]
+pub enum PkiCommand {
+    /// Create a new deployment PKI: a CA, one certificate per compute node
+    /// and one client certificate per party.
+    ///
+    /// Writes DIR/ca.crt and DIR/ca.key (keep the CA key offline),
+    /// DIR/node-<i>.crt/.key (node i, DNS names node-<i> and localhost, IP
+    /// 127.0.0.1) and DIR/party-<name>.crt/.key (CN = name). Keys get mode
+    /// 0600, certificates 0644. Give each operator only its own key.
+    Init {
+        /// Directory to create. Refused if it exists and is not empty,
+        /// unless --force.
+        #[arg(long, value_name = "DIR")]
+        out: PathBuf,
+        /// Number of compute nodes (kuvert runs exactly 3).
+        #[arg(long, default_value_t = 3)]
+        nodes: usize,
+        /// Comma-separated party names (contributors and recipients):
+        /// lower-case letters, digits and '-', e.g. fk,malmo-stad.
+        #[arg(long, value_delimiter = ',', value_name = "NAME,NAME,...")]
+        parties: Vec<String>,
+        /// Validity of node and party certificates in days (the CA gets ten
+        /// times as long, at most 20 years).
+        #[arg(long, default_value_t = 365)]
+        days: u32,
+        /// Overwrite files in an existing directory.
+        #[arg(long)]
+        force: bool,
+    },
+    /// Issue a new certificate and key from an existing CA: a new party, or
+    /// the rotation of one node's or party's key (see docs/deployment.md).
+    Issue {
+        /// The PKI directory holding ca.crt and ca.key.
+        #[arg(long, value_name = "DIR")]
+        dir: PathBuf,
+        /// Issue for compute node I (0, 1 or 2).
+        #[arg(
+            long,
+            value_name = "I",
+            conflicts_with = "party",
+            required_unless_present = "party"
+        )]
+        node: Option<usize>,
+        /// Issue for the party NAME.
+        #[arg(long, value_name = "NAME")]
+        party: Option<String>,
+        /// Validity in days.
+        #[arg(long, default_value_t = 365)]
+        days: u32,
+        /// Replace the existing certificate and key of that node or party.
+        #[arg(long)]
+        force: bool,
+    },
+}
+
+pub fn run(cmd: PkiCommand) -> anyhow::Result<ExitCode> {
+    let result = match cmd {
+        PkiCommand::Init {
+            out,
+            nodes,
+            parties,
+            days,
+            force,
+        } => pki::init(
+            &out,
+            &InitOptions {
+                nodes,
+                parties: parties.into_iter().filter(|p| !p.is_empty()).collect(),
+                validity_days: days,
+                force,
+            },
+        ),
+        PkiCommand::Issue {
+            dir,
+            node,
+            party,
+            days,
+            force,
+        } => match (node, party) {
+            (Some(i), None) => pki::issue_node(&dir, i, days, force),
+            (None, Some(p)) => pki::issue_party(&dir, &p, days, force),
+            _ => unreachable!("clap requires exactly one of --node and --party"),
+        },
+    };
+    match result {
+        Ok(files) => {
+            print_written(&files);
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(
+            e @ (PkiError::DirExists { .. }
+            | PkiError::FileExists { .. }
+            | PkiError::BadPartyName { .. }
+            | PkiError::BadNodeCount(_)
+            | PkiError::BadNode(_)
+            | PkiError::BadValidity(_)),
+        ) => {
+            eprintln!("error: {e}");
+            Ok(ExitCode::from(2))
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// One line per file on stdout: mode, path, what it is.
+fn print_written(files: &[WrittenFile]) {
+    for f in files {
+        let mode = if f.secret { "0600" } else { "0644" };
+        println!("{mode}  {}  {}", f.path.display(), f.what);
+    }
+}
