@@ -80,6 +80,8 @@ pub enum ShareError {
     BadParty(usize),
     #[error("the shares do not describe the same column: {0}")]
     Mismatch(String),
+    #[error("share message is malformed: {0}")]
+    Decode(String),
     #[error("node {a} and node {b} disagree about component x_{component} at word {word}: at least one of them sent wrong shares")]
     Inconsistent {
         a: usize,
@@ -87,6 +89,127 @@ pub enum ShareError {
         component: usize,
         word: usize,
     },
+}
+
+/// First bytes of an encoded [`TableShares`].
+pub const SHARES_MAGIC: [u8; 4] = *b"KVSH";
+/// Version of the [`TableShares`] encoding.
+pub const SHARES_VERSION: u8 = 1;
+
+impl TableShares {
+    /// Encode for sending to node `self.party` (inside TLS):
+    ///
+    /// ```text
+    /// "KVSH" | version u8 = 1 | party u8 | 0u16 | rows u64 | schema length u32 |
+    /// schema (compact form, UTF-8) | per column: kind u8 (0 arithmetic,
+    /// 1 boolean), then the words of `a`, then of `b` (u64)
+    /// ```
+    /// All integers little-endian.
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let schema = self.schema.to_compact();
+        let words: usize = self.columns.iter().map(|c| c.a.len() * 2).sum();
+        let mut out = Vec::with_capacity(20 + schema.len() + self.columns.len() + 8 * words);
+        out.extend_from_slice(&SHARES_MAGIC);
+        out.push(SHARES_VERSION);
+        out.push(self.party as u8);
+        out.extend_from_slice(&[0, 0]);
+        out.extend_from_slice(&(self.rows as u64).to_le_bytes());
+        out.extend_from_slice(&(schema.len() as u32).to_le_bytes());
+        out.extend_from_slice(schema.as_bytes());
+        for c in &self.columns {
+            out.push(match c.kind {
+                ShareKind::Arithmetic => 0,
+                ShareKind::Boolean => 1,
+            });
+            for w in c.a.iter().chain(&c.b) {
+                out.extend_from_slice(&w.to_le_bytes());
+            }
+        }
+        out
+    }
+
+    /// Decode what [`TableShares::to_bytes`] wrote. Checks every length
+    /// against the input before allocating; never panics on any input.
+    pub fn from_bytes(bytes: &[u8]) -> Result<TableShares, ShareError> {
+        let bad = |m: &str| ShareError::Decode(m.to_string());
+        let mut r = bytes;
+        let mut take = |n: usize| -> Result<&[u8], ShareError> {
+            if r.len() < n {
+                return Err(ShareError::Decode(format!(
+                    "truncated: {n} more bytes expected, {} left",
+                    r.len()
+                )));
+            }
+            let (h, t) = r.split_at(n);
+            r = t;
+            Ok(h)
+        };
+        if take(4)? != SHARES_MAGIC {
+            return Err(bad("not a kuvert share message (bad magic)"));
+        }
+        let version = take(1)?[0];
+        if version != SHARES_VERSION {
+            return Err(ShareError::Decode(format!(
+                "version {version} is not supported (this is version {SHARES_VERSION})"
+            )));
+        }
+        let party = take(1)?[0] as usize;
+        if party > 2 {
+            return Err(ShareError::BadParty(party));
+        }
+        if take(2)? != [0, 0] {
+            return Err(bad("reserved bytes are not zero"));
+        }
+        let rows = u64::from_le_bytes(take(8)?.try_into().map_err(|_| bad("rows"))?);
+        let slen =
+            u32::from_le_bytes(take(4)?.try_into().map_err(|_| bad("schema length"))?) as usize;
+        let schema_text =
+            std::str::from_utf8(take(slen)?).map_err(|_| bad("schema is not UTF-8"))?;
+        let schema: Schema = schema_text
+            .parse()
+            .map_err(|e| ShareError::Decode(format!("schema: {e}")))?;
+        let rows = usize::try_from(rows).map_err(|_| bad("row count too large"))?;
+        let mut columns = Vec::with_capacity(schema.len());
+        for col in schema.columns() {
+            let kind = match take(1)?[0] {
+                0 => ShareKind::Arithmetic,
+                1 => ShareKind::Boolean,
+                k => return Err(ShareError::Decode(format!("unknown share kind {k}"))),
+            };
+            let n = rows
+                .checked_mul(col.ty.words())
+                .filter(|n| n.checked_mul(16).is_some())
+                .ok_or_else(|| bad("row count too large"))?;
+            let mut read = |n: usize| -> Result<Vec<u64>, ShareError> {
+                let b = take(n * 8)?;
+                Ok(b.chunks_exact(8)
+                    .map(|c| u64::from_le_bytes(c.try_into().unwrap_or([0; 8])))
+                    .collect())
+            };
+            let a = read(n)?;
+            let b = read(n)?;
+            columns.push(ColumnShares {
+                name: col.name.clone(),
+                ty: col.ty,
+                kind,
+                party,
+                a,
+                b,
+            });
+        }
+        if !r.is_empty() {
+            return Err(ShareError::Decode(format!(
+                "{} bytes after the last column",
+                r.len()
+            )));
+        }
+        Ok(TableShares {
+            party,
+            rows,
+            schema,
+            columns,
+        })
+    }
 }
 
 /// Split `values` into three replicated shares; entry `i` is node `i`'s
@@ -222,7 +345,7 @@ pub fn reconstruct_table(shares: &[&TableShares]) -> Result<Table, ShareError> {
 mod tests {
     use super::{
         reconstruct, reconstruct_table, share_table, share_words, ColumnShares, ColumnType,
-        ShareError, ShareKind, Table,
+        ShareError, ShareKind, Table, TableShares,
     };
     use crate::table::{read_csv, CsvOptions};
     use crate::value::Date;
@@ -306,7 +429,44 @@ mod tests {
         );
     }
 
+    #[test]
+    fn encoding_round_trips_and_refuses_damage() {
+        let t = table();
+        let mut rng = ChaCha20Rng::seed_from_u64(4);
+        let s = share_table(&t, ShareKind::Boolean, &mut rng);
+        let bytes = s[1].to_bytes();
+        // Header by hand: magic, version 1, party 1, reserved, 2 rows.
+        assert_eq!(
+            &bytes[..16],
+            b"KVSH\x01\x01\x00\x00\x02\x00\x00\x00\x00\x00\x00\x00"
+        );
+        assert_eq!(TableShares::from_bytes(&bytes).unwrap(), s[1]);
+        for cut in [0, 3, 10, 20, bytes.len() - 1] {
+            assert!(TableShares::from_bytes(&bytes[..cut]).is_err(), "cut {cut}");
+        }
+        let mut longer = bytes.clone();
+        longer.push(0);
+        assert!(TableShares::from_bytes(&longer).is_err());
+        let mut v2 = bytes.clone();
+        v2[4] = 2;
+        assert!(
+            matches!(TableShares::from_bytes(&v2), Err(ShareError::Decode(m)) if m.contains("version 2"))
+        );
+        // A huge row count is refused without allocating.
+        let mut huge = bytes.clone();
+        huge[8..16].copy_from_slice(&u64::MAX.to_le_bytes());
+        assert!(TableShares::from_bytes(&huge).is_err());
+    }
+
     proptest! {
+        #[test]
+        fn decoding_random_bytes_never_panics(mut bytes in proptest::collection::vec(any::<u8>(), 0..200), keep_header in any::<bool>()) {
+            if keep_header && bytes.len() >= 8 {
+                bytes[..8].copy_from_slice(b"KVSH\x01\x00\x00\x00");
+            }
+            let _ = TableShares::from_bytes(&bytes);
+        }
+
         #[test]
         fn share_then_reconstruct(values in proptest::collection::vec(any::<u64>(), 0..50), seed in any::<u64>(), boolean in any::<bool>()) {
             let kind = if boolean { ShareKind::Boolean } else { ShareKind::Arithmetic };

@@ -29,9 +29,11 @@
 //!   validated (magic, version, kind, flags, length ≤ 4 MiB) before any
 //!   payload is read, and a round accepts exactly the number of bytes it
 //!   expects. The decoder is fuzzed (`fuzz/`) and property-tested.
-//! - Key material: our own copies of PEM key text are wiped after use; the
-//!   DER key inside rustls and ring, and the CA key inside rcgen while
-//!   issuing, are not under our control and are not wiped by us.
+//! - Key material: our own copies of PEM key text are wiped after use, and
+//!   the DER key of an [`Identity`] is wiped on drop; the copies inside
+//!   rustls and ring (for as long as a TLS configuration lives), and keys
+//!   inside rcgen while issuing, are not under our control and are not
+//!   wiped by us.
 //! - Traffic analysis: message sizes and timing are visible on the wire;
 //!   they follow the public plan (sizes of inputs), as in the design brief.
 

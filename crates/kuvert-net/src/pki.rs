@@ -532,7 +532,8 @@ pub fn load_roots(path: &Path) -> Result<RootCertStore> {
 }
 
 /// A certificate chain and its private key: what a node or party presents
-/// in the TLS handshake. Deliberately not `Debug` (it holds a key).
+/// in the TLS handshake. Deliberately not `Debug` (it holds a key); the key
+/// is wiped on drop.
 pub struct Identity {
     pub certs: Vec<CertificateDer<'static>>,
     pub key: PrivateKeyDer<'static>,
@@ -559,8 +560,16 @@ impl Identity {
         Identity::load(&l.party_cert(name), &l.party_key(name))
     }
 
+    /// A copy of the key for a rustls configuration (which keeps its own
+    /// copy for as long as the configuration lives).
     pub fn clone_key(&self) -> PrivateKeyDer<'static> {
         self.key.clone_key()
+    }
+}
+
+impl Drop for Identity {
+    fn drop(&mut self) {
+        self.key.zeroize();
     }
 }
 

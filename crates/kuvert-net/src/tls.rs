@@ -223,6 +223,7 @@ pub fn tcp_connect_retry(addr: SocketAddr, deadline: std::time::Instant) -> io::
     }
 }
 
+/// Set (or clear, with `None`) both socket timeouts.
 pub fn set_timeouts(tcp: &TcpStream, t: Option<Duration>) -> io::Result<()> {
     tcp.set_read_timeout(t)?;
     tcp.set_write_timeout(t)

@@ -110,7 +110,11 @@ fn ring_rounds_of_several_mib_arrive_intact() {
     let sizes = |r: usize| (5 * (1 << 20) + 17 * r + 3, 3 * (1 << 20) - 5 * r);
     let ok = run3(
         dir.path(),
-        |c| c.chunk_size = 300_000,
+        |c| {
+            // Small queues: the strongest back-pressure.
+            c.chunk_size = 300_000;
+            c.queue_chunks = 1;
+        },
         |me, mut t| {
             for r in 0..3 {
                 let (to_next, to_prev) = sizes(r);
@@ -261,7 +265,7 @@ fn client_from_another_ca_is_refused_at_the_handshake_and_logged() {
                 .finish();
             tracing::subscriber::with_default(sub, || {
                 let mut results = Vec::new();
-                for _ in 0..2 {
+                for _ in 0..3 {
                     let (tcp, _) = listener.accept().unwrap();
                     results.push(
                         tls::accept(tcp, &server_tls.server, Duration::from_secs(5))
@@ -306,6 +310,31 @@ fn client_from_another_ca_is_refused_at_the_handshake_and_logged() {
     );
     assert!(party_side.is_ok());
 
+    // 3. A client without any certificate.
+    let no_cert = rustls::ClientConfig::builder_with_provider(tls::provider())
+        .with_protocol_versions(&[&rustls::version::TLS13])
+        .unwrap()
+        .with_root_certificates(
+            pki::load_roots(&pki::PkiLayout::new(good.path()).ca_cert()).unwrap(),
+        )
+        .with_no_client_auth();
+    let tcp = TcpStream::connect(addr).unwrap();
+    let anon = tls::connect(
+        tcp,
+        &Arc::new(no_cert),
+        tls::node_server_name(1),
+        Duration::from_secs(5),
+    )
+    .and_then(|(conn, mut tcp)| {
+        let mut conn = rustls::Connection::Client(conn);
+        let mut b = [0u8; 1];
+        tls::read_plain_exact(&mut conn, &mut tcp, &mut b).map_err(|e| tls::TlsError::Handshake {
+            peer: "server".into(),
+            detail: e.to_string(),
+        })
+    });
+    assert!(anon.is_err());
+
     let results = server.join().unwrap();
     match &results[0] {
         Err(tls::TlsError::Handshake { detail, .. }) => {
@@ -315,6 +344,15 @@ fn client_from_another_ca_is_refused_at_the_handshake_and_logged() {
             "expected a refused handshake, got {:?}",
             other.as_ref().map(|_| ())
         ),
+    }
+    match &results[2] {
+        Err(tls::TlsError::Handshake { detail, .. }) => {
+            assert!(
+                detail.contains("NoCertificatesPresented") || detail.contains("certificate"),
+                "{detail}"
+            )
+        }
+        _ => panic!("a client without a certificate must be refused"),
     }
     assert_eq!(
         results[1].as_ref().unwrap(),
