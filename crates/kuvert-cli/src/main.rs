@@ -4,6 +4,7 @@
 use clap::{Parser, Subcommand};
 
 mod bench;
+mod node;
 mod pki;
 
 #[global_allocator]
@@ -47,6 +48,17 @@ enum Command {
     /// Deployment certificates: CA, compute nodes, parties.
     #[command(subcommand)]
     Pki(pki::PkiCommand),
+    /// Run a compute node (one of the three).
+    Node(node::NodeArgs),
+    /// Contributor: validate a CSV, secret-share it on this machine and send
+    /// each node only its shares.
+    Upload(node::UploadArgs),
+    /// Start a job on the three nodes, or see where it stands.
+    #[command(subcommand)]
+    Job(node::JobCommand),
+    /// Recipient: fetch the result shares from the nodes and reconstruct
+    /// the result on this machine.
+    Fetch(node::FetchArgs),
 }
 
 fn main() -> std::process::ExitCode {
@@ -55,6 +67,10 @@ fn main() -> std::process::ExitCode {
     let result = match cli.command {
         Command::Bench(b) => bench::run(b),
         Command::Pki(p) => pki::run(p),
+        Command::Node(a) => node::node(a),
+        Command::Upload(a) => node::upload(a),
+        Command::Job(c) => node::job(c),
+        Command::Fetch(a) => node::fetch(a),
     };
     match result {
         Ok(code) => code,

@@ -46,6 +46,19 @@ macro_rules! share_type {
                 $name { a, b }
             }
 
+            /// This party's shares from its two components `(x_i, x_{i+1})`,
+            /// e.g. as a contributor sent them to a node. Lengths must agree.
+            pub fn from_components(a: Vec<u64>, b: Vec<u64>) -> Option<Self> {
+                (a.len() == b.len()).then_some($name { a, b })
+            }
+
+            /// This party's two components `(x_i, x_{i+1})`: shares, not
+            /// cleartext (e.g. to send to a recipient, who combines them
+            /// with another party's).
+            pub fn components(&self) -> (&[u64], &[u64]) {
+                (&self.a, &self.b)
+            }
+
             /// An all-zero sharing of `n` zeros (valid for every party).
             pub fn zeros(n: usize) -> Self {
                 $name {

@@ -1,0 +1,233 @@
+//! `kuvert node`, `kuvert upload`, `kuvert job`, `kuvert fetch`: running a
+//! compute node, and the contributor's and recipient's commands.
+
+use std::io::IsTerminal;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::{anyhow, bail, Context};
+use clap::{Args, Subcommand};
+use kuvert_data::{CsvOptions, Schema};
+use kuvert_node::client::Nodes;
+use kuvert_node::config::NodeConfig;
+use kuvert_node::wire::{JobState, Program};
+
+/// `kuvert node --config node.toml`
+#[derive(Args, Debug)]
+pub struct NodeArgs {
+    /// The node's configuration (see docs/deployment.md for every key).
+    #[arg(long)]
+    config: PathBuf,
+}
+
+/// Who the client is and where the nodes are.
+#[derive(Args, Debug)]
+pub struct ClientArgs {
+    /// The deployment PKI directory holding ca.crt and this party's
+    /// certificate and key (from `kuvert pki init`).
+    #[arg(long)]
+    pki: PathBuf,
+    /// This party's name (its certificate's name in the PKI).
+    #[arg(long = "as")]
+    party: String,
+    /// The three nodes' client addresses, in node order.
+    #[arg(long, value_delimiter = ',', required = true)]
+    nodes: Vec<SocketAddr>,
+}
+
+impl ClientArgs {
+    fn nodes(&self) -> anyhow::Result<Nodes> {
+        let addrs: [SocketAddr; 3] = self.nodes.clone().try_into().map_err(|_| anyhow!("--nodes needs three addresses"))?;
+        Ok(Nodes::new(&self.pki, &self.party, addrs)?)
+    }
+}
+
+/// `kuvert upload`
+#[derive(Args, Debug)]
+pub struct UploadArgs {
+    #[command(flatten)]
+    client: ClientArgs,
+    /// The job the table belongs to.
+    #[arg(long)]
+    job: String,
+    /// NAME=PATH.csv: the table's name in the job, and the CSV file.
+    #[arg(long)]
+    table: String,
+    /// The declared schema, e.g. "pnr:idnr,fran:date,till:date,belopp:int".
+    /// Types: int, date, bool, idnr, text.
+    #[arg(long)]
+    schema: String,
+    /// CSV field delimiter (use ';' for Swedish spreadsheet exports).
+    #[arg(long, default_value = ",")]
+    delimiter: char,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum JobCommand {
+    /// Start a program on all three nodes and wait for it.
+    Run {
+        #[command(flatten)]
+        client: ClientArgs,
+        #[arg(long)]
+        job: String,
+        /// sum:TABLE.COLUMN | count-below:TABLE.COLUMN:LIMIT | soak:ROUNDS:N
+        #[arg(long)]
+        program: String,
+        /// The party that may fetch the result.
+        #[arg(long)]
+        recipient: String,
+        /// Give up waiting after this many seconds.
+        #[arg(long, default_value_t = 3600)]
+        timeout: u64,
+    },
+    /// Show the job's state on each node.
+    Status {
+        #[command(flatten)]
+        client: ClientArgs,
+        #[arg(long)]
+        job: String,
+    },
+}
+
+/// `kuvert fetch`
+#[derive(Args, Debug)]
+pub struct FetchArgs {
+    #[command(flatten)]
+    client: ClientArgs,
+    #[arg(long)]
+    job: String,
+}
+
+pub fn node(args: NodeArgs) -> anyhow::Result<ExitCode> {
+    init_logging();
+    let cfg = NodeConfig::load(&args.config).map_err(|e| anyhow!(e))?;
+    let node = kuvert_node::server::Node::new(cfg).map_err(|e| anyhow!(e))?;
+    node.serve().map_err(|e| anyhow!(e))?;
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn upload(args: UploadArgs) -> anyhow::Result<ExitCode> {
+    let (name, path) = args
+        .table
+        .split_once('=')
+        .ok_or_else(|| anyhow!("--table must be NAME=PATH.csv, got {:?}", args.table))?;
+    let schema = Schema::parse_compact(&args.schema).with_context(|| format!("bad --schema {:?}", args.schema))?;
+    let opts = CsvOptions {
+        delimiter: args.delimiter as u8,
+        ..CsvOptions::default()
+    };
+    let table = match kuvert_data::read_csv_file(std::path::Path::new(path), &schema, &opts) {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("error: {e}\nNothing was sent. Fix the file and upload again.");
+            return Ok(ExitCode::from(2));
+        }
+    };
+    let nodes = args.client.nodes()?;
+    for m in nodes.upload(&args.job, name, &table)? {
+        println!("{m}");
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn job(cmd: JobCommand) -> anyhow::Result<ExitCode> {
+    match cmd {
+        JobCommand::Run {
+            client,
+            job,
+            program,
+            recipient,
+            timeout,
+        } => {
+            let program = parse_program(&program)?;
+            let nodes = client.nodes()?;
+            nodes.run(&job, &program, &recipient)?;
+            let spinner = std::io::stderr().is_terminal().then(|| {
+                let s = indicatif::ProgressBar::new_spinner();
+                s.enable_steady_tick(Duration::from_millis(120));
+                s
+            });
+            let r = nodes.wait(&job, Duration::from_secs(timeout), |states| {
+                if let Some(s) = &spinner {
+                    s.set_message(format!("{}", summary(states)));
+                }
+            });
+            if let Some(s) = spinner {
+                s.finish_and_clear();
+            }
+            r?;
+            println!("job {job} done on all three nodes; the recipient {recipient} can fetch the result");
+            Ok(ExitCode::SUCCESS)
+        }
+        JobCommand::Status { client, job } => {
+            let nodes = client.nodes()?;
+            for i in 0..3 {
+                match nodes.status(i, &job) {
+                    Ok(s) => println!("node {i}: {}", describe(&s)),
+                    Err(e) => println!("node {i}: {e}"),
+                }
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+pub fn fetch(args: FetchArgs) -> anyhow::Result<ExitCode> {
+    let nodes = args.client.nodes()?;
+    let values = nodes.fetch(&args.job)?;
+    println!("value");
+    for v in values {
+        println!("{}", v as i64);
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn parse_program(s: &str) -> anyhow::Result<Program> {
+    let parts: Vec<&str> = s.split(':').collect();
+    let tc = |x: &str| -> anyhow::Result<(String, String)> {
+        let (t, c) = x.split_once('.').ok_or_else(|| anyhow!("expected TABLE.COLUMN, got {x:?}"))?;
+        Ok((t.to_string(), c.to_string()))
+    };
+    Ok(match parts.as_slice() {
+        ["sum", x] => {
+            let (table, column) = tc(x)?;
+            Program::Sum { table, column }
+        }
+        ["count-below", x, limit] => {
+            let (table, column) = tc(x)?;
+            let limit = limit.parse().with_context(|| format!("limit {limit:?} is not an integer"))?;
+            Program::CountBelow { table, column, limit }
+        }
+        ["soak", rounds, n] => Program::Soak {
+            rounds: rounds.parse().context("soak rounds")?,
+            n: n.parse().context("soak size")?,
+        },
+        _ => bail!("unknown program {s:?}: use sum:TABLE.COLUMN, count-below:TABLE.COLUMN:LIMIT or soak:ROUNDS:N"),
+    })
+}
+
+fn describe(s: &JobState) -> String {
+    match s {
+        JobState::Waiting { tables } => format!("waiting (tables: {})", tables.join(", ")),
+        JobState::Running => "running".into(),
+        JobState::Done { recipient, outputs } => format!("done ({outputs} outputs for {recipient})"),
+        JobState::Failed { reason } => format!("failed: {reason}"),
+        JobState::Unknown => "unknown job".into(),
+    }
+}
+
+fn summary(states: &[JobState]) -> String {
+    states
+        .iter()
+        .enumerate()
+        .map(|(i, s)| format!("node {i}: {}", describe(s)))
+        .collect::<Vec<_>>()
+        .join(" | ")
+}
+
+fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("KUVERT_LOG").unwrap_or_else(|_| "info".into());
+    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
+}

@@ -1,0 +1,224 @@
+//! The client side of the node API, for contributors and recipients.
+//!
+//! A contributor validates and shares its table on its own machine
+//! ([`kuvert_data::share_table`]) and sends each node only that node's
+//! shares; a recipient fetches every node's result shares and reconstructs
+//! locally. No cleartext value ever leaves the client.
+
+use std::io::{BufReader, BufWriter, Write};
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use kuvert_data::share::{ColumnShares, ShareKind};
+use kuvert_data::{ColumnType, Table};
+use kuvert_net::tls;
+use rustls::{ClientConfig, ClientConnection};
+
+use crate::wire::{self, JobState, Program, Request, Response};
+
+/// Errors a client sees; every variant names the node it concerns.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    #[error("node {node} ({addr}) is unreachable: {detail}")]
+    Unreachable { node: usize, addr: SocketAddr, detail: String },
+    #[error("node {node} refused: {message}")]
+    Refused { node: usize, message: String },
+    #[error("node {node} answered something unexpected: {detail}")]
+    Protocol { node: usize, detail: String },
+    #[error("job {job:?} failed on node {node}: {reason}. Nothing was released; fix the cause and run the job again")]
+    JobFailed { job: String, node: usize, reason: String },
+    #[error("{0}")]
+    Local(String),
+}
+
+type Stream = BufReader<rustls::StreamOwned<ClientConnection, std::net::TcpStream>>;
+
+/// A party's connection to one node.
+pub struct NodeConn {
+    node: usize,
+    stream: Stream,
+}
+
+impl std::fmt::Debug for NodeConn {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "NodeConn {{ node: {} }}", self.node)
+    }
+}
+
+/// The three nodes as a party sees them.
+#[derive(Clone)]
+pub struct Nodes {
+    pub addrs: [SocketAddr; 3],
+    config: Arc<ClientConfig>,
+    pub timeout: Duration,
+}
+
+impl std::fmt::Debug for Nodes {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Nodes {{ addrs: {:?} }}", self.addrs)
+    }
+}
+
+impl Nodes {
+    /// Party `name`'s view of the deployment in `pki_dir`.
+    pub fn new(pki_dir: &Path, name: &str, addrs: [SocketAddr; 3]) -> Result<Nodes, ClientError> {
+        let config = tls::party_client_config(pki_dir, name)
+            .map_err(|e| ClientError::Local(format!("cannot load party {name:?}'s TLS identity: {e}")))?;
+        Ok(Nodes {
+            addrs,
+            config,
+            timeout: Duration::from_secs(10),
+        })
+    }
+
+    /// Open a verified TLS connection to node `i`.
+    pub fn connect(&self, i: usize) -> Result<NodeConn, ClientError> {
+        let addr = self.addrs[i];
+        let un = |detail: String| ClientError::Unreachable { node: i, addr, detail };
+        let tcp = std::net::TcpStream::connect_timeout(&addr, self.timeout).map_err(|e| un(e.to_string()))?;
+        let (conn, tcp) = tls::connect(tcp, &self.config, tls::node_server_name(i), self.timeout).map_err(|e| un(e.to_string()))?;
+        Ok(NodeConn {
+            node: i,
+            stream: BufReader::with_capacity(1 << 20, rustls::StreamOwned::new(conn, tcp)),
+        })
+    }
+
+    /// Send `req` to node `i` and read its answer.
+    fn ask(&self, i: usize, req: &Request, payload: &[u8]) -> Result<(Response, Vec<u8>), ClientError> {
+        self.connect(i)?.ask(req, payload)
+    }
+
+    /// Share `table` locally and send each node its shares.
+    pub fn upload(&self, job: &str, name: &str, table: &Table) -> Result<Vec<String>, ClientError> {
+        let shares = kuvert_data::share_table(table, ShareKind::Arithmetic, &mut rand_core::OsRng);
+        let mut msgs = Vec::new();
+        for (i, s) in shares.iter().enumerate() {
+            let req = Request::Upload {
+                job: job.into(),
+                table: name.into(),
+                schema: s.schema.to_compact(),
+                rows: s.rows as u64,
+            };
+            let mut payload = Vec::new();
+            for c in &s.columns {
+                payload.extend(wire::words_to_bytes(&c.a));
+                payload.extend(wire::words_to_bytes(&c.b));
+            }
+            match self.ask(i, &req, &payload)?.0 {
+                Response::Ok { message } => msgs.push(message),
+                Response::Error { message } => return Err(ClientError::Refused { node: i, message }),
+                other => return Err(proto(i, &other)),
+            }
+        }
+        Ok(msgs)
+    }
+
+    /// Ask all three nodes to run `program` for `recipient`.
+    pub fn run(&self, job: &str, program: &Program, recipient: &str) -> Result<(), ClientError> {
+        let req = Request::Run {
+            job: job.into(),
+            program: program.clone(),
+            recipient: recipient.into(),
+        };
+        for i in 0..3 {
+            match self.ask(i, &req, &[])?.0 {
+                Response::Ok { .. } => {}
+                Response::Error { message } => return Err(ClientError::Refused { node: i, message }),
+                other => return Err(proto(i, &other)),
+            }
+        }
+        Ok(())
+    }
+
+    /// The job's state on node `i`.
+    pub fn status(&self, i: usize, job: &str) -> Result<JobState, ClientError> {
+        match self.ask(i, &Request::Status { job: job.into() }, &[])?.0 {
+            Response::Status { state, .. } => Ok(state),
+            Response::Error { message } => Err(ClientError::Refused { node: i, message }),
+            other => Err(proto(i, &other)),
+        }
+    }
+
+    /// Poll until every node is done; any failure (or an unreachable
+    /// node) ends the wait with an error naming the node.
+    pub fn wait(&self, job: &str, limit: Duration, mut progress: impl FnMut(&[JobState])) -> Result<(), ClientError> {
+        let start = Instant::now();
+        loop {
+            let states = (0..3).map(|i| self.status(i, job)).collect::<Result<Vec<_>, _>>()?;
+            progress(&states);
+            for (i, s) in states.iter().enumerate() {
+                if let JobState::Failed { reason } = s {
+                    return Err(ClientError::JobFailed {
+                        job: job.into(),
+                        node: i,
+                        reason: reason.clone(),
+                    });
+                }
+            }
+            if states.iter().all(|s| matches!(s, JobState::Done { .. })) {
+                return Ok(());
+            }
+            if start.elapsed() > limit {
+                return Err(ClientError::Local(format!("job {job:?} did not finish within {limit:?}")));
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// Fetch every node's result shares and reconstruct (with all three,
+    /// every component is checked against its replica). Returns the output
+    /// words; signed integers are their two's complement.
+    pub fn fetch(&self, job: &str) -> Result<Vec<u64>, ClientError> {
+        let mut shares = Vec::new();
+        for i in 0..3 {
+            let (resp, payload) = self.ask(i, &Request::Fetch { job: job.into() }, &[])?;
+            match resp {
+                Response::Result { node, outputs } if node == i => {
+                    let w = wire::bytes_to_words(&payload)
+                        .filter(|w| w.len() as u64 == 2 * outputs)
+                        .ok_or_else(|| ClientError::Protocol {
+                            node: i,
+                            detail: "result payload has the wrong size".into(),
+                        })?;
+                    let (a, b) = w.split_at(outputs as usize);
+                    shares.push(ColumnShares {
+                        name: "result".into(),
+                        ty: ColumnType::Int,
+                        kind: ShareKind::Arithmetic,
+                        party: i,
+                        a: a.to_vec(),
+                        b: b.to_vec(),
+                    });
+                }
+                Response::Error { message } => return Err(ClientError::Refused { node: i, message }),
+                other => return Err(proto(i, &other)),
+            }
+        }
+        let refs: Vec<&ColumnShares> = shares.iter().collect();
+        kuvert_data::share::reconstruct(&refs).map_err(|e| ClientError::Local(format!("cannot reconstruct the result: {e}")))
+    }
+}
+
+impl NodeConn {
+    /// One request, one answer.
+    pub fn ask(&mut self, req: &Request, payload: &[u8]) -> Result<(Response, Vec<u8>), ClientError> {
+        let i = self.node;
+        let io = |e: std::io::Error| ClientError::Protocol { node: i, detail: e.to_string() };
+        {
+            let mut w = BufWriter::with_capacity(1 << 20, self.stream.get_mut());
+            wire::write_msg(&mut w, req, payload).map_err(io)?;
+            w.flush().map_err(io)?;
+        }
+        wire::read_msg(&mut self.stream, 1 << 32).map_err(io)
+    }
+}
+
+fn proto(node: usize, r: &Response) -> ClientError {
+    ClientError::Protocol {
+        node,
+        detail: format!("{r:?}"),
+    }
+}
+

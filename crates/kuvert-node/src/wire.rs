@@ -1,0 +1,195 @@
+//! The client API of a node: what contributors and recipients send over
+//! their mutually authenticated TLS connection.
+//!
+//! A message is `u32 header length (big-endian) | JSON header | u64 payload
+//! length (big-endian) | payload`. Headers are small and typed; payloads
+//! carry share words (little-endian u64) so that large columns are not
+//! JSON-encoded. Both lengths are bounded before anything is allocated.
+
+use std::io::{self, Read, Write};
+
+use serde::{Deserialize, Serialize};
+
+/// Largest accepted header.
+pub const MAX_HEADER: usize = 64 << 10;
+
+/// A request from a client (contributor, recipient or operator).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(tag = "request", rename_all = "snake_case")]
+pub enum Request {
+    /// This node's shares of a table. Payload: for every column, for every
+    /// word plane, component `a` then component `b` (`rows` words each).
+    Upload {
+        job: String,
+        table: String,
+        /// Compact schema, `name:type,...`.
+        schema: String,
+        rows: u64,
+    },
+    /// Compute `program` over the job's tables; the result goes to `recipient`.
+    Run {
+        job: String,
+        program: Program,
+        recipient: String,
+    },
+    /// Where a job stands on this node.
+    Status { job: String },
+    /// The recipient's request for this node's result shares.
+    Fetch { job: String },
+}
+
+/// A computation a node can run. Every node compiles the same program into
+/// the same sequence of protocol steps.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(tag = "op", rename_all = "snake_case")]
+pub enum Program {
+    /// Sum of an integer column (one value).
+    Sum { table: String, column: String },
+    /// Number of rows whose integer or date column is below `limit`.
+    CountBelow {
+        table: String,
+        column: String,
+        limit: i64,
+    },
+    /// Diagnostic: `rounds` multiplications of `n` random shared values, to
+    /// check the nodes' links and measure them. Outputs nothing secret.
+    Soak { rounds: u32, n: u32 },
+}
+
+impl Program {
+    /// The tables the program reads.
+    pub fn tables(&self) -> Vec<&str> {
+        match self {
+            Program::Sum { table, .. } | Program::CountBelow { table, .. } => vec![table],
+            Program::Soak { .. } => vec![],
+        }
+    }
+}
+
+/// A job's state on one node.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(tag = "state", rename_all = "snake_case")]
+pub enum JobState {
+    /// Tables uploaded so far, no run requested.
+    Waiting { tables: Vec<String> },
+    Running,
+    /// Result shares are ready for the recipient.
+    Done { recipient: String, outputs: u64 },
+    /// The run failed; nothing was released. Inputs are kept, so the job
+    /// can be run again.
+    Failed { reason: String },
+    /// Nothing known about this job.
+    Unknown,
+}
+
+/// A node's answer.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(tag = "response", rename_all = "snake_case")]
+pub enum Response {
+    Ok { message: String },
+    Status { node: usize, job: String, state: JobState },
+    /// This node's result components; payload: `a` then `b`, `outputs` words each.
+    Result { node: usize, outputs: u64 },
+    Error { message: String },
+}
+
+/// Write one message.
+pub fn write_msg<W: Write, T: Serialize>(w: &mut W, header: &T, payload: &[u8]) -> io::Result<()> {
+    let h = serde_json::to_vec(header).map_err(io::Error::other)?;
+    w.write_all(&(h.len() as u32).to_be_bytes())?;
+    w.write_all(&h)?;
+    w.write_all(&(payload.len() as u64).to_be_bytes())?;
+    w.write_all(payload)?;
+    w.flush()
+}
+
+/// Read one message, refusing headers over [`MAX_HEADER`] and payloads over
+/// `max_payload` bytes before allocating them.
+pub fn read_msg<R: Read, T: for<'de> Deserialize<'de>>(r: &mut R, max_payload: u64) -> io::Result<(T, Vec<u8>)> {
+    let mut len = [0u8; 4];
+    r.read_exact(&mut len)?;
+    let hl = u32::from_be_bytes(len) as usize;
+    if hl > MAX_HEADER {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!("header of {hl} bytes exceeds {MAX_HEADER}"),
+        ));
+    }
+    let mut h = vec![0u8; hl];
+    r.read_exact(&mut h)?;
+    let header: T = serde_json::from_slice(&h)
+        .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, format!("malformed header: {e}")))?;
+    let mut pl = [0u8; 8];
+    r.read_exact(&mut pl)?;
+    let pl = u64::from_be_bytes(pl);
+    if pl > max_payload {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!("payload of {pl} bytes exceeds the limit of {max_payload}"),
+        ));
+    }
+    let mut payload = vec![0u8; pl as usize];
+    r.read_exact(&mut payload)?;
+    Ok((header, payload))
+}
+
+/// Little-endian bytes of words.
+pub fn words_to_bytes(w: &[u64]) -> Vec<u8> {
+    w.iter().flat_map(|x| x.to_le_bytes()).collect()
+}
+
+/// Words from little-endian bytes (length must be a multiple of 8).
+pub fn bytes_to_words(b: &[u8]) -> Option<Vec<u64>> {
+    (b.len() % 8 == 0).then(|| {
+        b.chunks_exact(8)
+            .map(|c| u64::from_le_bytes(c.try_into().expect("8 bytes")))
+            .collect()
+    })
+}
+
+/// Job ids and table names end up in file names: 1 to 64 characters of
+/// `a-z`, `0-9`, `_` and `-`.
+pub fn check_name(what: &str, s: &str) -> Result<(), String> {
+    let ok = !s.is_empty()
+        && s.len() <= 64
+        && s.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-');
+    if ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "{what} {s:?} is not valid: use 1 to 64 characters a-z, 0-9, '_' or '-'"
+        ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trip_and_limits() {
+        let mut buf = Vec::new();
+        let req = Request::Run {
+            job: "j1".into(),
+            program: Program::CountBelow {
+                table: "t".into(),
+                column: "c".into(),
+                limit: -3,
+            },
+            recipient: "r".into(),
+        };
+        write_msg(&mut buf, &req, &[1, 2, 3]).unwrap();
+        let (got, pl): (Request, Vec<u8>) = read_msg(&mut &buf[..], 10).unwrap();
+        assert_eq!(got, req);
+        assert_eq!(pl, vec![1, 2, 3]);
+        let e = read_msg::<_, Request>(&mut &buf[..], 2).unwrap_err();
+        assert!(e.to_string().contains("exceeds the limit"), "{e}");
+        let mut huge = (MAX_HEADER as u32 + 1).to_be_bytes().to_vec();
+        huge.extend([0u8; 16]);
+        assert!(read_msg::<_, Request>(&mut &huge[..], 10).is_err());
+        assert!(check_name("job", "a-b_1").is_ok());
+        assert!(check_name("job", "../x").is_err());
+        assert!(check_name("job", "").is_err());
+    }
+}
