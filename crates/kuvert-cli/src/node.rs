@@ -39,7 +39,11 @@ pub struct ClientArgs {
 
 impl ClientArgs {
     fn nodes(&self) -> anyhow::Result<Nodes> {
-        let addrs: [SocketAddr; 3] = self.nodes.clone().try_into().map_err(|_| anyhow!("--nodes needs three addresses"))?;
+        let addrs: [SocketAddr; 3] = self
+            .nodes
+            .clone()
+            .try_into()
+            .map_err(|_| anyhow!("--nodes needs three addresses"))?;
         Ok(Nodes::new(&self.pki, &self.party, addrs)?)
     }
 }
@@ -113,7 +117,8 @@ pub fn upload(args: UploadArgs) -> anyhow::Result<ExitCode> {
         .table
         .split_once('=')
         .ok_or_else(|| anyhow!("--table must be NAME=PATH.csv, got {:?}", args.table))?;
-    let schema = Schema::parse_compact(&args.schema).with_context(|| format!("bad --schema {:?}", args.schema))?;
+    let schema = Schema::parse_compact(&args.schema)
+        .with_context(|| format!("bad --schema {:?}", args.schema))?;
     let opts = CsvOptions {
         delimiter: args.delimiter as u8,
         ..CsvOptions::default()
@@ -151,14 +156,16 @@ pub fn job(cmd: JobCommand) -> anyhow::Result<ExitCode> {
             });
             let r = nodes.wait(&job, Duration::from_secs(timeout), |states| {
                 if let Some(s) = &spinner {
-                    s.set_message(format!("{}", summary(states)));
+                    s.set_message(summary(states));
                 }
             });
             if let Some(s) = spinner {
                 s.finish_and_clear();
             }
             r?;
-            println!("job {job} done on all three nodes; the recipient {recipient} can fetch the result");
+            println!(
+                "job {job} done on all three nodes; the recipient {recipient} can fetch the result"
+            );
             Ok(ExitCode::SUCCESS)
         }
         JobCommand::Status { client, job } => {
@@ -187,7 +194,9 @@ pub fn fetch(args: FetchArgs) -> anyhow::Result<ExitCode> {
 fn parse_program(s: &str) -> anyhow::Result<Program> {
     let parts: Vec<&str> = s.split(':').collect();
     let tc = |x: &str| -> anyhow::Result<(String, String)> {
-        let (t, c) = x.split_once('.').ok_or_else(|| anyhow!("expected TABLE.COLUMN, got {x:?}"))?;
+        let (t, c) = x
+            .split_once('.')
+            .ok_or_else(|| anyhow!("expected TABLE.COLUMN, got {x:?}"))?;
         Ok((t.to_string(), c.to_string()))
     };
     Ok(match parts.as_slice() {
@@ -212,7 +221,9 @@ fn describe(s: &JobState) -> String {
     match s {
         JobState::Waiting { tables } => format!("waiting (tables: {})", tables.join(", ")),
         JobState::Running => "running".into(),
-        JobState::Done { recipient, outputs } => format!("done ({outputs} outputs for {recipient})"),
+        JobState::Done { recipient, outputs } => {
+            format!("done ({outputs} outputs for {recipient})")
+        }
         JobState::Failed { reason } => format!("failed: {reason}"),
         JobState::Unknown => "unknown job".into(),
     }
@@ -228,6 +239,10 @@ fn summary(states: &[JobState]) -> String {
 }
 
 fn init_logging() {
-    let filter = tracing_subscriber::EnvFilter::try_from_env("KUVERT_LOG").unwrap_or_else(|_| "info".into());
-    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
+    let filter =
+        tracing_subscriber::EnvFilter::try_from_env("KUVERT_LOG").unwrap_or_else(|_| "info".into());
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
 }

@@ -10,7 +10,10 @@ use std::time::{Duration, Instant};
 const KUVERT: &str = env!("CARGO_BIN_EXE_kuvert");
 
 fn free_port() -> SocketAddr {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap()
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
 }
 
 struct Cluster {
@@ -31,14 +34,25 @@ impl Drop for Cluster {
 impl Cluster {
     fn start() -> Cluster {
         let dir = tempfile::tempdir().unwrap();
-        let out = kuvert(&["pki", "init", "--out", dir.path().join("pki").to_str().unwrap(), "--parties", "fk,kommun,kontroll"]);
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let out = kuvert(&[
+            "pki",
+            "init",
+            "--out",
+            dir.path().join("pki").to_str().unwrap(),
+            "--parties",
+            "fk,kommun,kontroll",
+        ]);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         let client = [free_port(), free_port(), free_port()];
         let mpc = [free_port(), free_port(), free_port()];
-        for i in 0..3 {
+        for (i, listen) in client.iter().enumerate() {
             let cfg = format!(
-                "id = {i}\nlisten = \"{}\"\nnodes = [\"{}\", \"{}\", \"{}\"]\npki_dir = \"pki\"\ndata_dir = \"node{i}\"\nio_timeout_secs = 5\nconnect_timeout_secs = 5\n",
-                client[i], mpc[0], mpc[1], mpc[2]
+                "id = {i}\nlisten = \"{listen}\"\nnodes = [\"{}\", \"{}\", \"{}\"]\npki_dir = \"pki\"\ndata_dir = \"node{i}\"\nio_timeout_secs = 5\nconnect_timeout_secs = 5\n",
+                mpc[0], mpc[1], mpc[2]
             );
             std::fs::write(dir.path().join(format!("node{i}.toml")), cfg).unwrap();
         }
@@ -87,7 +101,11 @@ impl Cluster {
             "--as".into(),
             party.into(),
             "--nodes".into(),
-            self.client.iter().map(|a| a.to_string()).collect::<Vec<_>>().join(","),
+            self.client
+                .iter()
+                .map(|a| a.to_string())
+                .collect::<Vec<_>>()
+                .join(","),
         ]
     }
 
@@ -103,7 +121,11 @@ fn kuvert(args: &[&str]) -> Output {
 }
 
 fn text(o: &Output) -> String {
-    format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
 }
 
 fn write_csv(path: &Path, rows: &[(&str, i64)]) {
@@ -125,38 +147,110 @@ fn upload_compute_fetch_and_refusals() {
     ];
     write_csv(&c.path("a.csv"), &rows);
     let table = format!("a={}", c.path("a.csv").display());
-    let up = c.run(&["upload", "--job", "j1", "--table", &table, "--schema", "pnr:idnr,belopp:int"], "fk");
+    let up = c.run(
+        &[
+            "upload",
+            "--job",
+            "j1",
+            "--table",
+            &table,
+            "--schema",
+            "pnr:idnr,belopp:int",
+        ],
+        "fk",
+    );
     assert!(up.status.success(), "{}", text(&up));
 
     // Sum, for the control unit.
-    let run = c.run(&["job", "run", "--job", "j1", "--program", "sum:a.belopp", "--recipient", "kontroll"], "fk");
+    let run = c.run(
+        &[
+            "job",
+            "run",
+            "--job",
+            "j1",
+            "--program",
+            "sum:a.belopp",
+            "--recipient",
+            "kontroll",
+        ],
+        "fk",
+    );
     assert!(run.status.success(), "{}", text(&run));
     let got = c.run(&["fetch", "--job", "j1"], "kontroll");
     assert!(got.status.success(), "{}", text(&got));
     let want: i64 = rows.iter().map(|r| r.1).sum();
-    assert_eq!(String::from_utf8_lossy(&got.stdout), format!("value\n{want}\n"));
+    assert_eq!(
+        String::from_utf8_lossy(&got.stdout),
+        format!("value\n{want}\n")
+    );
 
     // Another party cannot fetch the recipient's result.
     let other = c.run(&["fetch", "--job", "j1"], "kommun");
     assert!(!other.status.success());
-    assert!(text(&other).contains("is not the recipient"), "{}", text(&other));
+    assert!(
+        text(&other).contains("is not the recipient"),
+        "{}",
+        text(&other)
+    );
 
     // Count below a limit (exact signed comparison under MPC).
-    let run = c.run(&["job", "run", "--job", "j1", "--program", "count-below:a.belopp:1000", "--recipient", "kontroll"], "fk");
+    let run = c.run(
+        &[
+            "job",
+            "run",
+            "--job",
+            "j1",
+            "--program",
+            "count-below:a.belopp:1000",
+            "--recipient",
+            "kontroll",
+        ],
+        "fk",
+    );
     assert!(run.status.success(), "{}", text(&run));
     let got = c.run(&["fetch", "--job", "j1"], "kontroll");
     let want = rows.iter().filter(|r| r.1 < 1000).count();
-    assert_eq!(String::from_utf8_lossy(&got.stdout), format!("value\n{want}\n"));
+    assert_eq!(
+        String::from_utf8_lossy(&got.stdout),
+        format!("value\n{want}\n")
+    );
 
     // A schema mismatch in the program is refused before anything runs.
-    let bad = c.run(&["job", "run", "--job", "j1", "--program", "sum:a.nope", "--recipient", "kontroll"], "fk");
+    let bad = c.run(
+        &[
+            "job",
+            "run",
+            "--job",
+            "j1",
+            "--program",
+            "sum:a.nope",
+            "--recipient",
+            "kontroll",
+        ],
+        "fk",
+    );
     assert!(!bad.status.success());
     assert!(text(&bad).contains("no column \"nope\""), "{}", text(&bad));
 
     // Bad CSV: exit 2, file:line:column, and nothing reaches the nodes.
-    std::fs::write(c.path("bad.csv"), "pnr,belopp\n19121212-1212,5\n19121212-1213,6\n").unwrap();
+    std::fs::write(
+        c.path("bad.csv"),
+        "pnr,belopp\n19121212-1212,5\n19121212-1213,6\n",
+    )
+    .unwrap();
     let table = format!("b={}", c.path("bad.csv").display());
-    let bad = c.run(&["upload", "--job", "j2", "--table", &table, "--schema", "pnr:idnr,belopp:int"], "kommun");
+    let bad = c.run(
+        &[
+            "upload",
+            "--job",
+            "j2",
+            "--table",
+            &table,
+            "--schema",
+            "pnr:idnr,belopp:int",
+        ],
+        "kommun",
+    );
     assert_eq!(bad.status.code(), Some(2), "{}", text(&bad));
     assert!(text(&bad).contains("bad.csv:3:1"), "{}", text(&bad));
     let st = c.run(&["job", "status", "--job", "j2"], "kommun");
@@ -164,15 +258,42 @@ fn upload_compute_fetch_and_refusals() {
 
     // A party with a certificate from another CA is refused at the handshake.
     let other_pki = c.path("other-pki");
-    let out = kuvert(&["pki", "init", "--out", other_pki.to_str().unwrap(), "--parties", "fk"]);
+    let out = kuvert(&[
+        "pki",
+        "init",
+        "--out",
+        other_pki.to_str().unwrap(),
+        "--parties",
+        "fk",
+    ]);
     assert!(out.status.success());
-    let mut args: Vec<String> = ["job", "status", "--job", "j1", "--pki", other_pki.to_str().unwrap(), "--as", "fk", "--nodes"]
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
-    args.push(c.client.iter().map(|a| a.to_string()).collect::<Vec<_>>().join(","));
+    let mut args: Vec<String> = [
+        "job",
+        "status",
+        "--job",
+        "j1",
+        "--pki",
+        other_pki.to_str().unwrap(),
+        "--as",
+        "fk",
+        "--nodes",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    args.push(
+        c.client
+            .iter()
+            .map(|a| a.to_string())
+            .collect::<Vec<_>>()
+            .join(","),
+    );
     let out = Command::new(KUVERT).args(&args).output().unwrap();
-    assert!(text(&out).contains("unreachable") || !out.status.success(), "{}", text(&out));
+    assert!(
+        text(&out).contains("unreachable") || !out.status.success(),
+        "{}",
+        text(&out)
+    );
     assert!(!text(&out).contains("done"), "{}", text(&out));
 
     // No cleartext identity number or amount in the nodes' directories.
@@ -180,7 +301,11 @@ fn upload_compute_fetch_and_refusals() {
         for entry in walk(&c.path(&format!("node{i}"))) {
             let bytes = std::fs::read(&entry).unwrap();
             for needle in ["191212121212", "19121212-1212", "45000"] {
-                assert!(!contains(&bytes, needle.as_bytes()), "{needle} found in {}", entry.display());
+                assert!(
+                    !contains(&bytes, needle.as_bytes()),
+                    "{needle} found in {}",
+                    entry.display()
+                );
             }
         }
     }
@@ -190,7 +315,16 @@ fn upload_compute_fetch_and_refusals() {
 fn a_killed_node_stops_the_job_clearly_and_the_job_can_run_again() {
     let mut c = Cluster::start();
     // A long job: many rounds of multiplications.
-    let args = ["job", "run", "--job", "soak", "--program", "soak:100000:1000", "--recipient", "kontroll"];
+    let args = [
+        "job",
+        "run",
+        "--job",
+        "soak",
+        "--program",
+        "soak:100000:1000",
+        "--recipient",
+        "kontroll",
+    ];
     let mut all: Vec<String> = args.iter().map(|s| s.to_string()).collect();
     all.extend(c.client_args("fk"));
     let client = Command::new(KUVERT)
@@ -214,7 +348,19 @@ fn a_killed_node_stops_the_job_clearly_and_the_job_can_run_again() {
 
     // Restart the node and run the same job again (short this time).
     c.spawn(2);
-    let again = c.run(&["job", "run", "--job", "soak", "--program", "soak:3:10", "--recipient", "kontroll"], "fk");
+    let again = c.run(
+        &[
+            "job",
+            "run",
+            "--job",
+            "soak",
+            "--program",
+            "soak:3:10",
+            "--recipient",
+            "kontroll",
+        ],
+        "fk",
+    );
     assert!(again.status.success(), "{}", text(&again));
     let got = c.run(&["fetch", "--job", "soak"], "kontroll");
     assert_eq!(String::from_utf8_lossy(&got.stdout), "value\n10\n");

@@ -22,13 +22,21 @@ use crate::wire::{self, JobState, Program, Request, Response};
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
     #[error("node {node} ({addr}) is unreachable: {detail}")]
-    Unreachable { node: usize, addr: SocketAddr, detail: String },
+    Unreachable {
+        node: usize,
+        addr: SocketAddr,
+        detail: String,
+    },
     #[error("node {node} refused: {message}")]
     Refused { node: usize, message: String },
     #[error("node {node} answered something unexpected: {detail}")]
     Protocol { node: usize, detail: String },
     #[error("job {job:?} failed on node {node}: {reason}. Nothing was released; fix the cause and run the job again")]
-    JobFailed { job: String, node: usize, reason: String },
+    JobFailed {
+        job: String,
+        node: usize,
+        reason: String,
+    },
     #[error("{0}")]
     Local(String),
 }
@@ -64,8 +72,9 @@ impl std::fmt::Debug for Nodes {
 impl Nodes {
     /// Party `name`'s view of the deployment in `pki_dir`.
     pub fn new(pki_dir: &Path, name: &str, addrs: [SocketAddr; 3]) -> Result<Nodes, ClientError> {
-        let config = tls::party_client_config(pki_dir, name)
-            .map_err(|e| ClientError::Local(format!("cannot load party {name:?}'s TLS identity: {e}")))?;
+        let config = tls::party_client_config(pki_dir, name).map_err(|e| {
+            ClientError::Local(format!("cannot load party {name:?}'s TLS identity: {e}"))
+        })?;
         Ok(Nodes {
             addrs,
             config,
@@ -76,9 +85,15 @@ impl Nodes {
     /// Open a verified TLS connection to node `i`.
     pub fn connect(&self, i: usize) -> Result<NodeConn, ClientError> {
         let addr = self.addrs[i];
-        let un = |detail: String| ClientError::Unreachable { node: i, addr, detail };
-        let tcp = std::net::TcpStream::connect_timeout(&addr, self.timeout).map_err(|e| un(e.to_string()))?;
-        let (conn, tcp) = tls::connect(tcp, &self.config, tls::node_server_name(i), self.timeout).map_err(|e| un(e.to_string()))?;
+        let un = |detail: String| ClientError::Unreachable {
+            node: i,
+            addr,
+            detail,
+        };
+        let tcp = std::net::TcpStream::connect_timeout(&addr, self.timeout)
+            .map_err(|e| un(e.to_string()))?;
+        let (conn, tcp) = tls::connect(tcp, &self.config, tls::node_server_name(i), self.timeout)
+            .map_err(|e| un(e.to_string()))?;
         Ok(NodeConn {
             node: i,
             stream: BufReader::with_capacity(1 << 20, rustls::StreamOwned::new(conn, tcp)),
@@ -86,7 +101,12 @@ impl Nodes {
     }
 
     /// Send `req` to node `i` and read its answer.
-    fn ask(&self, i: usize, req: &Request, payload: &[u8]) -> Result<(Response, Vec<u8>), ClientError> {
+    fn ask(
+        &self,
+        i: usize,
+        req: &Request,
+        payload: &[u8],
+    ) -> Result<(Response, Vec<u8>), ClientError> {
         self.connect(i)?.ask(req, payload)
     }
 
@@ -108,7 +128,9 @@ impl Nodes {
             }
             match self.ask(i, &req, &payload)?.0 {
                 Response::Ok { message } => msgs.push(message),
-                Response::Error { message } => return Err(ClientError::Refused { node: i, message }),
+                Response::Error { message } => {
+                    return Err(ClientError::Refused { node: i, message })
+                }
                 other => return Err(proto(i, &other)),
             }
         }
@@ -125,7 +147,9 @@ impl Nodes {
         for i in 0..3 {
             match self.ask(i, &req, &[])?.0 {
                 Response::Ok { .. } => {}
-                Response::Error { message } => return Err(ClientError::Refused { node: i, message }),
+                Response::Error { message } => {
+                    return Err(ClientError::Refused { node: i, message })
+                }
                 other => return Err(proto(i, &other)),
             }
         }
@@ -143,10 +167,17 @@ impl Nodes {
 
     /// Poll until every node is done; any failure (or an unreachable
     /// node) ends the wait with an error naming the node.
-    pub fn wait(&self, job: &str, limit: Duration, mut progress: impl FnMut(&[JobState])) -> Result<(), ClientError> {
+    pub fn wait(
+        &self,
+        job: &str,
+        limit: Duration,
+        mut progress: impl FnMut(&[JobState]),
+    ) -> Result<(), ClientError> {
         let start = Instant::now();
         loop {
-            let states = (0..3).map(|i| self.status(i, job)).collect::<Result<Vec<_>, _>>()?;
+            let states = (0..3)
+                .map(|i| self.status(i, job))
+                .collect::<Result<Vec<_>, _>>()?;
             progress(&states);
             for (i, s) in states.iter().enumerate() {
                 if let JobState::Failed { reason } = s {
@@ -161,7 +192,9 @@ impl Nodes {
                 return Ok(());
             }
             if start.elapsed() > limit {
-                return Err(ClientError::Local(format!("job {job:?} did not finish within {limit:?}")));
+                return Err(ClientError::Local(format!(
+                    "job {job:?} did not finish within {limit:?}"
+                )));
             }
             std::thread::sleep(Duration::from_millis(100));
         }
@@ -192,20 +225,30 @@ impl Nodes {
                         b: b.to_vec(),
                     });
                 }
-                Response::Error { message } => return Err(ClientError::Refused { node: i, message }),
+                Response::Error { message } => {
+                    return Err(ClientError::Refused { node: i, message })
+                }
                 other => return Err(proto(i, &other)),
             }
         }
         let refs: Vec<&ColumnShares> = shares.iter().collect();
-        kuvert_data::share::reconstruct(&refs).map_err(|e| ClientError::Local(format!("cannot reconstruct the result: {e}")))
+        kuvert_data::share::reconstruct(&refs)
+            .map_err(|e| ClientError::Local(format!("cannot reconstruct the result: {e}")))
     }
 }
 
 impl NodeConn {
     /// One request, one answer.
-    pub fn ask(&mut self, req: &Request, payload: &[u8]) -> Result<(Response, Vec<u8>), ClientError> {
+    pub fn ask(
+        &mut self,
+        req: &Request,
+        payload: &[u8],
+    ) -> Result<(Response, Vec<u8>), ClientError> {
         let i = self.node;
-        let io = |e: std::io::Error| ClientError::Protocol { node: i, detail: e.to_string() };
+        let io = |e: std::io::Error| ClientError::Protocol {
+            node: i,
+            detail: e.to_string(),
+        };
         {
             let mut w = BufWriter::with_capacity(1 << 20, self.stream.get_mut());
             wire::write_msg(&mut w, req, payload).map_err(io)?;
@@ -221,4 +264,3 @@ fn proto(node: usize, r: &Response) -> ClientError {
         detail: format!("{r:?}"),
     }
 }
-

@@ -47,10 +47,16 @@ fn default_max_upload() -> u64 {
 impl NodeConfig {
     /// Read and check a config file.
     pub fn load(path: &Path) -> Result<NodeConfig, String> {
-        let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
-        let mut c: NodeConfig = toml::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))?;
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+        let mut c: NodeConfig =
+            toml::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))?;
         if c.id > 2 {
-            return Err(format!("{}: id must be 0, 1 or 2, not {}", path.display(), c.id));
+            return Err(format!(
+                "{}: id must be 0, 1 or 2, not {}",
+                path.display(),
+                c.id
+            ));
         }
         let base = path.parent().unwrap_or(Path::new("."));
         for p in [&mut c.pki_dir, &mut c.data_dir] {

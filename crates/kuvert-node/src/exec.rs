@@ -17,7 +17,12 @@ pub struct StoredTable {
 
 impl std::fmt::Debug for StoredTable {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "StoredTable {{ schema: {}, rows: {} }}", self.schema.to_compact(), self.rows)
+        write!(
+            f,
+            "StoredTable {{ schema: {}, rows: {} }}",
+            self.schema.to_compact(),
+            self.rows
+        )
     }
 }
 
@@ -36,14 +41,20 @@ pub fn check(program: &Program, tables: &BTreeMap<String, StoredTable>) -> Resul
             return Err(format!(
                 "column {table}.{column} is {}, but the program needs one of: {}",
                 ty.name(),
-                allowed.iter().map(|t| t.name()).collect::<Vec<_>>().join(", ")
+                allowed
+                    .iter()
+                    .map(|t| t.name())
+                    .collect::<Vec<_>>()
+                    .join(", ")
             ));
         }
         Ok(())
     };
     match program {
         Program::Sum { table, column: c } => column(table, c, &[ColumnType::Int, ColumnType::Bool]),
-        Program::CountBelow { table, column: c, .. } => column(table, c, &[ColumnType::Int, ColumnType::Date]),
+        Program::CountBelow {
+            table, column: c, ..
+        } => column(table, c, &[ColumnType::Int, ColumnType::Date]),
         Program::Soak { rounds, n } => {
             if *rounds > 100_000 || *n > 10_000_000 {
                 Err("soak: at most 100000 rounds of 10000000 values".into())
@@ -55,7 +66,11 @@ pub fn check(program: &Program, tables: &BTreeMap<String, StoredTable>) -> Resul
 }
 
 /// Run `program`; returns this party's shares of the outputs.
-pub fn run(p: &mut Party, program: &Program, tables: &BTreeMap<String, StoredTable>) -> Result<AShare, String> {
+pub fn run(
+    p: &mut Party,
+    program: &Program,
+    tables: &BTreeMap<String, StoredTable>,
+) -> Result<AShare, String> {
     check(program, tables)?;
     let col = |table: &str, column: &str| -> &AShare {
         let t = &tables[table];
@@ -64,7 +79,11 @@ pub fn run(p: &mut Party, program: &Program, tables: &BTreeMap<String, StoredTab
     let e = |e: kuvert_mpc::MpcError| e.to_string();
     match program {
         Program::Sum { table, column } => Ok(col(table, column).sum()),
-        Program::CountBelow { table, column, limit } => {
+        Program::CountBelow {
+            table,
+            column,
+            limit,
+        } => {
             let x = col(table, column);
             let lim = AShare::public(p.id(), &vec![*limit as u64; x.len()]);
             let below = p.lt(x, &lim, true).map_err(e)?;

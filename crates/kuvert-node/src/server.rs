@@ -47,10 +47,19 @@ impl std::fmt::Debug for Node {
 impl Node {
     /// Load the node's TLS identity and prepare its data directory.
     pub fn new(cfg: NodeConfig) -> Result<Arc<Node>, String> {
-        let tls = NodeTls::load(&cfg.pki_dir, cfg.id)
-            .map_err(|e| format!("cannot load node {}'s TLS identity from {}: {e}", cfg.id, cfg.pki_dir.display()))?;
-        std::fs::create_dir_all(&cfg.data_dir)
-            .map_err(|e| format!("cannot create the data directory {}: {e}", cfg.data_dir.display()))?;
+        let tls = NodeTls::load(&cfg.pki_dir, cfg.id).map_err(|e| {
+            format!(
+                "cannot load node {}'s TLS identity from {}: {e}",
+                cfg.id,
+                cfg.pki_dir.display()
+            )
+        })?;
+        std::fs::create_dir_all(&cfg.data_dir).map_err(|e| {
+            format!(
+                "cannot create the data directory {}: {e}",
+                cfg.data_dir.display()
+            )
+        })?;
         let node = Arc::new(Node {
             cfg,
             tls,
@@ -71,19 +80,28 @@ impl Node {
         let mut jobs = self.jobs.lock().expect("jobs lock");
         for d in dirs.flatten() {
             let job = d.file_name().to_string_lossy().to_string();
-            let Ok(files) = std::fs::read_dir(d.path()) else { continue };
+            let Ok(files) = std::fs::read_dir(d.path()) else {
+                continue;
+            };
             for f in files.flatten() {
                 let name = f.file_name().to_string_lossy().to_string();
-                let Some(table) = name.strip_suffix(".shares") else { continue };
+                let Some(table) = name.strip_suffix(".shares") else {
+                    continue;
+                };
                 if name.starts_with('.') {
                     continue; // an interrupted write; never half-read
                 }
                 match load_table(&f.path()) {
                     Ok(t) => {
                         tracing::info!(node = self.cfg.id, %job, table, rows = t.rows, "reloaded stored shares");
-                        jobs.entry(job.clone()).or_default().tables.insert(table.to_string(), t);
+                        jobs.entry(job.clone())
+                            .or_default()
+                            .tables
+                            .insert(table.to_string(), t);
                     }
-                    Err(e) => tracing::warn!(node = self.cfg.id, file = %f.path().display(), error = %e, "skipping unreadable share file"),
+                    Err(e) => {
+                        tracing::warn!(node = self.cfg.id, file = %f.path().display(), error = %e, "skipping unreadable share file")
+                    }
                 }
             }
         }
@@ -109,26 +127,40 @@ impl Node {
     }
 
     fn client(self: Arc<Node>, tcp: TcpStream) {
-        let (conn, tcp, who) = match kuvert_net::tls::accept(tcp, &self.tls.server, Duration::from_secs(10)) {
-            Ok(x) => x,
-            Err(_) => return, // refused and logged by accept()
-        };
+        let (conn, tcp, who) =
+            match kuvert_net::tls::accept(tcp, &self.tls.server, Duration::from_secs(10)) {
+                Ok(x) => x,
+                Err(_) => return, // refused and logged by accept()
+            };
         let name = match who {
             PeerIdentity::Party(name) => name,
             PeerIdentity::Node(i) => {
-                tracing::warn!(node = self.cfg.id, peer = i, "a node connected to the client API; refused");
+                tracing::warn!(
+                    node = self.cfg.id,
+                    peer = i,
+                    "a node connected to the client API; refused"
+                );
                 return;
             }
         };
         let stream = rustls::StreamOwned::new(conn, tcp);
         let mut stream = BufReader::with_capacity(1 << 20, stream);
         loop {
-            let (req, payload): (Request, Vec<u8>) = match wire::read_msg(&mut stream, self.cfg.max_upload_bytes) {
+            let (req, payload): (Request, Vec<u8>) = match wire::read_msg(
+                &mut stream,
+                self.cfg.max_upload_bytes,
+            ) {
                 Ok(m) => m,
                 Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => return,
                 Err(e) => {
                     tracing::warn!(node = self.cfg.id, party = %name, error = %e, "bad request; closing");
-                    let _ = wire::write_msg(&mut BufWriter::new(stream.get_mut()), &Response::Error { message: e.to_string() }, &[]);
+                    let _ = wire::write_msg(
+                        &mut BufWriter::new(stream.get_mut()),
+                        &Response::Error {
+                            message: e.to_string(),
+                        },
+                        &[],
+                    );
                     return;
                 }
             };
@@ -139,14 +171,28 @@ impl Node {
         }
     }
 
-    fn handle(self: &Arc<Node>, party: &str, req: Request, payload: Vec<u8>) -> (Response, Vec<u8>) {
+    fn handle(
+        self: &Arc<Node>,
+        party: &str,
+        req: Request,
+        payload: Vec<u8>,
+    ) -> (Response, Vec<u8>) {
         let err = |m: String| (Response::Error { message: m }, Vec::new());
         match req {
-            Request::Upload { job, table, schema, rows } => match self.upload(party, &job, &table, &schema, rows, payload) {
+            Request::Upload {
+                job,
+                table,
+                schema,
+                rows,
+            } => match self.upload(party, &job, &table, &schema, rows, payload) {
                 Ok(m) => (Response::Ok { message: m }, Vec::new()),
                 Err(m) => err(m),
             },
-            Request::Run { job, program, recipient } => match self.start(party, &job, program, recipient) {
+            Request::Run {
+                job,
+                program,
+                recipient,
+            } => match self.start(party, &job, program, recipient) {
                 Ok(m) => (Response::Ok { message: m }, Vec::new()),
                 Err(m) => err(m),
             },
@@ -158,7 +204,14 @@ impl Node {
                         tables: j.tables.keys().cloned().collect(),
                     }),
                 };
-                (Response::Status { node: self.cfg.id, job, state }, Vec::new())
+                (
+                    Response::Status {
+                        node: self.cfg.id,
+                        job,
+                        state,
+                    },
+                    Vec::new(),
+                )
             }
             Request::Fetch { job } => {
                 let jobs = self.jobs.lock().expect("jobs lock");
@@ -166,14 +219,22 @@ impl Node {
                     None => err(format!("job {job:?} has no result on node {}", self.cfg.id)),
                     Some((recipient, _)) if recipient != party => {
                         tracing::warn!(node = self.cfg.id, %job, party, "result requested by a party that is not the recipient; refused");
-                        err(format!("party {party:?} is not the recipient of job {job:?}"))
+                        err(format!(
+                            "party {party:?} is not the recipient of job {job:?}"
+                        ))
                     }
                     Some((_, shares)) => {
                         let (a, b) = shares.components();
                         let mut out = wire::words_to_bytes(a);
                         out.extend(wire::words_to_bytes(b));
                         tracing::info!(node = self.cfg.id, %job, party, outputs = a.len(), "result shares released to the recipient");
-                        (Response::Result { node: self.cfg.id, outputs: a.len() as u64 }, out)
+                        (
+                            Response::Result {
+                                node: self.cfg.id,
+                                outputs: a.len() as u64,
+                            },
+                            out,
+                        )
                     }
                 }
             }
@@ -181,7 +242,15 @@ impl Node {
     }
 
     #[allow(clippy::too_many_arguments)]
-    fn upload(&self, party: &str, job: &str, table: &str, schema: &str, rows: u64, payload: Vec<u8>) -> Result<String, String> {
+    fn upload(
+        &self,
+        party: &str,
+        job: &str,
+        table: &str,
+        schema: &str,
+        rows: u64,
+        payload: Vec<u8>,
+    ) -> Result<String, String> {
         check_name("job id", job)?;
         check_name("table name", table)?;
         let schema = Schema::parse_compact(schema).map_err(|e| e.to_string())?;
@@ -206,14 +275,38 @@ impl Node {
         if matches!(j.state, Some(JobState::Running)) {
             return Err(format!("job {job:?} is running; upload refused"));
         }
-        j.tables.insert(table.to_string(), StoredTable { schema, rows, columns });
-        tracing::info!(node = self.cfg.id, job, table, rows, party, "shares received");
-        Ok(format!("node {} stored its shares of {table} ({rows} rows)", self.cfg.id))
+        j.tables.insert(
+            table.to_string(),
+            StoredTable {
+                schema,
+                rows,
+                columns,
+            },
+        );
+        tracing::info!(
+            node = self.cfg.id,
+            job,
+            table,
+            rows,
+            party,
+            "shares received"
+        );
+        Ok(format!(
+            "node {} stored its shares of {table} ({rows} rows)",
+            self.cfg.id
+        ))
     }
 
     /// Write the shares under the data directory (temp file, then rename, so
     /// a crash never leaves a half-written table).
-    fn persist(&self, job: &str, table: &str, schema: &Schema, rows: usize, words: &[u64]) -> Result<(), String> {
+    fn persist(
+        &self,
+        job: &str,
+        table: &str,
+        schema: &Schema,
+        rows: usize,
+        words: &[u64],
+    ) -> Result<(), String> {
         let dir: PathBuf = self.cfg.data_dir.join("jobs").join(job);
         std::fs::create_dir_all(&dir).map_err(|e| format!("cannot store shares: {e}"))?;
         let tmp = dir.join(format!(".{table}.shares.tmp"));
@@ -225,13 +318,22 @@ impl Node {
             .map_err(|e| format!("cannot store shares: {e}"))
     }
 
-    fn start(self: &Arc<Node>, party: &str, job: &str, program: Program, recipient: String) -> Result<String, String> {
+    fn start(
+        self: &Arc<Node>,
+        party: &str,
+        job: &str,
+        program: Program,
+        recipient: String,
+    ) -> Result<String, String> {
         check_name("job id", job)?;
         {
             let mut jobs = self.jobs.lock().expect("jobs lock");
             let j = jobs.entry(job.to_string()).or_default();
             if matches!(j.state, Some(JobState::Running)) {
-                return Err(format!("job {job:?} is already running on node {}", self.cfg.id));
+                return Err(format!(
+                    "job {job:?} is already running on node {}",
+                    self.cfg.id
+                ));
             }
             exec::check(&program, &j.tables)?;
             j.state = Some(JobState::Running);
@@ -270,8 +372,10 @@ impl Node {
         let mut cfg = NetConfig::new(self.cfg.id, self.cfg.nodes, self.tls.clone());
         cfg.io_timeout = Duration::from_secs(self.cfg.io_timeout_secs);
         cfg.connect_timeout = Duration::from_secs(self.cfg.connect_timeout_secs);
-        let transport = TlsTransport::connect(cfg).map_err(|e| format!("cannot reach the other nodes: {e}"))?;
-        let mut party = Party::setup(Box::new(transport), &mut rand_core::OsRng).map_err(|e| e.to_string())?;
+        let transport =
+            TlsTransport::connect(cfg).map_err(|e| format!("cannot reach the other nodes: {e}"))?;
+        let mut party =
+            Party::setup(Box::new(transport), &mut rand_core::OsRng).map_err(|e| e.to_string())?;
         // Take the tables out while computing, so clients are not blocked.
         let tables = {
             let mut jobs = self.jobs.lock().expect("jobs lock");
@@ -306,7 +410,10 @@ fn split_columns(schema: &Schema, rows: usize, all: &[u64]) -> Vec<AShare> {
 /// Read a share file written by `Node::persist`.
 fn load_table(path: &std::path::Path) -> Result<StoredTable, String> {
     let bytes = std::fs::read(path).map_err(|e| e.to_string())?;
-    let nl = bytes.iter().position(|&b| b == b'\n').ok_or("no header line")?;
+    let nl = bytes
+        .iter()
+        .position(|&b| b == b'\n')
+        .ok_or("no header line")?;
     let head = std::str::from_utf8(&bytes[..nl]).map_err(|e| e.to_string())?;
     let (schema, rows) = head.rsplit_once(' ').ok_or("bad header")?;
     let schema = Schema::parse_compact(schema).map_err(|e| e.to_string())?;
@@ -317,5 +424,9 @@ fn load_table(path: &std::path::Path) -> Result<StoredTable, String> {
         return Err("share file has the wrong size".into());
     }
     let columns = split_columns(&schema, rows, &all);
-    Ok(StoredTable { schema, rows, columns })
+    Ok(StoredTable {
+        schema,
+        rows,
+        columns,
+    })
 }

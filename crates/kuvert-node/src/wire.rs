@@ -71,13 +71,20 @@ impl Program {
 #[serde(tag = "state", rename_all = "snake_case")]
 pub enum JobState {
     /// Tables uploaded so far, no run requested.
-    Waiting { tables: Vec<String> },
+    Waiting {
+        tables: Vec<String>,
+    },
     Running,
     /// Result shares are ready for the recipient.
-    Done { recipient: String, outputs: u64 },
+    Done {
+        recipient: String,
+        outputs: u64,
+    },
     /// The run failed; nothing was released. Inputs are kept, so the job
     /// can be run again.
-    Failed { reason: String },
+    Failed {
+        reason: String,
+    },
     /// Nothing known about this job.
     Unknown,
 }
@@ -86,11 +93,22 @@ pub enum JobState {
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(tag = "response", rename_all = "snake_case")]
 pub enum Response {
-    Ok { message: String },
-    Status { node: usize, job: String, state: JobState },
+    Ok {
+        message: String,
+    },
+    Status {
+        node: usize,
+        job: String,
+        state: JobState,
+    },
     /// This node's result components; payload: `a` then `b`, `outputs` words each.
-    Result { node: usize, outputs: u64 },
-    Error { message: String },
+    Result {
+        node: usize,
+        outputs: u64,
+    },
+    Error {
+        message: String,
+    },
 }
 
 /// Write one message.
@@ -105,7 +123,10 @@ pub fn write_msg<W: Write, T: Serialize>(w: &mut W, header: &T, payload: &[u8]) 
 
 /// Read one message, refusing headers over [`MAX_HEADER`] and payloads over
 /// `max_payload` bytes before allocating them.
-pub fn read_msg<R: Read, T: for<'de> Deserialize<'de>>(r: &mut R, max_payload: u64) -> io::Result<(T, Vec<u8>)> {
+pub fn read_msg<R: Read, T: for<'de> Deserialize<'de>>(
+    r: &mut R,
+    max_payload: u64,
+) -> io::Result<(T, Vec<u8>)> {
     let mut len = [0u8; 4];
     r.read_exact(&mut len)?;
     let hl = u32::from_be_bytes(len) as usize;
@@ -117,8 +138,9 @@ pub fn read_msg<R: Read, T: for<'de> Deserialize<'de>>(r: &mut R, max_payload: u
     }
     let mut h = vec![0u8; hl];
     r.read_exact(&mut h)?;
-    let header: T = serde_json::from_slice(&h)
-        .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, format!("malformed header: {e}")))?;
+    let header: T = serde_json::from_slice(&h).map_err(|e| {
+        io::Error::new(io::ErrorKind::InvalidData, format!("malformed header: {e}"))
+    })?;
     let mut pl = [0u8; 8];
     r.read_exact(&mut pl)?;
     let pl = u64::from_be_bytes(pl);
@@ -140,7 +162,7 @@ pub fn words_to_bytes(w: &[u64]) -> Vec<u8> {
 
 /// Words from little-endian bytes (length must be a multiple of 8).
 pub fn bytes_to_words(b: &[u8]) -> Option<Vec<u64>> {
-    (b.len() % 8 == 0).then(|| {
+    b.len().is_multiple_of(8).then(|| {
         b.chunks_exact(8)
             .map(|c| u64::from_le_bytes(c.try_into().expect("8 bytes")))
             .collect()
