@@ -50,7 +50,19 @@ impl Sliced {
 
     /// Planes `bits` of the words of `x` (missing elements read as zero).
     pub(crate) fn from_words(x: &BShare, bits: std::ops::Range<usize>) -> Sliced {
+        Sliced::from_words_sparse(x, bits, [false, false])
+    }
+
+    /// As [`Sliced::from_words`], skipping the transposition of components
+    /// the caller knows to be all zero (`zero = [a is zero, b is zero]`),
+    /// as in trivial sharings.
+    pub(crate) fn from_words_sparse(
+        x: &BShare,
+        bits: std::ops::Range<usize>,
+        zero: [bool; 2],
+    ) -> Sliced {
         let k = bits.len();
+        let w = x.len().div_ceil(64);
         let conv = |words: &[u64]| -> Vec<u64> {
             let w = words.len().div_ceil(64);
             let mut out = vec![0u64; w * k];
@@ -64,8 +76,10 @@ impl Sliced {
             }
             out
         };
+        let a = if zero[0] { vec![0; w * k] } else { conv(&x.a) };
+        let b = if zero[1] { vec![0; w * k] } else { conv(&x.b) };
         Sliced {
-            s: BShare::from_parts(conv(&x.a), conv(&x.b)),
+            s: BShare::from_parts(a, b),
             k,
         }
     }

@@ -57,6 +57,30 @@ impl Party {
         Ok((t, u))
     }
 
+    /// [`Party::two_operands`], bit-sliced into planes `0..64`, transposing
+    /// only the components that are not zero by construction (the sharing
+    /// of `t` has one zero component at parties 1 and 2, that of `u` at
+    /// every party).
+    /// Also returns `t ^ u` as words.
+    fn two_operands_sliced(
+        &mut self,
+        x: &AShare,
+        f: impl Fn(u64) -> u64,
+    ) -> Result<(Sliced, Sliced, BShare)> {
+        let me = self.id();
+        let (t, u) = self.two_operands(x, f)?;
+        let (tz, uz) = match me {
+            0 => ([false, false], [true, true]),
+            1 => ([false, true], [true, false]),
+            _ => ([true, false], [false, true]),
+        };
+        Ok((
+            Sliced::from_words_sparse(&t, 0..64, tz),
+            Sliced::from_words_sparse(&u, 0..64, uz),
+            t.xor(&u),
+        ))
+    }
+
     /// Parallel-prefix (Sklansky) generate signals over the first `m` planes:
     /// given per-bit generate `g` and propagate `p`, returns planes `G[k]` =
     /// carry out of bits `0..=k`. `ceil(log2 m)` rounds.
@@ -183,6 +207,25 @@ impl Party {
         Ok(p.xor(&carries.shl(1)))
     }
 
+    /// The adder on bit-sliced operands (planes `0..64`), with `p_words =
+    /// x ^ y` as words; result as words.
+    fn add_sliced(&mut self, x: Sliced, y: Sliced, p_words: BShare, n: usize) -> Result<BShare> {
+        let g = Sliced {
+            s: self.and(&x.s, &y.s)?,
+            k: 64,
+        };
+        let p = Sliced {
+            s: x.s.xor(&y.s),
+            k: 64,
+        };
+        drop((x, y));
+        let carries = self.prefix_generate(g, p, 63)?;
+        // Bit k of the sum is p_k ^ (carry out of bits 0..k-1).
+        let mut c = carries;
+        c.k = 64;
+        Ok(p_words.xor(&c.to_words(n).shl(1)))
+    }
+
     /// Arithmetic to boolean conversion (bit decomposition).
     pub fn a2b(&mut self, x: &AShare) -> Result<BShare> {
         if x.len() <= BATCH {
@@ -195,8 +238,9 @@ impl Party {
     }
 
     fn a2b_batch(&mut self, x: &AShare) -> Result<BShare> {
-        let (t, u) = self.two_operands(x, |v| v)?;
-        self.add_bool(&t, &u)
+        let n = x.len();
+        let (t, u, p) = self.two_operands_sliced(x, |v| v)?;
+        self.add_sliced(t, u, p, n)
     }
 
     /// Boolean (64-bit words) to arithmetic conversion. Parties 0 and 1
@@ -340,13 +384,18 @@ impl Party {
 
     fn msb_batch(&mut self, x: &AShare) -> Result<BitShare> {
         let n = x.len();
-        let (t, u) = self.two_operands(x, |v| v)?;
-        let g = self.and(&t, &u)?;
-        let p = t.xor(&u);
-        let gs = Sliced::from_words(&g, 0..63);
-        let ps = Sliced::from_words(&p, 0..64);
-        let p63 = ps.plane(63);
-        let carry = self.group_generate(gs, ps, 63)?;
+        let (t, u, _) = self.two_operands_sliced(x, |v| v)?;
+        // Generate and propagate per bit, computed on the planes directly.
+        let g = Sliced {
+            s: self.and(&t.s, &u.s)?,
+            k: 64,
+        };
+        let p = Sliced {
+            s: t.s.xor(&u.s),
+            k: 64,
+        };
+        let p63 = p.plane(63);
+        let carry = self.group_generate(g, p, 63)?;
         Ok(BitShare::new(p63.xor(&carry), n))
     }
 
