@@ -166,22 +166,21 @@ fn syntax_error(e: ParserError, sql: &str) -> DpError {
         ParserError::RecursionLimitExceeded => "query nested too deeply".into(),
     };
     // sqlparser appends " at Line: L, Column: C".
-    let (mut line, mut column) = (0, 0);
-    let mut message = msg.clone();
-    if let Some(i) = msg.rfind(" at Line: ") {
+    let (line, column, message) = if let Some(i) = msg.rfind(" at Line: ") {
         let tail = &msg[i + " at Line: ".len()..];
         let mut parts = tail.split(", Column: ");
-        line = parts.next().and_then(|s| s.trim().parse().ok()).unwrap_or(0);
-        column = parts
+        let line = parts.next().and_then(|s| s.trim().parse().ok()).unwrap_or(0);
+        let column = parts
             .next()
             .and_then(|s| s.trim().trim_end_matches(|c: char| !c.is_ascii_digit()).parse().ok())
             .unwrap_or(0);
-        message = msg[..i].to_string();
+        (line, column, msg[..i].to_string())
     } else {
         // No position means the parser ran off the end: point just past it.
-        line = sql.lines().count().max(1) as u64;
-        column = sql.lines().last().map_or(0, |l| l.chars().count()) as u64 + 1;
-    }
+        let line = sql.lines().count().max(1) as u64;
+        let column = sql.lines().last().map_or(0, |l| l.chars().count()) as u64 + 1;
+        (line, column, msg)
+    };
     DpError::SqlSyntax {
         line,
         column,
