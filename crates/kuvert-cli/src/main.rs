@@ -4,6 +4,7 @@
 use clap::{Parser, Subcommand};
 
 mod bench;
+mod dp;
 
 /// Kuvert: compute on several agencies' data without anyone seeing it.
 ///
@@ -23,12 +24,16 @@ enum Command {
     /// Measure the engine: rounds, bytes per party and throughput.
     #[command(subcommand)]
     Bench(bench::BenchCommand),
+    /// Differential privacy: local releases, ε planning, error curves, budgets.
+    #[command(subcommand)]
+    Dp(dp::DpCommand),
 }
 
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Bench(b) => bench::run(b),
+        Command::Dp(c) => dp::run(c),
     };
     match result {
         Ok(code) => code,

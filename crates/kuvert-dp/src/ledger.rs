@@ -305,7 +305,7 @@ impl FileLedger {
             Err(e) => {
                 return Err(DpError::Io {
                     path: path.to_path_buf(),
-                    source: e,
+                    cause: e,
                 })
             }
         };
@@ -324,7 +324,7 @@ impl FileLedger {
         use std::io::Write;
         let io = |e| DpError::Io {
             path: self.path.clone(),
-            source: e,
+            cause: e,
         };
         let dir = match self.path.parent() {
             Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),

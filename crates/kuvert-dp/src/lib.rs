@@ -110,19 +110,33 @@ pub enum DpError {
     #[error(transparent)]
     BudgetExceeded(#[from] Box<BudgetExceeded>),
     /// Reading or writing a file failed.
-    #[error("{}: {source}", path.display())]
+    #[error("{}: {cause}", path.display())]
     Io {
         /// The file.
         path: PathBuf,
-        /// The cause.
-        source: std::io::Error,
+        /// The cause (shown in the message, not chained).
+        cause: std::io::Error,
     },
+}
+
+/// The generator for real releases: ChaCha20 seeded with 256 bits from the
+/// operating system's CSPRNG.
+pub fn secure_rng() -> Result<rand_chacha::ChaCha20Rng, DpError> {
+    use rand_core::SeedableRng;
+    rand_chacha::ChaCha20Rng::from_rng(rand_core::OsRng).map_err(|e| DpError::Io {
+        path: PathBuf::from("<operating-system randomness>"),
+        cause: std::io::Error::other(e.to_string()),
+    })
 }
 
 impl DpError {
     /// Whether the error is the caller's input (bad flag, SQL, CSV, ledger
-    /// content) rather than the environment.
+    /// content, a file that does not exist) rather than the environment.
     pub fn is_bad_input(&self) -> bool {
-        !matches!(self, DpError::Io { .. } | DpError::BudgetExceeded(_))
+        match self {
+            DpError::Io { cause, .. } => cause.kind() == std::io::ErrorKind::NotFound,
+            DpError::BudgetExceeded(_) => false,
+            _ => true,
+        }
     }
 }

@@ -581,6 +581,8 @@ impl ReleasePlan {
 /// The result of a release.
 #[derive(Clone, Debug, Serialize)]
 pub struct ReleaseOutput {
+    /// Output column names in SELECT order.
+    pub columns: Vec<String>,
     /// One object per output row.
     pub values: Vec<serde_json::Map<String, serde_json::Value>>,
     /// Mechanism name.
@@ -725,7 +727,17 @@ pub fn execute<R: RngCore + CryptoRng + ?Sized>(
     } else {
         serde_json::json!(std_by)
     };
+    let columns = plan
+        .query
+        .outputs
+        .iter()
+        .map(|o| match o {
+            Output::GroupKey { name } => name.clone(),
+            Output::Agg { alias, .. } => alias.clone(),
+        })
+        .collect();
     Ok(ReleaseOutput {
+        columns,
         values,
         mechanism: plan.mechanism.name().into(),
         epsilon: plan.cost.epsilon,

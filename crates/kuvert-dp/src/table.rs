@@ -182,7 +182,7 @@ pub fn load(path: &Path) -> Result<Table, DpError> {
     };
     let file = std::fs::File::open(path).map_err(|e| DpError::Io {
         path: path.to_path_buf(),
-        source: e,
+        cause: e,
     })?;
     let mut rdr = csv::ReaderBuilder::new().has_headers(true).flexible(true).from_reader(file);
     let header: Vec<String> = rdr
