@@ -171,7 +171,11 @@ fn split_table(s: &str) -> anyhow::Result<(String, PathBuf)> {
     let (n, p) = s
         .split_once('=')
         .filter(|(n, p)| !n.is_empty() && !p.is_empty())
-        .ok_or_else(|| bad(format!("--table '{s}': expected NAME=PATH, e.g. --table t=data.csv")))?;
+        .ok_or_else(|| {
+            bad(format!(
+                "--table '{s}': expected NAME=PATH, e.g. --table t=data.csv"
+            ))
+        })?;
     Ok((n.to_string(), PathBuf::from(p)))
 }
 
@@ -181,10 +185,17 @@ fn spec_of(q: &QueryArgs) -> anyhow::Result<(ReleaseSpec, PathBuf)> {
     for b in &q.bounds {
         let parsed = b.split_once('=').and_then(|(c, r)| {
             let (lo, hi) = r.split_once(':')?;
-            Some((c.to_string(), lo.trim().parse::<i64>().ok()?, hi.trim().parse::<i64>().ok()?))
+            Some((
+                c.to_string(),
+                lo.trim().parse::<i64>().ok()?,
+                hi.trim().parse::<i64>().ok()?,
+            ))
         });
-        let (c, lo, hi) = parsed
-            .ok_or_else(|| bad(format!("--bounds '{b}': expected COL=LO:HI with integers, e.g. amount=0:10000")))?;
+        let (c, lo, hi) = parsed.ok_or_else(|| {
+            bad(format!(
+                "--bounds '{b}': expected COL=LO:HI with integers, e.g. amount=0:10000"
+            ))
+        })?;
         bounds.insert(c, (lo, hi));
     }
     let keys = match &q.keys {
@@ -193,7 +204,10 @@ fn spec_of(q: &QueryArgs) -> anyhow::Result<(ReleaseSpec, PathBuf)> {
             let (c, vals) = k
                 .split_once('=')
                 .ok_or_else(|| bad(format!("--keys '{k}': expected COL=a,b,c")))?;
-            Some((c.to_string(), vals.split(',').map(|v| v.trim().to_string()).collect()))
+            Some((
+                c.to_string(),
+                vals.split(',').map(|v| v.trim().to_string()).collect(),
+            ))
         }
     };
     let mechanism = match q.mechanism {
@@ -251,7 +265,8 @@ pub fn run(cmd: DpCommand) -> anyhow::Result<ExitCode> {
                 return Ok(ExitCode::from(3));
             }
             let is_bad = e.downcast_ref::<BadInput>().is_some()
-                || e.downcast_ref::<DpError>().is_some_and(DpError::is_bad_input);
+                || e.downcast_ref::<DpError>()
+                    .is_some_and(DpError::is_bad_input);
             eprintln!("error: {e:#}");
             Ok(ExitCode::from(if is_bad { 2 } else { 1 }))
         }
@@ -336,7 +351,11 @@ fn cmd_plan(q: QueryArgs) -> anyhow::Result<()> {
             m.name,
             m.ci95,
             m.std,
-            if m.ci95_approx { ", normal approximation" } else { "" }
+            if m.ci95_approx {
+                ", normal approximation"
+            } else {
+                ""
+            }
         );
     }
     if q.json {

@@ -182,7 +182,9 @@ pub fn skellam_variances_for(
     while !ok(hi) {
         hi *= 2.0;
         if hi > 1e12 {
-            return Err(DpError::InvalidParameter("cannot calibrate Skellam noise".into()));
+            return Err(DpError::InvalidParameter(
+                "cannot calibrate Skellam noise".into(),
+            ));
         }
     }
     let mut lo = 0.0f64;
@@ -282,7 +284,10 @@ mod tests {
                         "μ={mu} Δ={d} α={alpha}: bound {bound} < exact {exact}"
                     );
                     // ... and it is not vacuous: within 3× of the truth.
-                    assert!(bound <= 3.0 * exact + 0.05, "μ={mu} α={alpha}: {bound} vs {exact}");
+                    assert!(
+                        bound <= 3.0 * exact + 0.05,
+                        "μ={mu} α={alpha}: {bound} vs {exact}"
+                    );
                 }
             }
         }
@@ -292,8 +297,16 @@ mod tests {
     fn skellam_calibration_meets_target() {
         let v = skellam_variances_for(1.0, 1e-6, &[(1.0, 1.0), (5.0, 5.0)]).unwrap();
         let curves = vec![
-            RdpCurve::Skellam { variance: v[0], l1: 1.0, l2: 1.0 },
-            RdpCurve::Skellam { variance: v[1], l1: 5.0, l2: 5.0 },
+            RdpCurve::Skellam {
+                variance: v[0],
+                l1: 1.0,
+                l2: 1.0,
+            },
+            RdpCurve::Skellam {
+                variance: v[1],
+                l1: 5.0,
+                l2: 5.0,
+            },
         ];
         let e = rdp_to_epsilon(&curves, 1e-6);
         assert!(e <= 1.0 && e > 0.99, "{e}");

@@ -354,7 +354,12 @@ impl FileLedger {
 
 impl LedgerStore for FileLedger {
     fn load(&self, key: &DatasetKey) -> Result<Option<DatasetLedger>, DpError> {
-        Ok(self.contents.accounts.iter().find(|a| &a.key == key).cloned())
+        Ok(self
+            .contents
+            .accounts
+            .iter()
+            .find(|a| &a.key == key)
+            .cloned())
     }
 
     fn commit(&mut self, approval: BudgetApproval, meta: ReleaseMeta) -> Result<(), DpError> {
@@ -412,7 +417,10 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("ledger.json");
         let mut store = FileLedger::open_file(&path).unwrap();
-        let budget = Some(Budget { epsilon: 1.0, delta: 0.0 });
+        let budget = Some(Budget {
+            epsilon: 1.0,
+            delta: 0.0,
+        });
         for _ in 0..4 {
             let acct = store.open(&key(), budget).unwrap();
             let ok = acct.check(pure(0.25)).unwrap();
@@ -429,14 +437,25 @@ mod tests {
         assert_eq!(again.load(&key()).unwrap().unwrap().releases.len(), 4);
         // The budget cannot be changed afterwards.
         let mut again = again;
-        assert!(again.open(&key(), Some(Budget { epsilon: 5.0, delta: 0.0 })).is_err());
+        assert!(again
+            .open(
+                &key(),
+                Some(Budget {
+                    epsilon: 5.0,
+                    delta: 0.0
+                })
+            )
+            .is_err());
     }
 
     #[test]
     fn rdp_composition_beats_basic_for_many_gaussian_releases() {
         let acct = DatasetLedger {
             key: key(),
-            budget: Budget { epsilon: 10.0, delta: 1e-6 },
+            budget: Budget {
+                epsilon: 10.0,
+                delta: 1e-6,
+            },
             releases: (0..100)
                 .map(|_| ReleaseRecord {
                     time: String::new(),
@@ -459,7 +478,14 @@ mod tests {
 
     #[test]
     fn delta_needs_a_delta_budget() {
-        let acct = DatasetLedger::new(key(), Budget { epsilon: 100.0, delta: 0.0 }).unwrap();
+        let acct = DatasetLedger::new(
+            key(),
+            Budget {
+                epsilon: 100.0,
+                delta: 0.0,
+            },
+        )
+        .unwrap();
         let cost = ReleaseCost {
             epsilon: 0.1,
             delta: 1e-9,

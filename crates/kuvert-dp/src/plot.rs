@@ -11,10 +11,15 @@ const LEFT: f64 = 80.0;
 const RIGHT: f64 = 170.0;
 const TOP: f64 = 30.0;
 const BOTTOM: f64 = 60.0;
-const COLORS: [&str; 6] = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b"];
+const COLORS: [&str; 6] = [
+    "#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b",
+];
 
 fn esc(s: &str) -> String {
-    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
 }
 
 fn fmt_tick(v: f64) -> String {
@@ -34,20 +39,40 @@ pub fn svg(points: &[CurvePoint], title: &str) -> String {
         r#"<svg xmlns="http://www.w3.org/2000/svg" width="{W}" height="{H}" viewBox="0 0 {W} {H}" font-family="sans-serif" font-size="12">"#
     );
     let _ = write!(s, r#"<rect width="{W}" height="{H}" fill="white"/>"#);
-    let _ = write!(s, r#"<text x="{}" y="18" text-anchor="middle" font-size="14">{}</text>"#, W / 2.0, esc(title));
-    let names: Vec<String> = points.first().map(|p| p.errors.iter().map(|e| e.0.clone()).collect()).unwrap_or_default();
+    let _ = write!(
+        s,
+        r#"<text x="{}" y="18" text-anchor="middle" font-size="14">{}</text>"#,
+        W / 2.0,
+        esc(title)
+    );
+    let names: Vec<String> = points
+        .first()
+        .map(|p| p.errors.iter().map(|e| e.0.clone()).collect())
+        .unwrap_or_default();
     let xs: Vec<f64> = points.iter().map(|p| p.epsilon).collect();
-    let ys: Vec<f64> = points.iter().flat_map(|p| p.errors.iter().map(|e| e.2.max(0.5))).collect();
+    let ys: Vec<f64> = points
+        .iter()
+        .flat_map(|p| p.errors.iter().map(|e| e.2.max(0.5)))
+        .collect();
     if xs.is_empty() || ys.is_empty() {
         s.push_str("</svg>");
         return s;
     }
-    let (xmin, xmax) = (xs.iter().cloned().fold(f64::INFINITY, f64::min), xs.iter().cloned().fold(0.0, f64::max));
+    let (xmin, xmax) = (
+        xs.iter().cloned().fold(f64::INFINITY, f64::min),
+        xs.iter().cloned().fold(0.0, f64::max),
+    );
     let lx = |v: f64| v.log10();
-    let (x0, x1) = (lx(xmin).floor(), lx(xmax).ceil().max(lx(xmin).floor() + 1.0));
+    let (x0, x1) = (
+        lx(xmin).floor(),
+        lx(xmax).ceil().max(lx(xmin).floor() + 1.0),
+    );
     let ymin = ys.iter().cloned().fold(f64::INFINITY, f64::min);
     let ymax = ys.iter().cloned().fold(0.0, f64::max);
-    let (y0, y1) = (lx(ymin).floor(), lx(ymax).ceil().max(lx(ymin).floor() + 1.0));
+    let (y0, y1) = (
+        lx(ymin).floor(),
+        lx(ymax).ceil().max(lx(ymin).floor() + 1.0),
+    );
     let pw = W - LEFT - RIGHT;
     let ph = H - TOP - BOTTOM;
     let px = |v: f64| LEFT + (lx(v) - x0) / (x1 - x0) * pw;
@@ -56,16 +81,38 @@ pub fn svg(points: &[CurvePoint], title: &str) -> String {
     for d in (x0 as i32)..=(x1 as i32) {
         let v = 10f64.powi(d);
         let x = px(v);
-        let _ = write!(s, r##"<line x1="{x:.1}" y1="{TOP}" x2="{x:.1}" y2="{:.1}" stroke="#ddd"/>"##, TOP + ph);
-        let _ = write!(s, r#"<text x="{x:.1}" y="{:.1}" text-anchor="middle">{}</text>"#, TOP + ph + 16.0, fmt_tick(v));
+        let _ = write!(
+            s,
+            r##"<line x1="{x:.1}" y1="{TOP}" x2="{x:.1}" y2="{:.1}" stroke="#ddd"/>"##,
+            TOP + ph
+        );
+        let _ = write!(
+            s,
+            r#"<text x="{x:.1}" y="{:.1}" text-anchor="middle">{}</text>"#,
+            TOP + ph + 16.0,
+            fmt_tick(v)
+        );
     }
     for d in (y0 as i32)..=(y1 as i32) {
         let v = 10f64.powi(d);
         let y = py(v);
-        let _ = write!(s, r##"<line x1="{LEFT}" y1="{y:.1}" x2="{:.1}" y2="{y:.1}" stroke="#ddd"/>"##, LEFT + pw);
-        let _ = write!(s, r#"<text x="{:.1}" y="{:.1}" text-anchor="end">{}</text>"#, LEFT - 6.0, y + 4.0, fmt_tick(v));
+        let _ = write!(
+            s,
+            r##"<line x1="{LEFT}" y1="{y:.1}" x2="{:.1}" y2="{y:.1}" stroke="#ddd"/>"##,
+            LEFT + pw
+        );
+        let _ = write!(
+            s,
+            r#"<text x="{:.1}" y="{:.1}" text-anchor="end">{}</text>"#,
+            LEFT - 6.0,
+            y + 4.0,
+            fmt_tick(v)
+        );
     }
-    let _ = write!(s, r#"<rect x="{LEFT}" y="{TOP}" width="{pw}" height="{ph}" fill="none" stroke="black"/>"#);
+    let _ = write!(
+        s,
+        r#"<rect x="{LEFT}" y="{TOP}" width="{pw}" height="{ph}" fill="none" stroke="black"/>"#
+    );
     let _ = write!(
         s,
         r#"<text x="{:.1}" y="{:.1}" text-anchor="middle">privacy parameter ε (log scale)</text>"#,
@@ -81,13 +128,31 @@ pub fn svg(points: &[CurvePoint], title: &str) -> String {
         let color = COLORS[i % COLORS.len()];
         let pts: Vec<String> = points
             .iter()
-            .filter_map(|p| p.errors.get(i).map(|e| format!("{:.1},{:.1}", px(p.epsilon), py(e.2))))
+            .filter_map(|p| {
+                p.errors
+                    .get(i)
+                    .map(|e| format!("{:.1},{:.1}", px(p.epsilon), py(e.2)))
+            })
             .collect();
-        let _ = write!(s, r#"<polyline fill="none" stroke="{color}" stroke-width="2" points="{}"/>"#, pts.join(" "));
+        let _ = write!(
+            s,
+            r#"<polyline fill="none" stroke="{color}" stroke-width="2" points="{}"/>"#,
+            pts.join(" ")
+        );
         let ly = TOP + 14.0 + 18.0 * i as f64;
         let lxp = LEFT + pw + 12.0;
-        let _ = write!(s, r#"<line x1="{lxp:.1}" y1="{ly:.1}" x2="{:.1}" y2="{ly:.1}" stroke="{color}" stroke-width="2"/>"#, lxp + 20.0);
-        let _ = write!(s, r#"<text x="{:.1}" y="{:.1}">{}</text>"#, lxp + 26.0, ly + 4.0, esc(name));
+        let _ = write!(
+            s,
+            r#"<line x1="{lxp:.1}" y1="{ly:.1}" x2="{:.1}" y2="{ly:.1}" stroke="{color}" stroke-width="2"/>"#,
+            lxp + 20.0
+        );
+        let _ = write!(
+            s,
+            r#"<text x="{:.1}" y="{:.1}">{}</text>"#,
+            lxp + 26.0,
+            ly + 4.0,
+            esc(name)
+        );
     }
     s.push_str("</svg>");
     s

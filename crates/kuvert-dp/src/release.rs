@@ -138,7 +138,9 @@ impl Noise {
                     return (s, (1.959_964 * s).ceil(), true);
                 }
                 let w = (12.0 * s + 10.0).ceil() as i64;
-                let pmf: Vec<f64> = (0..=w).map(|k| (-(k * k) as f64 / (2.0 * sigma2)).exp()).collect();
+                let pmf: Vec<f64> = (0..=w)
+                    .map(|k| (-(k * k) as f64 / (2.0 * sigma2)).exp())
+                    .collect();
                 symmetric_error(&pmf)
             }
             Noise::Skellam { variance } => {
@@ -279,7 +281,9 @@ pub fn plan(spec: &ReleaseSpec, schema: &Schema) -> Result<ReleasePlan, DpError>
                 .0,
         ),
         None if spec.max_rows_per_person != 1 => {
-            return Err(bad("--max-rows-per-person needs --person-col (which column names the person?)"))
+            return Err(bad(
+                "--max-rows-per-person needs --person-col (which column names the person?)",
+            ))
         }
         None => None,
     };
@@ -297,7 +301,9 @@ pub fn plan(spec: &ReleaseSpec, schema: &Schema) -> Result<ReleasePlan, DpError>
         }
         (Some((gi, g)), Some((kc, vals))) => {
             if !kc.eq_ignore_ascii_case(g) {
-                return Err(bad(format!("--keys is for column '{kc}' but the query groups by '{g}'")));
+                return Err(bad(format!(
+                    "--keys is for column '{kc}' but the query groups by '{g}'"
+                )));
             }
             let ty = schema.columns[*gi].1;
             let mut typed = Vec::new();
@@ -346,8 +352,14 @@ pub fn plan(spec: &ReleaseSpec, schema: &Schema) -> Result<ReleasePlan, DpError>
                 ).replace("Sum", "SUM").replace("Avg", "AVG"))),
             }
         };
-        let mk = |name: String, part: Part, describe: String, column: Option<usize>, bounds: Option<(i64, i64)>| {
-            let per_row = bounds.map(|(lo, hi)| lo.unsigned_abs().max(hi.unsigned_abs()) as f64).unwrap_or(1.0);
+        let mk = |name: String,
+                  part: Part,
+                  describe: String,
+                  column: Option<usize>,
+                  bounds: Option<(i64, i64)>| {
+            let per_row = bounds
+                .map(|(lo, hi)| lo.unsigned_abs().max(hi.unsigned_abs()) as f64)
+                .unwrap_or(1.0);
             Measurement {
                 name,
                 output: oi,
@@ -366,28 +378,65 @@ pub fn plan(spec: &ReleaseSpec, schema: &Schema) -> Result<ReleasePlan, DpError>
             }
         };
         match (kind, column) {
-            (AggKind::CountStar, _) => ms.push(mk(alias.clone(), Part::Whole, "COUNT(*)".into(), None, None)),
-            (AggKind::Count, Some(c)) => ms.push(mk(alias.clone(), Part::Whole, format!("COUNT({})", c.1), Some(c.0), None)),
+            (AggKind::CountStar, _) => ms.push(mk(
+                alias.clone(),
+                Part::Whole,
+                "COUNT(*)".into(),
+                None,
+                None,
+            )),
+            (AggKind::Count, Some(c)) => ms.push(mk(
+                alias.clone(),
+                Part::Whole,
+                format!("COUNT({})", c.1),
+                Some(c.0),
+                None,
+            )),
             (AggKind::Sum, Some(c)) => {
                 let b = col_bounds(c)?;
-                ms.push(mk(alias.clone(), Part::Whole, format!("SUM({})", c.1), Some(c.0), Some(b)))
+                ms.push(mk(
+                    alias.clone(),
+                    Part::Whole,
+                    format!("SUM({})", c.1),
+                    Some(c.0),
+                    Some(b),
+                ))
             }
             (AggKind::Avg, Some(c)) => {
                 let b = col_bounds(c)?;
-                ms.push(mk(format!("{alias}.sum"), Part::AvgSum, format!("SUM({})", c.1), Some(c.0), Some(b)));
-                ms.push(mk(format!("{alias}.count"), Part::AvgCount, format!("COUNT({})", c.1), Some(c.0), None));
+                ms.push(mk(
+                    format!("{alias}.sum"),
+                    Part::AvgSum,
+                    format!("SUM({})", c.1),
+                    Some(c.0),
+                    Some(b),
+                ));
+                ms.push(mk(
+                    format!("{alias}.count"),
+                    Part::AvgCount,
+                    format!("COUNT({})", c.1),
+                    Some(c.0),
+                    None,
+                ));
             }
             _ => return Err(bad("internal: aggregate without column")),
         }
     }
     if let Some(m) = ms.iter().find(|m| m.l1 == 0.0) {
-        return Err(bad(format!("{}: bounds [0, 0] give zero sensitivity; nothing to protect or release", m.name)));
+        return Err(bad(format!(
+            "{}: bounds [0, 0] give zero sensitivity; nothing to protect or release",
+            m.name
+        )));
     }
 
     // Mechanism and calibration.
     let mechanism = match (spec.mechanism, spec.delta > 0.0) {
-        (MechanismChoice::Auto, false) | (MechanismChoice::Laplace, _) => Mechanism::DiscreteLaplace,
-        (MechanismChoice::Auto, true) | (MechanismChoice::Gaussian, true) => Mechanism::DiscreteGaussian,
+        (MechanismChoice::Auto, false) | (MechanismChoice::Laplace, _) => {
+            Mechanism::DiscreteLaplace
+        }
+        (MechanismChoice::Auto, true) | (MechanismChoice::Gaussian, true) => {
+            Mechanism::DiscreteGaussian
+        }
         (MechanismChoice::Skellam, true) => Mechanism::Skellam,
         (MechanismChoice::Gaussian | MechanismChoice::Skellam, false) => {
             return Err(bad("the Gaussian and Skellam mechanisms need --delta > 0"))
@@ -398,13 +447,18 @@ pub fn plan(spec: &ReleaseSpec, schema: &Schema) -> Result<ReleasePlan, DpError>
         Mechanism::DiscreteLaplace => {
             let eps_each = spec.epsilon / m;
             for x in ms.iter_mut() {
-                x.noise = Noise::Laplace { scale: x.l1 / eps_each };
+                x.noise = Noise::Laplace {
+                    scale: x.l1 / eps_each,
+                };
             }
             ReleaseCost {
                 epsilon: spec.epsilon,
                 delta: 0.0,
                 rho: None,
-                rdp: ms.iter().map(|_| RdpCurve::Pure { epsilon: eps_each }).collect(),
+                rdp: ms
+                    .iter()
+                    .map(|_| RdpCurve::Pure { epsilon: eps_each })
+                    .collect(),
             }
         }
         Mechanism::DiscreteGaussian => {
@@ -515,7 +569,10 @@ impl ReleasePlan {
                 );
             }
         }
-        let _ = writeln!(s, "  neighbours   add or remove one person with all their rows");
+        let _ = writeln!(
+            s,
+            "  neighbours   add or remove one person with all their rows"
+        );
         if let (Some((_, g)), Some(keys)) = (&self.query.group_by, &self.group_keys) {
             let shown: Vec<String> = keys.iter().map(|k| k.to_json().to_string()).collect();
             let _ = writeln!(
@@ -645,7 +702,12 @@ pub fn execute<R: RngCore + CryptoRng + ?Sized>(
     let filtered: Vec<&Vec<Value>> = table
         .rows
         .iter()
-        .filter(|r| plan.query.filter.as_ref().is_none_or(|f| f.eval(r) == Some(true)))
+        .filter(|r| {
+            plan.query
+                .filter
+                .as_ref()
+                .is_none_or(|f| f.eval(r) == Some(true))
+        })
         .collect();
     let rows = bound_contributions(filtered, plan.person, plan.spec.max_rows_per_person, rng);
     let ngroups = plan.group_keys.as_ref().map_or(1, |k| k.len());
@@ -692,7 +754,11 @@ pub fn execute<R: RngCore + CryptoRng + ?Sized>(
         for (oi, o) in plan.query.outputs.iter().enumerate() {
             match o {
                 Output::GroupKey { name } => {
-                    let key = plan.group_keys.as_ref().map(|k| k[g].to_json()).unwrap_or_default();
+                    let key = plan
+                        .group_keys
+                        .as_ref()
+                        .map(|k| k[g].to_json())
+                        .unwrap_or_default();
                     row.insert(name.clone(), key);
                 }
                 Output::Agg { alias, kind, .. } => {
@@ -714,7 +780,9 @@ pub fn execute<R: RngCore + CryptoRng + ?Sized>(
                         let i = idx[0];
                         std_by.insert(alias.clone(), plan.measurements[i].std);
                         let v = noisy[i][g];
-                        let j = i64::try_from(v).map(serde_json::Value::from).unwrap_or_else(|_| v.to_string().into());
+                        let j = i64::try_from(v)
+                            .map(serde_json::Value::from)
+                            .unwrap_or_else(|_| v.to_string().into());
                         row.insert(alias.clone(), j);
                     }
                 }
@@ -807,7 +875,11 @@ pub struct CurvePoint {
 }
 
 /// Plans the release at each ε in `epsilons` and reports the errors.
-pub fn error_curve(spec: &ReleaseSpec, schema: &Schema, epsilons: &[f64]) -> Result<Vec<CurvePoint>, DpError> {
+pub fn error_curve(
+    spec: &ReleaseSpec,
+    schema: &Schema,
+    epsilons: &[f64],
+) -> Result<Vec<CurvePoint>, DpError> {
     epsilons
         .iter()
         .map(|&e| {
@@ -816,7 +888,11 @@ pub fn error_curve(spec: &ReleaseSpec, schema: &Schema, epsilons: &[f64]) -> Res
             let p = plan(&s, schema)?;
             Ok(CurvePoint {
                 epsilon: e,
-                errors: p.measurements.iter().map(|m| (m.name.clone(), m.std, m.ci95)).collect(),
+                errors: p
+                    .measurements
+                    .iter()
+                    .map(|m| (m.name.clone(), m.std, m.ci95))
+                    .collect(),
             })
         })
         .collect()

@@ -40,7 +40,9 @@ impl Rational {
     pub fn new(num: impl Into<BigUint>, den: impl Into<BigUint>) -> Result<Self, DpError> {
         let den = den.into();
         if den.is_zero() {
-            return Err(DpError::InvalidParameter("rational with zero denominator".into()));
+            return Err(DpError::InvalidParameter(
+                "rational with zero denominator".into(),
+            ));
         }
         Ok(Self {
             num: num.into(),
@@ -229,9 +231,14 @@ fn to_i128_saturating(x: &BigInt) -> i128 {
 
 /// Discrete Laplace: P(Y = y) = (1-q)/(1+q) · q^|y| with q = exp(-1/b),
 /// for rational scale `b > 0` (CKS Alg. 2). Variance 2q/(1-q)².
-pub fn discrete_laplace<R: RngCore + ?Sized>(rng: &mut R, scale: &Rational) -> Result<i128, DpError> {
+pub fn discrete_laplace<R: RngCore + ?Sized>(
+    rng: &mut R,
+    scale: &Rational,
+) -> Result<i128, DpError> {
     if scale.is_zero() {
-        return Err(DpError::InvalidParameter("discrete Laplace scale must be positive".into()));
+        return Err(DpError::InvalidParameter(
+            "discrete Laplace scale must be positive".into(),
+        ));
     }
     Ok(to_i128_saturating(&discrete_laplace_big(rng, scale)))
 }
@@ -279,7 +286,9 @@ pub fn discrete_gaussian<R: RngCore + ?Sized>(
     sigma2: &Rational,
 ) -> Result<i128, DpError> {
     if sigma2.is_zero() {
-        return Err(DpError::InvalidParameter("discrete Gaussian variance must be positive".into()));
+        return Err(DpError::InvalidParameter(
+            "discrete Gaussian variance must be positive".into(),
+        ));
     }
     let a = &sigma2.num;
     let b = &sigma2.den;
@@ -429,10 +438,9 @@ pub fn exponential_mechanism<R: RngCore + ?Sized>(
     utilities: &[i64],
     eps_over_2delta: &Rational,
 ) -> Result<usize, DpError> {
-    let max = *utilities
-        .iter()
-        .max()
-        .ok_or_else(|| DpError::InvalidParameter("exponential mechanism needs candidates".into()))?;
+    let max = *utilities.iter().max().ok_or_else(|| {
+        DpError::InvalidParameter("exponential mechanism needs candidates".into())
+    })?;
     let n = utilities.len() as u64;
     loop {
         let i = uniform_u64(rng, n) as usize;
@@ -503,7 +511,10 @@ mod tests {
         assert_eq!(r.numer(), &BigUint::from(3602879701896397u64));
         assert_eq!(r.to_f64(), 0.1);
         let r = Rational::from_f64(3.0).unwrap();
-        assert_eq!((r.numer().clone(), r.denom().clone()), (3u32.into(), 1u32.into()));
+        assert_eq!(
+            (r.numer().clone(), r.denom().clone()),
+            (3u32.into(), 1u32.into())
+        );
         assert!(Rational::from_f64(-1.0).is_err());
         assert!(Rational::from_f64(f64::NAN).is_err());
     }
@@ -549,7 +560,10 @@ mod tests {
         let z = (counts[1] as f64 / trials as f64 - p) / (p * (1.0 - p) / trials as f64).sqrt();
         assert!(z.abs() < 5.0, "z={z}");
         let est = randomized_response_estimate(&counts, 1.0);
-        assert!((est[1] - 1.0).abs() < 0.05 && est[0].abs() < 0.05, "{est:?}");
+        assert!(
+            (est[1] - 1.0).abs() < 0.05 && est[0].abs() < 0.05,
+            "{est:?}"
+        );
     }
 
     #[test]
@@ -577,7 +591,10 @@ mod tests {
         let mut rng = ChaCha20Rng::seed_from_u64(5);
         let lam = Rational::new(7u32, 3u32).unwrap();
         let n = 20_000;
-        let mean = (0..n).map(|_| poisson(&mut rng, &lam).unwrap() as f64).sum::<f64>() / n as f64;
+        let mean = (0..n)
+            .map(|_| poisson(&mut rng, &lam).unwrap() as f64)
+            .sum::<f64>()
+            / n as f64;
         let z = (mean - 7.0 / 3.0) / (7.0f64 / 3.0 / n as f64).sqrt();
         assert!(z.abs() < 5.0, "z={z}");
         let huge = Rational::new(BigUint::from(MAX_POISSON_MEAN) * 4u32, 1u32).unwrap();

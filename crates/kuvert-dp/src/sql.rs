@@ -13,9 +13,8 @@
 //! (the row is dropped), as in SQL.
 
 use sqlparser::ast::{
-    BinaryOperator, Expr, FunctionArg, FunctionArgExpr, FunctionArguments, GroupByExpr,
-    ObjectName, SelectItem, SetExpr, Spanned, Statement, TableFactor, UnaryOperator,
-    Value as SqlValue,
+    BinaryOperator, Expr, FunctionArg, FunctionArgExpr, FunctionArguments, GroupByExpr, ObjectName,
+    SelectItem, SetExpr, Spanned, Statement, TableFactor, UnaryOperator, Value as SqlValue,
 };
 use sqlparser::dialect::GenericDialect;
 use sqlparser::parser::{Parser, ParserError};
@@ -169,10 +168,18 @@ fn syntax_error(e: ParserError, sql: &str) -> DpError {
     let (line, column, message) = if let Some(i) = msg.rfind(" at Line: ") {
         let tail = &msg[i + " at Line: ".len()..];
         let mut parts = tail.split(", Column: ");
-        let line = parts.next().and_then(|s| s.trim().parse().ok()).unwrap_or(0);
+        let line = parts
+            .next()
+            .and_then(|s| s.trim().parse().ok())
+            .unwrap_or(0);
         let column = parts
             .next()
-            .and_then(|s| s.trim().trim_end_matches(|c: char| !c.is_ascii_digit()).parse().ok())
+            .and_then(|s| {
+                s.trim()
+                    .trim_end_matches(|c: char| !c.is_ascii_digit())
+                    .parse()
+                    .ok()
+            })
             .unwrap_or(0);
         (line, column, msg[..i].to_string())
     } else {
@@ -208,7 +215,10 @@ fn column_of(e: &Expr, schema: &Schema) -> Result<(usize, String, ColumnType), D
         let known: Vec<&str> = schema.columns.iter().map(|c| c.0.as_str()).collect();
         unsupported(
             loc(e),
-            format!("unknown column '{name}'; the table has: {}", known.join(", ")),
+            format!(
+                "unknown column '{name}'; the table has: {}",
+                known.join(", ")
+            ),
         )
     })?;
     Ok((i, schema.columns[i].0.clone(), ty))
@@ -225,7 +235,9 @@ fn literal(e: &Expr, ty: ColumnType) -> Result<Value, DpError> {
             },
             SqlValue::SingleQuotedString(s) => match ty {
                 ColumnType::Text => Value::Text(s.clone()),
-                ColumnType::Date => Value::Date(parse_date(s).ok_or_else(|| bad(&format!("'{s}'")))?),
+                ColumnType::Date => {
+                    Value::Date(parse_date(s).ok_or_else(|| bad(&format!("'{s}'")))?)
+                }
                 _ => return Err(bad(&format!("'{s}'"))),
             },
             SqlValue::Boolean(b) if ty == ColumnType::Boolean => Value::Bool(*b),
@@ -292,7 +304,10 @@ fn predicate(e: &Expr, schema: &Schema) -> Result<Predicate, DpError> {
             negated,
         } => {
             let (c, _, ty) = column_of(expr, schema)?;
-            let vals = list.iter().map(|l| literal(l, ty)).collect::<Result<_, _>>()?;
+            let vals = list
+                .iter()
+                .map(|l| literal(l, ty))
+                .collect::<Result<_, _>>()?;
             Predicate::In(c, vals, *negated)
         }
         Expr::Between {
@@ -333,7 +348,10 @@ fn aggregate(e: &Expr, alias: Option<String>, schema: &Schema) -> Result<Output,
         ));
     };
     if f.filter.is_some() || f.over.is_some() {
-        return Err(unsupported(at, "FILTER and OVER are not supported; use WHERE"));
+        return Err(unsupported(
+            at,
+            "FILTER and OVER are not supported; use WHERE",
+        ));
     }
     let fname = object_name(&f.name).to_ascii_uppercase();
     let args = match &f.args {
@@ -350,7 +368,10 @@ fn aggregate(e: &Expr, alias: Option<String>, schema: &Schema) -> Result<Output,
         _ => return Err(unsupported(at, format!("{fname} needs one argument"))),
     };
     if args.len() != 1 {
-        return Err(unsupported(at, format!("{fname} takes exactly one argument")));
+        return Err(unsupported(
+            at,
+            format!("{fname} takes exactly one argument"),
+        ));
     }
     let arg = match &args[0] {
         FunctionArg::Unnamed(a) => a.clone(),
@@ -382,7 +403,10 @@ fn aggregate(e: &Expr, alias: Option<String>, schema: &Schema) -> Result<Output,
             (kind, Some((i, cname)))
         }
         (other, _) => {
-            return Err(unsupported(at, format!("{other}(*) is not supported; only COUNT(*)")))
+            return Err(unsupported(
+                at,
+                format!("{other}(*) is not supported; only COUNT(*)"),
+            ))
         }
     };
     let alias = alias.unwrap_or_else(|| match (&kind, &column) {
@@ -417,10 +441,16 @@ pub fn parse(sql: &str, table: &str, schema: &Schema) -> Result<Query, DpError> 
         ));
     }
     let SetExpr::Select(s) = q.body.as_ref() else {
-        return Err(unsupported(loc(q.as_ref()), "only a plain SELECT is supported (no UNION, VALUES)"));
+        return Err(unsupported(
+            loc(q.as_ref()),
+            "only a plain SELECT is supported (no UNION, VALUES)",
+        ));
     };
     if s.distinct.is_some() {
-        return Err(unsupported(loc(s.as_ref()), "SELECT DISTINCT is not supported"));
+        return Err(unsupported(
+            loc(s.as_ref()),
+            "SELECT DISTINCT is not supported",
+        ));
     }
     if let Some(h) = &s.having {
         return Err(unsupported(
@@ -430,10 +460,16 @@ pub fn parse(sql: &str, table: &str, schema: &Schema) -> Result<Query, DpError> 
         ));
     }
     let [from] = s.from.as_slice() else {
-        return Err(unsupported(loc(s.as_ref()), "exactly one table in FROM is supported"));
+        return Err(unsupported(
+            loc(s.as_ref()),
+            "exactly one table in FROM is supported",
+        ));
     };
     if !from.joins.is_empty() {
-        return Err(unsupported(loc(from), "JOIN is not supported in local releases"));
+        return Err(unsupported(
+            loc(from),
+            "JOIN is not supported in local releases",
+        ));
     }
     let TableFactor::Table { name, .. } = &from.relation else {
         return Err(unsupported(loc(from), "FROM must name a table"));
@@ -456,7 +492,12 @@ pub fn parse(sql: &str, table: &str, schema: &Schema) -> Result<Query, DpError> 
                 return Err(unsupported(loc(second), "GROUP BY supports one column"))
             }
         },
-        _ => return Err(unsupported(loc(s.as_ref()), "GROUP BY ALL / modifiers are not supported")),
+        _ => {
+            return Err(unsupported(
+                loc(s.as_ref()),
+                "GROUP BY ALL / modifiers are not supported",
+            ))
+        }
     };
     let mut outputs = Vec::new();
     for item in &s.projection {
@@ -489,7 +530,10 @@ pub fn parse(sql: &str, table: &str, schema: &Schema) -> Result<Query, DpError> 
         }
     }
     if !outputs.iter().any(|o| matches!(o, Output::Agg { .. })) {
-        return Err(unsupported(loc(s.as_ref()), "SELECT at least one aggregate"));
+        return Err(unsupported(
+            loc(s.as_ref()),
+            "SELECT at least one aggregate",
+        ));
     }
     let mut names = std::collections::HashSet::new();
     for o in &outputs {
@@ -498,10 +542,17 @@ pub fn parse(sql: &str, table: &str, schema: &Schema) -> Result<Query, DpError> 
             Output::Agg { alias, .. } => alias,
         };
         if !names.insert(n.to_ascii_lowercase()) {
-            return Err(unsupported((1, 1), format!("output name '{n}' is used twice; add AS aliases")));
+            return Err(unsupported(
+                (1, 1),
+                format!("output name '{n}' is used twice; add AS aliases"),
+            ));
         }
     }
-    let filter = s.selection.as_ref().map(|w| predicate(w, schema)).transpose()?;
+    let filter = s
+        .selection
+        .as_ref()
+        .map(|w| predicate(w, schema))
+        .transpose()?;
     Ok(Query {
         table: tname,
         outputs,
@@ -574,17 +625,36 @@ mod tests {
         let cases = [
             ("SELECT SUM(region) FROM t", "SUM and AVG need integers"),
             ("SELECT COUNT(*) FROM u", "unknown table 'u'"),
-            ("SELECT COUNT(*) FROM t WHERE nope = 1", "unknown column 'nope'"),
+            (
+                "SELECT COUNT(*) FROM t WHERE nope = 1",
+                "unknown column 'nope'",
+            ),
             ("SELECT amount, COUNT(*) FROM t", "must be aggregated"),
-            ("SELECT COUNT(*) FROM t GROUP BY region HAVING COUNT(*) > 3", "HAVING"),
+            (
+                "SELECT COUNT(*) FROM t GROUP BY region HAVING COUNT(*) > 3",
+                "HAVING",
+            ),
             ("SELECT MAX(amount) FROM t", "MAX is not supported"),
-            ("SELECT COUNT(*) FROM t WHERE day = 'soon'", "expected a date literal"),
+            (
+                "SELECT COUNT(*) FROM t WHERE day = 'soon'",
+                "expected a date literal",
+            ),
         ];
         for (sql, want) in cases {
             let e = parse(sql, "t", &schema()).unwrap_err().to_string();
             assert!(e.contains(want), "{sql}: {e}");
         }
         let e = parse("SELECT COUNT(*) FROM t WHERE nope = 1", "t", &schema()).unwrap_err();
-        assert!(matches!(e, DpError::SqlUnsupported { line: 1, column: 30, .. }), "{e:?}");
+        assert!(
+            matches!(
+                e,
+                DpError::SqlUnsupported {
+                    line: 1,
+                    column: 30,
+                    ..
+                }
+            ),
+            "{e:?}"
+        );
     }
 }

@@ -184,7 +184,10 @@ pub fn load(path: &Path) -> Result<Table, DpError> {
         path: path.to_path_buf(),
         cause: e,
     })?;
-    let mut rdr = csv::ReaderBuilder::new().has_headers(true).flexible(true).from_reader(file);
+    let mut rdr = csv::ReaderBuilder::new()
+        .has_headers(true)
+        .flexible(true)
+        .from_reader(file);
     let header: Vec<String> = rdr
         .headers()
         .map_err(|e| csv_err(1, 1, e.to_string()))?
@@ -192,7 +195,11 @@ pub fn load(path: &Path) -> Result<Table, DpError> {
         .map(|h| h.trim().to_string())
         .collect();
     if header.is_empty() || header.iter().any(|h| h.is_empty()) {
-        return Err(csv_err(1, 1, "the header row must name every column".into()));
+        return Err(csv_err(
+            1,
+            1,
+            "the header row must name every column".into(),
+        ));
     }
     let mut raw: Vec<(u64, csv::StringRecord)> = Vec::new();
     for rec in rdr.records() {
@@ -227,7 +234,11 @@ pub fn load(path: &Path) -> Result<Table, DpError> {
                 .enumerate()
                 .map(|(c, (_, ty))| {
                     parse_value(&r[c], *ty).ok_or_else(|| {
-                        csv_err(*line, c as u64 + 1, format!("cannot read '{}' as {ty}", &r[c]))
+                        csv_err(
+                            *line,
+                            c as u64 + 1,
+                            format!("cannot read '{}' as {ty}", &r[c]),
+                        )
                     })
                 })
                 .collect::<Result<Vec<_>, _>>()
@@ -257,8 +268,11 @@ mod tests {
     fn infers_types_and_reports_ragged_rows() {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("t.csv");
-        std::fs::write(&p, "id,amount,flag,day,name\n1,10,true,2024-01-02,a\n2,,false,2024-01-03,b\n")
-            .unwrap();
+        std::fs::write(
+            &p,
+            "id,amount,flag,day,name\n1,10,true,2024-01-02,a\n2,,false,2024-01-03,b\n",
+        )
+        .unwrap();
         let t = load(&p).unwrap();
         let tys: Vec<ColumnType> = t.schema.columns.iter().map(|c| c.1).collect();
         use ColumnType::*;

@@ -20,7 +20,12 @@ fn table() -> Table {
         rows.push(vec![Value::Int(1), Value::Int(50), Value::Text("a".into())]);
     }
     // persons 2..=5: one row each, amounts 5, -3, 7, NULL, region b
-    for (p, a) in [(2, Value::Int(5)), (3, Value::Int(-3)), (4, Value::Int(7)), (5, Value::Null)] {
+    for (p, a) in [
+        (2, Value::Int(5)),
+        (3, Value::Int(-3)),
+        (4, Value::Int(7)),
+        (5, Value::Null),
+    ] {
         rows.push(vec![Value::Int(p), a, Value::Text("b".into())]);
     }
     // a row in an undeclared region
@@ -56,7 +61,9 @@ fn spec(sql: &str) -> ReleaseSpec {
 fn run(sp: &ReleaseSpec) -> Vec<serde_json::Map<String, serde_json::Value>> {
     let t = table();
     let p = plan(sp, &t.schema).unwrap();
-    execute(&p, &t, &mut ChaCha20Rng::seed_from_u64(9)).unwrap().values
+    execute(&p, &t, &mut ChaCha20Rng::seed_from_u64(9))
+        .unwrap()
+        .values
 }
 
 #[test]
@@ -79,13 +86,18 @@ fn sums_are_clamped_and_sensitivity_follows_bounds() {
     // clamp(5)=5, clamp(-3)=0, clamp(7)=6, NULL skipped → 11; avg 11/3
     let row = &run(&sp)[0];
     assert_eq!(row["s"], 11);
-    assert!((row["m"].as_f64().unwrap() - 11.0 / 3.0).abs() < 1e-12, "{row:?}");
+    assert!(
+        (row["m"].as_f64().unwrap() - 11.0 / 3.0).abs() < 1e-12,
+        "{row:?}"
+    );
     let t = table();
     let p = plan(&sp, &t.schema).unwrap();
     assert_eq!(p.measurements[0].l1, 6.0);
     assert_eq!(p.measurements.len(), 3, "AVG is a sum and a count");
     // Without bounds the plan is refused, naming the flag to add.
-    let e = plan(&spec("SELECT SUM(amount) FROM t"), &t.schema).unwrap_err().to_string();
+    let e = plan(&spec("SELECT SUM(amount) FROM t"), &t.schema)
+        .unwrap_err()
+        .to_string();
     assert!(e.contains("--bounds amount=LO:HI"), "{e}");
 }
 
@@ -100,16 +112,27 @@ fn histograms_need_declared_keys_and_drop_others() {
     let rows = run(&sp);
     let got: Vec<(String, i64)> = rows
         .iter()
-        .map(|r| (r["region"].as_str().unwrap().to_string(), r["n"].as_i64().unwrap()))
+        .map(|r| {
+            (
+                r["region"].as_str().unwrap().to_string(),
+                r["n"].as_i64().unwrap(),
+            )
+        })
         .collect();
-    assert_eq!(got, vec![("b".into(), 4), ("a".into(), 100), ("c".into(), 0)]);
+    assert_eq!(
+        got,
+        vec![("b".into(), 4), ("a".into(), 100), ("c".into(), 0)]
+    );
 }
 
 #[test]
 fn budget_exhaustion_refuses_before_reading_data_and_charges_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("ledger.json");
-    let key = DatasetKey { dataset: "t".into(), contributor: None };
+    let key = DatasetKey {
+        dataset: "t".into(),
+        contributor: None,
+    };
     let t = table();
     let mut sp = spec("SELECT COUNT(*) AS n FROM t");
     sp.epsilon = 0.4;
@@ -127,7 +150,10 @@ fn budget_exhaustion_refuses_before_reading_data_and_charges_nothing() {
             Some(Account {
                 store: &mut store,
                 key: key.clone(),
-                budget: Some(Budget { epsilon: 1.0, delta: 0.0 }),
+                budget: Some(Budget {
+                    epsilon: 1.0,
+                    delta: 0.0,
+                }),
             }),
             &mut rng,
         );
@@ -143,7 +169,11 @@ fn budget_exhaustion_refuses_before_reading_data_and_charges_nothing() {
             (i, other) => panic!("release {i}: {other:?}"),
         }
     }
-    assert_eq!(loaded.get(), 2, "the refused release must not read the table");
+    assert_eq!(
+        loaded.get(),
+        2,
+        "the refused release must not read the table"
+    );
     let store = FileLedger::open_file(&path).unwrap();
     let acct = store.load(&key).unwrap().unwrap();
     assert_eq!(acct.releases.len(), 2);
@@ -162,13 +192,22 @@ fn failed_release_charges_nothing() {
         || Err(DpError::InvalidParameter("disk gone".into())),
         Some(Account {
             store: &mut store,
-            key: DatasetKey { dataset: "t".into(), contributor: Some("agency".into()) },
-            budget: Some(Budget { epsilon: 1.0e5, delta: 0.0 }),
+            key: DatasetKey {
+                dataset: "t".into(),
+                contributor: Some("agency".into()),
+            },
+            budget: Some(Budget {
+                epsilon: 1.0e5,
+                delta: 0.0,
+            }),
         }),
         &mut ChaCha20Rng::seed_from_u64(2),
     );
     assert!(r.is_err());
-    assert!(!path.exists(), "nothing may be written for a failed release");
+    assert!(
+        !path.exists(),
+        "nothing may be written for a failed release"
+    );
 }
 
 #[test]

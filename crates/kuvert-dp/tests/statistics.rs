@@ -41,7 +41,12 @@ impl Law {
         self.pmf[..=hi].iter().sum()
     }
     fn variance(&self) -> f64 {
-        let mean: f64 = self.pmf.iter().enumerate().map(|(i, p)| (i as i64 - self.w) as f64 * p).sum();
+        let mean: f64 = self
+            .pmf
+            .iter()
+            .enumerate()
+            .map(|(i, p)| (i as i64 - self.w) as f64 * p)
+            .sum();
         self.pmf
             .iter()
             .enumerate()
@@ -51,11 +56,15 @@ impl Law {
 }
 
 fn laplace_law(scale: f64) -> Law {
-    Law::from_weights((scale * 60.0 + 20.0) as i64, |k| (-(k.abs() as f64) / scale).exp())
+    Law::from_weights((scale * 60.0 + 20.0) as i64, |k| {
+        (-(k.abs() as f64) / scale).exp()
+    })
 }
 
 fn gaussian_law(sigma2: f64) -> Law {
-    Law::from_weights((sigma2.sqrt() * 14.0 + 20.0) as i64, |k| (-((k * k) as f64) / (2.0 * sigma2)).exp())
+    Law::from_weights((sigma2.sqrt() * 14.0 + 20.0) as i64, |k| {
+        (-((k * k) as f64) / (2.0 * sigma2)).exp()
+    })
 }
 
 fn skellam_law(variance: f64) -> Law {
@@ -69,7 +78,9 @@ fn skellam_law(variance: f64) -> Law {
             Some(*acc)
         })
         .collect();
-    let pois: Vec<f64> = (0..n).map(|k| (k as f64 * lam.ln() - lam - lnf[k]).exp()).collect();
+    let pois: Vec<f64> = (0..n)
+        .map(|k| (k as f64 * lam.ln() - lam - lnf[k]).exp())
+        .collect();
     let w = n as i64 - 1;
     Law::from_weights(w, |d| {
         let d = d.unsigned_abs() as usize;
@@ -94,7 +105,11 @@ fn check(samples: &[i128], law: &Law) -> Result<(), String> {
     }
     let crit = KS_C / n.sqrt();
     let mean = samples.iter().map(|&s| s as f64).sum::<f64>() / n;
-    let var = samples.iter().map(|&s| (s as f64 - mean).powi(2)).sum::<f64>() / (n - 1.0);
+    let var = samples
+        .iter()
+        .map(|&s| (s as f64 - mean).powi(2))
+        .sum::<f64>()
+        / (n - 1.0);
     let want = law.variance();
     let mut problems = Vec::new();
     if d > crit {
@@ -125,7 +140,10 @@ fn discrete_laplace_has_declared_law_and_rejects_wrong_scale() {
         for wrong in [0.85, 1.15] {
             let rw = Rational::from_f64(scale * wrong).unwrap();
             let s = draws(200 + i as u64, |rng| discrete_laplace(rng, &rw).unwrap());
-            assert!(check(&s, &law).is_err(), "scale {scale}×{wrong} was accepted");
+            assert!(
+                check(&s, &law).is_err(),
+                "scale {scale}×{wrong} was accepted"
+            );
         }
     }
 }
@@ -141,7 +159,10 @@ fn discrete_gaussian_has_declared_law_and_rejects_wrong_scale() {
             // wrong *scale* (σ), so σ² × wrong²
             let rw = Rational::from_f64(sigma2 * wrong * wrong).unwrap();
             let s = draws(400 + i as u64, |rng| discrete_gaussian(rng, &rw).unwrap());
-            assert!(check(&s, &law).is_err(), "σ²={sigma2}, σ×{wrong} was accepted");
+            assert!(
+                check(&s, &law).is_err(),
+                "σ²={sigma2}, σ×{wrong} was accepted"
+            );
         }
     }
 }
@@ -156,7 +177,10 @@ fn skellam_has_declared_law_and_rejects_wrong_scale() {
         for wrong in [0.85f64, 1.15] {
             let rw = Rational::from_f64(var * wrong * wrong).unwrap();
             let s = draws(600 + i as u64, |rng| skellam(rng, &rw).unwrap());
-            assert!(check(&s, &law).is_err(), "variance {var}, std×{wrong} was accepted");
+            assert!(
+                check(&s, &law).is_err(),
+                "variance {var}, std×{wrong} was accepted"
+            );
         }
     }
 }
@@ -164,10 +188,18 @@ fn skellam_has_declared_law_and_rejects_wrong_scale() {
 fn people_table(n: usize) -> Table {
     Table {
         schema: Schema {
-            columns: vec![("pid".into(), ColumnType::Integer), ("region".into(), ColumnType::Text)],
+            columns: vec![
+                ("pid".into(), ColumnType::Integer),
+                ("region".into(), ColumnType::Text),
+            ],
         },
         rows: (0..n)
-            .map(|i| vec![Value::Int(i as i64), Value::Text(if i % 3 == 0 { "a" } else { "b" }.into())])
+            .map(|i| {
+                vec![
+                    Value::Int(i as i64),
+                    Value::Text(if i % 3 == 0 { "a" } else { "b" }.into()),
+                ]
+            })
             .collect(),
     }
 }
@@ -204,7 +236,10 @@ fn released_counts_carry_declared_laplace_noise() {
     check(&noise, &law).unwrap();
     let out = execute(&p, &table, &mut rng).unwrap();
     let declared = out.noise_std.as_f64().unwrap();
-    assert!((declared - law.variance().sqrt()).abs() < 1e-9, "{declared}");
+    assert!(
+        (declared - law.variance().sqrt()).abs() < 1e-9,
+        "{declared}"
+    );
     assert_eq!(out.mechanism, "discrete_laplace");
 }
 
@@ -213,7 +248,11 @@ fn released_counts_carry_declared_laplace_noise() {
 #[test]
 fn released_histogram_carries_declared_gaussian_noise() {
     let table = people_table(30); // a: 10 rows, b: 20 rows
-    let mut sp = spec("SELECT region, COUNT(*) AS n FROM t GROUP BY region", 1.0, 1e-6);
+    let mut sp = spec(
+        "SELECT region, COUNT(*) AS n FROM t GROUP BY region",
+        1.0,
+        1e-6,
+    );
     sp.keys = Some(("region".into(), vec!["a".into(), "b".into(), "c".into()]));
     let p = plan(&sp, &table.schema).unwrap();
     let sigma2 = match p.measurements[0].noise {
