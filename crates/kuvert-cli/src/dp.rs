@@ -21,12 +21,12 @@ pub enum DpCommand {
     /// The budget is checked before the table is read; the ledger is charged
     /// only after a successful release. Exit code 3: the ledger's budget would
     /// be exceeded (the message says how much ε is left); 2: bad input.
-    Release(ReleaseArgs),
+    Release(Box<ReleaseArgs>),
     /// Show EXPLAIN (sensitivity, mechanism, noise) and the expected error of
     /// each output at the given ε, without releasing anything.
-    Plan(QueryArgs),
+    Plan(Box<QueryArgs>),
     /// Plot the expected error of each output against ε (.svg or .html).
-    Curve(CurveArgs),
+    Curve(Box<CurveArgs>),
     /// Noise overhead of distributed Skellam noise (added by the MPC nodes,
     /// any `honest` of them suffice) versus central noise.
     Distributed(DistributedArgs),
@@ -275,9 +275,9 @@ pub fn run(cmd: DpCommand) -> anyhow::Result<ExitCode> {
 
 fn run_inner(cmd: DpCommand) -> anyhow::Result<()> {
     match cmd {
-        DpCommand::Release(r) => cmd_release(r),
-        DpCommand::Plan(q) => cmd_plan(q),
-        DpCommand::Curve(c) => cmd_curve(c),
+        DpCommand::Release(r) => cmd_release(*r),
+        DpCommand::Plan(q) => cmd_plan(*q),
+        DpCommand::Curve(c) => cmd_curve(*c),
         DpCommand::Distributed(d) => cmd_distributed(d),
         DpCommand::Ledger { ledger, json } => cmd_ledger(&ledger, json),
     }
