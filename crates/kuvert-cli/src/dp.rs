@@ -288,9 +288,12 @@ fn cmd_release(r: ReleaseArgs) -> anyhow::Result<()> {
     if r.budget.is_none() && r.budget_delta != 0.0 {
         return Err(bad("--budget-delta needs --budget"));
     }
-    let schema = schema_of(&path)?;
+    // One read of the file: types are inferred from it, then the plan and the
+    // budget check use the schema only, before any value is aggregated.
+    let loaded = table::load(&path)?;
+    let schema = loaded.schema.clone();
     let mut rng = kuvert_dp::secure_rng()?;
-    let load = || table::load(&path);
+    let load = move || Ok(loaded);
     let out = match &r.ledger {
         None => release::release(&spec, &schema, load, None, &mut rng)?,
         Some(lpath) => {

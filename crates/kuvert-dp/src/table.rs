@@ -174,12 +174,63 @@ pub fn read_schema(path: &Path) -> Result<Schema, DpError> {
 
 /// Loads a CSV file with a header row.
 pub fn load(path: &Path) -> Result<Table, DpError> {
-    let csv_err = |line: u64, column: u64, message: String| DpError::Csv {
-        path: path.to_path_buf(),
-        line,
-        column,
-        message,
+    // Two passes over the file: the first infers column types (keeping only
+    // one candidate set per column), the second parses. Nothing but the
+    // typed rows is held in memory.
+    let columns = {
+        let (header, mut rdr) = open_csv(path)?;
+        const CANDIDATES: [ColumnType; 3] =
+            [ColumnType::Integer, ColumnType::Boolean, ColumnType::Date];
+        let mut possible = vec![[true; 3]; header.len()];
+        for rec in rdr.records() {
+            let (_, rec) = checked_record(path, rec, header.len())?;
+            for (c, field) in rec.iter().enumerate() {
+                for (t, ty) in CANDIDATES.iter().enumerate() {
+                    if possible[c][t] && parse_value(field, *ty).is_none() {
+                        possible[c][t] = false;
+                    }
+                }
+            }
+        }
+        header
+            .into_iter()
+            .zip(possible)
+            .map(|(name, p)| {
+                let ty = (0..3)
+                    .find(|&t| p[t])
+                    .map_or(ColumnType::Text, |t| CANDIDATES[t]);
+                (name, ty)
+            })
+            .collect::<Vec<_>>()
     };
+    let (_, mut rdr) = open_csv(path)?;
+    let mut rows = Vec::new();
+    for rec in rdr.records() {
+        let (line, rec) = checked_record(path, rec, columns.len())?;
+        let row = columns
+            .iter()
+            .zip(rec.iter())
+            .enumerate()
+            .map(|(c, ((_, ty), field))| {
+                parse_value(field, *ty).ok_or_else(|| DpError::Csv {
+                    path: path.to_path_buf(),
+                    line,
+                    column: c as u64 + 1,
+                    message: format!(
+                        "cannot read '{field}' as {ty} (the file changed while reading?)"
+                    ),
+                })
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        rows.push(row);
+    }
+    Ok(Table {
+        schema: Schema { columns },
+        rows,
+    })
+}
+
+fn open_csv(path: &Path) -> Result<(Vec<String>, csv::Reader<std::fs::File>), DpError> {
     let file = std::fs::File::open(path).map_err(|e| DpError::Io {
         path: path.to_path_buf(),
         cause: e,
@@ -188,66 +239,48 @@ pub fn load(path: &Path) -> Result<Table, DpError> {
         .has_headers(true)
         .flexible(true)
         .from_reader(file);
+    let bad_header = |message: String| DpError::Csv {
+        path: path.to_path_buf(),
+        line: 1,
+        column: 1,
+        message,
+    };
     let header: Vec<String> = rdr
         .headers()
-        .map_err(|e| csv_err(1, 1, e.to_string()))?
+        .map_err(|e| bad_header(e.to_string()))?
         .iter()
         .map(|h| h.trim().to_string())
         .collect();
     if header.is_empty() || header.iter().any(|h| h.is_empty()) {
-        return Err(csv_err(
-            1,
-            1,
-            "the header row must name every column".into(),
+        return Err(bad_header("the header row must name every column".into()));
+    }
+    Ok((header, rdr))
+}
+
+fn checked_record(
+    path: &Path,
+    rec: Result<csv::StringRecord, csv::Error>,
+    width: usize,
+) -> Result<(u64, csv::StringRecord), DpError> {
+    let err = |line: u64, column: u64, message: String| DpError::Csv {
+        path: path.to_path_buf(),
+        line,
+        column,
+        message,
+    };
+    let rec = rec.map_err(|e| {
+        let line = e.position().map(|p| p.line()).unwrap_or(0);
+        err(line, 1, e.to_string())
+    })?;
+    let line = rec.position().map(|p| p.line()).unwrap_or(0);
+    if rec.len() != width {
+        return Err(err(
+            line,
+            rec.len().min(width) as u64 + 1,
+            format!("expected {width} fields, found {}", rec.len()),
         ));
     }
-    let mut raw: Vec<(u64, csv::StringRecord)> = Vec::new();
-    for rec in rdr.records() {
-        let rec = rec.map_err(|e| {
-            let line = e.position().map(|p| p.line()).unwrap_or(0);
-            csv_err(line, 1, e.to_string())
-        })?;
-        let line = rec.position().map(|p| p.line()).unwrap_or(0);
-        if rec.len() != header.len() {
-            return Err(csv_err(
-                line,
-                rec.len().min(header.len()) as u64 + 1,
-                format!("expected {} fields, found {}", header.len(), rec.len()),
-            ));
-        }
-        raw.push((line, rec));
-    }
-    let mut columns = Vec::with_capacity(header.len());
-    for (c, name) in header.iter().enumerate() {
-        let all = |ty: ColumnType| raw.iter().all(|(_, r)| parse_value(&r[c], ty).is_some());
-        let ty = [ColumnType::Integer, ColumnType::Boolean, ColumnType::Date]
-            .into_iter()
-            .find(|&t| all(t))
-            .unwrap_or(ColumnType::Text);
-        columns.push((name.clone(), ty));
-    }
-    let rows = raw
-        .iter()
-        .map(|(line, r)| {
-            columns
-                .iter()
-                .enumerate()
-                .map(|(c, (_, ty))| {
-                    parse_value(&r[c], *ty).ok_or_else(|| {
-                        csv_err(
-                            *line,
-                            c as u64 + 1,
-                            format!("cannot read '{}' as {ty}", &r[c]),
-                        )
-                    })
-                })
-                .collect::<Result<Vec<_>, _>>()
-        })
-        .collect::<Result<Vec<_>, _>>()?;
-    Ok(Table {
-        schema: Schema { columns },
-        rows,
-    })
+    Ok((line, rec))
 }
 
 #[cfg(test)]
