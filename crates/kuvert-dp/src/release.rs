@@ -127,7 +127,8 @@ impl Noise {
         match *self {
             Noise::Laplace { scale } => {
                 let q = (-1.0 / scale).exp();
-                let var = 2.0 * q / ((1.0 - q) * (1.0 - q));
+                let one_minus_q = -(-1.0 / scale).exp_m1(); // accurate for large scales
+                let var = 2.0 * q / (one_minus_q * one_minus_q);
                 // P(|X| > m) = 2 q^{m+1} / (1 + q)
                 let m = ((0.025 * (1.0 + q)).ln() / q.ln()).ceil() - 1.0;
                 (var.sqrt(), m.max(0.0), false)
@@ -480,6 +481,7 @@ pub fn plan(spec: &ReleaseSpec, schema: &Schema) -> Result<ReleasePlan, DpError>
         Mechanism::Skellam => {
             let sens: Vec<(f64, f64)> = ms.iter().map(|x| (x.l1, x.l2)).collect();
             let vars = skellam_variances_for(spec.epsilon, spec.delta, &sens)?;
+            let mut rdp = Vec::with_capacity(ms.len());
             for (x, v) in ms.iter_mut().zip(&vars) {
                 if *v / 2.0 > MAX_POISSON_MEAN as f64 {
                     return Err(bad(format!(
@@ -490,22 +492,17 @@ pub fn plan(spec: &ReleaseSpec, schema: &Schema) -> Result<ReleasePlan, DpError>
                     )));
                 }
                 x.noise = Noise::Skellam { variance: *v };
+                rdp.push(RdpCurve::Skellam {
+                    variance: *v,
+                    l1: x.l1,
+                    l2: x.l2,
+                });
             }
             ReleaseCost {
                 epsilon: spec.epsilon,
                 delta: spec.delta,
                 rho: None,
-                rdp: ms
-                    .iter()
-                    .map(|x| match x.noise {
-                        Noise::Skellam { variance } => RdpCurve::Skellam {
-                            variance,
-                            l1: x.l1,
-                            l2: x.l2,
-                        },
-                        _ => unreachable!("all Skellam"),
-                    })
-                    .collect(),
+                rdp,
             }
         }
     };

@@ -109,24 +109,38 @@ impl Rational {
         &self.den
     }
 
-    /// Nearest `f64` (for display and accounting only, never for sampling).
+    /// The value as `f64` (for display and accounting only, never for
+    /// sampling). Exact for every rational made by [`Rational::from_f64`].
     pub fn to_f64(&self) -> f64 {
-        let n = self.num.to_f64().unwrap_or(f64::INFINITY);
-        let d = self.den.to_f64().unwrap_or(f64::INFINITY);
-        if n.is_finite() && d.is_finite() {
-            n / d
-        } else {
-            // Scale both down to keep the ratio representable.
-            let shift = self.num.bits().max(self.den.bits()).saturating_sub(1000);
-            let n = (&self.num >> shift as usize).to_f64().unwrap_or(f64::MAX);
-            let d = (&self.den >> shift as usize).to_f64().unwrap_or(f64::MAX);
-            n / d
+        if self.num.is_zero() {
+            return 0.0;
         }
+        // Keep the top 64 bits of each side; for a dyadic rational from an
+        // f64 both truncations are exact and only the final scaling rounds.
+        let ns = self.num.bits().saturating_sub(64);
+        let ds = self.den.bits().saturating_sub(64);
+        let n = (&self.num >> ns as usize).to_f64().unwrap_or(f64::MAX);
+        let d = (&self.den >> ds as usize).to_f64().unwrap_or(f64::MAX);
+        scale_pow2(n / d, ns as i64 - ds as i64)
     }
 
     fn is_zero(&self) -> bool {
         self.num.is_zero()
     }
+}
+
+/// `v · 2^e`, in steps that stay in the normal range until the last one,
+/// so the result is rounded once.
+fn scale_pow2(mut v: f64, mut e: i64) -> f64 {
+    while e > 500 {
+        v *= 2f64.powi(500);
+        e -= 500;
+    }
+    while e < -500 {
+        v *= 2f64.powi(-500);
+        e += 500;
+    }
+    v * 2f64.powi(e as i32)
 }
 
 /// Uniform integer in `[0, m)` by rejection on random bytes (exactly
