@@ -93,6 +93,22 @@ impl DistributedSkellam {
         skellam(rng, &v)
     }
 
+    /// Per-node Skellam variances for a release of several measurements
+    /// with sensitivities `(l1, l2)`, at total (ε, δ) against any coalition
+    /// of `nodes − honest` nodes: the central calibration
+    /// ([`skellam_variances_for`]) divided by `honest`.
+    pub fn per_node_variances(
+        &self,
+        epsilon: f64,
+        delta: f64,
+        sensitivities: &[(f64, f64)],
+    ) -> Result<Vec<f64>, DpError> {
+        Ok(skellam_variances_for(epsilon, delta, sensitivities)?
+            .into_iter()
+            .map(|mu| self.per_node_variance(mu))
+            .collect())
+    }
+
     /// The full comparison for a single scalar query with sensitivities
     /// (l1, l2) released at (ε, δ).
     pub fn overhead_vs_central_gaussian(
@@ -137,6 +153,8 @@ mod tests {
         assert!(r.central_skellam_variance >= r.central_gaussian_variance);
         assert!(r.std_overhead_vs_central_gaussian >= 1.2247);
         assert!(r.std_overhead_vs_central_gaussian < 1.35, "{r:?}");
+        let per = d.per_node_variances(1.0, 1e-6, &[(1.0, 1.0)]).unwrap();
+        assert!((per[0] - r.per_node_variance).abs() < 1e-9);
     }
 
     #[test]

@@ -249,7 +249,7 @@ fn open_csv(path: &Path) -> Result<(Vec<String>, csv::Reader<std::fs::File>), Dp
         .headers()
         .map_err(|e| bad_header(e.to_string()))?
         .iter()
-        .map(|h| h.trim().to_string())
+        .map(|h| h.trim().trim_start_matches('\u{feff}').to_string())
         .collect();
     if header.is_empty() || header.iter().any(|h| h.is_empty()) {
         return Err(bad_header("the header row must name every column".into()));

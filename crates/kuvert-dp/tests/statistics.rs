@@ -11,6 +11,7 @@
 
 use std::collections::BTreeMap;
 
+use kuvert_dp::distributed::DistributedSkellam;
 use kuvert_dp::release::{execute, plan, MechanismChoice, ReleaseSpec};
 use kuvert_dp::sample::{discrete_gaussian, discrete_laplace, skellam, Rational};
 use kuvert_dp::table::{ColumnType, Schema, Table, Value};
@@ -183,6 +184,29 @@ fn skellam_has_declared_law_and_rejects_wrong_scale() {
             );
         }
     }
+}
+
+/// Distributed noise: any two nodes' noise together is exactly Skellam(μ)
+/// (what a corrupt third node faces); all three give Skellam(1.5 μ), the
+/// noise in the released value.
+#[test]
+fn two_node_noise_is_central_skellam_and_three_is_one_and_a_half() {
+    let d = DistributedSkellam::KUVERT;
+    let mu = 24.0;
+    let mut rng = ChaCha20Rng::seed_from_u64(800);
+    let mut two = Vec::with_capacity(N);
+    let mut three = Vec::with_capacity(N);
+    for _ in 0..N {
+        let a = d.sample_node_noise(&mut rng, mu).unwrap();
+        let b = d.sample_node_noise(&mut rng, mu).unwrap();
+        let c = d.sample_node_noise(&mut rng, mu).unwrap();
+        two.push(a + b);
+        three.push(a + b + c);
+    }
+    check(&two, &skellam_law(mu)).unwrap();
+    check(&three, &skellam_law(1.5 * mu)).unwrap();
+    // ... and the three-node sum is *not* central noise of variance μ.
+    assert!(check(&three, &skellam_law(mu)).is_err());
 }
 
 fn people_table(n: usize) -> Table {
