@@ -12,7 +12,7 @@ use clap::{Args, Subcommand, ValueEnum};
 use kuvert_dp::distributed::DistributedSkellam;
 use kuvert_dp::ledger::{Budget, DatasetKey, FileLedger};
 use kuvert_dp::release::{self, Account, MechanismChoice, ReleaseSpec};
-use kuvert_dp::{plot, table, DpError};
+use kuvert_dp::{collect, plot, table, DpError};
 
 #[derive(Subcommand, Debug)]
 pub enum DpCommand {
@@ -30,6 +30,12 @@ pub enum DpCommand {
     /// Noise overhead of distributed Skellam noise (added by the MPC nodes,
     /// any `honest` of them suffice) versus central noise.
     Distributed(DistributedArgs),
+    /// Randomized response for collection (local DP): replace each row's
+    /// answer in one column by a randomized one, exactly sampled.
+    Randomize(RrArgs),
+    /// Estimate category shares from randomized answers (unbiased, with
+    /// standard errors).
+    Estimate(RrEstimateArgs),
     /// Show the accounts of a budget ledger file: budget, spent, remaining.
     Ledger {
         /// The ledger file.
@@ -129,6 +135,43 @@ pub struct CurveArgs {
     /// Number of ε values (log-spaced).
     #[arg(long, default_value_t = 40)]
     points: usize,
+}
+
+#[derive(Args, Debug)]
+pub struct RrCommon {
+    /// The column holding the answer.
+    #[arg(long)]
+    column: String,
+    /// Every possible answer, comma-separated (public).
+    #[arg(long, value_delimiter = ',')]
+    categories: Vec<String>,
+    /// ε per answer: the true answer is kept with probability e^ε/(e^ε + k − 1).
+    #[arg(long)]
+    epsilon: f64,
+}
+
+#[derive(Args, Debug)]
+pub struct RrArgs {
+    /// Input CSV file with a header row.
+    #[arg(long = "in")]
+    input: PathBuf,
+    /// Output CSV file (written atomically; other columns are copied unchanged).
+    #[arg(long)]
+    out: PathBuf,
+    #[command(flatten)]
+    rr: RrCommon,
+}
+
+#[derive(Args, Debug)]
+pub struct RrEstimateArgs {
+    /// CSV file of randomized answers.
+    #[arg(long = "in")]
+    input: PathBuf,
+    #[command(flatten)]
+    rr: RrCommon,
+    /// Print a JSON object as the last line.
+    #[arg(long)]
+    json: bool,
 }
 
 #[derive(Args, Debug)]
@@ -243,6 +286,8 @@ pub fn run(cmd: DpCommand) -> anyhow::Result<ExitCode> {
         DpCommand::Plan(q) => q.json,
         DpCommand::Curve(c) => c.query.json,
         DpCommand::Distributed(d) => d.json,
+        DpCommand::Randomize(_) => false,
+        DpCommand::Estimate(e) => e.json,
         DpCommand::Ledger { json, .. } => *json,
     };
     match run_inner(cmd) {
@@ -279,7 +324,44 @@ fn run_inner(cmd: DpCommand) -> anyhow::Result<()> {
         DpCommand::Plan(q) => cmd_plan(*q),
         DpCommand::Curve(c) => cmd_curve(*c),
         DpCommand::Distributed(d) => cmd_distributed(d),
+        DpCommand::Randomize(r) => {
+            let spec = rr_spec(&r.rr);
+            let mut rng = kuvert_dp::secure_rng()?;
+            let n = collect::randomize_csv(&r.input, &r.out, &spec, &mut rng)?;
+            eprintln!(
+                "randomized {n} answers in column '{}' at ε = {} each; wrote {}",
+                spec.column,
+                spec.epsilon,
+                r.out.display()
+            );
+            Ok(())
+        }
+        DpCommand::Estimate(e) => {
+            let spec = rr_spec(&e.rr);
+            let est = collect::estimate_csv(&e.input, &spec)?;
+            for x in &est {
+                println!(
+                    "{:<20} observed {:>8}  estimated share {:>7.4} ± {:.4} (95%)",
+                    x.category,
+                    x.observed,
+                    x.share,
+                    1.96 * x.std_error
+                );
+            }
+            if e.json {
+                println!("{}", serde_json::json!({ "estimates": est }));
+            }
+            Ok(())
+        }
         DpCommand::Ledger { ledger, json } => cmd_ledger(&ledger, json),
+    }
+}
+
+fn rr_spec(r: &RrCommon) -> collect::RrSpec {
+    collect::RrSpec {
+        column: r.column.clone(),
+        categories: r.categories.iter().map(|c| c.trim().to_string()).collect(),
+        epsilon: r.epsilon,
     }
 }
 

@@ -169,3 +169,60 @@ fn plan_and_curve() {
     );
     assert_eq!(out.status.code(), Some(2));
 }
+
+#[test]
+fn randomize_and_estimate() {
+    let dir = setup();
+    let mut csv = String::from("id,answer\n");
+    for i in 0..3000 {
+        csv.push_str(&format!("{i},{}\n", if i % 4 == 0 { "no" } else { "yes" }));
+    }
+    std::fs::write(dir.path().join("s.csv"), csv).unwrap();
+    let common = [
+        "--column",
+        "answer",
+        "--categories",
+        "yes,no",
+        "--epsilon",
+        "2",
+    ];
+    let out = kuvert(
+        &[
+            &["dp", "randomize", "--in", "s.csv", "--out", "r.csv"],
+            &common[..],
+        ]
+        .concat(),
+        dir.path(),
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = kuvert(
+        &[&["dp", "estimate", "--in", "r.csv", "--json"], &common[..]].concat(),
+        dir.path(),
+    );
+    assert!(out.status.success());
+    let j = last_json(&out);
+    let yes = &j["estimates"][0];
+    let z = (yes["share"].as_f64().unwrap() - 0.75) / yes["std_error"].as_f64().unwrap();
+    assert!(z.abs() < 5.0, "{j}");
+    // A value outside the categories is bad input.
+    let out = kuvert(
+        &[
+            &["dp", "randomize", "--in", "pay.csv", "--out", "x.csv"],
+            &[
+                "--column",
+                "region",
+                "--categories",
+                "a,c",
+                "--epsilon",
+                "1",
+            ][..],
+        ]
+        .concat(),
+        dir.path(),
+    );
+    assert_eq!(out.status.code(), Some(2));
+}

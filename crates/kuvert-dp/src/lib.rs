@@ -9,6 +9,7 @@
 //!  table, sql    one CSV table and the SQL subset of local releases
 //!  release       plan (sensitivity, noise, expected error, EXPLAIN) → release
 //!  plot          error-versus-ε curves as SVG / HTML
+//!  collect       randomized response on a CSV column (local DP) and estimates
 //! ```
 //!
 //! Architecture invariant: planning sees the query, the bounds and the
@@ -50,6 +51,7 @@
 use std::path::PathBuf;
 
 pub mod accounting;
+pub mod collect;
 pub mod distributed;
 pub mod ledger;
 pub mod plot;
