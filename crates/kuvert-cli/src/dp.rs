@@ -18,8 +18,9 @@ use kuvert_dp::{collect, plot, table, DpError};
 pub enum DpCommand {
     /// Release a noisy answer to an aggregate query over your own CSV table.
     ///
-    /// The budget is checked before the table is read; the ledger is charged
-    /// only after a successful release. Exit code 3: the ledger's budget would
+    /// The budget is checked before any value is aggregated or any noise is
+    /// drawn (the file is read once, to infer column types); the ledger is
+    /// charged only after a successful release. Exit code 3: the ledger's budget would
     /// be exceeded (the message says how much ε is left); 2: bad input.
     Release(Box<ReleaseArgs>),
     /// Show EXPLAIN (sensitivity, mechanism, noise) and the expected error of
@@ -472,8 +473,10 @@ fn cmd_curve(c: CurveArgs) -> anyhow::Result<()> {
             c.out.display()
         )));
     }
-    if !(c.eps_min > 0.0 && c.eps_max > c.eps_min && c.points >= 2) {
-        return Err(bad("need 0 < --eps-min < --eps-max and --points ≥ 2"));
+    if !(c.eps_min > 0.0 && c.eps_max > c.eps_min && (2..=1000).contains(&c.points)) {
+        return Err(bad(
+            "need 0 < --eps-min < --eps-max and 2 ≤ --points ≤ 1000",
+        ));
     }
     let (spec, path) = spec_of(&c.query)?;
     let schema = schema_of(&path)?;
@@ -495,6 +498,9 @@ fn cmd_curve(c: CurveArgs) -> anyhow::Result<()> {
 }
 
 fn cmd_distributed(d: DistributedArgs) -> anyhow::Result<()> {
+    if !(d.sensitivity.is_finite() && d.sensitivity > 0.0) {
+        return Err(bad("--sensitivity must be a positive number"));
+    }
     let ds = DistributedSkellam::new(d.nodes, d.honest)?;
     let r = ds.overhead_vs_central_gaussian(d.epsilon, d.delta, d.sensitivity, d.sensitivity)?;
     if d.json {
