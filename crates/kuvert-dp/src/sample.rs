@@ -164,17 +164,21 @@ pub(crate) fn uniform_below<R: RngCore + ?Sized>(rng: &mut R, m: &BigUint) -> Bi
     }
 }
 
-/// Uniform integer in `[0, m)`, `m > 0`, by rejection (exactly uniform).
+/// Uniform integer in `[0, m)`, `m > 0`, exactly uniform: Lemire's
+/// multiply-and-reject method ("Fast random integer generation in an
+/// interval", 2019). The high word of x·m is uniform on [0, m) once the low
+/// words below (2^64 − m) mod m are rejected; that remainder is only
+/// computed in the rare case the low word is below m.
 pub(crate) fn uniform_u64<R: RngCore + ?Sized>(rng: &mut R, m: u64) -> u64 {
     debug_assert!(m > 0);
-    // Largest multiple of m that fits: accept x < limit, return x mod m.
-    let limit = u64::MAX - (u64::MAX % m);
-    loop {
-        let x = rng.next_u64();
-        if x < limit {
-            return x % m;
+    let mut prod = rng.next_u64() as u128 * m as u128;
+    if (prod as u64) < m {
+        let threshold = m.wrapping_neg() % m;
+        while (prod as u64) < threshold {
+            prod = rng.next_u64() as u128 * m as u128;
         }
     }
+    (prod >> 64) as u64
 }
 
 /// Bernoulli(num/den), exact. Requires `num <= den`, `den > 0`.
@@ -544,6 +548,28 @@ mod tests {
             seen_high |= x > (BigUint::from(4u32) << 70usize);
         }
         assert!(seen_high);
+    }
+
+    #[test]
+    fn uniform_u64_is_uniform() {
+        let mut rng = ChaCha20Rng::seed_from_u64(12);
+        for m in [1u64, 2, 3, 7, 10] {
+            let n = 70_000u64;
+            let mut c = vec![0u64; m as usize];
+            for _ in 0..n {
+                c[uniform_u64(&mut rng, m) as usize] += 1;
+            }
+            // chi-square with m-1 dof; 40 is far beyond the 1e-6 tail for m ≤ 10
+            let e = n as f64 / m as f64;
+            let chi: f64 = c.iter().map(|&o| (o as f64 - e).powi(2) / e).sum();
+            assert!(chi < 40.0, "m={m}: {c:?}");
+        }
+        // Large m near 2^64 exercises the rejection branch.
+        let m = u64::MAX / 3 * 2;
+        let above = (0..10_000)
+            .filter(|_| uniform_u64(&mut rng, m) >= m / 2)
+            .count();
+        assert!((4_700..5_300).contains(&above), "{above}");
     }
 
     #[test]
