@@ -376,26 +376,41 @@ fn uniform_u128<R: RngCore + ?Sized>(rng: &mut R, m: u128) -> u128 {
     }
 }
 
-/// Largest Poisson mean [`poisson`] accepts: its cost is linear in λ
-/// (about 2λ draws of Poisson(1/2)).
-pub const MAX_POISSON_MEAN: u64 = 1 << 24;
+/// Largest Poisson mean [`poisson`] accepts (2^40): its expected cost is
+/// O(√λ) cheap Bernoulli draws.
+pub const MAX_POISSON_MEAN: u64 = 1 << 40;
 
-/// Poisson(λ) for rational λ ≥ 0, exact: λ is split into ⌊2λ⌋ pieces of 1/2
-/// and a remainder in [0, 1/2); Poisson is closed under summation.
-/// Time is linear in λ, hence the limit [`MAX_POISSON_MEAN`].
+/// Below this mean, [`poisson`] sums Poisson(1/2) pieces (at most 128).
+const POISSON_SPLIT_BELOW: u64 = 64;
+
+/// Poisson(λ) for rational λ ≥ 0, exact.
+///
+/// * λ < 64: λ is split into ⌊2λ⌋ pieces of 1/2 and a remainder in
+///   [0, 1/2), each drawn by [`poisson_small`] (Poisson is closed under
+///   summation).
+/// * 64 ≤ λ ≤ 2^40 (numerator and denominator below 2^64): rejection
+///   sampling with a rational envelope, see [`poisson_large`]; O(√λ).
 pub fn poisson<R: RngCore + ?Sized>(rng: &mut R, lambda: &Rational) -> Result<u64, DpError> {
+    let too_large = || {
+        DpError::InvalidParameter(format!(
+            "Poisson mean {:.4e} is outside the exact sampler's range (at most {MAX_POISSON_MEAN}, \
+             with numerator and denominator below 2^64); use the discrete Gaussian",
+            lambda.to_f64()
+        ))
+    };
+    let whole = (&lambda.num / &lambda.den).to_u64().ok_or_else(too_large)?;
+    if whole >= POISSON_SPLIT_BELOW {
+        let (Some(a), Some(b)) = (lambda.num.to_u64(), lambda.den.to_u64()) else {
+            return Err(too_large());
+        };
+        if whole > MAX_POISSON_MEAN {
+            return Err(too_large());
+        }
+        return Ok(poisson_large(rng, a, b));
+    }
     let two_n = &lambda.num << 1usize;
     let (halves, rem_num) = two_n.div_rem(&lambda.den); // 2λ = halves + rem/den
-    let halves = halves
-        .to_u64()
-        .filter(|h| *h <= 2 * MAX_POISSON_MEAN)
-        .ok_or_else(|| {
-            DpError::InvalidParameter(format!(
-                "Poisson mean {:.4e} exceeds the exact sampler's limit {MAX_POISSON_MEAN}; \
-                 use the discrete Gaussian for noise this large",
-                lambda.to_f64()
-            ))
-        })?;
+    let halves = halves.to_u64().ok_or_else(too_large)?;
     let mut total: u64 = 0;
     for _ in 0..halves {
         total += poisson_small(rng, 1, 2);
@@ -409,6 +424,76 @@ pub fn poisson<R: RngCore + ?Sized>(rng: &mut R, lambda: &Rational) -> Result<u6
         }
     }
     Ok(total)
+}
+
+fn bernoulli_u128<R: RngCore + ?Sized>(rng: &mut R, num: u128, den: u128) -> bool {
+    uniform_u128(rng, den) < num
+}
+
+/// Poisson(λ), λ = a/b with m = ⌊λ⌋ ∈ [64, 2^40], exact, by rejection.
+///
+/// Let f(k) = P(k)/P(m) (m is a mode, so f ≤ 1); f is a product of the
+/// ratios λ/(m+i) (k > m) or (m−i)/λ (k < m), each ≤ 1. With w = ⌊√m⌋ the
+/// envelope is g(k) = 1 on [m−w, m+w], g(m+w+t) = r_R^t with
+/// r_R = λ/(m+w+1), and g(m−w−t) = r_L^t with r_L = (m−w)/λ (t ≥ 1). Then
+/// f ≤ g, because every ratio beyond the window is at most the tail ratio.
+/// The proposal ∝ g is sampled exactly (region by its rational mass,
+/// uniform in the window, geometric tails by Bernoulli(r) runs), and k is
+/// accepted with probability f(k)/g(k), written as a product of rationals
+/// each ≤ 1 and drawn as independent Bernoullis (stopping at the first
+/// failure). Accepted k are ∝ f, i.e. Poisson(λ). Expected cost O(√λ)
+/// draws; the acceptance rate is about √(2π)/4 ≈ 0.63.
+fn poisson_large<R: RngCore + ?Sized>(rng: &mut R, a: u64, b: u64) -> u64 {
+    let m = a / b;
+    debug_assert!((POISSON_SPLIT_BELOW..=MAX_POISSON_MEAN).contains(&m));
+    let w = m.isqrt();
+    let (a, b) = (a as u128, b as u128);
+    let (m128, w128) = (m as u128, w as u128);
+    // r_R = a / rr_den, r_L = rl_num / a (both < 1, as m+1 > λ ≥ m > m−w).
+    let rr_den = b * (m128 + w128 + 1);
+    let rl_num = b * (m128 - w128);
+    // Masses: window 2w+1; right tail a/(rr_den − a); left tail rl_num/(a − rl_num).
+    let dr = BigUint::from(rr_den - a);
+    let dl = BigUint::from(a - rl_num);
+    let window = BigUint::from(2 * w128 + 1) * &dr * &dl;
+    let right = BigUint::from(a) * &dl;
+    let left = BigUint::from(rl_num) * &dr;
+    let total = &window + &right + &left;
+    loop {
+        let u = uniform_below(rng, &total);
+        // Proposal k as an offset from m (i128: |offset| < 2^41 + tail).
+        let offset: i128 = if u < window {
+            uniform_u128(rng, 2 * w128 + 1) as i128 - w as i128
+        } else if u < &window + &right {
+            let mut t: i128 = 1;
+            while bernoulli_u128(rng, a, rr_den) {
+                t += 1;
+            }
+            w as i128 + t
+        } else {
+            let mut t: i128 = 1;
+            while bernoulli_u128(rng, rl_num, a) {
+                t += 1;
+            }
+            -(w as i128) - t
+        };
+        let k = m as i128 + offset;
+        if k < 0 {
+            continue;
+        }
+        let accepted = if offset >= 0 {
+            let j = offset as u128;
+            (1..=j.min(w128)).all(|i| bernoulli_u128(rng, a, b * (m128 + i)))
+                && (w128 + 1..=j).all(|i| bernoulli_u128(rng, m128 + w128 + 1, m128 + i))
+        } else {
+            let j = (-offset) as u128;
+            (0..j.min(w128)).all(|i| bernoulli_u128(rng, b * (m128 - i), a))
+                && (w128..j).all(|i| bernoulli_u128(rng, m128 - i, m128 - w128))
+        };
+        if accepted {
+            return k as u64;
+        }
+    }
 }
 
 /// [`poisson_small`] with arbitrary-precision parameters (rare: only for
@@ -639,5 +724,17 @@ mod tests {
         assert!(z.abs() < 5.0, "z={z}");
         let huge = Rational::new(BigUint::from(MAX_POISSON_MEAN) * 4u32, 1u32).unwrap();
         assert!(poisson(&mut rng, &huge).is_err());
+        // Large means take the rejection path; its mean and variance are λ.
+        let lam = Rational::new(2_000_001u32, 2u32).unwrap();
+        let xs: Vec<f64> = (0..4000)
+            .map(|_| poisson(&mut rng, &lam).unwrap() as f64)
+            .collect();
+        let mean = xs.iter().sum::<f64>() / xs.len() as f64;
+        let var = xs.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / (xs.len() - 1) as f64;
+        assert!(
+            ((mean - 1_000_000.5) / (1_000_000.5f64 / 4000.0).sqrt()).abs() < 5.0,
+            "{mean}"
+        );
+        assert!((0.9e6..1.1e6).contains(&var), "{var}");
     }
 }

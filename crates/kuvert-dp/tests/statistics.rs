@@ -13,7 +13,7 @@ use std::collections::BTreeMap;
 
 use kuvert_dp::distributed::DistributedSkellam;
 use kuvert_dp::release::{execute, plan, MechanismChoice, ReleaseSpec};
-use kuvert_dp::sample::{discrete_gaussian, discrete_laplace, skellam, Rational};
+use kuvert_dp::sample::{discrete_gaussian, discrete_laplace, poisson, skellam, Rational};
 use kuvert_dp::table::{ColumnType, Schema, Table, Value};
 use rand_chacha::rand_core::SeedableRng;
 use rand_chacha::ChaCha20Rng;
@@ -86,6 +86,23 @@ fn skellam_law(variance: f64) -> Law {
     Law::from_weights(w, |d| {
         let d = d.unsigned_abs() as usize;
         (0..n - d).map(|y| pois[y + d] * pois[y]).sum()
+    })
+}
+
+/// Poisson(λ) as a law on [0, w] (pmf in log space).
+fn poisson_law(lam: f64) -> Law {
+    let hi = (lam + 14.0 * lam.sqrt() + 30.0) as i64;
+    // Law is symmetric-indexed on [-w, w]; put zero mass on negatives.
+    let mut lnf = vec![0.0f64; hi as usize + 1];
+    for k in 1..=hi as usize {
+        lnf[k] = lnf[k - 1] + (k as f64).ln();
+    }
+    Law::from_weights(hi, |k| {
+        if k < 0 {
+            0.0
+        } else {
+            (k as f64 * lam.ln() - lam - lnf[k as usize]).exp()
+        }
     })
 }
 
@@ -207,6 +224,36 @@ fn two_node_noise_is_central_skellam_and_three_is_one_and_a_half() {
     check(&three, &skellam_law(1.5 * mu)).unwrap();
     // ... and the three-node sum is *not* central noise of variance μ.
     assert!(check(&three, &skellam_law(mu)).is_err());
+}
+
+/// Both Poisson paths: split pieces below 64, rational-envelope rejection
+/// from 64 on (boundary, non-integer and large means).
+#[test]
+fn poisson_has_declared_law_and_rejects_wrong_mean() {
+    for (i, &lam) in [7.25f64, 64.0, 100.5, 2500.25, 40_000.0].iter().enumerate() {
+        let law = poisson_law(lam);
+        let r = Rational::from_f64(lam).unwrap();
+        let s = draws(900 + i as u64, |rng| poisson(rng, &r).unwrap() as i128);
+        check(&s, &law).unwrap_or_else(|e| panic!("λ={lam}: {e}"));
+        for wrong in [0.85f64, 1.15] {
+            // a wrong *scale*: variance λ·wrong², same mean (shifted Poisson)
+            let lw = lam * wrong * wrong;
+            let rw = Rational::from_f64(lw).unwrap();
+            let shift = (lw - lam).round() as i128;
+            let s = draws(950 + i as u64, |rng| {
+                poisson(rng, &rw).unwrap() as i128 - shift
+            });
+            assert!(
+                check(&s, &law).is_err(),
+                "λ={lam}, scale ×{wrong} was accepted"
+            );
+        }
+    }
+    // Large-variance Skellam through the rejection path.
+    let law = skellam_law(5000.0);
+    let r = Rational::from_f64(5000.0).unwrap();
+    let s = draws(990, |rng| skellam(rng, &r).unwrap());
+    check(&s, &law).unwrap();
 }
 
 fn people_table(n: usize) -> Table {
