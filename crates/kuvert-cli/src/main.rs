@@ -4,6 +4,7 @@
 use clap::{Parser, Subcommand};
 
 mod bench;
+mod dp;
 mod node;
 mod pki;
 
@@ -59,6 +60,9 @@ enum Command {
     /// Recipient: fetch the result shares from the nodes and reconstruct
     /// the result on this machine.
     Fetch(node::FetchArgs),
+    /// Differential privacy: local releases, ε planning, error curves, budgets.
+    #[command(subcommand)]
+    Dp(dp::DpCommand),
 }
 
 fn main() -> std::process::ExitCode {
@@ -71,6 +75,7 @@ fn main() -> std::process::ExitCode {
         Command::Upload(a) => node::upload(a),
         Command::Job(c) => node::job(c),
         Command::Fetch(a) => node::fetch(a),
+        Command::Dp(c) => dp::run(c),
     };
     match result {
         Ok(code) => code,
