@@ -7,14 +7,15 @@ cd "$(dirname "$0")/.."
 n=${1:-1000000}
 py=${SPU_PYTHON:-python3}
 cargo build --release -q
-kuvert_json=$(./target/release/kuvert bench micro --n "$n" --ops mul,lt --json | tail -n 1)
-spu_json=$("$py" bench/spu_micro.py "$n" | tail -n 1)
+kuvert_json=$(./target/release/kuvert bench micro --n "$n" --ops mul,lt,lt63 --json | tail -n 1)
+spu_json=$("$py" bench/spu_micro.py "$n" 2>/dev/null | tail -n 1)
 "$py" - "$kuvert_json" "$spu_json" <<'PY'
 import json, sys
 k, s = json.loads(sys.argv[1]), json.loads(sys.argv[2])
-print(f"n = {s['n']}")
-print(f"{'op':<5} {'kuvert/s':>14} {'SPU/s (raw)':>14} {'SPU/s (-io)':>14} {'ratio':>8}")
-for op in ("mul", "lt"):
-    ratio = k[op]["per_sec"] / s[op]["per_sec"]
-    print(f"{op:<5} {k[op]['per_sec']:>14.0f} {s[op]['per_sec_raw']:>14.0f} {s[op]['per_sec']:>14.0f} {ratio:>7.1f}x")
+print(f"n = {s['n']}; elements per second; ratio = Kuvert / SPU")
+print(f"{'Kuvert op':<10} {'Kuvert':>12} {'SPU op':<8} {'SPU call':>12} {'SPU op only':>12} {'vs call':>8} {'vs op':>8}")
+for kop, sop, note in (("mul", "mul", ""), ("lt", "lt", "exact, 64-bit"), ("lt63", "lt", "same semantics as SPU")):
+    kv = k[kop]["per_sec"]
+    print(f"{kop:<10} {kv:>12.0f} {sop:<8} {s[sop]['call_per_sec']:>12.0f} {s[sop]['op_per_sec']:>12.0f} "
+          f"{kv / s[sop]['call_per_sec']:>7.1f}x {kv / s[sop]['op_per_sec']:>7.1f}x  {note}")
 PY

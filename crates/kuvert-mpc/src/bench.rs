@@ -13,7 +13,9 @@ use crate::shuffle::Column;
 use crate::{AShare, BShare};
 
 /// The operations measured, in order.
-pub const MICRO_OPS: [&str; 7] = ["mul", "and", "lt", "eq", "a2b", "b2a", "shuffle"];
+/// `lt` is exact over the whole 64-bit range; `lt63` is [`Party::lt_bounded`]
+/// (values in `[-2^62, 2^62)`), the semantics of most frameworks' "less".
+pub const MICRO_OPS: [&str; 8] = ["mul", "and", "lt", "lt63", "eq", "a2b", "b2a", "shuffle"];
 
 /// One operation's measurement at one party.
 #[derive(Clone, Debug)]
@@ -96,6 +98,7 @@ fn run_op(p: &mut Party, op: &str, x: &AShare, y: &AShare, xb: &BShare, yb: &BSh
         "mul" => drop(p.mul(x, y)?),
         "and" => drop(p.and(xb, yb)?),
         "lt" => drop(p.lt(x, y, true)?),
+        "lt63" => drop(p.lt_bounded(x, y)?),
         "eq" => drop(p.eq(x, y)?),
         "a2b" => drop(p.a2b(x)?),
         "b2a" => drop(p.b2a(xb)?),

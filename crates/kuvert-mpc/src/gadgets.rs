@@ -16,9 +16,10 @@
 //! |---|---|---|
 //! | `msb` | 8 | 64 + 64 + ~118 |
 //! | `lt` (exact, signed or unsigned) | 9 | 3 × msb + 1 |
+//! | `lt_bounded` (values in `[-2^62, 2^62)`) | 8 | msb |
 //! | `eq` | 7 | 64 + 63 |
 //! | `a2b` | 8 | 64 + 64 + ~321 |
-//! | `b2a` | 10 | a2b's adder + 128 |
+//! | `b2a` | 9 | a2b's adder + 128 |
 //! | `bit2a` | 2 | 64 + 64 |
 //! | `select` | 3 | bit2a + 64 |
 
@@ -430,6 +431,17 @@ impl Party {
         let sel = if signed { mx.xor(&md) } else { my.xor(&md) };
         let t = self.and(&mx.xor(&my), &sel)?;
         Ok(BitShare::new(md.xor(&t), n))
+    }
+
+    /// Signed less-than for values known to lie in `[-2^62, 2^62)` (dates,
+    /// amounts, counts: almost every column a query compares): then `x - y`
+    /// cannot overflow and `x < y` is just its sign bit, a third of the
+    /// work of the exact [`Party::lt`]. Outside that range the answer may be
+    /// wrong, so callers must know the bound (the SQL layer does, from the
+    /// column types). This is also what most MPC frameworks call "less".
+    pub fn lt_bounded(&mut self, x: &AShare, y: &AShare) -> Result<BitShare> {
+        check_len(x.len(), y.len())?;
+        self.msb(&x.sub(y))
     }
 
     /// Equality `x == y`: with `d = x - y`, `d = 0` iff `d_0 + d_1 = -d_2`, and

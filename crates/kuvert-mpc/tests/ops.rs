@@ -212,6 +212,19 @@ proptest! {
     }
 
     #[test]
+    fn bounded_less_than(x in prop::collection::vec(-(1i64 << 62)..(1i64 << 62), 0..150), seed in any::<u64>()) {
+        // Pair each value with its neighbour (and itself) to get ties too.
+        let xs: Vec<u64> = x.iter().map(|v| *v as u64).collect();
+        let ys: Vec<u64> = x.iter().enumerate().map(|(j, v)| if j % 4 == 0 { *v as u64 } else { x[(j + 1) % x.len()] as u64 }).collect();
+        let r = run3(Keys::Seeded(seed), |p| {
+            let a = share_a(p, 0, &xs);
+            let b = share_a(p, 1, &ys);
+            p.lt_bounded(&a, &b)
+        }).unwrap();
+        prop_assert_eq!(open_bits(&r), (0..xs.len()).map(|j| (xs[j] as i64) < (ys[j] as i64)).collect::<Vec<_>>());
+    }
+
+    #[test]
     fn bit_injection_and_select((x, y) in two_columns(150), bits in prop::collection::vec(any::<bool>(), 150), seed in any::<u64>()) {
         let n = x.len();
         let c: Vec<bool> = bits[..n].to_vec();
