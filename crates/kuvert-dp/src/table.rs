@@ -84,46 +84,27 @@ pub struct Table {
     pub rows: Vec<Vec<Value>>,
 }
 
-/// Days since 1970-01-01 of a proleptic Gregorian date (Hinnant's algorithm).
+/// Days since 1970-01-01 of a proleptic Gregorian date (the encoding of
+/// `kuvert_data`, shared by every crate).
 pub fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let mp = (m as i64 + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + d as i64 - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
+    kuvert_data::value::days_from_civil(kuvert_data::Date {
+        year: y as i32,
+        month: m,
+        day: d,
+    })
 }
 
 /// (year, month, day) of days since 1970-01-01.
 pub fn civil_from_days(z: i64) -> (i64, u32, u32) {
-    let z = z + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    let y = yoe + era * 400 + if m <= 2 { 1 } else { 0 };
-    (y, m, d)
+    let d = kuvert_data::value::civil_from_days(z);
+    (d.year as i64, d.month, d.day)
 }
 
-/// Parses `YYYY-MM-DD` strictly (valid month and day).
+/// Parses `YYYY-MM-DD` strictly (valid month and day), as contributors'
+/// dates are parsed everywhere in Kuvert.
 pub fn parse_date(s: &str) -> Option<i32> {
-    let b = s.as_bytes();
-    if b.len() != 10 || b[4] != b'-' || b[7] != b'-' {
-        return None;
-    }
-    let y: i64 = s[0..4].parse().ok()?;
-    let m: u32 = s[5..7].parse().ok()?;
-    let d: u32 = s[8..10].parse().ok()?;
-    if !(1..=12).contains(&m) || d == 0 {
-        return None;
-    }
-    let days = days_from_civil(y, m, d);
-    // Reject e.g. 2023-02-30 by round-tripping.
-    (civil_from_days(days) == (y, m, d)).then_some(days as i32)
+    let d = kuvert_data::value::parse_date(s).ok()?;
+    Some(kuvert_data::value::days_from_civil(d) as i32)
 }
 
 /// `YYYY-MM-DD` of days since 1970-01-01.
