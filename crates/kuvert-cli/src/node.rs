@@ -76,7 +76,9 @@ pub enum JobCommand {
         client: ClientArgs,
         #[arg(long)]
         job: String,
-        /// sum:TABLE.COLUMN | count-below:TABLE.COLUMN:LIMIT | soak:ROUNDS:N
+        /// sum:TABLE.COLUMN | count-below:TABLE.COLUMN:LIMIT |
+        /// noisy-sum:TABLE.COLUMN:LO:HI:EPSILON:DELTA (DP noise added inside
+        /// the MPC by the nodes) | soak:ROUNDS:N
         #[arg(long)]
         program: String,
         /// The party that may fetch the result.
@@ -206,14 +208,34 @@ fn parse_program(s: &str) -> anyhow::Result<Program> {
         }
         ["count-below", x, limit] => {
             let (table, column) = tc(x)?;
-            let limit = limit.parse().with_context(|| format!("limit {limit:?} is not an integer"))?;
-            Program::CountBelow { table, column, limit }
+            let limit = limit
+                .parse()
+                .with_context(|| format!("limit {limit:?} is not an integer"))?;
+            Program::CountBelow {
+                table,
+                column,
+                limit,
+            }
+        }
+        ["noisy-sum", x, lo, hi, eps, delta] => {
+            let (table, column) = tc(x)?;
+            Program::NoisySum {
+                table,
+                column,
+                lo: lo.parse().with_context(|| format!("lower bound {lo:?}"))?,
+                hi: hi.parse().with_context(|| format!("upper bound {hi:?}"))?,
+                epsilon: eps.parse().with_context(|| format!("epsilon {eps:?}"))?,
+                delta: delta.parse().with_context(|| format!("delta {delta:?}"))?,
+            }
         }
         ["soak", rounds, n] => Program::Soak {
             rounds: rounds.parse().context("soak rounds")?,
             n: n.parse().context("soak size")?,
         },
-        _ => bail!("unknown program {s:?}: use sum:TABLE.COLUMN, count-below:TABLE.COLUMN:LIMIT or soak:ROUNDS:N"),
+        _ => bail!(
+            "unknown program {s:?}: use sum:TABLE.COLUMN, count-below:TABLE.COLUMN:LIMIT, \
+             noisy-sum:TABLE.COLUMN:LO:HI:EPSILON:DELTA or soak:ROUNDS:N"
+        ),
     })
 }
 

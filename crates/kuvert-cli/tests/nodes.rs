@@ -215,6 +215,37 @@ fn upload_compute_fetch_and_refusals() {
         format!("value\n{want}\n")
     );
 
+    // A differentially private sum: clamped under MPC, noise added inside
+    // the MPC by the three nodes. Within 6 standard deviations of the
+    // clamped sum.
+    let run = c.run(
+        &[
+            "job",
+            "run",
+            "--job",
+            "j1",
+            "--program",
+            "noisy-sum:a.belopp:-1000:5000:4:0.000001",
+            "--recipient",
+            "kontroll",
+        ],
+        "fk",
+    );
+    assert!(run.status.success(), "{}", text(&run));
+    let got = c.run(&["fetch", "--job", "j1"], "kontroll");
+    let noisy: f64 = String::from_utf8_lossy(&got.stdout)
+        .lines()
+        .nth(1)
+        .unwrap()
+        .parse()
+        .unwrap();
+    let clamped: i64 = rows.iter().map(|r| r.1.clamp(-1000, 5000)).sum();
+    let sd = (1.5 * kuvert_node::exec::noise_variance(-1000, 5000, 4.0, 1e-6).unwrap()).sqrt();
+    assert!(
+        (noisy - clamped as f64).abs() < 6.0 * sd,
+        "noisy {noisy}, clamped {clamped}, sd {sd}"
+    );
+
     // A schema mismatch in the program is refused before anything runs.
     let bad = c.run(
         &[

@@ -3,6 +3,7 @@
 use std::collections::BTreeMap;
 
 use kuvert_data::{ColumnType, Schema};
+use kuvert_dp::distributed::DistributedSkellam;
 use kuvert_mpc::{AShare, Party};
 
 use crate::wire::Program;
@@ -24,6 +25,18 @@ impl std::fmt::Debug for StoredTable {
             self.rows
         )
     }
+}
+
+/// Central Skellam variance μ for a sum of values clamped to `[lo, hi]`
+/// (one row per person: sensitivity max(|lo|, |hi|) in both norms) at
+/// (ε, δ); each node adds μ/2.
+pub fn noise_variance(lo: i64, hi: i64, epsilon: f64, delta: f64) -> Result<f64, String> {
+    let s = (lo.unsigned_abs().max(hi.unsigned_abs()) as f64).max(1.0);
+    let v = kuvert_dp::accounting::skellam_variances_for(epsilon, delta, &[(s, s)])
+        .map_err(|e| e.to_string())?;
+    v.first()
+        .copied()
+        .ok_or_else(|| "no calibration".to_string())
 }
 
 /// Check a program against the schemas before any data moves.
@@ -55,6 +68,27 @@ pub fn check(program: &Program, tables: &BTreeMap<String, StoredTable>) -> Resul
         Program::CountBelow {
             table, column: c, ..
         } => column(table, c, &[ColumnType::Int, ColumnType::Date]),
+        Program::NoisySum {
+            table,
+            column: c,
+            lo,
+            hi,
+            epsilon,
+            delta,
+        } => {
+            column(table, c, &[ColumnType::Int, ColumnType::Bool])?;
+            if lo > hi {
+                return Err(format!(
+                    "noisy sum: lower bound {lo} is above the upper bound {hi}"
+                ));
+            }
+            if !(*epsilon > 0.0 && epsilon.is_finite() && *delta > 0.0 && *delta < 1.0) {
+                return Err(format!(
+                    "noisy sum: need ε > 0 and 0 < δ < 1, got ε = {epsilon}, δ = {delta}"
+                ));
+            }
+            noise_variance(*lo, *hi, *epsilon, *delta).map(drop)
+        }
         Program::Soak { rounds, n } => {
             if *rounds > 100_000 || *n > 10_000_000 {
                 Err("soak: at most 100000 rounds of 10000000 values".into())
@@ -88,6 +122,46 @@ pub fn run(
             let lim = AShare::public(p.id(), &vec![*limit as u64; x.len()]);
             let below = p.lt(x, &lim, true).map_err(e)?;
             Ok(p.bit2a(&below).map_err(e)?.sum())
+        }
+        Program::NoisySum {
+            table,
+            column,
+            lo,
+            hi,
+            epsilon,
+            delta,
+        } => {
+            let x = col(table, column);
+            let me = p.id();
+            let n = x.len();
+            // Clamp to [lo, hi] under MPC (exact comparisons: any i64).
+            let lo_c = AShare::public(me, &vec![*lo as u64; n]);
+            let hi_c = AShare::public(me, &vec![*hi as u64; n]);
+            let below = p.lt(x, &lo_c, true).map_err(e)?;
+            let raised = p.select(&below, &lo_c, x).map_err(e)?;
+            let above = p.lt(&hi_c, &raised, true).map_err(e)?;
+            let clamped = p.select(&above, &hi_c, &raised).map_err(e)?;
+            let sum = clamped.sum();
+            // Each node's own Skellam noise, drawn from the OS CSPRNG and
+            // entered as a secret: no node (and not the recipient) learns
+            // the total.
+            let mu = noise_variance(*lo, *hi, *epsilon, *delta)?;
+            let mut noisy = sum;
+            for owner in 0..3 {
+                let mine = if me == owner {
+                    let v = DistributedSkellam::KUVERT
+                        .sample_node_noise(&mut rand_core::OsRng, mu)
+                        .map_err(|e| e.to_string())?;
+                    let v =
+                        i64::try_from(v).map_err(|_| "noise sample out of range".to_string())?;
+                    Some(vec![v as u64])
+                } else {
+                    None
+                };
+                let share = p.input_a(owner, mine.as_deref(), 1).map_err(e)?;
+                noisy = noisy.add(&share);
+            }
+            Ok(noisy)
         }
         Program::Soak { rounds, n } => {
             let me = p.id();

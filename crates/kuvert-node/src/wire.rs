@@ -40,7 +40,7 @@ pub enum Request {
 
 /// A computation a node can run. Every node compiles the same program into
 /// the same sequence of protocol steps.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(tag = "op", rename_all = "snake_case")]
 pub enum Program {
     /// Sum of an integer column (one value).
@@ -51,6 +51,19 @@ pub enum Program {
         column: String,
         limit: i64,
     },
+    /// Differentially private sum: each value is clamped to `[lo, hi]` under
+    /// MPC, the clamped values are summed, and every node adds its own
+    /// secret Skellam noise (variance μ/2) inside the MPC, so that any two
+    /// honest nodes' noise gives (ε, δ)-DP against the third node and the
+    /// recipient, and no one knows the total noise. One row per person.
+    NoisySum {
+        table: String,
+        column: String,
+        lo: i64,
+        hi: i64,
+        epsilon: f64,
+        delta: f64,
+    },
     /// Diagnostic: `rounds` multiplications of `n` random shared values, to
     /// check the nodes' links and measure them. Outputs nothing secret.
     Soak { rounds: u32, n: u32 },
@@ -60,7 +73,11 @@ impl Program {
     /// The tables the program reads.
     pub fn tables(&self) -> Vec<&str> {
         match self {
-            Program::Sum { table, .. } | Program::CountBelow { table, .. } => vec![table],
+            Program::Sum { table, .. }
+            | Program::CountBelow { table, .. }
+            | Program::NoisySum { table, .. } => {
+                vec![table]
+            }
             Program::Soak { .. } => vec![],
         }
     }
