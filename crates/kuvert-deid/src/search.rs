@@ -1,0 +1,713 @@
+//! The generalisation lattice and its search.
+//!
+//! A node of the lattice is one generalisation level per quasi-identifier.
+//! The search finds, among the nodes that satisfy the privacy models with at
+//! most the allowed number of suppressed records, one with the least
+//! information loss. It works like ARX's Flash: nodes are visited bottom-up
+//! by height; from each unresolved node a path is built upwards and binary
+//! searched for the lowest passing node; a passing node marks all its
+//! generalisations as passing and a failing node all its specialisations as
+//! failing (monotonicity). A lower bound on the loss (the loss without
+//! suppression, which needs no data) skips nodes that cannot beat the best
+//! found.
+//!
+//! Rows are first collapsed into distinct (quasi-identifier, sensitive)
+//! tuples with a weight, and each node is evaluated by grouping the tuples on
+//! a packed integer key in a hash map.
+
+use crate::error::{DeidError, Result};
+use crate::hierarchy::Hierarchy;
+use crate::models::{class_ok_sensitive, Models, SensitiveDist};
+use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
+
+/// A fast hasher for integer keys (multiply-shift; not DoS resistant, keys are ours).
+#[derive(Default, Clone, Copy)]
+pub struct IntHasher(u64);
+
+impl Hasher for IntHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = (self.0.rotate_left(5) ^ b as u64).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
+        }
+    }
+    fn write_u32(&mut self, i: u32) {
+        self.write_u64(i as u64)
+    }
+    fn write_u64(&mut self, i: u64) {
+        self.0 = (self.0.rotate_left(5) ^ i).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+        self.0 ^= self.0 >> 29;
+    }
+    fn write_u128(&mut self, i: u128) {
+        self.write_u64(i as u64);
+        self.write_u64((i >> 64) as u64);
+    }
+    fn write_usize(&mut self, i: usize) {
+        self.write_u64(i as u64)
+    }
+}
+
+/// Hash map with [`IntHasher`].
+pub type IntMap<K, V> = HashMap<K, V, BuildHasherDefault<IntHasher>>;
+
+/// Information-loss measure that the search minimises.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum LossMetric {
+    /// Non-uniform entropy (bits lost, summed over rows and quasi-identifiers).
+    #[default]
+    Entropy,
+    /// Discernibility: sum of squared class sizes, plus n per suppressed record.
+    Discernibility,
+    /// Precision (Sweeney): mean relative generalisation height, suppressed = 1.
+    Precision,
+}
+
+/// Information loss of one node, all measures.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq)]
+pub struct Loss {
+    /// Non-uniform entropy in bits.
+    pub non_uniform_entropy: f64,
+    /// Non-uniform entropy relative to suppressing everything (0..1).
+    pub non_uniform_entropy_relative: f64,
+    /// Discernibility metric.
+    pub discernibility: f64,
+    /// Precision loss (0..1).
+    pub precision: f64,
+    /// Average equivalence class size of the kept records.
+    pub avg_class_size: f64,
+}
+
+impl Loss {
+    /// Value of the chosen metric.
+    pub fn value(&self, m: LossMetric) -> f64 {
+        match m {
+            LossMetric::Entropy => self.non_uniform_entropy,
+            LossMetric::Discernibility => self.discernibility,
+            LossMetric::Precision => self.precision,
+        }
+    }
+}
+
+/// The input of the search: collapsed tuples and the hierarchies.
+pub struct Problem<'a> {
+    hier: &'a [Hierarchy],
+    models: Models,
+    /// `tq[q][i]`: base code of quasi-identifier `q` in tuple `i`.
+    tq: Vec<Vec<u32>>,
+    /// Sensitive code of tuple `i` (0 when there is no sensitive column).
+    ts: Vec<u32>,
+    /// Number of rows of tuple `i`.
+    tw: Vec<u64>,
+    /// Tuple of each row.
+    row_tuple: Vec<u32>,
+    n: u64,
+    max_suppressed: u64,
+    sdist: Option<SensitiveDist>,
+    /// Row counts of base values per quasi-identifier.
+    base_counts: Vec<Vec<u64>>,
+    /// `level_counts[q][l][c]`: rows with level-`l` code `c`.
+    level_counts: Vec<Vec<Vec<u64>>>,
+    /// `nue_nosupp[q][l]`: entropy loss of `q` at level `l` without suppression.
+    nue_nosupp: Vec<Vec<f64>>,
+    nue_all_suppressed: f64,
+}
+
+/// Result of evaluating one node.
+#[derive(Debug, Clone)]
+pub struct NodeEval {
+    /// Whether the models hold with suppression within the limit.
+    pub passes: bool,
+    /// Suppressed rows.
+    pub suppressed: u64,
+    /// Number of equivalence classes kept.
+    pub classes: u64,
+    /// Loss.
+    pub loss: Loss,
+    /// Per tuple: kept (true) or suppressed.
+    pub tuple_kept: Vec<bool>,
+}
+
+/// Outcome of the search.
+#[derive(Debug, Clone, Serialize)]
+pub struct SearchResult {
+    /// Chosen level per quasi-identifier.
+    pub levels: Vec<usize>,
+    /// Rows suppressed.
+    pub suppressed: u64,
+    /// Classes kept.
+    pub classes: u64,
+    /// Information loss of the chosen node.
+    pub loss: Loss,
+    /// Size of the lattice.
+    pub lattice_size: u64,
+    /// Nodes evaluated on the data.
+    pub nodes_evaluated: u64,
+    /// Whether the result is guaranteed optimal (monotone models).
+    pub optimal_guaranteed: bool,
+    /// Per row: kept (true) or suppressed.
+    #[serde(skip)]
+    pub row_kept: Vec<bool>,
+}
+
+/// Progress report from the search.
+#[derive(Debug, Clone, Copy)]
+pub struct Progress {
+    /// Nodes resolved (evaluated or inferred or pruned).
+    pub resolved: u64,
+    /// Lattice size.
+    pub total: u64,
+    /// Nodes evaluated on the data.
+    pub evaluated: u64,
+}
+
+impl<'a> Problem<'a> {
+    /// Prepare: `qi_codes[q]` are the row codes of quasi-identifier `q` (base
+    /// codes of `hier[q]`); `sensitive` is (row codes, dictionary).
+    pub fn new(
+        hier: &'a [Hierarchy],
+        qi_codes: &[&[u32]],
+        sensitive: Option<(&[u32], &[String])>,
+        models: Models,
+        max_suppression: f64,
+    ) -> Result<Problem<'a>> {
+        if models.needs_sensitive() && sensitive.is_none() {
+            return Err(DeidError::Config(
+                "l-diversity and t-closeness need a sensitive column (--sensitive COL)".into(),
+            ));
+        }
+        if !(0.0..=1.0).contains(&max_suppression) {
+            return Err(DeidError::Config(format!(
+                "max suppression must be a fraction between 0 and 1, got {max_suppression}"
+            )));
+        }
+        if models.k == 0 {
+            return Err(DeidError::Config("k must be at least 1".into()));
+        }
+        let nrows = qi_codes.first().map(|c| c.len()).unwrap_or(0);
+        let n = nrows as u64;
+        // Collapse rows to distinct tuples.
+        let mut bits = 0u32;
+        let mut widths = Vec::new();
+        for h in hier {
+            let w = 32 - (h.cardinality(0).max(1) as u32 - 1).leading_zeros();
+            widths.push(w.max(1));
+            bits += w.max(1);
+        }
+        let sbits = sensitive
+            .map(|(_, d)| (32 - (d.len().max(1) as u32 - 1).leading_zeros()).max(1))
+            .unwrap_or(0);
+        let mut row_tuple = Vec::with_capacity(nrows);
+        let mut tq: Vec<Vec<u32>> = vec![Vec::new(); hier.len()];
+        let mut ts = Vec::new();
+        let mut tw: Vec<u64> = Vec::new();
+        let push_tuple = |r: usize, tq: &mut Vec<Vec<u32>>, ts: &mut Vec<u32>, tw: &mut Vec<u64>| {
+            for (q, c) in qi_codes.iter().enumerate() {
+                tq[q].push(c[r]);
+            }
+            ts.push(sensitive.map(|s| s.0[r]).unwrap_or(0));
+            tw.push(0);
+        };
+        if bits + sbits <= 128 {
+            let mut map: IntMap<u128, u32> = IntMap::default();
+            for r in 0..nrows {
+                let mut key = 0u128;
+                for (q, c) in qi_codes.iter().enumerate() {
+                    key = (key << widths[q]) | c[r] as u128;
+                }
+                if let Some((s, _)) = sensitive {
+                    key = (key << sbits) | s[r] as u128;
+                }
+                let next = map.len() as u32;
+                let id = *map.entry(key).or_insert_with(|| {
+                    push_tuple(r, &mut tq, &mut ts, &mut tw);
+                    next
+                });
+                tw[id as usize] += 1;
+                row_tuple.push(id);
+            }
+        } else {
+            let mut map: HashMap<Vec<u32>, u32> = HashMap::new();
+            for r in 0..nrows {
+                let mut key: Vec<u32> = qi_codes.iter().map(|c| c[r]).collect();
+                if let Some((s, _)) = sensitive {
+                    key.push(s[r]);
+                }
+                let next = map.len() as u32;
+                let id = *map.entry(key).or_insert_with(|| {
+                    push_tuple(r, &mut tq, &mut ts, &mut tw);
+                    next
+                });
+                tw[id as usize] += 1;
+                row_tuple.push(id);
+            }
+        }
+        let base_counts: Vec<Vec<u64>> = hier
+            .iter()
+            .zip(qi_codes)
+            .map(|(h, c)| {
+                let mut v = vec![0u64; h.cardinality(0)];
+                for &x in c.iter() {
+                    v[x as usize] += 1;
+                }
+                v
+            })
+            .collect();
+        let level_counts: Vec<Vec<Vec<u64>>> = hier
+            .iter()
+            .zip(&base_counts)
+            .map(|(h, bc)| {
+                (0..h.levels())
+                    .map(|l| {
+                        let mut v = vec![0u64; h.cardinality(l)];
+                        for (b, &cnt) in bc.iter().enumerate() {
+                            v[h.maps[l][b] as usize] += cnt;
+                        }
+                        v
+                    })
+                    .collect()
+            })
+            .collect();
+        let nue_nosupp: Vec<Vec<f64>> = hier
+            .iter()
+            .enumerate()
+            .map(|(q, h)| {
+                (0..h.levels())
+                    .map(|l| {
+                        base_counts[q]
+                            .iter()
+                            .enumerate()
+                            .filter(|(_, &c)| c > 0)
+                            .map(|(b, &c)| {
+                                let g = level_counts[q][l][h.maps[l][b] as usize];
+                                c as f64 * (g as f64 / c as f64).log2()
+                            })
+                            .sum()
+                    })
+                    .collect()
+            })
+            .collect();
+        let nue_all_suppressed = base_counts
+            .iter()
+            .map(|bc| {
+                bc.iter()
+                    .filter(|&&c| c > 0)
+                    .map(|&c| c as f64 * (n as f64 / c as f64).log2())
+                    .sum::<f64>()
+            })
+            .sum();
+        let sdist = match (models.t, sensitive) {
+            (Some(_), Some((codes, dict))) => {
+                let mut counts = vec![0u64; dict.len()];
+                for &c in codes {
+                    counts[c as usize] += 1;
+                }
+                Some(SensitiveDist::new(&counts, dict, models.t_distance))
+            }
+            _ => None,
+        };
+        Ok(Problem {
+            hier,
+            models,
+            tq,
+            ts,
+            tw,
+            row_tuple,
+            n,
+            max_suppressed: (max_suppression * n as f64 + 1e-9).floor() as u64,
+            sdist,
+            base_counts,
+            level_counts,
+            nue_nosupp,
+            nue_all_suppressed,
+        })
+    }
+
+    /// Number of distinct tuples after collapsing.
+    pub fn distinct_tuples(&self) -> usize {
+        self.tw.len()
+    }
+
+    /// Lower bound of the chosen loss at a node (the loss with nothing suppressed).
+    fn lower_bound(&self, lv: &[usize], metric: LossMetric) -> f64 {
+        match metric {
+            LossMetric::Entropy => lv.iter().enumerate().map(|(q, &l)| self.nue_nosupp[q][l]).sum(),
+            LossMetric::Precision => {
+                lv.iter()
+                    .enumerate()
+                    .map(|(q, &l)| l as f64 / (self.hier[q].levels() - 1).max(1) as f64)
+                    .sum::<f64>()
+                    / lv.len().max(1) as f64
+            }
+            LossMetric::Discernibility => {
+                // Each kept class has at least k rows: sum of squares >= n*k.
+                (self.n as f64) * (self.models.k as f64).min(self.n as f64)
+            }
+        }
+    }
+
+    /// Group the tuples at node `lv`: group id per tuple and number of groups.
+    fn group(&self, lv: &[usize]) -> (Vec<u32>, usize) {
+        let nt = self.tw.len();
+        let mut card_bits = 0u32;
+        let mut shifts = Vec::with_capacity(lv.len());
+        for (q, &l) in lv.iter().enumerate() {
+            let w = (32 - (self.hier[q].cardinality(l).max(1) as u32 - 1).leading_zeros()).max(1);
+            shifts.push(w);
+            card_bits += w;
+        }
+        let mut gid = vec![0u32; nt];
+        if card_bits <= 64 {
+            let mut keys = vec![0u64; nt];
+            for (q, &l) in lv.iter().enumerate() {
+                let map = &self.hier[q].maps[l];
+                let s = shifts[q];
+                for (k, &c) in keys.iter_mut().zip(&self.tq[q]) {
+                    *k = (*k << s) | map[c as usize] as u64;
+                }
+            }
+            let mut m: IntMap<u64, u32> = IntMap::default();
+            m.reserve(nt.min(1 << 20));
+            for (g, &k) in gid.iter_mut().zip(&keys) {
+                let next = m.len() as u32;
+                *g = *m.entry(k).or_insert(next);
+            }
+            (gid, m.len())
+        } else {
+            let mut keys = vec![0u128; nt];
+            let mut fallback: Option<Vec<Vec<u32>>> = None;
+            if card_bits > 128 {
+                fallback = Some(vec![Vec::with_capacity(lv.len()); nt]);
+            }
+            for (q, &l) in lv.iter().enumerate() {
+                let map = &self.hier[q].maps[l];
+                let s = shifts[q];
+                match &mut fallback {
+                    None => {
+                        for (k, &c) in keys.iter_mut().zip(&self.tq[q]) {
+                            *k = (*k << s) | map[c as usize] as u128;
+                        }
+                    }
+                    Some(f) => {
+                        for (k, &c) in f.iter_mut().zip(&self.tq[q]) {
+                            k.push(map[c as usize]);
+                        }
+                    }
+                }
+            }
+            match fallback {
+                None => {
+                    let mut m: IntMap<u128, u32> = IntMap::default();
+                    for (g, &k) in gid.iter_mut().zip(&keys) {
+                        let next = m.len() as u32;
+                        *g = *m.entry(k).or_insert(next);
+                    }
+                    (gid, m.len())
+                }
+                Some(f) => {
+                    let mut m: HashMap<Vec<u32>, u32> = HashMap::new();
+                    for (g, k) in gid.iter_mut().zip(f) {
+                        let next = m.len() as u32;
+                        *g = *m.entry(k).or_insert(next);
+                    }
+                    (gid, m.len())
+                }
+            }
+        }
+    }
+
+    /// Evaluate a node: which classes pass, suppression and loss.
+    pub fn evaluate(&self, lv: &[usize]) -> NodeEval {
+        let (gid, ng) = self.group(lv);
+        let mut size = vec![0u64; ng];
+        for (&g, &w) in gid.iter().zip(&self.tw) {
+            size[g as usize] += w;
+        }
+        let k = self.models.k;
+        let mut ok: Vec<bool> = size.iter().map(|&s| s >= k).collect();
+        if self.models.needs_sensitive() {
+            // Histograms per group: sort (group, sensitive) pairs of the tuples.
+            let mut pairs: Vec<(u64, u64)> = gid
+                .iter()
+                .zip(&self.ts)
+                .zip(&self.tw)
+                .filter(|((&g, _), _)| ok[g as usize])
+                .map(|((&g, &s), &w)| (((g as u64) << 32) | s as u64, w))
+                .collect();
+            pairs.sort_unstable_by_key(|p| p.0);
+            let mut hist: Vec<(u32, u64)> = Vec::new();
+            let mut i = 0;
+            while i < pairs.len() {
+                let g = (pairs[i].0 >> 32) as usize;
+                hist.clear();
+                while i < pairs.len() && (pairs[i].0 >> 32) as usize == g {
+                    let s = pairs[i].0 as u32;
+                    match hist.last_mut() {
+                        Some(last) if last.0 == s => last.1 += pairs[i].1,
+                        _ => hist.push((s, pairs[i].1)),
+                    }
+                    i += 1;
+                }
+                if !class_ok_sensitive(&self.models, &hist, self.sdist.as_ref()) {
+                    ok[g] = false;
+                }
+            }
+        }
+        let suppressed: u64 = size.iter().zip(&ok).filter(|(_, &o)| !o).map(|(s, _)| s).sum();
+        let classes = ok.iter().filter(|&&o| o).count() as u64;
+        let tuple_kept: Vec<bool> = gid.iter().map(|&g| ok[g as usize]).collect();
+        let loss = self.loss(lv, &size, &ok, &tuple_kept, suppressed, classes);
+        NodeEval {
+            passes: suppressed <= self.max_suppressed,
+            suppressed,
+            classes,
+            loss,
+            tuple_kept,
+        }
+    }
+
+    fn loss(&self, lv: &[usize], size: &[u64], ok: &[bool], kept: &[bool], suppressed: u64, classes: u64) -> Loss {
+        let n = self.n as f64;
+        let disc: f64 = size
+            .iter()
+            .zip(ok)
+            .map(|(&s, &o)| if o { (s as f64) * (s as f64) } else { 0.0 })
+            .sum::<f64>()
+            + suppressed as f64 * n;
+        // Non-uniform entropy: start from the no-suppression value and
+        // correct the suppressed tuples.
+        let mut nue: f64 = lv.iter().enumerate().map(|(q, &l)| self.nue_nosupp[q][l]).sum();
+        if suppressed > 0 {
+            for (i, &k) in kept.iter().enumerate() {
+                if k {
+                    continue;
+                }
+                let w = self.tw[i] as f64;
+                for (q, &l) in lv.iter().enumerate() {
+                    let b = self.tq[q][i] as usize;
+                    let c = self.base_counts[q][b] as f64;
+                    let g = self.level_counts[q][l][self.hier[q].maps[l][b] as usize] as f64;
+                    nue += w * ((n / c).log2() - (g / c).log2());
+                }
+            }
+        }
+        let nq = lv.len().max(1) as f64;
+        let prec_kept: f64 = lv
+            .iter()
+            .enumerate()
+            .map(|(q, &l)| l as f64 / (self.hier[q].levels() - 1).max(1) as f64)
+            .sum::<f64>()
+            / nq;
+        let precision = if n > 0.0 {
+            (prec_kept * (n - suppressed as f64) + suppressed as f64) / n
+        } else {
+            0.0
+        };
+        Loss {
+            non_uniform_entropy: nue,
+            non_uniform_entropy_relative: if self.nue_all_suppressed > 0.0 {
+                nue / self.nue_all_suppressed
+            } else {
+                0.0
+            },
+            discernibility: disc,
+            precision,
+            avg_class_size: if classes > 0 {
+                (n - suppressed as f64) / classes as f64
+            } else {
+                0.0
+            },
+        }
+    }
+
+    /// Per-row kept flags from per-tuple ones.
+    pub fn rows_kept(&self, tuple_kept: &[bool]) -> Vec<bool> {
+        self.row_tuple.iter().map(|&t| tuple_kept[t as usize]).collect()
+    }
+
+    /// Run the lattice search.
+    pub fn search(&self, metric: LossMetric, progress: &mut dyn FnMut(Progress)) -> Result<SearchResult> {
+        let radix: Vec<usize> = self.hier.iter().map(|h| h.levels()).collect();
+        let mut total: u64 = 1;
+        for &r in &radix {
+            total = total.saturating_mul(r as u64);
+        }
+        if total > 50_000_000 {
+            return Err(DeidError::Config(format!(
+                "the generalisation lattice has {total} nodes (product of the hierarchy depths); use fewer quasi-identifiers or shallower hierarchies (limit 50 million)"
+            )));
+        }
+        let total_us = total as usize;
+        // Mixed-radix strides; node index = sum level[q]*stride[q].
+        let mut stride = vec![1usize; radix.len()];
+        for q in (0..radix.len().saturating_sub(1)).rev() {
+            stride[q] = stride[q + 1] * radix[q + 1];
+        }
+        let decode = |mut idx: usize, out: &mut Vec<usize>| {
+            out.clear();
+            for q in 0..radix.len() {
+                out.push(idx / stride[q]);
+                idx %= stride[q];
+            }
+        };
+        const UNKNOWN: u8 = 0;
+        const PASS: u8 = 1;
+        const FAIL: u8 = 2;
+        let mut status = vec![UNKNOWN; total_us];
+        // Nodes by height.
+        let max_h: usize = radix.iter().map(|r| r - 1).sum();
+        let mut by_height: Vec<Vec<u32>> = vec![Vec::new(); max_h + 1];
+        {
+            let mut lv = Vec::new();
+            for i in 0..total_us {
+                decode(i, &mut lv);
+                by_height[lv.iter().sum::<usize>()].push(i as u32);
+            }
+        }
+        let mut resolved: u64 = 0;
+        let mut evaluated: u64 = 0;
+        let mut best: Option<(f64, Vec<usize>, NodeEval)> = None;
+        let mut lv = Vec::new();
+        let mut path_lv = Vec::new();
+        let mut stack: Vec<usize> = Vec::new();
+
+        // Mark `start` and everything above (PASS) or below (FAIL).
+        let propagate = |start: usize, mark: u8, status: &mut Vec<u8>, resolved: &mut u64, stack: &mut Vec<usize>| {
+            stack.clear();
+            if status[start] == UNKNOWN {
+                *resolved += 1;
+            }
+            status[start] = mark;
+            stack.push(start);
+            while let Some(i) = stack.pop() {
+                let mut rem = i;
+                for q in 0..radix.len() {
+                    let l = rem / stride[q];
+                    rem %= stride[q];
+                    let next = if mark == PASS {
+                        if l + 1 < radix[q] { Some(i + stride[q]) } else { None }
+                    } else if l > 0 {
+                        Some(i - stride[q])
+                    } else {
+                        None
+                    };
+                    if let Some(j) = next {
+                        if status[j] != mark {
+                            if status[j] == UNKNOWN {
+                                *resolved += 1;
+                            }
+                            status[j] = mark;
+                            stack.push(j);
+                        }
+                    }
+                }
+            }
+        };
+
+        for h in 0..=max_h {
+            for &node in &by_height[h] {
+                let node = node as usize;
+                if status[node] != UNKNOWN {
+                    continue;
+                }
+                decode(node, &mut lv);
+                if let Some((b, _, _)) = &best {
+                    if self.lower_bound(&lv, metric) >= *b {
+                        // Cannot beat the best; neither it nor anything above it
+                        // (the bound grows with generalisation).
+                        propagate(node, PASS, &mut status, &mut resolved, &mut stack);
+                        continue;
+                    }
+                }
+                // Path upwards: raise the quasi-identifier with the lowest relative level.
+                let mut path = vec![node];
+                path_lv.clone_from(&lv);
+                loop {
+                    let mut choice = None;
+                    let mut best_rel = f64::INFINITY;
+                    for q in 0..radix.len() {
+                        if path_lv[q] + 1 < radix[q] {
+                            let rel = path_lv[q] as f64 / (radix[q] - 1) as f64;
+                            if rel < best_rel {
+                                best_rel = rel;
+                                choice = Some(q);
+                            }
+                        }
+                    }
+                    let Some(q) = choice else { break };
+                    path_lv[q] += 1;
+                    let idx = *path.last().unwrap_or(&node) + stride[q];
+                    if status[idx] != UNKNOWN {
+                        break;
+                    }
+                    path.push(idx);
+                }
+                // Binary search for the lowest passing node on the path.
+                let (mut lo, mut hi) = (0usize, path.len());
+                while lo < hi {
+                    let mid = (lo + hi) / 2;
+                    let p = path[mid];
+                    let st = match status[p] {
+                        UNKNOWN => {
+                            decode(p, &mut path_lv);
+                            evaluated += 1;
+                            let ev = self.evaluate(&path_lv);
+                            let st = if ev.passes { PASS } else { FAIL };
+                            if ev.passes {
+                                let v = ev.loss.value(metric);
+                                if best.as_ref().map(|b| v < b.0).unwrap_or(true) {
+                                    best = Some((v, path_lv.clone(), ev));
+                                }
+                            }
+                            propagate(p, st, &mut status, &mut resolved, &mut stack);
+                            st
+                        }
+                        s => s,
+                    };
+                    if st == PASS {
+                        hi = mid;
+                    } else {
+                        lo = mid + 1;
+                    }
+                }
+                progress(Progress {
+                    resolved,
+                    total,
+                    evaluated,
+                });
+            }
+        }
+        progress(Progress {
+            resolved: total,
+            total,
+            evaluated,
+        });
+        match best {
+            Some((_, levels, ev)) => Ok(SearchResult {
+                row_kept: self.rows_kept(&ev.tuple_kept),
+                levels,
+                suppressed: ev.suppressed,
+                classes: ev.classes,
+                loss: ev.loss,
+                lattice_size: total,
+                nodes_evaluated: evaluated,
+                optimal_guaranteed: self.models.monotone(),
+            }),
+            None => {
+                let top: Vec<usize> = radix.iter().map(|r| r - 1).collect();
+                let ev = self.evaluate(&top);
+                Err(DeidError::Unsatisfiable {
+                    max_suppression: self.max_suppressed as f64 / self.n.max(1) as f64,
+                    detail: format!(
+                        "even the most general node (every quasi-identifier `*`) would suppress {} of {} records",
+                        ev.suppressed, self.n
+                    ),
+                })
+            }
+        }
+    }
+}
