@@ -4,6 +4,8 @@
 use clap::{Parser, Subcommand};
 
 mod bench;
+mod deid;
+mod risk;
 
 /// Kuvert: compute on several agencies' data without anyone seeing it.
 ///
@@ -23,12 +25,19 @@ enum Command {
     /// Measure the engine: rounds, bytes per party and throughput.
     #[command(subcommand)]
     Bench(bench::BenchCommand),
+    /// De-identify a table: pseudonymise, suppress, generalise to k-anonymity,
+    /// l-diversity and t-closeness with the least information loss.
+    Deid(deid::DeidArgs),
+    /// Measure re-identification risk of a released table and run attack tests.
+    Risk(risk::RiskArgs),
 }
 
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Bench(b) => bench::run(b),
+        Command::Deid(a) => deid::run(a),
+        Command::Risk(a) => risk::run(a),
     };
     match result {
         Ok(code) => code,

@@ -42,6 +42,9 @@ pub enum HierarchySpec {
     /// A user hierarchy: a CSV file without header, one row per value:
     /// `value,level1,level2,...` (`;` also accepted as separator).
     Csv { file: PathBuf },
+    /// A user hierarchy written inline: `map = { "Bachelors" = ["Higher"], ... }`,
+    /// each value followed by its labels at levels 1, 2, ...
+    Map { map: std::collections::BTreeMap<String, Vec<String>> },
     /// Only the original value or `*`.
     Suppress,
 }
@@ -272,24 +275,61 @@ impl Hierarchy {
                     map.insert(key, it.map(str::to_string).collect());
                 }
                 let width = width.unwrap_or(1);
+                text.extend(levels_from_map(table, c, &map, width, &path.display().to_string())?);
+            }
+            HierarchySpec::Map { map } => {
+                let width = map.values().map(|v| v.len() + 1).max().unwrap_or(1);
+                if map.values().any(|v| v.len() + 1 != width) {
+                    return Err(herr("every value in the map needs the same number of levels".into()));
+                }
+                let map: HashMap<String, Vec<String>> = map.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+                text.extend(levels_from_map(table, c, &map, width, "the inline map")?);
+            }
+        }
+        finish(name, col, text)
+    }
+}
+
+fn levels_from_map(
+    table: &Table,
+    c: usize,
+    map: &HashMap<String, Vec<String>>,
+    width: usize,
+    what: &str,
+) -> Result<Vec<Vec<String>>> {
+    let col = &table.columns[c];
+    let mut text = Vec::new();
                 for l in 1..width {
                     let mut level = Vec::with_capacity(col.dict.len());
                     for (i, v) in col.dict.iter().enumerate() {
                         match map.get(v) {
-                            Some(row) => level.push(row[l - 1].clone()),
+                            Some(row) if row.len() >= l => level.push(row[l - 1].clone()),
+                            Some(_) => {
+                                return Err(table.bad_value(
+                                    first_row_with(col, i),
+                                    c,
+                                    format!("value `{v}` has fewer levels than the others in the hierarchy ({what})"),
+                                ))
+                            }
                             None => {
                                 return Err(table.bad_value(
                                     first_row_with(col, i),
                                     c,
-                                    format!("value `{v}` is missing from the hierarchy file {}; add a row for it", path.display()),
+                                    format!("value `{v}` is missing from the hierarchy ({what}); add a row for it"),
                                 ))
                             }
                         }
                     }
                     text.push(level);
                 }
-            }
-        }
+    Ok(text)
+}
+
+fn finish(name: String, col: &Column, mut text: Vec<Vec<String>>) -> Result<Hierarchy> {
+    let herr = |m: String| DeidError::Hierarchy {
+        column: name.clone(),
+        message: m,
+    };
         if text.last().map(|l| l.iter().any(|x| x != STAR)).unwrap_or(true) {
             text.push(vec![STAR.to_string(); col.dict.len()]);
         }
@@ -336,7 +376,6 @@ impl Hierarchy {
             maps,
             labels,
         })
-    }
 }
 
 fn labels_at(labels: &[Vec<String>], l: usize, c: u32) -> String {
