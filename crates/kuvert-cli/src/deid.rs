@@ -90,6 +90,9 @@ enum DeidSub {
         /// Largest fraction of records to suppress.
         #[arg(long, default_value_t = 0.02)]
         max_suppression: f64,
+        /// Stop proving optimality after this many seconds.
+        #[arg(long, default_value_t = 40.0)]
+        max_search_seconds: f64,
         /// Print a JSON object as the last line.
         #[arg(long)]
         json: bool,
@@ -193,6 +196,9 @@ struct RunArgs {
     /// Remove suppressed records, or keep them with quasi-identifiers `*`.
     #[arg(long, value_enum)]
     suppressed_rows: Option<SuppressedArg>,
+    /// Stop proving optimality after this many seconds and use the best node found.
+    #[arg(long)]
+    max_search_seconds: Option<f64>,
     /// Write the summary as JSON to this file.
     #[arg(long)]
     report_json: Option<PathBuf>,
@@ -287,6 +293,7 @@ pub fn run(a: DeidArgs) -> anyhow::Result<ExitCode> {
             qis,
             k,
             max_suppression,
+            max_search_seconds,
             json,
         }) => {
             if !(1..=10).contains(&qis) {
@@ -295,7 +302,8 @@ pub fn run(a: DeidArgs) -> anyhow::Result<ExitCode> {
             let t0 = std::time::Instant::now();
             let t = kuvert_deid::gen::adult_like(rows, 1);
             let gen_s = t0.elapsed().as_secs_f64();
-            let cfg = kuvert_deid::gen::config(qis, k, max_suppression);
+            let mut cfg = kuvert_deid::gen::config(qis, k, max_suppression);
+            cfg.max_search_seconds = max_search_seconds;
             let (pb, mut cb) = progress_bar("lattice search");
             let t1 = std::time::Instant::now();
             let r = lib::run(
@@ -313,12 +321,13 @@ pub fn run(a: DeidArgs) -> anyhow::Result<ExitCode> {
                 Ok(o) => {
                     let rep = &o.report;
                     eprintln!(
-                        "rows {rows}, quasi-identifiers {qis}, k {k}: search {:.2} s (whole pipeline {total_s:.2} s, generation {gen_s:.2} s); lattice {} nodes, {} evaluated; levels {:?}; suppressed {}",
+                        "rows {rows}, quasi-identifiers {qis}, k {k}: search {:.2} s (whole pipeline {total_s:.2} s, generation {gen_s:.2} s); lattice {} nodes, {} evaluated; levels {:?}; suppressed {}; optimal proven: {}",
                         rep.search_seconds,
                         rep.lattice_size,
                         rep.nodes_evaluated,
                         rep.generalisation.iter().map(|g| g.level).collect::<Vec<_>>(),
-                        rep.records_suppressed
+                        rep.records_suppressed,
+                        rep.optimal_guaranteed
                     );
                     if json {
                         println!(
@@ -329,6 +338,7 @@ pub fn run(a: DeidArgs) -> anyhow::Result<ExitCode> {
                                 "lattice_size": rep.lattice_size, "nodes_evaluated": rep.nodes_evaluated,
                                 "levels": rep.generalisation.iter().map(|g| g.level).collect::<Vec<_>>(),
                                 "suppressed": rep.records_suppressed, "loss": rep.loss,
+                                "optimal_proven": rep.optimal_guaranteed,
                             })
                         );
                     }
@@ -379,6 +389,9 @@ fn run_deid(a: RunArgs) -> anyhow::Result<ExitCode> {
             TDistArg::Equal => TDistance::Equal,
             TDistArg::Ordered => TDistance::Ordered,
         };
+    }
+    if let Some(s) = a.max_search_seconds {
+        cfg.max_search_seconds = s;
     }
     if let Some(m) = a.max_suppression {
         cfg.max_suppression = m;
@@ -513,6 +526,8 @@ fn run_deid(a: RunArgs) -> anyhow::Result<ExitCode> {
             rep.search_seconds,
             if rep.optimal_guaranteed {
                 ""
+            } else if rep.search_stopped_early {
+                " (stopped at the time budget, --max-search-seconds: the result satisfies the models but is not proven optimal)"
             } else {
                 " (entropy l-diversity/t-closeness are not monotone: the result satisfies the models but may not be the global optimum)"
             }

@@ -117,8 +117,12 @@ fn one() -> f64 {
     1.0
 }
 
+fn budget() -> f64 {
+    40.0
+}
+
 /// The whole configuration.
-#[derive(Debug, Clone, Serialize, Deserialize, Default)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Config {
     /// Quasi-identifier columns.
@@ -142,6 +146,9 @@ pub struct Config {
     /// Key file for pseudonymisation.
     #[serde(default)]
     pub key_file: Option<PathBuf>,
+    /// Seconds after which the search stops proving optimality and returns the best node found.
+    #[serde(default = "budget")]
+    pub max_search_seconds: f64,
     /// Seed for the randomisation; only for reproducible tests, never for real releases.
     #[serde(default)]
     pub seed: Option<u64>,
@@ -169,6 +176,30 @@ pub struct Config {
     /// Directory that relative paths in the config are resolved against.
     #[serde(skip)]
     pub base_dir: PathBuf,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            quasi: Vec::new(),
+            sensitive: None,
+            max_suppression: 0.0,
+            loss: LossMetric::default(),
+            suppressed_rows: SuppressedRows::default(),
+            drop: Vec::new(),
+            key_file: None,
+            max_search_seconds: budget(),
+            seed: None,
+            models: Models::default(),
+            hierarchy: BTreeMap::new(),
+            pseudonymize: Vec::new(),
+            suppress_cells: Vec::new(),
+            suppress_records: Vec::new(),
+            noise: Vec::new(),
+            swap: Vec::new(),
+            base_dir: PathBuf::new(),
+        }
+    }
 }
 
 impl Config {

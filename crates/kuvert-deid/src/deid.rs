@@ -70,8 +70,10 @@ pub struct DeidReport {
     pub lattice_size: u64,
     /// Lattice nodes evaluated.
     pub nodes_evaluated: u64,
-    /// Whether the optimum is guaranteed (monotone models).
+    /// Whether the optimum is proven (monotone models and search finished).
     pub optimal_guaranteed: bool,
+    /// Whether the search stopped at its time budget (result valid, optimality not proven).
+    pub search_stopped_early: bool,
     /// Seconds spent in the search.
     pub search_seconds: f64,
 }
@@ -376,7 +378,7 @@ pub fn run(mut table: Table, cfg: &Config, opts: RunOptions<'_>) -> Result<DeidO
         let sensitive = sens.map(|s| (table.columns[s].codes.as_slice(), table.columns[s].dict.as_slice()));
         let t0 = std::time::Instant::now();
         let problem = Problem::new(&hier, &codes, sensitive, cfg.models.clone(), cfg.max_suppression)?;
-        let res = problem.search(cfg.loss, opts.progress)?;
+        let res = problem.search(cfg.loss, cfg.max_search_seconds, opts.progress)?;
         search_seconds = t0.elapsed().as_secs_f64();
         // Apply: generalise the quasi-identifiers, then suppress.
         for (qi, ((&c, h), spec)) in qcols.iter().zip(&hier).zip(specs).enumerate() {
@@ -475,6 +477,7 @@ pub fn run(mut table: Table, cfg: &Config, opts: RunOptions<'_>) -> Result<DeidO
         lattice_size: search.as_ref().map(|s| s.lattice_size).unwrap_or(0),
         nodes_evaluated: search.as_ref().map(|s| s.nodes_evaluated).unwrap_or(0),
         optimal_guaranteed: search.as_ref().map(|s| s.optimal_guaranteed).unwrap_or(true),
+        search_stopped_early: search.as_ref().map(|s| s.stopped_early).unwrap_or(false),
         search_seconds,
     };
     Ok(DeidOutput { table, holdout, report })

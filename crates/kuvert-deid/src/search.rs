@@ -115,6 +115,8 @@ pub struct Problem<'a> {
     /// `nue_nosupp[q][l]`: entropy loss of `q` at level `l` without suppression.
     nue_nosupp: Vec<Vec<f64>>,
     nue_all_suppressed: f64,
+    /// Scratch array for dense counting.
+    scratch: std::cell::RefCell<Vec<u64>>,
 }
 
 /// Result of evaluating one node.
@@ -147,8 +149,10 @@ pub struct SearchResult {
     pub lattice_size: u64,
     /// Nodes evaluated on the data.
     pub nodes_evaluated: u64,
-    /// Whether the result is guaranteed optimal (monotone models).
+    /// Whether the result is proven optimal (monotone models, search finished).
     pub optimal_guaranteed: bool,
+    /// Whether the search stopped at its time budget.
+    pub stopped_early: bool,
     /// Per row: kept (true) or suppressed.
     #[serde(skip)]
     pub row_kept: Vec<bool>,
@@ -324,6 +328,7 @@ impl<'a> Problem<'a> {
             level_counts,
             nue_nosupp,
             nue_all_suppressed,
+            scratch: std::cell::RefCell::new(Vec::new()),
         })
     }
 
@@ -344,90 +349,153 @@ impl<'a> Problem<'a> {
                     / lv.len().max(1) as f64
             }
             LossMetric::Discernibility => {
-                // Each kept class has at least k rows: sum of squares >= n*k.
-                (self.n as f64) * (self.models.k as f64).min(self.n as f64)
+                // Each kept class has at least k rows, and there are at most
+                // as many classes as label combinations: the sum of squared
+                // sizes is at least n*k and n^2/combinations.
+                let n = self.n as f64;
+                let mut space = 1f64;
+                for (q, &l) in lv.iter().enumerate() {
+                    space *= self.hier[q].cardinality(l).max(1) as f64;
+                }
+                (n * (self.models.k as f64).min(n)).max(n * n / space.min(n).max(1.0))
             }
         }
     }
 
-    /// Group the tuples at node `lv`: group id per tuple and number of groups.
-    fn group(&self, lv: &[usize]) -> (Vec<u32>, usize) {
+    /// Packed key per tuple at node `lv` (mixed radix over the level cardinalities).
+    fn keys(&self, lv: &[usize]) -> NodeKeys {
         let nt = self.tw.len();
-        let mut card_bits = 0u32;
-        let mut shifts = Vec::with_capacity(lv.len());
+        let mut space: u128 = 1;
         for (q, &l) in lv.iter().enumerate() {
-            let w = (32 - (self.hier[q].cardinality(l).max(1) as u32 - 1).leading_zeros()).max(1);
-            shifts.push(w);
-            card_bits += w;
+            space = space.saturating_mul(self.hier[q].cardinality(l).max(1) as u128);
         }
-        let mut gid = vec![0u32; nt];
-        if card_bits <= 64 {
+        if space <= DENSE_LIMIT as u128 {
+            let mut keys = vec![0u32; nt];
+            for (q, &l) in lv.iter().enumerate() {
+                let map = &self.hier[q].maps[l];
+                let card = self.hier[q].cardinality(l).max(1) as u32;
+                for (k, &c) in keys.iter_mut().zip(&self.tq[q]) {
+                    *k = *k * card + map[c as usize];
+                }
+            }
+            NodeKeys::Dense(keys, space as usize)
+        } else if space <= u64::MAX as u128 {
             let mut keys = vec![0u64; nt];
             for (q, &l) in lv.iter().enumerate() {
                 let map = &self.hier[q].maps[l];
-                let s = shifts[q];
+                let card = self.hier[q].cardinality(l).max(1) as u64;
                 for (k, &c) in keys.iter_mut().zip(&self.tq[q]) {
-                    *k = (*k << s) | map[c as usize] as u64;
+                    *k = *k * card + map[c as usize] as u64;
                 }
             }
-            let mut m: IntMap<u64, u32> = IntMap::default();
-            m.reserve(nt.min(1 << 20));
-            for (g, &k) in gid.iter_mut().zip(&keys) {
-                let next = m.len() as u32;
-                *g = *m.entry(k).or_insert(next);
-            }
-            (gid, m.len())
-        } else {
+            NodeKeys::Wide(keys.into_iter().map(u128::from).collect())
+        } else if space < u128::MAX {
             let mut keys = vec![0u128; nt];
-            let mut fallback: Option<Vec<Vec<u32>>> = None;
-            if card_bits > 128 {
-                fallback = Some(vec![Vec::with_capacity(lv.len()); nt]);
-            }
             for (q, &l) in lv.iter().enumerate() {
                 let map = &self.hier[q].maps[l];
-                let s = shifts[q];
-                match &mut fallback {
-                    None => {
-                        for (k, &c) in keys.iter_mut().zip(&self.tq[q]) {
-                            *k = (*k << s) | map[c as usize] as u128;
-                        }
-                    }
-                    Some(f) => {
-                        for (k, &c) in f.iter_mut().zip(&self.tq[q]) {
-                            k.push(map[c as usize]);
-                        }
-                    }
+                let card = self.hier[q].cardinality(l).max(1) as u128;
+                for (k, &c) in keys.iter_mut().zip(&self.tq[q]) {
+                    *k = *k * card + map[c as usize] as u128;
                 }
             }
-            match fallback {
-                None => {
-                    let mut m: IntMap<u128, u32> = IntMap::default();
-                    for (g, &k) in gid.iter_mut().zip(&keys) {
-                        let next = m.len() as u32;
-                        *g = *m.entry(k).or_insert(next);
-                    }
-                    (gid, m.len())
+            NodeKeys::Wide(keys)
+        } else {
+            let mut keys = vec![Vec::with_capacity(lv.len()); nt];
+            for (q, &l) in lv.iter().enumerate() {
+                let map = &self.hier[q].maps[l];
+                for (k, &c) in keys.iter_mut().zip(&self.tq[q]) {
+                    k.push(map[c as usize]);
                 }
-                Some(f) => {
-                    let mut m: HashMap<Vec<u32>, u32> = HashMap::new();
-                    for (g, k) in gid.iter_mut().zip(f) {
-                        let next = m.len() as u32;
-                        *g = *m.entry(k).or_insert(next);
-                    }
-                    (gid, m.len())
+            }
+            NodeKeys::Huge(keys)
+        }
+    }
+
+    /// Group id per tuple and number of groups.
+    fn group(&self, keys: NodeKeys) -> (Vec<u32>, usize) {
+        let nt = self.tw.len();
+        let mut gid = vec![0u32; nt];
+        match keys {
+            NodeKeys::Dense(keys, space) => {
+                let mut scratch = self.scratch.borrow_mut();
+                if scratch.len() < space {
+                    scratch.resize(space, 0);
                 }
+                let mut next = 0u32;
+                for (g, &k) in gid.iter_mut().zip(&keys) {
+                    let s = &mut scratch[k as usize];
+                    if *s == 0 {
+                        next += 1;
+                        *s = next as u64;
+                    }
+                    *g = (*s - 1) as u32;
+                }
+                for &k in &keys {
+                    scratch[k as usize] = 0;
+                }
+                (gid, next as usize)
+            }
+            NodeKeys::Wide(keys) => {
+                let mut m: IntMap<u128, u32> = IntMap::default();
+                for (g, &k) in gid.iter_mut().zip(&keys) {
+                    let next = m.len() as u32;
+                    *g = *m.entry(k).or_insert(next);
+                }
+                (gid, m.len())
+            }
+            NodeKeys::Huge(keys) => {
+                let mut m: HashMap<Vec<u32>, u32> = HashMap::new();
+                for (g, k) in gid.iter_mut().zip(keys) {
+                    let next = m.len() as u32;
+                    *g = *m.entry(k).or_insert(next);
+                }
+                (gid, m.len())
             }
         }
     }
 
     /// Evaluate a node: which classes pass, suppression and loss.
     pub fn evaluate(&self, lv: &[usize]) -> NodeEval {
-        let (gid, ng) = self.group(lv);
+        let keys = self.keys(lv);
+        let k = self.models.k;
+        // Fast path: k-anonymity only and a small key space: count in a dense array.
+        if let (false, NodeKeys::Dense(keys, space)) = (self.models.needs_sensitive(), &keys) {
+            let mut scratch = self.scratch.borrow_mut();
+            if scratch.len() < *space {
+                scratch.resize(*space, 0);
+            }
+            for (&key, &w) in keys.iter().zip(&self.tw) {
+                scratch[key as usize] += w;
+            }
+            let tuple_kept: Vec<bool> = keys.iter().map(|&key| scratch[key as usize] >= k).collect();
+            let (mut suppressed, mut classes, mut sumsq) = (0u64, 0u64, 0f64);
+            for &key in keys.iter() {
+                let s = scratch[key as usize];
+                if s != 0 {
+                    if s >= k {
+                        classes += 1;
+                        sumsq += (s as f64) * (s as f64);
+                    } else {
+                        suppressed += s;
+                    }
+                    scratch[key as usize] = 0;
+                }
+            }
+            drop(scratch);
+            let loss = self.loss(lv, sumsq, &tuple_kept, suppressed, classes);
+            return NodeEval {
+                passes: suppressed <= self.max_suppressed,
+                suppressed,
+                classes,
+                loss,
+                tuple_kept,
+            };
+        }
+        let (gid, ng) = self.group(keys);
         let mut size = vec![0u64; ng];
         for (&g, &w) in gid.iter().zip(&self.tw) {
             size[g as usize] += w;
         }
-        let k = self.models.k;
         let mut ok: Vec<bool> = size.iter().map(|&s| s >= k).collect();
         if self.models.needs_sensitive() {
             // Histograms per group: sort (group, sensitive) pairs of the tuples.
@@ -459,8 +527,14 @@ impl<'a> Problem<'a> {
         }
         let suppressed: u64 = size.iter().zip(&ok).filter(|(_, &o)| !o).map(|(s, _)| s).sum();
         let classes = ok.iter().filter(|&&o| o).count() as u64;
+        let sumsq: f64 = size
+            .iter()
+            .zip(&ok)
+            .filter(|(_, &o)| o)
+            .map(|(&s, _)| (s as f64) * (s as f64))
+            .sum();
         let tuple_kept: Vec<bool> = gid.iter().map(|&g| ok[g as usize]).collect();
-        let loss = self.loss(lv, &size, &ok, &tuple_kept, suppressed, classes);
+        let loss = self.loss(lv, sumsq, &tuple_kept, suppressed, classes);
         NodeEval {
             passes: suppressed <= self.max_suppressed,
             suppressed,
@@ -470,14 +544,9 @@ impl<'a> Problem<'a> {
         }
     }
 
-    fn loss(&self, lv: &[usize], size: &[u64], ok: &[bool], kept: &[bool], suppressed: u64, classes: u64) -> Loss {
+    fn loss(&self, lv: &[usize], sumsq: f64, kept: &[bool], suppressed: u64, classes: u64) -> Loss {
         let n = self.n as f64;
-        let disc: f64 = size
-            .iter()
-            .zip(ok)
-            .map(|(&s, &o)| if o { (s as f64) * (s as f64) } else { 0.0 })
-            .sum::<f64>()
-            + suppressed as f64 * n;
+        let disc = sumsq + suppressed as f64 * n;
         // Non-uniform entropy: start from the no-suppression value and
         // correct the suppressed tuples.
         let mut nue: f64 = lv.iter().enumerate().map(|(q, &l)| self.nue_nosupp[q][l]).sum();
@@ -530,19 +599,38 @@ impl<'a> Problem<'a> {
     }
 
     /// Run the lattice search.
-    pub fn search(&self, metric: LossMetric, progress: &mut dyn FnMut(Progress)) -> Result<SearchResult> {
+    ///
+    /// Phase 1 descends greedily from the top node (everything `*`), always
+    /// to the passing predecessor with the least loss, to get a good
+    /// solution quickly. Phase 2 visits every node whose loss lower bound
+    /// is below the best loss found, from the highest bound down: a failing
+    /// node marks everything below it as failing (monotonicity), a passing
+    /// one may improve the best. Every node is thus either evaluated,
+    /// implied failing, or provably no better than the result.
+    ///
+    /// The proof of optimality in phase 2 can take long on big lattices;
+    /// after `time_budget` seconds the search stops and returns the best
+    /// node found, marked as not proven optimal (it always satisfies the
+    /// models).
+    pub fn search(
+        &self,
+        metric: LossMetric,
+        time_budget: f64,
+        progress: &mut dyn FnMut(Progress),
+    ) -> Result<SearchResult> {
+        let started = std::time::Instant::now();
+        let mut stopped_early = false;
         let radix: Vec<usize> = self.hier.iter().map(|h| h.levels()).collect();
         let mut total: u64 = 1;
         for &r in &radix {
             total = total.saturating_mul(r as u64);
         }
-        if total > 50_000_000 {
+        if total > 20_000_000 {
             return Err(DeidError::Config(format!(
-                "the generalisation lattice has {total} nodes (product of the hierarchy depths); use fewer quasi-identifiers or shallower hierarchies (limit 50 million)"
+                "the generalisation lattice has {total} nodes (product of the hierarchy depths); use fewer quasi-identifiers or shallower hierarchies (limit 20 million)"
             )));
         }
         let total_us = total as usize;
-        // Mixed-radix strides; node index = sum level[q]*stride[q].
         let mut stride = vec![1usize; radix.len()];
         for q in (0..radix.len().saturating_sub(1)).rev() {
             stride[q] = stride[q + 1] * radix[q + 1];
@@ -558,122 +646,127 @@ impl<'a> Problem<'a> {
         const PASS: u8 = 1;
         const FAIL: u8 = 2;
         let mut status = vec![UNKNOWN; total_us];
-        // Nodes by height.
-        let max_h: usize = radix.iter().map(|r| r - 1).sum();
-        let mut by_height: Vec<Vec<u32>> = vec![Vec::new(); max_h + 1];
-        {
-            let mut lv = Vec::new();
-            for i in 0..total_us {
-                decode(i, &mut lv);
-                by_height[lv.iter().sum::<usize>()].push(i as u32);
-            }
+        let mut lb = vec![0f64; total_us];
+        let mut lv = Vec::new();
+        for (i, b) in lb.iter_mut().enumerate() {
+            decode(i, &mut lv);
+            *b = self.lower_bound(&lv, metric);
         }
         let mut resolved: u64 = 0;
         let mut evaluated: u64 = 0;
         let mut best: Option<(f64, Vec<usize>, NodeEval)> = None;
-        let mut lv = Vec::new();
-        let mut path_lv = Vec::new();
         let mut stack: Vec<usize> = Vec::new();
-
-        // Mark `start` and everything above (PASS) or below (FAIL).
-        let propagate = |start: usize, mark: u8, status: &mut Vec<u8>, resolved: &mut u64, stack: &mut Vec<usize>| {
+        // Mark `start` and everything below it as failing.
+        let fail_down = |start: usize, status: &mut Vec<u8>, resolved: &mut u64, stack: &mut Vec<usize>| {
             stack.clear();
-            if status[start] == UNKNOWN {
+            if status[start] != FAIL {
                 *resolved += 1;
+                status[start] = FAIL;
             }
-            status[start] = mark;
             stack.push(start);
             while let Some(i) = stack.pop() {
                 let mut rem = i;
                 for q in 0..radix.len() {
                     let l = rem / stride[q];
                     rem %= stride[q];
-                    let next = if mark == PASS {
-                        if l + 1 < radix[q] { Some(i + stride[q]) } else { None }
-                    } else if l > 0 {
-                        Some(i - stride[q])
-                    } else {
-                        None
-                    };
-                    if let Some(j) = next {
-                        if status[j] != mark {
-                            if status[j] == UNKNOWN {
-                                *resolved += 1;
-                            }
-                            status[j] = mark;
+                    if l > 0 {
+                        let j = i - stride[q];
+                        if status[j] != FAIL {
+                            *resolved += 1;
+                            status[j] = FAIL;
                             stack.push(j);
                         }
                     }
                 }
             }
         };
-
-        for h in 0..=max_h {
-            for &node in &by_height[h] {
-                let node = node as usize;
-                if status[node] != UNKNOWN {
-                    continue;
+        let eval_node = |idx: usize,
+                             status: &mut Vec<u8>,
+                             resolved: &mut u64,
+                             stack: &mut Vec<usize>,
+                             best: &mut Option<(f64, Vec<usize>, NodeEval)>,
+                             evaluated: &mut u64|
+         -> bool {
+            let mut lv = Vec::new();
+            decode(idx, &mut lv);
+            *evaluated += 1;
+            let ev = self.evaluate(&lv);
+            if ev.passes {
+                if status[idx] == UNKNOWN {
+                    *resolved += 1;
                 }
-                decode(node, &mut lv);
-                if let Some((b, _, _)) = &best {
-                    if self.lower_bound(&lv, metric) >= *b {
-                        // Cannot beat the best; neither it nor anything above it
-                        // (the bound grows with generalisation).
-                        propagate(node, PASS, &mut status, &mut resolved, &mut stack);
+                status[idx] = PASS;
+                let v = ev.loss.value(metric);
+                if best.as_ref().map(|b| v < b.0).unwrap_or(true) {
+                    *best = Some((v, lv, ev));
+                }
+                true
+            } else {
+                fail_down(idx, status, resolved, stack);
+                false
+            }
+        };
+        // Phase 1: greedy descent from the top.
+        let top = total_us - 1;
+        if eval_node(top, &mut status, &mut resolved, &mut stack, &mut best, &mut evaluated) {
+            let mut cur = top;
+            loop {
+                let mut next: Option<(f64, usize)> = None;
+                let mut rem = cur;
+                for q in 0..radix.len() {
+                    let l = rem / stride[q];
+                    rem %= stride[q];
+                    if l == 0 {
                         continue;
                     }
-                }
-                // Path upwards: raise the quasi-identifier with the lowest relative level.
-                let mut path = vec![node];
-                path_lv.clone_from(&lv);
-                loop {
-                    let mut choice = None;
-                    let mut best_rel = f64::INFINITY;
-                    for q in 0..radix.len() {
-                        if path_lv[q] + 1 < radix[q] {
-                            let rel = path_lv[q] as f64 / (radix[q] - 1) as f64;
-                            if rel < best_rel {
-                                best_rel = rel;
-                                choice = Some(q);
-                            }
+                    let j = cur - stride[q];
+                    if status[j] == FAIL {
+                        continue;
+                    }
+                    let before = best.as_ref().map(|b| b.0).unwrap_or(f64::INFINITY);
+                    if eval_node(j, &mut status, &mut resolved, &mut stack, &mut best, &mut evaluated) {
+                        let v = best.as_ref().map(|b| b.0).unwrap_or(f64::INFINITY);
+                        // Rank candidates by their lower bound when they did not improve the best.
+                        let score = if v < before { v } else { lb[j] };
+                        if next.map(|n| score < n.0).unwrap_or(true) {
+                            next = Some((score, j));
                         }
                     }
-                    let Some(q) = choice else { break };
-                    path_lv[q] += 1;
-                    let idx = *path.last().unwrap_or(&node) + stride[q];
-                    if status[idx] != UNKNOWN {
-                        break;
-                    }
-                    path.push(idx);
                 }
-                // Binary search for the lowest passing node on the path.
-                let (mut lo, mut hi) = (0usize, path.len());
-                while lo < hi {
-                    let mid = (lo + hi) / 2;
-                    let p = path[mid];
-                    let st = match status[p] {
-                        UNKNOWN => {
-                            decode(p, &mut path_lv);
-                            evaluated += 1;
-                            let ev = self.evaluate(&path_lv);
-                            let st = if ev.passes { PASS } else { FAIL };
-                            if ev.passes {
-                                let v = ev.loss.value(metric);
-                                if best.as_ref().map(|b| v < b.0).unwrap_or(true) {
-                                    best = Some((v, path_lv.clone(), ev));
-                                }
-                            }
-                            propagate(p, st, &mut status, &mut resolved, &mut stack);
-                            st
-                        }
-                        s => s,
-                    };
-                    if st == PASS {
-                        hi = mid;
-                    } else {
-                        lo = mid + 1;
-                    }
+                match next {
+                    Some((_, j)) => cur = j,
+                    None => break,
                 }
+                progress(Progress {
+                    resolved,
+                    total,
+                    evaluated,
+                });
+            }
+        }
+        // Phase 2: all nodes whose bound is below the best, highest bound first.
+        let mut order: Vec<u32> = (0..total_us as u32).collect();
+        order.sort_unstable_by(|&a, &b| lb[b as usize].total_cmp(&lb[a as usize]));
+        for (step, &node) in order.iter().enumerate() {
+            let node = node as usize;
+            let bound = best.as_ref().map(|b| b.0).unwrap_or(f64::INFINITY);
+            if lb[node] >= bound {
+                if status[node] == UNKNOWN {
+                    resolved += 1;
+                    status[node] = PASS;
+                }
+                continue;
+            }
+            if status[node] != UNKNOWN {
+                // Failing, or already evaluated in phase 1.
+                continue;
+            }
+            if started.elapsed().as_secs_f64() > time_budget {
+                stopped_early = true;
+                break;
+            }
+            eval_node(node, &mut status, &mut resolved, &mut stack, &mut best, &mut evaluated);
+            if step % 64 == 0 {
                 progress(Progress {
                     resolved,
                     total,
@@ -695,7 +788,8 @@ impl<'a> Problem<'a> {
                 loss: ev.loss,
                 lattice_size: total,
                 nodes_evaluated: evaluated,
-                optimal_guaranteed: self.models.monotone(),
+                optimal_guaranteed: self.models.monotone() && !stopped_early,
+                stopped_early,
             }),
             None => {
                 let top: Vec<usize> = radix.iter().map(|r| r - 1).collect();
@@ -711,3 +805,16 @@ impl<'a> Problem<'a> {
         }
     }
 }
+
+/// Keys of the tuples at one node.
+enum NodeKeys {
+    /// Key space small enough for a dense array.
+    Dense(Vec<u32>, usize),
+    /// Up to 128 bits.
+    Wide(Vec<u128>),
+    /// Larger: the level codes themselves.
+    Huge(Vec<Vec<u32>>),
+}
+
+/// Largest key space counted in a dense array.
+const DENSE_LIMIT: usize = 1 << 24;
