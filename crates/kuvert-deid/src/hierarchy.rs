@@ -410,7 +410,8 @@ mod tests {
         assert_eq!(label(&h, 2, 1), "[20,30)");
         assert_eq!(label(&h, 3, 2), "*");
         assert_eq!(h.cardinality(2), 2);
-        let bad = Hierarchy::build(&tb, 0, &HierarchySpec::Interval { widths: vec![5.0, 15.0] }, Path::new("."));
+        // [40,50) would have to go to both [30,45) and [45,60).
+        let bad = Hierarchy::build(&t(&["41", "47"]), 0, &HierarchySpec::Interval { widths: vec![10.0, 15.0] }, Path::new("."));
         assert!(bad.is_err());
         let e = Hierarchy::build(&t(&["1", "x"]), 0, &HierarchySpec::Interval { widths: vec![5.0] }, Path::new(".")).unwrap_err();
         assert!(e.to_string().contains("t.csv:3:1"), "{e}");

@@ -90,8 +90,10 @@ pub struct ReidRisk {
     pub threshold: f64,
     /// Prosecutor model.
     pub prosecutor: RiskSummary,
-    /// Journalist model.
+    /// Journalist model (released classes that match no original record carry no risk).
     pub journalist: RiskSummary,
+    /// Released records whose class matches no original record (e.g. noise or synthetic data).
+    pub records_without_match: usize,
     /// Marketer risk.
     pub marketer: f64,
     /// Released records unique in the release.
@@ -190,7 +192,7 @@ pub fn reid_risk(
     // Population counts per star pattern.
     let mut by_pattern: HashMap<Vec<bool>, HashMap<Vec<u32>, u64>> = HashMap::new();
     let mut big_f = Vec::with_capacity(keys.len());
-    for (j, key) in keys.iter().enumerate() {
+    for key in keys.iter() {
         let pattern: Vec<bool> = key.iter().enumerate().map(|(q, &c)| star_code[q] == Some(c)).collect();
         let counts = by_pattern.entry(pattern.clone()).or_insert_with(|| {
             let mut h: HashMap<Vec<u32>, u64> = HashMap::new();
@@ -211,13 +213,14 @@ pub fn reid_risk(
         });
         let k: Vec<u32> = key.iter().enumerate().filter(|(q, _)| !pattern[*q]).map(|(_, &c)| c).collect();
         let pop = counts.get(&k).copied().unwrap_or(0);
-        // A released record that matches no original one (noise, synthetic): count itself.
-        big_f.push(pop.max(f[j]));
+        // 0 when the released class matches no original record (noise,
+        // synthetic data): it re-identifies nobody.
+        big_f.push(pop);
     }
     let nf = n.max(1) as f64;
     let classes = f.len();
     let min_f = f.iter().copied().min().unwrap_or(0);
-    let min_big_f = big_f.iter().copied().min().unwrap_or(0);
+    let min_big_f = big_f.iter().copied().filter(|&x| x > 0).min().unwrap_or(0);
     let prosecutor = RiskSummary {
         max: if min_f > 0 { 1.0 / min_f as f64 } else { 0.0 },
         avg: classes as f64 / nf,
@@ -230,12 +233,19 @@ pub fn reid_risk(
         records_at_risk: f
             .iter()
             .zip(&big_f)
-            .filter(|(_, &bf)| 1.0 / bf as f64 > threshold)
+            .filter(|(_, &bf)| bf > 0 && 1.0 / bf as f64 > threshold)
             .map(|(&s, _)| s)
             .sum::<u64>() as f64
             / nf,
     };
-    let marketer = f.iter().zip(&big_f).map(|(&s, &bf)| s as f64 / bf as f64).sum::<f64>() / nf;
+    // At most min(f, F) of a class's records can be linked correctly.
+    let marketer = f
+        .iter()
+        .zip(&big_f)
+        .filter(|(_, &bf)| bf > 0)
+        .map(|(&s, &bf)| s.min(bf) as f64 / bf as f64)
+        .sum::<f64>()
+        / nf;
     let sample_uniques = f.iter().filter(|&&s| s == 1).count();
     let population_uniques = f.iter().zip(&big_f).filter(|(_, &bf)| bf == 1).map(|(&s, _)| s as usize).sum();
     let pi = sampling_fraction
@@ -253,6 +263,7 @@ pub fn reid_risk(
         threshold,
         prosecutor,
         journalist,
+        records_without_match: f.iter().zip(&big_f).filter(|(_, &bf)| bf == 0).map(|(&s, _)| s as usize).sum(),
         marketer,
         sample_uniques,
         sample_uniqueness: sample_uniques as f64 / nf,

@@ -697,7 +697,15 @@ impl<'a> Problem<'a> {
                 }
                 status[idx] = PASS;
                 let v = ev.loss.value(metric);
-                if best.as_ref().map(|b| v < b.0).unwrap_or(true) {
+                // Better loss wins; on a tie, the less generalised node.
+                let better = best
+                    .as_ref()
+                    .map(|b| {
+                        let eps = 1e-9 * b.0.abs().max(1.0);
+                        v < b.0 - eps || (v <= b.0 + eps && lv.iter().sum::<usize>() < b.1.iter().sum::<usize>())
+                    })
+                    .unwrap_or(true);
+                if better {
                     *best = Some((v, lv, ev));
                 }
                 true
@@ -750,7 +758,7 @@ impl<'a> Problem<'a> {
         for (step, &node) in order.iter().enumerate() {
             let node = node as usize;
             let bound = best.as_ref().map(|b| b.0).unwrap_or(f64::INFINITY);
-            if lb[node] >= bound {
+            if lb[node] > bound + 1e-9 * bound.abs().max(1.0) {
                 if status[node] == UNKNOWN {
                     resolved += 1;
                     status[node] = PASS;
