@@ -19,6 +19,7 @@ use crate::error::{DeidError, Result};
 use crate::hierarchy::Hierarchy;
 use crate::models::{class_ok_sensitive, Models, SensitiveDist};
 use serde::{Deserialize, Serialize};
+use rayon::prelude::*;
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
 
@@ -83,6 +84,17 @@ pub struct Loss {
 }
 
 impl Loss {
+    /// Placeholder for nodes that fail (their loss is never used).
+    fn failed() -> Loss {
+        Loss {
+            non_uniform_entropy: f64::INFINITY,
+            non_uniform_entropy_relative: f64::INFINITY,
+            discernibility: f64::INFINITY,
+            precision: f64::INFINITY,
+            avg_class_size: 0.0,
+        }
+    }
+
     /// Value of the chosen metric.
     pub fn value(&self, m: LossMetric) -> f64 {
         match m {
@@ -99,6 +111,8 @@ pub struct Problem<'a> {
     models: Models,
     /// `tq[q][i]`: base code of quasi-identifier `q` in tuple `i`.
     tq: Vec<Vec<u32>>,
+    /// The same codes row-major: tuple `i` is `rows[i*nq..(i+1)*nq]`.
+    rows: Vec<u32>,
     /// Sensitive code of tuple `i` (0 when there is no sensitive column).
     ts: Vec<u32>,
     /// Number of rows of tuple `i`.
@@ -108,15 +122,11 @@ pub struct Problem<'a> {
     n: u64,
     max_suppressed: u64,
     sdist: Option<SensitiveDist>,
-    /// Row counts of base values per quasi-identifier.
-    base_counts: Vec<Vec<u64>>,
-    /// `level_counts[q][l][c]`: rows with level-`l` code `c`.
-    level_counts: Vec<Vec<Vec<u64>>>,
     /// `nue_nosupp[q][l]`: entropy loss of `q` at level `l` without suppression.
     nue_nosupp: Vec<Vec<f64>>,
     nue_all_suppressed: f64,
-    /// Scratch array for dense counting.
-    scratch: std::cell::RefCell<Vec<u64>>,
+    /// `supp_extra[q][l][b]`: extra entropy loss (bits) of suppressing base value `b` of `q` at level `l`.
+    supp_extra: Vec<Vec<Vec<f64>>>,
 }
 
 /// Result of evaluating one node.
@@ -128,7 +138,7 @@ pub struct NodeEval {
     pub suppressed: u64,
     /// Number of equivalence classes kept.
     pub classes: u64,
-    /// Loss.
+    /// Loss (computed only when the node passes; infinite otherwise).
     pub loss: Loss,
     /// Per tuple: kept (true) or suppressed.
     pub tuple_kept: Vec<bool>,
@@ -304,6 +314,34 @@ impl<'a> Problem<'a> {
                     .sum::<f64>()
             })
             .sum();
+        let nq = tq.len();
+        let mut rows = vec![0u32; tw.len() * nq];
+        for (q, col) in tq.iter().enumerate() {
+            for (i, &c) in col.iter().enumerate() {
+                rows[i * nq + q] = c;
+            }
+        }
+        let supp_extra: Vec<Vec<Vec<f64>>> = hier
+            .iter()
+            .enumerate()
+            .map(|(q, h)| {
+                (0..h.levels())
+                    .map(|l| {
+                        base_counts[q]
+                            .iter()
+                            .enumerate()
+                            .map(|(b, &c)| {
+                                if c == 0 {
+                                    return 0.0;
+                                }
+                                let g = level_counts[q][l][h.maps[l][b] as usize] as f64;
+                                (n as f64 / c as f64).log2() - (g / c as f64).log2()
+                            })
+                            .collect()
+                    })
+                    .collect()
+            })
+            .collect();
         let sdist = match (models.t, sensitive) {
             (Some(_), Some((codes, dict))) => {
                 let mut counts = vec![0u64; dict.len()];
@@ -318,17 +356,16 @@ impl<'a> Problem<'a> {
             hier,
             models,
             tq,
+            rows,
             ts,
             tw,
             row_tuple,
             n,
             max_suppressed: (max_suppression * n as f64 + 1e-9).floor() as u64,
             sdist,
-            base_counts,
-            level_counts,
             nue_nosupp,
             nue_all_suppressed,
-            scratch: std::cell::RefCell::new(Vec::new()),
+            supp_extra,
         })
     }
 
@@ -369,26 +406,33 @@ impl<'a> Problem<'a> {
         for (q, &l) in lv.iter().enumerate() {
             space = space.saturating_mul(self.hier[q].cardinality(l).max(1) as u128);
         }
-        if space <= DENSE_LIMIT as u128 {
-            let mut keys = vec![0u32; nt];
-            for (q, &l) in lv.iter().enumerate() {
-                let map = &self.hier[q].maps[l];
-                let card = self.hier[q].cardinality(l).max(1) as u32;
-                for (k, &c) in keys.iter_mut().zip(&self.tq[q]) {
-                    *k = *k * card + map[c as usize];
-                }
-            }
+        if space <= DENSE_LIMIT.min(4 * nt.max(1)) as u128 {
+            // One pass over the row-major tuples (less memory traffic than per column).
+            let maps: Vec<(&[u32], u32)> = lv
+                .iter()
+                .enumerate()
+                .map(|(q, &l)| (self.hier[q].maps[l].as_slice(), self.hier[q].cardinality(l).max(1) as u32))
+                .collect();
+            let nq = maps.len().max(1);
+            let keys: Vec<u32> = self
+                .rows
+                .chunks_exact(nq)
+                .map(|row| row.iter().zip(&maps).fold(0u32, |k, (&c, (map, card))| k * card + map[c as usize]))
+                .collect();
             NodeKeys::Dense(keys, space as usize)
         } else if space <= u64::MAX as u128 {
-            let mut keys = vec![0u64; nt];
-            for (q, &l) in lv.iter().enumerate() {
-                let map = &self.hier[q].maps[l];
-                let card = self.hier[q].cardinality(l).max(1) as u64;
-                for (k, &c) in keys.iter_mut().zip(&self.tq[q]) {
-                    *k = *k * card + map[c as usize] as u64;
-                }
-            }
-            NodeKeys::Wide(keys.into_iter().map(u128::from).collect())
+            let maps: Vec<(&[u32], u64)> = lv
+                .iter()
+                .enumerate()
+                .map(|(q, &l)| (self.hier[q].maps[l].as_slice(), self.hier[q].cardinality(l).max(1) as u64))
+                .collect();
+            let nq = maps.len().max(1);
+            let keys: Vec<u64> = self
+                .rows
+                .chunks_exact(nq)
+                .map(|row| row.iter().zip(&maps).fold(0u64, |k, (&c, (map, card))| k * card + map[c as usize] as u64))
+                .collect();
+            NodeKeys::W64(keys)
         } else if space < u128::MAX {
             let mut keys = vec![0u128; nt];
             for (q, &l) in lv.iter().enumerate() {
@@ -417,23 +461,30 @@ impl<'a> Problem<'a> {
         let mut gid = vec![0u32; nt];
         match keys {
             NodeKeys::Dense(keys, space) => {
-                let mut scratch = self.scratch.borrow_mut();
-                if scratch.len() < space {
-                    scratch.resize(space, 0);
-                }
-                let mut next = 0u32;
-                for (g, &k) in gid.iter_mut().zip(&keys) {
-                    let s = &mut scratch[k as usize];
-                    if *s == 0 {
-                        next += 1;
-                        *s = next as u64;
+                let next = with_scratch(space, |scratch| {
+                    let mut next = 0u32;
+                    for (g, &k) in gid.iter_mut().zip(&keys) {
+                        let s = &mut scratch[k as usize];
+                        if *s == 0 {
+                            next += 1;
+                            *s = next as u64;
+                        }
+                        *g = (*s - 1) as u32;
                     }
-                    *g = (*s - 1) as u32;
-                }
-                for &k in &keys {
-                    scratch[k as usize] = 0;
-                }
+                    for &k in &keys {
+                        scratch[k as usize] = 0;
+                    }
+                    next
+                });
                 (gid, next as usize)
+            }
+            NodeKeys::W64(keys) => {
+                let mut t = CountTable::new(nt);
+                for (g, &k) in gid.iter_mut().zip(&keys) {
+                    let (_, id) = t.slot(k);
+                    *g = id;
+                }
+                (gid, t.len)
             }
             NodeKeys::Wide(keys) => {
                 let mut m: IntMap<u128, u32> = IntMap::default();
@@ -460,29 +511,67 @@ impl<'a> Problem<'a> {
         let k = self.models.k;
         // Fast path: k-anonymity only and a small key space: count in a dense array.
         if let (false, NodeKeys::Dense(keys, space)) = (self.models.needs_sensitive(), &keys) {
-            let mut scratch = self.scratch.borrow_mut();
-            if scratch.len() < *space {
-                scratch.resize(*space, 0);
-            }
-            for (&key, &w) in keys.iter().zip(&self.tw) {
-                scratch[key as usize] += w;
-            }
-            let tuple_kept: Vec<bool> = keys.iter().map(|&key| scratch[key as usize] >= k).collect();
-            let (mut suppressed, mut classes, mut sumsq) = (0u64, 0u64, 0f64);
-            for &key in keys.iter() {
-                let s = scratch[key as usize];
-                if s != 0 {
-                    if s >= k {
-                        classes += 1;
-                        sumsq += (s as f64) * (s as f64);
-                    } else {
-                        suppressed += s;
+            let (tuple_kept, suppressed, classes, sumsq) = with_scratch(*space, |scratch| {
+                for (&key, &w) in keys.iter().zip(&self.tw) {
+                    scratch[key as usize] += w;
+                }
+                let tuple_kept: Vec<bool> = keys.iter().map(|&key| scratch[key as usize] >= k).collect();
+                let (mut suppressed, mut classes, mut sumsq) = (0u64, 0u64, 0f64);
+                for &key in keys.iter() {
+                    let s = scratch[key as usize];
+                    if s != 0 {
+                        if s >= k {
+                            classes += 1;
+                            sumsq += (s as f64) * (s as f64);
+                        } else {
+                            suppressed += s;
+                        }
+                        scratch[key as usize] = 0;
                     }
-                    scratch[key as usize] = 0;
+                }
+                (tuple_kept, suppressed, classes, sumsq)
+            });
+            let loss = if suppressed <= self.max_suppressed {
+                self.loss(lv, sumsq, &tuple_kept, suppressed, classes)
+            } else {
+                Loss::failed()
+            };
+            return NodeEval {
+                passes: suppressed <= self.max_suppressed,
+                suppressed,
+                classes,
+                loss,
+                tuple_kept,
+            };
+        }
+        if let (false, NodeKeys::W64(keys)) = (self.models.needs_sensitive(), &keys) {
+            let mut t = CountTable::new(keys.len());
+            let slots: Vec<u32> = keys
+                .iter()
+                .zip(&self.tw)
+                .map(|(&key, &w)| {
+                    let (s, _) = t.slot(key);
+                    t.vals[s] += w;
+                    s as u32
+                })
+                .collect();
+            let tuple_kept: Vec<bool> = slots.iter().map(|&s| t.vals[s as usize] >= k).collect();
+            let (mut suppressed, mut classes, mut sumsq) = (0u64, 0u64, 0f64);
+            for (&key, &v) in t.keys.iter().zip(&t.vals) {
+                if key != u64::MAX {
+                    if v >= k {
+                        classes += 1;
+                        sumsq += (v as f64) * (v as f64);
+                    } else {
+                        suppressed += v;
+                    }
                 }
             }
-            drop(scratch);
-            let loss = self.loss(lv, sumsq, &tuple_kept, suppressed, classes);
+            let loss = if suppressed <= self.max_suppressed {
+                self.loss(lv, sumsq, &tuple_kept, suppressed, classes)
+            } else {
+                Loss::failed()
+            };
             return NodeEval {
                 passes: suppressed <= self.max_suppressed,
                 suppressed,
@@ -534,7 +623,11 @@ impl<'a> Problem<'a> {
             .map(|(&s, _)| (s as f64) * (s as f64))
             .sum();
         let tuple_kept: Vec<bool> = gid.iter().map(|&g| ok[g as usize]).collect();
-        let loss = self.loss(lv, sumsq, &tuple_kept, suppressed, classes);
+        let loss = if suppressed <= self.max_suppressed {
+            self.loss(lv, sumsq, &tuple_kept, suppressed, classes)
+        } else {
+            Loss::failed()
+        };
         NodeEval {
             passes: suppressed <= self.max_suppressed,
             suppressed,
@@ -557,10 +650,8 @@ impl<'a> Problem<'a> {
                 }
                 let w = self.tw[i] as f64;
                 for (q, &l) in lv.iter().enumerate() {
-                    let b = self.tq[q][i] as usize;
-                    let c = self.base_counts[q][b] as f64;
-                    let g = self.level_counts[q][l][self.hier[q].maps[l][b] as usize] as f64;
-                    nue += w * ((n / c).log2() - (g / c).log2());
+                    // Suppressing a value costs log2(n/c) instead of log2(g/c).
+                    nue += w * self.supp_extra[q][l][self.tq[q][i] as usize];
                 }
             }
         }
@@ -680,22 +771,21 @@ impl<'a> Problem<'a> {
                 }
             }
         };
-        let eval_node = |idx: usize,
-                             status: &mut Vec<u8>,
-                             resolved: &mut u64,
-                             stack: &mut Vec<usize>,
-                             best: &mut Option<(f64, Vec<usize>, NodeEval)>,
-                             evaluated: &mut u64|
+        // Record the outcome of an evaluated node; true if it passes.
+        let apply = |idx: usize,
+                     ev: NodeEval,
+                     status: &mut Vec<u8>,
+                     resolved: &mut u64,
+                     stack: &mut Vec<usize>,
+                     best: &mut Option<(f64, Vec<usize>, NodeEval)>|
          -> bool {
-            let mut lv = Vec::new();
-            decode(idx, &mut lv);
-            *evaluated += 1;
-            let ev = self.evaluate(&lv);
             if ev.passes {
                 if status[idx] == UNKNOWN {
                     *resolved += 1;
                 }
                 status[idx] = PASS;
+                let mut lv = Vec::new();
+                decode(idx, &mut lv);
                 let v = ev.loss.value(metric);
                 // Better loss wins; on a tie, the less generalised node.
                 let better = best
@@ -714,25 +804,44 @@ impl<'a> Problem<'a> {
                 false
             }
         };
+        // Evaluate several nodes at once, one per thread.
+        let eval_many = |nodes: &[usize]| -> Vec<NodeEval> {
+            nodes
+                .par_iter()
+                .map(|&i| {
+                    let mut lv = Vec::new();
+                    decode(i, &mut lv);
+                    self.evaluate(&lv)
+                })
+                .collect()
+        };
+        let threads = rayon::current_num_threads().max(1);
         // Phase 1: greedy descent from the top.
         let top = total_us - 1;
-        if eval_node(top, &mut status, &mut resolved, &mut stack, &mut best, &mut evaluated) {
+        evaluated += 1;
+        let top_ev = eval_many(&[top]).pop();
+        let top_passes = match top_ev {
+            Some(ev) => apply(top, ev, &mut status, &mut resolved, &mut stack, &mut best),
+            None => false,
+        };
+        if top_passes {
             let mut cur = top;
             loop {
-                let mut next: Option<(f64, usize)> = None;
+                let mut cands = Vec::new();
                 let mut rem = cur;
                 for q in 0..radix.len() {
                     let l = rem / stride[q];
                     rem %= stride[q];
-                    if l == 0 {
-                        continue;
+                    if l > 0 && status[cur - stride[q]] != FAIL {
+                        cands.push(cur - stride[q]);
                     }
-                    let j = cur - stride[q];
-                    if status[j] == FAIL {
-                        continue;
-                    }
+                }
+                evaluated += cands.len() as u64;
+                let evs = eval_many(&cands);
+                let mut next: Option<(f64, usize)> = None;
+                for (&j, ev) in cands.iter().zip(evs) {
                     let before = best.as_ref().map(|b| b.0).unwrap_or(f64::INFINITY);
-                    if eval_node(j, &mut status, &mut resolved, &mut stack, &mut best, &mut evaluated) {
+                    if apply(j, ev, &mut status, &mut resolved, &mut stack, &mut best) {
                         let v = best.as_ref().map(|b| b.0).unwrap_or(f64::INFINITY);
                         // Rank candidates by their lower bound when they did not improve the best.
                         let score = if v < before { v } else { lb[j] };
@@ -755,26 +864,40 @@ impl<'a> Problem<'a> {
         // Phase 2: all nodes whose bound is below the best, highest bound first.
         let mut order: Vec<u32> = (0..total_us as u32).collect();
         order.sort_unstable_by(|&a, &b| lb[b as usize].total_cmp(&lb[a as usize]));
-        for (step, &node) in order.iter().enumerate() {
-            let node = node as usize;
-            let bound = best.as_ref().map(|b| b.0).unwrap_or(f64::INFINITY);
-            if lb[node] > bound + 1e-9 * bound.abs().max(1.0) {
-                if status[node] == UNKNOWN {
-                    resolved += 1;
-                    status[node] = PASS;
+        let mut pos = 0;
+        let mut batch = Vec::with_capacity(threads);
+        while pos < order.len() {
+            batch.clear();
+            while pos < order.len() && batch.len() < threads {
+                let node = order[pos] as usize;
+                pos += 1;
+                let bound = best.as_ref().map(|b| b.0).unwrap_or(f64::INFINITY);
+                if lb[node] > bound + 1e-9 * bound.abs().max(1.0) {
+                    if status[node] == UNKNOWN {
+                        resolved += 1;
+                        status[node] = PASS;
+                    }
+                    continue;
                 }
-                continue;
+                if status[node] != UNKNOWN {
+                    // Failing, or already evaluated in phase 1.
+                    continue;
+                }
+                batch.push(node);
             }
-            if status[node] != UNKNOWN {
-                // Failing, or already evaluated in phase 1.
+            if batch.is_empty() {
                 continue;
             }
             if started.elapsed().as_secs_f64() > time_budget {
                 stopped_early = true;
                 break;
             }
-            eval_node(node, &mut status, &mut resolved, &mut stack, &mut best, &mut evaluated);
-            if step % 64 == 0 {
+            evaluated += batch.len() as u64;
+            let evs = eval_many(&batch);
+            for (&node, ev) in batch.iter().zip(evs) {
+                apply(node, ev, &mut status, &mut resolved, &mut stack, &mut best);
+            }
+            if evaluated % 32 < threads as u64 {
                 progress(Progress {
                     resolved,
                     total,
@@ -818,10 +941,72 @@ impl<'a> Problem<'a> {
 enum NodeKeys {
     /// Key space small enough for a dense array.
     Dense(Vec<u32>, usize),
+    /// Up to 64 bits.
+    W64(Vec<u64>),
     /// Up to 128 bits.
     Wide(Vec<u128>),
     /// Larger: the level codes themselves.
     Huge(Vec<Vec<u32>>),
+}
+
+/// Open-addressing table from 64-bit keys (never `u64::MAX`) to counts,
+/// with a dense id per key in insertion order.
+struct CountTable {
+    keys: Vec<u64>,
+    vals: Vec<u64>,
+    ids: Vec<u32>,
+    shift: u32,
+    mask: usize,
+    len: usize,
+}
+
+impl CountTable {
+    fn new(n: usize) -> CountTable {
+        let cap = (n.max(8) * 2).next_power_of_two();
+        CountTable {
+            keys: vec![u64::MAX; cap],
+            vals: vec![0; cap],
+            ids: vec![0; cap],
+            shift: 64 - cap.trailing_zeros(),
+            mask: cap - 1,
+            len: 0,
+        }
+    }
+
+    /// Slot of `k` (inserted if new) and its id.
+    #[inline]
+    fn slot(&mut self, k: u64) -> (usize, u32) {
+        let mut i = (k.wrapping_mul(0x9e37_79b9_7f4a_7c15) >> self.shift) as usize;
+        loop {
+            let kk = self.keys[i];
+            if kk == k {
+                return (i, self.ids[i]);
+            }
+            if kk == u64::MAX {
+                self.keys[i] = k;
+                self.ids[i] = self.len as u32;
+                self.len += 1;
+                return (i, self.ids[i]);
+            }
+            i = (i + 1) & self.mask;
+        }
+    }
+}
+
+thread_local! {
+    static SCRATCH: std::cell::RefCell<Vec<u64>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// Run `f` with this thread's zeroed scratch array of at least `space`
+/// entries; `f` must leave it zeroed.
+fn with_scratch<R>(space: usize, f: impl FnOnce(&mut Vec<u64>) -> R) -> R {
+    SCRATCH.with(|cell| {
+        let mut s = cell.borrow_mut();
+        if s.len() < space {
+            s.resize(space, 0);
+        }
+        f(&mut s)
+    })
 }
 
 /// Largest key space counted in a dense array.
