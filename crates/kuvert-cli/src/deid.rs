@@ -224,7 +224,8 @@ fn usage(msg: &str) -> ExitCode {
 }
 
 fn progress_bar(label: &str) -> (indicatif::ProgressBar, impl FnMut(Progress)) {
-    let pb = indicatif::ProgressBar::with_draw_target(Some(0), indicatif::ProgressDrawTarget::stderr());
+    let pb =
+        indicatif::ProgressBar::with_draw_target(Some(0), indicatif::ProgressDrawTarget::stderr());
     pb.set_style(
         indicatif::ProgressStyle::with_template("{msg} [{bar:40}] {pos}/{len} nodes ({elapsed})")
             .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
@@ -242,7 +243,10 @@ pub fn run(a: DeidArgs) -> anyhow::Result<ExitCode> {
     match a.sub {
         Some(DeidSub::Keygen { out }) => match Keys::generate(&out) {
             Ok(()) => {
-                eprintln!("wrote a new key to {} (keep it secret and apart from the data)", out.display());
+                eprintln!(
+                    "wrote a new key to {} (keep it secret and apart from the data)",
+                    out.display()
+                );
                 Ok(ExitCode::SUCCESS)
             }
             Err(e) => Ok(fail(&e)),
@@ -265,7 +269,11 @@ pub fn run(a: DeidArgs) -> anyhow::Result<ExitCode> {
             })();
             match r {
                 Ok(n) => {
-                    eprintln!("wrote {n} rows with decrypted {} to {}", column.join(", "), out.display());
+                    eprintln!(
+                        "wrote {n} rows with decrypted {} to {}",
+                        column.join(", "),
+                        out.display()
+                    );
                     Ok(ExitCode::SUCCESS)
                 }
                 Err(e) => Ok(fail(&e)),
@@ -433,7 +441,9 @@ fn run_deid(a: RunArgs) -> anyhow::Result<ExitCode> {
         cfg.seed = a.seed;
     }
     if a.holdout_fraction > 0.0 && a.holdout.is_none() {
-        return Ok(usage("--holdout-fraction needs --holdout FILE to write the held-out rows to"));
+        return Ok(usage(
+            "--holdout-fraction needs --holdout FILE to write the held-out rows to",
+        ));
     }
     let keys = match (&cfg.key_file, cfg.pseudonymize.is_empty()) {
         (Some(p), false) => match Keys::load(p) {

@@ -27,7 +27,7 @@ enum Command {
     Bench(bench::BenchCommand),
     /// De-identify a table: pseudonymise, suppress, generalise to k-anonymity,
     /// l-diversity and t-closeness with the least information loss.
-    Deid(deid::DeidArgs),
+    Deid(Box<deid::DeidArgs>),
     /// Measure re-identification risk of a released table and run attack tests.
     Risk(risk::RiskArgs),
 }
@@ -36,7 +36,7 @@ fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Bench(b) => bench::run(b),
-        Command::Deid(a) => deid::run(a),
+        Command::Deid(a) => deid::run(*a),
         Command::Risk(a) => risk::run(a),
     };
     match result {

@@ -103,7 +103,13 @@ pub fn run(a: RiskArgs) -> anyhow::Result<ExitCode> {
         None => None,
     };
     let t0 = std::time::Instant::now();
-    let risk = match reid_risk(&original, &released, &a.quasi, a.sampling_fraction, a.threshold) {
+    let risk = match reid_risk(
+        &original,
+        &released,
+        &a.quasi,
+        a.sampling_fraction,
+        a.threshold,
+    ) {
         Ok(r) => r,
         Err(e) => return Ok(fail(&e)),
     };
@@ -118,7 +124,14 @@ pub fn run(a: RiskArgs) -> anyhow::Result<ExitCode> {
             seed: a.seed,
             ..AttackParams::default()
         };
-        match run_attacks(&original, &released, control.as_ref(), &a.quasi, a.sensitive.as_deref(), &params) {
+        match run_attacks(
+            &original,
+            &released,
+            control.as_ref(),
+            &a.quasi,
+            a.sensitive.as_deref(),
+            &params,
+        ) {
             Ok(r) => Some(r),
             Err(e) => return Ok(fail(&e)),
         }
@@ -163,7 +176,9 @@ pub fn run(a: RiskArgs) -> anyhow::Result<ExitCode> {
                 pct(r.risk_ci.0),
                 pct(r.risk_ci.1),
                 pct(r.attack_rate.value),
-                r.control_rate.map(|c| format!("control {}, ", pct(c.value))).unwrap_or_default(),
+                r.control_rate
+                    .map(|c| format!("control {}, ", pct(c.value)))
+                    .unwrap_or_default(),
                 pct(r.baseline_rate.value),
                 r.n_attacks
             )
@@ -190,7 +205,10 @@ pub fn run(a: RiskArgs) -> anyhow::Result<ExitCode> {
             ),
         });
         if !at.control {
-            lines.push("note: no --control set; attack risks are raw success rates (upper bounds)".to_string());
+            lines.push(
+                "note: no --control set; attack risks are raw success rates (upper bounds)"
+                    .to_string(),
+            );
         }
     }
     lines.push(format!("time: risk {risk_s:.2} s, attacks {attack_s:.2} s"));

@@ -70,11 +70,37 @@ pub struct Rate {
 }
 
 /// Inverse of the standard normal CDF (Acklam's rational approximation, |error| < 1.2e-9).
+#[allow(clippy::excessive_precision)]
 pub fn probit(p: f64) -> f64 {
-    const A: [f64; 6] = [-3.969683028665376e1, 2.209460984245205e2, -2.759285104469687e2, 1.383577518672690e2, -3.066479806614716e1, 2.506628277459239];
-    const B: [f64; 5] = [-5.447609879822406e1, 1.615858368580409e2, -1.556989798598866e2, 6.680131188771972e1, -1.328068155288572e1];
-    const C: [f64; 6] = [-7.784894002430293e-3, -3.223964580411365e-1, -2.400758277161838, -2.549732539343734, 4.374664141464968, 2.938163982698783];
-    const D: [f64; 4] = [7.784695709041462e-3, 3.224671290700398e-1, 2.445134137142996, 3.754408661907416];
+    const A: [f64; 6] = [
+        -3.969683028665376e1,
+        2.209460984245205e2,
+        -2.759285104469687e2,
+        1.383577518672690e2,
+        -3.066479806614716e1,
+        2.506628277459239,
+    ];
+    const B: [f64; 5] = [
+        -5.447609879822406e1,
+        1.615858368580409e2,
+        -1.556989798598866e2,
+        6.680131188771972e1,
+        -1.328068155288572e1,
+    ];
+    const C: [f64; 6] = [
+        -7.784894002430293e-3,
+        -3.223964580411365e-1,
+        -2.400758277161838,
+        -2.549732539343734,
+        4.374664141464968,
+        2.938163982698783,
+    ];
+    const D: [f64; 4] = [
+        7.784695709041462e-3,
+        3.224671290700398e-1,
+        2.445134137142996,
+        3.754408661907416,
+    ];
     let pl = 0.02425;
     if p <= 0.0 {
         return f64::NEG_INFINITY;
@@ -84,11 +110,13 @@ pub fn probit(p: f64) -> f64 {
     }
     if p < pl {
         let q = (-2.0 * p.ln()).sqrt();
-        (((((C[0] * q + C[1]) * q + C[2]) * q + C[3]) * q + C[4]) * q + C[5]) / ((((D[0] * q + D[1]) * q + D[2]) * q + D[3]) * q + 1.0)
+        (((((C[0] * q + C[1]) * q + C[2]) * q + C[3]) * q + C[4]) * q + C[5])
+            / ((((D[0] * q + D[1]) * q + D[2]) * q + D[3]) * q + 1.0)
     } else if p <= 1.0 - pl {
         let q = p - 0.5;
         let r = q * q;
-        (((((A[0] * r + A[1]) * r + A[2]) * r + A[3]) * r + A[4]) * r + A[5]) * q / (((((B[0] * r + B[1]) * r + B[2]) * r + B[3]) * r + B[4]) * r + 1.0)
+        (((((A[0] * r + A[1]) * r + A[2]) * r + A[3]) * r + A[4]) * r + A[5]) * q
+            / (((((B[0] * r + B[1]) * r + B[2]) * r + B[3]) * r + B[4]) * r + 1.0)
     } else {
         -probit(1.0 - p)
     }
@@ -99,7 +127,10 @@ pub fn success_rate(n_total: f64, n_success: f64, confidence: f64) -> Rate {
     let z = probit(0.5 * (1.0 + confidence));
     let z2 = z * z;
     if n_total <= 0.0 {
-        return Rate { value: 0.5, error: 0.5 };
+        return Rate {
+            value: 0.5,
+            error: 0.5,
+        };
     }
     let var = n_success * (n_total - n_success) / n_total;
     let denom = n_total + z2;
@@ -136,7 +167,13 @@ pub struct AttackResult {
     pub warnings: Vec<String>,
 }
 
-fn result(n_attacks: usize, n_success: usize, n_baseline: usize, n_control: Option<f64>, conf: f64) -> AttackResult {
+fn result(
+    n_attacks: usize,
+    n_success: usize,
+    n_baseline: usize,
+    n_control: Option<f64>,
+    conf: f64,
+) -> AttackResult {
     let n = n_attacks as f64;
     let attack = success_rate(n, n_success as f64, conf);
     let baseline = success_rate(n, n_baseline as f64, conf);
@@ -154,10 +191,15 @@ fn result(n_attacks: usize, n_success: usize, n_baseline: usize, n_control: Opti
     let clamp = |x: f64| x.clamp(0.0, 1.0);
     let mut warnings = Vec::new();
     if baseline.value >= attack.value {
-        warnings.push("the attack did no better than random guessing; its result says little".to_string());
+        warnings.push(
+            "the attack did no better than random guessing; its result says little".to_string(),
+        );
     }
     if control.map(|c| c.value >= 0.999).unwrap_or(false) {
-        warnings.push("the attack succeeds on every control record; the residual risk cannot be measured".to_string());
+        warnings.push(
+            "the attack succeeds on every control record; the residual risk cannot be measured"
+                .to_string(),
+        );
     }
     if n_control.is_none() {
         warnings.push("no control set: the risk is the raw attack success and overstates the leak (an upper bound); give --control with records not used for the release".to_string());
@@ -172,7 +214,12 @@ fn result(n_attacks: usize, n_success: usize, n_baseline: usize, n_control: Opti
         control_rate: control,
         risk: clamp(value),
         risk_ci: (clamp(value - error), clamp(value + error)),
-        reference: if n_control.is_some() { "control" } else { "none" }.to_string(),
+        reference: if n_control.is_some() {
+            "control"
+        } else {
+            "none"
+        }
+        .to_string(),
         warnings,
     }
 }
@@ -258,15 +305,30 @@ struct Data<'a> {
 }
 
 impl<'a> Data<'a> {
-    fn new(original: &'a Table, released: &'a Table, control: Option<&'a Table>, names: &[String]) -> Result<Data<'a>> {
+    fn new(
+        original: &'a Table,
+        released: &'a Table,
+        control: Option<&'a Table>,
+        names: &[String],
+    ) -> Result<Data<'a>> {
         let control_t = control.unwrap_or(original);
-        let idx = |t: &Table| names.iter().map(|n| t.col_index(n)).collect::<Result<Vec<_>>>();
+        let idx = |t: &Table| {
+            names
+                .iter()
+                .map(|n| t.col_index(n))
+                .collect::<Result<Vec<_>>>()
+        };
         let cols = [idx(original)?, idx(released)?, idx(control_t)?];
         let tabs = [original, released, control_t];
         let mut meta = Vec::new();
+        #[allow(clippy::needless_range_loop)]
         for q in 0..names.len() {
             let num: [Vec<Option<f64>>; 3] = std::array::from_fn(|t| {
-                tabs[t].columns[cols[t][q]].dict.iter().map(|s| if is_missing(s) { None } else { to_num(s) }).collect()
+                tabs[t].columns[cols[t][q]]
+                    .dict
+                    .iter()
+                    .map(|s| if is_missing(s) { None } else { to_num(s) })
+                    .collect()
             });
             let numeric = (0..3).all(|t| {
                 tabs[t].columns[cols[t][q]]
@@ -281,14 +343,18 @@ impl<'a> Data<'a> {
                     .iter()
                     .all(|s| is_missing(s) || s.trim().parse::<f64>().is_ok());
             let (mut lo, mut hi) = (f64::INFINITY, f64::NEG_INFINITY);
-            for t in 0..3 {
-                for x in num[t].iter().flatten() {
+            for nt in &num {
+                for x in nt.iter().flatten() {
                     lo = lo.min(*x);
                     hi = hi.max(*x);
                 }
             }
             let oc = &tabs[0].columns[cols[0][q]];
-            let mut vals: Vec<f64> = oc.codes.iter().filter_map(|&c| num[0][c as usize]).collect();
+            let mut vals: Vec<f64> = oc
+                .codes
+                .iter()
+                .filter_map(|&c| num[0][c as usize])
+                .collect();
             let median = if vals.is_empty() {
                 0.0
             } else {
@@ -328,7 +394,10 @@ impl<'a> Data<'a> {
         let m: Vec<bool> = if t == 1 {
             self.dict(1, q).iter().map(|v| *v == label).collect()
         } else {
-            self.dict(t, q).iter().map(|v| label_matches(&label, v)).collect()
+            self.dict(t, q)
+                .iter()
+                .map(|v| label_matches(&label, v))
+                .collect()
         };
         let m = std::rc::Rc::new(m);
         self.cache.insert((t, q, code), m.clone());
@@ -377,7 +446,13 @@ fn count_matches(d: &mut Data<'_>, t: usize, rows: &[usize], query: &[Pred]) -> 
                 let m = d.cover_mask(t, *q, *code);
                 (*q, m.iter().map(|&b| b != *negate).collect())
             }
-            Pred::Cmp { q, op, value } => (*q, d.meta[*q].num[t].iter().map(|x| x.map(|x| op.apply(x, *value)).unwrap_or(false)).collect()),
+            Pred::Cmp { q, op, value } => (
+                *q,
+                d.meta[*q].num[t]
+                    .iter()
+                    .map(|x| x.map(|x| op.apply(x, *value)).unwrap_or(false))
+                    .collect(),
+            ),
         })
         .collect();
     let mut count = 0;
@@ -403,7 +478,13 @@ fn sample_rows(n: usize, k: usize, rng: &mut ChaCha20Rng) -> Vec<usize> {
 }
 
 /// Index of the nearest released row to row `r` of table `t`, over columns `qs`; ties broken at random.
-fn nearest(d: &mut Data<'_>, t: usize, r: usize, qs: &[usize], rng: &mut ChaCha20Rng) -> (usize, f64) {
+fn nearest(
+    d: &mut Data<'_>,
+    t: usize,
+    r: usize,
+    qs: &[usize],
+    rng: &mut ChaCha20Rng,
+) -> (usize, f64) {
     // Per-column distance to each released dict code.
     let per_col: Vec<(usize, Vec<f32>)> = qs
         .iter()
@@ -414,13 +495,25 @@ fn nearest(d: &mut Data<'_>, t: usize, r: usize, qs: &[usize], rng: &mut ChaCha2
             let v: Vec<f32> = if m.numeric {
                 match m.num[t][code] {
                     None => vec![1.0; rdict_len],
-                    Some(x) => m.num[1].iter().map(|y| y.map(|y| ((x - y).abs() / m.range).min(1.0) as f32).unwrap_or(1.0)).collect(),
+                    Some(x) => m.num[1]
+                        .iter()
+                        .map(|y| {
+                            y.map(|y| ((x - y).abs() / m.range).min(1.0) as f32)
+                                .unwrap_or(1.0)
+                        })
+                        .collect(),
                 }
             } else {
                 let value = d.dict(t, q)[code].clone();
                 d.dict(1, q)
                     .iter()
-                    .map(|l| if !is_missing(&value) && l != "*" && label_matches(l, &value) { 0.0 } else { 1.0 })
+                    .map(|l| {
+                        if !is_missing(&value) && l != "*" && label_matches(l, &value) {
+                            0.0
+                        } else {
+                            1.0
+                        }
+                    })
                     .collect()
             };
             (q, v)
@@ -449,7 +542,12 @@ fn nearest(d: &mut Data<'_>, t: usize, r: usize, qs: &[usize], rng: &mut ChaCha2
     (best_idx, best as f64)
 }
 
-fn singling_out(d: &mut Data<'_>, p: &AttackParams, control: bool, rng: &mut ChaCha20Rng) -> AttackResult {
+fn singling_out(
+    d: &mut Data<'_>,
+    p: &AttackParams,
+    control: bool,
+    rng: &mut ChaCha20Rng,
+) -> AttackResult {
     let nq = d.meta.len();
     let ncols = p.n_cols.clamp(1, nq);
     let rel_rows: Vec<usize> = (0..d.t[1].nrows()).collect();
@@ -480,7 +578,11 @@ fn singling_out(d: &mut Data<'_>, p: &AttackParams, control: bool, rng: &mut Cha
                         op: if v > meta.median { Op::Ge } else { Op::Le },
                         value: v,
                     },
-                    _ => Pred::Cover { q, code, negate: false },
+                    _ => Pred::Cover {
+                        q,
+                        code,
+                        negate: false,
+                    },
                 }
             })
             .collect();
@@ -494,9 +596,17 @@ fn singling_out(d: &mut Data<'_>, p: &AttackParams, control: bool, rng: &mut Cha
         }
     }
     let n_attacks = queries.len();
-    let n_success = queries.iter().filter(|q| count_matches(d, 0, &ori_rows, q) == 1).count();
+    let n_success = queries
+        .iter()
+        .filter(|q| count_matches(d, 0, &ori_rows, q) == 1)
+        .count();
     let n_control = if control {
-        Some(queries.iter().filter(|q| count_matches(d, 2, &ctl_rows, q) == 1).count() as f64)
+        Some(
+            queries
+                .iter()
+                .filter(|q| count_matches(d, 2, &ctl_rows, q) == 1)
+                .count() as f64,
+        )
     } else {
         None
     };
@@ -511,13 +621,20 @@ fn singling_out(d: &mut Data<'_>, p: &AttackParams, control: bool, rng: &mut Cha
             .map(|&q| {
                 let dl = d.dict(1, q).len() as u32;
                 let code = rng.gen_range(0..dl.max(1));
-                match (d.meta[q].point, d.meta[q].num[1].get(code as usize).copied().flatten()) {
+                match (
+                    d.meta[q].point,
+                    d.meta[q].num[1].get(code as usize).copied().flatten(),
+                ) {
                     (true, Some(v)) => Pred::Cmp {
                         q,
                         op: [Op::Eq, Op::Ne, Op::Lt, Op::Gt, Op::Le, Op::Ge][rng.gen_range(0..6)],
                         value: v,
                     },
-                    _ => Pred::Cover { q, code, negate: rng.gen() },
+                    _ => Pred::Cover {
+                        q,
+                        code,
+                        negate: rng.gen(),
+                    },
                 }
             })
             .collect();
@@ -535,7 +652,13 @@ fn singling_out(d: &mut Data<'_>, p: &AttackParams, control: bool, rng: &mut Cha
     res
 }
 
-fn linkability(d: &mut Data<'_>, quasi_n: usize, p: &AttackParams, control: bool, rng: &mut ChaCha20Rng) -> Option<AttackResult> {
+fn linkability(
+    d: &mut Data<'_>,
+    quasi_n: usize,
+    p: &AttackParams,
+    control: bool,
+    rng: &mut ChaCha20Rng,
+) -> Option<AttackResult> {
     if quasi_n < 2 {
         return None;
     }
@@ -565,7 +688,13 @@ fn linkability(d: &mut Data<'_>, quasi_n: usize, p: &AttackParams, control: bool
     let n_baseline = (0..n_attacks)
         .filter(|_| rng.gen_range(0..n_rel.max(1)) == rng.gen_range(0..n_rel.max(1)))
         .count();
-    Some(result(n_attacks, n_success, n_baseline, n_control, p.confidence))
+    Some(result(
+        n_attacks,
+        n_success,
+        n_baseline,
+        n_control,
+        p.confidence,
+    ))
 }
 
 fn guess_right(d: &Data<'_>, s: usize, t: usize, r: usize, rel_code: u32, tol: f64) -> bool {
@@ -582,7 +711,14 @@ fn guess_right(d: &Data<'_>, s: usize, t: usize, r: usize, rel_code: u32, tol: f
     label_matches(guess, truth)
 }
 
-fn inference(d: &mut Data<'_>, aux: &[usize], secret: usize, p: &AttackParams, control: bool, rng: &mut ChaCha20Rng) -> AttackResult {
+fn inference(
+    d: &mut Data<'_>,
+    aux: &[usize],
+    secret: usize,
+    p: &AttackParams,
+    control: bool,
+    rng: &mut ChaCha20Rng,
+) -> AttackResult {
     let targets = sample_rows(d.t[0].nrows(), p.n_attacks, rng);
     let n_attacks = targets.len();
     let n_rel = d.t[1].nrows();
@@ -619,9 +755,18 @@ fn median(v: &mut [f64]) -> f64 {
     v[v.len() / 2]
 }
 
-fn membership(d: &mut Data<'_>, all: &[usize], p: &AttackParams, control: bool, rng: &mut ChaCha20Rng) -> MembershipResult {
+fn membership(
+    d: &mut Data<'_>,
+    all: &[usize],
+    p: &AttackParams,
+    control: bool,
+    rng: &mut ChaCha20Rng,
+) -> MembershipResult {
     let members = sample_rows(d.t[0].nrows(), p.n_attacks, rng);
-    let mut dm: Vec<f64> = members.iter().map(|&r| nearest(d, 0, r, all, rng).1).collect();
+    let mut dm: Vec<f64> = members
+        .iter()
+        .map(|&r| nearest(d, 0, r, all, rng).1)
+        .collect();
     let exact_m = dm.iter().filter(|&&x| x <= 1e-9).count() as f64 / dm.len().max(1) as f64;
     let mut out = MembershipResult {
         members: dm.len(),
@@ -651,12 +796,15 @@ fn membership(d: &mut Data<'_>, all: &[usize], p: &AttackParams, control: bool, 
         // Hanley & McNeil (1982) standard error.
         let q1 = auc / (2.0 - auc);
         let q2 = 2.0 * auc * auc / (1.0 + auc);
-        let se = ((auc * (1.0 - auc) + (n1 - 1.0) * (q1 - auc * auc) + (n2 - 1.0) * (q2 - auc * auc)) / (n1 * n2).max(1.0))
+        let se =
+            ((auc * (1.0 - auc) + (n1 - 1.0) * (q1 - auc * auc) + (n2 - 1.0) * (q2 - auc * auc))
+                / (n1 * n2).max(1.0))
             .max(0.0)
             .sqrt();
         let z = probit(0.5 * (1.0 + p.confidence));
         out.non_members = dn.len();
-        out.exact_copies_non_members = Some(dn.iter().filter(|&&x| x <= 1e-9).count() as f64 / dn.len().max(1) as f64);
+        out.exact_copies_non_members =
+            Some(dn.iter().filter(|&&x| x <= 1e-9).count() as f64 / dn.len().max(1) as f64);
         out.median_dcr_non_members = Some(median(&mut dn));
         out.auc = Some(auc);
         out.auc_ci = Some(((auc - z * se).max(0.0), (auc + z * se).min(1.0)));
@@ -677,10 +825,14 @@ pub fn run_attacks(
     p: &AttackParams,
 ) -> Result<AttackReport> {
     if quasi.is_empty() {
-        return Err(DeidError::Config("the attacks need at least one quasi-identifier (--quasi)".into()));
+        return Err(DeidError::Config(
+            "the attacks need at least one quasi-identifier (--quasi)".into(),
+        ));
     }
     if released.nrows() == 0 {
-        return Err(DeidError::Config("the released table has no rows; nothing to attack".into()));
+        return Err(DeidError::Config(
+            "the released table has no rows; nothing to attack".into(),
+        ));
     }
     let mut names: Vec<String> = quasi.to_vec();
     if let Some(s) = sensitive {

@@ -157,9 +157,14 @@ fn idnr_codes(table: &Table, c: usize, mode: IdnrMode) -> Result<Option<Vec<Stri
         .enumerate()
         .filter(|(_, &x)| bad_codes.contains_key(&(x as usize)));
     let count = rows.clone().count();
-    let (r, &x) = rows.next().ok_or_else(|| DeidError::Config("internal: bad code without row".into()))?;
+    let (r, &x) = rows
+        .next()
+        .ok_or_else(|| DeidError::Config("internal: bad code without row".into()))?;
     let more = if count > 1 {
-        format!(" ({} more invalid identity numbers in this column)", count - 1)
+        format!(
+            " ({} more invalid identity numbers in this column)",
+            count - 1
+        )
     } else {
         String::new()
     };
@@ -200,16 +205,23 @@ pub fn run(mut table: Table, cfg: &Config, opts: RunOptions<'_>) -> Result<DeidO
             )));
         }
         if cfg.drop.contains(&p.column) {
-            return Err(DeidError::Config(format!("column `{}` is both dropped and pseudonymised", p.column)));
+            return Err(DeidError::Config(format!(
+                "column `{}` is both dropped and pseudonymised",
+                p.column
+            )));
         }
     }
     for d in &cfg.drop {
         if cfg.quasi.contains(d) || cfg.sensitive.as_ref() == Some(d) {
-            return Err(DeidError::Config(format!("column `{d}` is both dropped and a quasi-identifier/sensitive column")));
+            return Err(DeidError::Config(format!(
+                "column `{d}` is both dropped and a quasi-identifier/sensitive column"
+            )));
         }
     }
     if cfg.models.needs_sensitive() && cfg.sensitive.is_none() {
-        return Err(DeidError::Config("l-diversity and t-closeness need a sensitive column (--sensitive COL)".into()));
+        return Err(DeidError::Config(
+            "l-diversity and t-closeness need a sensitive column (--sensitive COL)".into(),
+        ));
     }
     if let Some(l) = cfg.models.l {
         if l < 1.0 {
@@ -218,7 +230,9 @@ pub fn run(mut table: Table, cfg: &Config, opts: RunOptions<'_>) -> Result<DeidO
     }
     if let Some(t) = cfg.models.t {
         if !(0.0..=1.0).contains(&t) {
-            return Err(DeidError::Config(format!("t must be between 0 and 1, got {t}")));
+            return Err(DeidError::Config(format!(
+                "t must be between 0 and 1, got {t}"
+            )));
         }
     }
     if !cfg.pseudonymize.is_empty() && opts.keys.is_none() {
@@ -238,9 +252,13 @@ pub fn run(mut table: Table, cfg: &Config, opts: RunOptions<'_>) -> Result<DeidO
     let mut holdout = None;
     if opts.holdout_fraction > 0.0 {
         if opts.holdout_fraction >= 1.0 {
-            return Err(DeidError::Config("the hold-out fraction must be below 1".into()));
+            return Err(DeidError::Config(
+                "the hold-out fraction must be below 1".into(),
+            ));
         }
-        let keep: Vec<bool> = (0..table.nrows()).map(|_| rng.gen::<f64>() >= opts.holdout_fraction).collect();
+        let keep: Vec<bool> = (0..table.nrows())
+            .map(|_| rng.gen::<f64>() >= opts.holdout_fraction)
+            .collect();
         let mut h = table.clone();
         h.filter_rows(&keep.iter().map(|k| !k).collect::<Vec<_>>());
         table.filter_rows(&keep);
@@ -252,7 +270,11 @@ pub fn run(mut table: Table, cfg: &Config, opts: RunOptions<'_>) -> Result<DeidO
     for rule in &cfg.suppress_records {
         let c = table.col_index(&rule.column)?;
         let col = &table.columns[c];
-        let bad: Vec<bool> = col.dict.iter().map(|v| rule.values.iter().any(|x| x == v)).collect();
+        let bad: Vec<bool> = col
+            .dict
+            .iter()
+            .map(|v| rule.values.iter().any(|x| x == v))
+            .collect();
         for (k, &x) in keep.iter_mut().zip(&col.codes) {
             if bad[x as usize] {
                 *k = false;
@@ -266,7 +288,10 @@ pub fn run(mut table: Table, cfg: &Config, opts: RunOptions<'_>) -> Result<DeidO
     // 4. Randomisation.
     for spec in &cfg.noise {
         if !(spec.scale.is_finite() && spec.scale >= 0.0) {
-            return Err(DeidError::Config(format!("noise scale for `{}` must be a non-negative number", spec.column)));
+            return Err(DeidError::Config(format!(
+                "noise scale for `{}` must be a non-negative number",
+                spec.column
+            )));
         }
         let c = table.col_index(&spec.column)?;
         let col = &table.columns[c];
@@ -280,7 +305,14 @@ pub fn run(mut table: Table, cfg: &Config, opts: RunOptions<'_>) -> Result<DeidO
                 Ok(x) if x.is_finite() => nums.push(Some(x)),
                 _ => {
                     let r = col.codes.iter().position(|&x| x as usize == i).unwrap_or(0);
-                    return Err(table.bad_value(r, c, format!("`{v}` is not a number, but noise is configured for column `{}`", spec.column)));
+                    return Err(table.bad_value(
+                        r,
+                        c,
+                        format!(
+                            "`{v}` is not a number, but noise is configured for column `{}`",
+                            spec.column
+                        ),
+                    ));
                 }
             }
         }
@@ -298,7 +330,9 @@ pub fn run(mut table: Table, cfg: &Config, opts: RunOptions<'_>) -> Result<DeidO
                     Distribution::Gaussian => {
                         let u1: f64 = rng.gen::<f64>().max(f64::MIN_POSITIVE);
                         let u2: f64 = rng.gen();
-                        spec.scale * (-2.0 * u1.ln()).sqrt() * (2.0 * std::f64::consts::PI * u2).cos()
+                        spec.scale
+                            * (-2.0 * u1.ln()).sqrt()
+                            * (2.0 * std::f64::consts::PI * u2).cos()
                     }
                 };
                 let y = ((v + e) * factor).round() / factor;
@@ -309,7 +343,10 @@ pub fn run(mut table: Table, cfg: &Config, opts: RunOptions<'_>) -> Result<DeidO
     }
     for spec in &cfg.swap {
         if !(0.0..=1.0).contains(&spec.fraction) {
-            return Err(DeidError::Config(format!("swap fraction for `{}` must be between 0 and 1", spec.column)));
+            return Err(DeidError::Config(format!(
+                "swap fraction for `{}` must be between 0 and 1",
+                spec.column
+            )));
         }
         let c = table.col_index(&spec.column)?;
         let n = table.nrows();
@@ -358,7 +395,11 @@ pub fn run(mut table: Table, cfg: &Config, opts: RunOptions<'_>) -> Result<DeidO
     let mut search: Option<SearchResult> = None;
     let mut search_seconds = 0.0;
     if !cfg.quasi.is_empty() {
-        let qcols: Vec<usize> = cfg.quasi.iter().map(|q| table.col_index(q)).collect::<Result<_>>()?;
+        let qcols: Vec<usize> = cfg
+            .quasi
+            .iter()
+            .map(|q| table.col_index(q))
+            .collect::<Result<_>>()?;
         let mut specs = Vec::new();
         let mut hier = Vec::new();
         for &c in &qcols {
@@ -374,10 +415,24 @@ pub fn run(mut table: Table, cfg: &Config, opts: RunOptions<'_>) -> Result<DeidO
             Some(s) => Some(table.col_index(s)?),
             None => None,
         };
-        let codes: Vec<&[u32]> = qcols.iter().map(|&c| table.columns[c].codes.as_slice()).collect();
-        let sensitive = sens.map(|s| (table.columns[s].codes.as_slice(), table.columns[s].dict.as_slice()));
+        let codes: Vec<&[u32]> = qcols
+            .iter()
+            .map(|&c| table.columns[c].codes.as_slice())
+            .collect();
+        let sensitive = sens.map(|s| {
+            (
+                table.columns[s].codes.as_slice(),
+                table.columns[s].dict.as_slice(),
+            )
+        });
         let t0 = std::time::Instant::now();
-        let problem = Problem::new(&hier, &codes, sensitive, cfg.models.clone(), cfg.max_suppression)?;
+        let problem = Problem::new(
+            &hier,
+            &codes,
+            sensitive,
+            cfg.models.clone(),
+            cfg.max_suppression,
+        )?;
         let res = problem.search(cfg.loss, cfg.max_search_seconds, opts.progress)?;
         search_seconds = t0.elapsed().as_secs_f64();
         // Apply: generalise the quasi-identifiers, then suppress.
@@ -476,11 +531,18 @@ pub fn run(mut table: Table, cfg: &Config, opts: RunOptions<'_>) -> Result<DeidO
         classes: search.as_ref().map(|s| s.classes).unwrap_or(0),
         lattice_size: search.as_ref().map(|s| s.lattice_size).unwrap_or(0),
         nodes_evaluated: search.as_ref().map(|s| s.nodes_evaluated).unwrap_or(0),
-        optimal_guaranteed: search.as_ref().map(|s| s.optimal_guaranteed).unwrap_or(true),
+        optimal_guaranteed: search
+            .as_ref()
+            .map(|s| s.optimal_guaranteed)
+            .unwrap_or(true),
         search_stopped_early: search.as_ref().map(|s| s.stopped_early).unwrap_or(false),
         search_seconds,
     };
-    Ok(DeidOutput { table, holdout, report })
+    Ok(DeidOutput {
+        table,
+        holdout,
+        report,
+    })
 }
 
 /// Decrypt the SIV pseudonyms of `column` in place (`kuvert deid reidentify`).

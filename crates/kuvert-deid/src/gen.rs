@@ -85,8 +85,9 @@ const COUNTRY: &[(&str, &str)] = &[
     ("USA", "Amerika"),
 ];
 const DIAGNOSIS: &[&str] = &[
-    "A00-B99", "C00-D48", "D50-D89", "E00-E90", "F00-F99", "G00-G99", "H00-H59", "I00-I99", "J00-J99", "K00-K93",
-    "L00-L99", "M00-M99", "N00-N99", "O00-O99", "R00-R99", "S00-T98", "Z00-Z99",
+    "A00-B99", "C00-D48", "D50-D89", "E00-E90", "F00-F99", "G00-G99", "H00-H59", "I00-I99",
+    "J00-J99", "K00-K93", "L00-L99", "M00-M99", "N00-N99", "O00-O99", "R00-R99", "S00-T98",
+    "Z00-Z99",
 ];
 
 /// Pick from a skewed (Zipf-like, exponent 1) distribution over `n` items.
@@ -143,17 +144,21 @@ pub fn adult_like(n: usize, seed: u64) -> Table {
         .chain(["diagnosis", "income"].iter())
         .map(|s| s.to_string())
         .collect::<Vec<_>>();
-    let mut b: Vec<crate::table::ColumnBuilder> = names.iter().map(|_| Default::default()).collect();
+    let mut b: Vec<crate::table::ColumnBuilder> =
+        names.iter().map(|_| Default::default()).collect();
     let epoch = crate::date::days_from_civil(2020, 1, 1);
     for _ in 0..n {
-        let age = 17 + ((rng.gen::<f64>() + rng.gen::<f64>() + rng.gen::<f64>()) / 3.0 * 74.0) as u32;
+        let age =
+            17 + ((rng.gen::<f64>() + rng.gen::<f64>() + rng.gen::<f64>()) / 3.0 * 74.0) as u32;
         let edu = (zipf(&mut rng, 16) + 8) % 16;
         let occ = zipf(&mut rng, OCCUPATION.len());
         let county = 10 + zipf(&mut rng, 21) as u32;
         let postcode = format!("{county}{:03}", rng.gen_range(0..50u32) * 7 % 1000);
         let (y, m, d) = crate::date::civil_from_days(epoch + rng.gen_range(0..1827));
-        let hours = (40.0 + (rng.gen::<f64>() - 0.5) * 30.0 + (rng.gen::<f64>() - 0.5) * 30.0).clamp(1.0, 99.0) as u32;
-        let income = (150_000.0 + edu as f64 * 20_000.0 + age as f64 * 3_000.0) * (0.5 + rng.gen::<f64>());
+        let hours = (40.0 + (rng.gen::<f64>() - 0.5) * 30.0 + (rng.gen::<f64>() - 0.5) * 30.0)
+            .clamp(1.0, 99.0) as u32;
+        let income =
+            (150_000.0 + edu as f64 * 20_000.0 + age as f64 * 3_000.0) * (0.5 + rng.gen::<f64>());
         let diag = (zipf(&mut rng, DIAGNOSIS.len()) + (age as usize / 30)) % DIAGNOSIS.len();
         let row = [
             pnr(&mut rng),
@@ -185,19 +190,35 @@ pub fn adult_like(n: usize, seed: u64) -> Table {
 
 fn map_of(pairs: &[(&str, &str)]) -> HierarchySpec {
     HierarchySpec::Map {
-        map: pairs.iter().map(|(a, b)| (a.to_string(), vec![b.to_string()])).collect::<BTreeMap<_, _>>(),
+        map: pairs
+            .iter()
+            .map(|(a, b)| (a.to_string(), vec![b.to_string()]))
+            .collect::<BTreeMap<_, _>>(),
     }
 }
 
 /// A configuration with hierarchies for the first `nqi` quasi-identifiers of the generated data.
 pub fn config(nqi: usize, k: u64, max_suppression: f64) -> Config {
     let mut h = BTreeMap::new();
-    h.insert("age".into(), HierarchySpec::Interval { widths: vec![5.0, 10.0, 20.0, 40.0] });
-    h.insert("postcode".into(), HierarchySpec::Prefix { lengths: vec![3, 2, 1] });
+    h.insert(
+        "age".into(),
+        HierarchySpec::Interval {
+            widths: vec![5.0, 10.0, 20.0, 40.0],
+        },
+    );
+    h.insert(
+        "postcode".into(),
+        HierarchySpec::Prefix {
+            lengths: vec![3, 2, 1],
+        },
+    );
     h.insert(
         "visit_date".into(),
         HierarchySpec::Date {
-            levels: vec![crate::hierarchy::DateLevel::Month, crate::hierarchy::DateLevel::Year],
+            levels: vec![
+                crate::hierarchy::DateLevel::Month,
+                crate::hierarchy::DateLevel::Year,
+            ],
         },
     );
     h.insert("education".into(), map_of(EDUCATION));
@@ -205,7 +226,12 @@ pub fn config(nqi: usize, k: u64, max_suppression: f64) -> Config {
     h.insert("occupation".into(), map_of(OCCUPATION));
     h.insert("country_of_birth".into(), map_of(COUNTRY));
     h.insert("workclass".into(), map_of(WORKCLASS));
-    h.insert("hours_per_week".into(), HierarchySpec::Interval { widths: vec![10.0, 20.0, 40.0] });
+    h.insert(
+        "hours_per_week".into(),
+        HierarchySpec::Interval {
+            widths: vec![10.0, 20.0, 40.0],
+        },
+    );
     h.insert("sex".into(), HierarchySpec::Suppress);
     let quasi: Vec<String> = QUASI.iter().take(nqi).map(|s| s.to_string()).collect();
     h.retain(|k, _| quasi.contains(k));

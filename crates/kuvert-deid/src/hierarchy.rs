@@ -44,7 +44,9 @@ pub enum HierarchySpec {
     Csv { file: PathBuf },
     /// A user hierarchy written inline: `map = { "Bachelors" = ["Higher"], ... }`,
     /// each value followed by its labels at levels 1, 2, ...
-    Map { map: std::collections::BTreeMap<String, Vec<String>> },
+    Map {
+        map: std::collections::BTreeMap<String, Vec<String>>,
+    },
     /// Only the original value or `*`.
     Suppress,
 }
@@ -71,22 +73,38 @@ fn is_missing(v: &str) -> bool {
 /// doubling widths), dates get month, year and decade, digit codes of one
 /// length (postcodes) get prefixes, anything else only `*`.
 pub fn auto_spec(col: &Column) -> HierarchySpec {
-    let vals: Vec<&str> = col.dict.iter().map(|s| s.trim()).filter(|s| !is_missing(s)).collect();
+    let vals: Vec<&str> = col
+        .dict
+        .iter()
+        .map(|s| s.trim())
+        .filter(|s| !is_missing(s))
+        .collect();
     if vals.is_empty() {
         return HierarchySpec::Suppress;
     }
-    if vals.iter().all(|v| crate::date::parse_ymd(v).is_some() && v.len() == 10) {
+    if vals
+        .iter()
+        .all(|v| crate::date::parse_ymd(v).is_some() && v.len() == 10)
+    {
         return HierarchySpec::Date {
             levels: vec![DateLevel::Month, DateLevel::Year, DateLevel::Decade],
         };
     }
     let len0 = vals[0].len();
-    if len0 >= 3 && vals.iter().all(|v| v.len() == len0 && v.bytes().all(|b| b.is_ascii_digit())) && (len0 >= 5 || vals.iter().any(|v| v.starts_with('0'))) {
+    if len0 >= 3
+        && vals
+            .iter()
+            .all(|v| v.len() == len0 && v.bytes().all(|b| b.is_ascii_digit()))
+        && (len0 >= 5 || vals.iter().any(|v| v.starts_with('0')))
+    {
         return HierarchySpec::Prefix {
             lengths: (1..len0).rev().collect(),
         };
     }
-    let nums: Option<Vec<f64>> = vals.iter().map(|v| v.parse::<f64>().ok().filter(|x| x.is_finite())).collect();
+    let nums: Option<Vec<f64>> = vals
+        .iter()
+        .map(|v| v.parse::<f64>().ok().filter(|x| x.is_finite()))
+        .collect();
     if let Some(nums) = nums {
         let lo = nums.iter().cloned().fold(f64::INFINITY, f64::min);
         let hi = nums.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
@@ -96,7 +114,11 @@ pub fn auto_spec(col: &Column) -> HierarchySpec {
         }
         let raw = range / 20.0;
         let p = 10f64.powf(raw.log10().floor());
-        let mut w = [1.0, 2.0, 5.0, 10.0].iter().map(|m| m * p).find(|&c| c >= raw).unwrap_or(10.0 * p);
+        let mut w = [1.0, 2.0, 5.0, 10.0]
+            .iter()
+            .map(|m| m * p)
+            .find(|&c| c >= raw)
+            .unwrap_or(10.0 * p);
         if nums.iter().all(|x| x.fract() == 0.0) {
             w = w.max(1.0).round();
         }
@@ -136,7 +158,12 @@ impl Hierarchy {
     }
 
     /// Build the hierarchy of column `c` of `table`. `base_dir` resolves relative hierarchy files.
-    pub fn build(table: &Table, c: usize, spec: &HierarchySpec, base_dir: &Path) -> Result<Hierarchy> {
+    pub fn build(
+        table: &Table,
+        c: usize,
+        spec: &HierarchySpec,
+        base_dir: &Path,
+    ) -> Result<Hierarchy> {
         let col = &table.columns[c];
         let name = table.headers[c].clone();
         let herr = |m: String| DeidError::Hierarchy {
@@ -275,14 +302,23 @@ impl Hierarchy {
                     map.insert(key, it.map(str::to_string).collect());
                 }
                 let width = width.unwrap_or(1);
-                text.extend(levels_from_map(table, c, &map, width, &path.display().to_string())?);
+                text.extend(levels_from_map(
+                    table,
+                    c,
+                    &map,
+                    width,
+                    &path.display().to_string(),
+                )?);
             }
             HierarchySpec::Map { map } => {
                 let width = map.values().map(|v| v.len() + 1).max().unwrap_or(1);
                 if map.values().any(|v| v.len() + 1 != width) {
-                    return Err(herr("every value in the map needs the same number of levels".into()));
+                    return Err(herr(
+                        "every value in the map needs the same number of levels".into(),
+                    ));
                 }
-                let map: HashMap<String, Vec<String>> = map.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+                let map: HashMap<String, Vec<String>> =
+                    map.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
                 text.extend(levels_from_map(table, c, &map, width, "the inline map")?);
             }
         }
@@ -299,29 +335,33 @@ fn levels_from_map(
 ) -> Result<Vec<Vec<String>>> {
     let col = &table.columns[c];
     let mut text = Vec::new();
-                for l in 1..width {
-                    let mut level = Vec::with_capacity(col.dict.len());
-                    for (i, v) in col.dict.iter().enumerate() {
-                        match map.get(v) {
-                            Some(row) if row.len() >= l => level.push(row[l - 1].clone()),
-                            Some(_) => {
-                                return Err(table.bad_value(
-                                    first_row_with(col, i),
-                                    c,
-                                    format!("value `{v}` has fewer levels than the others in the hierarchy ({what})"),
-                                ))
-                            }
-                            None => {
-                                return Err(table.bad_value(
-                                    first_row_with(col, i),
-                                    c,
-                                    format!("value `{v}` is missing from the hierarchy ({what}); add a row for it"),
-                                ))
-                            }
-                        }
-                    }
-                    text.push(level);
+    for l in 1..width {
+        let mut level = Vec::with_capacity(col.dict.len());
+        for (i, v) in col.dict.iter().enumerate() {
+            match map.get(v) {
+                Some(row) if row.len() >= l => level.push(row[l - 1].clone()),
+                Some(_) => {
+                    return Err(table.bad_value(
+                        first_row_with(col, i),
+                        c,
+                        format!(
+                        "value `{v}` has fewer levels than the others in the hierarchy ({what})"
+                    ),
+                    ))
                 }
+                None => {
+                    return Err(table.bad_value(
+                        first_row_with(col, i),
+                        c,
+                        format!(
+                            "value `{v}` is missing from the hierarchy ({what}); add a row for it"
+                        ),
+                    ))
+                }
+            }
+        }
+        text.push(level);
+    }
     Ok(text)
 }
 
@@ -330,31 +370,35 @@ fn finish(name: String, col: &Column, mut text: Vec<Vec<String>>) -> Result<Hier
         column: name.clone(),
         message: m,
     };
-        if text.last().map(|l| l.iter().any(|x| x != STAR)).unwrap_or(true) {
-            text.push(vec![STAR.to_string(); col.dict.len()]);
-        }
-        // Encode each level and check it is a function of the previous one.
-        let mut maps = Vec::with_capacity(text.len());
-        let mut labels = Vec::with_capacity(text.len());
-        for (l, level) in text.iter().enumerate() {
-            let mut idx: HashMap<&str, u32> = HashMap::new();
-            let mut lab = Vec::new();
-            let map: Vec<u32> = level
-                .iter()
-                .map(|s| {
-                    *idx.entry(s.as_str()).or_insert_with(|| {
-                        lab.push(s.clone());
-                        (lab.len() - 1) as u32
-                    })
+    if text
+        .last()
+        .map(|l| l.iter().any(|x| x != STAR))
+        .unwrap_or(true)
+    {
+        text.push(vec![STAR.to_string(); col.dict.len()]);
+    }
+    // Encode each level and check it is a function of the previous one.
+    let mut maps = Vec::with_capacity(text.len());
+    let mut labels = Vec::with_capacity(text.len());
+    for (l, level) in text.iter().enumerate() {
+        let mut idx: HashMap<&str, u32> = HashMap::new();
+        let mut lab = Vec::new();
+        let map: Vec<u32> = level
+            .iter()
+            .map(|s| {
+                *idx.entry(s.as_str()).or_insert_with(|| {
+                    lab.push(s.clone());
+                    (lab.len() - 1) as u32
                 })
-                .collect();
-            if l > 0 {
-                let prev: &Vec<u32> = &maps[l - 1];
-                let mut up: HashMap<u32, u32> = HashMap::new();
-                for (v, (&p, &q)) in prev.iter().zip(map.iter()).enumerate() {
-                    if let Some(&old) = up.get(&p) {
-                        if old != q {
-                            return Err(herr(format!(
+            })
+            .collect();
+        if l > 0 {
+            let prev: &Vec<u32> = &maps[l - 1];
+            let mut up: HashMap<u32, u32> = HashMap::new();
+            for (v, (&p, &q)) in prev.iter().zip(map.iter()).enumerate() {
+                if let Some(&old) = up.get(&p) {
+                    if old != q {
+                        return Err(herr(format!(
                                 "level {l} is not a coarsening of level {}: `{}` maps to both `{}` and `{}` (value `{}`); make each level group whole groups of the level below (interval widths must divide each other; week cannot be followed by month)",
                                 l - 1,
                                 labels_at(&labels, l - 1, p),
@@ -362,20 +406,20 @@ fn finish(name: String, col: &Column, mut text: Vec<Vec<String>>) -> Result<Hier
                                 lab[q as usize],
                                 col.dict[v]
                             )));
-                        }
-                    } else {
-                        up.insert(p, q);
                     }
+                } else {
+                    up.insert(p, q);
                 }
             }
-            maps.push(map);
-            labels.push(lab);
         }
-        Ok(Hierarchy {
-            column: name,
-            maps,
-            labels,
-        })
+        maps.push(map);
+        labels.push(lab);
+    }
+    Ok(Hierarchy {
+        column: name,
+        maps,
+        labels,
+    })
 }
 
 fn labels_at(labels: &[Vec<String>], l: usize, c: u32) -> String {
@@ -404,28 +448,73 @@ mod tests {
     #[test]
     fn intervals() {
         let tb = t(&["23", "27", "41"]);
-        let h = Hierarchy::build(&tb, 0, &HierarchySpec::Interval { widths: vec![5.0, 10.0] }, Path::new(".")).unwrap();
+        let h = Hierarchy::build(
+            &tb,
+            0,
+            &HierarchySpec::Interval {
+                widths: vec![5.0, 10.0],
+            },
+            Path::new("."),
+        )
+        .unwrap();
         assert_eq!(h.levels(), 4);
         assert_eq!(label(&h, 1, 0), "[20,25)");
         assert_eq!(label(&h, 2, 1), "[20,30)");
         assert_eq!(label(&h, 3, 2), "*");
         assert_eq!(h.cardinality(2), 2);
         // [40,50) would have to go to both [30,45) and [45,60).
-        let bad = Hierarchy::build(&t(&["41", "47"]), 0, &HierarchySpec::Interval { widths: vec![10.0, 15.0] }, Path::new("."));
+        let bad = Hierarchy::build(
+            &t(&["41", "47"]),
+            0,
+            &HierarchySpec::Interval {
+                widths: vec![10.0, 15.0],
+            },
+            Path::new("."),
+        );
         assert!(bad.is_err());
-        let e = Hierarchy::build(&t(&["1", "x"]), 0, &HierarchySpec::Interval { widths: vec![5.0] }, Path::new(".")).unwrap_err();
+        let e = Hierarchy::build(
+            &t(&["1", "x"]),
+            0,
+            &HierarchySpec::Interval { widths: vec![5.0] },
+            Path::new("."),
+        )
+        .unwrap_err();
         assert!(e.to_string().contains("t.csv:3:1"), "{e}");
     }
 
     #[test]
     fn dates_and_prefix() {
         let tb = t(&["2024-03-05", "2024-12-30"]);
-        let h = Hierarchy::build(&tb, 0, &HierarchySpec::Date { levels: vec![DateLevel::Month, DateLevel::Year] }, Path::new(".")).unwrap();
+        let h = Hierarchy::build(
+            &tb,
+            0,
+            &HierarchySpec::Date {
+                levels: vec![DateLevel::Month, DateLevel::Year],
+            },
+            Path::new("."),
+        )
+        .unwrap();
         assert_eq!(label(&h, 1, 0), "2024-03");
         assert_eq!(label(&h, 2, 1), "2024");
-        let w = Hierarchy::build(&tb, 0, &HierarchySpec::Date { levels: vec![DateLevel::Week] }, Path::new(".")).unwrap();
+        let w = Hierarchy::build(
+            &tb,
+            0,
+            &HierarchySpec::Date {
+                levels: vec![DateLevel::Week],
+            },
+            Path::new("."),
+        )
+        .unwrap();
         assert_eq!(label(&w, 1, 1), "2025-W01");
-        let p = Hierarchy::build(&t(&["11453", "11460"]), 0, &HierarchySpec::Prefix { lengths: vec![3, 1] }, Path::new(".")).unwrap();
+        let p = Hierarchy::build(
+            &t(&["11453", "11460"]),
+            0,
+            &HierarchySpec::Prefix {
+                lengths: vec![3, 1],
+            },
+            Path::new("."),
+        )
+        .unwrap();
         assert_eq!(label(&p, 1, 0), "114**");
         assert_eq!(label(&p, 2, 1), "1****");
     }
@@ -434,12 +523,32 @@ mod tests {
     fn user_csv() {
         let dir = std::env::temp_dir().join(format!("kuvert-deid-h-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
-        std::fs::write(dir.join("pc.csv"), "11453;Stockholm;Stockholms län\n75236;Uppsala;Uppsala län\n").unwrap();
+        std::fs::write(
+            dir.join("pc.csv"),
+            "11453;Stockholm;Stockholms län\n75236;Uppsala;Uppsala län\n",
+        )
+        .unwrap();
         let tb = t(&["11453", "75236"]);
-        let h = Hierarchy::build(&tb, 0, &HierarchySpec::Csv { file: "pc.csv".into() }, &dir).unwrap();
+        let h = Hierarchy::build(
+            &tb,
+            0,
+            &HierarchySpec::Csv {
+                file: "pc.csv".into(),
+            },
+            &dir,
+        )
+        .unwrap();
         assert_eq!(h.levels(), 4);
         assert_eq!(label(&h, 2, 1), "Uppsala län");
-        let e = Hierarchy::build(&t(&["11453", "99999"]), 0, &HierarchySpec::Csv { file: "pc.csv".into() }, &dir).unwrap_err();
+        let e = Hierarchy::build(
+            &t(&["11453", "99999"]),
+            0,
+            &HierarchySpec::Csv {
+                file: "pc.csv".into(),
+            },
+            &dir,
+        )
+        .unwrap_err();
         assert!(e.to_string().contains("99999"));
     }
 }

@@ -147,7 +147,10 @@ pub fn parse_at(s: &str, today: (i64, u32, u32)) -> Result<Idnr, IdnrError> {
     }
     let normalized = format!(
         "{year:04}{}",
-        ten[2..].iter().map(|d| (d + b'0') as char).collect::<String>()
+        ten[2..]
+            .iter()
+            .map(|d| (d + b'0') as char)
+            .collect::<String>()
     );
     Ok(Idnr { normalized, kind })
 }
@@ -224,7 +227,10 @@ mod tests {
         // 12-digit number in the future.
         let mut d = vec![3, 0, 0, 1, 0, 1, 1, 2, 3];
         d.push(luhn_check_digit(&d));
-        let s: String = "20".chars().chain(d.iter().map(|x| (x + b'0') as char)).collect();
+        let s: String = "20"
+            .chars()
+            .chain(d.iter().map(|x| (x + b'0') as char))
+            .collect();
         assert_eq!(parse_at(&s, TODAY), Err(IdnrError::Future));
     }
 

@@ -155,7 +155,11 @@ impl SensitiveDist {
 }
 
 /// Whether one class (size and sensitive histogram) satisfies the l and t models.
-pub fn class_ok_sensitive(models: &Models, hist: &[(u32, u64)], dist: Option<&SensitiveDist>) -> bool {
+pub fn class_ok_sensitive(
+    models: &Models,
+    hist: &[(u32, u64)],
+    dist: Option<&SensitiveDist>,
+) -> bool {
     if let Some(l) = models.l {
         match models.l_kind {
             LKind::Distinct => {
@@ -210,10 +214,17 @@ mod tests {
 
     #[test]
     fn l_diversity() {
-        let m = Models { k: 1, l: Some(2.0), ..Models::default() };
+        let m = Models {
+            k: 1,
+            l: Some(2.0),
+            ..Models::default()
+        };
         assert!(!class_ok_sensitive(&m, &[(0, 5)], None));
         assert!(class_ok_sensitive(&m, &[(0, 5), (1, 1)], None));
-        let me = Models { l_kind: LKind::Entropy, ..m };
+        let me = Models {
+            l_kind: LKind::Entropy,
+            ..m
+        };
         assert!(!class_ok_sensitive(&me, &[(0, 5), (1, 1)], None));
         assert!(class_ok_sensitive(&me, &[(0, 3), (1, 3)], None));
     }

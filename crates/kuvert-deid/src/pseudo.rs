@@ -63,7 +63,7 @@ fn hex(bytes: &[u8]) -> String {
 }
 
 fn unhex(s: &str) -> Option<Vec<u8>> {
-    if s.len() % 2 != 0 {
+    if !s.len().is_multiple_of(2) {
         return None;
     }
     (0..s.len())
@@ -155,7 +155,10 @@ impl Keys {
     /// Pseudonym of `value` in `domain`.
     pub fn pseudonymize(&self, method: Method, domain: &str, value: &str) -> String {
         match method {
-            Method::Hmac => hex(&hmac_sha256(&self.hmac[..], &[domain.as_bytes(), &[0u8], value.as_bytes()])),
+            Method::Hmac => hex(&hmac_sha256(
+                &self.hmac[..],
+                &[domain.as_bytes(), &[0u8], value.as_bytes()],
+            )),
             Method::Siv => {
                 let mut c = Aes256Siv::new((&self.siv[..]).into());
                 match c.encrypt([domain.as_bytes()], value.as_bytes()) {
@@ -194,7 +197,10 @@ mod tests {
     fn hmac_matches_rfc4231_vector() {
         // RFC 4231 test case 2 checks our HMAC plumbing.
         let out = hmac_sha256(b"Jefe", &[b"what do ya want ", b"for nothing?"]);
-        assert_eq!(hex(&out), "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843");
+        assert_eq!(
+            hex(&out),
+            "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843"
+        );
     }
 
     #[test]
@@ -219,7 +225,10 @@ mod tests {
         Keys::generate(&p).unwrap();
         let k1 = Keys::load(&p).unwrap();
         let k2 = Keys::load(&p).unwrap();
-        assert_eq!(k1.pseudonymize(Method::Hmac, "", "x"), k2.pseudonymize(Method::Hmac, "", "x"));
+        assert_eq!(
+            k1.pseudonymize(Method::Hmac, "", "x"),
+            k2.pseudonymize(Method::Hmac, "", "x")
+        );
         assert!(Keys::generate(&p).is_err());
         std::fs::write(&p, "nonsense").unwrap();
         assert!(Keys::load(&p).is_err());

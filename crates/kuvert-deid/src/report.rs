@@ -22,7 +22,10 @@ pub struct ReportContext {
 }
 
 fn esc(s: &str) -> String {
-    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
 }
 
 fn pct(x: f64) -> String {
@@ -42,19 +45,46 @@ pub fn band(x: f64) -> (&'static str, &'static str) {
 
 fn class_size_chart(r: &ReidRisk) -> String {
     let (w, h, left, bottom) = (560.0, 220.0, 50.0, 30.0);
-    let max = r.class_size_histogram.iter().map(|x| x.1).max().unwrap_or(1).max(1) as f64;
+    let max = r
+        .class_size_histogram
+        .iter()
+        .map(|x| x.1)
+        .max()
+        .unwrap_or(1)
+        .max(1) as f64;
     let bw = (w - left - 10.0) / 11.0;
-    let mut s = format!(r#"<svg width="{w}" height="{h}" role="img" aria-label="records by class size" xmlns="http://www.w3.org/2000/svg"><style>text{{font:11px sans-serif}}</style>"#);
+    let mut s = format!(
+        r#"<svg width="{w}" height="{h}" role="img" aria-label="records by class size" xmlns="http://www.w3.org/2000/svg"><style>text{{font:11px sans-serif}}</style>"#
+    );
     let k_limit = (1.0 / r.threshold).ceil() as u64;
     for (i, &(size, recs)) in r.class_size_histogram.iter().enumerate() {
         let bh = (recs as f64 / max) * (h - bottom - 20.0);
         let x = left + i as f64 * bw;
         let y = h - bottom - bh;
         let color = if size < k_limit { "#c62828" } else { "#2e7d32" };
-        let _ = write!(s, r#"<rect x="{:.1}" y="{y:.1}" width="{:.1}" height="{bh:.1}" fill="{color}"/>"#, x + 2.0, bw - 4.0);
-        let label = if size == 11 { "11+".to_string() } else { size.to_string() };
-        let _ = write!(s, r#"<text x="{:.1}" y="{:.1}" text-anchor="middle">{label}</text>"#, x + bw / 2.0, h - bottom + 14.0);
-        let _ = write!(s, r#"<text x="{:.1}" y="{:.1}" text-anchor="middle">{recs}</text>"#, x + bw / 2.0, y - 3.0);
+        let _ = write!(
+            s,
+            r#"<rect x="{:.1}" y="{y:.1}" width="{:.1}" height="{bh:.1}" fill="{color}"/>"#,
+            x + 2.0,
+            bw - 4.0
+        );
+        let label = if size == 11 {
+            "11+".to_string()
+        } else {
+            size.to_string()
+        };
+        let _ = write!(
+            s,
+            r#"<text x="{:.1}" y="{:.1}" text-anchor="middle">{label}</text>"#,
+            x + bw / 2.0,
+            h - bottom + 14.0
+        );
+        let _ = write!(
+            s,
+            r#"<text x="{:.1}" y="{:.1}" text-anchor="middle">{recs}</text>"#,
+            x + bw / 2.0,
+            y - 3.0
+        );
     }
     let _ = write!(
         s,
@@ -71,34 +101,81 @@ fn class_size_chart(r: &ReidRisk) -> String {
 fn attack_chart(a: &AttackResult) -> String {
     let (w, left) = (560.0, 170.0);
     let rows: Vec<(&str, f64, f64, &str)> = [
-        Some(("attack on the original", a.attack_rate.value, a.attack_rate.error, "#c62828")),
-        a.control_rate.map(|c| ("same attack on the control", c.value, c.error, "#1565c0")),
-        Some(("random guessing (baseline)", a.baseline_rate.value, a.baseline_rate.error, "#757575")),
-        Some(("privacy risk", a.risk, (a.risk_ci.1 - a.risk_ci.0) / 2.0, "#000000")),
+        Some((
+            "attack on the original",
+            a.attack_rate.value,
+            a.attack_rate.error,
+            "#c62828",
+        )),
+        a.control_rate
+            .map(|c| ("same attack on the control", c.value, c.error, "#1565c0")),
+        Some((
+            "random guessing (baseline)",
+            a.baseline_rate.value,
+            a.baseline_rate.error,
+            "#757575",
+        )),
+        Some((
+            "privacy risk",
+            a.risk,
+            (a.risk_ci.1 - a.risk_ci.0) / 2.0,
+            "#000000",
+        )),
     ]
     .into_iter()
     .flatten()
     .collect();
     let h = 26.0 * rows.len() as f64 + 26.0;
     let scale = w - left - 20.0;
-    let mut s = format!(r#"<svg width="{w}" height="{h}" role="img" xmlns="http://www.w3.org/2000/svg"><style>text{{font:11px sans-serif}}</style>"#);
+    let mut s = format!(
+        r#"<svg width="{w}" height="{h}" role="img" xmlns="http://www.w3.org/2000/svg"><style>text{{font:11px sans-serif}}</style>"#
+    );
     for (i, (label, v, e, color)) in rows.iter().enumerate() {
         let y = 8.0 + i as f64 * 26.0;
-        let _ = write!(s, r#"<text x="{:.1}" y="{:.1}" text-anchor="end">{label}</text>"#, left - 6.0, y + 13.0);
-        let _ = write!(s, r#"<rect x="{left}" y="{y:.1}" width="{:.1}" height="16" fill="{color}" opacity="0.75"/>"#, v.clamp(0.0, 1.0) * scale);
+        let _ = write!(
+            s,
+            r#"<text x="{:.1}" y="{:.1}" text-anchor="end">{label}</text>"#,
+            left - 6.0,
+            y + 13.0
+        );
+        let _ = write!(
+            s,
+            r#"<rect x="{left}" y="{y:.1}" width="{:.1}" height="16" fill="{color}" opacity="0.75"/>"#,
+            v.clamp(0.0, 1.0) * scale
+        );
         let (lo, hi) = ((v - e).clamp(0.0, 1.0), (v + e).clamp(0.0, 1.0));
         let _ = write!(
             s,
             r#"<line x1="{:.1}" y1="{:.1}" x2="{:.1}" y2="{:.1}" stroke="black"/><line x1="{:.1}" y1="{:.1}" x2="{:.1}" y2="{:.1}" stroke="black"/><line x1="{:.1}" y1="{:.1}" x2="{:.1}" y2="{:.1}" stroke="black"/>"#,
-            left + lo * scale, y + 8.0, left + hi * scale, y + 8.0,
-            left + lo * scale, y + 3.0, left + lo * scale, y + 13.0,
-            left + hi * scale, y + 3.0, left + hi * scale, y + 13.0
+            left + lo * scale,
+            y + 8.0,
+            left + hi * scale,
+            y + 8.0,
+            left + lo * scale,
+            y + 3.0,
+            left + lo * scale,
+            y + 13.0,
+            left + hi * scale,
+            y + 3.0,
+            left + hi * scale,
+            y + 13.0
         );
-        let _ = write!(s, r#"<text x="{:.1}" y="{:.1}">{}</text>"#, left + hi * scale + 4.0, y + 13.0, pct(*v));
+        let _ = write!(
+            s,
+            r#"<text x="{:.1}" y="{:.1}">{}</text>"#,
+            left + hi * scale + 4.0,
+            y + 13.0,
+            pct(*v)
+        );
     }
     let y = h - 14.0;
     for t in [0.0, 0.25, 0.5, 0.75, 1.0] {
-        let _ = write!(s, r#"<text x="{:.1}" y="{y:.1}" text-anchor="middle">{}</text>"#, left + t * scale, pct(t));
+        let _ = write!(
+            s,
+            r#"<text x="{:.1}" y="{y:.1}" text-anchor="middle">{}</text>"#,
+            left + t * scale,
+            pct(t)
+        );
     }
     s.push_str("</svg>");
     s
@@ -164,15 +241,29 @@ h2{border-bottom:1px solid #ccc;margin-top:2em}code{background:#f2f2f2;padding:0
         pct(risk.sample_uniqueness),
         pct(risk.population_uniqueness)
     );
-    for (name, a) in [("Singling out", Some(&attacks.singling_out)), ("Linkability", attacks.linkability.as_ref()), ("Inference", attacks.inference.as_ref())] {
+    for (name, a) in [
+        ("Singling out", Some(&attacks.singling_out)),
+        ("Linkability", attacks.linkability.as_ref()),
+        ("Inference", attacks.inference.as_ref()),
+    ] {
         if let Some(a) = a {
             let (b, c) = band(a.risk_ci.1);
-            let _ = write!(s, r#"<tr><td>{name} attack risk</td><td style="color:{c}"><b>{}</b> ({} to {}, {b})</td></tr>"#, pct(a.risk), pct(a.risk_ci.0), pct(a.risk_ci.1));
+            let _ = write!(
+                s,
+                r#"<tr><td>{name} attack risk</td><td style="color:{c}"><b>{}</b> ({} to {}, {b})</td></tr>"#,
+                pct(a.risk),
+                pct(a.risk_ci.0),
+                pct(a.risk_ci.1)
+            );
         }
     }
     if let Some(r) = attacks.membership.risk {
         let (b, c) = band(r);
-        let _ = write!(s, r#"<tr><td>Membership inference advantage</td><td style="color:{c}"><b>{}</b> ({b})</td></tr>"#, pct(r));
+        let _ = write!(
+            s,
+            r#"<tr><td>Membership inference advantage</td><td style="color:{c}"><b>{}</b> ({b})</td></tr>"#,
+            pct(r)
+        );
     }
     s.push_str("</table><p>Bands used in this report: below 5% low, 5 to 20% moderate, 20% or more high. They are a reading aid, not a legal threshold; the controller decides what is acceptable for the purpose and context.</p>");
 
@@ -231,11 +322,20 @@ h2{border-bottom:1px solid #ccc;margin-top:2em}code{background:#f2f2f2;padding:0
     }
     let m = &attacks.membership;
     s.push_str("<h3>Membership inference (distance to closest record)</h3><p>Can the attacker tell whether a person was in the original data by how close the nearest released record is? Distance 0 means an exact copy of the person's values in the release.</p><table>");
-    let _ = write!(s, "<tr><td>Exact copies, people in the original</td><td><b>{}</b> of {}</td></tr>", pct(m.exact_copies_members), m.members);
+    let _ = write!(
+        s,
+        "<tr><td>Exact copies, people in the original</td><td><b>{}</b> of {}</td></tr>",
+        pct(m.exact_copies_members),
+        m.members
+    );
     if let Some(x) = m.exact_copies_non_members {
         let _ = write!(s, "<tr><td>Exact copies, people not in the original (control)</td><td><b>{}</b> of {}</td></tr>", pct(x), m.non_members);
     }
-    let _ = write!(s, "<tr><td>Median distance to closest record, members</td><td>{:.3}</td></tr>", m.median_dcr_members);
+    let _ = write!(
+        s,
+        "<tr><td>Median distance to closest record, members</td><td>{:.3}</td></tr>",
+        m.median_dcr_members
+    );
     if let (Some(auc), Some(ci), Some(r)) = (m.auc, m.auc_ci, m.risk) {
         let _ = write!(
             s,
@@ -247,7 +347,9 @@ h2{border-bottom:1px solid #ccc;margin-top:2em}code{background:#f2f2f2;padding:0
             pct(r)
         );
     } else {
-        s.push_str("<tr><td>Membership advantage</td><td>not measured: needs a control set</td></tr>");
+        s.push_str(
+            "<tr><td>Membership advantage</td><td>not measured: needs a control set</td></tr>",
+        );
     }
     s.push_str("</table><p class=\"small\">Distances: numbers are compared relative to the column's range, other values as equal or not (a generalised value such as <code>[30,40)</code> or <code>114**</code> counts as equal to the values it covers); the distance is the sum over columns.</p>");
     s.push_str("<p>Produced by <code>kuvert risk</code>. The numbers are estimates under the assumptions above; low values are evidence, not proof, that the data are anonymous.</p></body></html>\n");

@@ -43,10 +43,7 @@ pub fn label_matches(label: &str, value: &str) -> bool {
         return false;
     }
     if l.ends_with('*') && l.chars().count() == v.chars().count() {
-        return l
-            .chars()
-            .zip(v.chars())
-            .all(|(a, b)| a == '*' || a == b);
+        return l.chars().zip(v.chars()).all(|(a, b)| a == '*' || a == b);
     }
     if let Some((y, m, d)) = crate::date::parse_ymd(v) {
         if l.len() == 7 && l.as_bytes()[4] == b'-' && l.as_bytes()[5] != b'W' {
@@ -163,8 +160,14 @@ pub fn reid_risk(
     sampling_fraction: Option<f64>,
     threshold: f64,
 ) -> Result<ReidRisk> {
-    let rcols: Vec<usize> = quasi.iter().map(|q| released.col_index(q)).collect::<Result<_>>()?;
-    let ocols: Vec<usize> = quasi.iter().map(|q| original.col_index(q)).collect::<Result<_>>()?;
+    let rcols: Vec<usize> = quasi
+        .iter()
+        .map(|q| released.col_index(q))
+        .collect::<Result<_>>()?;
+    let ocols: Vec<usize> = quasi
+        .iter()
+        .map(|q| original.col_index(q))
+        .collect::<Result<_>>()?;
     let n = released.nrows();
     let (_gid, f, keys) = group_counts(released, &rcols);
     // Map original values to released labels, column by column.
@@ -173,8 +176,15 @@ pub fn reid_risk(
     for (&rc, &oc) in rcols.iter().zip(&ocols) {
         let rd = &released.columns[rc].dict;
         let od = &original.columns[oc].dict;
-        let star = rd.iter().position(|l| l == crate::hierarchy::STAR).map(|x| x as u32);
-        let exact: HashMap<&str, u32> = rd.iter().enumerate().map(|(i, l)| (l.as_str(), i as u32)).collect();
+        let star = rd
+            .iter()
+            .position(|l| l == crate::hierarchy::STAR)
+            .map(|x| x as u32);
+        let exact: HashMap<&str, u32> = rd
+            .iter()
+            .enumerate()
+            .map(|(i, l)| (l.as_str(), i as u32))
+            .collect();
         let m: Vec<Option<u32>> = od
             .iter()
             .map(|v| {
@@ -193,7 +203,11 @@ pub fn reid_risk(
     let mut by_pattern: HashMap<Vec<bool>, HashMap<Vec<u32>, u64>> = HashMap::new();
     let mut big_f = Vec::with_capacity(keys.len());
     for key in keys.iter() {
-        let pattern: Vec<bool> = key.iter().enumerate().map(|(q, &c)| star_code[q] == Some(c)).collect();
+        let pattern: Vec<bool> = key
+            .iter()
+            .enumerate()
+            .map(|(q, &c)| star_code[q] == Some(c))
+            .collect();
         let counts = by_pattern.entry(pattern.clone()).or_insert_with(|| {
             let mut h: HashMap<Vec<u32>, u64> = HashMap::new();
             'rows: for r in 0..original.nrows() {
@@ -211,7 +225,12 @@ pub fn reid_risk(
             }
             h
         });
-        let k: Vec<u32> = key.iter().enumerate().filter(|(q, _)| !pattern[*q]).map(|(_, &c)| c).collect();
+        let k: Vec<u32> = key
+            .iter()
+            .enumerate()
+            .filter(|(q, _)| !pattern[*q])
+            .map(|(_, &c)| c)
+            .collect();
         let pop = counts.get(&k).copied().unwrap_or(0);
         // 0 when the released class matches no original record (noise,
         // synthetic data): it re-identifies nobody.
@@ -224,12 +243,24 @@ pub fn reid_risk(
     let prosecutor = RiskSummary {
         max: if min_f > 0 { 1.0 / min_f as f64 } else { 0.0 },
         avg: classes as f64 / nf,
-        records_at_risk: f.iter().filter(|&&s| 1.0 / s as f64 > threshold).sum::<u64>() as f64 / nf,
+        records_at_risk: f
+            .iter()
+            .filter(|&&s| 1.0 / s as f64 > threshold)
+            .sum::<u64>() as f64
+            / nf,
     };
     let sum_big_f: u64 = big_f.iter().sum();
     let journalist = RiskSummary {
-        max: if min_big_f > 0 { 1.0 / min_big_f as f64 } else { 0.0 },
-        avg: if sum_big_f > 0 { classes as f64 / sum_big_f as f64 } else { 0.0 },
+        max: if min_big_f > 0 {
+            1.0 / min_big_f as f64
+        } else {
+            0.0
+        },
+        avg: if sum_big_f > 0 {
+            classes as f64 / sum_big_f as f64
+        } else {
+            0.0
+        },
         records_at_risk: f
             .iter()
             .zip(&big_f)
@@ -247,12 +278,17 @@ pub fn reid_risk(
         .sum::<f64>()
         / nf;
     let sample_uniques = f.iter().filter(|&&s| s == 1).count();
-    let population_uniques = f.iter().zip(&big_f).filter(|(_, &bf)| bf == 1).map(|(&s, _)| s as usize).sum();
+    let population_uniques = f
+        .iter()
+        .zip(&big_f)
+        .filter(|(_, &bf)| bf == 1)
+        .map(|(&s, _)| s as usize)
+        .sum();
     let pi = sampling_fraction
         .unwrap_or(n as f64 / original.nrows().max(1) as f64)
         .clamp(1e-9, 1.0);
     let pu = zayatz_unique_probability(&f, pi) * sample_uniques as f64;
-    let mut hist = vec![0u64; 11];
+    let mut hist = [0u64; 11];
     for &s in &f {
         hist[(s.min(11) - 1) as usize] += s;
     }
@@ -263,7 +299,12 @@ pub fn reid_risk(
         threshold,
         prosecutor,
         journalist,
-        records_without_match: f.iter().zip(&big_f).filter(|(_, &bf)| bf == 0).map(|(&s, _)| s as usize).sum(),
+        records_without_match: f
+            .iter()
+            .zip(&big_f)
+            .filter(|(_, &bf)| bf == 0)
+            .map(|(&s, _)| s as usize)
+            .sum(),
         marketer,
         sample_uniques,
         sample_uniqueness: sample_uniques as f64 / nf,
@@ -272,7 +313,11 @@ pub fn reid_risk(
         sampling_fraction: pi,
         population_uniques_estimate: pu,
         population_uniqueness_estimate: pu / nf,
-        class_size_histogram: hist.iter().enumerate().map(|(i, &r)| (i as u64 + 1, r)).collect(),
+        class_size_histogram: hist
+            .iter()
+            .enumerate()
+            .map(|(i, &r)| (i as u64 + 1, r))
+            .collect(),
     })
 }
 
@@ -313,10 +358,20 @@ mod tests {
         ]);
         // Population counts: A: ages 21,25,29 F -> 3; B: 27 M, 22 M -> 2; C: 33,35,38 F -> 3.
         let released = tab(&[
-            ("age", &["[20,30)", "[20,30)", "[20,30)", "[30,40)", "[30,40)"]),
+            (
+                "age",
+                &["[20,30)", "[20,30)", "[20,30)", "[30,40)", "[30,40)"],
+            ),
             ("sex", &["F", "F", "M", "F", "F"]),
         ]);
-        let r = reid_risk(&original, &released, &["age".into(), "sex".into()], None, 0.2).unwrap();
+        let r = reid_risk(
+            &original,
+            &released,
+            &["age".into(), "sex".into()],
+            None,
+            0.2,
+        )
+        .unwrap();
         assert_eq!(r.classes, 3);
         assert_eq!(r.prosecutor.max, 1.0);
         assert!((r.prosecutor.avg - 3.0 / 5.0).abs() < 1e-12);

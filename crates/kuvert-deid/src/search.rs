@@ -18,8 +18,8 @@
 use crate::error::{DeidError, Result};
 use crate::hierarchy::Hierarchy;
 use crate::models::{class_ok_sensitive, Models, SensitiveDist};
-use serde::{Deserialize, Serialize};
 use rayon::prelude::*;
+use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
 
@@ -219,13 +219,14 @@ impl<'a> Problem<'a> {
         let mut tq: Vec<Vec<u32>> = vec![Vec::new(); hier.len()];
         let mut ts = Vec::new();
         let mut tw: Vec<u64> = Vec::new();
-        let push_tuple = |r: usize, tq: &mut Vec<Vec<u32>>, ts: &mut Vec<u32>, tw: &mut Vec<u64>| {
-            for (q, c) in qi_codes.iter().enumerate() {
-                tq[q].push(c[r]);
-            }
-            ts.push(sensitive.map(|s| s.0[r]).unwrap_or(0));
-            tw.push(0);
-        };
+        let push_tuple =
+            |r: usize, tq: &mut Vec<Vec<u32>>, ts: &mut Vec<u32>, tw: &mut Vec<u64>| {
+                for (q, c) in qi_codes.iter().enumerate() {
+                    tq[q].push(c[r]);
+                }
+                ts.push(sensitive.map(|s| s.0[r]).unwrap_or(0));
+                tw.push(0);
+            };
         if bits + sbits <= 128 {
             let mut map: IntMap<u128, u32> = IntMap::default();
             for r in 0..nrows {
@@ -377,7 +378,11 @@ impl<'a> Problem<'a> {
     /// Lower bound of the chosen loss at a node (the loss with nothing suppressed).
     fn lower_bound(&self, lv: &[usize], metric: LossMetric) -> f64 {
         match metric {
-            LossMetric::Entropy => lv.iter().enumerate().map(|(q, &l)| self.nue_nosupp[q][l]).sum(),
+            LossMetric::Entropy => lv
+                .iter()
+                .enumerate()
+                .map(|(q, &l)| self.nue_nosupp[q][l])
+                .sum(),
             LossMetric::Precision => {
                 lv.iter()
                     .enumerate()
@@ -411,26 +416,44 @@ impl<'a> Problem<'a> {
             let maps: Vec<(&[u32], u32)> = lv
                 .iter()
                 .enumerate()
-                .map(|(q, &l)| (self.hier[q].maps[l].as_slice(), self.hier[q].cardinality(l).max(1) as u32))
+                .map(|(q, &l)| {
+                    (
+                        self.hier[q].maps[l].as_slice(),
+                        self.hier[q].cardinality(l).max(1) as u32,
+                    )
+                })
                 .collect();
             let nq = maps.len().max(1);
             let keys: Vec<u32> = self
                 .rows
                 .chunks_exact(nq)
-                .map(|row| row.iter().zip(&maps).fold(0u32, |k, (&c, (map, card))| k * card + map[c as usize]))
+                .map(|row| {
+                    row.iter()
+                        .zip(&maps)
+                        .fold(0u32, |k, (&c, (map, card))| k * card + map[c as usize])
+                })
                 .collect();
             NodeKeys::Dense(keys, space as usize)
         } else if space <= u64::MAX as u128 {
             let maps: Vec<(&[u32], u64)> = lv
                 .iter()
                 .enumerate()
-                .map(|(q, &l)| (self.hier[q].maps[l].as_slice(), self.hier[q].cardinality(l).max(1) as u64))
+                .map(|(q, &l)| {
+                    (
+                        self.hier[q].maps[l].as_slice(),
+                        self.hier[q].cardinality(l).max(1) as u64,
+                    )
+                })
                 .collect();
             let nq = maps.len().max(1);
             let keys: Vec<u64> = self
                 .rows
                 .chunks_exact(nq)
-                .map(|row| row.iter().zip(&maps).fold(0u64, |k, (&c, (map, card))| k * card + map[c as usize] as u64))
+                .map(|row| {
+                    row.iter().zip(&maps).fold(0u64, |k, (&c, (map, card))| {
+                        k * card + map[c as usize] as u64
+                    })
+                })
                 .collect();
             NodeKeys::W64(keys)
         } else if space < u128::MAX {
@@ -515,7 +538,8 @@ impl<'a> Problem<'a> {
                 for (&key, &w) in keys.iter().zip(&self.tw) {
                     scratch[key as usize] += w;
                 }
-                let tuple_kept: Vec<bool> = keys.iter().map(|&key| scratch[key as usize] >= k).collect();
+                let tuple_kept: Vec<bool> =
+                    keys.iter().map(|&key| scratch[key as usize] >= k).collect();
                 let (mut suppressed, mut classes, mut sumsq) = (0u64, 0u64, 0f64);
                 for &key in keys.iter() {
                     let s = scratch[key as usize];
@@ -614,7 +638,12 @@ impl<'a> Problem<'a> {
                 }
             }
         }
-        let suppressed: u64 = size.iter().zip(&ok).filter(|(_, &o)| !o).map(|(s, _)| s).sum();
+        let suppressed: u64 = size
+            .iter()
+            .zip(&ok)
+            .filter(|(_, &o)| !o)
+            .map(|(s, _)| s)
+            .sum();
         let classes = ok.iter().filter(|&&o| o).count() as u64;
         let sumsq: f64 = size
             .iter()
@@ -642,7 +671,11 @@ impl<'a> Problem<'a> {
         let disc = sumsq + suppressed as f64 * n;
         // Non-uniform entropy: start from the no-suppression value and
         // correct the suppressed tuples.
-        let mut nue: f64 = lv.iter().enumerate().map(|(q, &l)| self.nue_nosupp[q][l]).sum();
+        let mut nue: f64 = lv
+            .iter()
+            .enumerate()
+            .map(|(q, &l)| self.nue_nosupp[q][l])
+            .sum();
         if suppressed > 0 {
             for (i, &k) in kept.iter().enumerate() {
                 if k {
@@ -686,7 +719,10 @@ impl<'a> Problem<'a> {
 
     /// Per-row kept flags from per-tuple ones.
     pub fn rows_kept(&self, tuple_kept: &[bool]) -> Vec<bool> {
-        self.row_tuple.iter().map(|&t| tuple_kept[t as usize]).collect()
+        self.row_tuple
+            .iter()
+            .map(|&t| tuple_kept[t as usize])
+            .collect()
     }
 
     /// Run the lattice search.
@@ -728,9 +764,9 @@ impl<'a> Problem<'a> {
         }
         let decode = |mut idx: usize, out: &mut Vec<usize>| {
             out.clear();
-            for q in 0..radix.len() {
-                out.push(idx / stride[q]);
-                idx %= stride[q];
+            for &st in &stride {
+                out.push(idx / st);
+                idx %= st;
             }
         };
         const UNKNOWN: u8 = 0;
@@ -748,29 +784,30 @@ impl<'a> Problem<'a> {
         let mut best: Option<(f64, Vec<usize>, NodeEval)> = None;
         let mut stack: Vec<usize> = Vec::new();
         // Mark `start` and everything below it as failing.
-        let fail_down = |start: usize, status: &mut Vec<u8>, resolved: &mut u64, stack: &mut Vec<usize>| {
-            stack.clear();
-            if status[start] != FAIL {
-                *resolved += 1;
-                status[start] = FAIL;
-            }
-            stack.push(start);
-            while let Some(i) = stack.pop() {
-                let mut rem = i;
-                for q in 0..radix.len() {
-                    let l = rem / stride[q];
-                    rem %= stride[q];
-                    if l > 0 {
-                        let j = i - stride[q];
-                        if status[j] != FAIL {
-                            *resolved += 1;
-                            status[j] = FAIL;
-                            stack.push(j);
+        let fail_down =
+            |start: usize, status: &mut Vec<u8>, resolved: &mut u64, stack: &mut Vec<usize>| {
+                stack.clear();
+                if status[start] != FAIL {
+                    *resolved += 1;
+                    status[start] = FAIL;
+                }
+                stack.push(start);
+                while let Some(i) = stack.pop() {
+                    let mut rem = i;
+                    for &st in &stride {
+                        let l = rem / st;
+                        rem %= st;
+                        if l > 0 {
+                            let j = i - st;
+                            if status[j] != FAIL {
+                                *resolved += 1;
+                                status[j] = FAIL;
+                                stack.push(j);
+                            }
                         }
                     }
                 }
-            }
-        };
+            };
         // Record the outcome of an evaluated node; true if it passes.
         let apply = |idx: usize,
                      ev: NodeEval,
@@ -792,7 +829,9 @@ impl<'a> Problem<'a> {
                     .as_ref()
                     .map(|b| {
                         let eps = 1e-9 * b.0.abs().max(1.0);
-                        v < b.0 - eps || (v <= b.0 + eps && lv.iter().sum::<usize>() < b.1.iter().sum::<usize>())
+                        v < b.0 - eps
+                            || (v <= b.0 + eps
+                                && lv.iter().sum::<usize>() < b.1.iter().sum::<usize>())
                     })
                     .unwrap_or(true);
                 if better {
@@ -829,11 +868,11 @@ impl<'a> Problem<'a> {
             loop {
                 let mut cands = Vec::new();
                 let mut rem = cur;
-                for q in 0..radix.len() {
-                    let l = rem / stride[q];
-                    rem %= stride[q];
-                    if l > 0 && status[cur - stride[q]] != FAIL {
-                        cands.push(cur - stride[q]);
+                for &st in &stride {
+                    let l = rem / st;
+                    rem %= st;
+                    if l > 0 && status[cur - st] != FAIL {
+                        cands.push(cur - st);
                     }
                 }
                 evaluated += cands.len() as u64;

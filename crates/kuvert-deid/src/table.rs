@@ -267,7 +267,10 @@ mod tests {
         assert_eq!(t.lines, vec![2, 3, 4]);
         let q = dir.join("b.csv");
         t.write_csv(&q).unwrap();
-        assert_eq!(std::fs::read_to_string(&q).unwrap(), "a,b\n1,x\n2,\"y,z\"\n1,x\n");
+        assert_eq!(
+            std::fs::read_to_string(&q).unwrap(),
+            "a,b\n1,x\n2,\"y,z\"\n1,x\n"
+        );
         std::fs::write(&p, "a,b\n1\n").unwrap();
         let e = Table::read(&p).unwrap_err().to_string();
         assert!(e.contains(":2:"), "{e}");

@@ -19,25 +19,43 @@ fn rows(t: &Table) -> Vec<Vec<String>> {
 }
 
 /// Independent check of k-anonymity, l-diversity and t-closeness on an output table.
-fn check_models(out: &Table, original: &Table, quasi: &[String], sensitive: Option<&str>, m: &Models) -> Result<(), String> {
-    let qi: Vec<usize> = quasi.iter().map(|q| out.headers.iter().position(|h| h == q).unwrap()).collect();
+fn check_models(
+    out: &Table,
+    original: &Table,
+    quasi: &[String],
+    sensitive: Option<&str>,
+    m: &Models,
+) -> Result<(), String> {
+    let qi: Vec<usize> = quasi
+        .iter()
+        .map(|q| out.headers.iter().position(|h| h == q).unwrap())
+        .collect();
     let s = sensitive.map(|s| out.headers.iter().position(|h| h == s).unwrap());
     let mut classes: HashMap<Vec<String>, Vec<String>> = HashMap::new();
     for row in rows(out) {
         let key: Vec<String> = qi.iter().map(|&c| row[c].clone()).collect();
-        classes.entry(key).or_default().push(s.map(|s| row[s].clone()).unwrap_or_default());
+        classes
+            .entry(key)
+            .or_default()
+            .push(s.map(|s| row[s].clone()).unwrap_or_default());
     }
     // Global sensitive distribution of the original input.
     let mut global: HashMap<String, f64> = HashMap::new();
     if let Some(sn) = sensitive {
         let sc = original.headers.iter().position(|h| h == sn).unwrap();
         for r in 0..original.nrows() {
-            *global.entry(original.columns[sc].get(r).to_string()).or_default() += 1.0 / original.nrows() as f64;
+            *global
+                .entry(original.columns[sc].get(r).to_string())
+                .or_default() += 1.0 / original.nrows() as f64;
         }
     }
     for (key, vals) in &classes {
         if (vals.len() as u64) < m.k {
-            return Err(format!("class {key:?} has {} < k = {} records", vals.len(), m.k));
+            return Err(format!(
+                "class {key:?} has {} < k = {} records",
+                vals.len(),
+                m.k
+            ));
         }
         let mut hist: HashMap<&str, f64> = HashMap::new();
         for v in vals {
@@ -47,7 +65,10 @@ fn check_models(out: &Table, original: &Table, quasi: &[String], sensitive: Opti
             match m.l_kind {
                 LKind::Distinct => {
                     if (hist.len() as f64) < l {
-                        return Err(format!("class {key:?} has {} < l distinct values", hist.len()));
+                        return Err(format!(
+                            "class {key:?} has {} < l distinct values",
+                            hist.len()
+                        ));
                     }
                 }
                 LKind::Entropy => {
@@ -67,7 +88,10 @@ fn check_models(out: &Table, original: &Table, quasi: &[String], sensitive: Opti
                 d += ((hist.get(v.as_str()).copied().unwrap_or(0.0) / n) - q).abs();
             }
             if d / 2.0 > t + 1e-9 {
-                return Err(format!("class {key:?} is {} > t from the whole table", d / 2.0));
+                return Err(format!(
+                    "class {key:?} is {} > t from the whole table",
+                    d / 2.0
+                ));
             }
         }
     }
@@ -78,7 +102,10 @@ fn small_table(seed: u64, n: usize) -> Table {
     kuvert_deid::gen::adult_like(n, seed)
 }
 
-fn opts<'a>(keys: Option<&'a Keys>, p: &'a mut dyn FnMut(kuvert_deid::search::Progress)) -> RunOptions<'a> {
+fn opts<'a>(
+    keys: Option<&'a Keys>,
+    p: &'a mut dyn FnMut(kuvert_deid::search::Progress),
+) -> RunOptions<'a> {
     RunOptions {
         keys,
         holdout_fraction: 0.0,
@@ -95,7 +122,10 @@ fn k_anonymity_holds_and_suppression_within_limit() {
     let out = run(t.clone(), &cfg, opts(None, &mut p)).unwrap();
     check_models(&out.table, &t, &cfg.quasi, None, &cfg.models).unwrap();
     assert!(out.report.records_suppressed as f64 <= 0.03 * 3000.0);
-    assert_eq!(out.table.nrows() as u64 + out.report.records_suppressed, 3000);
+    assert_eq!(
+        out.table.nrows() as u64 + out.report.records_suppressed,
+        3000
+    );
     assert!(out.report.optimal_guaranteed);
 }
 
@@ -110,11 +140,22 @@ fn search_is_optimal_against_brute_force() {
         .iter()
         .map(|q| {
             let c = t.col_index(q).unwrap();
-            kuvert_deid::hierarchy::Hierarchy::build(&t, c, &cfg.hierarchy[q], std::path::Path::new(".")).unwrap()
+            kuvert_deid::hierarchy::Hierarchy::build(
+                &t,
+                c,
+                &cfg.hierarchy[q],
+                std::path::Path::new("."),
+            )
+            .unwrap()
         })
         .collect();
-    let codes: Vec<&[u32]> = cfg.quasi.iter().map(|q| t.columns[t.col_index(q).unwrap()].codes.as_slice()).collect();
-    let prob = kuvert_deid::search::Problem::new(&hier, &codes, None, cfg.models.clone(), 0.05).unwrap();
+    let codes: Vec<&[u32]> = cfg
+        .quasi
+        .iter()
+        .map(|q| t.columns[t.col_index(q).unwrap()].codes.as_slice())
+        .collect();
+    let prob =
+        kuvert_deid::search::Problem::new(&hier, &codes, None, cfg.models.clone(), 0.05).unwrap();
     for metric in [
         kuvert_deid::search::LossMetric::Entropy,
         kuvert_deid::search::LossMetric::Discernibility,
@@ -142,14 +183,22 @@ fn search_is_optimal_against_brute_force() {
                 break;
             }
         }
-        assert!((res.loss.value(metric) - best).abs() <= 1e-6 * best.max(1.0), "{metric:?}: search {} brute force {best}", res.loss.value(metric));
+        assert!(
+            (res.loss.value(metric) - best).abs() <= 1e-6 * best.max(1.0),
+            "{metric:?}: search {} brute force {best}",
+            res.loss.value(metric)
+        );
     }
 }
 
 #[test]
 fn l_diversity_and_t_closeness_hold() {
     let t = small_table(5, 2000);
-    for (l, kind, tt) in [(Some(3.0), LKind::Distinct, None), (Some(2.0), LKind::Entropy, None), (None, LKind::Distinct, Some(0.3))] {
+    for (l, kind, tt) in [
+        (Some(3.0), LKind::Distinct, None),
+        (Some(2.0), LKind::Entropy, None),
+        (None, LKind::Distinct, Some(0.3)),
+    ] {
         let mut cfg = kuvert_deid::gen::config(4, 3, 0.05);
         cfg.sensitive = Some("diagnosis".into());
         cfg.models.l = l;
@@ -181,13 +230,24 @@ fn key_never_appears_in_output_and_pseudonyms_link() {
     let _ = std::fs::remove_file(&kp);
     Keys::generate(&kp).unwrap();
     let key_text = std::fs::read_to_string(&kp).unwrap();
-    let key_hex = key_text.lines().find(|l| l.starts_with("kuvert-deid-key-v1:")).unwrap()[19..].to_string();
+    let key_hex = key_text
+        .lines()
+        .find(|l| l.starts_with("kuvert-deid-key-v1:"))
+        .unwrap()[19..]
+        .to_string();
     let keys = Keys::load(&kp).unwrap();
     // Same person written two ways.
     let t = Table::from_columns(
         "in.csv",
         vec![
-            ("pnr".into(), vec!["811218-9876".into(), "198112189876".into(), "121212-1212".into()]),
+            (
+                "pnr".into(),
+                vec![
+                    "811218-9876".into(),
+                    "198112189876".into(),
+                    "121212-1212".into(),
+                ],
+            ),
             ("x".into(), vec!["a".into(), "b".into(), "c".into()]),
         ],
     );
@@ -227,7 +287,14 @@ fn key_never_appears_in_output_and_pseudonyms_link() {
 fn invalid_identity_number_is_located() {
     let t = Table::from_columns(
         "in.csv",
-        vec![("pnr".into(), vec!["811218-9876".into(), "811218-9875".into(), "121212-1212".into()])],
+        vec![(
+            "pnr".into(),
+            vec![
+                "811218-9876".into(),
+                "811218-9875".into(),
+                "121212-1212".into(),
+            ],
+        )],
     );
     let cfg = Config {
         pseudonymize: vec![PseudoSpec {
@@ -240,7 +307,10 @@ fn invalid_identity_number_is_located() {
     };
     let keys = Keys::from_seed_for_tests(9);
     let mut p = |_| {};
-    let e = run(t, &cfg, opts(Some(&keys), &mut p)).err().unwrap().to_string();
+    let e = run(t, &cfg, opts(Some(&keys), &mut p))
+        .err()
+        .unwrap()
+        .to_string();
     assert!(e.starts_with("in.csv:3:1:"), "{e}");
     assert!(e.contains("check digit"), "{e}");
 }
@@ -286,8 +356,13 @@ fn noise_swap_and_suppression_rules() {
     }
     assert!(counts.iter().all(|(v, &n)| *v == "*" || n >= 10));
     // Swapping keeps the multiset of diagnoses of the kept rows.
-    let males: Vec<usize> = (0..t.nrows()).filter(|&r| t.columns[2].get(r) == "M").collect();
-    let mut before: Vec<&str> = males.iter().map(|&r| t.columns[t.col_index("diagnosis").unwrap()].get(r)).collect();
+    let males: Vec<usize> = (0..t.nrows())
+        .filter(|&r| t.columns[2].get(r) == "M")
+        .collect();
+    let mut before: Vec<&str> = males
+        .iter()
+        .map(|&r| t.columns[t.col_index("diagnosis").unwrap()].get(r))
+        .collect();
     let dc = o.col_index("diagnosis").unwrap();
     let mut after: Vec<&str> = (0..o.nrows()).map(|r| o.columns[dc].get(r)).collect();
     before.sort();
@@ -299,7 +374,10 @@ fn noise_swap_and_suppression_rules() {
     let diffs: Vec<f64> = males
         .iter()
         .enumerate()
-        .map(|(i, &r)| o.columns[ic].get(i).parse::<f64>().unwrap() - t.columns[ti].get(r).parse::<f64>().unwrap())
+        .map(|(i, &r)| {
+            o.columns[ic].get(i).parse::<f64>().unwrap()
+                - t.columns[ti].get(r).parse::<f64>().unwrap()
+        })
         .collect();
     assert!(diffs.iter().any(|d| d.abs() > 0.0));
     let mean_abs = diffs.iter().map(|d| d.abs()).sum::<f64>() / diffs.len() as f64;
@@ -314,7 +392,10 @@ fn user_hierarchy_file_is_used() {
     let pcs = ["11453", "11460", "75236", "75237"];
     let t = Table::from_columns(
         "in.csv",
-        vec![("postcode".into(), (0..40).map(|i| pcs[i % 4].to_string()).collect())],
+        vec![(
+            "postcode".into(),
+            (0..40).map(|i| pcs[i % 4].to_string()).collect(),
+        )],
     );
     let mut cfg = Config {
         quasi: vec!["postcode".into()],
@@ -322,7 +403,12 @@ fn user_hierarchy_file_is_used() {
         ..Config::default()
     };
     cfg.models.k = 15;
-    cfg.hierarchy.insert("postcode".into(), HierarchySpec::Csv { file: "pc.csv".into() });
+    cfg.hierarchy.insert(
+        "postcode".into(),
+        HierarchySpec::Csv {
+            file: "pc.csv".into(),
+        },
+    );
     let mut p = |_| {};
     let out = run(t, &cfg, opts(None, &mut p)).unwrap();
     assert_eq!(out.report.generalisation[0].level, 1);
