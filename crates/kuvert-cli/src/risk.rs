@@ -41,6 +41,9 @@ pub struct RiskArgs {
     /// Held-out control records, not used for the release (same columns as the original).
     #[arg(long)]
     control: Option<PathBuf>,
+    /// The deid.toml used for the release: its hierarchies let generalised labels be matched to original values.
+    #[arg(long)]
+    config: Option<PathBuf>,
     /// Print one JSON object as the last line of stdout.
     #[arg(long)]
     json: bool,
@@ -124,14 +127,21 @@ pub fn run(a: RiskArgs) -> anyhow::Result<ExitCode> {
             seed: a.seed,
             ..AttackParams::default()
         };
-        match run_attacks(
+        // A spinner on stderr while the attacks run (hidden when stderr is not a terminal).
+        let spinner =
+            indicatif::ProgressBar::with_draw_target(None, indicatif::ProgressDrawTarget::stderr());
+        spinner.set_message("running attack tests (singling out, linkability, inference, membership)");
+        spinner.enable_steady_tick(std::time::Duration::from_millis(120));
+        let r = run_attacks(
             &original,
             &released,
             control.as_ref(),
             &a.quasi,
             a.sensitive.as_deref(),
             &params,
-        ) {
+        );
+        spinner.finish_and_clear();
+        match r {
             Ok(r) => Some(r),
             Err(e) => return Ok(fail(&e)),
         }
@@ -168,6 +178,9 @@ pub fn run(a: RiskArgs) -> anyhow::Result<ExitCode> {
             risk.sampling_fraction
         ),
     ];
+    for n in &risk.notes {
+        lines.push(format!("note: {n}"));
+    }
     if let Some(at) = &attacks {
         let fmt = |name: &str, r: &AttackResult| {
             format!(
@@ -266,6 +279,8 @@ pub fn run(a: RiskArgs) -> anyhow::Result<ExitCode> {
             "inference": at.and_then(|x| x.inference.as_ref().map(attack_json)),
             "membership": at.map(|x| serde_json::to_value(&x.membership).unwrap_or_default()),
             "class_size_histogram": risk.class_size_histogram,
+            "records_without_match": risk.records_without_match,
+            "notes": risk.notes,
             "seconds": {"risk": risk_s, "attacks": attack_s},
         });
         println!("{v}");

@@ -107,6 +107,8 @@ pub struct ReidRisk {
     pub population_uniques_estimate: f64,
     /// Share of records estimated to be population unique (Zayatz).
     pub population_uniqueness_estimate: f64,
+    /// Caveats (e.g. columns whose released labels could not be matched to original values).
+    pub notes: Vec<String>,
     /// Records per class size: `(size, records)` for sizes 1..=10, then 11+ as 11.
     pub class_size_histogram: Vec<(u64, u64)>,
 }
@@ -153,12 +155,18 @@ pub fn zayatz_unique_probability(class_sizes: &[u64], pi: f64) -> f64 {
 }
 
 /// Compute the risk measures. `sampling_fraction` defaults to released/original size.
+///
+/// `hierarchies` (from the `deid.toml` used for the release) lets released
+/// labels of user hierarchies be matched to original values; without them
+/// such labels match nothing, and journalist and marketer risk then fall
+/// back to the prosecutor values (conservative), with a note.
 pub fn reid_risk(
     original: &Table,
     released: &Table,
     quasi: &[String],
     sampling_fraction: Option<f64>,
     threshold: f64,
+    hierarchies: Option<&crate::config::Config>,
 ) -> Result<ReidRisk> {
     let rcols: Vec<usize> = quasi
         .iter()
@@ -172,6 +180,7 @@ pub fn reid_risk(
     let (_gid, f, keys) = group_counts(released, &rcols);
     // Map original values to released labels, column by column.
     let mut star_code: Vec<Option<u32>> = Vec::new();
+    let mut uninterpretable: Vec<String> = Vec::new();
     let mut omap: Vec<Vec<Option<u32>>> = Vec::new();
     for (&rc, &oc) in rcols.iter().zip(&ocols) {
         let rd = &released.columns[rc].dict;
@@ -185,17 +194,49 @@ pub fn reid_risk(
             .enumerate()
             .map(|(i, l)| (l.as_str(), i as u32))
             .collect();
-        let m: Vec<Option<u32>> = od
-            .iter()
-            .map(|v| {
-                exact.get(v.as_str()).copied().or_else(|| {
-                    rd.iter()
-                        .enumerate()
-                        .find(|(i, l)| Some(*i as u32) != star && label_matches(l, v))
-                        .map(|(i, _)| i as u32)
-                })
+        // A configured hierarchy whose level holds every released label maps exactly.
+        let via_hierarchy: Option<Vec<Option<u32>>> = hierarchies.and_then(|cfg| {
+            let spec = cfg.hierarchy.get(&original.headers[oc])?;
+            let h = crate::hierarchy::Hierarchy::build(original, oc, spec, &cfg.base_dir).ok()?;
+            (0..h.levels()).find_map(|l| {
+                let labels: std::collections::HashSet<&str> = h.labels[l].iter().map(String::as_str).collect();
+                if !rd.iter().all(|x| x == crate::hierarchy::STAR || labels.contains(x.as_str())) {
+                    return None;
+                }
+                Some(
+                    (0..od.len())
+                        .map(|b| exact.get(h.labels[l][h.maps[l][b] as usize].as_str()).copied())
+                        .collect(),
+                )
             })
-            .collect();
+        });
+        let m: Vec<Option<u32>> = match via_hierarchy {
+            Some(m) => m,
+            None => od
+                .iter()
+                .map(|v| {
+                    exact.get(v.as_str()).copied().or_else(|| {
+                        rd.iter()
+                            .enumerate()
+                            .find(|(i, l)| Some(*i as u32) != star && label_matches(l, v))
+                            .map(|(i, _)| i as u32)
+                    })
+                })
+                .collect(),
+        };
+        // Released labels that no original value matches cannot be interpreted.
+        let mut hit = vec![false; rd.len()];
+        for c in m.iter().flatten() {
+            hit[*c as usize] = true;
+        }
+        if rd
+            .iter()
+            .zip(&hit)
+            .any(|(l, &h)| !h && l != crate::hierarchy::STAR && !l.trim().is_empty())
+            && !m.iter().any(Option::is_some)
+        {
+            uninterpretable.push(released.headers[rc].clone());
+        }
         star_code.push(star);
         omap.push(m);
     }
@@ -232,6 +273,8 @@ pub fn reid_risk(
             .map(|(_, &c)| c)
             .collect();
         let pop = counts.get(&k).copied().unwrap_or(0);
+        // Labels we cannot interpret: assume the release is its own population (conservative).
+        let pop = if uninterpretable.is_empty() { pop } else { pop.max(f[big_f.len()]) };
         // 0 when the released class matches no original record (noise,
         // synthetic data): it re-identifies nobody.
         big_f.push(pop);
@@ -313,6 +356,14 @@ pub fn reid_risk(
         sampling_fraction: pi,
         population_uniques_estimate: pu,
         population_uniqueness_estimate: pu / nf,
+        notes: if uninterpretable.is_empty() {
+            Vec::new()
+        } else {
+            vec![format!(
+                "released labels of {} match no original value (user hierarchy?); journalist and marketer risk assume the release is its own population (conservative). Pass the deid configuration (--config) to match them",
+                uninterpretable.join(", ")
+            )]
+        },
         class_size_histogram: hist
             .iter()
             .enumerate()
@@ -389,6 +440,27 @@ mod tests {
     }
 
     #[test]
+    fn user_hierarchy_labels_via_config() {
+        let original = tab(&[("edu", &["Bachelors", "Masters", "HS-grad", "Bachelors"])]);
+        let released = tab(&[("edu", &["Higher", "Higher"])]);
+        // Without the hierarchy: conservative fallback and a note.
+        let r = reid_risk(&original, &released, &["edu".into()], None, 0.2, None).unwrap();
+        assert_eq!(r.journalist.max, 0.5);
+        assert_eq!(r.notes.len(), 1);
+        let mut cfg = crate::config::Config::default();
+        let map = [("Bachelors", "Higher"), ("Masters", "Higher"), ("HS-grad", "Secondary")]
+            .iter()
+            .map(|(a, b)| (a.to_string(), vec![b.to_string()]))
+            .collect();
+        cfg.hierarchy.insert("edu".into(), crate::hierarchy::HierarchySpec::Map { map });
+        let r = reid_risk(&original, &released, &["edu".into()], None, 0.2, Some(&cfg)).unwrap();
+        // Three original records are "Higher".
+        assert!((r.journalist.max - 1.0 / 3.0).abs() < 1e-12);
+        assert!((r.marketer - (2.0 / 3.0) / 2.0).abs() < 1e-12);
+        assert!(r.notes.is_empty());
+    }
+
+    #[test]
     fn zayatz_hand_computed() {
         // Classes sizes 1,1,2 with pi = 0.5: p1 = 2/3, p2 = 1/3.
         // denom = 2/3*1*0.5 + 1/3*2*0.5*0.5 = 1/3 + 1/6 = 1/2; P = (2/3*0.5)/(1/2) = 2/3.
@@ -400,7 +472,7 @@ mod tests {
     #[test]
     fn release_equal_to_original_is_all_unique() {
         let t = tab(&[("a", &["1", "2", "3"]), ("b", &["x", "y", "z"])]);
-        let r = reid_risk(&t, &t, &["a".into(), "b".into()], None, 0.2).unwrap();
+        let r = reid_risk(&t, &t, &["a".into(), "b".into()], None, 0.2, None).unwrap();
         assert_eq!(r.prosecutor.max, 1.0);
         assert_eq!(r.prosecutor.avg, 1.0);
         assert_eq!(r.marketer, 1.0);
