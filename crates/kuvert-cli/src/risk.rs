@@ -105,6 +105,13 @@ pub fn run(a: RiskArgs) -> anyhow::Result<ExitCode> {
         },
         None => None,
     };
+    let cfg = match &a.config {
+        Some(p) => match kuvert_deid::config::Config::load(p) {
+            Ok(c) => Some(c),
+            Err(e) => return Ok(fail(&e)),
+        },
+        None => None,
+    };
     let t0 = std::time::Instant::now();
     let risk = match reid_risk(
         &original,
@@ -112,6 +119,7 @@ pub fn run(a: RiskArgs) -> anyhow::Result<ExitCode> {
         &a.quasi,
         a.sampling_fraction,
         a.threshold,
+        cfg.as_ref(),
     ) {
         Ok(r) => r,
         Err(e) => return Ok(fail(&e)),
@@ -130,7 +138,8 @@ pub fn run(a: RiskArgs) -> anyhow::Result<ExitCode> {
         // A spinner on stderr while the attacks run (hidden when stderr is not a terminal).
         let spinner =
             indicatif::ProgressBar::with_draw_target(None, indicatif::ProgressDrawTarget::stderr());
-        spinner.set_message("running attack tests (singling out, linkability, inference, membership)");
+        spinner
+            .set_message("running attack tests (singling out, linkability, inference, membership)");
         spinner.enable_steady_tick(std::time::Duration::from_millis(120));
         let r = run_attacks(
             &original,

@@ -470,6 +470,86 @@ fn count_matches(d: &mut Data<'_>, t: usize, rows: &[usize], query: &[Pred]) -> 
     count
 }
 
+/// Bitsets over the released rows, per column and value: equal to the
+/// value, and (numeric columns) at least / at most the value.
+struct RelIndex {
+    eq: Vec<Vec<Vec<u64>>>,
+    ge: Vec<Vec<Vec<u64>>>,
+    le: Vec<Vec<Vec<u64>>>,
+}
+
+impl RelIndex {
+    /// Build, unless it would take more than 512 MiB.
+    fn build(d: &Data<'_>) -> Option<RelIndex> {
+        let n = d.t[1].nrows();
+        let words = n.div_ceil(64);
+        let mut total = 0usize;
+        for (q, m) in d.meta.iter().enumerate() {
+            total += d.dict(1, q).len() * words * if m.point { 3 } else { 1 };
+        }
+        if total.saturating_mul(8) > 512 << 20 {
+            return None;
+        }
+        let (mut eq, mut ge, mut le) = (Vec::new(), Vec::new(), Vec::new());
+        for (q, m) in d.meta.iter().enumerate() {
+            let dl = d.dict(1, q).len();
+            let mut e = vec![vec![0u64; words]; dl];
+            for r in 0..n {
+                e[d.code(1, q, r) as usize][r / 64] |= 1u64 << (r % 64);
+            }
+            let (mut g, mut l) = (Vec::new(), Vec::new());
+            if m.point {
+                g = vec![vec![0u64; words]; dl];
+                l = vec![vec![0u64; words]; dl];
+                let mut order: Vec<(f64, usize)> = m.num[1]
+                    .iter()
+                    .enumerate()
+                    .filter_map(|(c, x)| x.map(|x| (x, c)))
+                    .collect();
+                order.sort_by(|a, b| a.0.total_cmp(&b.0));
+                let mut acc = vec![0u64; words];
+                for &(_, c) in &order {
+                    for (a, b) in acc.iter_mut().zip(&e[c]) {
+                        *a |= b;
+                    }
+                    l[c].clone_from(&acc);
+                }
+                acc.iter_mut().for_each(|a| *a = 0);
+                for &(_, c) in order.iter().rev() {
+                    for (a, b) in acc.iter_mut().zip(&e[c]) {
+                        *a |= b;
+                    }
+                    g[c].clone_from(&acc);
+                }
+            }
+            eq.push(e);
+            ge.push(g);
+            le.push(l);
+        }
+        Some(RelIndex { eq, ge, le })
+    }
+}
+
+/// Number of rows in the intersection of the bitsets, stopping above 1.
+fn count_and(sets: &[&[u64]]) -> usize {
+    let Some(first) = sets.first() else { return 0 };
+    let mut count = 0usize;
+    for (i, &w0) in first.iter().enumerate() {
+        let mut w = w0;
+        for s in &sets[1..] {
+            w &= s[i];
+            if w == 0 {
+                break;
+            }
+        }
+        count += w.count_ones() as usize;
+        if count > 1 {
+            return count;
+        }
+    }
+    count
+}
+
 fn sample_rows(n: usize, k: usize, rng: &mut ChaCha20Rng) -> Vec<usize> {
     let mut idx: Vec<usize> = (0..n).collect();
     idx.shuffle(rng);
@@ -558,39 +638,66 @@ fn singling_out(
     let ctl_rows = sample_rows(n_ctl, m, rng);
     let mut queries: Vec<Vec<Pred>> = Vec::new();
     let mut seen = std::collections::HashSet::new();
-    let max_attempts = p.n_attacks * 50;
+    // Bitsets over the released rows make each uniqueness check a few
+    // thousand word operations; without them (too big) fall back to scans.
+    let index = RelIndex::build(d);
+    let max_attempts = p.n_attacks * if index.is_some() { 2000 } else { 50 };
+    let started = std::time::Instant::now();
     let mut attempts = 0;
-    while queries.len() < p.n_attacks && attempts < max_attempts && !rel_rows.is_empty() {
+    while queries.len() < p.n_attacks
+        && attempts < max_attempts
+        && !rel_rows.is_empty()
+        && started.elapsed().as_secs_f64() < 30.0
+    {
         attempts += 1;
         let r = rng.gen_range(0..rel_rows.len());
         let mut qs: Vec<usize> = (0..nq).collect();
         qs.shuffle(rng);
         qs.truncate(ncols);
         qs.sort_unstable();
+        let mut sets: Vec<&[u64]> = Vec::with_capacity(qs.len());
         let query: Vec<Pred> = qs
             .iter()
             .map(|&q| {
                 let code = d.code(1, q, r);
                 let meta = &d.meta[q];
                 match (meta.point, meta.num[1][code as usize]) {
-                    (true, Some(v)) => Pred::Cmp {
-                        q,
-                        op: if v > meta.median { Op::Ge } else { Op::Le },
-                        value: v,
-                    },
-                    _ => Pred::Cover {
-                        q,
-                        code,
-                        negate: false,
-                    },
+                    (true, Some(v)) => {
+                        let op = if v > meta.median { Op::Ge } else { Op::Le };
+                        if let Some(ix) = &index {
+                            sets.push(if matches!(op, Op::Ge) {
+                                &ix.ge[q][code as usize]
+                            } else {
+                                &ix.le[q][code as usize]
+                            });
+                        }
+                        Pred::Cmp { q, op, value: v }
+                    }
+                    _ => {
+                        if let Some(ix) = &index {
+                            sets.push(&ix.eq[q][code as usize]);
+                        }
+                        Pred::Cover {
+                            q,
+                            code,
+                            negate: false,
+                        }
+                    }
                 }
             })
             .collect();
+        let unique = match &index {
+            Some(_) => count_and(&sets) == 1,
+            None => false,
+        };
+        if index.is_some() && !unique {
+            continue;
+        }
         let key = format!("{query:?}");
         if seen.contains(&key) {
             continue;
         }
-        if count_matches(d, 1, &rel_rows, &query) == 1 {
+        if unique || count_matches(d, 1, &rel_rows, &query) == 1 {
             seen.insert(key);
             queries.push(query);
         }

@@ -199,13 +199,21 @@ pub fn reid_risk(
             let spec = cfg.hierarchy.get(&original.headers[oc])?;
             let h = crate::hierarchy::Hierarchy::build(original, oc, spec, &cfg.base_dir).ok()?;
             (0..h.levels()).find_map(|l| {
-                let labels: std::collections::HashSet<&str> = h.labels[l].iter().map(String::as_str).collect();
-                if !rd.iter().all(|x| x == crate::hierarchy::STAR || labels.contains(x.as_str())) {
+                let labels: std::collections::HashSet<&str> =
+                    h.labels[l].iter().map(String::as_str).collect();
+                if !rd
+                    .iter()
+                    .all(|x| x == crate::hierarchy::STAR || labels.contains(x.as_str()))
+                {
                     return None;
                 }
                 Some(
                     (0..od.len())
-                        .map(|b| exact.get(h.labels[l][h.maps[l][b] as usize].as_str()).copied())
+                        .map(|b| {
+                            exact
+                                .get(h.labels[l][h.maps[l][b] as usize].as_str())
+                                .copied()
+                        })
                         .collect(),
                 )
             })
@@ -274,7 +282,11 @@ pub fn reid_risk(
             .collect();
         let pop = counts.get(&k).copied().unwrap_or(0);
         // Labels we cannot interpret: assume the release is its own population (conservative).
-        let pop = if uninterpretable.is_empty() { pop } else { pop.max(f[big_f.len()]) };
+        let pop = if uninterpretable.is_empty() {
+            pop
+        } else {
+            pop.max(f[big_f.len()])
+        };
         // 0 when the released class matches no original record (noise,
         // synthetic data): it re-identifies nobody.
         big_f.push(pop);
@@ -448,11 +460,16 @@ mod tests {
         assert_eq!(r.journalist.max, 0.5);
         assert_eq!(r.notes.len(), 1);
         let mut cfg = crate::config::Config::default();
-        let map = [("Bachelors", "Higher"), ("Masters", "Higher"), ("HS-grad", "Secondary")]
-            .iter()
-            .map(|(a, b)| (a.to_string(), vec![b.to_string()]))
-            .collect();
-        cfg.hierarchy.insert("edu".into(), crate::hierarchy::HierarchySpec::Map { map });
+        let map = [
+            ("Bachelors", "Higher"),
+            ("Masters", "Higher"),
+            ("HS-grad", "Secondary"),
+        ]
+        .iter()
+        .map(|(a, b)| (a.to_string(), vec![b.to_string()]))
+        .collect();
+        cfg.hierarchy
+            .insert("edu".into(), crate::hierarchy::HierarchySpec::Map { map });
         let r = reid_risk(&original, &released, &["edu".into()], None, 0.2, Some(&cfg)).unwrap();
         // Three original records are "Higher".
         assert!((r.journalist.max - 1.0 / 3.0).abs() < 1e-12);
