@@ -29,7 +29,7 @@ enum Command {
     /// l-diversity and t-closeness with the least information loss.
     Deid(Box<deid::DeidArgs>),
     /// Measure re-identification risk of a released table and run attack tests.
-    Risk(risk::RiskArgs),
+    Risk(Box<risk::RiskArgs>),
 }
 
 fn main() -> std::process::ExitCode {
@@ -37,7 +37,7 @@ fn main() -> std::process::ExitCode {
     let result = match cli.command {
         Command::Bench(b) => bench::run(b),
         Command::Deid(a) => deid::run(*a),
-        Command::Risk(a) => risk::run(a),
+        Command::Risk(a) => risk::run(*a),
     };
     match result {
         Ok(code) => code,

@@ -433,6 +433,7 @@ mod tests {
             &["age".into(), "sex".into()],
             None,
             0.2,
+            None,
         )
         .unwrap();
         assert_eq!(r.classes, 3);
