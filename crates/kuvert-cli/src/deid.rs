@@ -142,7 +142,7 @@ enum SuppressedArg {
 
 #[derive(Args, Debug)]
 struct RunArgs {
-    /// Input table (.csv or .tsv; the format follows the extension).
+    /// Input table (.csv, .tsv or .parquet; the format follows the extension).
     #[arg(long)]
     input: Option<PathBuf>,
     /// Output CSV.

@@ -26,7 +26,7 @@ use std::process::ExitCode;
 /// --report risk.html
 #[derive(Args, Debug)]
 pub struct RiskArgs {
-    /// The original table (.csv or .tsv).
+    /// The original table (.csv, .tsv or .parquet).
     #[arg(long)]
     original: PathBuf,
     /// The released table (de-identified or synthetic).

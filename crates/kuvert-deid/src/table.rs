@@ -152,16 +152,84 @@ impl Table {
         match ext.as_str() {
             "csv" | "txt" => Self::read_delimited(path, b','),
             "tsv" => Self::read_delimited(path, b'\t'),
-            "parquet" | "pq" => Err(DeidError::Config(format!(
-                "{}: Parquet input is not supported in this build; export the table as CSV (for example with `duckdb -c \"COPY (FROM '{}') TO 'out.csv'\"`)",
-                path.display(),
-                path.display()
-            ))),
+            "parquet" | "pq" => Self::read_parquet(path),
             _ => Err(DeidError::Config(format!(
-                "{}: unknown file type `.{ext}`; use a .csv or .tsv file",
+                "{}: unknown file type `.{ext}`; use a .csv, .tsv or .parquet file",
                 path.display()
             ))),
         }
+    }
+
+    /// Read a Parquet file (flat schema). Every value becomes text: numbers
+    /// as written by Rust, dates as `YYYY-MM-DD`, nulls as empty cells. The
+    /// "line" of a row in error messages is its 1-based row number.
+    pub fn read_parquet(path: &Path) -> Result<Table> {
+        use parquet::file::reader::{FileReader, SerializedFileReader};
+        use parquet::record::Field;
+        let source = path.display().to_string();
+        let file = std::fs::File::open(path).map_err(|e| DeidError::Io {
+            path: source.clone(),
+            source: e,
+        })?;
+        let perr = |e: parquet::errors::ParquetError, row: u64| DeidError::Csv {
+            path: source.clone(),
+            line: row,
+            message: format!("cannot read Parquet: {e}"),
+        };
+        let reader = SerializedFileReader::new(file).map_err(|e| perr(e, 0))?;
+        let schema = reader.metadata().file_metadata().schema_descr_ptr();
+        let headers: Vec<String> = schema
+            .root_schema()
+            .get_fields()
+            .iter()
+            .map(|f| f.name().to_string())
+            .collect();
+        let mut builders: Vec<ColumnBuilder> =
+            headers.iter().map(|_| ColumnBuilder::default()).collect();
+        let mut lines = Vec::new();
+        let rows = reader.get_row_iter(None).map_err(|e| perr(e, 0))?;
+        for (i, row) in rows.enumerate() {
+            let line = i as u64 + 1;
+            let row = row.map_err(|e| perr(e, line))?;
+            let fields: Vec<&Field> = row.get_column_iter().map(|(_, f)| f).collect();
+            if fields.len() != builders.len() {
+                return Err(DeidError::Csv {
+                    path: source,
+                    line,
+                    message: "nested Parquet columns are not supported; flatten the schema".into(),
+                });
+            }
+            for (b, f) in builders.iter_mut().zip(fields) {
+                let text = match f {
+                    Field::Null => String::new(),
+                    Field::Str(s) => s.clone(),
+                    Field::Bytes(b) => String::from_utf8_lossy(b.data()).into_owned(),
+                    Field::Date(d) => {
+                        let (y, m, dd) = crate::date::civil_from_days(*d as i64);
+                        format!("{y:04}-{m:02}-{dd:02}")
+                    }
+                    Field::Float(x) => format!("{x}"),
+                    Field::Double(x) => format!("{x}"),
+                    Field::Group(_) | Field::ListInternal(_) | Field::MapInternal(_) => {
+                        return Err(DeidError::Csv {
+                            path: source,
+                            line,
+                            message: "nested Parquet columns are not supported; flatten the schema"
+                                .into(),
+                        })
+                    }
+                    other => other.to_string(),
+                };
+                b.push(&text);
+            }
+            lines.push(line);
+        }
+        Ok(Table {
+            source,
+            headers,
+            columns: builders.into_iter().map(ColumnBuilder::finish).collect(),
+            lines,
+        })
     }
 
     /// Read a delimited text file with a header row.
@@ -253,6 +321,59 @@ impl Table {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn parquet_is_read_by_extension() {
+        use parquet::data_type::{ByteArray, ByteArrayType, Int32Type};
+        use parquet::file::writer::SerializedFileWriter;
+        use std::sync::Arc;
+        let dir = std::env::temp_dir().join(format!("kuvert-deid-pq-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let p = dir.join("a.parquet");
+        let schema = Arc::new(
+            parquet::schema::parser::parse_message_type(
+                "message m { required int32 age; required binary town (UTF8); optional int32 d (DATE); }",
+            )
+            .unwrap(),
+        );
+        let mut w = SerializedFileWriter::new(
+            std::fs::File::create(&p).unwrap(),
+            schema,
+            Default::default(),
+        )
+        .unwrap();
+        let mut rg = w.next_row_group().unwrap();
+        let mut c = rg.next_column().unwrap().unwrap();
+        c.typed::<Int32Type>()
+            .write_batch(&[34, 51, 34], None, None)
+            .unwrap();
+        c.close().unwrap();
+        let mut c = rg.next_column().unwrap().unwrap();
+        let towns: Vec<ByteArray> = ["Kiruna", "Visby", "Kiruna"]
+            .iter()
+            .map(|s| ByteArray::from(*s))
+            .collect();
+        c.typed::<ByteArrayType>()
+            .write_batch(&towns, None, None)
+            .unwrap();
+        c.close().unwrap();
+        let mut c = rg.next_column().unwrap().unwrap();
+        // Two dates and a null; 19723 days = 2024-01-01.
+        c.typed::<Int32Type>()
+            .write_batch(&[19723, 19724], Some(&[1, 0, 1]), None)
+            .unwrap();
+        c.close().unwrap();
+        rg.close().unwrap();
+        w.close().unwrap();
+        let t = Table::read(&p).unwrap();
+        assert_eq!(t.headers, vec!["age", "town", "d"]);
+        assert_eq!(t.nrows(), 3);
+        assert_eq!(t.columns[0].get(1), "51");
+        assert_eq!(t.columns[1].get(2), "Kiruna");
+        assert_eq!(t.columns[2].get(0), "2024-01-01");
+        assert_eq!(t.columns[2].get(1), "");
+        assert_eq!(t.columns[2].get(2), "2024-01-02");
+    }
 
     #[test]
     fn read_write_round_trip() {
