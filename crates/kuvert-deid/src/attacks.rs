@@ -30,6 +30,7 @@ use crate::table::Table;
 use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha20Rng;
+use rayon::prelude::*;
 use serde::Serialize;
 use std::collections::HashMap;
 
@@ -301,7 +302,7 @@ struct Data<'a> {
     cols: [Vec<usize>; 3],
     meta: Vec<Col>,
     /// Per (column, released code): per-original/control-dict match masks, cached.
-    cache: HashMap<(usize, usize, u32), std::rc::Rc<Vec<bool>>>,
+    cache: HashMap<(usize, usize, u32), std::sync::Arc<Vec<bool>>>,
 }
 
 impl<'a> Data<'a> {
@@ -386,7 +387,7 @@ impl<'a> Data<'a> {
     }
 
     /// Mask over table `t`'s dict of column `q`: values that released label `code` covers.
-    fn cover_mask(&mut self, t: usize, q: usize, code: u32) -> std::rc::Rc<Vec<bool>> {
+    fn cover_mask(&mut self, t: usize, q: usize, code: u32) -> std::sync::Arc<Vec<bool>> {
         if let Some(m) = self.cache.get(&(t, q, code)) {
             return m.clone();
         }
@@ -399,7 +400,7 @@ impl<'a> Data<'a> {
                 .map(|v| label_matches(&label, v))
                 .collect()
         };
-        let m = std::rc::Rc::new(m);
+        let m = std::sync::Arc::new(m);
         self.cache.insert((t, q, code), m.clone());
         m
     }
@@ -558,13 +559,26 @@ fn sample_rows(n: usize, k: usize, rng: &mut ChaCha20Rng) -> Vec<usize> {
 }
 
 /// Index of the nearest released row to row `r` of table `t`, over columns `qs`; ties broken at random.
-fn nearest(
-    d: &mut Data<'_>,
+/// [`nearest`] for many targets, in parallel; ties are broken with a
+/// generator seeded from `seed` and the target, so results do not depend on
+/// the number of threads.
+fn nearest_many(
+    d: &Data<'_>,
     t: usize,
-    r: usize,
+    rows: &[usize],
     qs: &[usize],
-    rng: &mut ChaCha20Rng,
-) -> (usize, f64) {
+    seed: u64,
+) -> Vec<(usize, f64)> {
+    rows.par_iter()
+        .map(|&r| {
+            let mut rng =
+                ChaCha20Rng::seed_from_u64(seed ^ (r as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15));
+            nearest(d, t, r, qs, &mut rng)
+        })
+        .collect()
+}
+
+fn nearest(d: &Data<'_>, t: usize, r: usize, qs: &[usize], rng: &mut ChaCha20Rng) -> (usize, f64) {
     // Per-column distance to each released dict code.
     let per_col: Vec<(usize, Vec<f32>)> = qs
         .iter()
@@ -774,20 +788,14 @@ fn linkability(
     let n_rel = d.t[1].nrows();
     let targets = sample_rows(d.t[0].nrows(), p.n_attacks, rng);
     let n_attacks = targets.len();
-    let mut n_success = 0;
-    for &r in &targets {
-        let (ia, _) = nearest(d, 0, r, &a, rng);
-        let (ib, _) = nearest(d, 0, r, &b, rng);
-        n_success += usize::from(ia == ib);
-    }
+    let na = nearest_many(d, 0, &targets, &a, rng.gen());
+    let nb = nearest_many(d, 0, &targets, &b, rng.gen());
+    let n_success = na.iter().zip(&nb).filter(|(x, y)| x.0 == y.0).count();
     let n_control = if control {
         let ct = sample_rows(d.t[2].nrows(), n_attacks, rng);
-        let mut s = 0;
-        for &r in &ct {
-            let (ia, _) = nearest(d, 2, r, &a, rng);
-            let (ib, _) = nearest(d, 2, r, &b, rng);
-            s += usize::from(ia == ib);
-        }
+        let ca = nearest_many(d, 2, &ct, &a, rng.gen());
+        let cb = nearest_many(d, 2, &ct, &b, rng.gen());
+        let s = ca.iter().zip(&cb).filter(|(x, y)| x.0 == y.0).count();
         Some(s as f64 * n_attacks as f64 / ct.len().max(1) as f64)
     } else {
         None
@@ -831,8 +839,8 @@ fn inference(
     let n_rel = d.t[1].nrows();
     let mut n_success = 0;
     let mut n_baseline = 0;
-    for &r in &targets {
-        let (i, _) = nearest(d, 0, r, aux, rng);
+    let found = nearest_many(d, 0, &targets, aux, rng.gen());
+    for (&r, &(i, _)) in targets.iter().zip(&found) {
         let g = d.code(1, secret, i);
         n_success += usize::from(guess_right(d, secret, 0, r, g, p.tolerance));
         let rb = rng.gen_range(0..n_rel.max(1));
@@ -841,12 +849,12 @@ fn inference(
     }
     let n_control = if control {
         let ct = sample_rows(d.t[2].nrows(), n_attacks, rng);
-        let mut s = 0;
-        for &r in &ct {
-            let (i, _) = nearest(d, 2, r, aux, rng);
-            let g = d.code(1, secret, i);
-            s += usize::from(guess_right(d, secret, 2, r, g, p.tolerance));
-        }
+        let found = nearest_many(d, 2, &ct, aux, rng.gen());
+        let s = ct
+            .iter()
+            .zip(&found)
+            .filter(|(&r, &(i, _))| guess_right(d, secret, 2, r, d.code(1, secret, i), p.tolerance))
+            .count();
         Some(s as f64 * n_attacks as f64 / ct.len().max(1) as f64)
     } else {
         None
@@ -870,9 +878,9 @@ fn membership(
     rng: &mut ChaCha20Rng,
 ) -> MembershipResult {
     let members = sample_rows(d.t[0].nrows(), p.n_attacks, rng);
-    let mut dm: Vec<f64> = members
-        .iter()
-        .map(|&r| nearest(d, 0, r, all, rng).1)
+    let mut dm: Vec<f64> = nearest_many(d, 0, &members, all, rng.gen())
+        .into_iter()
+        .map(|x| x.1)
         .collect();
     let exact_m = dm.iter().filter(|&&x| x <= 1e-9).count() as f64 / dm.len().max(1) as f64;
     let mut out = MembershipResult {
@@ -888,7 +896,10 @@ fn membership(
     };
     if control {
         let nm = sample_rows(d.t[2].nrows(), p.n_attacks, rng);
-        let mut dn: Vec<f64> = nm.iter().map(|&r| nearest(d, 2, r, all, rng).1).collect();
+        let mut dn: Vec<f64> = nearest_many(d, 2, &nm, all, rng.gen())
+            .into_iter()
+            .map(|x| x.1)
+            .collect();
         // AUC = P(member closer) + P(tie)/2, by sorting.
         let mut wins = 0.0;
         let mut sorted_n = dn.clone();
