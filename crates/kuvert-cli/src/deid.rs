@@ -544,7 +544,11 @@ fn run_deid(a: RunArgs) -> anyhow::Result<ExitCode> {
         );
     }
     for (c, m) in &rep.pseudonymized {
-        eprintln!("  pseudonymised {c} ({m:?})");
+        let how = match m {
+            Method::Hmac => "HMAC-SHA-256, irreversible",
+            Method::Siv => "AES-SIV, reversible with the key",
+        };
+        eprintln!("  pseudonymised {c} ({how})");
     }
     if let Some(p) = &a.report_json {
         std::fs::write(p, serde_json::to_string_pretty(rep)? + "\n")?;

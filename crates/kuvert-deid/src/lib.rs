@@ -21,9 +21,13 @@
 //!   to the closest record.
 //! * [`report`]: a self-contained HTML report for a DPIA.
 //!
-//! Data are held column-wise and dictionary-encoded ([`table`]): each column
-//! is a list of distinct strings plus a `u32` code per row, so the search
-//! groups small integers.
+//! Data are read from CSV, TSV or Parquet and held column-wise and
+//! dictionary-encoded ([`table`]): each column is a list of distinct strings
+//! plus a `u32` code per row, so the search groups small integers.
+//!
+//! Architecture invariant: this crate does no network I/O and never writes
+//! a key anywhere but the key file; the `kuvert` CLI only parses flags and
+//! calls it.
 //!
 //! # Security
 //!
