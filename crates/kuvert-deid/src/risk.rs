@@ -496,4 +496,50 @@ mod tests {
         assert_eq!(r.marketer, 1.0);
         assert_eq!(r.population_uniques, 3);
     }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(40))]
+        /// For a sample of the original rows (no generalisation), every measure
+        /// equals a direct computation from its definition.
+        #[test]
+        fn measures_match_definitions(
+            rows in proptest::collection::vec((0u8..4, 0u8..3), 5..60),
+            keep in proptest::collection::vec(proptest::bool::ANY, 60),
+        ) {
+            let a: Vec<String> = rows.iter().map(|r| r.0.to_string()).collect();
+            let b: Vec<String> = rows.iter().map(|r| format!("v{}", r.1)).collect();
+            let orig = Table::from_columns("o.csv", vec![("a".into(), a.clone()), ("b".into(), b.clone())]);
+            let idx: Vec<usize> = (0..rows.len()).filter(|&i| keep[i]).collect();
+            proptest::prop_assume!(!idx.is_empty());
+            let rel = Table::from_columns(
+                "r.csv",
+                vec![
+                    ("a".into(), idx.iter().map(|&i| a[i].clone()).collect()),
+                    ("b".into(), idx.iter().map(|&i| b[i].clone()).collect()),
+                ],
+            );
+            let r = reid_risk(&orig, &rel, &["a".into(), "b".into()], None, 0.2, None).unwrap();
+            let mut f: HashMap<(String, String), f64> = HashMap::new();
+            for &i in &idx {
+                *f.entry((a[i].clone(), b[i].clone())).or_default() += 1.0;
+            }
+            let mut pop: HashMap<(String, String), f64> = HashMap::new();
+            for i in 0..rows.len() {
+                *pop.entry((a[i].clone(), b[i].clone())).or_default() += 1.0;
+            }
+            let n = idx.len() as f64;
+            let min_f = f.values().cloned().fold(f64::INFINITY, f64::min);
+            let min_pf = f.keys().map(|k| pop[k]).fold(f64::INFINITY, f64::min);
+            let marketer: f64 = f.iter().map(|(k, &fj)| fj / pop[k]).sum::<f64>() / n;
+            let sum_pf: f64 = f.keys().map(|k| pop[k]).sum();
+            proptest::prop_assert!((r.prosecutor.max - 1.0 / min_f).abs() < 1e-12);
+            proptest::prop_assert!((r.prosecutor.avg - f.len() as f64 / n).abs() < 1e-12);
+            proptest::prop_assert!((r.journalist.max - 1.0 / min_pf).abs() < 1e-12);
+            proptest::prop_assert!((r.journalist.avg - f.len() as f64 / sum_pf).abs() < 1e-12);
+            proptest::prop_assert!((r.marketer - marketer).abs() < 1e-12);
+            proptest::prop_assert_eq!(r.sample_uniques, f.values().filter(|&&x| x == 1.0).count());
+            let pu: usize = f.iter().filter(|(k, _)| pop[*k] == 1.0).map(|(_, &x)| x as usize).sum();
+            proptest::prop_assert_eq!(r.population_uniques, pu);
+        }
+    }
 }
