@@ -4,9 +4,11 @@
 use clap::{Parser, Subcommand};
 
 mod bench;
+mod deid;
 mod dp;
 mod node;
 mod pki;
+mod risk;
 
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
@@ -63,6 +65,11 @@ enum Command {
     /// Differential privacy: local releases, ε planning, error curves, budgets.
     #[command(subcommand)]
     Dp(dp::DpCommand),
+    /// De-identify a table: pseudonymise, suppress, generalise to k-anonymity,
+    /// l-diversity and t-closeness with the least information loss.
+    Deid(Box<deid::DeidArgs>),
+    /// Measure re-identification risk of a released table and run attack tests.
+    Risk(Box<risk::RiskArgs>),
 }
 
 fn main() -> std::process::ExitCode {
@@ -76,6 +83,8 @@ fn main() -> std::process::ExitCode {
         Command::Job(c) => node::job(c),
         Command::Fetch(a) => node::fetch(a),
         Command::Dp(c) => dp::run(c),
+        Command::Deid(a) => deid::run(*a),
+        Command::Risk(a) => risk::run(*a),
     };
     match result {
         Ok(code) => code,

@@ -1,0 +1,113 @@
+//! Small civil-calendar helpers (proleptic Gregorian), so that date
+//! generalisation and identity-number checks need no date crate.
+
+/// Days from 1970-01-01 to the civil date `y-m-d`.
+pub fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = if y >= 0 { y } else { y - 399 } / 400;
+    let yoe = y - era * 400;
+    let mp = (m as i64 + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + d as i64 - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
+/// Civil date of a day number (inverse of [`days_from_civil`]).
+pub fn civil_from_days(z: i64) -> (i64, u32, u32) {
+    let z = z + 719_468;
+    let era = if z >= 0 { z } else { z - 146_096 } / 146_097;
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let y = yoe + era * 400;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    (if m <= 2 { y + 1 } else { y }, m, d)
+}
+
+/// Whether `y` is a leap year.
+pub fn is_leap(y: i64) -> bool {
+    (y % 4 == 0 && y % 100 != 0) || y % 400 == 0
+}
+
+/// Number of days in month `m` of year `y`.
+pub fn days_in_month(y: i64, m: u32) -> u32 {
+    match m {
+        1 | 3 | 5 | 7 | 8 | 10 | 12 => 31,
+        4 | 6 | 9 | 11 => 30,
+        2 if is_leap(y) => 29,
+        2 => 28,
+        _ => 0,
+    }
+}
+
+/// Today's civil date (UTC) from the system clock.
+pub fn today() -> (i64, u32, u32) {
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0);
+    civil_from_days(secs.div_euclid(86_400))
+}
+
+/// Parse `YYYY-MM-DD` (also `YYYYMMDD`). Returns `None` for anything else.
+pub fn parse_ymd(s: &str) -> Option<(i64, u32, u32)> {
+    let s = s.trim();
+    let (y, m, d) = if s.len() == 10 && s.as_bytes()[4] == b'-' && s.as_bytes()[7] == b'-' {
+        (&s[0..4], &s[5..7], &s[8..10])
+    } else if s.len() == 8 && s.bytes().all(|b| b.is_ascii_digit()) {
+        (&s[0..4], &s[4..6], &s[6..8])
+    } else {
+        return None;
+    };
+    let y: i64 = y.parse().ok()?;
+    let m: u32 = m.parse().ok()?;
+    let d: u32 = d.parse().ok()?;
+    if !(1..=12).contains(&m) || d == 0 || d > days_in_month(y, m) {
+        return None;
+    }
+    Some((y, m, d))
+}
+
+/// ISO 8601 week of a date: (ISO year, week 1..=53).
+pub fn iso_week(y: i64, m: u32, d: u32) -> (i64, u32) {
+    let days = days_from_civil(y, m, d);
+    // 1970-01-01 was a Thursday; weekday Monday=1 .. Sunday=7.
+    let weekday = (days + 3).rem_euclid(7) + 1;
+    let thursday = days + (4 - weekday);
+    let (ty, _, _) = civil_from_days(thursday);
+    let ordinal = thursday - days_from_civil(ty, 1, 1);
+    (ty, (ordinal / 7 + 1) as u32)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trip_days() {
+        for z in [-800_000i64, -1, 0, 1, 10_957, 19_723, 60_000] {
+            let (y, m, d) = civil_from_days(z);
+            assert_eq!(days_from_civil(y, m, d), z);
+        }
+        assert_eq!(days_from_civil(2000, 3, 1), 11_017);
+    }
+
+    #[test]
+    fn iso_weeks_known() {
+        // Values from the ISO calendar.
+        assert_eq!(iso_week(2021, 1, 3), (2020, 53));
+        assert_eq!(iso_week(2021, 1, 4), (2021, 1));
+        assert_eq!(iso_week(2024, 12, 30), (2025, 1));
+        assert_eq!(iso_week(2026, 11, 23), (2026, 48));
+    }
+
+    #[test]
+    fn parse_dates() {
+        assert_eq!(parse_ymd("2024-02-29"), Some((2024, 2, 29)));
+        assert_eq!(parse_ymd("2023-02-29"), None);
+        assert_eq!(parse_ymd("20240131"), Some((2024, 1, 31)));
+        assert_eq!(parse_ymd("2024-13-01"), None);
+    }
+}

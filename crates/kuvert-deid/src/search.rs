@@ -1,0 +1,1052 @@
+//! The generalisation lattice and its search.
+//!
+//! A node of the lattice is one generalisation level per quasi-identifier.
+//! The search finds, among the nodes that satisfy the privacy models with at
+//! most the allowed number of suppressed records, one with the least
+//! information loss. It works like ARX's Flash: nodes are visited bottom-up
+//! by height; from each unresolved node a path is built upwards and binary
+//! searched for the lowest passing node; a passing node marks all its
+//! generalisations as passing and a failing node all its specialisations as
+//! failing (monotonicity). A lower bound on the loss (the loss without
+//! suppression, which needs no data) skips nodes that cannot beat the best
+//! found.
+//!
+//! Rows are first collapsed into distinct (quasi-identifier, sensitive)
+//! tuples with a weight, and each node is evaluated by grouping the tuples on
+//! a packed integer key in a hash map.
+
+use crate::error::{DeidError, Result};
+use crate::hierarchy::Hierarchy;
+use crate::models::{class_ok_sensitive, Models, SensitiveDist};
+use rayon::prelude::*;
+use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
+
+/// A fast hasher for integer keys (multiply-shift; not DoS resistant, keys are ours).
+#[derive(Default, Clone, Copy)]
+pub struct IntHasher(u64);
+
+impl Hasher for IntHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = (self.0.rotate_left(5) ^ b as u64).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
+        }
+    }
+    fn write_u32(&mut self, i: u32) {
+        self.write_u64(i as u64)
+    }
+    fn write_u64(&mut self, i: u64) {
+        self.0 = (self.0.rotate_left(5) ^ i).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+        self.0 ^= self.0 >> 29;
+    }
+    fn write_u128(&mut self, i: u128) {
+        self.write_u64(i as u64);
+        self.write_u64((i >> 64) as u64);
+    }
+    fn write_usize(&mut self, i: usize) {
+        self.write_u64(i as u64)
+    }
+}
+
+/// Hash map with [`IntHasher`].
+pub type IntMap<K, V> = HashMap<K, V, BuildHasherDefault<IntHasher>>;
+
+/// Information-loss measure that the search minimises.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum LossMetric {
+    /// Non-uniform entropy (bits lost, summed over rows and quasi-identifiers).
+    #[default]
+    Entropy,
+    /// Discernibility: sum of squared class sizes, plus n per suppressed record.
+    Discernibility,
+    /// Precision (Sweeney): mean relative generalisation height, suppressed = 1.
+    Precision,
+}
+
+/// Information loss of one node, all measures.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq)]
+pub struct Loss {
+    /// Non-uniform entropy in bits.
+    pub non_uniform_entropy: f64,
+    /// Non-uniform entropy relative to suppressing everything (0..1).
+    pub non_uniform_entropy_relative: f64,
+    /// Discernibility metric.
+    pub discernibility: f64,
+    /// Precision loss (0..1).
+    pub precision: f64,
+    /// Average equivalence class size of the kept records.
+    pub avg_class_size: f64,
+}
+
+impl Loss {
+    /// Placeholder for nodes that fail (their loss is never used).
+    fn failed() -> Loss {
+        Loss {
+            non_uniform_entropy: f64::INFINITY,
+            non_uniform_entropy_relative: f64::INFINITY,
+            discernibility: f64::INFINITY,
+            precision: f64::INFINITY,
+            avg_class_size: 0.0,
+        }
+    }
+
+    /// Value of the chosen metric.
+    pub fn value(&self, m: LossMetric) -> f64 {
+        match m {
+            LossMetric::Entropy => self.non_uniform_entropy,
+            LossMetric::Discernibility => self.discernibility,
+            LossMetric::Precision => self.precision,
+        }
+    }
+}
+
+/// The input of the search: collapsed tuples and the hierarchies.
+pub struct Problem<'a> {
+    hier: &'a [Hierarchy],
+    models: Models,
+    /// `tq[q][i]`: base code of quasi-identifier `q` in tuple `i`.
+    tq: Vec<Vec<u32>>,
+    /// The same codes row-major: tuple `i` is `rows[i*nq..(i+1)*nq]`.
+    rows: Vec<u32>,
+    /// Sensitive code of tuple `i` (0 when there is no sensitive column).
+    ts: Vec<u32>,
+    /// Number of rows of tuple `i`.
+    tw: Vec<u64>,
+    /// Tuple of each row.
+    row_tuple: Vec<u32>,
+    n: u64,
+    max_suppressed: u64,
+    sdist: Option<SensitiveDist>,
+    /// `nue_nosupp[q][l]`: entropy loss of `q` at level `l` without suppression.
+    nue_nosupp: Vec<Vec<f64>>,
+    nue_all_suppressed: f64,
+    /// `supp_extra[q][l][b]`: extra entropy loss (bits) of suppressing base value `b` of `q` at level `l`.
+    supp_extra: Vec<Vec<Vec<f64>>>,
+}
+
+/// Result of evaluating one node.
+#[derive(Debug, Clone)]
+pub struct NodeEval {
+    /// Whether the models hold with suppression within the limit.
+    pub passes: bool,
+    /// Suppressed rows.
+    pub suppressed: u64,
+    /// Number of equivalence classes kept.
+    pub classes: u64,
+    /// Loss (computed only when the node passes; infinite otherwise).
+    pub loss: Loss,
+    /// Per tuple: kept (true) or suppressed.
+    pub tuple_kept: Vec<bool>,
+}
+
+/// Outcome of the search.
+#[derive(Debug, Clone, Serialize)]
+pub struct SearchResult {
+    /// Chosen level per quasi-identifier.
+    pub levels: Vec<usize>,
+    /// Rows suppressed.
+    pub suppressed: u64,
+    /// Classes kept.
+    pub classes: u64,
+    /// Information loss of the chosen node.
+    pub loss: Loss,
+    /// Size of the lattice.
+    pub lattice_size: u64,
+    /// Nodes evaluated on the data.
+    pub nodes_evaluated: u64,
+    /// Whether the result is proven optimal (monotone models, search finished).
+    pub optimal_guaranteed: bool,
+    /// Whether the search stopped at its time budget.
+    pub stopped_early: bool,
+    /// Per row: kept (true) or suppressed.
+    #[serde(skip)]
+    pub row_kept: Vec<bool>,
+}
+
+/// Progress report from the search.
+#[derive(Debug, Clone, Copy)]
+pub struct Progress {
+    /// Nodes resolved (evaluated or inferred or pruned).
+    pub resolved: u64,
+    /// Lattice size.
+    pub total: u64,
+    /// Nodes evaluated on the data.
+    pub evaluated: u64,
+}
+
+impl<'a> Problem<'a> {
+    /// Prepare: `qi_codes[q]` are the row codes of quasi-identifier `q` (base
+    /// codes of `hier[q]`); `sensitive` is (row codes, dictionary).
+    pub fn new(
+        hier: &'a [Hierarchy],
+        qi_codes: &[&[u32]],
+        sensitive: Option<(&[u32], &[String])>,
+        models: Models,
+        max_suppression: f64,
+    ) -> Result<Problem<'a>> {
+        if models.needs_sensitive() && sensitive.is_none() {
+            return Err(DeidError::Config(
+                "l-diversity and t-closeness need a sensitive column (--sensitive COL)".into(),
+            ));
+        }
+        if !(0.0..=1.0).contains(&max_suppression) {
+            return Err(DeidError::Config(format!(
+                "max suppression must be a fraction between 0 and 1, got {max_suppression}"
+            )));
+        }
+        if models.k == 0 {
+            return Err(DeidError::Config("k must be at least 1".into()));
+        }
+        let nrows = qi_codes.first().map(|c| c.len()).unwrap_or(0);
+        let n = nrows as u64;
+        // Collapse rows to distinct tuples.
+        let mut bits = 0u32;
+        let mut widths = Vec::new();
+        for h in hier {
+            let w = 32 - (h.cardinality(0).max(1) as u32 - 1).leading_zeros();
+            widths.push(w.max(1));
+            bits += w.max(1);
+        }
+        let sbits = sensitive
+            .map(|(_, d)| (32 - (d.len().max(1) as u32 - 1).leading_zeros()).max(1))
+            .unwrap_or(0);
+        let mut row_tuple = Vec::with_capacity(nrows);
+        let mut tq: Vec<Vec<u32>> = vec![Vec::new(); hier.len()];
+        let mut ts = Vec::new();
+        let mut tw: Vec<u64> = Vec::new();
+        let push_tuple =
+            |r: usize, tq: &mut Vec<Vec<u32>>, ts: &mut Vec<u32>, tw: &mut Vec<u64>| {
+                for (q, c) in qi_codes.iter().enumerate() {
+                    tq[q].push(c[r]);
+                }
+                ts.push(sensitive.map(|s| s.0[r]).unwrap_or(0));
+                tw.push(0);
+            };
+        if bits + sbits <= 128 {
+            let mut map: IntMap<u128, u32> = IntMap::default();
+            for r in 0..nrows {
+                let mut key = 0u128;
+                for (q, c) in qi_codes.iter().enumerate() {
+                    key = (key << widths[q]) | c[r] as u128;
+                }
+                if let Some((s, _)) = sensitive {
+                    key = (key << sbits) | s[r] as u128;
+                }
+                let next = map.len() as u32;
+                let id = *map.entry(key).or_insert_with(|| {
+                    push_tuple(r, &mut tq, &mut ts, &mut tw);
+                    next
+                });
+                tw[id as usize] += 1;
+                row_tuple.push(id);
+            }
+        } else {
+            let mut map: HashMap<Vec<u32>, u32> = HashMap::new();
+            for r in 0..nrows {
+                let mut key: Vec<u32> = qi_codes.iter().map(|c| c[r]).collect();
+                if let Some((s, _)) = sensitive {
+                    key.push(s[r]);
+                }
+                let next = map.len() as u32;
+                let id = *map.entry(key).or_insert_with(|| {
+                    push_tuple(r, &mut tq, &mut ts, &mut tw);
+                    next
+                });
+                tw[id as usize] += 1;
+                row_tuple.push(id);
+            }
+        }
+        let base_counts: Vec<Vec<u64>> = hier
+            .iter()
+            .zip(qi_codes)
+            .map(|(h, c)| {
+                let mut v = vec![0u64; h.cardinality(0)];
+                for &x in c.iter() {
+                    v[x as usize] += 1;
+                }
+                v
+            })
+            .collect();
+        let level_counts: Vec<Vec<Vec<u64>>> = hier
+            .iter()
+            .zip(&base_counts)
+            .map(|(h, bc)| {
+                (0..h.levels())
+                    .map(|l| {
+                        let mut v = vec![0u64; h.cardinality(l)];
+                        for (b, &cnt) in bc.iter().enumerate() {
+                            v[h.maps[l][b] as usize] += cnt;
+                        }
+                        v
+                    })
+                    .collect()
+            })
+            .collect();
+        let nue_nosupp: Vec<Vec<f64>> = hier
+            .iter()
+            .enumerate()
+            .map(|(q, h)| {
+                (0..h.levels())
+                    .map(|l| {
+                        base_counts[q]
+                            .iter()
+                            .enumerate()
+                            .filter(|(_, &c)| c > 0)
+                            .map(|(b, &c)| {
+                                let g = level_counts[q][l][h.maps[l][b] as usize];
+                                c as f64 * (g as f64 / c as f64).log2()
+                            })
+                            .sum()
+                    })
+                    .collect()
+            })
+            .collect();
+        let nue_all_suppressed = base_counts
+            .iter()
+            .map(|bc| {
+                bc.iter()
+                    .filter(|&&c| c > 0)
+                    .map(|&c| c as f64 * (n as f64 / c as f64).log2())
+                    .sum::<f64>()
+            })
+            .sum();
+        let nq = tq.len();
+        let mut rows = vec![0u32; tw.len() * nq];
+        for (q, col) in tq.iter().enumerate() {
+            for (i, &c) in col.iter().enumerate() {
+                rows[i * nq + q] = c;
+            }
+        }
+        let supp_extra: Vec<Vec<Vec<f64>>> = hier
+            .iter()
+            .enumerate()
+            .map(|(q, h)| {
+                (0..h.levels())
+                    .map(|l| {
+                        base_counts[q]
+                            .iter()
+                            .enumerate()
+                            .map(|(b, &c)| {
+                                if c == 0 {
+                                    return 0.0;
+                                }
+                                let g = level_counts[q][l][h.maps[l][b] as usize] as f64;
+                                (n as f64 / c as f64).log2() - (g / c as f64).log2()
+                            })
+                            .collect()
+                    })
+                    .collect()
+            })
+            .collect();
+        let sdist = match (models.t, sensitive) {
+            (Some(_), Some((codes, dict))) => {
+                let mut counts = vec![0u64; dict.len()];
+                for &c in codes {
+                    counts[c as usize] += 1;
+                }
+                Some(SensitiveDist::new(&counts, dict, models.t_distance))
+            }
+            _ => None,
+        };
+        Ok(Problem {
+            hier,
+            models,
+            tq,
+            rows,
+            ts,
+            tw,
+            row_tuple,
+            n,
+            max_suppressed: (max_suppression * n as f64 + 1e-9).floor() as u64,
+            sdist,
+            nue_nosupp,
+            nue_all_suppressed,
+            supp_extra,
+        })
+    }
+
+    /// Number of distinct tuples after collapsing.
+    pub fn distinct_tuples(&self) -> usize {
+        self.tw.len()
+    }
+
+    /// Lower bound of the chosen loss at a node (the loss with nothing suppressed).
+    fn lower_bound(&self, lv: &[usize], metric: LossMetric) -> f64 {
+        match metric {
+            LossMetric::Entropy => lv
+                .iter()
+                .enumerate()
+                .map(|(q, &l)| self.nue_nosupp[q][l])
+                .sum(),
+            LossMetric::Precision => {
+                lv.iter()
+                    .enumerate()
+                    .map(|(q, &l)| l as f64 / (self.hier[q].levels() - 1).max(1) as f64)
+                    .sum::<f64>()
+                    / lv.len().max(1) as f64
+            }
+            LossMetric::Discernibility => {
+                // Each kept class has at least k rows, and there are at most
+                // as many classes as label combinations: the sum of squared
+                // sizes is at least n*k and n^2/combinations.
+                let n = self.n as f64;
+                let mut space = 1f64;
+                for (q, &l) in lv.iter().enumerate() {
+                    space *= self.hier[q].cardinality(l).max(1) as f64;
+                }
+                (n * (self.models.k as f64).min(n)).max(n * n / space.min(n).max(1.0))
+            }
+        }
+    }
+
+    /// Packed key per tuple at node `lv` (mixed radix over the level cardinalities).
+    fn keys(&self, lv: &[usize]) -> NodeKeys {
+        let nt = self.tw.len();
+        let mut space: u128 = 1;
+        for (q, &l) in lv.iter().enumerate() {
+            space = space.saturating_mul(self.hier[q].cardinality(l).max(1) as u128);
+        }
+        if space <= DENSE_LIMIT.min(4 * nt.max(1)) as u128 {
+            // One pass over the row-major tuples (less memory traffic than per column).
+            let maps: Vec<(&[u32], u32)> = lv
+                .iter()
+                .enumerate()
+                .map(|(q, &l)| {
+                    (
+                        self.hier[q].maps[l].as_slice(),
+                        self.hier[q].cardinality(l).max(1) as u32,
+                    )
+                })
+                .collect();
+            let nq = maps.len().max(1);
+            let keys: Vec<u32> = self
+                .rows
+                .chunks_exact(nq)
+                .map(|row| {
+                    row.iter()
+                        .zip(&maps)
+                        .fold(0u32, |k, (&c, (map, card))| k * card + map[c as usize])
+                })
+                .collect();
+            NodeKeys::Dense(keys, space as usize)
+        } else if space <= u64::MAX as u128 {
+            let maps: Vec<(&[u32], u64)> = lv
+                .iter()
+                .enumerate()
+                .map(|(q, &l)| {
+                    (
+                        self.hier[q].maps[l].as_slice(),
+                        self.hier[q].cardinality(l).max(1) as u64,
+                    )
+                })
+                .collect();
+            let nq = maps.len().max(1);
+            let keys: Vec<u64> = self
+                .rows
+                .chunks_exact(nq)
+                .map(|row| {
+                    row.iter().zip(&maps).fold(0u64, |k, (&c, (map, card))| {
+                        k * card + map[c as usize] as u64
+                    })
+                })
+                .collect();
+            NodeKeys::W64(keys)
+        } else if space < u128::MAX {
+            let mut keys = vec![0u128; nt];
+            for (q, &l) in lv.iter().enumerate() {
+                let map = &self.hier[q].maps[l];
+                let card = self.hier[q].cardinality(l).max(1) as u128;
+                for (k, &c) in keys.iter_mut().zip(&self.tq[q]) {
+                    *k = *k * card + map[c as usize] as u128;
+                }
+            }
+            NodeKeys::Wide(keys)
+        } else {
+            let mut keys = vec![Vec::with_capacity(lv.len()); nt];
+            for (q, &l) in lv.iter().enumerate() {
+                let map = &self.hier[q].maps[l];
+                for (k, &c) in keys.iter_mut().zip(&self.tq[q]) {
+                    k.push(map[c as usize]);
+                }
+            }
+            NodeKeys::Huge(keys)
+        }
+    }
+
+    /// Group id per tuple and number of groups.
+    fn group(&self, keys: NodeKeys) -> (Vec<u32>, usize) {
+        let nt = self.tw.len();
+        let mut gid = vec![0u32; nt];
+        match keys {
+            NodeKeys::Dense(keys, space) => {
+                let next = with_scratch(space, |scratch| {
+                    let mut next = 0u32;
+                    for (g, &k) in gid.iter_mut().zip(&keys) {
+                        let s = &mut scratch[k as usize];
+                        if *s == 0 {
+                            next += 1;
+                            *s = next as u64;
+                        }
+                        *g = (*s - 1) as u32;
+                    }
+                    for &k in &keys {
+                        scratch[k as usize] = 0;
+                    }
+                    next
+                });
+                (gid, next as usize)
+            }
+            NodeKeys::W64(keys) => {
+                let mut t = CountTable::new(nt);
+                for (g, &k) in gid.iter_mut().zip(&keys) {
+                    let (_, id) = t.slot(k);
+                    *g = id;
+                }
+                (gid, t.len)
+            }
+            NodeKeys::Wide(keys) => {
+                let mut m: IntMap<u128, u32> = IntMap::default();
+                for (g, &k) in gid.iter_mut().zip(&keys) {
+                    let next = m.len() as u32;
+                    *g = *m.entry(k).or_insert(next);
+                }
+                (gid, m.len())
+            }
+            NodeKeys::Huge(keys) => {
+                let mut m: HashMap<Vec<u32>, u32> = HashMap::new();
+                for (g, k) in gid.iter_mut().zip(keys) {
+                    let next = m.len() as u32;
+                    *g = *m.entry(k).or_insert(next);
+                }
+                (gid, m.len())
+            }
+        }
+    }
+
+    /// Evaluate a node: which classes pass, suppression and loss.
+    pub fn evaluate(&self, lv: &[usize]) -> NodeEval {
+        let keys = self.keys(lv);
+        let k = self.models.k;
+        // Fast path: k-anonymity only and a small key space: count in a dense array.
+        if let (false, NodeKeys::Dense(keys, space)) = (self.models.needs_sensitive(), &keys) {
+            let (tuple_kept, suppressed, classes, sumsq) = with_scratch(*space, |scratch| {
+                for (&key, &w) in keys.iter().zip(&self.tw) {
+                    scratch[key as usize] += w;
+                }
+                let tuple_kept: Vec<bool> =
+                    keys.iter().map(|&key| scratch[key as usize] >= k).collect();
+                let (mut suppressed, mut classes, mut sumsq) = (0u64, 0u64, 0f64);
+                for &key in keys.iter() {
+                    let s = scratch[key as usize];
+                    if s != 0 {
+                        if s >= k {
+                            classes += 1;
+                            sumsq += (s as f64) * (s as f64);
+                        } else {
+                            suppressed += s;
+                        }
+                        scratch[key as usize] = 0;
+                    }
+                }
+                (tuple_kept, suppressed, classes, sumsq)
+            });
+            let loss = if suppressed <= self.max_suppressed {
+                self.loss(lv, sumsq, &tuple_kept, suppressed, classes)
+            } else {
+                Loss::failed()
+            };
+            return NodeEval {
+                passes: suppressed <= self.max_suppressed,
+                suppressed,
+                classes,
+                loss,
+                tuple_kept,
+            };
+        }
+        if let (false, NodeKeys::W64(keys)) = (self.models.needs_sensitive(), &keys) {
+            let mut t = CountTable::new(keys.len());
+            let slots: Vec<u32> = keys
+                .iter()
+                .zip(&self.tw)
+                .map(|(&key, &w)| {
+                    let (s, _) = t.slot(key);
+                    t.vals[s] += w;
+                    s as u32
+                })
+                .collect();
+            let tuple_kept: Vec<bool> = slots.iter().map(|&s| t.vals[s as usize] >= k).collect();
+            let (mut suppressed, mut classes, mut sumsq) = (0u64, 0u64, 0f64);
+            for (&key, &v) in t.keys.iter().zip(&t.vals) {
+                if key != u64::MAX {
+                    if v >= k {
+                        classes += 1;
+                        sumsq += (v as f64) * (v as f64);
+                    } else {
+                        suppressed += v;
+                    }
+                }
+            }
+            let loss = if suppressed <= self.max_suppressed {
+                self.loss(lv, sumsq, &tuple_kept, suppressed, classes)
+            } else {
+                Loss::failed()
+            };
+            return NodeEval {
+                passes: suppressed <= self.max_suppressed,
+                suppressed,
+                classes,
+                loss,
+                tuple_kept,
+            };
+        }
+        let (gid, ng) = self.group(keys);
+        let mut size = vec![0u64; ng];
+        for (&g, &w) in gid.iter().zip(&self.tw) {
+            size[g as usize] += w;
+        }
+        let mut ok: Vec<bool> = size.iter().map(|&s| s >= k).collect();
+        if self.models.needs_sensitive() {
+            // Histograms per group: sort (group, sensitive) pairs of the tuples.
+            let mut pairs: Vec<(u64, u64)> = gid
+                .iter()
+                .zip(&self.ts)
+                .zip(&self.tw)
+                .filter(|((&g, _), _)| ok[g as usize])
+                .map(|((&g, &s), &w)| (((g as u64) << 32) | s as u64, w))
+                .collect();
+            pairs.sort_unstable_by_key(|p| p.0);
+            let mut hist: Vec<(u32, u64)> = Vec::new();
+            let mut i = 0;
+            while i < pairs.len() {
+                let g = (pairs[i].0 >> 32) as usize;
+                hist.clear();
+                while i < pairs.len() && (pairs[i].0 >> 32) as usize == g {
+                    let s = pairs[i].0 as u32;
+                    match hist.last_mut() {
+                        Some(last) if last.0 == s => last.1 += pairs[i].1,
+                        _ => hist.push((s, pairs[i].1)),
+                    }
+                    i += 1;
+                }
+                if !class_ok_sensitive(&self.models, &hist, self.sdist.as_ref()) {
+                    ok[g] = false;
+                }
+            }
+        }
+        let suppressed: u64 = size
+            .iter()
+            .zip(&ok)
+            .filter(|(_, &o)| !o)
+            .map(|(s, _)| s)
+            .sum();
+        let classes = ok.iter().filter(|&&o| o).count() as u64;
+        let sumsq: f64 = size
+            .iter()
+            .zip(&ok)
+            .filter(|(_, &o)| o)
+            .map(|(&s, _)| (s as f64) * (s as f64))
+            .sum();
+        let tuple_kept: Vec<bool> = gid.iter().map(|&g| ok[g as usize]).collect();
+        let loss = if suppressed <= self.max_suppressed {
+            self.loss(lv, sumsq, &tuple_kept, suppressed, classes)
+        } else {
+            Loss::failed()
+        };
+        NodeEval {
+            passes: suppressed <= self.max_suppressed,
+            suppressed,
+            classes,
+            loss,
+            tuple_kept,
+        }
+    }
+
+    fn loss(&self, lv: &[usize], sumsq: f64, kept: &[bool], suppressed: u64, classes: u64) -> Loss {
+        let n = self.n as f64;
+        let disc = sumsq + suppressed as f64 * n;
+        // Non-uniform entropy: start from the no-suppression value and
+        // correct the suppressed tuples.
+        let mut nue: f64 = lv
+            .iter()
+            .enumerate()
+            .map(|(q, &l)| self.nue_nosupp[q][l])
+            .sum();
+        if suppressed > 0 {
+            for (i, &k) in kept.iter().enumerate() {
+                if k {
+                    continue;
+                }
+                let w = self.tw[i] as f64;
+                for (q, &l) in lv.iter().enumerate() {
+                    // Suppressing a value costs log2(n/c) instead of log2(g/c).
+                    nue += w * self.supp_extra[q][l][self.tq[q][i] as usize];
+                }
+            }
+        }
+        let nq = lv.len().max(1) as f64;
+        let prec_kept: f64 = lv
+            .iter()
+            .enumerate()
+            .map(|(q, &l)| l as f64 / (self.hier[q].levels() - 1).max(1) as f64)
+            .sum::<f64>()
+            / nq;
+        let precision = if n > 0.0 {
+            (prec_kept * (n - suppressed as f64) + suppressed as f64) / n
+        } else {
+            0.0
+        };
+        Loss {
+            non_uniform_entropy: nue,
+            non_uniform_entropy_relative: if self.nue_all_suppressed > 0.0 {
+                nue / self.nue_all_suppressed
+            } else {
+                0.0
+            },
+            discernibility: disc,
+            precision,
+            avg_class_size: if classes > 0 {
+                (n - suppressed as f64) / classes as f64
+            } else {
+                0.0
+            },
+        }
+    }
+
+    /// Per-row kept flags from per-tuple ones.
+    pub fn rows_kept(&self, tuple_kept: &[bool]) -> Vec<bool> {
+        self.row_tuple
+            .iter()
+            .map(|&t| tuple_kept[t as usize])
+            .collect()
+    }
+
+    /// Run the lattice search.
+    ///
+    /// Phase 1 descends greedily from the top node (everything `*`), always
+    /// to the passing predecessor with the least loss, to get a good
+    /// solution quickly. Phase 2 visits every node whose loss lower bound
+    /// is below the best loss found, from the highest bound down: a failing
+    /// node marks everything below it as failing (monotonicity), a passing
+    /// one may improve the best. Every node is thus either evaluated,
+    /// implied failing, or provably no better than the result.
+    ///
+    /// The proof of optimality in phase 2 can take long on big lattices;
+    /// after `time_budget` seconds the search stops and returns the best
+    /// node found, marked as not proven optimal (it always satisfies the
+    /// models).
+    pub fn search(
+        &self,
+        metric: LossMetric,
+        time_budget: f64,
+        progress: &mut dyn FnMut(Progress),
+    ) -> Result<SearchResult> {
+        let started = std::time::Instant::now();
+        let mut stopped_early = false;
+        let radix: Vec<usize> = self.hier.iter().map(|h| h.levels()).collect();
+        let mut total: u64 = 1;
+        for &r in &radix {
+            total = total.saturating_mul(r as u64);
+        }
+        if total > 20_000_000 {
+            return Err(DeidError::Config(format!(
+                "the generalisation lattice has {total} nodes (product of the hierarchy depths); use fewer quasi-identifiers or shallower hierarchies (limit 20 million)"
+            )));
+        }
+        let total_us = total as usize;
+        let mut stride = vec![1usize; radix.len()];
+        for q in (0..radix.len().saturating_sub(1)).rev() {
+            stride[q] = stride[q + 1] * radix[q + 1];
+        }
+        let decode = |mut idx: usize, out: &mut Vec<usize>| {
+            out.clear();
+            for &st in &stride {
+                out.push(idx / st);
+                idx %= st;
+            }
+        };
+        const UNKNOWN: u8 = 0;
+        const PASS: u8 = 1;
+        const FAIL: u8 = 2;
+        let mut status = vec![UNKNOWN; total_us];
+        let mut lb = vec![0f64; total_us];
+        let mut lv = Vec::new();
+        for (i, b) in lb.iter_mut().enumerate() {
+            decode(i, &mut lv);
+            *b = self.lower_bound(&lv, metric);
+        }
+        let mut resolved: u64 = 0;
+        let mut evaluated: u64 = 0;
+        let mut best: Option<(f64, Vec<usize>, NodeEval)> = None;
+        let mut stack: Vec<usize> = Vec::new();
+        // Mark `start` and everything below it as failing.
+        let fail_down =
+            |start: usize, status: &mut Vec<u8>, resolved: &mut u64, stack: &mut Vec<usize>| {
+                stack.clear();
+                if status[start] != FAIL {
+                    *resolved += 1;
+                    status[start] = FAIL;
+                }
+                stack.push(start);
+                while let Some(i) = stack.pop() {
+                    let mut rem = i;
+                    for &st in &stride {
+                        let l = rem / st;
+                        rem %= st;
+                        if l > 0 {
+                            let j = i - st;
+                            if status[j] != FAIL {
+                                *resolved += 1;
+                                status[j] = FAIL;
+                                stack.push(j);
+                            }
+                        }
+                    }
+                }
+            };
+        // Record the outcome of an evaluated node; true if it passes.
+        let apply = |idx: usize,
+                     ev: NodeEval,
+                     status: &mut Vec<u8>,
+                     resolved: &mut u64,
+                     stack: &mut Vec<usize>,
+                     best: &mut Option<(f64, Vec<usize>, NodeEval)>|
+         -> bool {
+            if ev.passes {
+                if status[idx] == UNKNOWN {
+                    *resolved += 1;
+                }
+                status[idx] = PASS;
+                let mut lv = Vec::new();
+                decode(idx, &mut lv);
+                let v = ev.loss.value(metric);
+                // Better loss wins; on a tie, the less generalised node.
+                let better = best
+                    .as_ref()
+                    .map(|b| {
+                        let eps = 1e-9 * b.0.abs().max(1.0);
+                        v < b.0 - eps
+                            || (v <= b.0 + eps
+                                && lv.iter().sum::<usize>() < b.1.iter().sum::<usize>())
+                    })
+                    .unwrap_or(true);
+                if better {
+                    *best = Some((v, lv, ev));
+                }
+                true
+            } else {
+                fail_down(idx, status, resolved, stack);
+                false
+            }
+        };
+        // Evaluate several nodes at once, one per thread.
+        let eval_many = |nodes: &[usize]| -> Vec<NodeEval> {
+            nodes
+                .par_iter()
+                .map(|&i| {
+                    let mut lv = Vec::new();
+                    decode(i, &mut lv);
+                    self.evaluate(&lv)
+                })
+                .collect()
+        };
+        let threads = rayon::current_num_threads().max(1);
+        // Phase 1: greedy descent from the top.
+        let top = total_us - 1;
+        evaluated += 1;
+        let top_ev = eval_many(&[top]).pop();
+        let top_passes = match top_ev {
+            Some(ev) => apply(top, ev, &mut status, &mut resolved, &mut stack, &mut best),
+            None => false,
+        };
+        if top_passes {
+            let mut cur = top;
+            loop {
+                let mut cands = Vec::new();
+                let mut rem = cur;
+                for &st in &stride {
+                    let l = rem / st;
+                    rem %= st;
+                    if l > 0 && status[cur - st] != FAIL {
+                        cands.push(cur - st);
+                    }
+                }
+                evaluated += cands.len() as u64;
+                let evs = eval_many(&cands);
+                let mut next: Option<(f64, usize)> = None;
+                for (&j, ev) in cands.iter().zip(evs) {
+                    let before = best.as_ref().map(|b| b.0).unwrap_or(f64::INFINITY);
+                    if apply(j, ev, &mut status, &mut resolved, &mut stack, &mut best) {
+                        let v = best.as_ref().map(|b| b.0).unwrap_or(f64::INFINITY);
+                        // Rank candidates by their lower bound when they did not improve the best.
+                        let score = if v < before { v } else { lb[j] };
+                        if next.map(|n| score < n.0).unwrap_or(true) {
+                            next = Some((score, j));
+                        }
+                    }
+                }
+                match next {
+                    Some((_, j)) => cur = j,
+                    None => break,
+                }
+                progress(Progress {
+                    resolved,
+                    total,
+                    evaluated,
+                });
+            }
+        }
+        // Phase 2: all nodes whose bound is below the best, highest bound first.
+        let mut order: Vec<u32> = (0..total_us as u32).collect();
+        order.sort_unstable_by(|&a, &b| lb[b as usize].total_cmp(&lb[a as usize]));
+        let mut pos = 0;
+        let mut batch = Vec::with_capacity(threads);
+        while pos < order.len() {
+            batch.clear();
+            while pos < order.len() && batch.len() < threads {
+                let node = order[pos] as usize;
+                pos += 1;
+                let bound = best.as_ref().map(|b| b.0).unwrap_or(f64::INFINITY);
+                if lb[node] > bound + 1e-9 * bound.abs().max(1.0) {
+                    if status[node] == UNKNOWN {
+                        resolved += 1;
+                        status[node] = PASS;
+                    }
+                    continue;
+                }
+                if status[node] != UNKNOWN {
+                    // Failing, or already evaluated in phase 1.
+                    continue;
+                }
+                batch.push(node);
+            }
+            if batch.is_empty() {
+                continue;
+            }
+            if started.elapsed().as_secs_f64() > time_budget {
+                stopped_early = true;
+                break;
+            }
+            evaluated += batch.len() as u64;
+            let evs = eval_many(&batch);
+            for (&node, ev) in batch.iter().zip(evs) {
+                apply(node, ev, &mut status, &mut resolved, &mut stack, &mut best);
+            }
+            if evaluated % 32 < threads as u64 {
+                progress(Progress {
+                    resolved,
+                    total,
+                    evaluated,
+                });
+            }
+        }
+        progress(Progress {
+            resolved: total,
+            total,
+            evaluated,
+        });
+        match best {
+            Some((_, levels, ev)) => Ok(SearchResult {
+                row_kept: self.rows_kept(&ev.tuple_kept),
+                levels,
+                suppressed: ev.suppressed,
+                classes: ev.classes,
+                loss: ev.loss,
+                lattice_size: total,
+                nodes_evaluated: evaluated,
+                optimal_guaranteed: self.models.monotone() && !stopped_early,
+                stopped_early,
+            }),
+            None => {
+                let top: Vec<usize> = radix.iter().map(|r| r - 1).collect();
+                let ev = self.evaluate(&top);
+                Err(DeidError::Unsatisfiable {
+                    max_suppression: self.max_suppressed as f64 / self.n.max(1) as f64,
+                    detail: format!(
+                        "even the most general node (every quasi-identifier `*`) would suppress {} of {} records",
+                        ev.suppressed, self.n
+                    ),
+                })
+            }
+        }
+    }
+}
+
+/// Keys of the tuples at one node.
+enum NodeKeys {
+    /// Key space small enough for a dense array.
+    Dense(Vec<u32>, usize),
+    /// Up to 64 bits.
+    W64(Vec<u64>),
+    /// Up to 128 bits.
+    Wide(Vec<u128>),
+    /// Larger: the level codes themselves.
+    Huge(Vec<Vec<u32>>),
+}
+
+/// Open-addressing table from 64-bit keys (never `u64::MAX`) to counts,
+/// with a dense id per key in insertion order.
+struct CountTable {
+    keys: Vec<u64>,
+    vals: Vec<u64>,
+    ids: Vec<u32>,
+    shift: u32,
+    mask: usize,
+    len: usize,
+}
+
+impl CountTable {
+    fn new(n: usize) -> CountTable {
+        let cap = (n.max(8) * 2).next_power_of_two();
+        CountTable {
+            keys: vec![u64::MAX; cap],
+            vals: vec![0; cap],
+            ids: vec![0; cap],
+            shift: 64 - cap.trailing_zeros(),
+            mask: cap - 1,
+            len: 0,
+        }
+    }
+
+    /// Slot of `k` (inserted if new) and its id.
+    #[inline]
+    fn slot(&mut self, k: u64) -> (usize, u32) {
+        let mut i = (k.wrapping_mul(0x9e37_79b9_7f4a_7c15) >> self.shift) as usize;
+        loop {
+            let kk = self.keys[i];
+            if kk == k {
+                return (i, self.ids[i]);
+            }
+            if kk == u64::MAX {
+                self.keys[i] = k;
+                self.ids[i] = self.len as u32;
+                self.len += 1;
+                return (i, self.ids[i]);
+            }
+            i = (i + 1) & self.mask;
+        }
+    }
+}
+
+thread_local! {
+    static SCRATCH: std::cell::RefCell<Vec<u64>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// Run `f` with this thread's zeroed scratch array of at least `space`
+/// entries; `f` must leave it zeroed.
+fn with_scratch<R>(space: usize, f: impl FnOnce(&mut Vec<u64>) -> R) -> R {
+    SCRATCH.with(|cell| {
+        let mut s = cell.borrow_mut();
+        if s.len() < space {
+            s.resize(space, 0);
+        }
+        f(&mut s)
+    })
+}
+
+/// Largest key space counted in a dense array.
+const DENSE_LIMIT: usize = 1 << 24;
