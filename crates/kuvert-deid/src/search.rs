@@ -163,6 +163,8 @@ pub struct SearchResult {
     pub optimal_guaranteed: bool,
     /// Whether the search stopped at its time budget.
     pub stopped_early: bool,
+    /// Nodes shown failing by a pair of quasi-identifiers alone (no full evaluation).
+    pub pruned_by_pairs: u64,
     /// Per row: kept (true) or suppressed.
     #[serde(skip)]
     pub row_kept: Vec<bool>,
@@ -717,6 +719,60 @@ impl<'a> Problem<'a> {
         }
     }
 
+    /// Whether the projection of node `lv` on some pair of quasi-identifiers
+    /// has more than the allowed records in classes smaller than k. Merging
+    /// in more columns only splits classes, so the node then fails too.
+    fn pair_fails(
+        &self,
+        lv: &[usize],
+        memo: &mut HashMap<(usize, usize, usize, usize), bool>,
+    ) -> bool {
+        for a in 0..lv.len() {
+            for b in a + 1..lv.len() {
+                let key = (a, lv[a], b, lv[b]);
+                let fails = match memo.get(&key) {
+                    Some(&f) => f,
+                    None => {
+                        let f = self.pair_suppressed(a, lv[a], b, lv[b]) > self.max_suppressed;
+                        memo.insert(key, f);
+                        f
+                    }
+                };
+                if fails {
+                    return true;
+                }
+            }
+        }
+        false
+    }
+
+    /// Records in classes smaller than k on the projection to columns `a`, `b`.
+    fn pair_suppressed(&self, a: usize, la: usize, b: usize, lb: usize) -> u64 {
+        let (ma, mb) = (&self.hier[a].maps[la], &self.hier[b].maps[lb]);
+        let cb = self.hier[b].cardinality(lb).max(1) as u64;
+        let space = self.hier[a].cardinality(la).max(1) as u64 * cb;
+        let k = self.models.k;
+        let mut counts: IntMap<u64, u64> = IntMap::default();
+        let mut dense = if space <= (1 << 22) {
+            vec![0u64; space as usize]
+        } else {
+            Vec::new()
+        };
+        for ((&x, &y), &w) in self.tq[a].iter().zip(&self.tq[b]).zip(&self.tw) {
+            let key = ma[x as usize] as u64 * cb + mb[y as usize] as u64;
+            if dense.is_empty() {
+                *counts.entry(key).or_default() += w;
+            } else {
+                dense[key as usize] += w;
+            }
+        }
+        if dense.is_empty() {
+            counts.values().filter(|&&c| c < k).sum()
+        } else {
+            dense.iter().filter(|&&c| c > 0 && c < k).sum()
+        }
+    }
+
     /// Per-row kept flags from per-tuple ones.
     pub fn rows_kept(&self, tuple_kept: &[bool]) -> Vec<bool> {
         self.row_tuple
@@ -905,6 +961,8 @@ impl<'a> Problem<'a> {
         order.sort_unstable_by(|&a, &b| lb[b as usize].total_cmp(&lb[a as usize]));
         let mut pos = 0;
         let mut batch = Vec::with_capacity(threads);
+        let mut pair_memo: HashMap<(usize, usize, usize, usize), bool> = HashMap::new();
+        let mut pair_pruned = 0u64;
         while pos < order.len() {
             batch.clear();
             while pos < order.len() && batch.len() < threads {
@@ -920,6 +978,14 @@ impl<'a> Problem<'a> {
                 }
                 if status[node] != UNKNOWN {
                     // Failing, or already evaluated in phase 1.
+                    continue;
+                }
+                // Cheap certificate of failure: some pair of quasi-identifiers
+                // alone already leaves too many records in classes below k.
+                decode(node, &mut lv);
+                if self.pair_fails(&lv, &mut pair_memo) {
+                    fail_down(node, &mut status, &mut resolved, &mut stack);
+                    pair_pruned += 1;
                     continue;
                 }
                 batch.push(node);
@@ -959,6 +1025,7 @@ impl<'a> Problem<'a> {
                 lattice_size: total,
                 nodes_evaluated: evaluated,
                 optimal_guaranteed: self.models.monotone() && !stopped_early,
+                pruned_by_pairs: pair_pruned,
                 stopped_early,
             }),
             None => {
