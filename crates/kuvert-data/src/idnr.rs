@@ -36,10 +36,12 @@ pub enum IdnrError {
     Day { year: i32, month: u32, day: u32 },
     #[error("check digit should be {expected}")]
     CheckDigit { expected: u8, found: u8 },
+    #[error("the birth date is in the future")]
+    Future,
 }
 
 /// The kind of a valid identity number.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum IdnrKind {
     Personnummer,
     Samordningsnummer,
@@ -75,22 +77,8 @@ pub fn parse(s: &str, today: Date) -> Result<i64, IdnrError> {
     }
     let d: Vec<u8> = digits.iter().map(|c| c - b'0').collect();
     let num = |x: &[u8]| x.iter().fold(0u32, |a, &v| a * 10 + v as u32);
-    let (year, rest) = if d.len() == 12 {
-        if sep == Some(b'+') {
-            return Err(IdnrError::PlusWithCentury);
-        }
-        (num(&d[..4]) as i32, &d[2..])
-    } else {
-        let yy = num(&d[..2]) as i32;
-        // The latest year ending in yy that is not after this year...
-        let mut y = today.year - (today.year - yy).rem_euclid(100);
-        // ...or a century earlier for the 100-year-olds.
-        if sep == Some(b'+') {
-            y -= 100;
-        }
-        (y, &d[..])
-    };
-    // rest = YYMMDDNNNC (10 digits).
+    // rest = YYMMDDNNNC: the last ten digits in both forms.
+    let rest = &d[d.len() - 10..];
     let month = num(&rest[2..4]);
     let day_written = num(&rest[4..6]);
     if !(1..=12).contains(&month) {
@@ -100,6 +88,29 @@ pub fn parse(s: &str, today: Date) -> Result<i64, IdnrError> {
         day_written - 60
     } else {
         day_written
+    };
+    let not_after_today = |y: i32| (y, month, day) <= (today.year, today.month, today.day);
+    let year = if d.len() == 12 {
+        if sep == Some(b'+') {
+            return Err(IdnrError::PlusWithCentury);
+        }
+        let y = num(&d[..4]) as i32;
+        if !not_after_today(y) {
+            return Err(IdnrError::Future);
+        }
+        y
+    } else {
+        let yy = num(&d[..2]) as i32;
+        // The latest birth date with these digits that is not after today...
+        let mut y = today.year - (today.year - yy).rem_euclid(100);
+        if !not_after_today(y) {
+            y -= 100;
+        }
+        // ...or a century earlier for the 100-year-olds.
+        if sep == Some(b'+') {
+            y -= 100;
+        }
+        y
     };
     if day == 0 || day > days_in_month(year, month) {
         return Err(IdnrError::Day {
