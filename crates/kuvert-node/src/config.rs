@@ -5,6 +5,10 @@
 //! listen = "127.0.0.1:7100"                # client API (contributors, recipients)
 //! nodes = ["127.0.0.1:7000", "127.0.0.1:7001", "127.0.0.1:7002"]  # node-to-node MPC links
 //! pki_dir = "pki"                          # ca.crt, node-<id>.crt, node-<id>.key
+//! # or name the files one by one (each overrides its pki_dir default):
+//! # ca = "pki/ca.crt"
+//! # cert = "pki/node-0.crt"
+//! # key = "pki/node-0.key"
 //! data_dir = "node0-data"                  # uploaded shares (never cleartext)
 //! io_timeout_secs = 8                      # a silent peer fails the job after this
 //! connect_timeout_secs = 10                # how long a job waits for the other nodes
@@ -25,6 +29,15 @@ pub struct NodeConfig {
     pub listen: SocketAddr,
     pub nodes: [SocketAddr; 3],
     pub pki_dir: PathBuf,
+    /// The deployment CA (default: `pki_dir/ca.crt`).
+    #[serde(default)]
+    pub ca: Option<PathBuf>,
+    /// This node's certificate (default: `pki_dir/node-<id>.crt`).
+    #[serde(default)]
+    pub cert: Option<PathBuf>,
+    /// This node's private key (default: `pki_dir/node-<id>.key`).
+    #[serde(default)]
+    pub key: Option<PathBuf>,
     pub data_dir: PathBuf,
     #[serde(default = "default_io_timeout")]
     pub io_timeout_secs: u64,
@@ -59,11 +72,79 @@ impl NodeConfig {
             ));
         }
         let base = path.parent().unwrap_or(Path::new("."));
-        for p in [&mut c.pki_dir, &mut c.data_dir] {
+        let resolve = |p: &mut PathBuf| {
             if p.is_relative() {
                 *p = base.join(&*p);
             }
+        };
+        for p in [&mut c.pki_dir, &mut c.data_dir]
+            .into_iter()
+            .chain(c.ca.as_mut())
+            .chain(c.cert.as_mut())
+            .chain(c.key.as_mut())
+        {
+            resolve(p);
         }
+        let layout = kuvert_net::pki::PkiLayout::new(&c.pki_dir);
+        c.ca.get_or_insert_with(|| layout.ca_cert());
+        c.cert.get_or_insert_with(|| layout.node_cert(c.id));
+        c.key.get_or_insert_with(|| layout.node_key(c.id));
         Ok(c)
+    }
+
+    /// This node's TLS configuration from the CA, certificate and key.
+    pub fn tls(&self) -> Result<kuvert_net::NodeTls, String> {
+        let (ca, cert, key) = (
+            self.ca.as_ref().expect("set by load"),
+            self.cert.as_ref().expect("set by load"),
+            self.key.as_ref().expect("set by load"),
+        );
+        let roots = kuvert_net::pki::load_roots(ca)
+            .map_err(|e| format!("cannot load the CA {}: {e}", ca.display()))?;
+        let id = kuvert_net::Identity::load(cert, key).map_err(|e| {
+            format!(
+                "cannot load node {}'s certificate {} and key {}: {e}",
+                self.id,
+                cert.display(),
+                key.display()
+            )
+        })?;
+        kuvert_net::NodeTls::new(roots, &id).map_err(|e| e.to_string())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paths_resolve_against_the_config_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let sub = dir.path().join("etc");
+        std::fs::create_dir(&sub).unwrap();
+        let common = "listen = \"127.0.0.1:7100\"\nnodes = [\"127.0.0.1:7000\", \"127.0.0.1:7001\", \"127.0.0.1:7002\"]\npki_dir = \"pki\"\ndata_dir = \"data\"\n";
+        std::fs::write(sub.join("a.toml"), format!("id = 1\n{common}")).unwrap();
+        let c = NodeConfig::load(&sub.join("a.toml")).unwrap();
+        assert_eq!(c.ca.unwrap(), sub.join("pki/ca.crt"));
+        assert_eq!(c.cert.unwrap(), sub.join("pki/node-1.crt"));
+        assert_eq!(c.data_dir, sub.join("data"));
+        assert_eq!(c.io_timeout_secs, 8);
+        std::fs::write(
+            sub.join("b.toml"),
+            format!("id = 2\nca = \"/x/ca.pem\"\nkey = \"k.pem\"\n{common}"),
+        )
+        .unwrap();
+        let c = NodeConfig::load(&sub.join("b.toml")).unwrap();
+        assert_eq!(c.ca.unwrap(), PathBuf::from("/x/ca.pem"));
+        assert_eq!(c.key.unwrap(), sub.join("k.pem"));
+        assert_eq!(c.cert.unwrap(), sub.join("pki/node-2.crt"));
+        std::fs::write(sub.join("c.toml"), format!("id = 3\n{common}")).unwrap();
+        assert!(NodeConfig::load(&sub.join("c.toml"))
+            .unwrap_err()
+            .contains("id must be 0, 1 or 2"));
+        std::fs::write(sub.join("d.toml"), format!("id = 0\nbogus = 1\n{common}")).unwrap();
+        assert!(NodeConfig::load(&sub.join("d.toml"))
+            .unwrap_err()
+            .contains("bogus"));
     }
 }
