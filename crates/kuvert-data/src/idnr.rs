@@ -251,9 +251,13 @@ mod tests {
             serial in 0u32..1000, coord in any::<bool>(), form in 0usize..4,
         ) {
             prop_assume!(day <= oracle_days(year, month));
+            // Nobody is born after today.
+            prop_assume!((year, month, day) <= (TODAY.year, TODAY.month, TODAY.day));
             let twelve = oracle_make(year, month, day, serial, coord);
             let ten = &twelve[2..];
-            let sep = if year <= TODAY.year - 100 { "+" } else { "-" };
+            // '+' once the person has turned 100.
+            let hundred = (year, month, day) <= (TODAY.year - 100, TODAY.month, TODAY.day);
+            let sep = if hundred { "+" } else { "-" };
             let written = match form {
                 0 => twelve.clone(),
                 1 => format!("{}-{}", &twelve[..8], &twelve[8..]),
@@ -268,6 +272,19 @@ mod tests {
             let mut bad = twelve.clone();
             bad.replace_range(11..12, &wrong.to_string());
             prop_assert_eq!(parse(&bad, TODAY), Err(IdnrError::CheckDigit { expected: good, found: wrong }));
+        }
+
+        #[test]
+        fn birth_dates_after_today_are_refused_or_a_century_earlier(
+            month in 1u32..=12, day in 1u32..=28, serial in 0u32..1000,
+        ) {
+            // A date in the coming year: after TODAY whatever the month.
+            let (y, m, d) = (TODAY.year + 1, month, day);
+            let twelve = oracle_make(y, m, d, serial, false);
+            prop_assert_eq!(parse(&twelve, TODAY), Err(IdnrError::Future));
+            // The 10-digit form means the person born a century earlier.
+            let want: i64 = oracle_make(y - 100, m, d, serial, false).parse().unwrap();
+            prop_assert_eq!(parse(&twelve[2..], TODAY), Ok(want));
         }
 
         #[test]
