@@ -1,54 +1,39 @@
-//! Small civil-calendar helpers (proleptic Gregorian), so that date
-//! generalisation and identity-number checks need no date crate.
+//! Civil-calendar helpers (proleptic Gregorian) for date generalisation:
+//! parsing the written forms found in exports, and ISO weeks.
+
+// The calendar arithmetic is kuvert-data's (one encoding of dates in the
+// whole system); these wrappers keep the (year, month, day) tuples that
+// generalisation works with.
 
 /// Days from 1970-01-01 to the civil date `y-m-d`.
 pub fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = if y >= 0 { y } else { y - 399 } / 400;
-    let yoe = y - era * 400;
-    let mp = (m as i64 + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + d as i64 - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
+    kuvert_data::value::days_from_civil(kuvert_data::Date {
+        year: y as i32,
+        month: m,
+        day: d,
+    })
 }
 
 /// Civil date of a day number (inverse of [`days_from_civil`]).
 pub fn civil_from_days(z: i64) -> (i64, u32, u32) {
-    let z = z + 719_468;
-    let era = if z >= 0 { z } else { z - 146_096 } / 146_097;
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let y = yoe + era * 400;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    (if m <= 2 { y + 1 } else { y }, m, d)
+    let d = kuvert_data::value::civil_from_days(z);
+    (d.year as i64, d.month, d.day)
 }
 
 /// Whether `y` is a leap year.
 pub fn is_leap(y: i64) -> bool {
-    (y % 4 == 0 && y % 100 != 0) || y % 400 == 0
+    days_in_month(y, 2) == 29
 }
 
 /// Number of days in month `m` of year `y`.
 pub fn days_in_month(y: i64, m: u32) -> u32 {
-    match m {
-        1 | 3 | 5 | 7 | 8 | 10 | 12 => 31,
-        4 | 6 | 9 | 11 => 30,
-        2 if is_leap(y) => 29,
-        2 => 28,
-        _ => 0,
-    }
+    kuvert_data::value::days_in_month(y as i32, m)
 }
 
 /// Today's civil date (UTC) from the system clock.
 pub fn today() -> (i64, u32, u32) {
-    let secs = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0);
-    civil_from_days(secs.div_euclid(86_400))
+    let d = kuvert_data::Date::today_utc();
+    (d.year as i64, d.month, d.day)
 }
 
 /// Parse `YYYY-MM-DD` (also `YYYYMMDD`). Returns `None` for anything else.
