@@ -54,6 +54,21 @@ pub fn days_from_civil(d: Date) -> i64 {
     era * 146_097 + doe - 719_468
 }
 
+/// [`days_from_civil`] on a `(year, month, day)` triple.
+pub fn days_from_ymd(year: i64, month: u32, day: u32) -> i64 {
+    days_from_civil(Date {
+        year: year as i32,
+        month,
+        day,
+    })
+}
+
+/// [`civil_from_days`] as a `(year, month, day)` triple.
+pub fn ymd_from_days(z: i64) -> (i64, u32, u32) {
+    let d = civil_from_days(z);
+    (d.year as i64, d.month, d.day)
+}
+
 /// The inverse of [`days_from_civil`].
 pub fn civil_from_days(z: i64) -> Date {
     let z = z + 719_468;

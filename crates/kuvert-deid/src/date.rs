@@ -5,20 +5,9 @@
 // whole system); these wrappers keep the (year, month, day) tuples that
 // generalisation works with.
 
-/// Days from 1970-01-01 to the civil date `y-m-d`.
-pub fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
-    kuvert_data::value::days_from_civil(kuvert_data::Date {
-        year: y as i32,
-        month: m,
-        day: d,
-    })
-}
-
-/// Civil date of a day number (inverse of [`days_from_civil`]).
-pub fn civil_from_days(z: i64) -> (i64, u32, u32) {
-    let d = kuvert_data::value::civil_from_days(z);
-    (d.year as i64, d.month, d.day)
-}
+/// Days since 1970-01-01 of a civil date, and back: kuvert-data's
+/// encoding, shared by every crate.
+pub use kuvert_data::value::{days_from_ymd as days_from_civil, ymd_from_days as civil_from_days};
 
 /// Whether `y` is a leap year.
 pub fn is_leap(y: i64) -> bool {

@@ -84,21 +84,9 @@ pub struct Table {
     pub rows: Vec<Vec<Value>>,
 }
 
-/// Days since 1970-01-01 of a proleptic Gregorian date (the encoding of
-/// `kuvert_data`, shared by every crate).
-pub fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
-    kuvert_data::value::days_from_civil(kuvert_data::Date {
-        year: y as i32,
-        month: m,
-        day: d,
-    })
-}
-
-/// (year, month, day) of days since 1970-01-01.
-pub fn civil_from_days(z: i64) -> (i64, u32, u32) {
-    let d = kuvert_data::value::civil_from_days(z);
-    (d.year as i64, d.month, d.day)
-}
+/// Days since 1970-01-01 of a civil date, and back: kuvert-data's
+/// encoding, shared by every crate.
+pub use kuvert_data::value::{days_from_ymd as days_from_civil, ymd_from_days as civil_from_days};
 
 /// Parses `YYYY-MM-DD` strictly (valid month and day), as contributors'
 /// dates are parsed everywhere in Kuvert.
