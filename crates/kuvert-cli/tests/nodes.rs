@@ -109,6 +109,28 @@ impl Cluster {
         ]
     }
 
+    /// Run `program` on job j1 for the recipient "kontroll" (started by
+    /// "fk"), and return what the recipient's fetch printed.
+    fn compute(&self, program: &str) -> String {
+        let run = self.run(
+            &[
+                "job",
+                "run",
+                "--job",
+                "j1",
+                "--program",
+                program,
+                "--recipient",
+                "kontroll",
+            ],
+            "fk",
+        );
+        assert!(run.status.success(), "{program}: {}", text(&run));
+        let got = self.run(&["fetch", "--job", "j1"], "kontroll");
+        assert!(got.status.success(), "{program}: {}", text(&got));
+        String::from_utf8_lossy(&got.stdout).to_string()
+    }
+
     fn run(&self, args: &[&str], party: &str) -> Output {
         let mut all: Vec<String> = args.iter().map(|s| s.to_string()).collect();
         all.extend(self.client_args(party));
@@ -162,26 +184,14 @@ fn upload_compute_fetch_and_refusals() {
     assert!(up.status.success(), "{}", text(&up));
 
     // Sum, for the control unit.
-    let run = c.run(
-        &[
-            "job",
-            "run",
-            "--job",
-            "j1",
-            "--program",
-            "sum:a.belopp",
-            "--recipient",
-            "kontroll",
-        ],
-        "fk",
-    );
-    assert!(run.status.success(), "{}", text(&run));
-    let got = c.run(&["fetch", "--job", "j1"], "kontroll");
-    assert!(got.status.success(), "{}", text(&got));
     let want: i64 = rows.iter().map(|r| r.1).sum();
     assert_eq!(
-        String::from_utf8_lossy(&got.stdout),
-        format!("value\n{want}\n")
+        c.compute("sum:a.belopp"),
+        format!(
+            "value
+{want}
+"
+        )
     );
 
     // Another party cannot fetch the recipient's result.
@@ -194,46 +204,21 @@ fn upload_compute_fetch_and_refusals() {
     );
 
     // Count below a limit (exact signed comparison under MPC).
-    let run = c.run(
-        &[
-            "job",
-            "run",
-            "--job",
-            "j1",
-            "--program",
-            "count-below:a.belopp:1000",
-            "--recipient",
-            "kontroll",
-        ],
-        "fk",
-    );
-    assert!(run.status.success(), "{}", text(&run));
-    let got = c.run(&["fetch", "--job", "j1"], "kontroll");
     let want = rows.iter().filter(|r| r.1 < 1000).count();
     assert_eq!(
-        String::from_utf8_lossy(&got.stdout),
-        format!("value\n{want}\n")
+        c.compute("count-below:a.belopp:1000"),
+        format!(
+            "value
+{want}
+"
+        )
     );
 
     // A differentially private sum: clamped under MPC, noise added inside
     // the MPC by the three nodes. Within 6 standard deviations of the
     // clamped sum.
-    let run = c.run(
-        &[
-            "job",
-            "run",
-            "--job",
-            "j1",
-            "--program",
-            "noisy-sum:a.belopp:-1000:5000:4:0.000001",
-            "--recipient",
-            "kontroll",
-        ],
-        "fk",
-    );
-    assert!(run.status.success(), "{}", text(&run));
-    let got = c.run(&["fetch", "--job", "j1"], "kontroll");
-    let noisy: f64 = String::from_utf8_lossy(&got.stdout)
+    let noisy: f64 = c
+        .compute("noisy-sum:a.belopp:-1000:5000:4:0.000001")
         .lines()
         .nth(1)
         .unwrap()
