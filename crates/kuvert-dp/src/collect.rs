@@ -74,6 +74,25 @@ fn check_spec(spec: &RrSpec) -> Result<(), DpError> {
     Ok(())
 }
 
+/// Open a CSV file and find `column` in its header.
+fn open_column(
+    input: &Path,
+    column: &str,
+) -> Result<(csv::Reader<std::fs::File>, csv::StringRecord, usize), DpError> {
+    let mut rdr = csv::ReaderBuilder::new()
+        .has_headers(true)
+        .from_reader(std::fs::File::open(input).map_err(io(input))?);
+    let header = rdr
+        .headers()
+        .map_err(|e| csv_error(input, 1, 1, e.to_string()))?
+        .clone();
+    let col = header
+        .iter()
+        .position(|h| h.trim() == column)
+        .ok_or_else(|| csv_error(input, 1, 1, format!("no column '{column}' in the header")))?;
+    Ok((rdr, header, col))
+}
+
 /// Reads `input`, randomizes `spec.column` in every row and writes `output`
 /// atomically (temporary file + rename). Returns the number of rows.
 /// A value outside the categories is an error naming file:line:column.
@@ -85,24 +104,7 @@ pub fn randomize_csv<R: RngCore + CryptoRng + ?Sized>(
 ) -> Result<u64, DpError> {
     check_spec(spec)?;
     let eps = Rational::from_f64(spec.epsilon)?;
-    let mut rdr = csv::ReaderBuilder::new()
-        .has_headers(true)
-        .from_reader(std::fs::File::open(input).map_err(io(input))?);
-    let header = rdr
-        .headers()
-        .map_err(|e| csv_error(input, 1, 1, e.to_string()))?
-        .clone();
-    let col = header
-        .iter()
-        .position(|h| h.trim() == spec.column)
-        .ok_or_else(|| {
-            csv_error(
-                input,
-                1,
-                1,
-                format!("no column '{}' in the header", spec.column),
-            )
-        })?;
+    let (mut rdr, header, col) = open_column(input, &spec.column)?;
     let dir = output
         .parent()
         .filter(|d| !d.as_os_str().is_empty())
@@ -183,24 +185,7 @@ pub fn randomize_csv<R: RngCore + CryptoRng + ?Sized>(
 /// √(π̂(1−π̂)/n)/(p − r), where π̂ is the observed share.
 pub fn estimate_csv(input: &Path, spec: &RrSpec) -> Result<Vec<RrEstimate>, DpError> {
     check_spec(spec)?;
-    let mut rdr = csv::ReaderBuilder::new()
-        .has_headers(true)
-        .from_reader(std::fs::File::open(input).map_err(io(input))?);
-    let header = rdr
-        .headers()
-        .map_err(|e| csv_error(input, 1, 1, e.to_string()))?
-        .clone();
-    let col = header
-        .iter()
-        .position(|h| h.trim() == spec.column)
-        .ok_or_else(|| {
-            csv_error(
-                input,
-                1,
-                1,
-                format!("no column '{}' in the header", spec.column),
-            )
-        })?;
+    let (mut rdr, _, col) = open_column(input, &spec.column)?;
     let mut counts = vec![0u64; spec.categories.len()];
     for rec in rdr.records() {
         let rec = rec.map_err(|e| {
