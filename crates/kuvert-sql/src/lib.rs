@@ -1,0 +1,80 @@
+//! Kuvert's SQL dialect under three-party MPC.
+//!
+//! - [`prepare`] parses SQL (the `sqlparser` crate, generic dialect) and binds
+//!   it against the schemas of the contributed tables ([`Catalog`]) into a
+//!   typed logical plan ([`plan::Query`]). Errors carry the position in the
+//!   SQL.
+//! - [`exec::execute`] runs a plan at one node over that node's shares,
+//!   with oblivious relational operators, and returns the node's shares of
+//!   the answer ([`output::ResultShares`]), padded and shuffled so that
+//!   nothing but the input sizes is revealed to the nodes.
+//! - [`output::reconstruct`] is the recipient's side: shares of two or three
+//!   nodes become the answer table, written as CSV.
+//!
+//! # Security
+//! Planning reads schemas and SQL only, never data. Execution reveals to the
+//! nodes only the public sizes of the inputs, and values that are
+//! independent of the data (outcomes of comparisons between distinct keys
+//! after a secret shuffle, see `docs/sql.md`). The recipient learns the
+//! answer and the padded size of the answer (a function of input sizes).
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use kuvert_data::Schema;
+
+pub mod exec;
+mod front;
+pub mod output;
+pub mod plan;
+
+pub use exec::{execute, ExecError, InputTable};
+pub use plan::Query;
+
+/// The tables a query may read: name -> schema (as the contributors
+/// declared it).
+#[derive(Debug, Clone, Default)]
+pub struct Catalog {
+    pub tables: BTreeMap<String, Schema>,
+}
+
+impl Catalog {
+    pub fn new() -> Catalog {
+        Catalog::default()
+    }
+    pub fn add(&mut self, name: &str, schema: Schema) -> &mut Self {
+        self.tables.insert(name.to_string(), schema);
+        self
+    }
+}
+
+/// A query that cannot be planned: unknown table or column, type mismatch,
+/// unsupported SQL, or a syntax error. `line`/`column` (1-based) point into
+/// the SQL text; 0 when no position is known.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SqlError {
+    pub message: String,
+    pub line: u64,
+    pub column: u64,
+}
+
+impl fmt::Display for SqlError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.line > 0 {
+            write!(
+                f,
+                "SQL line {}, column {}: {}",
+                self.line, self.column, self.message
+            )
+        } else {
+            write!(f, "SQL: {}", self.message)
+        }
+    }
+}
+
+impl std::error::Error for SqlError {}
+
+/// Parse and bind `sql` against `catalog` into a typed plan.
+pub fn prepare(sql: &str, catalog: &Catalog) -> Result<Query, SqlError> {
+    front::prepare(sql, catalog)
+}
