@@ -48,5 +48,7 @@ pub fn execute(
     progress: &mut dyn FnMut(usize, usize),
 ) -> Result<ResultShares, ExecError> {
     let _ = (party, query, inputs, progress);
-    Err(ExecError::Unsupported("the executor is being written".into()))
+    Err(ExecError::Unsupported(
+        "the executor is being written".into(),
+    ))
 }
