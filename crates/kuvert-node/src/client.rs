@@ -16,7 +16,19 @@ use kuvert_data::{ColumnType, Table};
 use kuvert_net::tls;
 use rustls::{ClientConfig, ClientConnection};
 
-use crate::wire::{self, JobState, Program, Request, Response};
+use kuvert_sql::output::{ResultShares, ResultTable};
+
+use crate::wire::{self, JobState, JobStats, Program, Progress, Request, Response};
+
+/// One node's answer to a status request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NodeStatus {
+    pub state: JobState,
+    /// A running query's progress (operators done of total).
+    pub progress: Option<Progress>,
+    /// A finished job's costs on this node.
+    pub stats: Option<JobStats>,
+}
 
 /// Errors a client sees; every variant names the node it concerns.
 #[derive(Debug, thiserror::Error)]
@@ -158,8 +170,23 @@ impl Nodes {
 
     /// The job's state on node `i`.
     pub fn status(&self, i: usize, job: &str) -> Result<JobState, ClientError> {
+        Ok(self.status_of(i, job)?.state)
+    }
+
+    /// The job's state on node `i`, with a running query's progress and a
+    /// finished job's costs.
+    pub fn status_of(&self, i: usize, job: &str) -> Result<NodeStatus, ClientError> {
         match self.ask(i, &Request::Status { job: job.into() }, &[])?.0 {
-            Response::Status { state, .. } => Ok(state),
+            Response::Status {
+                state,
+                progress,
+                stats,
+                ..
+            } => Ok(NodeStatus {
+                state,
+                progress,
+                stats,
+            }),
             Response::Error { message } => Err(ClientError::Refused { node: i, message }),
             other => Err(proto(i, &other)),
         }
@@ -173,12 +200,29 @@ impl Nodes {
         limit: Duration,
         mut progress: impl FnMut(&[JobState]),
     ) -> Result<(), ClientError> {
+        self.wait_with(job, limit, Duration::from_millis(100), |st| {
+            let states: Vec<JobState> = st.iter().map(|s| s.state.clone()).collect();
+            progress(&states)
+        })
+        .map(drop)
+    }
+
+    /// [`Nodes::wait`], polling every `every`, with the nodes' full
+    /// status; returns the three nodes' last status (with their job costs).
+    pub fn wait_with(
+        &self,
+        job: &str,
+        limit: Duration,
+        every: Duration,
+        mut progress: impl FnMut(&[NodeStatus]),
+    ) -> Result<Vec<NodeStatus>, ClientError> {
         let start = Instant::now();
         loop {
-            let states = (0..3)
-                .map(|i| self.status(i, job))
+            let all = (0..3)
+                .map(|i| self.status_of(i, job))
                 .collect::<Result<Vec<_>, _>>()?;
-            progress(&states);
+            progress(&all);
+            let states: Vec<&JobState> = all.iter().map(|s| &s.state).collect();
             for (i, s) in states.iter().enumerate() {
                 if let JobState::Failed { reason } = s {
                     return Err(ClientError::JobFailed {
@@ -189,14 +233,14 @@ impl Nodes {
                 }
             }
             if states.iter().all(|s| matches!(s, JobState::Done { .. })) {
-                return Ok(());
+                return Ok(all);
             }
             if start.elapsed() > limit {
                 return Err(ClientError::Local(format!(
                     "job {job:?} did not finish within {limit:?}"
                 )));
             }
-            std::thread::sleep(Duration::from_millis(100));
+            std::thread::sleep(every);
         }
     }
 
@@ -225,6 +269,11 @@ impl Nodes {
                         b: b.to_vec(),
                     });
                 }
+                Response::QueryResult { .. } => {
+                    return Err(ClientError::Local(format!(
+                        "job {job:?} ran a query: its result is a table; fetch it with `kuvert run` or Nodes::fetch_table"
+                    )))
+                }
                 Response::Error { message } => {
                     return Err(ClientError::Refused { node: i, message })
                 }
@@ -234,6 +283,60 @@ impl Nodes {
         let refs: Vec<&ColumnShares> = shares.iter().collect();
         kuvert_data::share::reconstruct(&refs)
             .map_err(|e| ClientError::Local(format!("cannot reconstruct the result: {e}")))
+    }
+}
+
+impl Nodes {
+    /// Start `sql` as job `job` on all three nodes for `recipient`. A query
+    /// the nodes cannot plan is refused by each node before any protocol
+    /// step, with the planner's message.
+    pub fn run_query(&self, job: &str, sql: &str, recipient: &str) -> Result<(), ClientError> {
+        self.run(
+            job,
+            &Program::Query {
+                sql: sql.to_string(),
+            },
+            recipient,
+        )
+    }
+
+    /// Fetch and decode the three nodes' shares of a query's answer (this
+    /// party must be the job's recipient).
+    pub fn fetch_query(&self, job: &str) -> Result<Vec<ResultShares>, ClientError> {
+        let mut out = Vec::with_capacity(3);
+        for i in 0..3 {
+            let (resp, payload) = self.ask(i, &Request::Fetch { job: job.into() }, &[])?;
+            match resp {
+                Response::QueryResult { node } if node == i => {
+                    let s = ResultShares::from_bytes(&payload, &i.to_string()).map_err(|e| {
+                        ClientError::Protocol {
+                            node: i,
+                            detail: e.to_string(),
+                        }
+                    })?;
+                    if s.party != i {
+                        return Err(ClientError::Protocol {
+                            node: i,
+                            detail: format!("sent the shares of node {}", s.party),
+                        });
+                    }
+                    out.push(s);
+                }
+                Response::Error { message } => {
+                    return Err(ClientError::Refused { node: i, message })
+                }
+                other => return Err(proto(i, &other)),
+            }
+        }
+        Ok(out)
+    }
+
+    /// Fetch the three nodes' result shares and reconstruct the answer on
+    /// this machine (every component is checked against its replica).
+    pub fn fetch_table(&self, job: &str) -> Result<ResultTable, ClientError> {
+        let shares = self.fetch_query(job)?;
+        kuvert_sql::output::reconstruct(&shares)
+            .map_err(|e| ClientError::Local(format!("cannot reconstruct the answer: {e}")))
     }
 }
 

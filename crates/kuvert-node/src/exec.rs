@@ -89,6 +89,7 @@ pub fn check(program: &Program, tables: &BTreeMap<String, StoredTable>) -> Resul
             }
             noise_variance(*lo, *hi, *epsilon, *delta).map(drop)
         }
+        Program::Query { sql } => plan_query(sql, tables).map(drop),
         Program::Soak { rounds, n } => {
             if *rounds > 100_000 || *n > 10_000_000 {
                 Err("soak: at most 100000 rounds of 10000000 values".into())
@@ -97,6 +98,67 @@ pub fn check(program: &Program, tables: &BTreeMap<String, StoredTable>) -> Resul
             }
         }
     }
+}
+
+/// The catalog a query is planned against: the job's uploaded tables,
+/// name -> schema.
+pub fn catalog(tables: &BTreeMap<String, StoredTable>) -> kuvert_sql::Catalog {
+    let mut c = kuvert_sql::Catalog::new();
+    for (name, t) in tables {
+        c.add(name, t.schema.clone());
+    }
+    c
+}
+
+/// Plan `sql` against the job's tables, as every node does for itself
+/// (deterministically, so the three nodes run the same protocol). The
+/// error is the planner's message with its position in the SQL.
+pub fn plan_query(
+    sql: &str,
+    tables: &BTreeMap<String, StoredTable>,
+) -> Result<kuvert_sql::Query, String> {
+    kuvert_sql::prepare(sql, &catalog(tables)).map_err(|e| e.to_string())
+}
+
+/// Run a query at this node. The stored tables are lent to the executor
+/// (moved into `kuvert_sql::InputTable`s and moved back afterwards, so no
+/// copy of the shares is made); `progress(done, total)` is called after
+/// each operator. Returns this node's shares of the answer.
+pub fn run_query(
+    p: &mut Party,
+    sql: &str,
+    tables: &mut BTreeMap<String, StoredTable>,
+    progress: &mut dyn FnMut(usize, usize),
+) -> Result<kuvert_sql::output::ResultShares, String> {
+    let query = plan_query(sql, tables)?;
+    let mut inputs: BTreeMap<String, kuvert_sql::InputTable> = std::mem::take(tables)
+        .into_iter()
+        .map(|(name, t)| {
+            (
+                name,
+                kuvert_sql::InputTable {
+                    schema: t.schema,
+                    rows: t.rows,
+                    columns: t.columns,
+                },
+            )
+        })
+        .collect();
+    let out = kuvert_sql::execute(p, &query, &inputs, progress);
+    *tables = std::mem::take(&mut inputs)
+        .into_iter()
+        .map(|(name, t)| {
+            (
+                name,
+                StoredTable {
+                    schema: t.schema,
+                    rows: t.rows,
+                    columns: t.columns,
+                },
+            )
+        })
+        .collect();
+    out.map_err(|e| e.to_string())
 }
 
 /// Run `program`; returns this party's shares of the outputs.
@@ -175,5 +237,8 @@ pub fn run(
             // Every value stays 1; the output is the public count n.
             Ok(x.sum())
         }
+        Program::Query { .. } => Err(
+            "a query's answer is a table: run it with exec::run_query".to_string(),
+        ),
     }
 }

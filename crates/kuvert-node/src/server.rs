@@ -10,7 +10,7 @@ use std::io::{BufReader, BufWriter};
 use std::net::{TcpListener, TcpStream};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use kuvert_data::Schema;
 use kuvert_mpc::{AShare, Party};
@@ -19,14 +19,37 @@ use kuvert_net::{NetConfig, NodeTls, TlsTransport};
 
 use crate::config::NodeConfig;
 use crate::exec::{self, StoredTable};
-use crate::wire::{self, bytes_to_words, check_name, JobState, Program, Request, Response};
+use crate::wire::{
+    self, bytes_to_words, check_name, JobState, JobStats, Program, Progress, Request, Response,
+};
+
+/// A finished job's result, kept for the recipient only.
+enum Output {
+    /// Values (one word each) of the fixed programs.
+    Values(AShare),
+    /// A query's answer.
+    Table(kuvert_sql::output::ResultShares),
+}
+
+impl Output {
+    fn len(&self) -> usize {
+        match self {
+            Output::Values(v) => v.len(),
+            Output::Table(t) => t.rows,
+        }
+    }
+}
 
 /// Everything a node knows about one job.
 #[derive(Default)]
 struct Job {
     tables: BTreeMap<String, StoredTable>,
     state: Option<JobState>,
-    result: Option<(String, AShare)>,
+    result: Option<(String, Output)>,
+    /// A running query's progress.
+    progress: Option<Progress>,
+    /// The last finished run's costs.
+    stats: Option<JobStats>,
 }
 
 /// Shared state of a running node.
@@ -198,17 +221,23 @@ impl Node {
             },
             Request::Status { job } => {
                 let jobs = self.jobs.lock().expect("jobs lock");
-                let state = match jobs.get(&job) {
-                    None => JobState::Unknown,
-                    Some(j) => j.state.clone().unwrap_or(JobState::Waiting {
-                        tables: j.tables.keys().cloned().collect(),
-                    }),
+                let (state, progress, stats) = match jobs.get(&job) {
+                    None => (JobState::Unknown, None, None),
+                    Some(j) => (
+                        j.state.clone().unwrap_or(JobState::Waiting {
+                            tables: j.tables.keys().cloned().collect(),
+                        }),
+                        j.progress,
+                        j.stats,
+                    ),
                 };
                 (
                     Response::Status {
                         node: self.cfg.id,
                         job,
                         state,
+                        progress,
+                        stats,
                     },
                     Vec::new(),
                 )
@@ -223,7 +252,11 @@ impl Node {
                             "party {party:?} is not the recipient of job {job:?}"
                         ))
                     }
-                    Some((_, shares)) => {
+                    Some((_, Output::Table(t))) => {
+                        tracing::info!(node = self.cfg.id, %job, party, rows = t.rows, "query result shares released to the recipient");
+                        (Response::QueryResult { node: self.cfg.id }, t.to_bytes())
+                    }
+                    Some((_, Output::Values(shares))) => {
                         let (a, b) = shares.components();
                         let mut out = wire::words_to_bytes(a);
                         out.extend(wire::words_to_bytes(b));
@@ -338,6 +371,8 @@ impl Node {
             exec::check(&program, &j.tables)?;
             j.state = Some(JobState::Running);
             j.result = None;
+            j.progress = None;
+            j.stats = None;
         }
         tracing::info!(node = self.cfg.id, job, party, ?program, %recipient, "job started");
         let node = Arc::clone(self);
@@ -351,13 +386,23 @@ impl Node {
         let outcome = self.compute(&job, &program);
         let mut jobs = self.jobs.lock().expect("jobs lock");
         let j = jobs.entry(job.clone()).or_default();
+        j.progress = None;
         match outcome {
-            Ok(shares) => {
-                tracing::info!(node = self.cfg.id, %job, outputs = shares.len(), "job done");
+            Ok((shares, stats)) => {
+                tracing::info!(
+                    node = self.cfg.id,
+                    %job,
+                    outputs = shares.len(),
+                    rounds = stats.rounds,
+                    bytes_sent = stats.bytes_sent,
+                    millis = stats.millis,
+                    "job done"
+                );
                 j.state = Some(JobState::Done {
                     recipient: recipient.clone(),
                     outputs: shares.len() as u64,
                 });
+                j.stats = Some(stats);
                 j.result = Some((recipient, shares));
             }
             Err(reason) => {
@@ -368,7 +413,8 @@ impl Node {
         }
     }
 
-    fn compute(&self, job: &str, program: &Program) -> Result<AShare, String> {
+    fn compute(&self, job: &str, program: &Program) -> Result<(Output, JobStats), String> {
+        let started = Instant::now();
         let mut cfg = NetConfig::new(self.cfg.id, self.cfg.nodes, self.tls.clone());
         cfg.io_timeout = Duration::from_secs(self.cfg.io_timeout_secs);
         cfg.connect_timeout = Duration::from_secs(self.cfg.connect_timeout_secs);
@@ -381,15 +427,54 @@ impl Node {
             let mut jobs = self.jobs.lock().expect("jobs lock");
             std::mem::take(&mut jobs.entry(job.to_string()).or_default().tables)
         };
-        let out = exec::run(&mut party, program, &tables);
+        let mut tables = tables;
+        let compute_start = Instant::now();
+        let out = match program {
+            Program::Query { sql } => {
+                let mut progress = |done: usize, total: usize| {
+                    let mut jobs = self.jobs.lock().expect("jobs lock");
+                    if let Some(j) = jobs.get_mut(job) {
+                        j.progress = Some(Progress {
+                            done: done as u64,
+                            total: total as u64,
+                        });
+                    }
+                };
+                exec::run_query(&mut party, sql, &mut tables, &mut progress).map(Output::Table)
+            }
+            _ => exec::run(&mut party, program, &tables).map(Output::Values),
+        };
+        let compute_millis = compute_start.elapsed().as_millis() as u64;
         self.jobs
             .lock()
             .expect("jobs lock")
             .entry(job.to_string())
             .or_default()
             .tables = tables;
-        out
+        let s = party.stats();
+        let stats = JobStats {
+            rounds: s.rounds,
+            bytes_sent: s.bytes_sent,
+            bytes_received: s.bytes_received,
+            millis: started.elapsed().as_millis() as u64,
+            compute_millis,
+            peak_rss_kib: peak_rss_kib(),
+        };
+        out.map(|o| (o, stats))
     }
+}
+
+/// This process's peak resident memory in KiB (VmHWM in
+/// `/proc/self/status`; `None` where there is no such file).
+pub fn peak_rss_kib() -> Option<u64> {
+    let s = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = s.lines().find(|l| l.starts_with("VmHWM:"))?;
+    line.trim_start_matches("VmHWM:")
+        .trim()
+        .trim_end_matches("kB")
+        .trim()
+        .parse()
+        .ok()
 }
 
 /// Per column, this node's components from the upload layout (for every

@@ -64,6 +64,11 @@ pub enum Program {
         epsilon: f64,
         delta: f64,
     },
+    /// A SQL query over the job's tables (Kuvert's dialect, `docs/sql.md`).
+    /// Every node plans it itself against the uploaded schemas; the result
+    /// is a table, released to the recipient as result shares
+    /// ([`Response::QueryResult`]).
+    Query { sql: String },
     /// Diagnostic: `rounds` multiplications of `n` random shared values, to
     /// check the nodes' links and measure them. Outputs nothing secret.
     Soak { rounds: u32, n: u32 },
@@ -79,6 +84,8 @@ impl Program {
                 vec![table]
             }
             Program::Soak { .. } => vec![],
+            // The tables a query reads are known once it is planned.
+            Program::Query { .. } => vec![],
         }
     }
 }
@@ -106,6 +113,32 @@ pub enum JobState {
     Unknown,
 }
 
+/// How far a running query is: `done` operators of `total`.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Progress {
+    pub done: u64,
+    pub total: u64,
+}
+
+/// What a finished job cost one node (for benchmarks and operators).
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+pub struct JobStats {
+    /// Communication rounds of the protocol (`kuvert_mpc::Party::stats`).
+    pub rounds: u64,
+    /// Payload bytes this node sent to the other nodes.
+    pub bytes_sent: u64,
+    /// Payload bytes this node received from the other nodes.
+    pub bytes_received: u64,
+    /// Wall-clock milliseconds from the job's start on this node (including
+    /// connecting to the other nodes and the session setup) to its end.
+    pub millis: u64,
+    /// Milliseconds of the computation proper (after the session setup).
+    pub compute_millis: u64,
+    /// The node process's peak resident memory so far (VmHWM, KiB), where
+    /// the operating system reports it.
+    pub peak_rss_kib: Option<u64>,
+}
+
 /// A node's answer.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(tag = "response", rename_all = "snake_case")]
@@ -117,11 +150,22 @@ pub enum Response {
         node: usize,
         job: String,
         state: JobState,
+        /// While a query runs: operators done of the plan's total.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        progress: Option<Progress>,
+        /// When a job is done: what its protocol cost this node.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        stats: Option<JobStats>,
     },
     /// This node's result components; payload: `a` then `b`, `outputs` words each.
     Result {
         node: usize,
         outputs: u64,
+    },
+    /// This node's shares of a query's answer; payload:
+    /// `kuvert_sql::output::ResultShares::to_bytes`.
+    QueryResult {
+        node: usize,
     },
     Error {
         message: String,
