@@ -9,6 +9,7 @@ mod dp;
 mod node;
 mod pki;
 mod risk;
+mod run;
 
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
@@ -70,6 +71,9 @@ enum Command {
     Deid(Box<deid::DeidArgs>),
     /// Measure re-identification risk of a released table and run attack tests.
     Risk(Box<risk::RiskArgs>),
+    /// Answer one SQL query over CSV files with three local nodes under MPC
+    /// (TLS on 127.0.0.1, throw-away PKI), and print the answer as CSV.
+    Run(Box<run::RunArgs>),
 }
 
 fn main() -> std::process::ExitCode {
@@ -85,6 +89,7 @@ fn main() -> std::process::ExitCode {
         Command::Dp(c) => dp::run(c),
         Command::Deid(a) => deid::run(*a),
         Command::Risk(a) => risk::run(*a),
+        Command::Run(a) => run::run(*a),
     };
     match result {
         Ok(code) => code,

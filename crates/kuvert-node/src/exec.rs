@@ -237,8 +237,8 @@ pub fn run(
             // Every value stays 1; the output is the public count n.
             Ok(x.sum())
         }
-        Program::Query { .. } => Err(
-            "a query's answer is a table: run it with exec::run_query".to_string(),
-        ),
+        Program::Query { .. } => {
+            Err("a query's answer is a table: run it with exec::run_query".to_string())
+        }
     }
 }

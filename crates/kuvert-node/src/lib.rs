@@ -22,5 +22,7 @@
 pub mod client;
 pub mod config;
 pub mod exec;
+pub mod infer;
+pub mod local;
 pub mod server;
 pub mod wire;

@@ -1,0 +1,223 @@
+//! `kuvert run`: one SQL query over CSV files, answered by three local TLS
+//! nodes under MPC. The work is in `kuvert_node::local` (nodes, upload,
+//! query, reconstruction), `kuvert_node::infer` (column types) and
+//! `kuvert_sql` (planning, EXPLAIN).
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::Args;
+use kuvert_data::{CsvOptions, Schema, Table};
+use kuvert_node::local::LocalCluster;
+use kuvert_node::wire::JobState;
+
+/// `kuvert run --table NAME=PATH.csv ... --sql "SELECT ..."`
+#[derive(Args, Debug)]
+#[command(after_help = "Examples:
+  kuvert run --table fk=fk.csv --table ek=ek.csv \\
+      --sql \"SELECT COUNT(*) AS n FROM fk WHERE pnr IN (SELECT pnr FROM ek)\"
+  kuvert run --table a=a.csv --schema a=pnr:idnr,belopp:int \\
+      --sql \"SELECT SUM(belopp) AS s FROM a\" --explain
+
+Exit status: 0 on success, 2 for bad input (SQL, CSV, schema, flags),
+1 for anything else (the nodes' logs are shown).")]
+pub struct RunArgs {
+    /// A table: its name in the SQL (a-z, 0-9, '_', '-') and its CSV file
+    /// (header line first). Repeat for more tables.
+    #[arg(long = "table", value_name = "NAME=PATH.csv", required = true)]
+    tables: Vec<String>,
+    /// The query (Kuvert's SQL dialect, see docs/sql.md).
+    #[arg(long)]
+    sql: String,
+    /// Write the answer's CSV here instead of stdout.
+    #[arg(long, value_name = "FILE")]
+    out: Option<PathBuf>,
+    /// Print the plan, each operator's estimated rounds and bytes, and what
+    /// the query reveals to whom; start no nodes and run nothing.
+    #[arg(long)]
+    explain: bool,
+    /// Column types of a table, e.g. fk=pnr:idnr,fran:date,belopp:int
+    /// (types: int, date, bool, idnr, text). Without it: the file
+    /// PATH.schema beside the CSV if it exists, else inferred from the CSV
+    /// (rules in docs/run.md).
+    #[arg(long = "schema", value_name = "NAME=COLUMNS")]
+    schemas: Vec<String>,
+    /// CSV field delimiter (';' for Swedish spreadsheet exports).
+    #[arg(long, default_value = ",")]
+    delimiter: char,
+}
+
+/// Bad user input: printed, exit status 2.
+struct UserError(String);
+
+fn user<T>(msg: impl Into<String>) -> Result<T, UserError> {
+    Err(UserError(msg.into()))
+}
+
+/// One `--table` after its schema is known.
+struct Input {
+    name: String,
+    path: PathBuf,
+    schema: Schema,
+}
+
+pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
+    let prepared = match prepare(&args) {
+        Ok(p) => p,
+        Err(UserError(m)) => {
+            eprintln!("error: {m}");
+            return Ok(ExitCode::from(2));
+        }
+    };
+    let (query, tables) = prepared;
+    if args.explain {
+        let sizes: BTreeMap<String, usize> =
+            tables.iter().map(|(n, t)| (n.clone(), t.rows())).collect();
+        let text = explain_text(&query, &sizes);
+        write_output(args.out.as_deref(), text.as_bytes())?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    // From here on the nodes run; Ctrl-C must not leave them behind.
+    let _ = ctrlc::set_handler(|| {
+        kuvert_node::local::abort_all();
+        eprintln!("interrupted; the local nodes were stopped and their files deleted");
+        std::process::exit(130);
+    });
+    let exe = std::env::current_exe().context("cannot find the kuvert executable")?;
+    let bar = crate::bench::progress_bar(0);
+    bar.set_message("starting three local nodes (TLS on 127.0.0.1)");
+    bar.enable_steady_tick(Duration::from_millis(120));
+    let cluster = LocalCluster::start(&exe)?;
+    bar.set_message("sharing and uploading the tables");
+    cluster.upload("run", &tables)?;
+    drop(tables);
+    bar.set_message("computing");
+    let run = cluster.query("run", &args.sql, |st| {
+        if let Some(p) = st.iter().filter_map(|s| s.progress).min_by_key(|p| p.done) {
+            bar.set_length(p.total);
+            bar.set_position(p.done);
+            bar.set_message(format!("operator {} of {}", p.done, p.total));
+        } else if st.iter().all(|s| matches!(s.state, JobState::Done { .. })) {
+            bar.set_message("fetching the result shares");
+        }
+    })?;
+    bar.finish_and_clear();
+    drop(cluster);
+    let csv = run.answer.to_csv_string()?;
+    write_output(args.out.as_deref(), csv.as_bytes())?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Everything that can be checked on this machine before any node starts:
+/// flags, schemas, the SQL against the schemas, and every CSV cell.
+fn prepare(args: &RunArgs) -> Result<(kuvert_sql::Query, Vec<(String, Table)>), UserError> {
+    let delimiter = u8::try_from(args.delimiter)
+        .ok()
+        .filter(|d| d.is_ascii())
+        .map_or_else(
+            || {
+                user(format!(
+                    "--delimiter {:?} is not one ASCII character",
+                    args.delimiter
+                ))
+            },
+            Ok,
+        )?;
+    let opts = CsvOptions {
+        delimiter,
+        ..CsvOptions::default()
+    };
+    // --schema NAME=COLUMNS
+    let mut declared: BTreeMap<String, Schema> = BTreeMap::new();
+    for s in &args.schemas {
+        let Some((name, cols)) = s.split_once('=') else {
+            return user(format!("--schema must be NAME=name:type,..., got {s:?}"));
+        };
+        let schema =
+            Schema::parse_compact(cols).or_else(|e| user(format!("--schema {name}: {e}")))?;
+        if declared.insert(name.to_string(), schema).is_some() {
+            return user(format!("--schema {name} is given twice"));
+        }
+    }
+    // --table NAME=PATH.csv and each table's schema
+    let mut inputs: Vec<Input> = Vec::new();
+    for t in &args.tables {
+        let Some((name, path)) = t.split_once('=') else {
+            return user(format!("--table must be NAME=PATH.csv, got {t:?}"));
+        };
+        kuvert_node::wire::check_name("table name", name).or_else(user)?;
+        if inputs.iter().any(|i| i.name == name) {
+            return user(format!("--table {name} is given twice"));
+        }
+        let path = PathBuf::from(path);
+        if !path.is_file() {
+            return user(format!(
+                "{}: no such file (from --table {t})",
+                path.display()
+            ));
+        }
+        let schema = match declared.remove(name) {
+            Some(s) => s,
+            None => {
+                let beside = path.with_extension("schema");
+                if beside.is_file() {
+                    kuvert_node::infer::read_schema_file(&beside)
+                        .or_else(|e| user(e.to_string()))?
+                } else {
+                    kuvert_node::infer::infer_schema(&path, delimiter, opts.today)
+                        .or_else(|e| user(e.to_string()))?
+                }
+            }
+        };
+        inputs.push(Input {
+            name: name.to_string(),
+            path,
+            schema,
+        });
+    }
+    if let Some(name) = declared.keys().next() {
+        return user(format!("--schema {name} names no --table"));
+    }
+    // The SQL against the schemas, before reading the data.
+    let mut catalog = kuvert_sql::Catalog::new();
+    for i in &inputs {
+        catalog.add(&i.name, i.schema.clone());
+    }
+    let query = kuvert_sql::prepare(&args.sql, &catalog).or_else(|e| user(e.to_string()))?;
+    // Every cell, with file:line:column for each bad one.
+    let mut tables = Vec::with_capacity(inputs.len());
+    for i in inputs {
+        let t = kuvert_data::read_csv_file(&i.path, &i.schema, &opts).or_else(|e| {
+            user(format!(
+                "{e}\n(table {} read as {}; nothing was shared)",
+                i.name, i.schema
+            ))
+        })?;
+        tables.push((i.name, t));
+    }
+    Ok((query, tables))
+}
+
+/// The plan, estimated costs and leakage, as `kuvert run --explain` prints.
+fn explain_text(query: &kuvert_sql::Query, sizes: &BTreeMap<String, usize>) -> String {
+    // TEMPORARY until kuvert_sql::explain lands on main (~16:30).
+    format!("{query:#?}\n{sizes:?}\n")
+}
+
+fn write_output(out: Option<&Path>, bytes: &[u8]) -> anyhow::Result<()> {
+    match out {
+        Some(path) => {
+            std::fs::write(path, bytes).with_context(|| format!("cannot write {}", path.display()))
+        }
+        None => {
+            let mut o = std::io::stdout().lock();
+            o.write_all(bytes)?;
+            o.flush()?;
+            Ok(())
+        }
+    }
+}
