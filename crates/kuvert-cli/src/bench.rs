@@ -41,6 +41,41 @@ pub enum BenchCommand {
         #[arg(long, requires = "net")]
         no_compare: bool,
     },
+    /// Whole SQL queries through three local node processes (TLS on
+    /// 127.0.0.1, fresh nodes per workload), next to the same query in
+    /// SQLite (in memory) on the same generated data.
+    ///
+    /// Workloads (N rows per input table, seeded data, valid identity
+    /// numbers):
+    ///   psi       the intersection of two identity tables, half
+    ///             overlapping, revealed to the recipient
+    ///   psi-card  only the size of that intersection
+    ///   join      join + GROUP BY sum over a pre-aggregated table
+    ///   overlap   persons with overlapping benefit periods (EXISTS with
+    ///             interval overlap), count and sum
+    ///   sort      ORDER BY of N 64-bit keys
+    ///
+    /// Prints per workload: the query's time as the recipient sees it
+    /// (upload excluded), rounds, bytes sent per node (the busiest), each
+    /// node's peak RSS, SQLite's time and the ratio, and whether the
+    /// answers agree. With --json: one JSON object instead.
+    #[command(verbatim_doc_comment)]
+    Query {
+        /// Rows per input table.
+        #[arg(long, default_value_t = 10_000)]
+        rows: usize,
+        /// Only these workloads (comma-separated): psi, psi-card, join,
+        /// overlap, sort.
+        #[arg(long, value_delimiter = ',')]
+        workloads: Option<Vec<String>>,
+        /// Seed of the generated data (the data is not secret; the nodes'
+        /// randomness still comes from the OS).
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// Print one JSON object on stdout instead of the table.
+        #[arg(long)]
+        json: bool,
+    },
     /// One party of `micro --net` (started by it; not for direct use).
     #[command(hide = true)]
     MicroParty {
@@ -108,6 +143,12 @@ pub fn run(cmd: BenchCommand) -> anyhow::Result<std::process::ExitCode> {
             micro_party_process(party, &pki, &nodes, n, &select_ops(Some(ops))?)?;
             Ok(std::process::ExitCode::SUCCESS)
         }
+        BenchCommand::Query {
+            rows,
+            workloads,
+            seed,
+            json,
+        } => query::run(rows, workloads, seed, json),
         BenchCommand::Micro { n, ops, json, .. } => {
             let ops = select_ops(ops)?;
             let bar = progress_bar(ops.len() as u64);
@@ -359,4 +400,521 @@ fn parse_measures(line: &str) -> anyhow::Result<Vec<OpMeasure>> {
             })
         })
         .collect()
+}
+
+/// `kuvert bench query`: generated data, fresh local nodes per workload,
+/// SQLite beside.
+mod query {
+    use std::collections::HashSet;
+    use std::process::ExitCode;
+    use std::time::{Duration, Instant};
+
+    use anyhow::{bail, Context};
+    use kuvert_data::value::ymd_from_days;
+    use kuvert_node::local::LocalCluster;
+    use rand::{Rng, SeedableRng};
+    use rand_chacha::ChaCha20Rng;
+    use rusqlite::types::Value;
+
+    pub const WORKLOADS: [&str; 5] = ["psi", "psi-card", "join", "overlap", "sort"];
+
+    /// A generated cell.
+    #[derive(Clone)]
+    enum Cell {
+        Int(i64),
+        /// 12-digit normalised identity number.
+        Idnr(i64),
+        /// Days since 1970-01-01.
+        Date(i64),
+        Text(&'static str),
+    }
+
+    impl Cell {
+        fn csv(&self) -> String {
+            match self {
+                Cell::Int(v) => v.to_string(),
+                Cell::Idnr(v) => format!("{v:012}"),
+                Cell::Date(d) => date(*d),
+                Cell::Text(t) => t.to_string(),
+            }
+        }
+        fn sqlite(&self) -> Value {
+            match self {
+                Cell::Int(v) | Cell::Idnr(v) => Value::Integer(*v),
+                Cell::Date(d) => Value::Text(date(*d)),
+                Cell::Text(t) => Value::Text(t.to_string()),
+            }
+        }
+    }
+
+    fn date(d: i64) -> String {
+        let (y, m, dd) = ymd_from_days(d);
+        format!("{y:04}-{m:02}-{dd:02}")
+    }
+
+    struct GenTable {
+        name: &'static str,
+        /// kuvert schema (compact form); SQLite gets INTEGER for int and
+        /// idnr, TEXT for date (ISO dates compare correctly as text) and text.
+        schema: &'static str,
+        rows: Vec<Vec<Cell>>,
+    }
+
+    struct Workload {
+        name: &'static str,
+        sql: &'static str,
+        tables: Vec<GenTable>,
+    }
+
+    /// `count` distinct valid identity numbers (born 1940-2005), random order.
+    fn idnrs(rng: &mut ChaCha20Rng, count: usize) -> Vec<i64> {
+        let mut seen = HashSet::with_capacity(count);
+        let mut out = Vec::with_capacity(count);
+        while out.len() < count {
+            let y: i64 = rng.gen_range(1940..=2005);
+            let m: i64 = rng.gen_range(1..=12);
+            let d: i64 = rng.gen_range(1..=28);
+            let n: i64 = rng.gen_range(0..1000);
+            let nine = ((y % 100) * 10_000 + m * 100 + d) * 1000 + n;
+            let mut digits = [0u8; 9];
+            for (i, x) in digits.iter_mut().enumerate() {
+                *x = ((nine / 10i64.pow(8 - i as u32)) % 10) as u8;
+            }
+            let c = kuvert_data::idnr::luhn_check_digit(&digits) as i64;
+            let v = ((y * 10_000 + m * 100 + d) * 1000 + n) * 10 + c;
+            if seen.insert(v) {
+                out.push(v);
+            }
+        }
+        out
+    }
+
+    fn workload(name: &'static str, n: usize, rng: &mut ChaCha20Rng) -> Workload {
+        let day0 = kuvert_data::value::days_from_ymd(2024, 1, 1);
+        match name {
+            "psi" | "psi-card" => {
+                let pool = idnrs(rng, n + n / 2);
+                let a = pool[..n].iter().map(|&p| vec![Cell::Idnr(p)]).collect();
+                let mut b: Vec<Vec<Cell>> =
+                    pool[n / 2..].iter().map(|&p| vec![Cell::Idnr(p)]).collect();
+                b.reverse();
+                Workload {
+                    name,
+                    sql: if name == "psi" {
+                        "SELECT a.pnr FROM a WHERE a.pnr IN (SELECT pnr FROM b)"
+                    } else {
+                        "SELECT COUNT(*) AS n FROM a WHERE a.pnr IN (SELECT pnr FROM b)"
+                    },
+                    tables: vec![
+                        GenTable {
+                            name: "a",
+                            schema: "pnr:idnr",
+                            rows: a,
+                        },
+                        GenTable {
+                            name: "b",
+                            schema: "pnr:idnr",
+                            rows: b,
+                        },
+                    ],
+                }
+            }
+            "join" => {
+                let pool = idnrs(rng, n + n / 2);
+                let a = pool[..n]
+                    .iter()
+                    .map(|&p| vec![Cell::Idnr(p), Cell::Int(rng.gen_range(0..10))])
+                    .collect();
+                // b: n rows over the persons pool[n/2..3n/2): about two
+                // rows per person, half of them in a.
+                let b = (0..n)
+                    .map(|_| {
+                        let p = pool[rng.gen_range(n / 2..pool.len())];
+                        vec![Cell::Idnr(p), Cell::Int(rng.gen_range(-1000..100_000))]
+                    })
+                    .collect();
+                Workload {
+                    name,
+                    sql: "SELECT a.g, SUM(b.x) AS s FROM a JOIN (SELECT pnr, SUM(x) AS x FROM b GROUP BY pnr) b ON a.pnr = b.pnr GROUP BY a.g",
+                    tables: vec![
+                        GenTable { name: "a", schema: "pnr:idnr,g:int", rows: a },
+                        GenTable { name: "b", schema: "pnr:idnr,x:int", rows: b },
+                    ],
+                }
+            }
+            "overlap" => {
+                // n/2 persons with benefits, n/2 with assistance, half of
+                // each in both; about two periods per person in 2024.
+                let pool = idnrs(rng, (n / 2).max(1) + n / 4 + 1);
+                let half = (n / 2).max(1);
+                let formaner = ["sjukpenning", "foraldrapenning", "aktivitetsersattning"];
+                let fk = (0..n)
+                    .map(|_| {
+                        let p = pool[rng.gen_range(0..half)];
+                        let from = day0 + rng.gen_range(0..366);
+                        vec![
+                            Cell::Idnr(p),
+                            Cell::Text(formaner[rng.gen_range(0..3)]),
+                            Cell::Date(from),
+                            Cell::Date(from + rng.gen_range(0..60)),
+                            Cell::Int(rng.gen_range(100..20_000)),
+                        ]
+                    })
+                    .collect();
+                let ek = (0..n)
+                    .map(|_| {
+                        let p = pool[rng.gen_range(n / 4..pool.len())];
+                        let from = day0 + rng.gen_range(0..366);
+                        vec![
+                            Cell::Idnr(p),
+                            Cell::Date(from),
+                            Cell::Date(from + rng.gen_range(0..31)),
+                            Cell::Int(rng.gen_range(500..15_000)),
+                        ]
+                    })
+                    .collect();
+                Workload {
+                    name,
+                    sql: "SELECT COUNT(DISTINCT f.pnr) AS personer, SUM(f.belopp) AS fk_belopp FROM fk f WHERE EXISTS (SELECT 1 FROM ek e WHERE e.pnr = f.pnr AND e.fran <= f.till AND f.fran <= e.till)",
+                    tables: vec![
+                        GenTable {
+                            name: "fk",
+                            schema: "pnr:idnr,forman:text,fran:date,till:date,belopp:int",
+                            rows: fk,
+                        },
+                        GenTable {
+                            name: "ek",
+                            schema: "pnr:idnr,fran:date,till:date,belopp:int",
+                            rows: ek,
+                        },
+                    ],
+                }
+            }
+            _ => {
+                let t = (0..n).map(|_| vec![Cell::Int(rng.gen::<i64>())]).collect();
+                Workload {
+                    name: "sort",
+                    // LIMIT N keeps every row; the SQL is fixed text, so the
+                    // limit is filled in by `sql_of`.
+                    sql: "SELECT k FROM t ORDER BY k LIMIT {N}",
+                    tables: vec![GenTable {
+                        name: "t",
+                        schema: "k:int",
+                        rows: t,
+                    }],
+                }
+            }
+        }
+    }
+
+    fn sql_of(w: &Workload, n: usize) -> String {
+        w.sql.replace("{N}", &n.to_string())
+    }
+
+    fn to_table(t: &GenTable) -> anyhow::Result<kuvert_data::Table> {
+        let schema: kuvert_data::Schema = t.schema.parse()?;
+        let mut csv = schema
+            .columns()
+            .iter()
+            .map(|c| c.name.clone())
+            .collect::<Vec<_>>()
+            .join(",");
+        csv.push('\n');
+        for r in &t.rows {
+            csv.push_str(&r.iter().map(Cell::csv).collect::<Vec<_>>().join(","));
+            csv.push('\n');
+        }
+        Ok(kuvert_data::read_csv(
+            csv.as_bytes(),
+            t.name,
+            &schema,
+            &kuvert_data::CsvOptions::default(),
+        )?)
+    }
+
+    /// The same query in SQLite (in memory, no indexes beyond SQLite's
+    /// automatic ones); returns the time of the query alone and its rows
+    /// as CSV lines.
+    fn sqlite(w: &Workload, sql: &str) -> anyhow::Result<(Duration, Vec<String>)> {
+        let db = rusqlite::Connection::open_in_memory()?;
+        for t in &w.tables {
+            let schema: kuvert_data::Schema = t.schema.parse()?;
+            let cols = schema
+                .columns()
+                .iter()
+                .map(|c| {
+                    let ty = match c.ty {
+                        kuvert_data::ColumnType::Int | kuvert_data::ColumnType::Idnr => "INTEGER",
+                        _ => "TEXT",
+                    };
+                    format!("{} {ty}", c.name)
+                })
+                .collect::<Vec<_>>()
+                .join(", ");
+            db.execute_batch(&format!("CREATE TABLE {} ({cols})", t.name))?;
+            let marks = vec!["?"; schema.len()].join(",");
+            let tx = db.unchecked_transaction()?;
+            {
+                let mut ins = tx.prepare(&format!("INSERT INTO {} VALUES ({marks})", t.name))?;
+                for r in &t.rows {
+                    ins.execute(rusqlite::params_from_iter(r.iter().map(Cell::sqlite)))?;
+                }
+            }
+            tx.commit()?;
+        }
+        let start = Instant::now();
+        let mut stmt = db.prepare(sql)?;
+        let width = stmt.column_count();
+        let rows = stmt
+            .query_map([], |row| {
+                let mut cells = Vec::with_capacity(width);
+                for i in 0..width {
+                    cells.push(match row.get::<_, Value>(i)? {
+                        Value::Null => String::new(),
+                        Value::Integer(v) => v.to_string(),
+                        Value::Real(v) => v.to_string(),
+                        Value::Text(t) => t,
+                        Value::Blob(_) => "<blob>".into(),
+                    });
+                }
+                Ok(cells.join(","))
+            })?
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok((start.elapsed(), rows))
+    }
+
+    struct Report {
+        name: &'static str,
+        rows_out: usize,
+        seconds: f64,
+        compute_seconds: f64,
+        rounds: u64,
+        max_bytes_sent: u64,
+        max_bytes_received: u64,
+        rss_kib: Vec<Option<u64>>,
+        sqlite_seconds: f64,
+        agrees: bool,
+    }
+
+    fn measure(w: &Workload, n: usize, exe: &std::path::Path) -> anyhow::Result<Report> {
+        let sql = sql_of(w, n);
+        let tables = w
+            .tables
+            .iter()
+            .map(|t| Ok((t.name.to_string(), to_table(t)?)))
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        let cluster = LocalCluster::start(exe)?;
+        cluster.upload("bench", &tables)?;
+        drop(tables);
+        let bar = super::progress_bar(0);
+        bar.set_message(format!("{}: computing", w.name));
+        let run = cluster.query("bench", &sql, |st| {
+            if let Some(p) = st.iter().filter_map(|s| s.progress).min_by_key(|p| p.done) {
+                bar.set_length(p.total);
+                bar.set_position(p.done);
+            }
+        })?;
+        bar.finish_and_clear();
+        drop(cluster);
+        let stats: Vec<_> = run.stats.iter().flatten().collect();
+        if stats.len() != 3 {
+            bail!("{}: not every node reported its costs", w.name);
+        }
+        let mut mpc: Vec<String> = run
+            .answer
+            .to_csv_string()?
+            .lines()
+            .skip(1)
+            .map(str::to_string)
+            .collect();
+        let (sqlite_time, mut lite) =
+            sqlite(w, &sql).with_context(|| format!("{}: SQLite failed", w.name))?;
+        let rows_out = mpc.len();
+        mpc.sort();
+        lite.sort();
+        Ok(Report {
+            name: w.name,
+            rows_out,
+            seconds: run.elapsed.as_secs_f64(),
+            compute_seconds: stats.iter().map(|s| s.compute_millis).max().unwrap_or(0) as f64
+                / 1000.0,
+            rounds: stats.iter().map(|s| s.rounds).max().unwrap_or(0),
+            max_bytes_sent: stats.iter().map(|s| s.bytes_sent).max().unwrap_or(0),
+            max_bytes_received: stats.iter().map(|s| s.bytes_received).max().unwrap_or(0),
+            rss_kib: run
+                .stats
+                .iter()
+                .map(|s| s.and_then(|s| s.peak_rss_kib))
+                .collect(),
+            sqlite_seconds: sqlite_time.as_secs_f64(),
+            agrees: mpc == lite,
+        })
+    }
+
+    pub fn run(
+        n: usize,
+        workloads: Option<Vec<String>>,
+        seed: u64,
+        json: bool,
+    ) -> anyhow::Result<ExitCode> {
+        let chosen: Vec<&'static str> = match workloads {
+            None => WORKLOADS.to_vec(),
+            Some(ws) => ws
+                .iter()
+                .map(|w| {
+                    WORKLOADS
+                        .iter()
+                        .find(|x| **x == w.as_str())
+                        .copied()
+                        .ok_or_else(|| {
+                            anyhow::anyhow!(
+                                "unknown workload {w:?}; choose from {}",
+                                WORKLOADS.join(", ")
+                            )
+                        })
+                })
+                .collect::<anyhow::Result<_>>()?,
+        };
+        if n == 0 {
+            bail!("--rows must be at least 1");
+        }
+        let _ = ctrlc::set_handler(|| {
+            kuvert_node::local::abort_all();
+            std::process::exit(130);
+        });
+        let exe = std::env::current_exe().context("cannot find the kuvert executable")?;
+        let mut reports = Vec::new();
+        let mut failures = Vec::new();
+        for name in chosen {
+            let mut rng = ChaCha20Rng::seed_from_u64(seed);
+            let w = workload(name, n, &mut rng);
+            match measure(&w, n, &exe) {
+                Ok(r) => reports.push(r),
+                Err(e) => failures.push((name, format!("{e:#}"))),
+            }
+        }
+        if json {
+            let mut m = serde_json::Map::new();
+            for r in &reports {
+                m.insert(
+                    r.name.to_string(),
+                    serde_json::json!({
+                        "seconds": r.seconds,
+                        "compute_seconds": r.compute_seconds,
+                        "rounds": r.rounds,
+                        "max_bytes_sent_per_node": r.max_bytes_sent,
+                        "max_bytes_received_per_node": r.max_bytes_received,
+                        "peak_rss_kib_per_node": r.rss_kib,
+                        "sqlite_seconds": r.sqlite_seconds,
+                        "ratio": r.seconds / r.sqlite_seconds.max(1e-9),
+                        "rows_out": r.rows_out,
+                        "agrees_with_sqlite": r.agrees,
+                    }),
+                );
+            }
+            for (name, e) in &failures {
+                m.insert(name.to_string(), serde_json::json!({ "error": e }));
+            }
+            println!(
+                "{}",
+                serde_json::json!({ "rows": n, "seed": seed, "workloads": m })
+            );
+        } else {
+            println!(
+                "kuvert bench query: {n} rows per table, three node processes, TLS 1.3 over 127.0.0.1, fresh nodes per workload"
+            );
+            println!(
+                "{:<9} {:>9} {:>9} {:>7} {:>14} {:>26} {:>10} {:>9} {:>8} {:>6}",
+                "workload",
+                "time",
+                "compute",
+                "rounds",
+                "max sent/node",
+                "peak RSS per node (MiB)",
+                "SQLite",
+                "ratio",
+                "rows out",
+                "agree"
+            );
+            for r in &reports {
+                let rss = r
+                    .rss_kib
+                    .iter()
+                    .map(|k| k.map_or("?".to_string(), |k| format!("{:.0}", k as f64 / 1024.0)))
+                    .collect::<Vec<_>>()
+                    .join(" / ");
+                println!(
+                    "{:<9} {:>8.3}s {:>8.3}s {:>7} {:>14} {:>26} {:>9.4}s {:>8.0}x {:>8} {:>6}",
+                    r.name,
+                    r.seconds,
+                    r.compute_seconds,
+                    r.rounds,
+                    human_bytes(r.max_bytes_sent),
+                    rss,
+                    r.sqlite_seconds,
+                    r.seconds / r.sqlite_seconds.max(1e-9),
+                    r.rows_out,
+                    if r.agrees { "yes" } else { "NO" }
+                );
+            }
+            for (name, e) in &failures {
+                println!("{name:<9} failed: {e}");
+            }
+        }
+        if !failures.is_empty() || reports.iter().any(|r| !r.agrees) {
+            return Ok(ExitCode::from(1));
+        }
+        Ok(ExitCode::SUCCESS)
+    }
+
+    fn human_bytes(b: u64) -> String {
+        let b = b as f64;
+        if b >= 1e9 {
+            format!("{:.2} GB", b / 1e9)
+        } else if b >= 1e6 {
+            format!("{:.2} MB", b / 1e6)
+        } else if b >= 1e3 {
+            format!("{:.1} kB", b / 1e3)
+        } else {
+            format!("{b:.0} B")
+        }
+    }
+
+    #[cfg(test)]
+    mod tests {
+        use super::*;
+
+        #[test]
+        fn generated_identity_numbers_are_valid_and_distinct() {
+            let mut rng = ChaCha20Rng::seed_from_u64(7);
+            let v = idnrs(&mut rng, 500);
+            let today = kuvert_data::Date {
+                year: 2026,
+                month: 11,
+                day: 23,
+            };
+            let set: HashSet<i64> = v.iter().copied().collect();
+            assert_eq!(set.len(), 500);
+            for p in v {
+                assert_eq!(kuvert_data::idnr::parse(&format!("{p:012}"), today), Ok(p));
+            }
+        }
+
+        #[test]
+        fn workloads_have_the_promised_shape_and_sqlite_answers_them() {
+            let mut rng = ChaCha20Rng::seed_from_u64(1);
+            let w = workload("psi-card", 40, &mut rng);
+            let (_, rows) = sqlite(&w, &sql_of(&w, 40)).unwrap();
+            // Half of a's 40 persons are in b.
+            assert_eq!(rows, vec!["20".to_string()]);
+            for name in WORKLOADS {
+                let mut rng = ChaCha20Rng::seed_from_u64(2);
+                let w = workload(name, 30, &mut rng);
+                for t in &w.tables {
+                    assert_eq!(to_table(t).unwrap().rows(), 30, "{name}");
+                }
+                sqlite(&w, &sql_of(&w, 30)).unwrap();
+            }
+        }
+    }
 }

@@ -53,11 +53,7 @@ pub enum LocalError {
     #[error("table name {name:?}: {reason}")]
     BadTableName { name: String, reason: String },
     #[error("{error}\n{logs}")]
-    Client {
-        #[source]
-        error: ClientError,
-        logs: String,
-    },
+    Client { error: ClientError, logs: String },
 }
 
 /// Live clusters' children and directories, so that Ctrl-C can end them
@@ -210,12 +206,17 @@ impl LocalCluster {
         }
     }
 
-    /// Wait until node `i` accepts TCP connections (or has exited).
+    /// Wait until node `i` answers a status request over TLS (or has
+    /// exited).
     fn wait_ready(&self, i: usize) -> Result<(), LocalError> {
         let deadline = Instant::now() + Duration::from_secs(20);
+        let mut probe = self.nodes(RECIPIENT)?;
+        probe.timeout = Duration::from_secs(2);
         loop {
-            if std::net::TcpStream::connect(self.client[i]).is_ok() {
-                return Ok(());
+            match probe.status(i, "ready-probe") {
+                Ok(_) => return Ok(()),
+                Err(ClientError::Unreachable { .. }) => {}
+                Err(e) => return Err(self.client_err(e)),
             }
             let exited = {
                 let mut live = LIVE.lock().unwrap_or_else(|e| e.into_inner());
