@@ -25,6 +25,7 @@ use kuvert_data::Schema;
 
 pub mod exec;
 mod front;
+mod ops;
 pub mod output;
 pub mod plan;
 
