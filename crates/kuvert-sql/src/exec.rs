@@ -501,7 +501,7 @@ impl Exec<'_> {
     fn nullable(&mut self, v: AShare, count: &AShare, is_null: &mut Option<AShare>) -> Result<Val> {
         if is_null.is_none() {
             let zero = self.constant(1, 0);
-            *is_null = Some(ops::eq_words(self.p, &[count.clone()], &[zero])?);
+            *is_null = Some(ops::eq_words(self.p, std::slice::from_ref(count), &[zero])?);
         }
         let nl = is_null.clone().expect("set above");
         let keep = ops::not01(self.p, &nl);
@@ -755,7 +755,7 @@ impl Exec<'_> {
             }
         } else {
             let (nl, nr) = (l.n, r.n);
-            let pairs = nl.checked_mul(nr).unwrap_or(usize::MAX);
+            let pairs = nl.saturating_mul(nr);
             if pairs > NESTED_LOOP_MAX_PAIRS {
                 return Err(ExecError::Unsupported(format!(
                     "this join pairs {nl} rows with {nr} rows and neither side is known to be unique on the join key, \
@@ -990,7 +990,7 @@ impl Exec<'_> {
         anti: bool,
     ) -> Result<Rel> {
         let (np, nb) = (pr.n, br.n);
-        let pairs = np.checked_mul(nb).unwrap_or(usize::MAX);
+        let pairs = np.saturating_mul(nb);
         if pairs > NESTED_LOOP_MAX_PAIRS {
             return Err(ExecError::Unsupported(format!(
                 "this EXISTS / IN compares {np} rows with {nb} rows under a condition that is neither key equality \

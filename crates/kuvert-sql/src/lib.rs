@@ -24,6 +24,7 @@ use std::fmt;
 use kuvert_data::Schema;
 
 pub mod exec;
+pub mod explain;
 mod front;
 mod ops;
 pub mod output;
