@@ -26,6 +26,7 @@ use kuvert_data::Schema;
 pub mod exec;
 mod front;
 pub mod output;
+pub mod plain;
 pub mod plan;
 
 pub use exec::{execute, ExecError, InputTable};
