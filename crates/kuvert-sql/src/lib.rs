@@ -28,6 +28,7 @@ pub mod explain;
 mod front;
 mod ops;
 pub mod output;
+pub mod plain;
 pub mod plan;
 
 pub use exec::{execute, ExecError, InputTable};
