@@ -383,3 +383,89 @@ fn explain_names_strategy_cost_and_leakage() {
         "{text}"
     );
 }
+
+/// The only data-dependent thing a node sees is the outcome of sort
+/// comparisons, and those describe a uniformly random permutation whatever
+/// the keys are (they are distinct thanks to the row index, and shuffled).
+/// So the transcript's shape — the number of rounds, which follows the
+/// quicksort's random depth — must have the same distribution for keys
+/// that are all equal, all distinct ascending, and all distinct descending
+/// (the worst case for a quicksort that was not shuffled: depth n).
+#[test]
+fn sort_transcript_shape_does_not_depend_on_the_data() {
+    let n = 24usize;
+    let runs = 150u64;
+    let inputs: [Vec<i64>; 3] = [
+        vec![5; n],
+        (0..n as i64).collect(),
+        (0..n as i64).rev().collect(),
+    ];
+    let mut dists: Vec<Vec<u64>> = Vec::new();
+    for keys in &inputs {
+        let t = small_table("t", keys.iter().map(|&k| (k, 1)).collect());
+        let plan = Plan::Aggregate {
+            input: Box::new(scan(&t)),
+            group_by: vec![0],
+            aggs: vec![agg(AggFunc::Count, None)],
+        };
+        let query = q(plan);
+        let mut rounds = Vec::new();
+        for seed in 0..runs {
+            let mut per: [BTreeMap<String, InputTable>; 3] = Default::default();
+            let mut rng = ChaCha20Rng::seed_from_u64(seed);
+            let schema = Schema::parse_compact(t.schema).unwrap();
+            let mut cols: [Vec<AShare>; 3] = Default::default();
+            for c in 0..2 {
+                let vals: Vec<u64> = t.rows.iter().map(|r| r[c]).collect();
+                for (i, (a, b)) in share_words(&vals, ShareKind::Arithmetic, &mut rng)
+                    .into_iter()
+                    .enumerate()
+                {
+                    cols[i].push(AShare::from_components(a, b).unwrap());
+                }
+            }
+            for (i, c) in cols.into_iter().enumerate() {
+                per[i].insert(
+                    "t".into(),
+                    InputTable {
+                        schema: schema.clone(),
+                        rows: n,
+                        columns: c,
+                    },
+                );
+            }
+            let out = run3(Keys::Seeded(seed + 1000), |p| {
+                execute(p, &query, &per[p.id()], &mut |_, _| {})
+                    .map_err(|e| MpcError::Usage(e.to_string()))?;
+                Ok(p.stats().rounds)
+            })
+            .unwrap();
+            rounds.push(out[0]);
+        }
+        dists.push(rounds);
+    }
+    let mean = |v: &[u64]| v.iter().sum::<u64>() as f64 / v.len() as f64;
+    let sd = |v: &[u64]| {
+        let m = mean(v);
+        (v.iter().map(|x| (*x as f64 - m).powi(2)).sum::<f64>() / (v.len() - 1) as f64).sqrt()
+    };
+    let (m0, s0) = (mean(&dists[0]), sd(&dists[0]));
+    assert!(
+        s0 > 0.0,
+        "the depth of the sort must vary with the secret shuffle"
+    );
+    for d in &dists[1..] {
+        let (m, s) = (mean(d), sd(d));
+        let se = ((s0 * s0 + s * s) / runs as f64).sqrt();
+        // 4.5 standard errors: a false alarm about once in 150,000 runs
+        assert!(
+            (m - m0).abs() < 4.5 * se,
+            "rounds depend on the data: mean {m0:.1} vs {m:.1} (se {se:.2})"
+        );
+        // an unshuffled quicksort on sorted keys would need ~n levels
+        assert!(
+            d.iter().all(|&r| (r as f64) < m0 + 12.0 * s0.max(1.0)),
+            "a run was far deeper than the all-equal input's"
+        );
+    }
+}
