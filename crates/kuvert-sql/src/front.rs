@@ -461,19 +461,11 @@ impl<'a> Binder<'a> {
     /// The SQL text of an expression as written, or sqlparser's rendering
     /// when the position is unknown.
     fn text_of(&self, e: &ast::Expr) -> String {
-        let s = e.span();
         let fallback = || e.to_string();
-        let (Some(a), Some(mut b)) = (
-            self.offset(s.start.line, s.start.column),
-            self.offset(s.end.line, s.end.column),
-        ) else {
+        let Some((a, mut b)) = self.extent(e) else {
             return fallback();
         };
-        if b < a {
-            return fallback();
-        }
-        // Spans of function calls may end before the argument list
-        // (`COUNT(*)`); extend to balance the parentheses.
+        // Close parentheses the span left open.
         let bytes = self.sql.as_bytes();
         let mut depth: i64 = self.sql[a..b]
             .chars()
@@ -483,16 +475,6 @@ impl<'a> Binder<'a> {
                 _ => 0,
             })
             .sum();
-        if matches!(e, ast::Expr::Function(_)) && depth == 0 {
-            let mut j = b;
-            while j < bytes.len() && bytes[j].is_ascii_whitespace() {
-                j += 1;
-            }
-            if j < bytes.len() && bytes[j] == b'(' {
-                b = j + 1;
-                depth = 1;
-            }
-        }
         while depth > 0 && b < bytes.len() {
             match bytes[b] {
                 b'(' => depth += 1,
@@ -509,6 +491,67 @@ impl<'a> Binder<'a> {
             fallback()
         } else {
             t.to_string()
+        }
+    }
+
+    /// Byte range of an expression in the SQL. sqlparser's spans leave out
+    /// unary operators, the parentheses of `(..)` and the argument list of
+    /// some calls (`COUNT(*)`); this puts them back.
+    fn extent(&self, e: &ast::Expr) -> Option<(usize, usize)> {
+        let bytes = self.sql.as_bytes();
+        let back = |mut j: usize| {
+            while j > 0 && bytes[j - 1].is_ascii_whitespace() {
+                j -= 1;
+            }
+            j
+        };
+        let fwd = |mut j: usize| {
+            while j < bytes.len() && bytes[j].is_ascii_whitespace() {
+                j += 1;
+            }
+            j
+        };
+        match e {
+            ast::Expr::UnaryOp { op, expr } => {
+                let (a, b) = self.extent(expr)?;
+                let tok = match op {
+                    ast::UnaryOperator::Minus => "-",
+                    ast::UnaryOperator::Plus => "+",
+                    ast::UnaryOperator::Not => "NOT",
+                    _ => return None,
+                };
+                let j = back(a);
+                let start = j.checked_sub(tok.len())?;
+                self.sql
+                    .get(start..j)?
+                    .eq_ignore_ascii_case(tok)
+                    .then_some((start, b))
+            }
+            ast::Expr::Nested(x) => {
+                let (a, b) = self.extent(x)?;
+                let j = back(a);
+                let k = fwd(b);
+                (j > 0 && bytes[j - 1] == b'(' && k < bytes.len() && bytes[k] == b')')
+                    .then_some((j - 1, k + 1))
+            }
+            ast::Expr::BinaryOp { left, right, .. } => {
+                Some((self.extent(left)?.0, self.extent(right)?.1))
+            }
+            _ => {
+                let s = e.span();
+                let a = self.offset(s.start.line, s.start.column)?;
+                let mut b = self.offset(s.end.line, s.end.column)?;
+                if b < a {
+                    return None;
+                }
+                if matches!(e, ast::Expr::Function(_)) {
+                    let j = fwd(b);
+                    if j < bytes.len() && bytes[j] == b'(' && !self.sql[a..b].contains('(') {
+                        b = j + 1;
+                    }
+                }
+                Some((a, b))
+            }
         }
     }
 
