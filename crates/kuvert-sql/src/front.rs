@@ -59,11 +59,15 @@ pub(crate) fn prepare_at(sql: &str, catalog: &Catalog, today: Date) -> Result<Qu
     };
     let q = match stmt {
         ast::Statement::Query(q) => q,
-        other => {
-            return Err(err_at(
-                other.span(),
-                "only SELECT queries are supported (kuvert never changes data)",
-            ))
+        _ => {
+            return Err(SqlError {
+                message: "only SELECT queries are supported (kuvert never changes data)".into(),
+                ..first_token(sql).unwrap_or(SqlError {
+                    message: String::new(),
+                    line: 1,
+                    column: 1,
+                })
+            })
         }
     };
     let b = Binder::new(sql, catalog, today);
@@ -117,6 +121,20 @@ fn syntax_error(e: ParserError, sql: &str) -> SqlError {
     }
 }
 
+/// The position of the first token (for errors about the whole statement).
+fn first_token(sql: &str) -> Option<SqlError> {
+    for (l, text) in sql.lines().enumerate() {
+        if let Some(c) = text.chars().position(|c| !c.is_whitespace()) {
+            return Some(SqlError {
+                message: String::new(),
+                line: l as u64 + 1,
+                column: c as u64 + 1,
+            });
+        }
+    }
+    None
+}
+
 /// The first non-empty span.
 fn pick(a: Span, b: Span) -> Span {
     if a.start.line > 0 {
@@ -126,9 +144,6 @@ fn pick(a: Span, b: Span) -> Span {
     }
 }
 
-fn expr_span(e: &ast::Expr) -> Span {
-    e.span()
-}
 
 /// Edit distance for "did you mean".
 fn distance(a: &str, b: &str) -> usize {
@@ -441,6 +456,26 @@ impl<'a> Binder<'a> {
         }
     }
 
+    /// The span of an expression, starting at its first token (sqlparser's
+    /// spans start after a unary operator or an opening parenthesis).
+    fn span_of(&self, e: &ast::Expr) -> Span {
+        let s = e.span();
+        let Some((a, _)) = self.extent(e) else {
+            return s;
+        };
+        let line = self.line_starts.partition_point(|&o| o <= a);
+        let Some(&start) = self.line_starts.get(line.wrapping_sub(1)) else {
+            return s;
+        };
+        let column = self.sql[start..a].chars().count() as u64 + 1;
+        let mut out = s;
+        out.start = sqlparser::tokenizer::Location {
+            line: line as u64,
+            column,
+        };
+        out
+    }
+
     /// Byte offset of a (1-based line, 1-based char column) location.
     fn offset(&self, line: u64, column: u64) -> Option<usize> {
         let start = *self.line_starts.get((line as usize).checked_sub(1)?)?;
@@ -461,19 +496,11 @@ impl<'a> Binder<'a> {
     /// The SQL text of an expression as written, or sqlparser's rendering
     /// when the position is unknown.
     fn text_of(&self, e: &ast::Expr) -> String {
-        let s = e.span();
         let fallback = || e.to_string();
-        let (Some(a), Some(mut b)) = (
-            self.offset(s.start.line, s.start.column),
-            self.offset(s.end.line, s.end.column),
-        ) else {
+        let Some((a, mut b)) = self.extent(e) else {
             return fallback();
         };
-        if b < a {
-            return fallback();
-        }
-        // Spans of function calls may end before the argument list
-        // (`COUNT(*)`); extend to balance the parentheses.
+        // Close parentheses the span left open.
         let bytes = self.sql.as_bytes();
         let mut depth: i64 = self.sql[a..b]
             .chars()
@@ -483,16 +510,6 @@ impl<'a> Binder<'a> {
                 _ => 0,
             })
             .sum();
-        if matches!(e, ast::Expr::Function(_)) && depth == 0 {
-            let mut j = b;
-            while j < bytes.len() && bytes[j].is_ascii_whitespace() {
-                j += 1;
-            }
-            if j < bytes.len() && bytes[j] == b'(' {
-                b = j + 1;
-                depth = 1;
-            }
-        }
         while depth > 0 && b < bytes.len() {
             match bytes[b] {
                 b'(' => depth += 1,
@@ -509,6 +526,67 @@ impl<'a> Binder<'a> {
             fallback()
         } else {
             t.to_string()
+        }
+    }
+
+    /// Byte range of an expression in the SQL. sqlparser's spans leave out
+    /// unary operators, the parentheses of `(..)` and the argument list of
+    /// some calls (`COUNT(*)`); this puts them back.
+    fn extent(&self, e: &ast::Expr) -> Option<(usize, usize)> {
+        let bytes = self.sql.as_bytes();
+        let back = |mut j: usize| {
+            while j > 0 && bytes[j - 1].is_ascii_whitespace() {
+                j -= 1;
+            }
+            j
+        };
+        let fwd = |mut j: usize| {
+            while j < bytes.len() && bytes[j].is_ascii_whitespace() {
+                j += 1;
+            }
+            j
+        };
+        match e {
+            ast::Expr::UnaryOp { op, expr } => {
+                let (a, b) = self.extent(expr)?;
+                let tok = match op {
+                    ast::UnaryOperator::Minus => "-",
+                    ast::UnaryOperator::Plus => "+",
+                    ast::UnaryOperator::Not => "NOT",
+                    _ => return None,
+                };
+                let j = back(a);
+                let start = j.checked_sub(tok.len())?;
+                self.sql
+                    .get(start..j)?
+                    .eq_ignore_ascii_case(tok)
+                    .then_some((start, b))
+            }
+            ast::Expr::Nested(x) => {
+                let (a, b) = self.extent(x)?;
+                let j = back(a);
+                let k = fwd(b);
+                (j > 0 && bytes[j - 1] == b'(' && k < bytes.len() && bytes[k] == b')')
+                    .then_some((j - 1, k + 1))
+            }
+            ast::Expr::BinaryOp { left, right, .. } => {
+                Some((self.extent(left)?.0, self.extent(right)?.1))
+            }
+            _ => {
+                let s = e.span();
+                let a = self.offset(s.start.line, s.start.column)?;
+                let mut b = self.offset(s.end.line, s.end.column)?;
+                if b < a {
+                    return None;
+                }
+                if matches!(e, ast::Expr::Function(_)) {
+                    let j = fwd(b);
+                    if j < bytes.len() && bytes[j] == b'(' && !self.sql[a..b].contains('(') {
+                        b = j + 1;
+                    }
+                }
+                Some((a, b))
+            }
         }
     }
 
@@ -533,12 +611,12 @@ impl<'a> Binder<'a> {
             for o in exprs {
                 if o.options.nulls_first.is_some() {
                     return Err(err_at(
-                        expr_span(&o.expr),
+                        self.span_of(&o.expr),
                         "NULLS FIRST/LAST is not supported; NULLs sort first ascending and last descending, as in SQLite",
                     ));
                 }
                 if o.with_fill.is_some() {
-                    return Err(err_at(expr_span(&o.expr), "WITH FILL is not supported"));
+                    return Err(err_at(self.span_of(&o.expr), "WITH FILL is not supported"));
                 }
                 let column = self.order_key(&o.expr, &bound.items, width)?;
                 order_by.push(OrderKey {
@@ -556,12 +634,12 @@ impl<'a> Binder<'a> {
             }) => {
                 if let Some(off) = offset {
                     return Err(err_at(
-                        expr_span(&off.value),
+                        self.span_of(&off.value),
                         "OFFSET is not supported; use ORDER BY with LIMIT only",
                     ));
                 }
                 if let Some(b) = limit_by.first() {
-                    return Err(err_at(expr_span(b), "LIMIT BY is not supported"));
+                    return Err(err_at(self.span_of(b), "LIMIT BY is not supported"));
                 }
                 match limit {
                     None => None,
@@ -570,7 +648,7 @@ impl<'a> Binder<'a> {
             }
             Some(ast::LimitClause::OffsetCommaLimit { offset, .. }) => {
                 return Err(err_at(
-                    expr_span(offset),
+                    self.span_of(offset),
                     "LIMIT offset, n is not supported; write LIMIT n",
                 ))
             }
@@ -591,7 +669,7 @@ impl<'a> Binder<'a> {
             }
         }
         Err(err_at(
-            expr_span(e),
+            self.span_of(e),
             format!(
                 "LIMIT must be a non-negative whole number, found {}",
                 self.text_of(e)
@@ -600,7 +678,7 @@ impl<'a> Binder<'a> {
     }
 
     fn order_key(&self, e: &ast::Expr, items: &[OutItem], width: usize) -> Result<usize> {
-        let span = expr_span(e);
+        let span = self.span_of(e);
         if let ast::Expr::Value(v) = e {
             if let ast::Value::Number(s, _) = &v.value {
                 return match s.parse::<usize>() {
@@ -661,7 +739,7 @@ impl<'a> Binder<'a> {
         self.check_query_clauses(q)?;
         if let Some(ob) = &q.order_by {
             let at = match &ob.kind {
-                ast::OrderByKind::Expressions(v) if !v.is_empty() => expr_span(&v[0].expr),
+                ast::OrderByKind::Expressions(v) if !v.is_empty() => self.span_of(&v[0].expr),
                 _ => q.body.span(),
             };
             return Err(err_at(
@@ -880,7 +958,7 @@ impl<'a> Binder<'a> {
     }
 
     /// The relations of a FROM clause in order, and the ON conditions.
-    fn from_clause<'q>(
+    fn relations<'q>(
         &self,
         from: &'q [ast::TableWithJoins],
         at: Span,
@@ -1048,7 +1126,7 @@ impl<'a> Binder<'a> {
     fn select(&self, s: &ast::Select) -> Result<BoundQuery> {
         self.check_select_clauses(s)?;
         let at = s.select_token.0.span;
-        let (rels, ons) = self.from_clause(&s.from, at)?;
+        let (rels, ons) = self.relations(&s.from, at)?;
         let mut scope: Scope = Vec::new();
         for r in &rels {
             scope.extend(r.scope.iter().cloned());
@@ -1158,14 +1236,14 @@ impl<'a> Binder<'a> {
                         src: ItemSrc::Ast(e),
                         name,
                         text,
-                        span: expr_span(e),
+                        span: self.span_of(e),
                     });
                 }
                 ast::SelectItem::ExprWithAlias { expr, alias } => items.push(Item {
                     src: ItemSrc::Ast(expr),
                     name: alias.value.clone(),
                     text: self.text_of(expr),
-                    span: expr_span(expr),
+                    span: self.span_of(expr),
                 }),
                 ast::SelectItem::Wildcard(opts) => {
                     check_wildcard_opts(opts)?;
@@ -1280,7 +1358,7 @@ impl<'a> Binder<'a> {
         let mut group_tys = Vec::new();
         let mut group_names = Vec::new();
         for g in group_asts {
-            let span = expr_span(g);
+            let span = self.span_of(g);
             let mut target: &ast::Expr = g;
             let mut pos_item = None;
             if let ast::Expr::Value(v) = g {
@@ -1386,6 +1464,13 @@ impl<'a> Binder<'a> {
                 Some(self.condition(h, &mut ctx)?)
             }
         };
+        // A group key that a SELECT item shows as it is takes the item's
+        // name, so that no Project above is needed to rename it.
+        for (k, name) in group_names.iter_mut().enumerate() {
+            if let Some((_, it)) = outs.iter().find(|(b, _)| b.expr == Expr::Column(k)) {
+                name.clone_from(&it.name);
+            }
+        }
         // Below the aggregate: plain columns, or a Project of the keys and
         // arguments when any is an expression.
         let mut args: Vec<Expr> = Vec::new();
@@ -1562,7 +1647,7 @@ impl<'a> Binder<'a> {
             ast::FunctionArgExpr::Expr(e) => {
                 if contains_agg(e) {
                     return Err(err_at(
-                        expr_span(e),
+                        self.span_of(e),
                         "aggregates cannot be nested; aggregate in a subquery in FROM first",
                     ));
                 }
@@ -1572,7 +1657,7 @@ impl<'a> Binder<'a> {
                     clause: "an aggregate argument",
                 };
                 let b = self.value(e, &mut row)?;
-                let aspan = pick(expr_span(e), span);
+                let aspan = pick(self.span_of(e), span);
                 if b.nullable {
                     return Err(err_at(
                         aspan,
@@ -1664,7 +1749,7 @@ impl<'a> Binder<'a> {
         };
         let anti = negated != negated_outer;
         let no = outer.len();
-        let span = pick(sub.span(), expr_span(c));
+        let span = pick(sub.span(), self.span_of(c));
         // A plain SELECT may be correlated; anything else is bound alone.
         let simple = match &*sub.body {
             ast::SetExpr::Select(s) => {
@@ -1694,7 +1779,7 @@ impl<'a> Binder<'a> {
                 ));
             }
             self.check_select_clauses(s)?;
-            let (rels, ons) = self.from_clause(&s.from, s.select_token.0.span)?;
+            let (rels, ons) = self.relations(&s.from, s.select_token.0.span)?;
             let mut inner: Scope = Vec::new();
             for r in &rels {
                 inner.extend(r.scope.iter().cloned());
@@ -1712,7 +1797,7 @@ impl<'a> Binder<'a> {
             for c in conj_ast {
                 if is_subquery_conjunct(c) {
                     return Err(err_at(
-                            expr_span(c),
+                            self.span_of(c),
                             "subqueries nested inside a subquery are not supported; join the tables in one subquery",
                         ));
                 }
@@ -1801,7 +1886,15 @@ impl<'a> Binder<'a> {
                     })
                 }
             };
-            (b.plan, None, Vec::new(), None, y)
+            // A Project never changes the number of rows: EXISTS needs
+            // none of them.
+            let mut plan = b.plan;
+            if in_expr.is_none() {
+                while let Plan::Project { input, .. } = plan {
+                    plan = *input;
+                }
+            }
+            (plan, None, Vec::new(), None, y)
         };
         let _ = build_scope;
         let mut probe = probe;
@@ -1819,10 +1912,10 @@ impl<'a> Binder<'a> {
                 clause: "WHERE",
             };
             let xv = self.bind(x_ast, &mut ctx)?;
-            let x = self.coerce(xv, y.ty, expr_span(x_ast))?;
+            let x = self.coerce(xv, y.ty, self.span_of(x_ast))?;
             if x.ty != y.ty {
                 return Err(err_at(
-                    expr_span(x_ast),
+                    self.span_of(x_ast),
                     format!(
                         "IN compares {} with a subquery of {}; the types must agree",
                         x.ty, y.ty
@@ -1904,10 +1997,10 @@ impl<'a> Binder<'a> {
     /// A condition: a bool expression.
     fn condition(&self, e: &ast::Expr, ctx: &mut Ctx<'_>) -> Result<Expr> {
         let v = self.bind(e, ctx)?;
-        let b = self.coerce(v, ColumnType::Bool, expr_span(e))?;
+        let b = self.coerce(v, ColumnType::Bool, self.span_of(e))?;
         if b.ty != ColumnType::Bool {
             return Err(err_at(
-                expr_span(e),
+                self.span_of(e),
                 format!(
                     "a condition must be true or false, this is {}; compare it, e.g. {} <> 0",
                     b.ty,
@@ -2038,7 +2131,7 @@ impl<'a> Binder<'a> {
 
     fn bind(&self, e: &ast::Expr, ctx: &mut Ctx<'_>) -> Result<Val> {
         use ast::Expr as E;
-        let span = expr_span(e);
+        let span = self.span_of(e);
         // Above an aggregate, a sub-expression equal to a GROUP BY
         // expression is that group column.
         if let Ctx::Agg {
@@ -2097,7 +2190,7 @@ impl<'a> Binder<'a> {
             E::UnaryOp { op, expr } => match op {
                 ast::UnaryOperator::Not => {
                     let x = self.bind(expr, ctx)?;
-                    let x = self.expect(x, ColumnType::Bool, expr_span(expr), "NOT")?;
+                    let x = self.expect(x, ColumnType::Bool, self.span_of(expr), "NOT")?;
                     Ok(typed(Bound {
                         expr: Expr::Not(Box::new(x.expr)),
                         ty: ColumnType::Bool,
@@ -2109,7 +2202,7 @@ impl<'a> Binder<'a> {
                     if let Val::Lit(Lit::Int(i), _) = x {
                         return Ok(Val::Lit(Lit::Int(i.wrapping_neg()), span));
                     }
-                    let x = self.expect(x, ColumnType::Int, expr_span(expr), "unary -")?;
+                    let x = self.expect(x, ColumnType::Int, self.span_of(expr), "unary -")?;
                     Ok(typed(Bound {
                         expr: Expr::Neg(Box::new(x.expr)),
                         ty: ColumnType::Int,
@@ -2121,7 +2214,7 @@ impl<'a> Binder<'a> {
                     if let Val::Lit(Lit::Int(_), _) = x {
                         return Ok(x);
                     }
-                    Ok(typed(self.expect(x, ColumnType::Int, expr_span(expr), "unary +")?))
+                    Ok(typed(self.expect(x, ColumnType::Int, self.span_of(expr), "unary +")?))
                 }
                 other => Err(err_at(span, format!("operator {other} is not supported"))),
             },
@@ -2167,7 +2260,7 @@ impl<'a> Binder<'a> {
                 negated,
             } => {
                 let x = self.bind(expr, ctx)?;
-                let xs = expr_span(expr);
+                let xs = self.span_of(expr);
                 // The list's type: the expression's, else the first typed item.
                 let x = match x {
                     Val::Typed { .. } => self.default_type(x)?,
@@ -2187,7 +2280,7 @@ impl<'a> Binder<'a> {
                 };
                 let mut consts = Vec::new();
                 for item in list {
-                    let is = expr_span(item);
+                    let is = self.span_of(item);
                     let v = self.bind(item, ctx)?;
                     let b = self.coerce(v, x.ty, is)?;
                     match b.expr {
@@ -2234,10 +2327,10 @@ impl<'a> Binder<'a> {
                 // Bind all results first to find the result type.
                 let mut results = Vec::new();
                 for w in conditions {
-                    results.push((self.bind(&w.result, ctx)?, expr_span(&w.result)));
+                    results.push((self.bind(&w.result, ctx)?, self.span_of(&w.result)));
                 }
                 let other = self.bind(otherwise, ctx)?;
-                let os = expr_span(otherwise);
+                let os = self.span_of(otherwise);
                 let ty = results
                     .iter()
                     .map(|(v, _)| v)
@@ -2272,7 +2365,7 @@ impl<'a> Binder<'a> {
                         }
                         None => {
                             let v = self.bind(&w.condition, ctx)?;
-                            self.expect(v, ColumnType::Bool, expr_span(&w.condition), "WHEN")?
+                            self.expect(v, ColumnType::Bool, self.span_of(&w.condition), "WHEN")?
                         }
                     };
                     let r = fix(r, rs)?;
@@ -2351,7 +2444,10 @@ impl<'a> Binder<'a> {
         ctx: &mut Ctx<'_>,
     ) -> Result<Val> {
         use ast::BinaryOperator as O;
-        let (ls, rs) = (pick(expr_span(left), span), pick(expr_span(right), span));
+        let (ls, rs) = (
+            pick(self.span_of(left), span),
+            pick(self.span_of(right), span),
+        );
         let bop = match op {
             O::And => BinOp::And,
             O::Or => BinOp::Or,
@@ -2462,7 +2558,7 @@ impl<'a> Binder<'a> {
     }
 
     fn column(&self, e: &ast::Expr, ctx: &mut Ctx<'_>) -> Result<Val> {
-        let span = expr_span(e);
+        let span = self.span_of(e);
         if let ast::Expr::CompoundIdentifier(ids) = e {
             if ids.len() != 2 {
                 return Err(err_at(
@@ -2627,12 +2723,28 @@ fn normalise(s: &str) -> String {
 
 fn project(input: Plan, exprs: Vec<(Expr, String)>) -> Plan {
     if is_identity(&exprs, &input.fields()) {
-        input
-    } else {
+        return input;
+    }
+    match input {
+        // A Project over a Project that only picks columns is one Project.
         Plan::Project {
+            input: inner,
+            exprs: below,
+        } if below.iter().all(|(e, _)| matches!(e, Expr::Column(_))) => {
+            let pick = |i: usize| match below[i].0 {
+                Expr::Column(j) => j,
+                _ => unreachable!("checked: columns only"),
+            };
+            let exprs = exprs
+                .iter()
+                .map(|(e, n)| (remap(e, &pick), n.clone()))
+                .collect();
+            project(*inner, exprs)
+        }
+        input => Plan::Project {
             input: Box::new(input),
             exprs,
-        }
+        },
     }
 }
 
