@@ -140,7 +140,13 @@ fn gen(a: GenArgs) -> Result<(), Error> {
         .tables
         .iter()
         .zip(&paths)
-        .map(|(t, p)| format!("--table {}={}", t.name, shell_quote(&p.display().to_string())))
+        .map(|(t, p)| {
+            format!(
+                "--table {}={}",
+                t.name,
+                shell_quote(&p.display().to_string())
+            )
+        })
         .collect();
     eprintln!("# run an output under MPC (from the repository root):");
     for o in &analysis.outputs {

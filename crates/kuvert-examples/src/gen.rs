@@ -92,7 +92,10 @@ fn write_tables(dir: &Path, tables: &[(String, String, String)]) -> Result<Vec<P
     for (name, csv, schema) in tables {
         let csv_path = dir.join(format!("{name}.csv"));
         let schema_path = dir.join(format!("{name}.schema"));
-        for (path, text) in [(&csv_path, csv.as_str()), (&schema_path, &format!("{schema}\n"))] {
+        for (path, text) in [
+            (&csv_path, csv.as_str()),
+            (&schema_path, &format!("{schema}\n")),
+        ] {
             std::fs::write(path, text).map_err(|e| Error::Io {
                 path: path.clone(),
                 hint: "; check the disk space and permissions",
@@ -208,7 +211,9 @@ impl Gen {
             ]
             .map(|x| x as u8);
             let check = luhn_check_digit(&nine) as i64;
-            let id = y * 100_000_000 + m as i64 * 1_000_000 + day as i64 * 10_000
+            let id = y * 100_000_000
+                + m as i64 * 1_000_000
+                + day as i64 * 10_000
                 + serial as i64 * 10
                 + check;
             if self.seen.insert(id) {
@@ -519,7 +524,10 @@ impl Gen {
                     let f2 = self.rng.gen_range(from - 3..=from + len - 1);
                     (f2, self.rng.gen_range((from - f2 + 1).max(1)..=12))
                 } else {
-                    (from + len + self.rng.gen_range(0..6), self.rng.gen_range(1..=12))
+                    (
+                        from + len + self.rng.gen_range(0..6),
+                        self.rng.gen_range(1..=12),
+                    )
                 };
                 run(self, &mut tables[m], id, f2, l2);
             }

@@ -140,7 +140,9 @@ pub enum Error {
         #[source]
         source: rusqlite::Error,
     },
-    #[error("SQLite refused the query: {source}; check the SQL and that every table it names was given")]
+    #[error(
+        "SQLite refused the query: {source}; check the SQL and that every table it names was given"
+    )]
     Query {
         #[source]
         source: rusqlite::Error,
@@ -202,7 +204,8 @@ const DEFS: &[Def] = &[
     Def {
         name: "overlapping-benefits",
         title: "Overlapping benefits: social insurance and economic assistance for the same period",
-        description: "Försäkringskassan (the Social Insurance Agency) pays benefits for periods; a \
+        description:
+            "Försäkringskassan (the Social Insurance Agency) pays benefits for periods; a \
             municipality pays economic assistance (ekonomiskt bistånd) for periods. Which persons \
             received both for overlapping periods, and how much did the agency pay them? Both \
             agencies learn the number of such persons and the agency's sum; only the control \
@@ -295,11 +298,7 @@ const DEFS: &[Def] = &[
                 ex!("opt-out", "optout.schema"),
                 "the opt-out registry",
             ),
-            (
-                "holder",
-                ex!("opt-out", "holder.schema"),
-                "the data holder",
-            ),
+            ("holder", ex!("opt-out", "holder.schema"), "the data holder"),
         ],
         outputs: &[("rows", ex!("opt-out", "rows.sql"), "the data holder")],
     },
@@ -387,7 +386,11 @@ fn build(d: &Def) -> Analysis {
     Analysis {
         name: d.name.to_string(),
         title: d.title.to_string(),
-        description: d.description.split_whitespace().collect::<Vec<_>>().join(" "),
+        description: d
+            .description
+            .split_whitespace()
+            .collect::<Vec<_>>()
+            .join(" "),
         tables,
         outputs: d
             .outputs

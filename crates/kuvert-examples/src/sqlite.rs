@@ -46,13 +46,7 @@ impl Answer {
     /// Write the answer as CSV: a header row, then the rows (fields with a
     /// comma, quote or line break are quoted).
     pub fn write_csv<W: std::io::Write>(&self, mut w: W) -> std::io::Result<()> {
-        let line = |cells: &[String]| {
-            cells
-                .iter()
-                .map(|c| quote(c))
-                .collect::<Vec<_>>()
-                .join(",")
-        };
+        let line = |cells: &[String]| cells.iter().map(|c| quote(c)).collect::<Vec<_>>().join(",");
         writeln!(w, "{}", line(&self.columns))?;
         for r in &self.rows {
             writeln!(w, "{}", line(r))?;

@@ -183,7 +183,10 @@ fn tables_read_back_with_the_promised_shapes() {
         let (f, u) = (col(tab, "fran"), col(tab, "till"));
         assert!(f.iter().zip(&u).all(|(a, b)| a <= b));
         let persons: BTreeSet<i64> = col(tab, "pnr").into_iter().collect();
-        assert!(persons.len() * 11 / 10 < tab.rows(), "several periods per person");
+        assert!(
+            persons.len() * 11 / 10 < tab.rows(),
+            "several periods per person"
+        );
     }
     assert!(ek.rows() > rows / 10 && ek.rows() < rows);
 
@@ -205,7 +208,10 @@ fn tables_read_back_with_the_promised_shapes() {
 
     // opt-out: rad numbers the rows 1..=rows.
     let t = read_all("opt-out", rows, 5);
-    assert_eq!(col(&t["holder"], "rad"), (1..=rows as i64).collect::<Vec<_>>());
+    assert_eq!(
+        col(&t["holder"], "rad"),
+        (1..=rows as i64).collect::<Vec<_>>()
+    );
     assert!(t["optout"].rows() > 0);
 
     // parallel-assistance: one row per person and month in each table,
@@ -214,10 +220,8 @@ fn tables_read_back_with_the_promised_shapes() {
     for k in 1..=3 {
         let tab = &t[&format!("bistand_{k}")];
         assert_eq!(tab.rows(), rows);
-        let keys: BTreeSet<(i64, i64)> = col(tab, "pnr")
-            .into_iter()
-            .zip(col(tab, "manad"))
-            .collect();
+        let keys: BTreeSet<(i64, i64)> =
+            col(tab, "pnr").into_iter().zip(col(tab, "manad")).collect();
         assert_eq!(keys.len(), rows, "bistand_{k}: (pnr, manad) unique");
         assert!(keys
             .iter()
