@@ -513,7 +513,7 @@ impl Gen {
         };
         for _ in 0..(rows / 50).max(1) {
             let id = self.adult();
-            let mut munis = vec![0usize, 1, 2];
+            let mut munis = [0usize, 1, 2];
             munis.shuffle(&mut self.rng);
             let n = if self.rng.gen_bool(0.1) { 3 } else { 2 };
             let from = self.rng.gen_range(0..MONTHS - 1);
@@ -532,12 +532,12 @@ impl Gen {
                 run(self, &mut tables[m], id, f2, l2);
             }
         }
-        for m in 0..3 {
-            while tables[m].len() < rows {
+        for t in tables.iter_mut() {
+            while t.len() < rows {
                 let id = self.adult();
                 let from = self.rng.gen_range(0..MONTHS);
                 let len = self.rng.gen_range(1..=12);
-                run(self, &mut tables[m], id, from, len);
+                run(self, t, id, from, len);
             }
         }
         let mut out = Vec::new();
