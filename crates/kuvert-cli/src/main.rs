@@ -6,6 +6,7 @@ use clap::{Parser, Subcommand};
 mod bench;
 mod deid;
 mod dp;
+mod example;
 mod node;
 mod pki;
 mod risk;
@@ -71,6 +72,10 @@ enum Command {
     Deid(Box<deid::DeidArgs>),
     /// Measure re-identification risk of a released table and run attack tests.
     Risk(Box<risk::RiskArgs>),
+    /// The six reference analyses: list them, generate synthetic inputs,
+    /// compute the plaintext reference answer in SQLite.
+    #[command(subcommand)]
+    Example(example::ExampleCommand),
     /// Answer one SQL query over CSV files with three local nodes under MPC
     /// (TLS on 127.0.0.1, throw-away PKI), and print the answer as CSV.
     Run(Box<run::RunArgs>),
@@ -89,6 +94,7 @@ fn main() -> std::process::ExitCode {
         Command::Dp(c) => dp::run(c),
         Command::Deid(a) => deid::run(*a),
         Command::Risk(a) => risk::run(*a),
+        Command::Example(c) => example::run(c),
         Command::Run(a) => run::run(*a),
     };
     match result {

@@ -204,8 +204,7 @@ fn prepare(args: &RunArgs) -> Result<(kuvert_sql::Query, Vec<(String, Table)>), 
 
 /// The plan, estimated costs and leakage, as `kuvert run --explain` prints.
 fn explain_text(query: &kuvert_sql::Query, sizes: &BTreeMap<String, usize>) -> String {
-    // TEMPORARY until kuvert_sql::explain lands on main (~16:30).
-    format!("{query:#?}\n{sizes:?}\n")
+    kuvert_sql::explain::explain(query, sizes)
 }
 
 fn write_output(out: Option<&Path>, bytes: &[u8]) -> anyhow::Result<()> {

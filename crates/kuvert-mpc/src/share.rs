@@ -306,6 +306,32 @@ impl BitShare {
     pub fn not(&self, me: PartyId) -> BitShare {
         BitShare::new(self.w.not(me), self.n)
     }
+    /// Split into consecutive pieces of the given lengths; every length but
+    /// the last must be a multiple of 64 (pieces start at word boundaries).
+    pub fn split_words(&self, lens: &[usize]) -> Vec<BitShare> {
+        assert!(
+            lens.iter().rev().skip(1).all(|l| l % 64 == 0),
+            "pieces must start at word boundaries"
+        );
+        assert_eq!(lens.iter().sum::<usize>(), self.n, "lengths must add up");
+        let words: Vec<usize> = lens.iter().map(|l| l.div_ceil(64)).collect();
+        self.w
+            .split(&words)
+            .into_iter()
+            .zip(lens)
+            .map(|(w, &n)| BitShare::new(w, n))
+            .collect()
+    }
+    /// Keep the first `n` bits, where `n` needs the same number of words
+    /// (drops padding added to reach a word boundary).
+    pub fn truncated(self, n: usize) -> BitShare {
+        assert_eq!(
+            n.div_ceil(64),
+            self.w.len(),
+            "truncation within the last word only"
+        );
+        BitShare::new(self.w, n)
+    }
     /// A sharing of public bits.
     pub fn public(me: PartyId, bits: &[bool]) -> BitShare {
         BitShare::new(BShare::public(me, &pack_bits(bits)), bits.len())

@@ -24,8 +24,11 @@ use std::fmt;
 use kuvert_data::Schema;
 
 pub mod exec;
+pub mod explain;
 mod front;
+mod ops;
 pub mod output;
+pub mod plain;
 pub mod plan;
 
 pub use exec::{execute, ExecError, InputTable};

@@ -1,0 +1,95 @@
+//! In-process timing of one query at size n (three threads, no network):
+//! `cargo run --release -p kuvert-sql --example inproc_bench -- psi 1000000`.
+use std::collections::BTreeMap;
+use std::time::Instant;
+
+use kuvert_data::share::{share_words, ShareKind};
+use kuvert_data::Schema;
+use kuvert_mpc::harness::{run3, Keys};
+use kuvert_mpc::{AShare, MpcError};
+use kuvert_sql::{execute, prepare, Catalog, InputTable};
+use rand::{Rng, SeedableRng};
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    let what = args.get(1).map(String::as_str).unwrap_or("psi");
+    let n: usize = args.get(2).and_then(|s| s.parse().ok()).unwrap_or(100_000);
+    let mut rng = rand_chacha::ChaCha20Rng::seed_from_u64(1);
+    let (sql, tables): (&str, Vec<(&str, &str, Vec<Vec<u64>>)>) = match what {
+        "psi" => (
+            "SELECT a.pnr FROM a WHERE a.pnr IN (SELECT pnr FROM b)",
+            vec![
+                ("a", "pnr:idnr", vec![(0..n as u64).map(|i| 190001010000 + 2 * i).collect()]),
+                ("b", "pnr:idnr", vec![(0..n as u64).map(|i| 190001010000 + 2 * i + (i % 2)).collect()]),
+            ],
+        ),
+        "sort" => (
+            "SELECT k FROM t ORDER BY k LIMIT 10",
+            vec![("t", "k:int", vec![(0..n).map(|_| rng.gen::<u64>()).collect()])],
+        ),
+        "join" => (
+            "SELECT a.g, SUM(b.x) AS s FROM a JOIN (SELECT pnr, SUM(x) AS x FROM b GROUP BY pnr) b ON a.pnr = b.pnr GROUP BY a.g",
+            vec![
+                ("a", "pnr:idnr,g:int", vec![(0..n as u64).map(|i| 190001010000 + i).collect(), (0..n).map(|_| rng.gen_range(0..21u64)).collect()]),
+                ("b", "pnr:idnr,x:int", vec![(0..n as u64).map(|_| 190001010000 + rng.gen_range(0..n as u64)).collect(), (0..n).map(|_| rng.gen_range(0..1000u64)).collect()]),
+            ],
+        ),
+        "overlap" => (
+            "SELECT COUNT(DISTINCT f.pnr) AS personer, SUM(f.belopp) AS fk_belopp FROM fk f WHERE EXISTS (SELECT 1 FROM ek e WHERE e.pnr = f.pnr AND e.fran <= f.till AND f.fran <= e.till)",
+            {
+                let mk = |rng: &mut rand_chacha::ChaCha20Rng| {
+                    let p: Vec<u64> = (0..n).map(|_| 190001010000 + rng.gen_range(0..(n as u64 / 2).max(1))).collect();
+                    let f: Vec<u64> = (0..n).map(|_| rng.gen_range(19000..19700u64)).collect();
+                    let t: Vec<u64> = f.iter().map(|x| x + rng.gen_range(0..60u64)).collect();
+                    let b: Vec<u64> = (0..n).map(|_| rng.gen_range(0..10000u64)).collect();
+                    (p, f, t, b)
+                };
+                let (p, f, t, b) = mk(&mut rng);
+                let (p2, f2, t2, b2) = mk(&mut rng);
+                vec![("fk", "pnr:idnr,fran:date,till:date,belopp:int", vec![p, f, t, b]), ("ek", "pnr:idnr,fran:date,till:date,belopp:int", vec![p2, f2, t2, b2])]
+            },
+        ),
+        _ => panic!("psi|sort|join|overlap"),
+    };
+    let mut cat = Catalog::new();
+    let mut per: [BTreeMap<String, InputTable>; 3] = Default::default();
+    for (name, schema, cols) in &tables {
+        let schema = Schema::parse_compact(schema).unwrap();
+        cat.add(name, schema.clone());
+        let mut sh: [Vec<AShare>; 3] = Default::default();
+        for c in cols {
+            for (i, (a, b)) in share_words(c, ShareKind::Arithmetic, &mut rand::rngs::OsRng)
+                .into_iter()
+                .enumerate()
+            {
+                sh[i].push(AShare::from_components(a, b).unwrap());
+            }
+        }
+        for (i, c) in sh.into_iter().enumerate() {
+            per[i].insert(
+                name.to_string(),
+                InputTable {
+                    schema: schema.clone(),
+                    rows: cols[0].len(),
+                    columns: c,
+                },
+            );
+        }
+    }
+    let q = prepare(sql, &cat).unwrap();
+    let t = Instant::now();
+    let out = run3(Keys::Os, |p| {
+        let r = execute(p, &q, &per[p.id()], &mut |_, _| {})
+            .map_err(|e| MpcError::Usage(e.to_string()))?;
+        Ok((r.rows, p.stats()))
+    })
+    .unwrap();
+    let el = t.elapsed().as_secs_f64();
+    let s = &out[0].1;
+    println!(
+        "{what} n={n}: {el:.2} s, rounds {}, bytes sent by party 0 {:.1} MB, output rows {}",
+        s.rounds,
+        s.bytes_sent as f64 / 1e6,
+        out[0].0
+    );
+}

@@ -1,0 +1,536 @@
+//! Oblivious relational building blocks on arithmetic shares: boolean
+//! algebra on 0/1 values, key packing, the shuffle-then-sort with revealed
+//! comparisons, segmented scans and reductions.
+//!
+//! Every function here is data-oblivious: the sequence of protocol steps
+//! and message sizes depends only on the public lengths, except the sort,
+//! which opens comparison outcomes between *distinct* keys (each key carries
+//! its row's original index) after a secret uniform shuffle. The opened
+//! outcomes then describe a uniformly random permutation, independent of
+//! the data (the argument of Hamada et al., ICISC 2012), so they can be
+//! simulated from the row count alone.
+
+use kuvert_mpc::shuffle::Column;
+use kuvert_mpc::{AShare, BitShare, Party, Result};
+
+/// Public constant column.
+pub(crate) fn constant(p: &Party, n: usize, v: u64) -> AShare {
+    AShare::public(p.id(), &vec![v; n])
+}
+
+/// `1 - x` for a 0/1 column.
+pub(crate) fn not01(p: &Party, x: &AShare) -> AShare {
+    x.neg().add_public(p.id(), 1)
+}
+
+/// Products of many pairs in one round.
+pub(crate) fn mul_many(p: &mut Party, pairs: &[(&AShare, &AShare)]) -> Result<Vec<AShare>> {
+    let lens: Vec<usize> = pairs.iter().map(|(x, _)| x.len()).collect();
+    let total: usize = lens.iter().sum();
+    if total == 0 {
+        return Ok(lens.iter().map(|_| AShare::zeros(0)).collect());
+    }
+    let xs: Vec<&AShare> = pairs.iter().map(|(x, _)| *x).collect();
+    let ys: Vec<&AShare> = pairs.iter().map(|(_, y)| *y).collect();
+    let prod = p.mul(&AShare::concat(&xs), &AShare::concat(&ys))?;
+    Ok(prod.split(&lens))
+}
+
+pub(crate) fn mul(p: &mut Party, x: &AShare, y: &AShare) -> Result<AShare> {
+    if x.is_empty() {
+        return Ok(AShare::zeros(0));
+    }
+    p.mul(x, y)
+}
+
+/// OR of 0/1 columns.
+pub(crate) fn or01(p: &mut Party, x: &AShare, y: &AShare) -> Result<AShare> {
+    let xy = mul(p, x, y)?;
+    Ok(x.add(y).sub(&xy))
+}
+
+/// A comparison result as a 0/1 arithmetic column.
+pub(crate) fn bits01(p: &mut Party, b: &BitShare) -> Result<AShare> {
+    if b.is_empty() {
+        return Ok(AShare::zeros(0));
+    }
+    p.bit2a(b)
+}
+
+/// `x < y` as 0/1 for values whose difference lies in `[-2^62, 2^62)`.
+pub(crate) fn lt01_bounded(p: &mut Party, x: &AShare, y: &AShare) -> Result<AShare> {
+    if x.is_empty() {
+        return Ok(AShare::zeros(0));
+    }
+    let b = p.lt_bounded(x, y)?;
+    p.bit2a(&b)
+}
+
+/// `c ? x : y` with `c` a 0/1 arithmetic column.
+pub(crate) fn choose(p: &mut Party, c: &AShare, x: &AShare, y: &AShare) -> Result<AShare> {
+    Ok(y.add(&mul(p, c, &x.sub(y))?))
+}
+
+/// How one key word compares.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum WordKind {
+    /// Value in `[0, 2^62)`: the sign of the difference decides.
+    Packed,
+    /// Full 64-bit two's complement.
+    Signed,
+    /// Full 64-bit unsigned (text words).
+    Unsigned,
+}
+
+/// One component of a sort or grouping key, most significant first.
+pub(crate) enum Part {
+    /// `v + offset` lies in `[0, 2^bits)`.
+    Bounded { v: AShare, bits: u32, offset: u64 },
+    /// A full 64-bit word.
+    Full { v: AShare, signed: bool },
+}
+
+impl Part {
+    /// The same component in descending order.
+    pub(crate) fn desc(self, p: &Party) -> Part {
+        match self {
+            Part::Bounded { v, bits, offset } => {
+                // (2^bits - 1) - (v + offset) = -v + (2^bits - 1 - offset)
+                let top = if bits >= 64 {
+                    u64::MAX
+                } else {
+                    (1u64 << bits) - 1
+                };
+                Part::Bounded {
+                    v: v.neg().add_public(p.id(), top.wrapping_sub(offset)),
+                    bits,
+                    offset: 0,
+                }
+            }
+            // !x = -1 - x reverses both signed and unsigned order.
+            Part::Full { v, signed } => Part::Full {
+                v: v.neg().add_public(p.id(), u64::MAX),
+                signed,
+            },
+        }
+    }
+}
+
+/// Bits needed for values `0..n`.
+pub(crate) fn bits_for(n: usize) -> u32 {
+    (usize::BITS - n.saturating_sub(1).leading_zeros()).max(1)
+}
+
+pub(crate) const PACK_BITS: u32 = 62;
+
+/// Pack key parts into as few words as possible (local, linear).
+pub(crate) fn pack(p: &Party, parts: Vec<Part>, n: usize) -> (Vec<AShare>, Vec<WordKind>) {
+    let me = p.id();
+    let mut words = Vec::new();
+    let mut kinds = Vec::new();
+    let mut acc: Option<(AShare, u32)> = None;
+    for part in parts {
+        match part {
+            Part::Bounded { v, bits, offset } => {
+                let v = v.add_public(me, offset);
+                acc = Some(match acc.take() {
+                    Some((a, used)) if used + bits <= PACK_BITS => {
+                        (a.mul_public(1u64 << bits).add(&v), used + bits)
+                    }
+                    Some((a, _)) => {
+                        words.push(a);
+                        kinds.push(WordKind::Packed);
+                        (v, bits)
+                    }
+                    None => (v, bits),
+                });
+            }
+            Part::Full { v, signed } => {
+                if let Some((a, _)) = acc.take() {
+                    words.push(a);
+                    kinds.push(WordKind::Packed);
+                }
+                words.push(v);
+                kinds.push(if signed {
+                    WordKind::Signed
+                } else {
+                    WordKind::Unsigned
+                });
+            }
+        }
+    }
+    if let Some((a, _)) = acc {
+        words.push(a);
+        kinds.push(WordKind::Packed);
+    }
+    if words.is_empty() {
+        words.push(constant(p, n, 0));
+        kinds.push(WordKind::Packed);
+    }
+    (words, kinds)
+}
+
+/// Lexicographic `x < y` over key words, element-wise. Comparisons of
+/// the same kind run as one batch, and the equalities of all but the last
+/// word as another, so the rounds do not grow with the number of words.
+pub(crate) fn lt_words(
+    p: &mut Party,
+    kinds: &[WordKind],
+    xs: &[AShare],
+    ys: &[AShare],
+) -> Result<BitShare> {
+    let m = xs[0].len();
+    let k = kinds.len();
+    let pad = m.div_ceil(64) * 64 - m;
+    let mut lts: Vec<Option<BitShare>> = (0..k).map(|_| None).collect();
+    for kind in [WordKind::Packed, WordKind::Signed, WordKind::Unsigned] {
+        let idx: Vec<usize> = (0..k).filter(|&i| kinds[i] == kind).collect();
+        if idx.is_empty() {
+            continue;
+        }
+        let xcat = AShare::concat(
+            &idx.iter()
+                .map(|&i| xs[i].padded(pad))
+                .collect::<Vec<_>>()
+                .iter()
+                .collect::<Vec<_>>(),
+        );
+        let ycat = AShare::concat(
+            &idx.iter()
+                .map(|&i| ys[i].padded(pad))
+                .collect::<Vec<_>>()
+                .iter()
+                .collect::<Vec<_>>(),
+        );
+        let bits = match kind {
+            WordKind::Packed => p.lt_bounded(&xcat, &ycat)?,
+            WordKind::Signed => p.lt(&xcat, &ycat, true)?,
+            WordKind::Unsigned => p.lt(&xcat, &ycat, false)?,
+        };
+        for (&i, b) in idx.iter().zip(bits.split_words(&vec![m + pad; idx.len()])) {
+            lts[i] = Some(b);
+        }
+    }
+    let lts: Vec<BitShare> = lts.into_iter().map(|b| b.expect("every word")).collect();
+    let eqs = if k > 1 {
+        let xcat = AShare::concat(
+            &xs[..k - 1]
+                .iter()
+                .map(|x| x.padded(pad))
+                .collect::<Vec<_>>()
+                .iter()
+                .collect::<Vec<_>>(),
+        );
+        let ycat = AShare::concat(
+            &ys[..k - 1]
+                .iter()
+                .map(|y| y.padded(pad))
+                .collect::<Vec<_>>()
+                .iter()
+                .collect::<Vec<_>>(),
+        );
+        p.eq(&xcat, &ycat)?.split_words(&vec![m + pad; k - 1])
+    } else {
+        Vec::new()
+    };
+    let mut all = lts;
+    let mut res = all.pop().expect("at least one word");
+    for i in (0..k - 1).rev() {
+        let t = p.and_bits(&eqs[i], &res)?;
+        // lt_i and eq_i exclude each other, so OR is XOR.
+        res = all[i].xor(&t);
+    }
+    Ok(res.truncated(m))
+}
+
+/// Equality of key words (all words equal), as 0/1.
+pub(crate) fn eq_words(p: &mut Party, xs: &[AShare], ys: &[AShare]) -> Result<AShare> {
+    let m = xs.first().map(|x| x.len()).unwrap_or(0);
+    if m == 0 {
+        return Ok(AShare::zeros(0));
+    }
+    let xcat = AShare::concat(&xs.iter().collect::<Vec<_>>());
+    let ycat = AShare::concat(&ys.iter().collect::<Vec<_>>());
+    let e = p.eq(&xcat, &ycat)?;
+    let all = p.bit2a(&e)?;
+    let mut parts = all.split(&vec![m; xs.len()]).into_iter();
+    let mut acc = parts.next().expect("one word");
+    for w in parts {
+        acc = p.mul(&acc, &w)?;
+    }
+    Ok(acc)
+}
+
+/// The permutation that sorts the (already shuffled) key words ascending:
+/// `perm[r]` = position of the row of rank `r`. Quicksort with the first
+/// element of each segment as pivot, one batch of comparisons per level,
+/// outcomes opened to all three nodes. Keys must be distinct.
+fn quicksort(p: &mut Party, kinds: &[WordKind], words: &[AShare]) -> Result<Vec<u32>> {
+    let n = words[0].len();
+    let mut order: Vec<u32> = (0..n as u32).collect();
+    let mut segs: Vec<(usize, usize)> = if n >= 2 { vec![(0, n)] } else { vec![] };
+    let mut scratch: Vec<u32> = Vec::with_capacity(n);
+    while !segs.is_empty() {
+        let mut xi: Vec<u32> = Vec::new();
+        let mut pi: Vec<u32> = Vec::new();
+        for &(s, e) in &segs {
+            let pivot = order[s];
+            for &x in &order[s + 1..e] {
+                xi.push(x);
+                pi.push(pivot);
+            }
+        }
+        let xs: Vec<AShare> = words.iter().map(|w| w.permute(&xi)).collect();
+        let ys: Vec<AShare> = words.iter().map(|w| w.permute(&pi)).collect();
+        let lt = lt_words(p, kinds, &xs, &ys)?;
+        let bits = p.reveal_bits(&lt, None)?.expect("opened to every party");
+        let mut next = Vec::new();
+        let mut at = 0;
+        for &(s, e) in &segs {
+            let pivot = order[s];
+            scratch.clear();
+            let mut less = 0;
+            for (j, &x) in order[s + 1..e].iter().enumerate() {
+                if bits[at + j] {
+                    scratch.push(x);
+                    less += 1;
+                }
+            }
+            scratch.push(pivot);
+            for (j, &x) in order[s + 1..e].iter().enumerate() {
+                if !bits[at + j] {
+                    scratch.push(x);
+                }
+            }
+            at += e - s - 1;
+            order[s..e].copy_from_slice(&scratch);
+            if less >= 2 {
+                next.push((s, s + less));
+            }
+            if e - (s + less + 1) >= 2 {
+                next.push((s + less + 1, e));
+            }
+        }
+        segs = next;
+    }
+    Ok(order)
+}
+
+/// Sort rows obliviously by `parts` (most significant first), stably (ties
+/// keep their original order). `payload` are the row planes to carry;
+/// returns them sorted. Cost: one shuffle of keys and payload, then about
+/// `1.4 n log2 n` comparisons in `O(log n)` expected levels.
+pub(crate) fn sort(
+    p: &mut Party,
+    n: usize,
+    mut parts: Vec<Part>,
+    payload: Vec<AShare>,
+) -> Result<Vec<AShare>> {
+    if n <= 1 {
+        return Ok(payload);
+    }
+    let iota: Vec<u64> = (0..n as u64).collect();
+    parts.push(Part::Bounded {
+        v: AShare::public(p.id(), &iota),
+        bits: bits_for(n),
+        offset: 0,
+    });
+    let parts = if n >= 64 {
+        split_full(p, parts)?
+    } else {
+        parts
+    };
+    let (words, kinds) = pack(p, parts, n);
+    let nw = words.len();
+    let mut cols: Vec<Column> = words
+        .into_iter()
+        .chain(payload)
+        .map(Column::Arith)
+        .collect();
+    p.shuffle(&mut cols)?;
+    let mut planes: Vec<AShare> = cols
+        .into_iter()
+        .map(|c| match c {
+            Column::Arith(a) => a,
+            Column::Bool(_) => unreachable!("only arithmetic columns are shuffled here"),
+        })
+        .collect();
+    let payload = planes.split_off(nw);
+    let perm = quicksort(p, &kinds, &planes)?;
+    Ok(payload.iter().map(|c| c.permute(&perm)).collect())
+}
+
+/// Replace every full 64-bit key part by its high and low 32-bit halves
+/// (after mapping signed order to unsigned order), so that sort comparisons
+/// use the cheap bounded comparison on packed words instead of the exact
+/// one: one bit decomposition and one bit composition per element, paid
+/// once, against about `1.4 log2 n` comparisons per element.
+fn split_full(p: &mut Party, parts: Vec<Part>) -> Result<Vec<Part>> {
+    let me = p.id();
+    let fulls: Vec<AShare> = parts
+        .iter()
+        .filter_map(|q| match q {
+            Part::Full { v, signed } => Some(if *signed {
+                v.add_public(me, 1u64 << 63)
+            } else {
+                v.clone()
+            }),
+            _ => None,
+        })
+        .collect();
+    if fulls.is_empty() {
+        return Ok(parts);
+    }
+    let m = fulls[0].len();
+    let k = fulls.len();
+    let bits = p.a2b(&AShare::concat(&fulls.iter().collect::<Vec<_>>()))?;
+    let hi = bits.shr(32);
+    let lo = bits.and_public(0xFFFF_FFFF);
+    let halves = p.b2a(&kuvert_mpc::BShare::concat(&[&hi, &lo]))?;
+    let mut pieces = halves.split(&vec![m; 2 * k]).into_iter();
+    let his: Vec<AShare> = pieces.by_ref().take(k).collect();
+    let los: Vec<AShare> = pieces.collect();
+    let mut his = his.into_iter();
+    let mut los = los.into_iter();
+    let mut out = Vec::with_capacity(parts.len() + k);
+    for q in parts {
+        match q {
+            Part::Full { .. } => {
+                out.push(Part::Bounded {
+                    v: his.next().expect("high half"),
+                    bits: 32,
+                    offset: 0,
+                });
+                out.push(Part::Bounded {
+                    v: los.next().expect("low half"),
+                    bits: 32,
+                    offset: 0,
+                });
+            }
+            b => out.push(b),
+        }
+    }
+    Ok(out)
+}
+
+/// Segment starts of a sorted table: 1 where the key words differ from the
+/// previous row's (row 0 always starts a segment).
+pub(crate) fn segment_starts(p: &mut Party, words: &[AShare]) -> Result<AShare> {
+    let n = words[0].len();
+    if n == 0 {
+        return Ok(AShare::zeros(0));
+    }
+    let cur: Vec<AShare> = words.iter().map(|w| w.slice(1..n)).collect();
+    let prev: Vec<AShare> = words.iter().map(|w| w.slice(0..n - 1)).collect();
+    let same = eq_words(p, &cur, &prev)?;
+    let first = constant(p, 1, 1);
+    Ok(AShare::concat(&[&first, &not01(p, &same)]))
+}
+
+/// Segmented inclusive prefix sums (Hillis–Steele): for each row, the sum
+/// of each column over its segment up to and including the row. `starts`
+/// must have 1 at row 0. One round per doubling step.
+pub(crate) fn seg_sum(p: &mut Party, starts: &AShare, cols: Vec<AShare>) -> Result<Vec<AShare>> {
+    let n = starts.len();
+    let mut f = starts.clone();
+    let mut v = cols;
+    let mut d = 1;
+    while d < n {
+        let g = not01(p, &f.slice(d..n));
+        let heads: Vec<AShare> = v.iter().map(|c| c.slice(0..n - d)).collect();
+        let fprev = f.slice(0..n - d);
+        let fcur = f.slice(d..n);
+        let mut pairs: Vec<(&AShare, &AShare)> = heads.iter().map(|h| (&g, h)).collect();
+        pairs.push((&fcur, &fprev));
+        let mut prods = mul_many(p, &pairs)?;
+        let ff = prods.pop().expect("flag product");
+        let fnew = fcur.add(&fprev).sub(&ff);
+        f = AShare::concat(&[&f.slice(0..d), &fnew]);
+        v = v
+            .iter()
+            .zip(&prods)
+            .map(|(c, pr)| AShare::concat(&[&c.slice(0..d), &c.slice(d..n).add(pr)]))
+            .collect();
+        d *= 2;
+    }
+    Ok(v)
+}
+
+/// Inclusive prefix maximum of values in `[0, 2^62)`, unsegmented.
+pub(crate) fn prefix_max(p: &mut Party, v: AShare) -> Result<AShare> {
+    let n = v.len();
+    let mut v = v;
+    let mut d = 1;
+    while d < n {
+        let cur = v.slice(d..n);
+        let prev = v.slice(0..n - d);
+        let c = p.lt_bounded(&cur, &prev)?;
+        let c = p.bit2a(&c)?;
+        let upd = choose(p, &c, &prev, &cur)?;
+        v = AShare::concat(&[&v.slice(0..d), &upd]);
+        d *= 2;
+    }
+    Ok(v)
+}
+
+/// Minimum (or maximum) of a column, by a tree of comparisons.
+pub(crate) fn reduce_extreme(p: &mut Party, v: AShare, max: bool, signed: bool) -> Result<AShare> {
+    let mut v = v;
+    while v.len() > 1 {
+        let h = v.len() / 2;
+        let x = v.slice(0..h);
+        let y = v.slice(h..2 * h);
+        // take y when (max ? x < y : y < x)
+        let c = if max {
+            p.lt(&x, &y, signed)?
+        } else {
+            p.lt(&y, &x, signed)?
+        };
+        let c = p.bit2a(&c)?;
+        let m = choose(p, &c, &y, &x)?;
+        v = if v.len() % 2 == 1 {
+            AShare::concat(&[&m, &v.slice(2 * h..v.len())])
+        } else {
+            m
+        };
+    }
+    Ok(v)
+}
+
+/// Per-segment minimum or maximum, inclusive prefix form (Hillis–Steele):
+/// each row gets the extreme of its segment up to itself.
+pub(crate) fn seg_extreme(
+    p: &mut Party,
+    starts: &AShare,
+    v: AShare,
+    max: bool,
+    signed: bool,
+) -> Result<AShare> {
+    let n = v.len();
+    let mut f = starts.clone();
+    let mut v = v;
+    let mut d = 1;
+    while d < n {
+        let cur = v.slice(d..n);
+        let prev = v.slice(0..n - d);
+        let c = if max {
+            p.lt(&cur, &prev, signed)?
+        } else {
+            p.lt(&prev, &cur, signed)?
+        };
+        let c = p.bit2a(&c)?;
+        let fcur = f.slice(d..n);
+        let fprev = f.slice(0..n - d);
+        // take prev when the comparison says so and this row does not start
+        // a segment reached within distance d
+        let g = not01(p, &fcur);
+        let mut prods = mul_many(p, &[(&c, &g), (&fcur, &fprev)])?;
+        let ff = prods.pop().expect("flags");
+        let take = prods.pop().expect("take");
+        let upd = choose(p, &take, &prev, &cur)?;
+        v = AShare::concat(&[&v.slice(0..d), &upd]);
+        f = AShare::concat(&[&f.slice(0..d), &fcur.add(&fprev).sub(&ff)]);
+        d *= 2;
+    }
+    Ok(v)
+}

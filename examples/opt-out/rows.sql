@@ -1,0 +1,1 @@
+SELECT h.rad FROM holder h WHERE h.pnr IN (SELECT pnr FROM optout);

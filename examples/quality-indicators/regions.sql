@@ -1,0 +1,24 @@
+SELECT region, COUNT(*) AS patienter, SUM(vardtid) AS vardtid, SUM(CASE WHEN aterinskriven THEN 1 ELSE 0 END) AS aterinskrivna
+  FROM (
+  SELECT * FROM region_01
+  UNION ALL SELECT * FROM region_02
+  UNION ALL SELECT * FROM region_03
+  UNION ALL SELECT * FROM region_04
+  UNION ALL SELECT * FROM region_05
+  UNION ALL SELECT * FROM region_06
+  UNION ALL SELECT * FROM region_07
+  UNION ALL SELECT * FROM region_08
+  UNION ALL SELECT * FROM region_09
+  UNION ALL SELECT * FROM region_10
+  UNION ALL SELECT * FROM region_11
+  UNION ALL SELECT * FROM region_12
+  UNION ALL SELECT * FROM region_13
+  UNION ALL SELECT * FROM region_14
+  UNION ALL SELECT * FROM region_15
+  UNION ALL SELECT * FROM region_16
+  UNION ALL SELECT * FROM region_17
+  UNION ALL SELECT * FROM region_18
+  UNION ALL SELECT * FROM region_19
+  UNION ALL SELECT * FROM region_20
+  UNION ALL SELECT * FROM region_21
+  ) r GROUP BY region ORDER BY region;
