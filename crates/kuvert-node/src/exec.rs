@@ -131,15 +131,27 @@ pub fn run_query(
     progress: &mut dyn FnMut(usize, usize),
 ) -> Result<kuvert_sql::output::ResultShares, String> {
     let query = plan_query(sql, tables)?;
+    // StoredTable: one share per column (its word planes one after the
+    // other); InputTable: one share per word plane. One-word columns move
+    // as they are; text columns are split and joined again afterwards.
     let mut inputs: BTreeMap<String, kuvert_sql::InputTable> = std::mem::take(tables)
         .into_iter()
         .map(|(name, t)| {
+            let mut planes = Vec::new();
+            for (c, share) in t.schema.columns().iter().zip(t.columns) {
+                let w = c.ty.words();
+                if w == 1 {
+                    planes.push(share);
+                } else {
+                    planes.extend(share.split(&vec![t.rows; w]));
+                }
+            }
             (
                 name,
                 kuvert_sql::InputTable {
                     schema: t.schema,
                     rows: t.rows,
-                    columns: t.columns,
+                    columns: planes,
                 },
             )
         })
@@ -148,12 +160,23 @@ pub fn run_query(
     *tables = std::mem::take(&mut inputs)
         .into_iter()
         .map(|(name, t)| {
+            let mut planes = t.columns.into_iter();
+            let mut columns = Vec::with_capacity(t.schema.len());
+            for c in t.schema.columns() {
+                let w = c.ty.words();
+                if w == 1 {
+                    columns.extend(planes.next());
+                } else {
+                    let parts: Vec<AShare> = planes.by_ref().take(w).collect();
+                    columns.push(AShare::concat(&parts.iter().collect::<Vec<_>>()));
+                }
+            }
             (
                 name,
                 StoredTable {
                     schema: t.schema,
                     rows: t.rows,
-                    columns: t.columns,
+                    columns,
                 },
             )
         })
