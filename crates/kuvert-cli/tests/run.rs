@@ -1,0 +1,265 @@
+//! `kuvert run`: queries answered by three real node processes (TLS on
+//! loopback), compared with answers computed by hand; every kind of bad
+//! input refused with exit status 2 before any node starts; `--explain`
+//! without nodes. Each successful run starts three processes, so there are
+//! only a few.
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+const KUVERT: &str = env!("CARGO_BIN_EXE_kuvert");
+
+/// Run `kuvert run ARGS` with its own TMPDIR (to check that it cleans up).
+fn run(dir: &Path, args: &[&str]) -> Output {
+    let tmp = dir.join("tmp");
+    std::fs::create_dir_all(&tmp).unwrap();
+    Command::new(KUVERT)
+        .arg("run")
+        .args(args)
+        .current_dir(dir)
+        .env("TMPDIR", &tmp)
+        .output()
+        .unwrap()
+}
+
+fn text(o: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+fn stdout(o: &Output) -> String {
+    assert!(o.status.success(), "{}", text(o));
+    String::from_utf8_lossy(&o.stdout).to_string()
+}
+
+/// Payments (fk) and assistance (ek), small enough to check by hand.
+fn files(dir: &Path) {
+    // Column types inferred: pnr idnr (header), fran date, belopp int,
+    // forman text.
+    std::fs::write(
+        dir.join("fk.csv"),
+        "pnr,forman,fran,belopp\n\
+         811228-9874,sjukpenning,2024-01-10,1000\n\
+         19121212-1212,sjukpenning,2024-02-01,250\n\
+         811228-9874,foraldrapenning,2024-03-05,-40\n\
+         701063-2391,sjukpenning,2024-04-01,70\n",
+    )
+    .unwrap();
+    // Its schema from a .schema file beside it (amount as int, not inferred).
+    std::fs::write(
+        dir.join("ek.csv"),
+        "pnr,belopp\n198112289874,5\n197010632391,7\n201212121212,9\n",
+    )
+    .unwrap();
+    std::fs::write(dir.join("ek.schema"), "pnr:idnr,belopp:int\n").unwrap();
+}
+
+fn no_temp_left(dir: &Path) {
+    let left: Vec<_> = std::fs::read_dir(dir.join("tmp"))
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name())
+        .collect();
+    assert!(left.is_empty(), "left behind: {left:?}");
+}
+
+#[test]
+fn queries_match_hand_computed_answers() {
+    let d = tempfile::tempdir().unwrap();
+    let dir = d.path();
+    files(dir);
+    let tables = ["--table", "fk=fk.csv", "--table", "ek=ek.csv"];
+
+    // Per person in both tables, the sum of fk payments, largest first.
+    // 811228-9874: 1000 - 40 = 960; 701063-2391 (samordningsnummer): 70;
+    // 19121212-1212 has no assistance; 201212121212 no payments.
+    let mut args = tables.to_vec();
+    args.extend([
+        "--sql",
+        "SELECT f.pnr, SUM(f.belopp) AS s, COUNT(*) AS n FROM fk f \
+         WHERE f.pnr IN (SELECT pnr FROM ek) GROUP BY f.pnr ORDER BY s DESC",
+    ]);
+    assert_eq!(
+        stdout(&run(dir, &args)),
+        "pnr,s,n\n198112289874,960,2\n197010632391,70,1\n"
+    );
+    no_temp_left(dir);
+
+    // Text, dates and a bool expression, to a file with --out; ties broken
+    // ascending by every column; bools print as 1/0 like SQLite.
+    let mut args = tables.to_vec();
+    args.extend([
+        "--sql",
+        "SELECT forman, fran, belopp > 100 AS stor FROM fk WHERE fran >= '2024-02-01' ORDER BY forman",
+        "--out",
+        "answer.csv",
+    ]);
+    let o = run(dir, &args);
+    assert!(o.status.success(), "{}", text(&o));
+    assert_eq!(String::from_utf8_lossy(&o.stdout), "");
+    assert_eq!(
+        std::fs::read_to_string(dir.join("answer.csv")).unwrap(),
+        "forman,fran,stor\n\
+         foraldrapenning,2024-03-05,0\n\
+         sjukpenning,2024-02-01,1\n\
+         sjukpenning,2024-04-01,0\n"
+    );
+
+    // A global SUM over no rows is NULL (an empty cell), COUNT is 0.
+    let mut args = tables.to_vec();
+    args.extend([
+        "--sql",
+        "SELECT COUNT(*) AS n, SUM(belopp) AS s FROM ek WHERE belopp > 100",
+    ]);
+    assert_eq!(stdout(&run(dir, &args)), "n,s\n0,\n");
+    no_temp_left(dir);
+}
+
+#[test]
+fn bad_input_exits_2_with_the_place_and_starts_no_node() {
+    let d = tempfile::tempdir().unwrap();
+    let dir = d.path();
+    files(dir);
+    let check = |args: &[&str], want: &[&str]| {
+        let o = run(dir, args);
+        let t = text(&o);
+        assert_eq!(o.status.code(), Some(2), "{args:?}: {t}");
+        for w in want {
+            assert!(t.contains(w), "{args:?}: want {w:?} in {t}");
+        }
+        assert!(!t.contains("node 0"), "{args:?}: a node was involved: {t}");
+        no_temp_left(dir);
+    };
+    let fk = ["--table", "fk=fk.csv", "--sql"];
+    let with = |sql: &'static str| {
+        let mut v = fk.to_vec();
+        v.push(sql);
+        v
+    };
+    // Unknown table, unknown column, type mismatch, unsupported SQL: the
+    // planner's message with its position.
+    check(
+        &with("SELECT pnr FROM nope"),
+        &["SQL line 1, column 17", "unknown table nope"],
+    );
+    check(
+        &with("SELECT summa FROM fk"),
+        &["SQL line 1, column 8", "unknown column summa"],
+    );
+    check(
+        &with("SELECT pnr FROM fk WHERE belopp = fran"),
+        &["SQL line 1, column 26", "int and date"],
+    );
+    check(
+        &with("SELECT AVG(belopp) FROM fk"),
+        &["SQL line 1, column 8", "AVG is not supported"],
+    );
+    check(&with("SELEKT 1"), &["SQL"]);
+    // A bad CSV cell: file:line:column.
+    std::fs::write(
+        dir.join("bad.csv"),
+        "pnr,belopp\n811228-9874,5\n811228-9875,x\n",
+    )
+    .unwrap();
+    check(
+        &[
+            "--table",
+            "b=bad.csv",
+            "--schema",
+            "b=pnr:idnr,belopp:int",
+            "--sql",
+            "SELECT pnr FROM b",
+        ],
+        &[
+            "bad.csv:3:1: invalid identity number \"811228-9875\"",
+            "bad.csv:3:2: invalid int \"x\"",
+            "nothing was shared",
+        ],
+    );
+    // A ragged CSV while inferring its types: file:line.
+    std::fs::write(dir.join("ragged.csv"), "a,b\n1,2\n3\n").unwrap();
+    check(
+        &["--table", "r=ragged.csv", "--sql", "SELECT a FROM r"],
+        &["ragged.csv:3: this line has 1 fields"],
+    );
+    // Flags.
+    check(
+        &["--table", "fk", "--sql", "SELECT 1"],
+        &["--table must be NAME=PATH.csv"],
+    );
+    check(
+        &["--table", "Fk=fk.csv", "--sql", "SELECT 1"],
+        &["table name \"Fk\" is not valid"],
+    );
+    check(
+        &["--table", "fk=missing.csv", "--sql", "SELECT 1"],
+        &["missing.csv: no such file"],
+    );
+    check(
+        &[
+            "--table",
+            "fk=fk.csv",
+            "--schema",
+            "fk=pnr:money",
+            "--sql",
+            "SELECT 1",
+        ],
+        &["--schema fk", "unknown column type \"money\""],
+    );
+    check(
+        &[
+            "--table",
+            "fk=fk.csv",
+            "--schema",
+            "ek=pnr:idnr",
+            "--sql",
+            "SELECT 1",
+        ],
+        &["--schema ek names no --table"],
+    );
+}
+
+#[test]
+fn explain_prints_plan_costs_and_leakage_without_nodes() {
+    let d = tempfile::tempdir().unwrap();
+    let dir = d.path();
+    files(dir);
+    let o = run(
+        dir,
+        &[
+            "--table",
+            "fk=fk.csv",
+            "--table",
+            "ek=ek.csv",
+            "--sql",
+            "SELECT COUNT(*) AS n FROM fk WHERE pnr IN (SELECT pnr FROM ek)",
+            "--explain",
+        ],
+    );
+    let t = stdout(&o);
+    // The row counts of the CSVs are the sizes the estimate uses.
+    assert!(t.contains("Scan fk") && t.contains("-> 4 rows"), "{t}");
+    assert!(t.contains("Scan ek") && t.contains("-> 3 rows"), "{t}");
+    assert!(t.contains("rounds") && t.contains("LEAKAGE"), "{t}");
+    // No node ran: nothing was ever created in the temporary directory,
+    // and it works where no temporary directory could be created at all
+    // (which starting the nodes needs).
+    no_temp_left(dir);
+    let o = Command::new(KUVERT)
+        .args([
+            "run",
+            "--table",
+            "fk=fk.csv",
+            "--sql",
+            "SELECT SUM(belopp) AS s FROM fk",
+            "--explain",
+        ])
+        .current_dir(dir)
+        .env("TMPDIR", dir.join("does-not-exist"))
+        .output()
+        .unwrap();
+    assert!(stdout(&o).contains("LEAKAGE"));
+}
