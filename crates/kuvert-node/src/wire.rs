@@ -275,4 +275,46 @@ mod tests {
         assert!(check_name("job", "../x").is_err());
         assert!(check_name("job", "").is_err());
     }
+
+    #[test]
+    fn query_programs_and_status_costs_round_trip() {
+        let req = Request::Run {
+            job: "j".into(),
+            program: Program::Query {
+                sql: "SELECT 1".into(),
+            },
+            recipient: "r".into(),
+        };
+        let mut buf = Vec::new();
+        write_msg(&mut buf, &req, &[]).unwrap();
+        assert_eq!(read_msg::<_, Request>(&mut &buf[..], 0).unwrap().0, req);
+        let st = Response::Status {
+            node: 1,
+            job: "j".into(),
+            state: JobState::Running,
+            progress: Some(Progress { done: 3, total: 9 }),
+            stats: Some(JobStats {
+                rounds: 7,
+                bytes_sent: 1 << 40,
+                bytes_received: 5,
+                millis: 12,
+                compute_millis: 10,
+                peak_rss_kib: None,
+            }),
+        };
+        let mut buf = Vec::new();
+        write_msg(&mut buf, &st, &[]).unwrap();
+        assert_eq!(read_msg::<_, Response>(&mut &buf[..], 0).unwrap().0, st);
+        // A status without the new fields (an older node) still reads.
+        let old = r#"{"response":"status","node":0,"job":"j","state":{"state":"running"}}"#;
+        let got: Response = serde_json::from_str(old).unwrap();
+        assert!(matches!(
+            got,
+            Response::Status {
+                progress: None,
+                stats: None,
+                ..
+            }
+        ));
+    }
 }
