@@ -78,7 +78,9 @@ pub enum JobCommand {
         job: String,
         /// sum:TABLE.COLUMN | count-below:TABLE.COLUMN:LIMIT |
         /// noisy-sum:TABLE.COLUMN:LO:HI:EPSILON:DELTA (DP noise added inside
-        /// the MPC by the nodes) | soak:ROUNDS:N
+        /// the MPC by the nodes) | soak:ROUNDS:N | query:SQL (a SQL query
+        /// over the job's tables, see docs/sql.md; `kuvert fetch` prints
+        /// its answer as CSV)
         #[arg(long)]
         program: String,
         /// The party that may fetch the result.
@@ -185,7 +187,14 @@ pub fn job(cmd: JobCommand) -> anyhow::Result<ExitCode> {
 
 pub fn fetch(args: FetchArgs) -> anyhow::Result<ExitCode> {
     let nodes = args.client.nodes()?;
-    let values = nodes.fetch(&args.job)?;
+    let values = match nodes.fetch(&args.job) {
+        Err(kuvert_node::client::ClientError::IsTable { .. }) => {
+            let table = nodes.fetch_table(&args.job)?;
+            table.write_csv(std::io::stdout().lock())?;
+            return Ok(ExitCode::SUCCESS);
+        }
+        other => other?,
+    };
     println!("value");
     for v in values {
         println!("{}", v as i64);
@@ -194,6 +203,11 @@ pub fn fetch(args: FetchArgs) -> anyhow::Result<ExitCode> {
 }
 
 fn parse_program(s: &str) -> anyhow::Result<Program> {
+    if let Some(sql) = s.strip_prefix("query:") {
+        return Ok(Program::Query {
+            sql: sql.to_string(),
+        });
+    }
     let parts: Vec<&str> = s.split(':').collect();
     let tc = |x: &str| -> anyhow::Result<(String, String)> {
         let (t, c) = x
@@ -234,7 +248,7 @@ fn parse_program(s: &str) -> anyhow::Result<Program> {
         },
         _ => bail!(
             "unknown program {s:?}: use sum:TABLE.COLUMN, count-below:TABLE.COLUMN:LIMIT, \
-             noisy-sum:TABLE.COLUMN:LO:HI:EPSILON:DELTA or soak:ROUNDS:N"
+             noisy-sum:TABLE.COLUMN:LO:HI:EPSILON:DELTA, soak:ROUNDS:N or query:SQL"
         ),
     })
 }

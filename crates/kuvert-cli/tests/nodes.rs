@@ -194,6 +194,17 @@ fn upload_compute_fetch_and_refusals() {
         )
     );
 
+    // A SQL query as a job: the recipient's fetch prints the answer as CSV.
+    let big: Vec<String> = {
+        let mut v: Vec<&(&str, i64)> = rows.iter().filter(|r| r.1 > 0).collect();
+        v.sort_by_key(|r| r.1);
+        v.iter().map(|r| r.1.to_string()).collect()
+    };
+    assert_eq!(
+        c.compute("query:SELECT belopp FROM a WHERE belopp > 0 ORDER BY belopp"),
+        format!("belopp\n{}\n", big.join("\n"))
+    );
+
     // Another party cannot fetch the recipient's result.
     let other = c.run(&["fetch", "--job", "j1"], "kommun");
     assert!(!other.status.success());

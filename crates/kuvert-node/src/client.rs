@@ -49,6 +49,8 @@ pub enum ClientError {
         node: usize,
         reason: String,
     },
+    #[error("job {job:?} ran a query: its result is a table; fetch it with Nodes::fetch_table")]
+    IsTable { job: String },
     #[error("{0}")]
     Local(String),
 }
@@ -270,9 +272,7 @@ impl Nodes {
                     });
                 }
                 Response::QueryResult { .. } => {
-                    return Err(ClientError::Local(format!(
-                        "job {job:?} ran a query: its result is a table; fetch it with `kuvert run` or Nodes::fetch_table"
-                    )))
+                    return Err(ClientError::IsTable { job: job.into() })
                 }
                 Response::Error { message } => {
                     return Err(ClientError::Refused { node: i, message })
