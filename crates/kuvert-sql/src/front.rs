@@ -144,7 +144,6 @@ fn pick(a: Span, b: Span) -> Span {
     }
 }
 
-
 /// Edit distance for "did you mean".
 fn distance(a: &str, b: &str) -> usize {
     let a: Vec<char> = a.to_lowercase().chars().collect();
