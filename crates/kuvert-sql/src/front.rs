@@ -71,7 +71,22 @@ pub(crate) fn prepare_at(sql: &str, catalog: &Catalog, today: Date) -> Result<Qu
         }
     };
     let b = Binder::new(sql, catalog, today);
-    b.top_query(q)
+    b.top_query(q).map_err(|e| {
+        // sqlparser leaves a few spans empty; point at the statement then
+        // rather than nowhere.
+        if e.line == 0 {
+            SqlError {
+                message: e.message,
+                ..first_token(sql).unwrap_or(SqlError {
+                    message: String::new(),
+                    line: 1,
+                    column: 1,
+                })
+            }
+        } else {
+            e
+        }
+    })
 }
 
 // ---------------------------------------------------------------------------
@@ -844,7 +859,7 @@ impl<'a> Binder<'a> {
     // -----------------------------------------------------------------------
     // FROM
 
-    fn table_factor(&self, t: &ast::TableFactor) -> Result<Rel> {
+    fn table_factor(&self, t: &ast::TableFactor, at: Span) -> Result<Rel> {
         match t {
             ast::TableFactor::Table {
                 name,
@@ -856,7 +871,7 @@ impl<'a> Binder<'a> {
                 partitions,
                 ..
             } => {
-                let span = name.span();
+                let span = pick(pick(name.span(), t.span()), at);
                 if args.is_some()
                     || !with_hints.is_empty()
                     || version.is_some()
@@ -917,7 +932,7 @@ impl<'a> Binder<'a> {
             } => {
                 if *lateral {
                     return Err(err_at(
-                        subquery.span(),
+                        pick(subquery.span(), at),
                         "LATERAL subqueries are not supported",
                     ));
                 }
@@ -936,11 +951,11 @@ impl<'a> Binder<'a> {
                 })
             }
             ast::TableFactor::NestedJoin { .. } => Err(err_at(
-                t.span(),
+                pick(t.span(), at),
                 "parenthesised joins are not supported; write the joins one after the other",
             )),
             other => Err(err_at(
-                other.span(),
+                pick(other.span(), at),
                 "only tables and subqueries (with an alias) may appear in FROM",
             )),
         }
@@ -971,7 +986,7 @@ impl<'a> Binder<'a> {
         let mut rels = Vec::new();
         let mut ons = Vec::new();
         for twj in from {
-            rels.push(self.table_factor(&twj.relation)?);
+            rels.push(self.table_factor(&twj.relation, at)?);
             for j in &twj.joins {
                 let jspan = pick(j.relation.span(), at);
                 use ast::JoinOperator as J;
@@ -992,7 +1007,7 @@ impl<'a> Binder<'a> {
                         ))
                     }
                 };
-                rels.push(self.table_factor(&j.relation)?);
+                rels.push(self.table_factor(&j.relation, jspan)?);
                 match constraint {
                     None | Some(ast::JoinConstraint::None) => {}
                     Some(ast::JoinConstraint::On(e)) => ons.push(e),

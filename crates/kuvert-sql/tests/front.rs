@@ -1138,7 +1138,14 @@ mod mutated {
             edits in prop::collection::vec(edit(), 1..3),
         ) {
             let sql = apply(BASES[base], &edits);
-            if let Ok(q) = prepare(&sql, &catalog()) {
+            let planned = prepare(&sql, &catalog());
+            if let Err(e) = &planned {
+                // Every error points somewhere in the SQL.
+                prop_assert!(e.line >= 1 && e.column >= 1, "{}: {:?}", sql, e);
+                let lines: Vec<&str> = sql.split('\n').collect();
+                prop_assert!(e.line as usize <= lines.len(), "{}: {:?}", sql, e);
+            }
+            if let Ok(q) = planned {
                 let f = check_plan(&q.root).map_err(|e| TestCaseError::fail(format!("{sql}: {e}")))?;
                 prop_assert!(q.order_by.iter().all(|k| k.column < f.len()), "{}", sql);
                 let rows = kuvert_sql::plain::evaluate(&q, &tables())
