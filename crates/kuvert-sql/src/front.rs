@@ -200,6 +200,9 @@ struct ScopeCol {
     name: String,
     ty: ColumnType,
     nullable: bool,
+    /// The right-hand copy of a `USING`/`NATURAL` join column: reachable
+    /// only qualified, left out of `*` (as in SQLite).
+    hidden: bool,
 }
 
 type Scope = Vec<ScopeCol>;
@@ -212,6 +215,7 @@ fn scope_of(fields: &[Field], qual: Option<&str>) -> Scope {
             name: f.name.clone(),
             ty: f.ty,
             nullable: f.nullable,
+            hidden: false,
         })
         .collect()
 }
@@ -976,15 +980,16 @@ impl<'a> Binder<'a> {
         &self,
         from: &'q [ast::TableWithJoins],
         at: Span,
-    ) -> Result<(Vec<Rel>, Vec<&'q ast::Expr>)> {
+    ) -> Result<(Vec<Rel>, Vec<&'q ast::Expr>, Vec<Expr>)> {
         if from.is_empty() {
             return Err(err_at(
                 at,
                 "SELECT without FROM is not supported; every query reads a contributed table",
             ));
         }
-        let mut rels = Vec::new();
+        let mut rels: Vec<Rel> = Vec::new();
         let mut ons = Vec::new();
+        let mut using = Vec::new();
         for twj in from {
             rels.push(self.table_factor(&twj.relation, at)?);
             for j in &twj.joins {
@@ -1011,22 +1016,102 @@ impl<'a> Binder<'a> {
                 match constraint {
                     None | Some(ast::JoinConstraint::None) => {}
                     Some(ast::JoinConstraint::On(e)) => ons.push(e),
-                    Some(ast::JoinConstraint::Using(_)) => {
-                        return Err(err_at(
-                            jspan,
-                            "JOIN ... USING is not supported; write JOIN ... ON a.col = b.col",
-                        ))
+                    Some(ast::JoinConstraint::Using(cols)) => {
+                        let mut names = Vec::new();
+                        for c in cols {
+                            let cspan = pick(c.span(), jspan);
+                            match c.0.as_slice() {
+                                [p] if p.as_ident().is_some() => names.push((
+                                    p.as_ident().map(|i| i.value.clone()).unwrap_or_default(),
+                                    cspan,
+                                )),
+                                _ => return Err(err_at(cspan, "USING takes plain column names")),
+                            }
+                        }
+                        using.extend(self.using(&mut rels, &names)?);
                     }
                     Some(ast::JoinConstraint::Natural) => {
-                        return Err(err_at(
-                            jspan,
-                            "NATURAL JOIN is not supported; write JOIN ... ON a.col = b.col",
-                        ))
+                        let (right, left) = rels.split_last().expect("just pushed");
+                        let mut names = Vec::new();
+                        for c in &right.scope {
+                            let shared = left
+                                .iter()
+                                .flat_map(|r| &r.scope)
+                                .any(|l| !l.hidden && eq_name(&l.name, &c.name));
+                            if shared {
+                                names.push((c.name.clone(), jspan));
+                            }
+                        }
+                        using.extend(self.using(&mut rels, &names)?);
                     }
                 }
             }
         }
-        Ok((rels, ons))
+        Ok((rels, ons, using))
+    }
+
+    /// `JOIN last USING (names)`: equalities between the column of that
+    /// name in the relations before (it must be unique there) and in the
+    /// last relation, over the concatenated columns. The last relation's
+    /// copies become hidden.
+    fn using(&self, rels: &mut [Rel], names: &[(String, Span)]) -> Result<Vec<Expr>> {
+        let Some((right, left)) = rels.split_last_mut() else {
+            return Ok(Vec::new());
+        };
+        let offset: usize = left.iter().map(|r| r.scope.len()).sum();
+        let mut out = Vec::new();
+        for (name, span) in names {
+            let mut hits = Vec::new();
+            let mut base = 0;
+            for r in left.iter() {
+                for (i, c) in r.scope.iter().enumerate() {
+                    if !c.hidden && eq_name(&c.name, name) {
+                        hits.push((base + i, c.ty));
+                    }
+                }
+                base += r.scope.len();
+            }
+            let (l, lty) = match hits.as_slice() {
+                [one] => *one,
+                [] => {
+                    return Err(err_at(
+                        *span,
+                        format!("USING ({name}): no table on the left has a column {name}; write JOIN ... ON"),
+                    ))
+                }
+                _ => {
+                    return Err(err_at(
+                        *span,
+                        format!("USING ({name}): several tables on the left have a column {name}; write JOIN ... ON with the one you mean"),
+                    ))
+                }
+            };
+            let Some(r) = right
+                .scope
+                .iter()
+                .position(|c| !c.hidden && eq_name(&c.name, name))
+            else {
+                return Err(err_at(
+                    *span,
+                    format!(
+                        "USING ({name}): the joined table has no column {name}; write JOIN ... ON"
+                    ),
+                ));
+            };
+            if right.scope[r].ty != lty {
+                return Err(err_at(
+                    *span,
+                    format!("USING ({name}): the column is {lty} on the left and {} on the right; the types must agree", right.scope[r].ty),
+                ));
+            }
+            right.scope[r].hidden = true;
+            out.push(Expr::Binary {
+                op: BinOp::Eq,
+                left: Box::new(Expr::Column(l)),
+                right: Box::new(Expr::Column(offset + r)),
+            });
+        }
+        Ok(out)
     }
 
     /// Left-deep joins of `rels` with the pooled conjuncts `conjs` (bound
@@ -1140,7 +1225,7 @@ impl<'a> Binder<'a> {
     fn select(&self, s: &ast::Select) -> Result<BoundQuery> {
         self.check_select_clauses(s)?;
         let at = s.select_token.0.span;
-        let (rels, ons) = self.relations(&s.from, at)?;
+        let (rels, ons, using) = self.relations(&s.from, at)?;
         let mut scope: Scope = Vec::new();
         for r in &rels {
             scope.extend(r.scope.iter().cloned());
@@ -1154,7 +1239,7 @@ impl<'a> Binder<'a> {
         if let Some(w) = &s.selection {
             split_and(w, &mut conj_ast);
         }
-        let mut conjs = Vec::new();
+        let mut conjs = using;
         let mut subs = Vec::new();
         for (k, c) in conj_ast.into_iter().enumerate() {
             if k >= n_on && is_subquery_conjunct(c) {
@@ -1261,7 +1346,7 @@ impl<'a> Binder<'a> {
                 }),
                 ast::SelectItem::Wildcard(opts) => {
                     check_wildcard_opts(opts)?;
-                    for (i, c) in scope.iter().enumerate() {
+                    for (i, c) in scope.iter().enumerate().filter(|(_, c)| !c.hidden) {
                         items.push(Item {
                             src: ItemSrc::Col(i),
                             name: c.name.clone(),
@@ -1331,7 +1416,10 @@ impl<'a> Binder<'a> {
             .enumerate()
             .filter(|(_, c)| {
                 eq_name(&c.name, &name.value)
-                    && qual.is_none_or(|q| c.qual.as_deref().is_some_and(|x| eq_name(x, &q.value)))
+                    && match qual {
+                        None => !c.hidden,
+                        Some(q) => c.qual.as_deref().is_some_and(|x| eq_name(x, &q.value)),
+                    }
             })
             .map(|(i, _)| i)
             .collect();
@@ -1793,7 +1881,7 @@ impl<'a> Binder<'a> {
                 ));
             }
             self.check_select_clauses(s)?;
-            let (rels, ons) = self.relations(&s.from, s.select_token.0.span)?;
+            let (rels, ons, using) = self.relations(&s.from, s.select_token.0.span)?;
             let mut inner: Scope = Vec::new();
             for r in &rels {
                 inner.extend(r.scope.iter().cloned());
@@ -1805,7 +1893,7 @@ impl<'a> Binder<'a> {
             if let Some(w) = &s.selection {
                 split_and(w, &mut conj_ast);
             }
-            let mut inner_conjs = Vec::new();
+            let mut inner_conjs = using;
             let mut on = Vec::new();
             let mut residual = Vec::new();
             for c in conj_ast {

@@ -509,6 +509,20 @@ fn correlated_in_and_uncorrelated_exists() {
 }
 
 #[test]
+fn using_is_an_equi_join_and_hides_the_right_copy() {
+    shape(
+        "SELECT * FROM t1 JOIN t2 USING (k, p)",
+        "
+        Project #0 AS k, #1 AS g, #2 AS v, #3 AS d, #4 AS b, #5 AS p, #6 AS s, #9 AS d, #10 AS w, #11 AS s
+          Join on=[(0, 0), (5, 1)]
+            Scan t1
+            Scan t2
+        => k:int, g:int, v:int, d:date, b:bool, p:idnr, s:text, d:date, w:int, s:text
+        ",
+    );
+}
+
+#[test]
 fn same_aggregate_twice_is_computed_once_and_aliases_name_it() {
     shape(
         "SELECT g AS grupp, SUM(v) AS a, SUM(v) AS b, sum(v) FROM t1 GROUP BY g",
@@ -761,10 +775,22 @@ fn subqueries_only_as_conjuncts() {
 #[test]
 fn unsupported_sql_says_what_to_write() {
     error(
-        "SELECT k FROM t1 JOIN t2 USING (k)",
+        "SELECT k FROM t1 a JOIN t2 b USING (k) JOIN t3 USING (p)",
         1,
-        23,
-        "write JOIN ... ON",
+        55,
+        "several tables on the left have a column p",
+    );
+    error(
+        "SELECT k FROM t1 JOIN t3 USING (k)",
+        1,
+        33,
+        "the joined table has no column k",
+    );
+    error(
+        "SELECT k FROM t1 JOIN t3 USING (n)",
+        1,
+        33,
+        "no table on the left has a column n",
     );
     error(
         "SELECT v / 2 FROM t1",
