@@ -287,6 +287,8 @@ enum Ctx<'s> {
         group_tys: &'s [(ColumnType, bool)],
         aggs: &'s mut Vec<AggReq>,
         global: bool,
+        /// SELECT aliases that HAVING may name (as SQLite allows).
+        aliases: &'s [(String, &'s ast::Expr)],
     },
 }
 
@@ -428,6 +430,8 @@ struct Item<'q> {
     src: ItemSrc<'q>,
     /// Output name.
     name: String,
+    /// Whether the name is an `AS` alias.
+    alias: bool,
     /// The expression text as written (for ORDER BY matching).
     text: String,
     span: Span,
@@ -1334,6 +1338,7 @@ impl<'a> Binder<'a> {
                     items.push(Item {
                         src: ItemSrc::Ast(e),
                         name,
+                        alias: false,
                         text,
                         span: self.span_of(e),
                     });
@@ -1341,6 +1346,7 @@ impl<'a> Binder<'a> {
                 ast::SelectItem::ExprWithAlias { expr, alias } => items.push(Item {
                     src: ItemSrc::Ast(expr),
                     name: alias.value.clone(),
+                    alias: true,
                     text: self.text_of(expr),
                     span: self.span_of(expr),
                 }),
@@ -1350,6 +1356,7 @@ impl<'a> Binder<'a> {
                         items.push(Item {
                             src: ItemSrc::Col(i),
                             name: c.name.clone(),
+                            alias: false,
                             text: c.name.clone(),
                             span: opts.wildcard_token.0.span,
                         });
@@ -1372,6 +1379,7 @@ impl<'a> Binder<'a> {
                             items.push(Item {
                                 src: ItemSrc::Col(i),
                                 name: c.name.clone(),
+                                alias: false,
                                 text: c.name.clone(),
                                 span,
                             });
@@ -1533,6 +1541,7 @@ impl<'a> Binder<'a> {
                     group_tys: &group_tys,
                     aggs: &mut aggs,
                     global,
+                    aliases: &[],
                 };
                 match it.src {
                     ItemSrc::Ast(e) => self.value(e, &mut ctx)?,
@@ -1556,12 +1565,20 @@ impl<'a> Binder<'a> {
         let having = match having {
             None => None,
             Some(h) => {
+                let aliases: Vec<(String, &ast::Expr)> = items
+                    .iter()
+                    .filter_map(|it| match it.src {
+                        ItemSrc::Ast(e) if it.alias => Some((it.name.clone(), e)),
+                        _ => None,
+                    })
+                    .collect();
                 let mut ctx = Ctx::Agg {
                     scope,
                     groups: &groups,
                     group_tys: &group_tys,
                     aggs: &mut aggs,
                     global,
+                    aliases: &aliases,
                 };
                 Some(self.condition(h, &mut ctx)?)
             }
@@ -2234,6 +2251,42 @@ impl<'a> Binder<'a> {
     fn bind(&self, e: &ast::Expr, ctx: &mut Ctx<'_>) -> Result<Val> {
         use ast::Expr as E;
         let span = self.span_of(e);
+        // HAVING may name a SELECT alias that is no column (SQLite does).
+        if let E::Identifier(id) = e {
+            let alias = match &*ctx {
+                Ctx::Agg { scope, aliases, .. }
+                    if matches!(self.lookup(e, scope), Some(Ok(None))) =>
+                {
+                    aliases
+                        .iter()
+                        .find(|(n, _)| eq_name(n, &id.value))
+                        .map(|(_, a)| *a)
+                }
+                _ => None,
+            };
+            if let (
+                Some(a),
+                Ctx::Agg {
+                    scope,
+                    groups,
+                    group_tys,
+                    aggs,
+                    global,
+                    ..
+                },
+            ) = (alias, &mut *ctx)
+            {
+                let mut inner = Ctx::Agg {
+                    scope,
+                    groups,
+                    group_tys,
+                    aggs,
+                    global: *global,
+                    aliases: &[],
+                };
+                return self.bind(a, &mut inner);
+            }
+        }
         // Above an aggregate, a sub-expression equal to a GROUP BY
         // expression is that group column.
         if let Ctx::Agg {
@@ -2249,8 +2302,16 @@ impl<'a> Binder<'a> {
                     outer: None,
                     clause: "GROUP BY",
                 };
-                let v = self.bind(e, &mut row)?;
-                if let Val::Typed { expr, .. } = &v {
+                // If it does not bind as a row expression (it may name a
+                // HAVING alias inside), bind its parts one by one below.
+                let v = match self.bind(e, &mut row) {
+                    Ok(v) => Some(v),
+                    Err(err) if matches!(e, E::Identifier(_) | E::CompoundIdentifier(_)) => {
+                        return Err(err)
+                    }
+                    Err(_) => None,
+                };
+                if let Some(Val::Typed { expr, .. }) = &v {
                     if let Some(k) = groups.iter().position(|g| g == expr) {
                         return Ok(Val::Typed {
                             expr: Expr::Column(k),

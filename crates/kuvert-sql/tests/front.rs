@@ -553,6 +553,28 @@ fn group_by_position_and_alias() {
 }
 
 #[test]
+fn having_may_name_a_select_alias() {
+    let a = prepare(
+        "SELECT g, COUNT(DISTINCT v) AS n FROM t1 GROUP BY g HAVING n >= 2",
+        &catalog(),
+    )
+    .unwrap();
+    let b = prepare(
+        "SELECT g, COUNT(DISTINCT v) AS n FROM t1 GROUP BY g HAVING COUNT(DISTINCT v) >= 2",
+        &catalog(),
+    )
+    .unwrap();
+    assert_eq!(a, b);
+    // A column of that name wins (as in SQLite), and is not grouped.
+    error(
+        "SELECT g, SUM(v) AS v FROM t1 GROUP BY g HAVING v > 1",
+        1,
+        49,
+        "column v is neither in GROUP BY",
+    );
+}
+
+#[test]
 fn order_by_names_positions_and_expressions() {
     let sql = "SELECT k AS x, v + 1, s FROM t1 ORDER BY x DESC, v+1, 3, s LIMIT 7";
     let q = prepare(sql, &catalog()).unwrap();

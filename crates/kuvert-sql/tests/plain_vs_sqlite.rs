@@ -456,6 +456,10 @@ fn grouping_and_aggregates() {
         false,
     );
     check("SELECT g, COUNT(*) FROM t1 WHERE b GROUP BY g", false);
+    check(
+        "SELECT g, COUNT(*) AS n, SUM(v) AS total FROM t1 GROUP BY g HAVING n > 2 AND total <> 0",
+        false,
+    );
 }
 
 #[test]
@@ -543,6 +547,13 @@ fn reference_analyses() {
         "SELECT pnr, manad, COUNT(DISTINCT kommun) AS kommuner FROM (
           SELECT pnr, manad, 1 AS kommun FROM bistand_1 UNION ALL SELECT pnr, manad, 2 FROM bistand_2
           UNION ALL SELECT pnr, manad, 3 FROM bistand_3) b GROUP BY pnr, manad HAVING COUNT(DISTINCT kommun) >= 2",
+        false,
+    );
+    // The same, naming the aggregate by its alias in HAVING.
+    check(
+        "SELECT pnr, manad, COUNT(DISTINCT kommun) AS kommuner FROM (
+          SELECT pnr, manad, 1 AS kommun FROM bistand_1 UNION ALL SELECT pnr, manad, 2 FROM bistand_2
+          UNION ALL SELECT pnr, manad, 3 FROM bistand_3) b GROUP BY pnr, manad HAVING kommuner >= 2",
         false,
     );
     check(
