@@ -462,6 +462,42 @@ fn grouping_and_aggregates() {
     );
 }
 
+/// The one NULL: a global SUM/MIN/MAX over no rows, and what is computed
+/// from it (comparisons, IN, CASE, joins, DISTINCT, ORDER BY).
+#[test]
+fn nulls_of_global_aggregates() {
+    // `k = 3` selects no row in some worlds, `k >= 0` always some.
+    let empty_or_not = "(SELECT SUM(v) AS s, MAX(d) AS m FROM t1 WHERE k = 3)";
+    check(
+        &format!("SELECT x.s, x.s + 1, x.s > 2, x.s IN (1, 2), x.s NOT IN (1), x.m FROM {empty_or_not} x"),
+        false,
+    );
+    check(
+        &format!("SELECT x.s FROM {empty_or_not} x WHERE NOT x.s > 2 OR x.s = 5"),
+        false,
+    );
+    check(
+        &format!("SELECT CASE WHEN x.s > 0 THEN 1 ELSE 2 END, x.s > 0 AND FALSE, x.s > 0 OR TRUE FROM {empty_or_not} x"),
+        false,
+    );
+    check(
+        &format!("SELECT a.k FROM t1 a JOIN {empty_or_not} x ON a.v = x.s"),
+        false,
+    );
+    check(
+        "SELECT SUM(v) FROM t1 WHERE k = 3 UNION SELECT SUM(w) FROM t2 WHERE k = 3 UNION ALL SELECT MIN(n) FROM t3",
+        false,
+    );
+    check(
+        "SELECT SUM(v) AS s FROM t1 WHERE k = 3 UNION ALL SELECT SUM(w) FROM t2 ORDER BY s DESC",
+        true,
+    );
+    check(
+        "SELECT SUM(v) AS s FROM t1 WHERE k = 3 UNION ALL SELECT SUM(w) FROM t2 ORDER BY s",
+        true,
+    );
+}
+
 #[test]
 fn subqueries_in_from_union_distinct() {
     check(
