@@ -200,7 +200,7 @@ struct ScopeCol {
     name: String,
     ty: ColumnType,
     nullable: bool,
-    /// The right-hand copy of a `USING`/`NATURAL` join column: reachable
+    /// The right-hand copy of a `USING` join column: reachable
     /// only qualified, left out of `*` (as in SQLite).
     hidden: bool,
 }
@@ -1035,18 +1035,12 @@ impl<'a> Binder<'a> {
                         using.extend(self.using(&mut rels, &names)?);
                     }
                     Some(ast::JoinConstraint::Natural) => {
-                        let (right, left) = rels.split_last().expect("just pushed");
-                        let mut names = Vec::new();
-                        for c in &right.scope {
-                            let shared = left
-                                .iter()
-                                .flat_map(|r| &r.scope)
-                                .any(|l| !l.hidden && eq_name(&l.name, &c.name));
-                            if shared {
-                                names.push((c.name.clone(), jspan));
-                            }
-                        }
-                        using.extend(self.using(&mut rels, &names)?);
+                        // Joining on every shared name silently changes
+                        // meaning when a schema gains a column: name them.
+                        return Err(err_at(
+                            jspan,
+                            "NATURAL JOIN is not supported (it joins on every column name the tables share); name the key columns with JOIN ... USING (col, ...) or JOIN ... ON",
+                        ));
                     }
                 }
             }

@@ -809,6 +809,12 @@ fn unsupported_sql_says_what_to_write() {
         "the joined table has no column k",
     );
     error(
+        "SELECT k FROM t1 NATURAL JOIN t2",
+        1,
+        31,
+        "NATURAL JOIN is not supported",
+    );
+    error(
         "SELECT k FROM t1 JOIN t3 USING (n)",
         1,
         33,

@@ -354,13 +354,12 @@ fn joins() {
 }
 
 #[test]
-fn using_and_natural_joins() {
+fn using_joins() {
     check("SELECT * FROM t1 JOIN t2 USING (k)", false);
     check(
         "SELECT k, p, t2.w, t1.s FROM t1 JOIN t2 USING (k, p) WHERE w > 0",
         false,
     );
-    check("SELECT * FROM t1 NATURAL JOIN t2", false);
     check("SELECT t2.*, v FROM t1 INNER JOIN t2 USING (s)", false);
     check(
         "SELECT a.k, c.n FROM t1 a JOIN t2 b USING (k) JOIN t3 c ON c.p = b.p",
