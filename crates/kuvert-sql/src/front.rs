@@ -1877,13 +1877,8 @@ impl<'a> Binder<'a> {
             }
             _ => None,
         };
-        let (mut build, build_scope, mut on, residual, y): (
-            Plan,
-            Option<Scope>,
-            _,
-            _,
-            Option<Bound>,
-        ) = if let Some(s) = simple {
+        let (mut build, mut on, residual, y): (Plan, _, _, Option<Bound>) = if let Some(s) = simple
+        {
             self.check_query_clauses(sub)?;
             if sub.order_by.is_some() || sub.limit_clause.is_some() {
                 return Err(err_at(
@@ -1976,7 +1971,7 @@ impl<'a> Binder<'a> {
                     })
                 }
             };
-            (build, Some(inner), on, and_all(residual), y)
+            (build, on, and_all(residual), y)
         } else {
             let b = self.sub_query(sub)?;
             let f = b.plan.fields();
@@ -2007,9 +2002,8 @@ impl<'a> Binder<'a> {
                     plan = *input;
                 }
             }
-            (plan, None, Vec::new(), None, y)
+            (plan, Vec::new(), None, y)
         };
-        let _ = build_scope;
         let mut probe = probe;
         let mut drop_extra = false;
         if let (Some(x_ast), Some(y)) = (in_expr, y) {
@@ -2034,9 +2028,6 @@ impl<'a> Binder<'a> {
                         x.ty, y.ty
                     ),
                 ));
-            }
-            if x.ty == ColumnType::Text {
-                // Text equality is fine.
             }
             let ycol = match y.expr {
                 Expr::Column(j) => j,
@@ -2382,19 +2373,8 @@ impl<'a> Binder<'a> {
                 low,
                 high,
             } => {
-                let lo = E::BinaryOp {
-                    left: expr.clone(),
-                    op: ast::BinaryOperator::GtEq,
-                    right: low.clone(),
-                };
-                let hi = E::BinaryOp {
-                    left: expr.clone(),
-                    op: ast::BinaryOperator::LtEq,
-                    right: high.clone(),
-                };
                 let a = self.binary(expr, &ast::BinaryOperator::GtEq, low, span, ctx)?;
                 let b = self.binary(expr, &ast::BinaryOperator::LtEq, high, span, ctx)?;
-                let _ = (lo, hi);
                 let (a, b) = (self.default_type(a)?, self.default_type(b)?);
                 let both = Expr::Binary {
                     op: BinOp::And,
