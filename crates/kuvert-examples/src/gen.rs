@@ -239,10 +239,11 @@ impl Gen {
     // ---- overlapping-benefits --------------------------------------------
 
     /// fk: `rows` rows, 1 to 4 periods per person within 2023-2025. ek:
-    /// about 20 % of fk's persons (three in five of them with a period that
-    /// overlaps one of theirs, some exactly touching; the others only in
-    /// the gaps between their fk periods) plus as many persons again only
-    /// in ek, 1 to 3 periods each.
+    /// about 20 % of fk's persons: three in five of them with a period that
+    /// overlaps one of theirs (one in five only touching it) and 0 to 2 more
+    /// in the gaps between their fk periods; the others 1 to 3 periods in
+    /// those gaps only (some exactly one day apart). Plus rows/12 persons
+    /// only in ek, 1 to 3 periods each.
     fn overlapping_benefits(&mut self, rows: usize) -> Vec<CsvTable> {
         let start = days_from_ymd(2023, 1, 1);
         let end = days_from_ymd(2025, 12, 31);
@@ -270,9 +271,19 @@ impl Gen {
             if !self.rng.gen_bool(0.2) {
                 continue;
             }
-            if self.rng.gen_bool(0.6) {
-                // Overlapping: intersect one fk period; sometimes exactly
-                // touching it at one end (still an overlap: <=).
+            // The gaps around the person's fk periods: before the first,
+            // between two, after the last.
+            let mut gaps = vec![(start - 400, periods[0].0 - 1)];
+            for w in periods.windows(2) {
+                gaps.push((w[0].1 + 1, w[1].0 - 1));
+            }
+            gaps.push((periods[periods.len() - 1].1 + 1, end + 400));
+            let mut order: Vec<usize> = (0..gaps.len()).collect();
+            order.shuffle(&mut self.rng);
+            let overlapping = self.rng.gen_bool(0.6);
+            if overlapping {
+                // Intersect one fk period; sometimes exactly touching it at
+                // one end (still an overlap: the dates are inclusive).
                 let (f, t) = periods[self.rng.gen_range(0..periods.len())];
                 let (ef, et) = match self.rng.gen_range(0..10) {
                     0 => (t, t + self.rng.gen_range(0..=90)),
@@ -283,15 +294,16 @@ impl Gen {
                     }
                 };
                 ek.push((id, ef, et, self.rng.gen_range(5..=150) * 100));
+            }
+            // Periods in the gaps, overlapping none of the person's fk
+            // periods: one to three of them for the persons who do not
+            // overlap, none to two more for those who do.
+            let extra = if overlapping {
+                self.rng.gen_range(0..=2)
             } else {
-                // Same person, disjoint periods: in a gap, before the first
-                // or after the last period, some exactly one day apart.
-                let mut gaps = vec![(start - 400, periods[0].0 - 1)];
-                for w in periods.windows(2) {
-                    gaps.push((w[0].1 + 1, w[1].0 - 1));
-                }
-                gaps.push((periods[periods.len() - 1].1 + 1, end + 400));
-                let g = self.rng.gen_range(0..gaps.len());
+                self.rng.gen_range(1..=3)
+            };
+            for &g in order.iter().take(extra) {
                 let (lo, hi) = gaps[g];
                 let (ef, et) = if self.rng.gen_bool(0.2) {
                     // One day apart: ends the day before an fk period
