@@ -29,6 +29,22 @@ use crate::{get, Error, REGIONS};
 /// A generated table: its name and its CSV text (header first).
 pub type CsvTable = (String, String);
 
+/// The largest `rows` (and PSI `n`) accepted. The tables are built in
+/// memory (about 100 bytes a row, so at most a few gigabytes), and distinct
+/// identity numbers of adults run out at about 30 million.
+pub const MAX_ROWS: usize = 10_000_000;
+
+fn check_max(analysis: &str, rows: usize) -> Result<(), Error> {
+    if rows > MAX_ROWS {
+        return Err(Error::TooManyRows {
+            analysis: analysis.to_string(),
+            rows,
+            max: MAX_ROWS,
+        });
+    }
+    Ok(())
+}
+
 /// The smallest `rows` each analysis accepts (quality-indicators needs a
 /// patient in each of its 21 regions).
 pub fn min_rows(analysis: &str) -> usize {
@@ -51,6 +67,7 @@ pub fn generate(name: &str, rows: usize, seed: u64) -> Result<Vec<CsvTable>, Err
             min,
         });
     }
+    check_max(name, rows)?;
     let mut g = Gen::new(seed);
     Ok(match analysis.name.as_str() {
         "overlapping-benefits" => g.overlapping_benefits(rows),
@@ -109,21 +126,22 @@ fn write_tables(dir: &Path, tables: &[(String, String, String)]) -> Result<Vec<P
 
 /// Two lists of `n` distinct identity numbers (12-digit, normalised) for a
 /// private-set-intersection benchmark: exactly `n / 2` numbers are in both,
-/// at random positions. Deterministic per `seed`.
-pub fn psi_ids(n: usize, seed: u64) -> (Vec<i64>, Vec<i64>) {
+/// at random positions. Deterministic per `seed`. At most [`MAX_ROWS`].
+pub fn psi_ids(n: usize, seed: u64) -> Result<(Vec<i64>, Vec<i64>), Error> {
+    check_max("psi", n)?;
     let mut g = Gen::new(seed);
     let shared = n / 2;
     let a: Vec<i64> = (0..n).map(|_| g.adult()).collect();
     let mut b: Vec<i64> = a.choose_multiple(&mut g.rng, shared).copied().collect();
     b.extend((shared..n).map(|_| g.adult()));
     b.shuffle(&mut g.rng);
-    (a, b)
+    Ok((a, b))
 }
 
 /// [`psi_ids`] as two CSV tables `a` and `b` with one column `pnr`
 /// (schema `pnr:idnr`), 12-digit form.
-pub fn generate_psi(n: usize, seed: u64) -> Vec<CsvTable> {
-    let (a, b) = psi_ids(n, seed);
+pub fn generate_psi(n: usize, seed: u64) -> Result<Vec<CsvTable>, Error> {
+    let (a, b) = psi_ids(n, seed)?;
     let csv = |ids: &[i64]| {
         let mut s = String::with_capacity(4 + 13 * ids.len());
         s.push_str("pnr\n");
@@ -132,13 +150,13 @@ pub fn generate_psi(n: usize, seed: u64) -> Vec<CsvTable> {
         }
         s
     };
-    vec![("a".into(), csv(&a)), ("b".into(), csv(&b))]
+    Ok(vec![("a".into(), csv(&a)), ("b".into(), csv(&b))])
 }
 
 /// [`generate_psi`] written to `dir/a.csv`, `dir/b.csv` with their
 /// `.schema` files. Returns the CSV paths.
 pub fn write_psi(n: usize, seed: u64, dir: &Path) -> Result<Vec<PathBuf>, Error> {
-    let tables = generate_psi(n, seed)
+    let tables = generate_psi(n, seed)?
         .into_iter()
         .map(|(t, csv)| (t, csv, "pnr:idnr".to_string()))
         .collect::<Vec<_>>();
