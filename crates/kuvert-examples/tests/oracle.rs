@@ -231,6 +231,12 @@ fn bad_input_names_the_culprit() {
     .unwrap_err();
     assert!(e.to_string().contains("/nonexistent/reg_a.csv"), "{e}");
 
+    // The one-call form names unknown analyses and outputs.
+    assert!(matches!(
+        sqlite::reference("opt-out", "ids", dir.path()),
+        Err(Error::UnknownOutput { .. })
+    ));
+
     // A table name that is not an SQL identifier.
     let mut bad = t.clone();
     bad[0].0 = "reg a\"; DROP".into();
@@ -471,6 +477,15 @@ fn generated_overlapping_benefits() {
         both > overlapping + overlapping / 2,
         "{both} in both, {overlapping} overlapping"
     );
+}
+
+#[test]
+fn reference_is_answer_with_a_header() {
+    let dir = tempfile::tempdir().unwrap();
+    write_inputs("double-registration", 200, 8, dir.path()).unwrap();
+    let a = sqlite::reference("double-registration", "count", dir.path()).unwrap();
+    assert_eq!(a.columns, ["personer"]);
+    assert_eq!(a.rows, [["20"]]);
 }
 
 #[test]
