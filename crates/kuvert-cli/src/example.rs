@@ -214,13 +214,15 @@ fn reference(a: SqliteArgs) -> Result<(), Error> {
     let answer = oracle.query(&output.sql);
     sp.finish_and_clear();
     let answer = answer?;
-    answer
-        .write_csv(std::io::stdout().lock())
-        .map_err(|e| Error::Io {
+    match answer.write_csv(std::io::stdout().lock()) {
+        // `| head`: the reader has what it wanted.
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => {}
+        r => r.map_err(|e| Error::Io {
             path: "<stdout>".into(),
             hint: "",
             source: e,
-        })?;
+        })?,
+    }
     if a.time {
         eprintln!(
             "sqlite: {} rows in {:.3} ms (query only)",
