@@ -3,6 +3,7 @@
 //! reference answer in SQLite. The work is in the `kuvert-examples` crate;
 //! this module parses flags and maps errors to exit codes (2: bad input).
 
+use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -130,9 +131,26 @@ fn list() {
     }
 }
 
+/// A spinner on stderr when it is a terminal (hidden otherwise).
+fn spinner(msg: String) -> indicatif::ProgressBar {
+    if !std::io::stderr().is_terminal() {
+        return indicatif::ProgressBar::hidden();
+    }
+    let s = indicatif::ProgressBar::new_spinner();
+    if let Ok(style) = indicatif::ProgressStyle::with_template("{spinner} {msg} ({elapsed})") {
+        s.set_style(style);
+    }
+    s.set_message(msg);
+    s.enable_steady_tick(std::time::Duration::from_millis(120));
+    s
+}
+
 fn gen(a: GenArgs) -> Result<(), Error> {
     let analysis = kuvert_examples::get(&a.name)?;
-    let paths = kuvert_examples::write_inputs(&a.name, a.rows, a.seed, &a.out)?;
+    let sp = spinner(format!("generating {} rows of {}", a.rows, a.name));
+    let paths = kuvert_examples::write_inputs(&a.name, a.rows, a.seed, &a.out);
+    sp.finish_and_clear();
+    let paths = paths?;
     for p in &paths {
         println!("{}", p.display());
     }
@@ -185,15 +203,26 @@ fn reference(a: SqliteArgs) -> Result<(), Error> {
         Some(o) => analysis.output(o)?,
         None => &analysis.outputs[0],
     };
-    let tables = sqlite::tables_in(&analysis, &a.dir);
-    let answer = sqlite::load(&tables)?.query(&output.sql)?;
-    answer
-        .write_csv(std::io::stdout().lock())
-        .map_err(|e| Error::Io {
+    let mut oracle = sqlite::Oracle::new()?;
+    for (name, schema, path) in sqlite::tables_in(&analysis, &a.dir) {
+        let sp = spinner(format!("loading {}", path.display()));
+        let loaded = oracle.load_csv(&name, &schema, &path);
+        sp.finish_and_clear();
+        loaded?;
+    }
+    let sp = spinner(format!("running {}/{}.sql", analysis.name, output.name));
+    let answer = oracle.query(&output.sql);
+    sp.finish_and_clear();
+    let answer = answer?;
+    match answer.write_csv(std::io::stdout().lock()) {
+        // `| head`: the reader has what it wanted.
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => {}
+        r => r.map_err(|e| Error::Io {
             path: "<stdout>".into(),
             hint: "",
             source: e,
-        })?;
+        })?,
+    }
     if a.time {
         eprintln!(
             "sqlite: {} rows in {:.3} ms (query only)",

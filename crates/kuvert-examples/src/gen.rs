@@ -29,6 +29,22 @@ use crate::{get, Error, REGIONS};
 /// A generated table: its name and its CSV text (header first).
 pub type CsvTable = (String, String);
 
+/// The largest `rows` (and PSI `n`) accepted. The tables are built in
+/// memory (about 100 bytes a row, so at most a few gigabytes), and distinct
+/// identity numbers of adults run out at about 30 million.
+pub const MAX_ROWS: usize = 10_000_000;
+
+fn check_max(analysis: &str, rows: usize) -> Result<(), Error> {
+    if rows > MAX_ROWS {
+        return Err(Error::TooManyRows {
+            analysis: analysis.to_string(),
+            rows,
+            max: MAX_ROWS,
+        });
+    }
+    Ok(())
+}
+
 /// The smallest `rows` each analysis accepts (quality-indicators needs a
 /// patient in each of its 21 regions).
 pub fn min_rows(analysis: &str) -> usize {
@@ -51,6 +67,7 @@ pub fn generate(name: &str, rows: usize, seed: u64) -> Result<Vec<CsvTable>, Err
             min,
         });
     }
+    check_max(name, rows)?;
     let mut g = Gen::new(seed);
     Ok(match analysis.name.as_str() {
         "overlapping-benefits" => g.overlapping_benefits(rows),
@@ -109,21 +126,22 @@ fn write_tables(dir: &Path, tables: &[(String, String, String)]) -> Result<Vec<P
 
 /// Two lists of `n` distinct identity numbers (12-digit, normalised) for a
 /// private-set-intersection benchmark: exactly `n / 2` numbers are in both,
-/// at random positions. Deterministic per `seed`.
-pub fn psi_ids(n: usize, seed: u64) -> (Vec<i64>, Vec<i64>) {
+/// at random positions. Deterministic per `seed`. At most [`MAX_ROWS`].
+pub fn psi_ids(n: usize, seed: u64) -> Result<(Vec<i64>, Vec<i64>), Error> {
+    check_max("psi", n)?;
     let mut g = Gen::new(seed);
     let shared = n / 2;
     let a: Vec<i64> = (0..n).map(|_| g.adult()).collect();
     let mut b: Vec<i64> = a.choose_multiple(&mut g.rng, shared).copied().collect();
     b.extend((shared..n).map(|_| g.adult()));
     b.shuffle(&mut g.rng);
-    (a, b)
+    Ok((a, b))
 }
 
 /// [`psi_ids`] as two CSV tables `a` and `b` with one column `pnr`
 /// (schema `pnr:idnr`), 12-digit form.
-pub fn generate_psi(n: usize, seed: u64) -> Vec<CsvTable> {
-    let (a, b) = psi_ids(n, seed);
+pub fn generate_psi(n: usize, seed: u64) -> Result<Vec<CsvTable>, Error> {
+    let (a, b) = psi_ids(n, seed)?;
     let csv = |ids: &[i64]| {
         let mut s = String::with_capacity(4 + 13 * ids.len());
         s.push_str("pnr\n");
@@ -132,13 +150,13 @@ pub fn generate_psi(n: usize, seed: u64) -> Vec<CsvTable> {
         }
         s
     };
-    vec![("a".into(), csv(&a)), ("b".into(), csv(&b))]
+    Ok(vec![("a".into(), csv(&a)), ("b".into(), csv(&b))])
 }
 
 /// [`generate_psi`] written to `dir/a.csv`, `dir/b.csv` with their
 /// `.schema` files. Returns the CSV paths.
 pub fn write_psi(n: usize, seed: u64, dir: &Path) -> Result<Vec<PathBuf>, Error> {
-    let tables = generate_psi(n, seed)
+    let tables = generate_psi(n, seed)?
         .into_iter()
         .map(|(t, csv)| (t, csv, "pnr:idnr".to_string()))
         .collect::<Vec<_>>();
@@ -239,10 +257,11 @@ impl Gen {
     // ---- overlapping-benefits --------------------------------------------
 
     /// fk: `rows` rows, 1 to 4 periods per person within 2023-2025. ek:
-    /// about 20 % of fk's persons (three in five of them with a period that
-    /// overlaps one of theirs, some exactly touching; the others only in
-    /// the gaps between their fk periods) plus as many persons again only
-    /// in ek, 1 to 3 periods each.
+    /// about 20 % of fk's persons: three in five of them with a period that
+    /// overlaps one of theirs (one in five only touching it) and 0 to 2 more
+    /// in the gaps between their fk periods; the others 1 to 3 periods in
+    /// those gaps only (some exactly one day apart). Plus rows/12 persons
+    /// only in ek, 1 to 3 periods each.
     fn overlapping_benefits(&mut self, rows: usize) -> Vec<CsvTable> {
         let start = days_from_ymd(2023, 1, 1);
         let end = days_from_ymd(2025, 12, 31);
@@ -270,9 +289,19 @@ impl Gen {
             if !self.rng.gen_bool(0.2) {
                 continue;
             }
-            if self.rng.gen_bool(0.6) {
-                // Overlapping: intersect one fk period; sometimes exactly
-                // touching it at one end (still an overlap: <=).
+            // The gaps around the person's fk periods: before the first,
+            // between two, after the last.
+            let mut gaps = vec![(start - 400, periods[0].0 - 1)];
+            for w in periods.windows(2) {
+                gaps.push((w[0].1 + 1, w[1].0 - 1));
+            }
+            gaps.push((periods[periods.len() - 1].1 + 1, end + 400));
+            let mut order: Vec<usize> = (0..gaps.len()).collect();
+            order.shuffle(&mut self.rng);
+            let overlapping = self.rng.gen_bool(0.6);
+            if overlapping {
+                // Intersect one fk period; sometimes exactly touching it at
+                // one end (still an overlap: the dates are inclusive).
                 let (f, t) = periods[self.rng.gen_range(0..periods.len())];
                 let (ef, et) = match self.rng.gen_range(0..10) {
                     0 => (t, t + self.rng.gen_range(0..=90)),
@@ -283,15 +312,16 @@ impl Gen {
                     }
                 };
                 ek.push((id, ef, et, self.rng.gen_range(5..=150) * 100));
+            }
+            // Periods in the gaps, overlapping none of the person's fk
+            // periods: one to three of them for the persons who do not
+            // overlap, none to two more for those who do.
+            let extra = if overlapping {
+                self.rng.gen_range(0..=2)
             } else {
-                // Same person, disjoint periods: in a gap, before the first
-                // or after the last period, some exactly one day apart.
-                let mut gaps = vec![(start - 400, periods[0].0 - 1)];
-                for w in periods.windows(2) {
-                    gaps.push((w[0].1 + 1, w[1].0 - 1));
-                }
-                gaps.push((periods[periods.len() - 1].1 + 1, end + 400));
-                let g = self.rng.gen_range(0..gaps.len());
+                self.rng.gen_range(1..=3)
+            };
+            for &g in order.iter().take(extra) {
                 let (lo, hi) = gaps[g];
                 let (ef, et) = if self.rng.gen_bool(0.2) {
                     // One day apart: ends the day before an fk period

@@ -119,6 +119,12 @@ pub enum Error {
         rows: usize,
         min: usize,
     },
+    #[error("{rows} rows is more than the {max} the generator of {analysis:?} makes; ask for at most {max}")]
+    TooManyRows {
+        analysis: String,
+        rows: usize,
+        max: usize,
+    },
     #[error("table {table:?}: {source}")]
     Data {
         table: String,

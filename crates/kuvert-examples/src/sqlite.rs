@@ -263,3 +263,12 @@ pub fn tables_in(analysis: &crate::Analysis, dir: &Path) -> Vec<(String, Schema,
         })
         .collect()
 }
+
+/// The plaintext reference answer of output `output` of analysis
+/// `analysis` over the CSV files in `dir` (as `kuvert example sqlite`
+/// computes it): the one call an end-to-end test needs.
+pub fn reference(analysis: &str, output: &str, dir: &Path) -> Result<Answer, Error> {
+    let a = crate::get(analysis)?;
+    let sql = &a.output(output)?.sql;
+    load(&tables_in(&a, dir))?.query(sql)
+}

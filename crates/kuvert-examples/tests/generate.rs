@@ -110,6 +110,14 @@ fn unknown_names_and_too_few_rows_are_refused() {
         Err(Error::TooFewRows { min: 1, .. })
     ));
     assert!(generate("quality-indicators", 21, 1).is_ok());
+    assert!(matches!(
+        generate("opt-out", usize::MAX, 1),
+        Err(Error::TooManyRows { .. })
+    ));
+    assert!(matches!(
+        psi_ids(kuvert_examples::gen::MAX_ROWS + 1, 1),
+        Err(Error::TooManyRows { .. })
+    ));
 }
 
 #[test]
@@ -119,8 +127,8 @@ fn deterministic_per_seed() {
         assert_eq!(a, generate(name, 300, 7).unwrap(), "{name}");
         assert_ne!(a, generate(name, 300, 8).unwrap(), "{name}");
     }
-    assert_eq!(generate_psi(100, 3), generate_psi(100, 3));
-    assert_ne!(generate_psi(100, 3), generate_psi(100, 4));
+    assert_eq!(generate_psi(100, 3).unwrap(), generate_psi(100, 3).unwrap());
+    assert_ne!(generate_psi(100, 3).unwrap(), generate_psi(100, 4).unwrap());
 }
 
 #[test]
@@ -243,14 +251,14 @@ fn tables_read_back_with_the_promised_shapes() {
 #[test]
 fn psi_tables_overlap_by_half() {
     for n in [0, 1, 2, 101, 1000] {
-        let (a, b) = psi_ids(n, 9);
+        let (a, b) = psi_ids(n, 9).unwrap();
         let sa: BTreeSet<_> = a.iter().collect();
         let sb: BTreeSet<_> = b.iter().collect();
         assert_eq!((sa.len(), sb.len()), (n, n), "distinct");
         assert_eq!(sa.intersection(&sb).count(), n / 2);
     }
     let schema = Schema::parse_compact("pnr:idnr").unwrap();
-    for (name, csv) in generate_psi(500, 2) {
+    for (name, csv) in generate_psi(500, 2).unwrap() {
         let t = read_csv(csv.as_bytes(), &name, &schema, &opts()).unwrap();
         assert_eq!(t.rows(), 500);
     }

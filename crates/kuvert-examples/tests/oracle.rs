@@ -231,6 +231,12 @@ fn bad_input_names_the_culprit() {
     .unwrap_err();
     assert!(e.to_string().contains("/nonexistent/reg_a.csv"), "{e}");
 
+    // The one-call form names unknown analyses and outputs.
+    assert!(matches!(
+        sqlite::reference("opt-out", "ids", dir.path()),
+        Err(Error::UnknownOutput { .. })
+    ));
+
     // A table name that is not an SQL identifier.
     let mut bad = t.clone();
     bad[0].0 = "reg a\"; DROP".into();
@@ -277,194 +283,253 @@ fn col(t: &Table, col: &str) -> Vec<i64> {
     (0..t.rows()).map(|r| t.cell(r, i)[0] as i64).collect()
 }
 
-fn ids(v: impl IntoIterator<Item = i64>) -> Vec<Vec<String>> {
-    sorted(v.into_iter().map(|x| vec![format!("{x:012}")]).collect())
+fn strings<const N: usize>(v: impl IntoIterator<Item = [String; N]>) -> Vec<Vec<String>> {
+    v.into_iter().map(|r| r.to_vec()).collect()
 }
 
-/// Generate, answer with SQLite, and compare with `expect` computed in Rust.
-fn generated(
+/// Each output of `analysis` computed in plain Rust from the tables, in
+/// the order the SQL promises (sorted where it has no ORDER BY).
+fn expected(
+    analysis: &str,
+    tab: &BTreeMap<String, Table>,
+) -> BTreeMap<&'static str, Vec<Vec<String>>> {
+    let mut out = BTreeMap::new();
+    match analysis {
+        "overlapping-benefits" => {
+            let (fk, ek) = (&tab["fk"], &tab["ek"]);
+            let mut ek_by: BTreeMap<i64, Vec<(i64, i64)>> = BTreeMap::new();
+            for ((p, f), u) in col(ek, "pnr")
+                .into_iter()
+                .zip(col(ek, "fran"))
+                .zip(col(ek, "till"))
+            {
+                ek_by.entry(p).or_default().push((f, u));
+            }
+            let (mut persons, mut sum) = (BTreeSet::new(), 0i64);
+            for (((p, f), u), b) in col(fk, "pnr")
+                .into_iter()
+                .zip(col(fk, "fran"))
+                .zip(col(fk, "till"))
+                .zip(col(fk, "belopp"))
+            {
+                let hit = ek_by
+                    .get(&p)
+                    .is_some_and(|v| v.iter().any(|&(ef, et)| ef <= u && f <= et));
+                if hit {
+                    persons.insert(p);
+                    sum += b;
+                }
+            }
+            // SUM over no rows is NULL, printed as "".
+            let sum = if persons.is_empty() {
+                String::new()
+            } else {
+                sum.to_string()
+            };
+            out.insert("persons", vec![vec![persons.len().to_string(), sum]]);
+            out.insert("ids", strings(persons.iter().map(|p| [format!("{p:012}")])));
+        }
+        "non-take-up" => {
+            let mut income: BTreeMap<i64, i64> = BTreeMap::new();
+            let i = &tab["inkomst"];
+            for (p, v) in col(i, "pnr").into_iter().zip(col(i, "inkomst")) {
+                *income.entry(p).or_default() += v;
+            }
+            let mut hh: BTreeMap<i64, (i64, i64)> = BTreeMap::new();
+            let h = &tab["hushall"];
+            for (p, id) in col(h, "pnr").into_iter().zip(col(h, "hushall")) {
+                if let Some(v) = income.get(&p) {
+                    let e = hh.entry(id).or_default();
+                    e.0 += 1;
+                    e.1 += v;
+                }
+            }
+            let norm = |n: i64| {
+                if n == 1 {
+                    150_000
+                } else {
+                    240_000 + 60_000 * (n - 2)
+                }
+            };
+            let below = hh
+                .iter()
+                .filter(|(_, &(n, s))| s < norm(n))
+                .map(|(h, _)| [h.to_string()]);
+            out.insert("households", sorted(strings(below)));
+        }
+        "double-registration" => {
+            let b: BTreeSet<i64> = col(&tab["reg_b"], "pnr").into_iter().collect();
+            let n = col(&tab["reg_a"], "pnr")
+                .iter()
+                .filter(|p| b.contains(p))
+                .count();
+            out.insert("count", vec![vec![n.to_string()]]);
+        }
+        "opt-out" => {
+            let o: BTreeSet<i64> = col(&tab["optout"], "pnr").into_iter().collect();
+            let h = &tab["holder"];
+            let drop = col(h, "rad")
+                .into_iter()
+                .zip(col(h, "pnr"))
+                .filter(|(_, p)| o.contains(p))
+                .map(|(r, _)| [r.to_string()]);
+            out.insert("rows", sorted(strings(drop)));
+        }
+        "parallel-assistance" => {
+            let mut by: BTreeMap<(i64, i64), BTreeSet<usize>> = BTreeMap::new();
+            for k in 1..=3 {
+                let b = &tab[&format!("bistand_{k}")];
+                for (p, m) in col(b, "pnr").into_iter().zip(col(b, "manad")) {
+                    by.entry((p, m)).or_default().insert(k);
+                }
+            }
+            let rows = by
+                .iter()
+                .filter(|(_, s)| s.len() >= 2)
+                .map(|((p, m), s)| [format!("{p:012}"), m.to_string(), s.len().to_string()]);
+            out.insert("months", sorted(strings(rows)));
+        }
+        "quality-indicators" => {
+            let mut per: BTreeMap<i64, [i64; 3]> = BTreeMap::new();
+            for table in tab.values() {
+                for ((r, v), a) in col(table, "region")
+                    .into_iter()
+                    .zip(col(table, "vardtid"))
+                    .zip(col(table, "aterinskriven"))
+                {
+                    let e = per.entry(r).or_default();
+                    e[0] += 1;
+                    e[1] += v;
+                    e[2] += a;
+                }
+            }
+            let t = per
+                .values()
+                .fold([0i64; 3], |a, x| [a[0] + x[0], a[1] + x[1], a[2] + x[2]]);
+            // ORDER BY region: the BTreeMap's order.
+            out.insert(
+                "regions",
+                strings(per.iter().map(|(r, x)| {
+                    [
+                        r.to_string(),
+                        x[0].to_string(),
+                        x[1].to_string(),
+                        x[2].to_string(),
+                    ]
+                })),
+            );
+            out.insert("national", strings([t.map(|x| x.to_string())]));
+        }
+        other => panic!("no Rust oracle for {other}"),
+    }
+    out
+}
+
+/// Generate, answer every output with SQLite, compare with [`expected`].
+/// Returns the expected answers for further checks.
+fn check_generated(
     analysis: &str,
     rows: usize,
     seed: u64,
-) -> (tempfile::TempDir, Vec<(String, Schema, PathBuf)>) {
+) -> BTreeMap<&'static str, Vec<Vec<String>>> {
     let dir = tempfile::tempdir().unwrap();
     write_inputs(analysis, rows, seed, dir.path()).unwrap();
-    let t = tables_in(&get(analysis).unwrap(), dir.path());
-    (dir, t)
+    let a = get(analysis).unwrap();
+    let t = tables_in(&a, dir.path());
+    let want = expected(analysis, &load(dir.path(), analysis));
+    assert_eq!(want.len(), a.outputs.len());
+    for o in &a.outputs {
+        let got = run(analysis, &o.name, &t);
+        let got = if o.sql.contains("ORDER BY") {
+            got
+        } else {
+            sorted(got)
+        };
+        assert_eq!(
+            got,
+            want[o.name.as_str()],
+            "{analysis}/{} rows={rows} seed={seed}",
+            o.name
+        );
+    }
+    want
 }
 
 #[test]
 fn generated_overlapping_benefits() {
     for seed in [1, 2] {
-        let (dir, t) = generated("overlapping-benefits", 2000, seed);
-        let tab = load(dir.path(), "overlapping-benefits");
-        let (fk, ek) = (&tab["fk"], &tab["ek"]);
-        let mut ek_by: BTreeMap<i64, Vec<(i64, i64)>> = BTreeMap::new();
-        for ((p, f), u) in col(ek, "pnr")
-            .into_iter()
-            .zip(col(ek, "fran"))
-            .zip(col(ek, "till"))
-        {
-            ek_by.entry(p).or_default().push((f, u));
-        }
-        let (mut persons, mut sum) = (BTreeSet::new(), 0i64);
-        let fk_persons: BTreeSet<i64> = col(fk, "pnr").into_iter().collect();
-        for (((p, f), u), b) in col(fk, "pnr")
-            .into_iter()
-            .zip(col(fk, "fran"))
-            .zip(col(fk, "till"))
-            .zip(col(fk, "belopp"))
-        {
-            let hit = ek_by
-                .get(&p)
-                .is_some_and(|v| v.iter().any(|&(ef, et)| ef <= u && f <= et));
-            if hit {
-                persons.insert(p);
-                sum += b;
-            }
-        }
-        // 5 to 20 % of fk's persons overlap.
-        let rate = persons.len() as f64 / fk_persons.len() as f64;
+        let want = check_generated("overlapping-benefits", 2000, seed);
+        // 5 to 20 % of fk's persons overlap (about 2.4 fk rows per person).
+        let persons: f64 = want["persons"][0][0].parse().unwrap();
+        let rate = persons / (2000.0 / 2.4);
         assert!((0.05..=0.20).contains(&rate), "overlap rate {rate}");
-        // Some persons are in both tables without overlapping periods.
-        let both = fk_persons.iter().filter(|p| ek_by.contains_key(p)).count();
-        assert!(both > persons.len());
-        assert_eq!(
-            run("overlapping-benefits", "persons", &t),
-            vec![vec![persons.len().to_string(), sum.to_string()]]
-        );
-        assert_eq!(sorted(run("overlapping-benefits", "ids", &t)), ids(persons));
+        assert_eq!(want["ids"].len() as f64, persons);
     }
+    // Some persons are in both tables without any overlapping period.
+    let dir = tempfile::tempdir().unwrap();
+    write_inputs("overlapping-benefits", 2000, 1, dir.path()).unwrap();
+    let tab = load(dir.path(), "overlapping-benefits");
+    let fk: BTreeSet<i64> = col(&tab["fk"], "pnr").into_iter().collect();
+    let ek: BTreeSet<i64> = col(&tab["ek"], "pnr").into_iter().collect();
+    let both = fk.intersection(&ek).count();
+    let overlapping = expected("overlapping-benefits", &tab)["ids"].len();
+    assert!(
+        both > overlapping + overlapping / 2,
+        "{both} in both, {overlapping} overlapping"
+    );
+}
+
+#[test]
+fn reference_is_answer_with_a_header() {
+    let dir = tempfile::tempdir().unwrap();
+    write_inputs("double-registration", 200, 8, dir.path()).unwrap();
+    let a = sqlite::reference("double-registration", "count", dir.path()).unwrap();
+    assert_eq!(a.columns, ["personer"]);
+    assert_eq!(a.rows, [["20"]]);
 }
 
 #[test]
 fn generated_non_take_up() {
-    let (dir, t) = generated("non-take-up", 2000, 3);
-    let tab = load(dir.path(), "non-take-up");
-    let mut income: BTreeMap<i64, i64> = BTreeMap::new();
-    for (p, v) in col(&tab["inkomst"], "pnr")
-        .into_iter()
-        .zip(col(&tab["inkomst"], "inkomst"))
-    {
-        *income.entry(p).or_default() += v;
-    }
-    let mut hh: BTreeMap<i64, (i64, i64)> = BTreeMap::new();
-    for (p, h) in col(&tab["hushall"], "pnr")
-        .into_iter()
-        .zip(col(&tab["hushall"], "hushall"))
-    {
-        if let Some(v) = income.get(&p) {
-            let e = hh.entry(h).or_default();
-            e.0 += 1;
-            e.1 += v;
-        }
-    }
-    let norm = |n: i64| match n {
-        1 => 150_000,
-        n => 240_000 + 60_000 * (n - 2),
-    };
-    let below: Vec<Vec<String>> = hh
-        .iter()
-        .filter(|(_, &(n, s))| s < norm(n))
-        .map(|(h, _)| vec![h.to_string()])
-        .collect();
-    assert!(
-        !below.is_empty() && below.len() < hh.len() / 2,
-        "{} of {}",
-        below.len(),
-        hh.len()
-    );
-    assert_eq!(sorted(run("non-take-up", "households", &t)), sorted(below));
+    let want = check_generated("non-take-up", 2000, 3);
+    // Some households but not all: about a quarter of ~950.
+    let n = want["households"].len();
+    assert!((100..400).contains(&n), "{n} households below the norm");
 }
 
 #[test]
 fn generated_double_registration_and_opt_out() {
-    let (dir, t) = generated("double-registration", 3000, 4);
-    let tab = load(dir.path(), "double-registration");
-    let a: BTreeSet<i64> = col(&tab["reg_a"], "pnr").into_iter().collect();
-    let b: BTreeSet<i64> = col(&tab["reg_b"], "pnr").into_iter().collect();
-    let n = a.intersection(&b).count();
-    assert_eq!(n, 300);
-    assert_eq!(
-        run("double-registration", "count", &t),
-        rows(&[&[&n.to_string()]])
-    );
-
-    let (dir, t) = generated("opt-out", 3000, 4);
-    let tab = load(dir.path(), "opt-out");
-    let out: BTreeSet<i64> = col(&tab["optout"], "pnr").into_iter().collect();
-    let h = &tab["holder"];
-    let drop: Vec<Vec<String>> = col(h, "rad")
-        .into_iter()
-        .zip(col(h, "pnr"))
-        .filter(|(_, p)| out.contains(p))
-        .map(|(r, _)| vec![r.to_string()])
-        .collect();
-    assert!(!drop.is_empty() && drop.len() < h.rows() / 5);
-    assert_eq!(sorted(run("opt-out", "rows", &t)), sorted(drop));
+    let want = check_generated("double-registration", 3000, 4);
+    assert_eq!(want["count"], [["300"]]);
+    let want = check_generated("opt-out", 3000, 4);
+    let n = want["rows"].len();
+    assert!((50..600).contains(&n), "{n} rows to drop");
 }
 
 #[test]
 fn generated_parallel_assistance() {
-    let (dir, t) = generated("parallel-assistance", 3000, 5);
-    let tab = load(dir.path(), "parallel-assistance");
-    let mut by: BTreeMap<(i64, i64), BTreeSet<usize>> = BTreeMap::new();
-    for k in 1..=3 {
-        let b = &tab[&format!("bistand_{k}")];
-        for (p, m) in col(b, "pnr").into_iter().zip(col(b, "manad")) {
-            by.entry((p, m)).or_default().insert(k);
-        }
-    }
-    let want: Vec<Vec<String>> = by
-        .iter()
-        .filter(|(_, s)| s.len() >= 2)
-        .map(|((p, m), s)| vec![format!("{p:012}"), m.to_string(), s.len().to_string()])
-        .collect();
-    assert!(want.len() > 10);
-    assert!(want.iter().any(|r| r[2] == "3"));
-    assert_eq!(
-        sorted(run("parallel-assistance", "months", &t)),
-        sorted(want)
-    );
+    let want = check_generated("parallel-assistance", 3000, 5);
+    let m = &want["months"];
+    assert!(m.len() > 10);
+    assert!(m.iter().any(|r| r[2] == "3"));
 }
 
 #[test]
 fn generated_quality_indicators() {
-    let (dir, t) = generated("quality-indicators", 5000, 6);
-    let tab = load(dir.path(), "quality-indicators");
-    let mut per: BTreeMap<i64, [i64; 3]> = BTreeMap::new();
-    for table in tab.values() {
-        for ((r, v), a) in col(table, "region")
-            .into_iter()
-            .zip(col(table, "vardtid"))
-            .zip(col(table, "aterinskriven"))
-        {
-            let e = per.entry(r).or_default();
-            e[0] += 1;
-            e[1] += v;
-            e[2] += a;
-        }
+    let want = check_generated("quality-indicators", 5000, 6);
+    assert_eq!(want["regions"].len(), 21);
+    let n = &want["national"][0];
+    assert_eq!(n[0], "5000");
+    let re: i64 = n[2].parse().unwrap();
+    assert!(re > 0 && re < 5000 / 4);
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig { cases: 24, ..Default::default() })]
+
+    /// Any analysis, size and seed: SQLite and the Rust computation agree.
+    #[test]
+    fn sqlite_agrees_with_rust_on_generated_data(which in 0usize..6, rows in 1usize..300, seed in proptest::prelude::any::<u64>()) {
+        let name = kuvert_examples::names()[which];
+        check_generated(name, rows.max(kuvert_examples::gen::min_rows(name)), seed);
     }
-    let want: Vec<Vec<String>> = per
-        .iter()
-        .map(|(r, x)| {
-            vec![
-                r.to_string(),
-                x[0].to_string(),
-                x[1].to_string(),
-                x[2].to_string(),
-            ]
-        })
-        .collect();
-    assert_eq!(want.len(), 21);
-    assert_eq!(run("quality-indicators", "regions", &t), want);
-    let total = per
-        .values()
-        .fold([0i64; 3], |a, x| [a[0] + x[0], a[1] + x[1], a[2] + x[2]]);
-    assert_eq!(total[0], 5000);
-    assert!(total[2] > 0 && total[2] < total[0] / 4);
-    assert_eq!(
-        run("quality-indicators", "national", &t),
-        vec![total.iter().map(|x| x.to_string()).collect::<Vec<_>>()]
-    );
 }

@@ -10,12 +10,15 @@ use kuvert_mpc::{AShare, MpcError};
 use kuvert_sql::{execute, prepare, Catalog, InputTable};
 use rand::{Rng, SeedableRng};
 
+/// (name, compact schema, columns)
+type Tables<'a> = Vec<(&'a str, &'a str, Vec<Vec<u64>>)>;
+
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     let what = args.get(1).map(String::as_str).unwrap_or("psi");
     let n: usize = args.get(2).and_then(|s| s.parse().ok()).unwrap_or(100_000);
     let mut rng = rand_chacha::ChaCha20Rng::seed_from_u64(1);
-    let (sql, tables): (&str, Vec<(&str, &str, Vec<Vec<u64>>)>) = match what {
+    let (sql, tables): (&str, Tables) = match what {
         "psi" => (
             "SELECT a.pnr FROM a WHERE a.pnr IN (SELECT pnr FROM b)",
             vec![

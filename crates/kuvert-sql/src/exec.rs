@@ -1081,8 +1081,12 @@ impl Exec<'_> {
             for o in order_by {
                 parts.extend(self.parts_of(fields[o.column].ty, &rel.cols[o.column], o.desc));
             }
-            for (c, f) in rel.cols.iter().zip(fields) {
-                parts.extend(self.parts_of(f.ty, c, false));
+            // Ties on the ORDER BY keys: ascending by the other columns, so
+            // which rows make the cut is well defined.
+            for (i, (c, f)) in rel.cols.iter().zip(fields).enumerate() {
+                if !order_by.iter().any(|o| o.column == i) {
+                    parts.extend(self.parts_of(f.ty, c, false));
+                }
             }
             let shp = shapes(&rel.cols);
             let mut payload = flatten(rel.cols);

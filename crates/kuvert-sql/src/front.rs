@@ -71,7 +71,22 @@ pub(crate) fn prepare_at(sql: &str, catalog: &Catalog, today: Date) -> Result<Qu
         }
     };
     let b = Binder::new(sql, catalog, today);
-    b.top_query(q)
+    b.top_query(q).map_err(|e| {
+        // sqlparser leaves a few spans empty; point at the statement then
+        // rather than nowhere.
+        if e.line == 0 {
+            SqlError {
+                message: e.message,
+                ..first_token(sql).unwrap_or(SqlError {
+                    message: String::new(),
+                    line: 1,
+                    column: 1,
+                })
+            }
+        } else {
+            e
+        }
+    })
 }
 
 // ---------------------------------------------------------------------------
@@ -144,7 +159,6 @@ fn pick(a: Span, b: Span) -> Span {
     }
 }
 
-
 /// Edit distance for "did you mean".
 fn distance(a: &str, b: &str) -> usize {
     let a: Vec<char> = a.to_lowercase().chars().collect();
@@ -186,6 +200,9 @@ struct ScopeCol {
     name: String,
     ty: ColumnType,
     nullable: bool,
+    /// The right-hand copy of a `USING` join column: reachable
+    /// only qualified, left out of `*` (as in SQLite).
+    hidden: bool,
 }
 
 type Scope = Vec<ScopeCol>;
@@ -198,6 +215,7 @@ fn scope_of(fields: &[Field], qual: Option<&str>) -> Scope {
             name: f.name.clone(),
             ty: f.ty,
             nullable: f.nullable,
+            hidden: false,
         })
         .collect()
 }
@@ -269,6 +287,8 @@ enum Ctx<'s> {
         group_tys: &'s [(ColumnType, bool)],
         aggs: &'s mut Vec<AggReq>,
         global: bool,
+        /// SELECT aliases that HAVING may name (as SQLite allows).
+        aliases: &'s [(String, &'s ast::Expr)],
     },
 }
 
@@ -410,6 +430,8 @@ struct Item<'q> {
     src: ItemSrc<'q>,
     /// Output name.
     name: String,
+    /// Whether the name is an `AS` alias.
+    alias: bool,
     /// The expression text as written (for ORDER BY matching).
     text: String,
     span: Span,
@@ -845,7 +867,7 @@ impl<'a> Binder<'a> {
     // -----------------------------------------------------------------------
     // FROM
 
-    fn table_factor(&self, t: &ast::TableFactor) -> Result<Rel> {
+    fn table_factor(&self, t: &ast::TableFactor, at: Span) -> Result<Rel> {
         match t {
             ast::TableFactor::Table {
                 name,
@@ -857,7 +879,7 @@ impl<'a> Binder<'a> {
                 partitions,
                 ..
             } => {
-                let span = name.span();
+                let span = pick(pick(name.span(), t.span()), at);
                 if args.is_some()
                     || !with_hints.is_empty()
                     || version.is_some()
@@ -918,7 +940,7 @@ impl<'a> Binder<'a> {
             } => {
                 if *lateral {
                     return Err(err_at(
-                        subquery.span(),
+                        pick(subquery.span(), at),
                         "LATERAL subqueries are not supported",
                     ));
                 }
@@ -937,11 +959,11 @@ impl<'a> Binder<'a> {
                 })
             }
             ast::TableFactor::NestedJoin { .. } => Err(err_at(
-                t.span(),
+                pick(t.span(), at),
                 "parenthesised joins are not supported; write the joins one after the other",
             )),
             other => Err(err_at(
-                other.span(),
+                pick(other.span(), at),
                 "only tables and subqueries (with an alias) may appear in FROM",
             )),
         }
@@ -962,17 +984,18 @@ impl<'a> Binder<'a> {
         &self,
         from: &'q [ast::TableWithJoins],
         at: Span,
-    ) -> Result<(Vec<Rel>, Vec<&'q ast::Expr>)> {
+    ) -> Result<(Vec<Rel>, Vec<&'q ast::Expr>, Vec<Expr>)> {
         if from.is_empty() {
             return Err(err_at(
                 at,
                 "SELECT without FROM is not supported; every query reads a contributed table",
             ));
         }
-        let mut rels = Vec::new();
+        let mut rels: Vec<Rel> = Vec::new();
         let mut ons = Vec::new();
+        let mut using = Vec::new();
         for twj in from {
-            rels.push(self.table_factor(&twj.relation)?);
+            rels.push(self.table_factor(&twj.relation, at)?);
             for j in &twj.joins {
                 let jspan = pick(j.relation.span(), at);
                 use ast::JoinOperator as J;
@@ -993,26 +1016,100 @@ impl<'a> Binder<'a> {
                         ))
                     }
                 };
-                rels.push(self.table_factor(&j.relation)?);
+                rels.push(self.table_factor(&j.relation, jspan)?);
                 match constraint {
                     None | Some(ast::JoinConstraint::None) => {}
                     Some(ast::JoinConstraint::On(e)) => ons.push(e),
-                    Some(ast::JoinConstraint::Using(_)) => {
-                        return Err(err_at(
-                            jspan,
-                            "JOIN ... USING is not supported; write JOIN ... ON a.col = b.col",
-                        ))
+                    Some(ast::JoinConstraint::Using(cols)) => {
+                        let mut names = Vec::new();
+                        for c in cols {
+                            let cspan = pick(c.span(), jspan);
+                            match c.0.as_slice() {
+                                [p] if p.as_ident().is_some() => names.push((
+                                    p.as_ident().map(|i| i.value.clone()).unwrap_or_default(),
+                                    cspan,
+                                )),
+                                _ => return Err(err_at(cspan, "USING takes plain column names")),
+                            }
+                        }
+                        using.extend(self.using(&mut rels, &names)?);
                     }
                     Some(ast::JoinConstraint::Natural) => {
+                        // Joining on every shared name silently changes
+                        // meaning when a schema gains a column: name them.
                         return Err(err_at(
                             jspan,
-                            "NATURAL JOIN is not supported; write JOIN ... ON a.col = b.col",
-                        ))
+                            "NATURAL JOIN is not supported (it joins on every column name the tables share); name the key columns with JOIN ... USING (col, ...) or JOIN ... ON",
+                        ));
                     }
                 }
             }
         }
-        Ok((rels, ons))
+        Ok((rels, ons, using))
+    }
+
+    /// `JOIN last USING (names)`: equalities between the column of that
+    /// name in the relations before (it must be unique there) and in the
+    /// last relation, over the concatenated columns. The last relation's
+    /// copies become hidden.
+    fn using(&self, rels: &mut [Rel], names: &[(String, Span)]) -> Result<Vec<Expr>> {
+        let Some((right, left)) = rels.split_last_mut() else {
+            return Ok(Vec::new());
+        };
+        let offset: usize = left.iter().map(|r| r.scope.len()).sum();
+        let mut out = Vec::new();
+        for (name, span) in names {
+            let mut hits = Vec::new();
+            let mut base = 0;
+            for r in left.iter() {
+                for (i, c) in r.scope.iter().enumerate() {
+                    if !c.hidden && eq_name(&c.name, name) {
+                        hits.push((base + i, c.ty));
+                    }
+                }
+                base += r.scope.len();
+            }
+            let (l, lty) = match hits.as_slice() {
+                [one] => *one,
+                [] => {
+                    return Err(err_at(
+                        *span,
+                        format!("USING ({name}): no table on the left has a column {name}; write JOIN ... ON"),
+                    ))
+                }
+                _ => {
+                    return Err(err_at(
+                        *span,
+                        format!("USING ({name}): several tables on the left have a column {name}; write JOIN ... ON with the one you mean"),
+                    ))
+                }
+            };
+            let Some(r) = right
+                .scope
+                .iter()
+                .position(|c| !c.hidden && eq_name(&c.name, name))
+            else {
+                return Err(err_at(
+                    *span,
+                    format!(
+                        "USING ({name}): the joined table has no column {name}; write JOIN ... ON"
+                    ),
+                ));
+            };
+            if right.scope[r].ty != lty {
+                return Err(err_at(
+                    *span,
+                    format!("USING ({name}): the column is {lty} on the left and {} on the right; the types must agree", right.scope[r].ty),
+                ));
+            }
+            right.scope[r].hidden = true;
+            out.push(Expr::Binary {
+                op: BinOp::Eq,
+                left: Box::new(Expr::Column(l)),
+                right: Box::new(Expr::Column(offset + r)),
+            });
+        }
+        Ok(out)
     }
 
     /// Left-deep joins of `rels` with the pooled conjuncts `conjs` (bound
@@ -1126,7 +1223,7 @@ impl<'a> Binder<'a> {
     fn select(&self, s: &ast::Select) -> Result<BoundQuery> {
         self.check_select_clauses(s)?;
         let at = s.select_token.0.span;
-        let (rels, ons) = self.relations(&s.from, at)?;
+        let (rels, ons, using) = self.relations(&s.from, at)?;
         let mut scope: Scope = Vec::new();
         for r in &rels {
             scope.extend(r.scope.iter().cloned());
@@ -1140,7 +1237,7 @@ impl<'a> Binder<'a> {
         if let Some(w) = &s.selection {
             split_and(w, &mut conj_ast);
         }
-        let mut conjs = Vec::new();
+        let mut conjs = using;
         let mut subs = Vec::new();
         for (k, c) in conj_ast.into_iter().enumerate() {
             if k >= n_on && is_subquery_conjunct(c) {
@@ -1235,6 +1332,7 @@ impl<'a> Binder<'a> {
                     items.push(Item {
                         src: ItemSrc::Ast(e),
                         name,
+                        alias: false,
                         text,
                         span: self.span_of(e),
                     });
@@ -1242,15 +1340,17 @@ impl<'a> Binder<'a> {
                 ast::SelectItem::ExprWithAlias { expr, alias } => items.push(Item {
                     src: ItemSrc::Ast(expr),
                     name: alias.value.clone(),
+                    alias: true,
                     text: self.text_of(expr),
                     span: self.span_of(expr),
                 }),
                 ast::SelectItem::Wildcard(opts) => {
                     check_wildcard_opts(opts)?;
-                    for (i, c) in scope.iter().enumerate() {
+                    for (i, c) in scope.iter().enumerate().filter(|(_, c)| !c.hidden) {
                         items.push(Item {
                             src: ItemSrc::Col(i),
                             name: c.name.clone(),
+                            alias: false,
                             text: c.name.clone(),
                             span: opts.wildcard_token.0.span,
                         });
@@ -1273,6 +1373,7 @@ impl<'a> Binder<'a> {
                             items.push(Item {
                                 src: ItemSrc::Col(i),
                                 name: c.name.clone(),
+                                alias: false,
                                 text: c.name.clone(),
                                 span,
                             });
@@ -1317,7 +1418,10 @@ impl<'a> Binder<'a> {
             .enumerate()
             .filter(|(_, c)| {
                 eq_name(&c.name, &name.value)
-                    && qual.is_none_or(|q| c.qual.as_deref().is_some_and(|x| eq_name(x, &q.value)))
+                    && match qual {
+                        None => !c.hidden,
+                        Some(q) => c.qual.as_deref().is_some_and(|x| eq_name(x, &q.value)),
+                    }
             })
             .map(|(i, _)| i)
             .collect();
@@ -1431,6 +1535,7 @@ impl<'a> Binder<'a> {
                     group_tys: &group_tys,
                     aggs: &mut aggs,
                     global,
+                    aliases: &[],
                 };
                 match it.src {
                     ItemSrc::Ast(e) => self.value(e, &mut ctx)?,
@@ -1454,12 +1559,20 @@ impl<'a> Binder<'a> {
         let having = match having {
             None => None,
             Some(h) => {
+                let aliases: Vec<(String, &ast::Expr)> = items
+                    .iter()
+                    .filter_map(|it| match it.src {
+                        ItemSrc::Ast(e) if it.alias => Some((it.name.clone(), e)),
+                        _ => None,
+                    })
+                    .collect();
                 let mut ctx = Ctx::Agg {
                     scope,
                     groups: &groups,
                     group_tys: &group_tys,
                     aggs: &mut aggs,
                     global,
+                    aliases: &aliases,
                 };
                 Some(self.condition(h, &mut ctx)?)
             }
@@ -1764,13 +1877,8 @@ impl<'a> Binder<'a> {
             }
             _ => None,
         };
-        let (mut build, build_scope, mut on, residual, y): (
-            Plan,
-            Option<Scope>,
-            _,
-            _,
-            Option<Bound>,
-        ) = if let Some(s) = simple {
+        let (mut build, mut on, residual, y): (Plan, _, _, Option<Bound>) = if let Some(s) = simple
+        {
             self.check_query_clauses(sub)?;
             if sub.order_by.is_some() || sub.limit_clause.is_some() {
                 return Err(err_at(
@@ -1779,7 +1887,7 @@ impl<'a> Binder<'a> {
                 ));
             }
             self.check_select_clauses(s)?;
-            let (rels, ons) = self.relations(&s.from, s.select_token.0.span)?;
+            let (rels, ons, using) = self.relations(&s.from, s.select_token.0.span)?;
             let mut inner: Scope = Vec::new();
             for r in &rels {
                 inner.extend(r.scope.iter().cloned());
@@ -1791,7 +1899,7 @@ impl<'a> Binder<'a> {
             if let Some(w) = &s.selection {
                 split_and(w, &mut conj_ast);
             }
-            let mut inner_conjs = Vec::new();
+            let mut inner_conjs = using;
             let mut on = Vec::new();
             let mut residual = Vec::new();
             for c in conj_ast {
@@ -1863,7 +1971,7 @@ impl<'a> Binder<'a> {
                     })
                 }
             };
-            (build, Some(inner), on, and_all(residual), y)
+            (build, on, and_all(residual), y)
         } else {
             let b = self.sub_query(sub)?;
             let f = b.plan.fields();
@@ -1894,9 +2002,8 @@ impl<'a> Binder<'a> {
                     plan = *input;
                 }
             }
-            (plan, None, Vec::new(), None, y)
+            (plan, Vec::new(), None, y)
         };
-        let _ = build_scope;
         let mut probe = probe;
         let mut drop_extra = false;
         if let (Some(x_ast), Some(y)) = (in_expr, y) {
@@ -1921,9 +2028,6 @@ impl<'a> Binder<'a> {
                         x.ty, y.ty
                     ),
                 ));
-            }
-            if x.ty == ColumnType::Text {
-                // Text equality is fine.
             }
             let ycol = match y.expr {
                 Expr::Column(j) => j,
@@ -2132,6 +2236,42 @@ impl<'a> Binder<'a> {
     fn bind(&self, e: &ast::Expr, ctx: &mut Ctx<'_>) -> Result<Val> {
         use ast::Expr as E;
         let span = self.span_of(e);
+        // HAVING may name a SELECT alias that is no column (SQLite does).
+        if let E::Identifier(id) = e {
+            let alias = match &*ctx {
+                Ctx::Agg { scope, aliases, .. }
+                    if matches!(self.lookup(e, scope), Some(Ok(None))) =>
+                {
+                    aliases
+                        .iter()
+                        .find(|(n, _)| eq_name(n, &id.value))
+                        .map(|(_, a)| *a)
+                }
+                _ => None,
+            };
+            if let (
+                Some(a),
+                Ctx::Agg {
+                    scope,
+                    groups,
+                    group_tys,
+                    aggs,
+                    global,
+                    ..
+                },
+            ) = (alias, &mut *ctx)
+            {
+                let mut inner = Ctx::Agg {
+                    scope,
+                    groups,
+                    group_tys,
+                    aggs,
+                    global: *global,
+                    aliases: &[],
+                };
+                return self.bind(a, &mut inner);
+            }
+        }
         // Above an aggregate, a sub-expression equal to a GROUP BY
         // expression is that group column.
         if let Ctx::Agg {
@@ -2147,8 +2287,16 @@ impl<'a> Binder<'a> {
                     outer: None,
                     clause: "GROUP BY",
                 };
-                let v = self.bind(e, &mut row)?;
-                if let Val::Typed { expr, .. } = &v {
+                // If it does not bind as a row expression (it may name a
+                // HAVING alias inside), bind its parts one by one below.
+                let v = match self.bind(e, &mut row) {
+                    Ok(v) => Some(v),
+                    Err(err) if matches!(e, E::Identifier(_) | E::CompoundIdentifier(_)) => {
+                        return Err(err)
+                    }
+                    Err(_) => None,
+                };
+                if let Some(Val::Typed { expr, .. }) = &v {
                     if let Some(k) = groups.iter().position(|g| g == expr) {
                         return Ok(Val::Typed {
                             expr: Expr::Column(k),
@@ -2225,19 +2373,8 @@ impl<'a> Binder<'a> {
                 low,
                 high,
             } => {
-                let lo = E::BinaryOp {
-                    left: expr.clone(),
-                    op: ast::BinaryOperator::GtEq,
-                    right: low.clone(),
-                };
-                let hi = E::BinaryOp {
-                    left: expr.clone(),
-                    op: ast::BinaryOperator::LtEq,
-                    right: high.clone(),
-                };
                 let a = self.binary(expr, &ast::BinaryOperator::GtEq, low, span, ctx)?;
                 let b = self.binary(expr, &ast::BinaryOperator::LtEq, high, span, ctx)?;
-                let _ = (lo, hi);
                 let (a, b) = (self.default_type(a)?, self.default_type(b)?);
                 let both = Expr::Binary {
                     op: BinOp::And,

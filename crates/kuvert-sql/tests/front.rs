@@ -509,6 +509,20 @@ fn correlated_in_and_uncorrelated_exists() {
 }
 
 #[test]
+fn using_is_an_equi_join_and_hides_the_right_copy() {
+    shape(
+        "SELECT * FROM t1 JOIN t2 USING (k, p)",
+        "
+        Project #0 AS k, #1 AS g, #2 AS v, #3 AS d, #4 AS b, #5 AS p, #6 AS s, #9 AS d, #10 AS w, #11 AS s
+          Join on=[(0, 0), (5, 1)]
+            Scan t1
+            Scan t2
+        => k:int, g:int, v:int, d:date, b:bool, p:idnr, s:text, d:date, w:int, s:text
+        ",
+    );
+}
+
+#[test]
 fn same_aggregate_twice_is_computed_once_and_aliases_name_it() {
     shape(
         "SELECT g AS grupp, SUM(v) AS a, SUM(v) AS b, sum(v) FROM t1 GROUP BY g",
@@ -535,6 +549,28 @@ fn group_by_position_and_alias() {
     assert_eq!(
         render(&a),
         "Aggregate group=[0] [COUNT(*) AS COUNT(*)]\n  Project (#1 + 1) AS h\n    Scan t1\n=> h:int, COUNT(*):int"
+    );
+}
+
+#[test]
+fn having_may_name_a_select_alias() {
+    let a = prepare(
+        "SELECT g, COUNT(DISTINCT v) AS n FROM t1 GROUP BY g HAVING n >= 2",
+        &catalog(),
+    )
+    .unwrap();
+    let b = prepare(
+        "SELECT g, COUNT(DISTINCT v) AS n FROM t1 GROUP BY g HAVING COUNT(DISTINCT v) >= 2",
+        &catalog(),
+    )
+    .unwrap();
+    assert_eq!(a, b);
+    // A column of that name wins (as in SQLite), and is not grouped.
+    error(
+        "SELECT g, SUM(v) AS v FROM t1 GROUP BY g HAVING v > 1",
+        1,
+        49,
+        "column v is neither in GROUP BY",
     );
 }
 
@@ -761,10 +797,28 @@ fn subqueries_only_as_conjuncts() {
 #[test]
 fn unsupported_sql_says_what_to_write() {
     error(
-        "SELECT k FROM t1 JOIN t2 USING (k)",
+        "SELECT k FROM t1 a JOIN t2 b USING (k) JOIN t3 USING (p)",
         1,
-        23,
-        "write JOIN ... ON",
+        55,
+        "several tables on the left have a column p",
+    );
+    error(
+        "SELECT k FROM t1 JOIN t3 USING (k)",
+        1,
+        33,
+        "the joined table has no column k",
+    );
+    error(
+        "SELECT k FROM t1 NATURAL JOIN t2",
+        1,
+        31,
+        "NATURAL JOIN is not supported",
+    );
+    error(
+        "SELECT k FROM t1 JOIN t3 USING (n)",
+        1,
+        33,
+        "no table on the left has a column n",
     );
     error(
         "SELECT v / 2 FROM t1",
@@ -827,4 +881,342 @@ fn unsupported_sql_says_what_to_write() {
         27,
         "ORDER BY position 2 is out of range",
     );
+}
+
+// ---------------------------------------------------------------------------
+// Robustness: mutated queries never panic the front end, and whatever it
+// plans is a well-typed plan that the plaintext evaluator can run.
+
+mod mutated {
+    use super::*;
+    use kuvert_data::{read_csv, CsvOptions, Date, Table};
+    use kuvert_sql::plan::Field;
+    use proptest::prelude::*;
+    use std::collections::BTreeMap;
+
+    const BASES: &[&str] = &[
+        "SELECT COUNT(DISTINCT f.pnr) AS personer, SUM(f.belopp) AS fk_belopp FROM fk f WHERE EXISTS (SELECT 1 FROM ek e WHERE e.pnr = f.pnr AND e.fran <= f.till AND f.fran <= e.till)",
+        "SELECT h.hushall FROM (SELECT m.hushall AS hushall, COUNT(*) AS personer, SUM(i.belopp) AS inkomst FROM hushall m JOIN (SELECT pnr, SUM(inkomst) AS belopp FROM inkomst GROUP BY pnr) i ON m.pnr = i.pnr GROUP BY m.hushall) h WHERE h.inkomst < CASE WHEN h.personer = 1 THEN 150000 ELSE 240000 + 60000 * (h.personer - 2) END",
+        "SELECT pnr, manad, COUNT(DISTINCT kommun) AS kommuner FROM (SELECT pnr, manad, 1 AS kommun FROM bistand_1 UNION ALL SELECT pnr, manad, 2 FROM bistand_2) b GROUP BY pnr, manad HAVING COUNT(DISTINCT kommun) >= 2",
+        "SELECT a.k, b.w, v + 1 FROM t1 a, t2 b WHERE a.p = b.p AND a.v < b.w AND NOT a.b ORDER BY 2 DESC, a.k LIMIT 4",
+        "SELECT g, SUM(v) AS s, MIN(d), MAX(p) FROM t1 WHERE k IN (SELECT w FROM t2) AND s IN ('a', 'b') GROUP BY g HAVING COUNT(*) > 1",
+        "SELECT DISTINCT k, CASE WHEN b THEN d ELSE '2024-01-02' END FROM t1 WHERE NOT EXISTS (SELECT 1 FROM t3 c WHERE c.p = t1.p AND c.n > t1.v) UNION SELECT k, d FROM t2",
+    ];
+
+    /// Replacement words: names (right and wrong), literals of every type,
+    /// operators, keywords.
+    const WORDS: &[&str] = &[
+        "k",
+        "v",
+        "g",
+        "d",
+        "b",
+        "s",
+        "p",
+        "a.k",
+        "f.pnr",
+        "e.fran",
+        "h.personer",
+        "pnr",
+        "belopp",
+        "w",
+        "x",
+        "1",
+        "0",
+        "-2",
+        "'2024-01-01'",
+        "'198112289874'",
+        "'a'",
+        "'Å'",
+        "TRUE",
+        "NULL",
+        "=",
+        "<>",
+        "<",
+        ">=",
+        "+",
+        "-",
+        "*",
+        "/",
+        "AND",
+        "OR",
+        "NOT",
+        "IN",
+        "(",
+        ")",
+        ",",
+        "*",
+        "COUNT(*)",
+        "SUM(v)",
+        "MIN(d)",
+        "AVG(v)",
+        "SELECT",
+        "FROM",
+        "WHERE",
+        "GROUP",
+        "BY",
+        "HAVING",
+        "DISTINCT",
+        "UNION",
+        "ALL",
+        "JOIN",
+        "ON",
+        "CASE",
+        "WHEN",
+        "THEN",
+        "ELSE",
+        "END",
+        "EXISTS",
+        "ORDER",
+        "LIMIT",
+        "AS",
+        "t1",
+        "t2",
+        "ek",
+    ];
+
+    /// Edits on the whitespace-separated words of a query.
+    #[derive(Debug, Clone)]
+    enum Edit {
+        Delete(usize),
+        Replace(usize, usize),
+        Insert(usize, usize),
+        Swap(usize, usize),
+    }
+
+    fn edit() -> impl Strategy<Value = Edit> {
+        prop_oneof![
+            any::<usize>().prop_map(Edit::Delete),
+            (any::<usize>(), 0..WORDS.len()).prop_map(|(a, w)| Edit::Replace(a, w)),
+            (any::<usize>(), 0..WORDS.len()).prop_map(|(a, w)| Edit::Insert(a, w)),
+            (any::<usize>(), any::<usize>()).prop_map(|(a, b)| Edit::Swap(a, b)),
+        ]
+    }
+
+    fn apply(base: &str, edits: &[Edit]) -> String {
+        let mut w: Vec<&str> = base.split(' ').collect();
+        for e in edits {
+            let n = w.len().max(1);
+            match *e {
+                Edit::Delete(a) if !w.is_empty() => {
+                    w.remove(a % n);
+                }
+                Edit::Replace(a, t) if !w.is_empty() => w[a % n] = WORDS[t],
+                Edit::Insert(a, t) => w.insert(a % (w.len() + 1), WORDS[t]),
+                Edit::Swap(a, b) if !w.is_empty() => w.swap(a % n, b % n),
+                _ => {}
+            }
+        }
+        w.join(" ")
+    }
+
+    fn tables() -> BTreeMap<String, Table> {
+        let cat = catalog();
+        let opts = CsvOptions {
+            delimiter: b',',
+            today: Date {
+                year: 2026,
+                month: 11,
+                day: 23,
+            },
+        };
+        let mut out = BTreeMap::new();
+        for (name, schema) in &cat.tables {
+            let mut csv = schema
+                .columns()
+                .iter()
+                .map(|c| c.name.clone())
+                .collect::<Vec<_>>()
+                .join(",");
+            csv.push('\n');
+            for r in 0..4 {
+                let cells: Vec<String> = schema
+                    .columns()
+                    .iter()
+                    .map(|c| match c.ty {
+                        ColumnType::Int => (r % 3).to_string(),
+                        ColumnType::Bool => (r % 2 == 0).to_string(),
+                        ColumnType::Date => format!("2024-01-0{}", r + 1),
+                        ColumnType::Idnr => ["198112289874", "191212121212"][r % 2].to_string(),
+                        ColumnType::Text => ["a", "b"][r % 2].to_string(),
+                    })
+                    .collect();
+                csv.push_str(&cells.join(","));
+                csv.push('\n');
+            }
+            let t = read_csv(csv.as_bytes(), name, schema, &opts).unwrap();
+            out.insert(name.clone(), t);
+        }
+        out
+    }
+
+    fn check_expr(e: &Expr, f: &[Field]) -> Result<ColumnType, String> {
+        Ok(match e {
+            Expr::Column(i) => f.get(*i).ok_or(format!("column #{i} of {}", f.len()))?.ty,
+            Expr::Const(c) => {
+                if c.words.len() != c.ty.words() {
+                    return Err(format!("constant of {} with {} words", c.ty, c.words.len()));
+                }
+                c.ty
+            }
+            Expr::Binary { op, left, right } => {
+                let (l, r) = (check_expr(left, f)?, check_expr(right, f)?);
+                if l != r {
+                    return Err(format!("{op:?} of {l} and {r}"));
+                }
+                match op {
+                    BinOp::Add | BinOp::Sub | BinOp::Mul if l == ColumnType::Int => ColumnType::Int,
+                    BinOp::And | BinOp::Or if l == ColumnType::Bool => ColumnType::Bool,
+                    BinOp::Eq | BinOp::Ne => ColumnType::Bool,
+                    BinOp::Lt | BinOp::Le | BinOp::Gt | BinOp::Ge if l != ColumnType::Text => {
+                        ColumnType::Bool
+                    }
+                    _ => return Err(format!("{op:?} of {l}")),
+                }
+            }
+            Expr::Not(x) => match check_expr(x, f)? {
+                ColumnType::Bool => ColumnType::Bool,
+                t => return Err(format!("NOT of {t}")),
+            },
+            Expr::Neg(x) => match check_expr(x, f)? {
+                ColumnType::Int => ColumnType::Int,
+                t => return Err(format!("- of {t}")),
+            },
+            Expr::Case { whens, otherwise } => {
+                let t = check_expr(otherwise, f)?;
+                for (c, v) in whens {
+                    if check_expr(c, f)? != ColumnType::Bool || check_expr(v, f)? != t {
+                        return Err("ill-typed CASE".into());
+                    }
+                }
+                t
+            }
+            Expr::InList { expr, list, .. } => {
+                let t = check_expr(expr, f)?;
+                if list.iter().any(|c| c.ty != t) {
+                    return Err("IN list of another type".into());
+                }
+                ColumnType::Bool
+            }
+        })
+    }
+
+    fn check_plan(p: &Plan) -> Result<Vec<Field>, String> {
+        let bool_over = |e: &Expr, f: &[Field]| match check_expr(e, f)? {
+            ColumnType::Bool => Ok(()),
+            t => Err(format!("condition of type {t}")),
+        };
+        let keys = |on: &[(usize, usize)], l: &[Field], r: &[Field]| {
+            for &(a, b) in on {
+                match (l.get(a), r.get(b)) {
+                    (Some(x), Some(y)) if x.ty == y.ty => {}
+                    _ => return Err(format!("bad key pair ({a}, {b})")),
+                }
+            }
+            Ok(())
+        };
+        match p {
+            Plan::Scan { .. } => {}
+            Plan::Filter { input, predicate } => bool_over(predicate, &check_plan(input)?)?,
+            Plan::Project { input, exprs } => {
+                let f = check_plan(input)?;
+                for (e, _) in exprs {
+                    check_expr(e, &f)?;
+                }
+            }
+            Plan::UnionAll { inputs } => {
+                let first: Vec<ColumnType> = check_plan(&inputs[0])?.iter().map(|f| f.ty).collect();
+                for i in inputs {
+                    let t: Vec<ColumnType> = check_plan(i)?.iter().map(|f| f.ty).collect();
+                    if t != first {
+                        return Err("UNION branches differ".into());
+                    }
+                }
+            }
+            Plan::Join {
+                left,
+                right,
+                on,
+                residual,
+            }
+            | Plan::SemiJoin {
+                probe: left,
+                build: right,
+                on,
+                residual,
+                ..
+            } => {
+                let (l, r) = (check_plan(left)?, check_plan(right)?);
+                keys(on, &l, &r)?;
+                let mut both = l;
+                both.extend(r);
+                if let Some(e) = residual {
+                    bool_over(e, &both)?;
+                }
+            }
+            Plan::Aggregate {
+                input,
+                group_by,
+                aggs,
+            } => {
+                let f = check_plan(input)?;
+                if group_by.iter().any(|&g| g >= f.len()) {
+                    return Err("group column out of range".into());
+                }
+                for a in aggs {
+                    let t = match a.arg {
+                        None if a.func == AggFunc::Count => continue,
+                        None => return Err(format!("{:?} without argument", a.func)),
+                        Some(i) => f.get(i).ok_or("aggregate argument out of range")?.ty,
+                    };
+                    let ok = match a.func {
+                        AggFunc::Count | AggFunc::CountDistinct => true,
+                        AggFunc::Sum => t == ColumnType::Int,
+                        AggFunc::Min | AggFunc::Max => t != ColumnType::Text,
+                    };
+                    if !ok {
+                        return Err(format!("{:?} of {t}", a.func));
+                    }
+                }
+            }
+        }
+        Ok(p.fields())
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 1000, ..ProptestConfig::default() })]
+
+        #[test]
+        fn never_panics_and_plans_are_well_typed(
+            base in 0..BASES.len(),
+            edits in prop::collection::vec(edit(), 1..3),
+        ) {
+            let sql = apply(BASES[base], &edits);
+            let planned = prepare(&sql, &catalog());
+            if let Err(e) = &planned {
+                // Every error points somewhere in the SQL.
+                prop_assert!(e.line >= 1 && e.column >= 1, "{}: {:?}", sql, e);
+                let lines: Vec<&str> = sql.split('\n').collect();
+                prop_assert!(e.line as usize <= lines.len(), "{}: {:?}", sql, e);
+            }
+            if let Ok(q) = planned {
+                let f = check_plan(&q.root).map_err(|e| TestCaseError::fail(format!("{sql}: {e}")))?;
+                prop_assert!(q.order_by.iter().all(|k| k.column < f.len()), "{}", sql);
+                let rows = kuvert_sql::plain::evaluate(&q, &tables())
+                    .map_err(|e| TestCaseError::fail(format!("{sql}: {e}")))?;
+                for r in &rows {
+                    prop_assert_eq!(r.len(), f.len());
+                    kuvert_sql::plain::format_row(&f, r);
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn the_bases_plan() {
+        for b in BASES {
+            let q = prepare(b, &catalog()).unwrap_or_else(|e| panic!("{b}: {e}"));
+            check_plan(&q.root).unwrap();
+        }
+    }
 }
