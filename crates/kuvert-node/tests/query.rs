@@ -105,10 +105,7 @@ fn a_query_runs_on_every_node_and_the_recipient_reconstructs_it() {
         "kind,s,n\nbostadsbidrag,-4,2\nförsörjningsstöd,120,2\n"
     );
     assert_eq!(
-        reconstruct(&decode(true))
-            .unwrap()
-            .to_csv_string()
-            .unwrap(),
+        reconstruct(&decode(true)).unwrap().to_csv_string().unwrap(),
         "n\n4\n"
     );
     for (i, o) in out.iter().enumerate() {
