@@ -263,3 +263,83 @@ fn explain_prints_plan_costs_and_leakage_without_nodes() {
         .unwrap();
     assert!(stdout(&o).contains("LEAKAGE"));
 }
+
+/// Ctrl-C in the middle of a query: exit status 130, the three node
+/// processes gone and the temporary directory (keys, shares) deleted.
+#[cfg(target_os = "linux")]
+#[test]
+fn ctrl_c_stops_the_nodes_and_deletes_their_files() {
+    use std::time::{Duration, Instant};
+    let d = tempfile::tempdir().unwrap();
+    let dir = d.path();
+    let tmp = dir.join("tmp");
+    std::fs::create_dir_all(&tmp).unwrap();
+    // A join big enough to run for a few seconds.
+    let mut csv = String::from("k,v\n");
+    for i in 0..40_000u64 {
+        csv.push_str(&format!("{},{}\n", i * 7 % 40_000, i));
+    }
+    std::fs::write(dir.join("t.csv"), &csv).unwrap();
+    std::fs::write(dir.join("u.csv"), &csv).unwrap();
+    let mut child = Command::new(KUVERT)
+        .args([
+            "run",
+            "--table",
+            "t=t.csv",
+            "--table",
+            "u=u.csv",
+            "--sql",
+            "SELECT t.k, SUM(u.v) AS s FROM t JOIN u ON t.k = u.k GROUP BY t.k",
+        ])
+        .current_dir(dir)
+        .env("TMPDIR", &tmp)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Wait until the nodes are computing (a node logged the job's start).
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let run_dir = loop {
+        let started = std::fs::read_dir(&tmp).unwrap().flatten().find(|e| {
+            std::fs::read_to_string(e.path().join("node0.log"))
+                .map(|l| l.contains("job started"))
+                .unwrap_or(false)
+        });
+        if let Some(e) = started {
+            break e.path();
+        }
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "kuvert run ended early"
+        );
+        assert!(Instant::now() < deadline, "the job never started");
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let killed = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    let out = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(130), "{err}");
+    assert!(err.contains("interrupted"), "{err}");
+    assert!(!run_dir.exists(), "{} was left behind", run_dir.display());
+    // No process still runs with a config from that directory.
+    let needle = run_dir.display().to_string();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let alive: Vec<String> = std::fs::read_dir("/proc")
+            .unwrap()
+            .flatten()
+            .filter_map(|p| std::fs::read(p.path().join("cmdline")).ok())
+            .map(|c| String::from_utf8_lossy(&c).replace('\0', " "))
+            .filter(|c| c.contains(&needle))
+            .collect();
+        if alive.is_empty() {
+            break;
+        }
+        assert!(Instant::now() < deadline, "still running: {alive:?}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
