@@ -757,6 +757,43 @@ mod tests {
     }
 
     proptest! {
+        #![proptest_config(ProptestConfig::with_cases(256))]
+        /// What a node sends is untrusted: damaged encodings (bytes
+        /// flipped, cut or appended) are refused or decode to something
+        /// that reconstruction refuses or accepts, never a panic.
+        #[test]
+        fn damaged_result_shares_never_panic(
+            flips in proptest::collection::vec((any::<usize>(), any::<u8>()), 0..6),
+            cut in any::<usize>(),
+            tail in proptest::collection::vec(any::<u8>(), 0..24),
+            seed in any::<u64>(),
+        ) {
+            let (fields, planes) = example();
+            let order = [OrderKey { column: 4, desc: true }];
+            let s = share(&fields, &order, Some(3), &planes, seed);
+            let mut decoded = Vec::new();
+            for (i, x) in s.iter().enumerate() {
+                let mut b = x.to_bytes();
+                if i == 1 {
+                    for (at, v) in &flips {
+                        let n = b.len();
+                        b[at % n] ^= v;
+                    }
+                    b.truncate(b.len() - cut % 4.min(b.len()));
+                    b.extend(&tail);
+                }
+                if let Ok(d) = ResultShares::from_bytes(&b, &i.to_string()) {
+                    decoded.push(d);
+                }
+            }
+            let _ = reconstruct(&decoded);
+            if let Ok(t) = reconstruct(&decoded) {
+                let _ = t.to_csv_string();
+            }
+        }
+    }
+
+    proptest! {
         #![proptest_config(ProptestConfig::with_cases(64))]
         /// Against an independent oracle: keep the valid rows and sort the
         /// (i64, i64) tuples with Rust's tuple order (ORDER BY b DESC is
