@@ -20,6 +20,10 @@ pub struct NodeArgs {
     /// The node's configuration (see docs/deployment.md for every key).
     #[arg(long)]
     config: PathBuf,
+    /// Exit when standard input closes: `kuvert run` starts its local nodes
+    /// with this, so that they end with it even if it is killed outright.
+    #[arg(long, hide = true)]
+    exit_with_parent: bool,
 }
 
 /// Who the client is and where the nodes are.
@@ -111,6 +115,13 @@ pub struct FetchArgs {
 pub fn node(args: NodeArgs) -> anyhow::Result<ExitCode> {
     init_logging();
     let cfg = NodeConfig::load(&args.config).map_err(|e| anyhow!(e))?;
+    if args.exit_with_parent {
+        std::thread::spawn(|| {
+            let _ = std::io::copy(&mut std::io::stdin().lock(), &mut std::io::sink());
+            eprintln!("standard input closed: the starting process is gone; exiting");
+            std::process::exit(0);
+        });
+    }
     let node = kuvert_node::server::Node::new(cfg).map_err(|e| anyhow!(e))?;
     node.serve().map_err(|e| anyhow!(e))?;
     Ok(ExitCode::SUCCESS)

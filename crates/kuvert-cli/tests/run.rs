@@ -264,17 +264,13 @@ fn explain_prints_plan_costs_and_leakage_without_nodes() {
     assert!(stdout(&o).contains("LEAKAGE"));
 }
 
-/// Ctrl-C in the middle of a query: exit status 130, the three node
-/// processes gone and the temporary directory (keys, shares) deleted.
+/// Start `kuvert run` on a join that runs for a few seconds and return it
+/// once a node has logged the job's start, with the run's directory.
 #[cfg(target_os = "linux")]
-#[test]
-fn ctrl_c_stops_the_nodes_and_deletes_their_files() {
+fn long_run(dir: &Path) -> (std::process::Child, std::path::PathBuf) {
     use std::time::{Duration, Instant};
-    let d = tempfile::tempdir().unwrap();
-    let dir = d.path();
     let tmp = dir.join("tmp");
     std::fs::create_dir_all(&tmp).unwrap();
-    // A join big enough to run for a few seconds.
     let mut csv = String::from("k,v\n");
     for i in 0..40_000u64 {
         csv.push_str(&format!("{},{}\n", i * 7 % 40_000, i));
@@ -297,16 +293,15 @@ fn ctrl_c_stops_the_nodes_and_deletes_their_files() {
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
-    // Wait until the nodes are computing (a node logged the job's start).
     let deadline = Instant::now() + Duration::from_secs(60);
-    let run_dir = loop {
+    loop {
         let started = std::fs::read_dir(&tmp).unwrap().flatten().find(|e| {
             std::fs::read_to_string(e.path().join("node0.log"))
                 .map(|l| l.contains("job started"))
                 .unwrap_or(false)
         });
         if let Some(e) = started {
-            break e.path();
+            return (child, e.path());
         }
         assert!(
             child.try_wait().unwrap().is_none(),
@@ -314,20 +309,15 @@ fn ctrl_c_stops_the_nodes_and_deletes_their_files() {
         );
         assert!(Instant::now() < deadline, "the job never started");
         std::thread::sleep(Duration::from_millis(20));
-    };
-    let killed = Command::new("kill")
-        .args(["-INT", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(killed.success());
-    let out = child.wait_with_output().unwrap();
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(130), "{err}");
-    assert!(err.contains("interrupted"), "{err}");
-    assert!(!run_dir.exists(), "{} was left behind", run_dir.display());
-    // No process still runs with a config from that directory.
+    }
+}
+
+/// Wait until no process runs with `run_dir` in its command line.
+#[cfg(target_os = "linux")]
+fn no_process_uses(run_dir: &Path) {
+    use std::time::{Duration, Instant};
     let needle = run_dir.display().to_string();
-    let deadline = Instant::now() + Duration::from_secs(5);
+    let deadline = Instant::now() + Duration::from_secs(10);
     loop {
         let alive: Vec<String> = std::fs::read_dir("/proc")
             .unwrap()
@@ -337,9 +327,41 @@ fn ctrl_c_stops_the_nodes_and_deletes_their_files() {
             .filter(|c| c.contains(&needle))
             .collect();
         if alive.is_empty() {
-            break;
+            return;
         }
         assert!(Instant::now() < deadline, "still running: {alive:?}");
         std::thread::sleep(Duration::from_millis(50));
     }
+}
+
+/// Ctrl-C in the middle of a query: exit status 130, the three node
+/// processes gone and the temporary directory (keys, shares) deleted.
+#[cfg(target_os = "linux")]
+#[test]
+fn ctrl_c_stops_the_nodes_and_deletes_their_files() {
+    let d = tempfile::tempdir().unwrap();
+    let (child, run_dir) = long_run(d.path());
+    let sent = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(sent.success());
+    let out = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(130), "{err}");
+    assert!(err.contains("interrupted"), "{err}");
+    assert!(!run_dir.exists(), "{} was left behind", run_dir.display());
+    no_process_uses(&run_dir);
+}
+
+/// Even `kill -9` of `kuvert run` (no handler can run) ends its nodes:
+/// they exit when their standard input, a pipe from it, closes.
+#[cfg(target_os = "linux")]
+#[test]
+fn killed_outright_its_nodes_still_end() {
+    let d = tempfile::tempdir().unwrap();
+    let (mut child, run_dir) = long_run(d.path());
+    child.kill().unwrap();
+    child.wait().unwrap();
+    no_process_uses(&run_dir);
 }

@@ -36,7 +36,8 @@
 //! result shares, so a single node that alters its shares is named and no
 //! answer is produced. [`local`] keeps a run's PKI keys and shares in a
 //! temporary directory that is deleted at the end, also on Ctrl-C
-//! ([`local::abort_all`]); a `kill -9` of the parent leaves it behind.
+//! ([`local::abort_all`]); a `kill -9` of the parent leaves it behind, but
+//! the nodes still exit (they watch a pipe from the parent).
 
 pub mod client;
 pub mod config;

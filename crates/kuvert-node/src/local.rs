@@ -171,13 +171,16 @@ impl LocalCluster {
             let log = std::fs::File::create(cluster.path(&format!("node{i}.log")))
                 .map_err(|e| setup("cannot create a node log", &e))?;
             let child = Command::new(exe)
-                .args(["node", "--config"])
+                .args(["node", "--exit-with-parent", "--config"])
                 .arg(&path)
                 .env(
                     "KUVERT_LOG",
                     std::env::var("KUVERT_LOG").unwrap_or("info".into()),
                 )
-                .stdin(Stdio::null())
+                // The pipe's write end lives in the `Child` kept in LIVE;
+                // if this process dies, even by SIGKILL, it closes and the
+                // node exits (`--exit-with-parent`).
+                .stdin(Stdio::piped())
                 .stdout(Stdio::null())
                 .stderr(log)
                 .spawn()
