@@ -271,7 +271,7 @@ fn describe(s: &JobState) -> String {
         JobState::Done { recipient, outputs } => {
             format!("done ({outputs} outputs for {recipient})")
         }
-        JobState::Failed { reason } => format!("failed: {reason}"),
+        JobState::Failed { reason, .. } => format!("failed: {reason}"),
         JobState::Unknown => "unknown job".into(),
     }
 }

@@ -104,9 +104,16 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         } else if st.iter().all(|s| matches!(s.state, JobState::Done { .. })) {
             bar.set_message("fetching the result shares");
         }
-    })?;
+    });
     bar.finish_and_clear();
     drop(cluster);
+    let run = match run {
+        Err(kuvert_node::local::LocalError::QueryRefused(e)) => {
+            eprintln!("error: {e}");
+            return Ok(ExitCode::from(2));
+        }
+        other => other?,
+    };
     let csv = run.answer.to_csv_string()?;
     write_output(args.out.as_deref(), csv.as_bytes())?;
     Ok(ExitCode::SUCCESS)

@@ -116,6 +116,34 @@ fn queries_match_hand_computed_answers() {
     ]);
     assert_eq!(stdout(&run(dir, &args)), "n,s\n0,\n");
     no_temp_left(dir);
+
+    // A query the executor cannot run on inputs of these sizes (a join of
+    // two non-unique sides beyond the nested loop's limit) is bad input
+    // too: exit 2 with the executor's advice, and nothing released.
+    let mut csv = String::from("k,v\n");
+    for i in 0..5000 {
+        csv.push_str(&format!("{},{i}\n", i % 100));
+    }
+    std::fs::write(dir.join("big.csv"), &csv).unwrap();
+    let o = run(
+        dir,
+        &[
+            "--table",
+            "t=big.csv",
+            "--table",
+            "u=big.csv",
+            "--sql",
+            "SELECT t.k, SUM(u.v) AS s FROM t JOIN u ON t.k = u.k GROUP BY t.k",
+        ],
+    );
+    let t = text(&o);
+    assert_eq!(o.status.code(), Some(2), "{t}");
+    assert!(
+        t.contains("cannot run the query") && t.contains("GROUP BY subquery"),
+        "{t}"
+    );
+    assert!(o.stdout.is_empty(), "{t}");
+    no_temp_left(dir);
 }
 
 #[test]

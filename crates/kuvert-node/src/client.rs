@@ -49,6 +49,12 @@ pub enum ClientError {
         node: usize,
         reason: String,
     },
+    #[error("node {node} cannot run the query of job {job:?} on these inputs: {reason}. Nothing was released; change the query")]
+    QueryRefused {
+        job: String,
+        node: usize,
+        reason: String,
+    },
     #[error("job {job:?} ran a query: its result is a table; fetch it with Nodes::fetch_table")]
     IsTable { job: String },
     #[error("{0}")]
@@ -226,11 +232,12 @@ impl Nodes {
             progress(&all);
             let states: Vec<&JobState> = all.iter().map(|s| &s.state).collect();
             for (i, s) in states.iter().enumerate() {
-                if let JobState::Failed { reason } = s {
-                    return Err(ClientError::JobFailed {
-                        job: job.into(),
-                        node: i,
-                        reason: reason.clone(),
+                if let JobState::Failed { reason, refused } = s {
+                    let (job, node, reason) = (job.into(), i, reason.clone());
+                    return Err(if *refused {
+                        ClientError::QueryRefused { job, node, reason }
+                    } else {
+                        ClientError::JobFailed { job, node, reason }
                     });
                 }
             }

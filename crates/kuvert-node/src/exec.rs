@@ -129,8 +129,8 @@ pub fn run_query(
     sql: &str,
     tables: &mut BTreeMap<String, StoredTable>,
     progress: &mut dyn FnMut(usize, usize),
-) -> Result<kuvert_sql::output::ResultShares, String> {
-    let query = plan_query(sql, tables)?;
+) -> Result<kuvert_sql::output::ResultShares, QueryFailure> {
+    let query = plan_query(sql, tables).map_err(QueryFailure::Refused)?;
     // StoredTable: one share per column (its word planes one after the
     // other); InputTable: one share per word plane. One-word columns move
     // as they are; text columns are split and joined again afterwards.
@@ -181,7 +181,28 @@ pub fn run_query(
             )
         })
         .collect();
-    out.map_err(|e| e.to_string())
+    out.map_err(|e| match e {
+        kuvert_sql::ExecError::Unsupported(m) => QueryFailure::Refused(m),
+        other => QueryFailure::Failed(other.to_string()),
+    })
+}
+
+/// Why a query did not produce an answer at this node.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum QueryFailure {
+    /// It cannot run on these inputs (planning, or an operator's limit for
+    /// these sizes): the query must change.
+    Refused(String),
+    /// The protocol failed (a node or link, or bad shares).
+    Failed(String),
+}
+
+impl std::fmt::Display for QueryFailure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            QueryFailure::Refused(m) | QueryFailure::Failed(m) => f.write_str(m),
+        }
+    }
 }
 
 /// Run `program`; returns this party's shares of the outputs.

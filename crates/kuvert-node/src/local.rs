@@ -52,6 +52,10 @@ pub enum LocalError {
     },
     #[error("table name {name:?}: {reason}")]
     BadTableName { name: String, reason: String },
+    /// The query cannot run on these inputs (bad input, like a planning
+    /// error; the nodes' logs add nothing).
+    #[error("{0}")]
+    QueryRefused(ClientError),
     #[error("{error}\n{logs}")]
     Client { error: ClientError, logs: String },
 }
@@ -275,9 +279,12 @@ impl LocalCluster {
     }
 
     fn client_err(&self, error: ClientError) -> LocalError {
-        LocalError::Client {
-            error,
-            logs: self.logs(),
+        match error {
+            e @ ClientError::QueryRefused { .. } => LocalError::QueryRefused(e),
+            error => LocalError::Client {
+                error,
+                logs: self.logs(),
+            },
         }
     }
 

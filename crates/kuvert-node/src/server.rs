@@ -405,23 +405,25 @@ impl Node {
                 j.stats = Some(stats);
                 j.result = Some((recipient, shares));
             }
-            Err(reason) => {
-                tracing::error!(node = self.cfg.id, %job, %reason, "job failed; nothing released");
-                j.state = Some(JobState::Failed { reason });
+            Err((reason, refused)) => {
+                tracing::error!(node = self.cfg.id, %job, %reason, refused, "job failed; nothing released");
+                j.state = Some(JobState::Failed { reason, refused });
                 j.result = None;
             }
         }
     }
 
-    fn compute(&self, job: &str, program: &Program) -> Result<(Output, JobStats), String> {
+    /// Run the job; the error is the reason and whether the query was
+    /// refused (cannot run on these inputs) rather than failed.
+    fn compute(&self, job: &str, program: &Program) -> Result<(Output, JobStats), (String, bool)> {
         let started = Instant::now();
         let mut cfg = NetConfig::new(self.cfg.id, self.cfg.nodes, self.tls.clone());
         cfg.io_timeout = Duration::from_secs(self.cfg.io_timeout_secs);
         cfg.connect_timeout = Duration::from_secs(self.cfg.connect_timeout_secs);
-        let transport =
-            TlsTransport::connect(cfg).map_err(|e| format!("cannot reach the other nodes: {e}"))?;
-        let mut party =
-            Party::setup(Box::new(transport), &mut rand_core::OsRng).map_err(|e| e.to_string())?;
+        let transport = TlsTransport::connect(cfg)
+            .map_err(|e| (format!("cannot reach the other nodes: {e}"), false))?;
+        let mut party = Party::setup(Box::new(transport), &mut rand_core::OsRng)
+            .map_err(|e| (e.to_string(), false))?;
         // Take the tables out while computing, so clients are not blocked.
         let tables = {
             let mut jobs = self.jobs.lock().expect("jobs lock");
@@ -440,9 +442,16 @@ impl Node {
                         });
                     }
                 };
-                exec::run_query(&mut party, sql, &mut tables, &mut progress).map(Output::Table)
+                exec::run_query(&mut party, sql, &mut tables, &mut progress)
+                    .map(Output::Table)
+                    .map_err(|e| match e {
+                        exec::QueryFailure::Refused(m) => (m, true),
+                        exec::QueryFailure::Failed(m) => (m, false),
+                    })
             }
-            _ => exec::run(&mut party, program, &tables).map(Output::Values),
+            _ => exec::run(&mut party, program, &tables)
+                .map(Output::Values)
+                .map_err(|m| (m, false)),
         };
         let compute_millis = compute_start.elapsed().as_millis() as u64;
         self.jobs

@@ -108,6 +108,12 @@ pub enum JobState {
     /// can be run again.
     Failed {
         reason: String,
+        /// True when the query cannot run on these inputs (e.g. a join
+        /// too large for the oblivious operator the plan needs): the
+        /// caller must change the query, a rerun will fail again. False
+        /// for everything else (a node or link failed).
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        refused: bool,
     },
     /// Nothing known about this job.
     Unknown,
