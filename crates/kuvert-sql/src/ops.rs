@@ -514,14 +514,10 @@ pub(crate) fn seg_sum(p: &mut Party, starts: &AShare, cols: Vec<AShare>) -> Resu
     let mut out = scan(p, planes, |p, l, r| {
         let g = not01(p, &r[0]);
         let mut pairs: Vec<(&AShare, &AShare)> = vec![(&l[0], &r[0])];
-        for j in 1..=k {
-            pairs.push((&g, &l[j]));
-        }
+        pairs.extend(l[1..=k].iter().map(|x| (&g, x)));
         let prods = mul_many(p, &pairs)?;
         let mut res = vec![l[0].add(&r[0]).sub(&prods[0])];
-        for j in 1..=k {
-            res.push(r[j].add(&prods[j]));
-        }
+        res.extend(r[1..=k].iter().zip(&prods[1..]).map(|(x, y)| x.add(y)));
         Ok(res)
     })?;
     out.remove(0);
