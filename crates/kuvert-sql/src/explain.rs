@@ -85,12 +85,22 @@ pub fn sort_cost(n: f64, words: f64, planes: f64) -> Cost {
     }
 }
 
-/// Segmented prefix sums of `k` columns over `n` rows.
+/// Segmented prefix sums of `k` columns over `n` rows (Brent–Kung: about
+/// 2n combinations in 2 log2 n steps).
 fn scan_cost(n: f64, k: f64) -> Cost {
     let l = log2(n);
     Cost {
-        rounds: l * MUL.rounds,
-        bytes: l * MUL.bytes * (k + 1.0) * n,
+        rounds: 2.0 * l * MUL.rounds,
+        bytes: 2.0 * MUL.bytes * (k + 1.0) * n,
+    }
+}
+
+/// A scan whose steps compare: prefix maximum or segmented extreme.
+fn compare_scan_cost(n: f64, cmp: Cost) -> Cost {
+    let l = log2(n);
+    Cost {
+        rounds: 2.0 * l * (cmp.rounds + BIT2A.rounds + 2.0),
+        bytes: 2.0 * n * (cmp.bytes + BIT2A.bytes + 3.0 * MUL.bytes),
     }
 }
 
@@ -214,11 +224,7 @@ impl Explainer<'_> {
                         + times(MUL, n);
                     for a in aggs {
                         if matches!(a.func, AggFunc::Min | AggFunc::Max) {
-                            let l = log2(n);
-                            c = c + Cost {
-                                rounds: l * (LT_EXACT.rounds + BIT2A.rounds + 2.0),
-                                bytes: l * n * (LT_EXACT.bytes + BIT2A.bytes + 3.0 * MUL.bytes),
-                            };
+                            c = c + compare_scan_cost(n, LT_EXACT);
                         }
                     }
                     (

@@ -427,50 +427,110 @@ pub(crate) fn segment_starts(p: &mut Party, words: &[AShare]) -> Result<AShare> 
     Ok(AShare::concat(&[&first, &not01(p, &same)]))
 }
 
-/// Segmented inclusive prefix sums (Hillis–Steele): for each row, the sum
-/// of each column over its segment up to and including the row. `starts`
-/// must have 1 at row 0. One round per doubling step.
-pub(crate) fn seg_sum(p: &mut Party, starts: &AShare, cols: Vec<AShare>) -> Result<Vec<AShare>> {
-    let n = starts.len();
-    let mut f = starts.clone();
-    let mut v = cols;
-    let mut d = 1;
-    while d < n {
-        let g = not01(p, &f.slice(d..n));
-        let heads: Vec<AShare> = v.iter().map(|c| c.slice(0..n - d)).collect();
-        let fprev = f.slice(0..n - d);
-        let fcur = f.slice(d..n);
-        let mut pairs: Vec<(&AShare, &AShare)> = heads.iter().map(|h| (&g, h)).collect();
-        pairs.push((&fcur, &fprev));
-        let mut prods = mul_many(p, &pairs)?;
-        let ff = prods.pop().expect("flag product");
-        let fnew = fcur.add(&fprev).sub(&ff);
-        f = AShare::concat(&[&f.slice(0..d), &fnew]);
-        v = v
-            .iter()
-            .zip(&prods)
-            .map(|(c, pr)| AShare::concat(&[&c.slice(0..d), &c.slice(d..n).add(pr)]))
-            .collect();
-        d *= 2;
+/// Work-efficient inclusive scan (Brent–Kung) of rows of `planes` under an
+/// associative operator: `combine(p, left, right)` gets the gathered planes
+/// of the left and right operands of one step (all the same length) and
+/// returns the combined planes, which replace the right operands. About
+/// `2n` combinations in `2 log2 n` steps, against `n log2 n` for the
+/// Hillis–Steele form: the scans of GROUP BY, joins and interval overlaps
+/// send an order of magnitude fewer bytes.
+pub(crate) fn scan<F>(p: &mut Party, planes: Vec<AShare>, mut combine: F) -> Result<Vec<AShare>>
+where
+    F: FnMut(&mut Party, &[AShare], &[AShare]) -> Result<Vec<AShare>>,
+{
+    let n = planes.first().map(|x| x.len()).unwrap_or(0);
+    if n < 2 {
+        return Ok(planes);
     }
-    Ok(v)
+    let mut raw: Vec<(Vec<u64>, Vec<u64>)> = planes
+        .iter()
+        .map(|x| {
+            let (a, b) = x.components();
+            (a.to_vec(), b.to_vec())
+        })
+        .collect();
+    drop(planes);
+    let mut step = |p: &mut Party,
+                    raw: &mut Vec<(Vec<u64>, Vec<u64>)>,
+                    first: usize,
+                    s: usize|
+     -> Result<()> {
+        let right: Vec<usize> = (first..n).step_by(2 * s).collect();
+        if right.is_empty() {
+            return Ok(());
+        }
+        let gather = |idx: &mut dyn Iterator<Item = usize>, plane: &(Vec<u64>, Vec<u64>)| {
+            let (mut a, mut b) = (Vec::new(), Vec::new());
+            for i in idx {
+                a.push(plane.0[i]);
+                b.push(plane.1[i]);
+            }
+            AShare::from_components(a, b).expect("equal lengths")
+        };
+        let l: Vec<AShare> = raw
+            .iter()
+            .map(|pl| gather(&mut right.iter().map(|&i| i - s), pl))
+            .collect();
+        let r: Vec<AShare> = raw
+            .iter()
+            .map(|pl| gather(&mut right.iter().copied(), pl))
+            .collect();
+        let out = combine(p, &l, &r)?;
+        for (pl, o) in raw.iter_mut().zip(&out) {
+            let (a, b) = o.components();
+            for (k, &i) in right.iter().enumerate() {
+                pl.0[i] = a[k];
+                pl.1[i] = b[k];
+            }
+        }
+        Ok(())
+    };
+    let mut s = 1;
+    while s < n {
+        step(p, &mut raw, 2 * s - 1, s)?;
+        s *= 2;
+    }
+    s /= 2;
+    while s >= 1 {
+        if 3 * s - 1 < n {
+            step(p, &mut raw, 3 * s - 1, s)?;
+        }
+        s /= 2;
+    }
+    Ok(raw
+        .into_iter()
+        .map(|(a, b)| AShare::from_components(a, b).expect("equal lengths"))
+        .collect())
+}
+
+/// Segmented inclusive prefix sums: for each row, the sum of each column
+/// over its segment up to and including the row. `starts` must have 1 at
+/// row 0. Operator: `(f1, v1) . (f2, v2) = (f1 or f2, v2 + (1 - f2) v1)`,
+/// one round per step.
+pub(crate) fn seg_sum(p: &mut Party, starts: &AShare, cols: Vec<AShare>) -> Result<Vec<AShare>> {
+    let k = cols.len();
+    let mut planes = vec![starts.clone()];
+    planes.extend(cols);
+    let mut out = scan(p, planes, |p, l, r| {
+        let g = not01(p, &r[0]);
+        let mut pairs: Vec<(&AShare, &AShare)> = vec![(&l[0], &r[0])];
+        pairs.extend(l[1..=k].iter().map(|x| (&g, x)));
+        let prods = mul_many(p, &pairs)?;
+        let mut res = vec![l[0].add(&r[0]).sub(&prods[0])];
+        res.extend(r[1..=k].iter().zip(&prods[1..]).map(|(x, y)| x.add(y)));
+        Ok(res)
+    })?;
+    out.remove(0);
+    Ok(out)
 }
 
 /// Inclusive prefix maximum of values in `[0, 2^62)`, unsegmented.
 pub(crate) fn prefix_max(p: &mut Party, v: AShare) -> Result<AShare> {
-    let n = v.len();
-    let mut v = v;
-    let mut d = 1;
-    while d < n {
-        let cur = v.slice(d..n);
-        let prev = v.slice(0..n - d);
-        let c = p.lt_bounded(&cur, &prev)?;
-        let c = p.bit2a(&c)?;
-        let upd = choose(p, &c, &prev, &cur)?;
-        v = AShare::concat(&[&v.slice(0..d), &upd]);
-        d *= 2;
-    }
-    Ok(v)
+    let mut out = scan(p, vec![v], |p, l, r| {
+        let c = lt01_bounded(p, &r[0], &l[0])?;
+        Ok(vec![choose(p, &c, &l[0], &r[0])?])
+    })?;
+    Ok(out.pop().expect("one plane"))
 }
 
 /// Minimum (or maximum) of a column, by a tree of comparisons.
@@ -497,8 +557,8 @@ pub(crate) fn reduce_extreme(p: &mut Party, v: AShare, max: bool, signed: bool) 
     Ok(v)
 }
 
-/// Per-segment minimum or maximum, inclusive prefix form (Hillis–Steele):
-/// each row gets the extreme of its segment up to itself.
+/// Per-segment minimum or maximum, inclusive prefix form: each row gets
+/// the extreme of its segment up to itself.
 pub(crate) fn seg_extreme(
     p: &mut Party,
     starts: &AShare,
@@ -506,31 +566,20 @@ pub(crate) fn seg_extreme(
     max: bool,
     signed: bool,
 ) -> Result<AShare> {
-    let n = v.len();
-    let mut f = starts.clone();
-    let mut v = v;
-    let mut d = 1;
-    while d < n {
-        let cur = v.slice(d..n);
-        let prev = v.slice(0..n - d);
+    let mut out = scan(p, vec![starts.clone(), v], |p, l, r| {
+        let (fl, vl, fr, vr) = (&l[0], &l[1], &r[0], &r[1]);
+        // does the left operand's value win?
         let c = if max {
-            p.lt(&cur, &prev, signed)?
+            p.lt(vr, vl, signed)?
         } else {
-            p.lt(&prev, &cur, signed)?
+            p.lt(vl, vr, signed)?
         };
-        let c = p.bit2a(&c)?;
-        let fcur = f.slice(d..n);
-        let fprev = f.slice(0..n - d);
-        // take prev when the comparison says so and this row does not start
-        // a segment reached within distance d
-        let g = not01(p, &fcur);
-        let mut prods = mul_many(p, &[(&c, &g), (&fcur, &fprev)])?;
+        let c = bits01(p, &c)?;
+        let g = not01(p, fr);
+        let mut prods = mul_many(p, &[(&c, &g), (fl, fr)])?;
         let ff = prods.pop().expect("flags");
         let take = prods.pop().expect("take");
-        let upd = choose(p, &take, &prev, &cur)?;
-        v = AShare::concat(&[&v.slice(0..d), &upd]);
-        f = AShare::concat(&[&f.slice(0..d), &fcur.add(&fprev).sub(&ff)]);
-        d *= 2;
-    }
-    Ok(v)
+        Ok(vec![fl.add(fr).sub(&ff), choose(p, &take, vl, vr)?])
+    })?;
+    Ok(out.pop().expect("value plane"))
 }
