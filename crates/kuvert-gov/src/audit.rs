@@ -291,7 +291,9 @@ pub fn verify_file(path: &Path) -> Result<Vec<AuditRecord>, GovError> {
     verify_bytes(path, &bytes)
 }
 
-fn verify_bytes(path: &Path, bytes: &[u8]) -> Result<Vec<AuditRecord>, GovError> {
+/// Verify an audit file's content already in memory; `path` names it in
+/// errors.
+pub fn verify_bytes(path: &Path, bytes: &[u8]) -> Result<Vec<AuditRecord>, GovError> {
     let err = |line: usize, message: String| GovError::Audit {
         path: path.to_path_buf(),
         line,
@@ -331,6 +333,14 @@ fn verify_bytes(path: &Path, bytes: &[u8]) -> Result<Vec<AuditRecord>, GovError>
         }
         let rec: AuditRecord = serde_json::from_value(v)
             .map_err(|e| err(n, format!("not an audit record ({e}): the line was altered")))?;
+        // The typed record must write back to exactly these bytes: a field
+        // that parses leniently (an id in upper-case hex) is an alteration.
+        if rec.to_line() != line {
+            return Err(err(
+                n,
+                "not in canonical form (a field's spelling changed): the line was altered".into(),
+            ));
+        }
         if rec.compute_hash() != rec.hash {
             return Err(err(
                 n,
