@@ -7,6 +7,7 @@ mod bench;
 mod deid;
 mod dp;
 mod example;
+mod gov;
 mod node;
 mod pki;
 mod risk;
@@ -75,6 +76,10 @@ enum Command {
     /// compute the plaintext reference answer in SQLite.
     #[command(subcommand)]
     Example(example::ExampleCommand),
+    /// Governance: `keygen`, `analysis` (id, check, approve, verify,
+    /// describe, template) and `audit verify`.
+    #[command(flatten)]
+    Gov(gov::GovCommand),
 }
 
 fn main() -> std::process::ExitCode {
@@ -91,6 +96,7 @@ fn main() -> std::process::ExitCode {
         Command::Deid(a) => deid::run(*a),
         Command::Risk(a) => risk::run(*a),
         Command::Example(c) => example::run(c),
+        Command::Gov(c) => gov::run(c),
     };
     match result {
         Ok(code) => code,

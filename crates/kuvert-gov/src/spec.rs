@@ -775,7 +775,11 @@ fn check_key(s: &str, kind: KeyKind, mode: Validation) -> Result<(), String> {
         return match mode {
             Validation::AllowPlaceholders => Ok(()),
             Validation::Strict => Err(format!(
-                "{s:?} is a placeholder; put the party's real key here (the {} line of its .pub file from `kuvert keygen`)",
+                "{s:?} is a placeholder; put the party's real key here (the line `{}` that `kuvert keygen` printed, or the \"{}\" field of its .pub file)",
+                match kind {
+                    KeyKind::Ed25519 => "public_key = ...",
+                    KeyKind::X25519 => "public_key_x25519 = ...",
+                },
                 match kind {
                     KeyKind::Ed25519 => "ed25519",
                     KeyKind::X25519 => "x25519",
