@@ -188,7 +188,8 @@ fn write_out(out: Option<&Path>, text: &str, create_new: bool) -> Result<(), Gov
     match out {
         None => {
             let mut so = std::io::stdout().lock();
-            so.write_all(text.as_bytes()).map_err(|e| io(Path::new("<stdout>"), e))
+            so.write_all(text.as_bytes())
+                .map_err(|e| io(Path::new("<stdout>"), e))
         }
         Some(p) => {
             let mut opts = std::fs::OpenOptions::new();
@@ -265,12 +266,7 @@ fn analysis(c: AnalysisCommand) -> Result<ExitCode, GovError> {
         AnalysisCommand::Schema => {
             print!("{}", AnalysisSpec::json_schema());
         }
-        AnalysisCommand::Approve {
-            id,
-            key,
-            spec,
-            out,
-        } => {
+        AnalysisCommand::Approve { id, key, spec, out } => {
             let expected: AnalysisId = id.parse()?;
             let s = AnalysisSpec::load(&spec, Validation::Strict)?;
             let k = PartyKey::load(&key)?;
@@ -278,7 +274,10 @@ fn analysis(c: AnalysisCommand) -> Result<ExitCode, GovError> {
             let mut text = serde_json::to_string_pretty(&a).unwrap_or_default();
             text.push('\n');
             write_out(out.as_deref(), &text, false)?;
-            eprintln!("approved {} as contributor {:?}", a.analysis_id, a.contributor);
+            eprintln!(
+                "approved {} as contributor {:?}",
+                a.analysis_id, a.contributor
+            );
         }
         AnalysisCommand::Verify { spec, approvals } => {
             let s = AnalysisSpec::load(&spec, Validation::Strict)?;

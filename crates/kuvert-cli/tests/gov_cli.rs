@@ -51,28 +51,59 @@ fn walk_through() {
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
-        let mode = std::fs::metadata(d.join("fk.key")).unwrap().permissions().mode();
+        let mode = std::fs::metadata(d.join("fk.key"))
+            .unwrap()
+            .permissions()
+            .mode();
         assert_eq!(mode & 0o777, 0o600);
     }
-    assert!(std::fs::read_to_string(d.join("fk.key.pub")).unwrap().contains(&fk.0));
+    assert!(std::fs::read_to_string(d.join("fk.key.pub"))
+        .unwrap()
+        .contains(&fk.0));
     // keygen never overwrites a key.
     assert_eq!(code(&kuvert(d, &["keygen", "--out", "fk.key"])).0, 2);
 
     // Template, filled in.
     let list = ok(&kuvert(d, &["analysis", "template", "--list"]));
     assert_eq!(list.lines().count(), 6);
-    ok(&kuvert(d, &["analysis", "template", "overlapping-benefits", "--out", "ob.toml"]));
+    ok(&kuvert(
+        d,
+        &[
+            "analysis",
+            "template",
+            "overlapping-benefits",
+            "--out",
+            "ob.toml",
+        ],
+    ));
     assert_eq!(code(&kuvert(d, &["analysis", "check", "ob.toml"])).0, 2);
     ok(&kuvert(d, &["analysis", "check", "--template", "ob.toml"]));
     let t = std::fs::read_to_string(d.join("ob.toml")).unwrap();
     let t = t
-        .replace("public_key = \"placeholder:fk\"", &format!("public_key = \"{}\"", fk.0))
-        .replace("public_key = \"placeholder:kommun\"", &format!("public_key = \"{}\"", kommun.0))
-        .replace("public_key_x25519 = \"placeholder:fk\"", &format!("public_key_x25519 = \"{}\"", fk.1))
-        .replace("public_key_x25519 = \"placeholder:kommun\"", &format!("public_key_x25519 = \"{}\"", kommun.1))
-        .replace("public_key_x25519 = \"placeholder:kontroll\"", &format!("public_key_x25519 = \"{}\"", kontroll.1));
+        .replace(
+            "public_key = \"placeholder:fk\"",
+            &format!("public_key = \"{}\"", fk.0),
+        )
+        .replace(
+            "public_key = \"placeholder:kommun\"",
+            &format!("public_key = \"{}\"", kommun.0),
+        )
+        .replace(
+            "public_key_x25519 = \"placeholder:fk\"",
+            &format!("public_key_x25519 = \"{}\"", fk.1),
+        )
+        .replace(
+            "public_key_x25519 = \"placeholder:kommun\"",
+            &format!("public_key_x25519 = \"{}\"", kommun.1),
+        )
+        .replace(
+            "public_key_x25519 = \"placeholder:kontroll\"",
+            &format!("public_key_x25519 = \"{}\"", kontroll.1),
+        );
     std::fs::write(d.join("ob.toml"), &t).unwrap();
-    let id = ok(&kuvert(d, &["analysis", "check", "ob.toml"])).trim().to_string();
+    let id = ok(&kuvert(d, &["analysis", "check", "ob.toml"]))
+        .trim()
+        .to_string();
     assert_eq!(ok(&kuvert(d, &["analysis", "id", "ob.toml"])).trim(), id);
     // The canonical JSON printed is what the id hashes.
     let canon = ok(&kuvert(d, &["analysis", "id", "--canonical", "ob.toml"]));
@@ -81,50 +112,162 @@ fn walk_through() {
     assert_eq!(h.iter().map(|b| format!("{b:02x}")).collect::<String>(), id);
 
     // Approvals.
-    ok(&kuvert(d, &["analysis", "approve", &id, "--key", "fk.key", "--spec", "ob.toml", "--out", "fk.json"]));
-    ok(&kuvert(d, &["analysis", "approve", &id, "--key", "kommun.key", "--spec", "ob.toml", "--out", "kommun.json"]));
+    ok(&kuvert(
+        d,
+        &[
+            "analysis", "approve", &id, "--key", "fk.key", "--spec", "ob.toml", "--out", "fk.json",
+        ],
+    ));
+    ok(&kuvert(
+        d,
+        &[
+            "analysis",
+            "approve",
+            &id,
+            "--key",
+            "kommun.key",
+            "--spec",
+            "ob.toml",
+            "--out",
+            "kommun.json",
+        ],
+    ));
     // The control unit is no contributor: refused. A wrong id: refused.
-    assert_eq!(code(&kuvert(d, &["analysis", "approve", &id, "--key", "kontroll.key", "--spec", "ob.toml"])).0, 2);
+    assert_eq!(
+        code(&kuvert(
+            d,
+            &[
+                "analysis",
+                "approve",
+                &id,
+                "--key",
+                "kontroll.key",
+                "--spec",
+                "ob.toml"
+            ]
+        ))
+        .0,
+        2
+    );
     let wrong = "0".repeat(64);
-    let (c, msg) = code(&kuvert(d, &["analysis", "approve", &wrong, "--key", "fk.key", "--spec", "ob.toml"]));
+    let (c, msg) = code(&kuvert(
+        d,
+        &[
+            "analysis", "approve", &wrong, "--key", "fk.key", "--spec", "ob.toml",
+        ],
+    ));
     assert_eq!(c, 2);
     assert!(msg.contains("refusing to approve"), "{msg}");
     // Verify: both -> ok; one -> exit 1 naming the missing one.
-    assert_eq!(ok(&kuvert(d, &["analysis", "verify", "ob.toml", "--approvals", "fk.json,kommun.json"])).trim(), id);
-    let (c, msg) = code(&kuvert(d, &["analysis", "verify", "ob.toml", "--approvals", "fk.json"]));
+    assert_eq!(
+        ok(&kuvert(
+            d,
+            &[
+                "analysis",
+                "verify",
+                "ob.toml",
+                "--approvals",
+                "fk.json,kommun.json"
+            ]
+        ))
+        .trim(),
+        id
+    );
+    let (c, msg) = code(&kuvert(
+        d,
+        &["analysis", "verify", "ob.toml", "--approvals", "fk.json"],
+    ));
     assert_eq!(c, 1);
     assert!(msg.contains("missing [\"kommun\"]"), "{msg}");
     // The spec altered after approval: another id, approvals refused.
-    std::fs::write(d.join("altered.toml"), t.replace("SELECT DISTINCT f.pnr", "SELECT DISTINCT f.pnr, f.belopp")).unwrap();
-    let (c, msg) = code(&kuvert(d, &["analysis", "verify", "altered.toml", "--approvals", "fk.json,kommun.json"]));
+    std::fs::write(
+        d.join("altered.toml"),
+        t.replace("SELECT DISTINCT f.pnr", "SELECT DISTINCT f.pnr, f.belopp"),
+    )
+    .unwrap();
+    let (c, msg) = code(&kuvert(
+        d,
+        &[
+            "analysis",
+            "verify",
+            "altered.toml",
+            "--approvals",
+            "fk.json,kommun.json",
+        ],
+    ));
     assert_eq!(c, 1);
-    assert!(msg.contains("is for analysis") && msg.contains(&id), "{msg}");
+    assert!(
+        msg.contains("is for analysis") && msg.contains(&id),
+        "{msg}"
+    );
     // A forged approval file.
     let forged = std::fs::read_to_string(d.join("kommun.json")).unwrap();
     let sig_at = forged.find("\"signature\": \"").unwrap() + 14;
     let mut f = forged.into_bytes();
     f[sig_at] = if f[sig_at] == b'a' { b'b' } else { b'a' };
     std::fs::write(d.join("forged.json"), f).unwrap();
-    let (c, msg) = code(&kuvert(d, &["analysis", "verify", "ob.toml", "--approvals", "fk.json,forged.json"]));
+    let (c, msg) = code(&kuvert(
+        d,
+        &[
+            "analysis",
+            "verify",
+            "ob.toml",
+            "--approvals",
+            "fk.json,forged.json",
+        ],
+    ));
     assert_eq!(c, 1);
     assert!(msg.contains("invalid signature"), "{msg}");
     // A malformed approval file is bad input.
     std::fs::write(d.join("bad.json"), "{").unwrap();
-    assert_eq!(code(&kuvert(d, &["analysis", "verify", "ob.toml", "--approvals", "bad.json"])).0, 2);
+    assert_eq!(
+        code(&kuvert(
+            d,
+            &["analysis", "verify", "ob.toml", "--approvals", "bad.json"]
+        ))
+        .0,
+        2
+    );
 
     // Audit logs of three nodes, then describe.
-    let spec = kuvert_gov::AnalysisSpec::load(&d.join("ob.toml"), kuvert_gov::Validation::Strict).unwrap();
+    let spec =
+        kuvert_gov::AnalysisSpec::load(&d.join("ob.toml"), kuvert_gov::Validation::Strict).unwrap();
     std::fs::create_dir(d.join("logs")).unwrap();
     for node in 0..3u8 {
-        let mut log = kuvert_gov::AuditLog::open(&d.join(format!("logs/audit-node{node}.log"))).unwrap();
-        log.append(kuvert_gov::AuditEvent::shares_received(node, spec.id(), "job-1", "fk", "fk", 500, 5)).unwrap();
+        let mut log =
+            kuvert_gov::AuditLog::open(&d.join(format!("logs/audit-node{node}.log"))).unwrap();
+        log.append(kuvert_gov::AuditEvent::shares_received(
+            node,
+            spec.id(),
+            "job-1",
+            "fk",
+            "fk",
+            500,
+            5,
+        ))
+        .unwrap();
     }
     let out = ok(&kuvert(d, &["audit", "verify", "--data-dir", "logs"]));
-    assert!(out.contains("3 chains, 3 records") && out.contains("all verified"), "{out}");
-    ok(&kuvert(d, &[
-        "analysis", "describe", "ob.toml", "--approvals", "fk.json,kommun.json", "--audit-dir", "logs",
-        "--format", "html", "--out", "dpia.html",
-    ]));
+    assert!(
+        out.contains("3 chains, 3 records") && out.contains("all verified"),
+        "{out}"
+    );
+    ok(&kuvert(
+        d,
+        &[
+            "analysis",
+            "describe",
+            "ob.toml",
+            "--approvals",
+            "fk.json,kommun.json",
+            "--audit-dir",
+            "logs",
+            "--format",
+            "html",
+            "--out",
+            "dpia.html",
+        ],
+    ));
     let html = std::fs::read_to_string(d.join("dpia.html")).unwrap();
     assert!(html.contains("<html lang=\"en\">") && html.contains("Every contributor has approved"));
     assert!(html.contains("rows: 500"));
@@ -133,15 +276,30 @@ fn walk_through() {
 
     // One altered byte in a log: audit verify and describe fail, naming file and line.
     let p = d.join("logs/audit-node1.log");
-    let text = std::fs::read_to_string(&p).unwrap().replace("\"rows\":500", "\"rows\":501");
+    let text = std::fs::read_to_string(&p)
+        .unwrap()
+        .replace("\"rows\":500", "\"rows\":501");
     std::fs::write(&p, text).unwrap();
     let (c, msg) = code(&kuvert(d, &["audit", "verify", "--data-dir", "logs"]));
     assert_eq!(c, 1);
-    assert!(msg.contains("audit-node1.log:1:") && msg.contains("altered") && msg.contains("FAILED"), "{msg}");
-    assert_eq!(code(&kuvert(d, &["analysis", "describe", "ob.toml", "--audit-dir", "logs"])).0, 1);
+    assert!(
+        msg.contains("audit-node1.log:1:") && msg.contains("altered") && msg.contains("FAILED"),
+        "{msg}"
+    );
+    assert_eq!(
+        code(&kuvert(
+            d,
+            &["analysis", "describe", "ob.toml", "--audit-dir", "logs"]
+        ))
+        .0,
+        1
+    );
     // No logs at all is a failure too.
     std::fs::create_dir(d.join("empty")).unwrap();
-    assert_eq!(code(&kuvert(d, &["audit", "verify", "--data-dir", "empty"])).0, 1);
+    assert_eq!(
+        code(&kuvert(d, &["audit", "verify", "--data-dir", "empty"])).0,
+        1
+    );
 
     // Schema and bad spec input.
     assert!(ok(&kuvert(d, &["analysis", "schema"])).contains("\"legal_basis\""));

@@ -181,7 +181,10 @@ pub fn verify_approvals(spec: &AnalysisSpec, approvals: &[Approval]) -> Result<(
 /// Per contributor (in the spec's order), where its approval stands. An
 /// approval that names no contributor of the spec is reported under its
 /// own name. Used by the DPIA text.
-pub fn approval_status(spec: &AnalysisSpec, approvals: &[Approval]) -> Vec<(String, ApprovalState)> {
+pub fn approval_status(
+    spec: &AnalysisSpec,
+    approvals: &[Approval],
+) -> Vec<(String, ApprovalState)> {
     let id = spec.id();
     let mut out: Vec<(String, ApprovalState)> = spec
         .contributors
@@ -208,8 +211,13 @@ pub fn approval_status(spec: &AnalysisSpec, approvals: &[Approval]) -> Vec<(Stri
 
 /// Read an approval file.
 pub fn load_approval(path: &Path) -> Result<Approval, GovError> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| GovError::io(path, "; give the approval JSON from `kuvert analysis approve`", e))?;
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        GovError::io(
+            path,
+            "; give the approval JSON from `kuvert analysis approve`",
+            e,
+        )
+    })?;
     serde_json::from_str(&text).map_err(|e| GovError::Syntax {
         origin: path.display().to_string(),
         line: e.line(),

@@ -331,8 +331,12 @@ pub fn verify_bytes(path: &Path, bytes: &[u8]) -> Result<Vec<AuditRecord>, GovEr
                     .into(),
             ));
         }
-        let rec: AuditRecord = serde_json::from_value(v)
-            .map_err(|e| err(n, format!("not an audit record ({e}): the line was altered")))?;
+        let rec: AuditRecord = serde_json::from_value(v).map_err(|e| {
+            err(
+                n,
+                format!("not an audit record ({e}): the line was altered"),
+            )
+        })?;
         // The typed record must write back to exactly these bytes: a field
         // that parses leniently (an id in upper-case hex) is an alteration.
         if rec.to_line() != line {
@@ -399,7 +403,9 @@ pub struct DirReport {
 
 impl DirReport {
     pub fn ok(&self) -> bool {
-        !self.chains.is_empty() && self.cross.is_empty() && self.chains.iter().all(|c| c.result.is_ok())
+        !self.chains.is_empty()
+            && self.cross.is_empty()
+            && self.chains.iter().all(|c| c.result.is_ok())
     }
 
     /// Every record of every good chain, with its file and 1-based line.
@@ -444,7 +450,9 @@ fn collect(dir: &Path, out: &mut Vec<PathBuf>) -> Result<(), GovError> {
     let entries = std::fs::read_dir(dir).map_err(|e| GovError::io(dir, hint, e))?;
     for entry in entries {
         let entry = entry.map_err(|e| GovError::io(dir, hint, e))?;
-        let ty = entry.file_type().map_err(|e| GovError::io(entry.path(), hint, e))?;
+        let ty = entry
+            .file_type()
+            .map_err(|e| GovError::io(entry.path(), hint, e))?;
         let path = entry.path();
         if ty.is_dir() {
             collect(&path, out)?;

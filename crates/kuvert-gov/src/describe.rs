@@ -108,7 +108,11 @@ fn build(spec: &AnalysisSpec, approvals: &[Approval], audit: &[AuditRecord]) -> 
         }
     }
     d.push(Table(
-        vec!["Contributor".into(), "Table".into(), "Columns (type)".into()],
+        vec![
+            "Contributor".into(),
+            "Table".into(),
+            "Columns (type)".into(),
+        ],
         rows,
     ));
 
@@ -145,8 +149,12 @@ fn build(spec: &AnalysisSpec, approvals: &[Approval], audit: &[AuditRecord]) -> 
                 .into(),
         );
         for l in &spec.leakage_opt_ins {
-            if l.learned_by.iter().any(|w| *w == r.id) {
-                items.push(format!("Opted-in leakage \"{}\": {}", l.name, l.statement.trim()));
+            if l.learned_by.contains(&r.id) {
+                items.push(format!(
+                    "Opted-in leakage \"{}\": {}",
+                    l.name,
+                    l.statement.trim()
+                ));
             }
         }
         d.push(P(format!(
@@ -163,11 +171,14 @@ fn build(spec: &AnalysisSpec, approvals: &[Approval], audit: &[AuditRecord]) -> 
             let extra: Vec<&str> = spec
                 .leakage_opt_ins
                 .iter()
-                .filter(|l| l.learned_by.iter().any(|w| *w == c.id))
+                .filter(|l| l.learned_by.contains(&c.id))
                 .map(|l| l.name.as_str())
                 .collect();
             if extra.is_empty() {
-                format!("{} ({}) learns nothing: it receives no output.", c.organisation, c.id)
+                format!(
+                    "{} ({}) learns nothing: it receives no output.",
+                    c.organisation, c.id
+                )
             } else {
                 format!(
                     "{} ({}) receives no output; it learns only the opted-in leakage {}.",
@@ -189,7 +200,11 @@ fn build(spec: &AnalysisSpec, approvals: &[Approval], audit: &[AuditRecord]) -> 
         ));
     } else {
         d.push(Table(
-            vec!["Name".into(), "Learned by".into(), "What is revealed".into()],
+            vec![
+                "Name".into(),
+                "Learned by".into(),
+                "What is revealed".into(),
+            ],
             spec.leakage_opt_ins
                 .iter()
                 .map(|l| {
@@ -217,7 +232,13 @@ fn build(spec: &AnalysisSpec, approvals: &[Approval], audit: &[AuditRecord]) -> 
         let mut rows: Vec<Vec<String>> = spec
             .dp
             .iter()
-            .map(|x| vec![x.output.clone(), format!("{}", x.epsilon), format!("{}", x.delta)])
+            .map(|x| {
+                vec![
+                    x.output.clone(),
+                    format!("{}", x.epsilon),
+                    format!("{}", x.delta),
+                ]
+            })
             .collect();
         rows.push(vec![
             "Total (basic composition)".into(),
@@ -239,7 +260,10 @@ fn build(spec: &AnalysisSpec, approvals: &[Approval], audit: &[AuditRecord]) -> 
             .into_iter()
             .collect();
         if !plain.is_empty() {
-            d.push(P(format!("Outputs without noise (exact): {}.", plain.join(", "))));
+            d.push(P(format!(
+                "Outputs without noise (exact): {}.",
+                plain.join(", ")
+            )));
         }
     }
 
@@ -293,10 +317,7 @@ fn build(spec: &AnalysisSpec, approvals: &[Approval], audit: &[AuditRecord]) -> 
     ));
 
     d.push(H(2, "Audit trail".into()));
-    let mine: Vec<&AuditRecord> = audit
-        .iter()
-        .filter(|r| r.analysis_id == Some(id))
-        .collect();
+    let mine: Vec<&AuditRecord> = audit.iter().filter(|r| r.analysis_id == Some(id)).collect();
     if mine.is_empty() {
         d.push(P("No audit records about this analysis yet.".into()));
     } else {

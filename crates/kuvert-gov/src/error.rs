@@ -109,7 +109,9 @@ pub enum GovError {
     },
     #[error("{}: an audit log file name must begin with \"audit\" (e.g. audit-node0.log)", path.display())]
     AuditName { path: PathBuf },
-    #[error("audit details must not hold nested values (key {key:?}): log sizes, counts and names only")]
+    #[error(
+        "audit details must not hold nested values (key {key:?}): log sizes, counts and names only"
+    )]
     AuditDetail { key: String },
 
     // ---- receipts -----------------------------------------------------------------

@@ -153,7 +153,7 @@ impl PartyKey {
         }
         let (Some(name), Some(ed), Some(x)) = (name, ed, x) else {
             return Err(bad(
-                "the file needs name, ed25519-secret and x25519-secret".into(),
+                "the file needs name, ed25519-secret and x25519-secret".into()
             ));
         };
         Ok(PartyKey {

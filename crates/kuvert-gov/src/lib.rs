@@ -85,6 +85,6 @@ pub use audit::{verify_dir, verify_file, AuditEvent, AuditLog, AuditRecord};
 pub use describe::{describe, Format};
 pub use error::GovError;
 pub use keys::{PartyKey, PublicKeys};
-pub use receipt::{DeletionReceipt, Deleted};
+pub use receipt::{Deleted, DeletionReceipt};
 pub use seal::{open, seal, SealedBox};
 pub use spec::{AnalysisId, AnalysisSpec, Validation};

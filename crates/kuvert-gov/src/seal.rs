@@ -65,7 +65,13 @@ pub fn seal(
     node: u8,
     plaintext: &[u8],
 ) -> Result<SealedBox, GovError> {
-    seal_with(recipient, analysis_id, node, plaintext, &mut rand_core::OsRng)
+    seal_with(
+        recipient,
+        analysis_id,
+        node,
+        plaintext,
+        &mut rand_core::OsRng,
+    )
 }
 
 /// [`seal`] with a given RNG (tests use a seeded ChaCha20).

@@ -308,10 +308,7 @@ impl AnalysisSpec {
     /// source in errors (a file name).
     pub fn parse(src: &str, origin: &str, mode: Validation) -> Result<AnalysisSpec, GovError> {
         let spec: AnalysisSpec = toml::from_str(src).map_err(|e| {
-            let (line, column) = e
-                .span()
-                .map(|s| line_col(src, s.start))
-                .unwrap_or((1, 1));
+            let (line, column) = e.span().map(|s| line_col(src, s.start)).unwrap_or((1, 1));
             GovError::Syntax {
                 origin: origin.to_string(),
                 line,
@@ -336,9 +333,8 @@ impl AnalysisSpec {
 
     /// Read and validate a spec file.
     pub fn load(path: &Path, mode: Validation) -> Result<AnalysisSpec, GovError> {
-        let src = std::fs::read_to_string(path).map_err(|e| {
-            GovError::io(path, "; give the analysis spec's TOML file", e)
-        })?;
+        let src = std::fs::read_to_string(path)
+            .map_err(|e| GovError::io(path, "; give the analysis spec's TOML file", e))?;
         AnalysisSpec::parse(&src, &path.display().to_string(), mode)
     }
 
@@ -370,7 +366,8 @@ impl AnalysisSpec {
             if v.trim().is_empty() {
                 return fail(
                     field.into(),
-                    "is empty; say it in words (it goes into the approval and the DPIA text)".into(),
+                    "is empty; say it in words (it goes into the approval and the DPIA text)"
+                        .into(),
                     None,
                     0,
                 );
@@ -414,12 +411,18 @@ impl AnalysisSpec {
             if !contributor_ids.insert(c.id.as_str()) {
                 return fail(
                     format!("{f}.id"),
-                    format!("contributor id {:?} is used twice; give each contributor its own id", c.id),
+                    format!(
+                        "contributor id {:?} is used twice; give each contributor its own id",
+                        c.id
+                    ),
                     Some(&c.id),
                     1,
                 );
             }
-            for (field, v) in [("organisation", &c.organisation), ("controller", &c.controller)] {
+            for (field, v) in [
+                ("organisation", &c.organisation),
+                ("controller", &c.controller),
+            ] {
                 if v.trim().is_empty() {
                     return fail(
                         format!("{f}.{field}"),
@@ -435,7 +438,10 @@ impl AnalysisSpec {
             if c.tables.is_empty() {
                 return fail(
                     format!("{f}.tables"),
-                    format!("contributor {:?} contributes no table; list its tables", c.id),
+                    format!(
+                        "contributor {:?} contributes no table; list its tables",
+                        c.id
+                    ),
                     None,
                     0,
                 );

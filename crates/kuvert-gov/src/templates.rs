@@ -8,7 +8,10 @@ use crate::spec::{AnalysisSpec, Validation};
 
 macro_rules! t {
     ($name:literal) => {
-        ($name, include_str!(concat!("../../../templates/", $name, ".toml")))
+        (
+            $name,
+            include_str!(concat!("../../../templates/", $name, ".toml")),
+        )
     };
 }
 

@@ -39,11 +39,16 @@ fn altered_spec_gets_another_id_and_the_approvals_are_refused() {
     let a = approvals(&p, &spec);
     // The coordinator (or anyone) changes one character of the SQL that
     // goes to the control unit after both approved.
-    let text = common::spec_text(&p).replace("SELECT DISTINCT f.pnr", "SELECT DISTINCT f.pnr, f.belopp");
+    let text =
+        common::spec_text(&p).replace("SELECT DISTINCT f.pnr", "SELECT DISTINCT f.pnr, f.belopp");
     let altered = AnalysisSpec::parse(&text, "altered", Validation::Strict).unwrap();
     assert_ne!(altered.id(), spec.id());
     match verify_approvals(&altered, &a) {
-        Err(GovError::ApprovalForOtherAnalysis { contributor, approved, expected }) => {
+        Err(GovError::ApprovalForOtherAnalysis {
+            contributor,
+            approved,
+            expected,
+        }) => {
             assert_eq!(contributor, "fk");
             assert_eq!(approved, spec.id().to_hex());
             assert_eq!(expected, altered.id().to_hex());
@@ -76,10 +81,16 @@ fn forged_signature_is_refused() {
     }
     // Garbage and the fk signature copied over are refused too.
     a[1].signature = "zz".into();
-    assert!(matches!(verify_approvals(&spec, &a), Err(GovError::BadApprovalSignature { .. })));
+    assert!(matches!(
+        verify_approvals(&spec, &a),
+        Err(GovError::BadApprovalSignature { .. })
+    ));
     let good = approvals(&p, &spec);
     a[1].signature = good[0].signature.clone();
-    assert!(matches!(verify_approvals(&spec, &a), Err(GovError::BadApprovalSignature { .. })));
+    assert!(matches!(
+        verify_approvals(&spec, &a),
+        Err(GovError::BadApprovalSignature { .. })
+    ));
 }
 
 #[test]
@@ -91,7 +102,11 @@ fn key_that_is_not_the_specs_is_refused() {
     let fake = sign_approval(&id, "kommun", &p.kontroll);
     let a = vec![approve_spec(&spec, &id, &p.fk).unwrap(), fake];
     match verify_approvals(&spec, &a) {
-        Err(GovError::ApprovalKeyMismatch { contributor, given, expected }) => {
+        Err(GovError::ApprovalKeyMismatch {
+            contributor,
+            given,
+            expected,
+        }) => {
             assert_eq!(contributor, "kommun");
             assert_eq!(given, p.kontroll.public().ed25519);
             assert_eq!(expected, p.kommun.public().ed25519);
@@ -111,14 +126,19 @@ fn missing_unknown_and_duplicate_contributors_are_refused() {
     let spec = common::spec(&p);
     let a = approvals(&p, &spec);
     match verify_approvals(&spec, &a[..1]) {
-        Err(GovError::MissingApprovals { missing, analysis_id }) => {
+        Err(GovError::MissingApprovals {
+            missing,
+            analysis_id,
+        }) => {
             assert_eq!(missing, vec!["kommun".to_string()]);
             assert_eq!(analysis_id, spec.id().to_hex());
         }
         other => panic!("{other:?}"),
     }
     match verify_approvals(&spec, &[]) {
-        Err(GovError::MissingApprovals { missing, .. }) => assert_eq!(missing, vec!["fk", "kommun"]),
+        Err(GovError::MissingApprovals { missing, .. }) => {
+            assert_eq!(missing, vec!["fk", "kommun"])
+        }
         other => panic!("{other:?}"),
     }
     let mut unknown = a.clone();
@@ -156,7 +176,10 @@ fn status_reports_each_contributor() {
     let mut a = approvals(&p, &spec);
     assert_eq!(
         approval_status(&spec, &a[..1]),
-        vec![("fk".to_string(), ApprovalState::Approved), ("kommun".to_string(), ApprovalState::Missing)]
+        vec![
+            ("fk".to_string(), ApprovalState::Approved),
+            ("kommun".to_string(), ApprovalState::Missing)
+        ]
     );
     a[1].signature = a[0].signature.clone();
     let s = approval_status(&spec, &a);
@@ -167,6 +190,12 @@ fn status_reports_each_contributor() {
 fn placeholder_specs_cannot_be_approved() {
     let p = common::parties();
     let t = kuvert_gov::templates::spec("overlapping-benefits").unwrap();
-    assert!(matches!(approve_spec(&t, &t.id(), &p.fk), Err(GovError::Invalid { .. })));
-    assert!(matches!(verify_approvals(&t, &[]), Err(GovError::Invalid { .. })));
+    assert!(matches!(
+        approve_spec(&t, &t.id(), &p.fk),
+        Err(GovError::Invalid { .. })
+    ));
+    assert!(matches!(
+        verify_approvals(&t, &[]),
+        Err(GovError::Invalid { .. })
+    ));
 }

@@ -3,7 +3,9 @@
 
 use std::path::Path;
 
-use kuvert_gov::audit::{action, verify_bytes, verify_dir, verify_file, AuditEvent, AuditLog, GENESIS};
+use kuvert_gov::audit::{
+    action, verify_bytes, verify_dir, verify_file, AuditEvent, AuditLog, GENESIS,
+};
 use kuvert_gov::spec::AnalysisId;
 use kuvert_gov::GovError;
 
@@ -17,12 +19,31 @@ fn t(sec: i64) -> time::OffsetDateTime {
 fn write_node_log(path: &Path, node: u8, job: &str, id: AnalysisId, fk_rows: u64) {
     let mut log = AuditLog::open(path).unwrap();
     let actor = format!("node{node}");
-    log.append_at(AuditEvent::new(&actor, action::ANALYSIS_ACCEPTED).analysis(id).detail("contributors", 2), t(0))
-        .unwrap();
-    log.append_at(AuditEvent::shares_received(node, id, job, "fk", "fk", fk_rows, 5), t(1)).unwrap();
-    log.append_at(AuditEvent::shares_received(node, id, job, "kommun", "ek", 400, 4), t(2)).unwrap();
-    log.append_at(AuditEvent::new(&actor, action::JOB_STARTED).analysis(id).job(job).detail("node", node), t(3))
-        .unwrap();
+    log.append_at(
+        AuditEvent::new(&actor, action::ANALYSIS_ACCEPTED)
+            .analysis(id)
+            .detail("contributors", 2),
+        t(0),
+    )
+    .unwrap();
+    log.append_at(
+        AuditEvent::shares_received(node, id, job, "fk", "fk", fk_rows, 5),
+        t(1),
+    )
+    .unwrap();
+    log.append_at(
+        AuditEvent::shares_received(node, id, job, "kommun", "ek", 400, 4),
+        t(2),
+    )
+    .unwrap();
+    log.append_at(
+        AuditEvent::new(&actor, action::JOB_STARTED)
+            .analysis(id)
+            .job(job)
+            .detail("node", node),
+        t(3),
+    )
+    .unwrap();
     log.append_at(
         AuditEvent::new(&actor, action::SHARES_DELETED)
             .analysis(id)
@@ -58,7 +79,13 @@ fn chain_verifies_and_resumes() {
     // Reopen and continue the same chain.
     let mut log = AuditLog::open(&path).unwrap();
     assert_eq!(log.head(), (5, recs[4].hash.as_str()));
-    let r = log.append(AuditEvent::new("node0", action::JOB_FINISHED).job("job-1").detail("status", "ok")).unwrap();
+    let r = log
+        .append(
+            AuditEvent::new("node0", action::JOB_FINISHED)
+                .job("job-1")
+                .detail("status", "ok"),
+        )
+        .unwrap();
     assert_eq!((r.seq, r.prev.as_str()), (5, recs[4].hash.as_str()));
     assert_eq!(verify_file(&path).unwrap().len(), 6);
     // Every line is exactly the record's canonical line.
@@ -75,13 +102,19 @@ fn every_altered_byte_is_detected_on_its_line() {
     write_node_log(&path, 1, "j", ID, 10);
     let good = std::fs::read(&path).unwrap();
     let line_starts: Vec<usize> = std::iter::once(0)
-        .chain(good.iter().enumerate().filter(|(_, b)| **b == b'\n').map(|(i, _)| i + 1))
+        .chain(
+            good.iter()
+                .enumerate()
+                .filter(|(_, b)| **b == b'\n')
+                .map(|(i, _)| i + 1),
+        )
         .collect();
     for i in 0..good.len() {
         for flip in [0x01u8, 0x20] {
             let mut bad = good.clone();
             bad[i] ^= flip;
-            let e = verify_bytes(&path, &bad).expect_err(&format!("byte {i} ^ {flip:#x} went unnoticed"));
+            let e = verify_bytes(&path, &bad)
+                .expect_err(&format!("byte {i} ^ {flip:#x} went unnoticed"));
             // The error names the line the byte is on (a changed newline
             // merges or splits lines: the line it starts on, or the last).
             let line = line_starts.iter().filter(|s| **s <= i).count();
@@ -141,12 +174,22 @@ fn removed_inserted_and_reordered_lines_are_detected() {
 #[test]
 fn names_and_details_are_checked() {
     let dir = tempfile::tempdir().unwrap();
-    assert!(matches!(AuditLog::open(&dir.path().join("log.txt")), Err(GovError::AuditName { .. })));
+    assert!(matches!(
+        AuditLog::open(&dir.path().join("log.txt")),
+        Err(GovError::AuditName { .. })
+    ));
     let mut log = AuditLog::open(&dir.path().join("audit.log")).unwrap();
-    let nested = AuditEvent::new("n", "x").detail("values", serde_json::json!({"pnr": "19121212-1212"}));
-    assert!(matches!(log.append(nested), Err(GovError::AuditDetail { .. })));
+    let nested =
+        AuditEvent::new("n", "x").detail("values", serde_json::json!({"pnr": "19121212-1212"}));
+    assert!(matches!(
+        log.append(nested),
+        Err(GovError::AuditDetail { .. })
+    ));
     let float = AuditEvent::new("n", "x").detail("eps", 0.5);
-    assert!(matches!(log.append(float), Err(GovError::AuditDetail { .. })));
+    assert!(matches!(
+        log.append(float),
+        Err(GovError::AuditDetail { .. })
+    ));
 }
 
 #[test]
@@ -154,7 +197,13 @@ fn directory_verification_cross_checks_jobs() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::create_dir_all(dir.path().join("node1/logs")).unwrap();
     write_node_log(&dir.path().join("audit-node0.log"), 0, "job-1", ID, 1000);
-    write_node_log(&dir.path().join("node1/logs/audit-node1.log"), 1, "job-1", ID, 1000);
+    write_node_log(
+        &dir.path().join("node1/logs/audit-node1.log"),
+        1,
+        "job-1",
+        ID,
+        1000,
+    );
     write_node_log(&dir.path().join("audit-node2.log"), 2, "job-1", ID, 1000);
     std::fs::write(dir.path().join("notes.txt"), "not an audit file").unwrap();
     let r = verify_dir(dir.path()).unwrap();
@@ -168,26 +217,45 @@ fn directory_verification_cross_checks_jobs() {
     let r = verify_dir(dir.path()).unwrap();
     assert!(!r.ok());
     assert_eq!(r.cross.len(), 1, "{:?}", r.cross);
-    assert!(r.cross[0].contains("job \"job-2\" shares_received table=\"fk\""), "{}", r.cross[0]);
-    assert!(r.cross[0].contains("audit-node2.log:7") && r.cross[0].contains("audit-node0.log:7"), "{}", r.cross[0]);
+    assert!(
+        r.cross[0].contains("job \"job-2\" shares_received table=\"fk\""),
+        "{}",
+        r.cross[0]
+    );
+    assert!(
+        r.cross[0].contains("audit-node2.log:7") && r.cross[0].contains("audit-node0.log:7"),
+        "{}",
+        r.cross[0]
+    );
 
     // Another analysis id under the same job name.
     let other = dir.path().join("audit-node3.log");
     write_node_log(&other, 0, "job-1", AnalysisId([1; 32]), 1000);
     let r = verify_dir(dir.path()).unwrap();
-    assert!(r.cross.iter().any(|c| c.contains("job \"job-1\"") && c.contains("names analysis")), "{:?}", r.cross);
+    assert!(
+        r.cross
+            .iter()
+            .any(|c| c.contains("job \"job-1\"") && c.contains("names analysis")),
+        "{:?}",
+        r.cross
+    );
     std::fs::remove_file(&other).unwrap();
 
     // A broken chain is reported with its file and line.
     let p = dir.path().join("audit-node0.log");
-    let text = std::fs::read_to_string(&p).unwrap().replace("\"rows\":1000", "\"rows\":1001");
+    let text = std::fs::read_to_string(&p)
+        .unwrap()
+        .replace("\"rows\":1000", "\"rows\":1001");
     std::fs::write(&p, text).unwrap();
     let r = verify_dir(dir.path()).unwrap();
     assert!(!r.ok());
     let bad: Vec<_> = r.chains.iter().filter(|c| c.result.is_err()).collect();
     assert_eq!(bad.len(), 1);
     let msg = bad[0].result.as_ref().unwrap_err().to_string();
-    assert!(msg.contains("audit-node0.log:2:") && msg.contains("altered"), "{msg}");
+    assert!(
+        msg.contains("audit-node0.log:2:") && msg.contains("altered"),
+        "{msg}"
+    );
 
     // An empty directory verifies nothing, which is not "ok".
     let empty = tempfile::tempdir().unwrap();

@@ -13,8 +13,8 @@ use kuvert_gov::{describe, AnalysisSpec, Format};
 fn check_html(html: &str) {
     const VOID: &[&str] = &["meta"];
     const KNOWN: &[&str] = &[
-        "html", "head", "meta", "title", "body", "main", "h1", "h2", "h3", "p", "ul", "li", "table", "thead",
-        "tbody", "tr", "th", "td",
+        "html", "head", "meta", "title", "body", "main", "h1", "h2", "h3", "p", "ul", "li",
+        "table", "thead", "tbody", "tr", "th", "td",
     ];
     assert!(html.starts_with("<!DOCTYPE html>\n"));
     let body = &html["<!DOCTYPE html>\n".len()..];
@@ -35,7 +35,9 @@ fn check_html(html: &str) {
             let attrs = tag[name.len()..].trim();
             let mut a = attrs;
             while !a.is_empty() {
-                let eq = a.find("=\"").unwrap_or_else(|| panic!("unquoted attribute in <{tag}>"));
+                let eq = a
+                    .find("=\"")
+                    .unwrap_or_else(|| panic!("unquoted attribute in <{tag}>"));
                 let end = a[eq + 2..].find('"').unwrap() + eq + 2;
                 a = a[end + 1..].trim_start();
             }
@@ -57,7 +59,11 @@ fn full_spec(p: &common::Parties) -> AnalysisSpec {
         learned_by: vec!["nodes".into(), "kontroll".into()],
         statement: "which pseudonymised keys are equal".into(),
     });
-    s.dp.push(DpOutput { output: "persons".into(), epsilon: 0.5, delta: 0.0 });
+    s.dp.push(DpOutput {
+        output: "persons".into(),
+        epsilon: 0.5,
+        delta: 0.0,
+    });
     s.validate(Validation::Strict).unwrap();
     s
 }
@@ -100,7 +106,10 @@ fn markdown_has_every_section_and_fact() {
         assert!(md.contains(must), "missing {must:?} in\n{md}");
     }
     // With both approvals the text says the nodes may accept input.
-    let approvals = vec![approve_spec(&spec, &id, &p.fk).unwrap(), approve_spec(&spec, &id, &p.kommun).unwrap()];
+    let approvals = vec![
+        approve_spec(&spec, &id, &p.fk).unwrap(),
+        approve_spec(&spec, &id, &p.kommun).unwrap(),
+    ];
     let md = describe(&spec, &approvals, &[], Format::Markdown);
     assert!(md.contains("Every contributor has approved this exact analysis id"));
 }
@@ -111,8 +120,18 @@ fn leakage_dp_and_audit_trail_are_described() {
     let spec = full_spec(&p);
     let dir = tempfile::tempdir().unwrap();
     let mut log = AuditLog::open(&dir.path().join("audit-node0.log")).unwrap();
-    log.append(AuditEvent::shares_received(0, spec.id(), "job-7", "fk", "fk", 1234, 5)).unwrap();
-    log.append(AuditEvent::new("node0", "other").analysis(kuvert_gov::AnalysisId([0; 32]))).unwrap();
+    log.append(AuditEvent::shares_received(
+        0,
+        spec.id(),
+        "job-7",
+        "fk",
+        "fk",
+        1234,
+        5,
+    ))
+    .unwrap();
+    log.append(AuditEvent::new("node0", "other").analysis(kuvert_gov::AnalysisId([0; 32])))
+        .unwrap();
     let recs = kuvert_gov::verify_file(&dir.path().join("audit-node0.log")).unwrap();
     let md = describe(&spec, &[], &recs, Format::Markdown);
     for must in [
@@ -126,7 +145,10 @@ fn leakage_dp_and_audit_trail_are_described() {
     ] {
         assert!(md.contains(must), "missing {must:?} in\n{md}");
     }
-    assert!(!md.contains("| other |"), "records of other analyses are left out");
+    assert!(
+        !md.contains("| other |"),
+        "records of other analyses are left out"
+    );
 }
 
 #[test]
@@ -142,12 +164,19 @@ fn html_is_valid_accessible_and_self_contained() {
     assert!(html.contains("<th scope=\"col\">Contributor</th>"));
     // User text is escaped, never markup.
     assert!(html.contains("Find &lt;script&gt;alert(1)&lt;/script&gt; &amp; &quot;overlaps&quot;"));
-    for banned in ["<script", "<link", "<style", "src=", "href=", "http://", "https://", "<img"] {
+    for banned in [
+        "<script", "<link", "<style", "src=", "href=", "http://", "https://", "<img",
+    ] {
         assert!(!html.contains(banned), "{banned}");
     }
     // Every template renders to valid HTML too.
     for name in kuvert_gov::templates::names() {
-        check_html(&describe(&kuvert_gov::templates::spec(name).unwrap(), &[], &[], Format::Html));
+        check_html(&describe(
+            &kuvert_gov::templates::spec(name).unwrap(),
+            &[],
+            &[],
+            Format::Html,
+        ));
     }
 }
 
@@ -159,6 +188,9 @@ fn the_html_checker_can_fail() {
         "<!DOCTYPE html>\n<html><p a=b>x</p></html>",
         "<!DOCTYPE html>\n<html><p>a > b</p></html>",
     ] {
-        assert!(std::panic::catch_unwind(|| check_html(bad)).is_err(), "{bad}");
+        assert!(
+            std::panic::catch_unwind(|| check_html(bad)).is_err(),
+            "{bad}"
+        );
     }
 }

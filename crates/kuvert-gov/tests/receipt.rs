@@ -4,7 +4,7 @@ mod common;
 
 use kuvert_gov::receipt::AuditHead;
 use kuvert_gov::spec::AnalysisId;
-use kuvert_gov::{DeletionReceipt, Deleted, GovError};
+use kuvert_gov::{Deleted, DeletionReceipt, GovError};
 
 fn receipt(node_key: &kuvert_gov::PartyKey) -> DeletionReceipt {
     DeletionReceipt::sign_at(
@@ -12,8 +12,15 @@ fn receipt(node_key: &kuvert_gov::PartyKey) -> DeletionReceipt {
         AnalysisId([9; 32]),
         "job-1",
         2,
-        Deleted { tables: vec!["fk".into(), "ek".into()], intermediate_state: true, session_keys: true },
-        Some(AuditHead { records: 7, hash: "ab".repeat(32) }),
+        Deleted {
+            tables: vec!["fk".into(), "ek".into()],
+            intermediate_state: true,
+            session_keys: true,
+        },
+        Some(AuditHead {
+            records: 7,
+            hash: "ab".repeat(32),
+        }),
         "2027-01-15T08:00:00Z".into(),
     )
 }
@@ -24,7 +31,10 @@ fn receipt_verifies_with_the_nodes_key_only() {
     let other = common::key("node1", 21);
     let r = receipt(&node);
     r.verify(&node.verifying_key()).unwrap();
-    assert!(matches!(r.verify(&other.verifying_key()), Err(GovError::BadReceipt { node: 2, .. })));
+    assert!(matches!(
+        r.verify(&other.verifying_key()),
+        Err(GovError::BadReceipt { node: 2, .. })
+    ));
     // A receipt signed by another node but carrying node 2's public key in
     // its field still fails: the verifier's key counts, not the field.
     let mut forged = receipt(&other);
@@ -36,12 +46,14 @@ fn receipt_verifies_with_the_nodes_key_only() {
     back.verify(&node.verifying_key()).unwrap();
 }
 
+type Change = Box<dyn Fn(&mut DeletionReceipt)>;
+
 #[test]
 fn every_field_is_signed() {
     let node = common::key("node2", 20);
     let vk = node.verifying_key();
     let r = receipt(&node);
-    let changes: Vec<Box<dyn Fn(&mut DeletionReceipt)>> = vec![
+    let changes: Vec<Change> = vec![
         Box::new(|r| r.analysis_id = AnalysisId([8; 32])),
         Box::new(|r| r.job.push('x')),
         Box::new(|r| r.node = 1),

@@ -55,7 +55,8 @@ fn mutated_specs_never_panic() {
         x ^= x << 17;
         let i = (x as usize) % bytes.len();
         let mut b = bytes.to_vec();
-        b[i] = b"\"'=[]{}\n ,x0"[(x >> 32) as usize % 13];
+        const SUBST: &[u8] = b"\"'=[]{}\n ,x0";
+        b[i] = SUBST[(x >> 32) as usize % SUBST.len()];
         if let Ok(s) = String::from_utf8(b) {
             let _ = AnalysisSpec::parse(&s, "m", Validation::Strict);
         }

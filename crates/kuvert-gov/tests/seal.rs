@@ -24,7 +24,10 @@ fn recipient_opens_and_nobody_else_does() {
     assert_eq!(&open_for(&p.kontroll, &id(7), 1, &b).unwrap()[..], msg);
     // Another party's key cannot open it.
     for other in [&p.fk, &p.kommun] {
-        assert!(matches!(open(other, &b), Err(GovError::Open { node: 1, .. })));
+        assert!(matches!(
+            open(other, &b),
+            Err(GovError::Open { node: 1, .. })
+        ));
     }
     // Two seals of the same message differ (fresh encapsulation).
     let b2 = seal(&p.kontroll.x25519_public(), &id(7), 1, msg).unwrap();
@@ -38,16 +41,29 @@ fn a_box_moved_to_another_analysis_or_node_fails() {
     let b = seal(&p.kontroll.x25519_public(), &id(7), 1, b"x").unwrap();
     let mut moved = b.clone();
     moved.analysis_id = id(8);
-    assert!(matches!(open(&p.kontroll, &moved), Err(GovError::Open { .. })));
+    assert!(matches!(
+        open(&p.kontroll, &moved),
+        Err(GovError::Open { .. })
+    ));
     let mut moved = b.clone();
     moved.node = 2;
-    assert!(matches!(open(&p.kontroll, &moved), Err(GovError::Open { .. })));
+    assert!(matches!(
+        open(&p.kontroll, &moved),
+        Err(GovError::Open { .. })
+    ));
     // A genuine box presented for another analysis is refused by label.
     assert!(matches!(
         open_for(&p.kontroll, &id(8), 1, &b),
-        Err(GovError::WrongBox { got_node: 1, want_node: 1, .. })
+        Err(GovError::WrongBox {
+            got_node: 1,
+            want_node: 1,
+            ..
+        })
     ));
-    assert!(matches!(open_for(&p.kontroll, &id(7), 0, &b), Err(GovError::WrongBox { .. })));
+    assert!(matches!(
+        open_for(&p.kontroll, &id(7), 0, &b),
+        Err(GovError::WrongBox { .. })
+    ));
     // Node indices beyond the three nodes are refused when sealing.
     assert!(seal(&p.kontroll.x25519_public(), &id(7), 3, b"x").is_err());
 }
@@ -57,8 +73,17 @@ fn every_tampered_byte_fails() {
     use base64::Engine;
     let p = common::parties();
     let mut rng = rand_chacha::ChaCha20Rng::seed_from_u64(5);
-    let b = seal_with(&p.kontroll.x25519_public(), &id(1), 0, b"0123456789", &mut rng).unwrap();
-    let ct = base64::engine::general_purpose::STANDARD.decode(&b.ciphertext).unwrap();
+    let b = seal_with(
+        &p.kontroll.x25519_public(),
+        &id(1),
+        0,
+        b"0123456789",
+        &mut rng,
+    )
+    .unwrap();
+    let ct = base64::engine::general_purpose::STANDARD
+        .decode(&b.ciphertext)
+        .unwrap();
     assert_eq!(ct.len(), 10 + 16);
     for i in 0..ct.len() {
         let mut t = ct.clone();

@@ -23,8 +23,12 @@ fn there_is_one_template_per_reference_analysis() {
     assert_eq!(dirs, names);
     // The embedded text is the repository's file.
     for name in templates::names() {
-        let file = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(format!("../../templates/{name}.toml"));
-        assert_eq!(std::fs::read_to_string(file).unwrap(), templates::get(name).unwrap());
+        let file =
+            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(format!("../../templates/{name}.toml"));
+        assert_eq!(
+            std::fs::read_to_string(file).unwrap(),
+            templates::get(name).unwrap()
+        );
     }
     assert!(templates::get("nope").is_err());
 }
@@ -36,14 +40,25 @@ fn templates_validate_with_placeholders_only() {
         let spec = templates::spec(name).unwrap_or_else(|e| panic!("{name}: {e}"));
         assert_eq!(spec.name, name);
         // Placeholder keys are refused where real keys are needed.
-        let e = AnalysisSpec::parse(text, name, Validation::Strict).unwrap_err().to_string();
+        let e = AnalysisSpec::parse(text, name, Validation::Strict)
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("placeholder"), "{name}: {e}");
         // Legal references are marked as examples to check.
-        assert!(spec.legal_basis.reference.contains("to be checked by the agency's lawyer"), "{name}");
+        assert!(
+            spec.legal_basis
+                .reference
+                .contains("to be checked by the agency's lawyer"),
+            "{name}"
+        );
         // Every output says in words what it tells its reader.
         for r in &spec.recipients {
             for o in &r.outputs {
-                assert!(o.description.as_deref().is_some_and(|d| d.len() > 20), "{name}/{}", o.name);
+                assert!(
+                    o.description.as_deref().is_some_and(|d| d.len() > 20),
+                    "{name}/{}",
+                    o.name
+                );
             }
         }
         // And the header says what each party learns.
@@ -97,6 +112,9 @@ fn template_sql_and_schemas_are_the_examples_files() {
 
 #[test]
 fn template_ids_are_distinct() {
-    let ids: BTreeSet<_> = templates::names().iter().map(|n| templates::spec(n).unwrap().id()).collect();
+    let ids: BTreeSet<_> = templates::names()
+        .iter()
+        .map(|n| templates::spec(n).unwrap().id())
+        .collect();
     assert_eq!(ids.len(), 6);
 }

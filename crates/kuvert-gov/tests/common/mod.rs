@@ -30,7 +30,9 @@ pub fn spec_text(p: &Parties) -> String {
     let mut s = String::new();
     for line in t.lines() {
         let l = match line {
-            "public_key = \"placeholder:fk\"" => format!("public_key = \"{}\"", p.fk.public().ed25519),
+            "public_key = \"placeholder:fk\"" => {
+                format!("public_key = \"{}\"", p.fk.public().ed25519)
+            }
             "public_key = \"placeholder:kommun\"" => {
                 format!("public_key = \"{}\"", p.kommun.public().ed25519)
             }
