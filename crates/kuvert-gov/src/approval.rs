@@ -34,7 +34,7 @@ pub struct Approval {
     pub signature: String,
 }
 
-/// The signed message.
+/// The signed message: `APPROVAL_TAG || id`.
 pub fn approval_message(id: &AnalysisId) -> Vec<u8> {
     let mut m = APPROVAL_TAG.to_vec();
     m.extend_from_slice(&id.0);
@@ -83,6 +83,36 @@ pub fn approve_spec(
             known: known(spec),
         })?;
     Ok(sign_approval(&actual, &c.id, key))
+}
+
+/// Proof that every contributor approved `spec`: only [`approved`] makes
+/// one, so code that demands an `&Approved` (a node accepting shares,
+/// starting a job) cannot be reached without the check.
+pub struct Approved<'a> {
+    spec: &'a AnalysisSpec,
+    id: AnalysisId,
+}
+
+impl<'a> Approved<'a> {
+    pub fn spec(&self) -> &'a AnalysisSpec {
+        self.spec
+    }
+
+    pub fn id(&self) -> AnalysisId {
+        self.id
+    }
+}
+
+/// [`verify_approvals`], returning the proof token on success.
+pub fn approved<'a>(
+    spec: &'a AnalysisSpec,
+    approvals: &[Approval],
+) -> Result<Approved<'a>, GovError> {
+    verify_approvals(spec, approvals)?;
+    Ok(Approved {
+        spec,
+        id: spec.id(),
+    })
 }
 
 /// Where one contributor's approval stands.

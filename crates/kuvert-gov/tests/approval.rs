@@ -24,6 +24,9 @@ fn all_contributors_approved_verifies() {
     assert_eq!(a[0].contributor, "fk");
     assert_eq!(a[1].contributor, "kommun");
     verify_approvals(&spec, &a).unwrap();
+    let token = kuvert_gov::approval::approved(&spec, &a).unwrap();
+    assert_eq!(token.id(), spec.id());
+    assert!(kuvert_gov::approval::approved(&spec, &a[..1]).is_err());
     // Order does not matter.
     verify_approvals(&spec, &[a[1].clone(), a[0].clone()]).unwrap();
     // JSON round trip (the approval.json file).
