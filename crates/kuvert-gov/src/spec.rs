@@ -171,18 +171,59 @@ pub struct Retention {
     /// the job ends (otherwise at the result deadline).
     pub delete_shares_at_job_end: bool,
     /// Until when sealed results may be fetched: a number of days after the
-    /// job ends, or an RFC 3339 time (as a string).
+    /// job ends, or an RFC 3339 time (a string or a TOML date-time).
     pub result_deadline: Deadline,
 }
 
 /// A number of days after the job, or a fixed time.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, JsonSchema)]
 #[serde(untagged)]
 pub enum Deadline {
     /// Days after the job ends (1 to 3650).
     Days(u32),
     /// An RFC 3339 time, e.g. `2027-06-30T00:00:00Z`.
     At(String),
+}
+
+/// Accepts an integer (days), a string, or a TOML date-time literal
+/// (`result_deadline = 2027-06-30T00:00:00Z`, kept as its RFC 3339 text).
+impl<'de> Deserialize<'de> for Deadline {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Deadline, D::Error> {
+        struct V;
+        const HINT: &str =
+            "a number of days (e.g. 30) or an RFC 3339 time (e.g. \"2027-06-30T00:00:00Z\")";
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = Deadline;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str(HINT)
+            }
+            fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<Deadline, E> {
+                u32::try_from(v)
+                    .map(Deadline::Days)
+                    .map_err(|_| E::custom(format!("{v} days is too many; give 1 to 3650")))
+            }
+            fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<Deadline, E> {
+                u64::try_from(v)
+                    .map_err(|_| E::custom(format!("{v} days: give 1 to 3650")))
+                    .and_then(|v| self.visit_u64(v))
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Deadline, E> {
+                Ok(Deadline::At(v.to_string()))
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut m: A,
+            ) -> Result<Deadline, A::Error> {
+                // The toml crate hands a date-time literal over as a
+                // one-entry map holding its text.
+                let Some((_, text)) = m.next_entry::<String, String>()? else {
+                    return Err(serde::de::Error::custom(HINT));
+                };
+                Ok(Deadline::At(text))
+            }
+        }
+        d.deserialize_any(V)
+    }
 }
 
 /// Differential privacy of one output.

@@ -365,6 +365,25 @@ fn validation_errors_name_field_and_place() {
     assert!(err(&t).contains("RFC 3339"));
     let t = good.replace("result_deadline = 30", "result_deadline = 0");
     assert!(err(&t).contains("retention.result_deadline"));
+    let t = good.replace("result_deadline = 30", "result_deadline = -3");
+    assert!(err(&t).contains("-3 days"));
+    let t = good.replace("result_deadline = 30", "result_deadline = true");
+    assert!(err(&t).contains("a number of days"));
+    // A TOML date-time literal is the same as the string.
+    let lit = good.replace(
+        "result_deadline = 30",
+        "result_deadline = 2027-06-30T00:00:00Z",
+    );
+    let st = good.replace(
+        "result_deadline = 30",
+        "result_deadline = \"2027-06-30T00:00:00Z\"",
+    );
+    let a = AnalysisSpec::parse(&lit, "s", Validation::Strict).unwrap();
+    let b = AnalysisSpec::parse(&st, "s", Validation::Strict).unwrap();
+    assert_eq!(a.id(), b.id());
+    // A local date without a time zone is not a deadline anyone agrees on.
+    let t = good.replace("result_deadline = 30", "result_deadline = 2027-06-30");
+    assert!(err(&t).contains("RFC 3339"));
 
     // Protocol.
     let t = good.replace("\"rss3-semi-honest\"", "\"gmw\"");
