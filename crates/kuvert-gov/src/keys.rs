@@ -166,6 +166,15 @@ impl PartyKey {
     /// Write `path` (mode 0600, refusing to overwrite) and `path.pub`.
     /// Returns the public file's path.
     pub fn write(&self, path: &Path) -> Result<PathBuf, GovError> {
+        if self.name.is_empty() || self.name.chars().any(char::is_control) {
+            return Err(GovError::BadKey {
+                origin: path.display().to_string(),
+                message: format!(
+                    "the key name {:?} must be non-empty and on one line; give another --name",
+                    self.name
+                ),
+            });
+        }
         if path.exists() {
             return Err(GovError::KeyFileExists {
                 path: path.to_path_buf(),
@@ -271,6 +280,43 @@ mod tests {
             assert!(matches!(
                 PartyKey::from_text(&bad, "t"),
                 Err(GovError::BadKey { .. })
+            ));
+        }
+    }
+
+    #[test]
+    fn names_that_would_break_the_file_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        for bad in ["", "a\nb", "a\rb"] {
+            let k = PartyKey::generate_with(bad, &mut rand_chacha::ChaCha20Rng::seed_from_u64(3));
+            assert!(matches!(
+                k.write(&dir.path().join("k.key")),
+                Err(GovError::BadKey { .. })
+            ));
+        }
+        let k = PartyKey::generate_with("fk", &mut rand_chacha::ChaCha20Rng::seed_from_u64(3));
+        let pub_path = k.write(&dir.path().join("k.key")).unwrap();
+        assert_eq!(
+            PartyKey::load(&dir.path().join("k.key")).unwrap().public(),
+            k.public()
+        );
+        assert_eq!(PublicKeys::load(&pub_path).unwrap(), k.public());
+        assert!(matches!(
+            k.write(&dir.path().join("k.key")),
+            Err(GovError::KeyFileExists { .. })
+        ));
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let p = dir.path().join("k.key");
+            assert_eq!(
+                std::fs::metadata(&p).unwrap().permissions().mode() & 0o777,
+                0o600
+            );
+            std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o640)).unwrap();
+            assert!(matches!(
+                PartyKey::load(&p),
+                Err(GovError::KeyFileMode { mode: 0o640, .. })
             ));
         }
     }
