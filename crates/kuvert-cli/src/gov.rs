@@ -199,7 +199,15 @@ fn write_out(out: Option<&Path>, text: &str, create_new: bool) -> Result<(), Gov
             } else {
                 opts.create(true).truncate(true);
             }
-            let mut f = opts.open(p).map_err(|e| io(p, e))?;
+            let mut f = opts.open(p).map_err(|e| GovError::Io {
+                path: p.to_path_buf(),
+                hint: if create_new && e.kind() == std::io::ErrorKind::AlreadyExists {
+                    "; a template never overwrites a file: choose another --out"
+                } else {
+                    "; check the directory exists and is writable"
+                },
+                source: e,
+            })?;
             f.write_all(text.as_bytes()).map_err(|e| io(p, e))?;
             eprintln!("wrote {}", p.display());
             Ok(())
