@@ -168,9 +168,9 @@ fn check(sql: &str, seed: u64, r1: usize, r2: usize) {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 8, rng_seed: proptest::test_runner::RngSeed::Fixed(0x73716e), .. ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig { cases: 8, rng_seed: proptest::test_runner::RngSeed::Fixed(0x737170), .. ProptestConfig::default() })]
     #[test]
-    fn every_query_matches_the_plaintext_plan(seed in any::<u64>(), r1 in 0usize..70, r2 in 0usize..70) {
+    fn every_query_matches_the_plaintext_plan(seed in any::<u64>(), r1 in 0usize..300, r2 in 0usize..300) {
         for sql in QUERIES {
             check(sql, seed, r1, r2);
         }
