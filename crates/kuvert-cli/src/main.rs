@@ -7,6 +7,7 @@ mod bench;
 mod deid;
 mod dp;
 mod example;
+mod gov;
 mod node;
 mod pki;
 mod risk;
@@ -79,6 +80,10 @@ enum Command {
     /// Answer one SQL query over CSV files with three local nodes under MPC
     /// (TLS on 127.0.0.1, throw-away PKI), and print the answer as CSV.
     Run(Box<run::RunArgs>),
+    /// Governance: `keygen`, `analysis` (id, check, approve, verify,
+    /// describe, template) and `audit verify`.
+    #[command(flatten)]
+    Gov(gov::GovCommand),
 }
 
 fn main() -> std::process::ExitCode {
@@ -96,6 +101,7 @@ fn main() -> std::process::ExitCode {
         Command::Risk(a) => risk::run(*a),
         Command::Example(c) => example::run(c),
         Command::Run(a) => run::run(*a),
+        Command::Gov(c) => gov::run(c),
     };
     match result {
         Ok(code) => code,

@@ -127,12 +127,29 @@ pub fn execute(
     progress: &mut dyn FnMut(usize, usize),
 ) -> std::result::Result<ResultShares, ExecError> {
     let total = count_nodes(&query.root) + 1;
+    let private = match &query.privacy {
+        None => None,
+        Some(pv) => {
+            let person = crate::privacy::check(query, pv).map_err(ExecError::Unsupported)?;
+            let target = crate::privacy::target(&query.root).expect("checked") as *const Plan;
+            let sens = crate::privacy::sensitivities(query, pv);
+            let mus = kuvert_dp::accounting::skellam_variances_for(pv.epsilon, pv.delta, &sens)
+                .map_err(|e| ExecError::Unsupported(format!("WITH PRIVACY: {e}")))?;
+            Some(Private {
+                target,
+                person,
+                privacy: pv.clone(),
+                mus,
+            })
+        }
+    };
     let mut ex = Exec {
         p: party,
         inputs,
         done: 0,
         total,
         progress,
+        private,
     };
     let rel = ex.run(&query.root)?;
     let fields = query.root.fields();
@@ -174,8 +191,18 @@ pub(crate) fn unique_on(plan: &Plan, cols: &[usize]) -> bool {
     }
 }
 
+/// The DP target of a `WITH PRIVACY` query and its calibration.
+struct Private {
+    target: *const Plan,
+    person: usize,
+    privacy: crate::privacy::Privacy,
+    /// Central Skellam variance per aggregate; each node adds half.
+    mus: Vec<f64>,
+}
+
 struct Exec<'a> {
     p: &'a mut Party,
+    private: Option<Private>,
     inputs: &'a BTreeMap<String, InputTable>,
     done: usize,
     total: usize,
@@ -230,7 +257,13 @@ impl Exec<'_> {
             } => {
                 let fields = input.fields();
                 let rel = self.run(input)?;
-                if group_by.is_empty() {
+                let is_target = self
+                    .private
+                    .as_ref()
+                    .is_some_and(|pv| std::ptr::eq(pv.target, plan));
+                if is_target {
+                    self.aggregate_private(rel, &fields, aggs)?
+                } else if group_by.is_empty() {
                     self.aggregate_global(rel, &fields, aggs)?
                 } else {
                     self.aggregate_grouped(rel, &fields, group_by, aggs)?
@@ -495,6 +528,88 @@ impl Exec<'_> {
             cols,
             valid: self.constant(1, 1),
         })
+    }
+
+    /// `WITH PRIVACY`: cap each person's rows, clamp SUM arguments, add
+    /// every node's own secret Skellam noise to each aggregate.
+    fn aggregate_private(&mut self, rel: Rel, fields: &[Field], aggs: &[Agg]) -> Result<Rel> {
+        let pv = self.private.as_ref().expect("private query");
+        let (person, max_rows, lo, hi, mus) = (
+            pv.person,
+            pv.privacy.max_rows,
+            pv.privacy.lo.unwrap_or(0),
+            pv.privacy.hi.unwrap_or(0),
+            pv.mus.clone(),
+        );
+        let n = rel.n;
+        let me = self.p.id();
+        let mut rel = rel;
+        if n > 0 {
+            // 1. at most max_rows rows per person (the first in input order)
+            let ty = fields[person].ty;
+            let parts = self.valid_first(&rel.valid, &[(ty, &rel.cols[person])]);
+            let shp = shapes(&rel.cols);
+            let mut payload = flatten(rel.cols);
+            payload.push(rel.valid);
+            let mut sorted = ops::sort(self.p, n, parts, payload)?;
+            let valid = sorted.pop().expect("valid");
+            let cols = unflatten_vals(&shp, &mut sorted.into_iter());
+            let words = self.key_words(&valid, &[(ty, &cols[person])], n);
+            let starts = ops::segment_starts(self.p, &words)?;
+            let rank = ops::seg_sum(self.p, &starts, vec![valid.clone()])?
+                .pop()
+                .expect("rank");
+            let limit = self.constant(n, max_rows + 1);
+            let keep = ops::lt01_bounded(self.p, &rank, &limit)?;
+            let valid = ops::mul(self.p, &valid, &keep)?;
+            rel = Rel { n, cols, valid };
+            // 2. clamp the SUM arguments to [lo, hi]
+            let mut done: Vec<usize> = Vec::new();
+            for a in aggs {
+                if let (AggFunc::Sum, Some(c)) = (a.func, a.arg) {
+                    if done.contains(&c) {
+                        continue;
+                    }
+                    done.push(c);
+                    let x = rel.cols[c].w().clone();
+                    let lo_c = self.constant(n, lo as u64);
+                    let hi_c = self.constant(n, hi as u64);
+                    let below = self.less(ColumnType::Int, &x, &lo_c)?;
+                    let raised = ops::choose(self.p, &below, &lo_c, &x)?;
+                    let above = self.less(ColumnType::Int, &hi_c, &raised)?;
+                    let clamped = ops::choose(self.p, &above, &hi_c, &raised)?;
+                    rel.cols[c] = Val::one(clamped);
+                }
+            }
+        }
+        // 3. the exact aggregates, never NULL (emptiness would be revealed)
+        let mut out = self.aggregate_global(rel, fields, aggs)?;
+        // 4. noise: each node enters its own Skellam(mu/2) per aggregate
+        let k = aggs.len();
+        for owner in 0..3 {
+            let mine = if me == owner {
+                let mut v = Vec::with_capacity(k);
+                for mu in &mus {
+                    let s = kuvert_dp::distributed::DistributedSkellam::KUVERT
+                        .sample_node_noise(&mut rand_core::OsRng, *mu)
+                        .map_err(|e| ExecError::Unsupported(format!("noise: {e}")))?;
+                    let s = i64::try_from(s)
+                        .map_err(|_| ExecError::Unsupported("noise sample out of range".into()))?;
+                    v.push(s as u64);
+                }
+                Some(v)
+            } else {
+                None
+            };
+            let sh = self.p.input_a(owner, mine.as_deref(), k)?;
+            for (j, c) in out.cols.iter_mut().enumerate() {
+                c.planes[0] = c.planes[0].add(&sh.slice(j..j + 1));
+            }
+        }
+        for c in out.cols.iter_mut() {
+            c.null = None;
+        }
+        Ok(out)
     }
 
     /// SUM/MIN/MAX over possibly empty input: NULL when nothing was counted.

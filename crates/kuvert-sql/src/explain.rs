@@ -404,6 +404,39 @@ pub fn explain(q: &Query, sizes: &BTreeMap<String, usize>) -> String {
     for n in &ex.notes {
         let _ = writeln!(s, "WARNING: {n}");
     }
+    if let Some(pv) = &q.privacy {
+        let _ = writeln!(s, "DIFFERENTIAL PRIVACY ({pv})");
+        let _ = writeln!(
+            s,
+            "  Under MPC: at most {} row(s) per {} (the first in input order), SUM arguments clamped{}, then every node adds its own secret Skellam noise (variance mu/2) to each output: any two honest nodes' noise gives ({}, {})-DP against the third node and the recipient.",
+            pv.max_rows,
+            pv.person,
+            match (pv.lo, pv.hi) {
+                (Some(lo), Some(hi)) => format!(" to [{lo}, {hi}]"),
+                _ => String::new(),
+            },
+            pv.epsilon,
+            pv.delta
+        );
+        let sens = crate::privacy::sensitivities(q, pv);
+        match kuvert_dp::accounting::skellam_variances_for(pv.epsilon, pv.delta, &sens) {
+            Ok(mus) => {
+                let names: Vec<&str> = fields.iter().map(|f| f.name.as_str()).collect();
+                for (j, ((l1, l2), mu)) in sens.iter().zip(&mus).enumerate() {
+                    let _ = writeln!(
+                        s,
+                        "  {}: sensitivity L1 {l1}, L2 {l2}; released noise std {:.1} (central Skellam would be {:.1}; +22% for distributing it)",
+                        names.get(j).copied().unwrap_or("?"),
+                        (1.5 * mu).sqrt(),
+                        mu.sqrt()
+                    );
+                }
+            }
+            Err(e) => {
+                let _ = writeln!(s, "  cannot calibrate: {e}");
+            }
+        }
+    }
     let _ = writeln!(s, "LEAKAGE");
     let _ = writeln!(
         s,
@@ -413,8 +446,9 @@ pub fn explain(q: &Query, sizes: &BTreeMap<String, usize>) -> String {
     );
     let _ = writeln!(
         s,
-        "  The recipient learns: the answer ({} column(s): {}) and the padded number of rows ({}), which depends \
+        "  The recipient learns: the {}answer ({} column(s): {}) and the padded number of rows ({}), which depends \
          only on the input sizes; padding rows are all zero and the rows are in random order.",
+        if q.privacy.is_some() { "noisy (differentially private) " } else { "" },
         fields.len(),
         fields
             .iter()

@@ -679,6 +679,7 @@ impl<'a> Binder<'a> {
             root: bound.plan,
             order_by,
             limit,
+            privacy: None,
         })
     }
 

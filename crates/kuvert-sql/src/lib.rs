@@ -30,6 +30,7 @@ mod ops;
 pub mod output;
 pub mod plain;
 pub mod plan;
+pub mod privacy;
 
 pub use exec::{execute, ExecError, InputTable};
 pub use plan::Query;
@@ -78,6 +79,27 @@ impl fmt::Display for SqlError {
 impl std::error::Error for SqlError {}
 
 /// Parse and bind `sql` against `catalog` into a typed plan.
+/// A trailing `WITH PRIVACY (...)` clause makes the answer differentially
+/// private under MPC (see [`privacy`]).
 pub fn prepare(sql: &str, catalog: &Catalog) -> Result<Query, SqlError> {
-    front::prepare(sql, catalog)
+    let (body, privacy) = privacy::split(sql)?;
+    let mut q = front::prepare(body, catalog)?;
+    if let Some(p) = privacy {
+        privacy::check(&q, &p).map_err(|message| {
+            let at = sql.to_ascii_uppercase().rfind("PRIVACY").unwrap_or(0);
+            let before = &sql[..at];
+            SqlError {
+                message,
+                line: before.matches('\n').count() as u64 + 1,
+                column: before
+                    .rsplit('\n')
+                    .next()
+                    .map(|l| l.chars().count())
+                    .unwrap_or(0) as u64
+                    + 1,
+            }
+        })?;
+        q.privacy = Some(p);
+    }
+    Ok(q)
 }

@@ -261,55 +261,138 @@ pub(crate) fn eq_words(p: &mut Party, xs: &[AShare], ys: &[AShare]) -> Result<AS
     Ok(acc)
 }
 
+/// Pivots per segment of `m` rows: `2^b - 1` with `(s + 1)^2 * 8 <= m`, at
+/// most 63 (one pivot for small segments).
+fn pivots_for(m: usize) -> usize {
+    let mut s = 1;
+    while s < 63 && (2 * (s + 1)) * (2 * (s + 1)) * 8 <= m {
+        s = 2 * s + 1;
+    }
+    s
+}
+
+/// Compare rows `xi[k] < yi[k]` (positions in the shuffled table) and open
+/// the outcomes to all three nodes.
+fn open_lt(
+    p: &mut Party,
+    kinds: &[WordKind],
+    words: &[AShare],
+    xi: &[u32],
+    yi: &[u32],
+) -> Result<Vec<bool>> {
+    if xi.is_empty() {
+        return Ok(Vec::new());
+    }
+    let xs: Vec<AShare> = words.iter().map(|w| w.permute(xi)).collect();
+    let ys: Vec<AShare> = words.iter().map(|w| w.permute(yi)).collect();
+    let lt = lt_words(p, kinds, &xs, &ys)?;
+    Ok(p.reveal_bits(&lt, None)?.expect("opened to every party"))
+}
+
 /// The permutation that sorts the (already shuffled) key words ascending:
-/// `perm[r]` = position of the row of rank `r`. Quicksort with the first
-/// element of each segment as pivot, one batch of comparisons per level,
-/// outcomes opened to all three nodes. Keys must be distinct.
+/// `perm[r]` = position of the row of rank `r`. Sample sort with opened
+/// comparison outcomes: each segment takes its first `s` rows as pivots
+/// (random, as the table is shuffled), orders them by comparing all pairs,
+/// and every other row finds its bucket by binary search over the pivots
+/// (`log2(s + 1)` comparisons, one batch per step across all segments).
+/// About `1.16 n log2 n` comparisons with 15 pivots, against `1.39 n log2 n`
+/// for one. Keys must be distinct.
 fn quicksort(p: &mut Party, kinds: &[WordKind], words: &[AShare]) -> Result<Vec<u32>> {
     let n = words[0].len();
     let mut order: Vec<u32> = (0..n as u32).collect();
     let mut segs: Vec<(usize, usize)> = if n >= 2 { vec![(0, n)] } else { vec![] };
-    let mut scratch: Vec<u32> = Vec::with_capacity(n);
     while !segs.is_empty() {
-        let mut xi: Vec<u32> = Vec::new();
-        let mut pi: Vec<u32> = Vec::new();
-        for &(s, e) in &segs {
-            let pivot = order[s];
-            for &x in &order[s + 1..e] {
-                xi.push(x);
-                pi.push(pivot);
+        // 1. pivots of each segment, ordered by all-pairs comparisons
+        let piv: Vec<usize> = segs.iter().map(|&(s, e)| pivots_for(e - s)).collect();
+        let (mut xi, mut yi) = (Vec::new(), Vec::new());
+        for (&(s, _), &k) in segs.iter().zip(&piv) {
+            if k > 1 {
+                for i in 0..k {
+                    for j in i + 1..k {
+                        xi.push(order[s + i]);
+                        yi.push(order[s + j]);
+                    }
+                }
             }
         }
-        let xs: Vec<AShare> = words.iter().map(|w| w.permute(&xi)).collect();
-        let ys: Vec<AShare> = words.iter().map(|w| w.permute(&pi)).collect();
-        let lt = lt_words(p, kinds, &xs, &ys)?;
-        let bits = p.reveal_bits(&lt, None)?.expect("opened to every party");
-        let mut next = Vec::new();
+        let pair_lt = open_lt(p, kinds, words, &xi, &yi)?;
         let mut at = 0;
-        for &(s, e) in &segs {
-            let pivot = order[s];
-            scratch.clear();
-            let mut less = 0;
-            for (j, &x) in order[s + 1..e].iter().enumerate() {
-                if bits[at + j] {
-                    scratch.push(x);
-                    less += 1;
+        let mut sorted_piv: Vec<Vec<u32>> = Vec::with_capacity(segs.len());
+        for (&(s, _), &k) in segs.iter().zip(&piv) {
+            let mut rank = vec![0usize; k];
+            if k > 1 {
+                for i in 0..k {
+                    for j in i + 1..k {
+                        // pivot i < pivot j: j ranks above i
+                        if pair_lt[at] {
+                            rank[j] += 1;
+                        } else {
+                            rank[i] += 1;
+                        }
+                        at += 1;
+                    }
                 }
             }
-            scratch.push(pivot);
-            for (j, &x) in order[s + 1..e].iter().enumerate() {
-                if !bits[at + j] {
-                    scratch.push(x);
+            let mut sp = vec![0u32; k];
+            for (i, r) in rank.into_iter().enumerate() {
+                sp[r] = order[s + i];
+            }
+            sorted_piv.push(sp);
+        }
+        // 2. binary search of every other row among its segment's pivots
+        let mut lo: Vec<Vec<usize>> = segs.iter().map(|&(s, e)| vec![0; e - s]).collect();
+        let mut hi: Vec<Vec<usize>> = segs
+            .iter()
+            .zip(&piv)
+            .map(|(&(s, e), &k)| vec![k; e - s])
+            .collect();
+        loop {
+            let (mut xi, mut yi, mut who) = (Vec::new(), Vec::new(), Vec::new());
+            for (g, &(s, e)) in segs.iter().enumerate() {
+                let k = piv[g];
+                for r in k..e - s {
+                    if lo[g][r] < hi[g][r] {
+                        let mid = (lo[g][r] + hi[g][r]) / 2;
+                        xi.push(order[s + r]);
+                        yi.push(sorted_piv[g][mid]);
+                        who.push((g, r, mid));
+                    }
                 }
             }
-            at += e - s - 1;
-            order[s..e].copy_from_slice(&scratch);
-            if less >= 2 {
-                next.push((s, s + less));
+            if xi.is_empty() {
+                break;
             }
-            if e - (s + less + 1) >= 2 {
-                next.push((s + less + 1, e));
+            let less = open_lt(p, kinds, words, &xi, &yi)?;
+            for (&(g, r, mid), &l) in who.iter().zip(&less) {
+                if l {
+                    hi[g][r] = mid;
+                } else {
+                    lo[g][r] = mid + 1;
+                }
             }
+        }
+        // 3. buckets in order, each pivot after its bucket
+        let mut next = Vec::new();
+        for (g, &(s, e)) in segs.iter().enumerate() {
+            let k = piv[g];
+            let mut buckets: Vec<Vec<u32>> = vec![Vec::new(); k + 1];
+            for r in k..e - s {
+                buckets[lo[g][r]].push(order[s + r]);
+            }
+            let mut at = s;
+            for (b, bucket) in buckets.into_iter().enumerate() {
+                let len = bucket.len();
+                order[at..at + len].copy_from_slice(&bucket);
+                if len >= 2 {
+                    next.push((at, at + len));
+                }
+                at += len;
+                if b < k {
+                    order[at] = sorted_piv[g][b];
+                    at += 1;
+                }
+            }
+            debug_assert_eq!(at, e);
         }
         segs = next;
     }

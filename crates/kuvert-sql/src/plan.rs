@@ -165,11 +165,13 @@ pub struct OrderKey {
 
 /// A whole query: the plan whose output is the answer, then ORDER BY and
 /// LIMIT. Without ORDER BY the answer is sorted ascending by all columns.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Query {
     pub root: Plan,
     pub order_by: Vec<OrderKey>,
     pub limit: Option<u64>,
+    /// `WITH PRIVACY (...)`: noise added under MPC (see `crate::privacy`).
+    pub privacy: Option<crate::privacy::Privacy>,
 }
 
 impl Query {

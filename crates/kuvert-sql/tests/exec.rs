@@ -143,6 +143,7 @@ fn q(root: Plan) -> Query {
         root,
         order_by: vec![],
         limit: None,
+        privacy: None,
     }
 }
 

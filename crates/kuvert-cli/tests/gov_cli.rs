@@ -1,0 +1,310 @@
+//! `kuvert keygen`, `kuvert analysis ...` and `kuvert audit verify` end to
+//! end: the walk-through of docs/governance.md, with the attack cases and
+//! exit codes.
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+fn kuvert(dir: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_kuvert"))
+        .current_dir(dir)
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+fn ok(o: &Output) -> String {
+    assert!(
+        o.status.success(),
+        "exit {:?}\nstdout: {}\nstderr: {}",
+        o.status.code(),
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
+    String::from_utf8(o.stdout.clone()).unwrap()
+}
+
+fn code(o: &Output) -> (i32, String) {
+    (
+        o.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&o.stdout).into_owned() + &String::from_utf8_lossy(&o.stderr),
+    )
+}
+
+/// (ed25519, x25519) printed by keygen.
+fn keygen(dir: &Path, name: &str) -> (String, String) {
+    let out = ok(&kuvert(dir, &["keygen", "--out", &format!("{name}.key")]));
+    let mut lines = out.lines();
+    let get = |l: Option<&str>| l.unwrap().split('"').nth(1).unwrap().to_string();
+    let ed = get(lines.next());
+    let x = get(lines.next());
+    (ed, x)
+}
+
+#[test]
+fn walk_through() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    let fk = keygen(d, "fk");
+    let kommun = keygen(d, "kommun");
+    let kontroll = keygen(d, "kontroll");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(d.join("fk.key"))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600);
+    }
+    assert!(std::fs::read_to_string(d.join("fk.key.pub"))
+        .unwrap()
+        .contains(&fk.0));
+    // keygen never overwrites a key.
+    assert_eq!(code(&kuvert(d, &["keygen", "--out", "fk.key"])).0, 2);
+
+    // Template, filled in.
+    let list = ok(&kuvert(d, &["analysis", "template", "--list"]));
+    assert_eq!(list.lines().count(), 6);
+    ok(&kuvert(
+        d,
+        &[
+            "analysis",
+            "template",
+            "overlapping-benefits",
+            "--out",
+            "ob.toml",
+        ],
+    ));
+    assert_eq!(code(&kuvert(d, &["analysis", "check", "ob.toml"])).0, 2);
+    ok(&kuvert(d, &["analysis", "check", "--template", "ob.toml"]));
+    let t = std::fs::read_to_string(d.join("ob.toml")).unwrap();
+    let t = t
+        .replace(
+            "public_key = \"placeholder:fk\"",
+            &format!("public_key = \"{}\"", fk.0),
+        )
+        .replace(
+            "public_key = \"placeholder:kommun\"",
+            &format!("public_key = \"{}\"", kommun.0),
+        )
+        .replace(
+            "public_key_x25519 = \"placeholder:fk\"",
+            &format!("public_key_x25519 = \"{}\"", fk.1),
+        )
+        .replace(
+            "public_key_x25519 = \"placeholder:kommun\"",
+            &format!("public_key_x25519 = \"{}\"", kommun.1),
+        )
+        .replace(
+            "public_key_x25519 = \"placeholder:kontroll\"",
+            &format!("public_key_x25519 = \"{}\"", kontroll.1),
+        );
+    std::fs::write(d.join("ob.toml"), &t).unwrap();
+    let id = ok(&kuvert(d, &["analysis", "check", "ob.toml"]))
+        .trim()
+        .to_string();
+    assert_eq!(ok(&kuvert(d, &["analysis", "id", "ob.toml"])).trim(), id);
+    // The canonical JSON printed is what the id hashes.
+    let canon = ok(&kuvert(d, &["analysis", "id", "--canonical", "ob.toml"]));
+    use sha2::Digest;
+    let h = sha2::Sha256::digest(canon.trim_end_matches('\n').as_bytes());
+    assert_eq!(h.iter().map(|b| format!("{b:02x}")).collect::<String>(), id);
+
+    // Approvals.
+    ok(&kuvert(
+        d,
+        &[
+            "analysis", "approve", &id, "--key", "fk.key", "--spec", "ob.toml", "--out", "fk.json",
+        ],
+    ));
+    ok(&kuvert(
+        d,
+        &[
+            "analysis",
+            "approve",
+            &id,
+            "--key",
+            "kommun.key",
+            "--spec",
+            "ob.toml",
+            "--out",
+            "kommun.json",
+        ],
+    ));
+    // The control unit is no contributor: refused. A wrong id: refused.
+    assert_eq!(
+        code(&kuvert(
+            d,
+            &[
+                "analysis",
+                "approve",
+                &id,
+                "--key",
+                "kontroll.key",
+                "--spec",
+                "ob.toml"
+            ]
+        ))
+        .0,
+        2
+    );
+    let wrong = "0".repeat(64);
+    let (c, msg) = code(&kuvert(
+        d,
+        &[
+            "analysis", "approve", &wrong, "--key", "fk.key", "--spec", "ob.toml",
+        ],
+    ));
+    assert_eq!(c, 2);
+    assert!(msg.contains("refusing to approve"), "{msg}");
+    // Verify: both -> ok; one -> exit 1 naming the missing one.
+    assert_eq!(
+        ok(&kuvert(
+            d,
+            &[
+                "analysis",
+                "verify",
+                "ob.toml",
+                "--approvals",
+                "fk.json,kommun.json"
+            ]
+        ))
+        .trim(),
+        id
+    );
+    let (c, msg) = code(&kuvert(
+        d,
+        &["analysis", "verify", "ob.toml", "--approvals", "fk.json"],
+    ));
+    assert_eq!(c, 1);
+    assert!(msg.contains("missing [\"kommun\"]"), "{msg}");
+    // The spec altered after approval: another id, approvals refused.
+    std::fs::write(
+        d.join("altered.toml"),
+        t.replace("SELECT DISTINCT f.pnr", "SELECT DISTINCT f.pnr, f.belopp"),
+    )
+    .unwrap();
+    let (c, msg) = code(&kuvert(
+        d,
+        &[
+            "analysis",
+            "verify",
+            "altered.toml",
+            "--approvals",
+            "fk.json,kommun.json",
+        ],
+    ));
+    assert_eq!(c, 1);
+    assert!(
+        msg.contains("is for analysis") && msg.contains(&id),
+        "{msg}"
+    );
+    // A forged approval file.
+    let forged = std::fs::read_to_string(d.join("kommun.json")).unwrap();
+    let sig_at = forged.find("\"signature\": \"").unwrap() + 14;
+    let mut f = forged.into_bytes();
+    f[sig_at] = if f[sig_at] == b'a' { b'b' } else { b'a' };
+    std::fs::write(d.join("forged.json"), f).unwrap();
+    let (c, msg) = code(&kuvert(
+        d,
+        &[
+            "analysis",
+            "verify",
+            "ob.toml",
+            "--approvals",
+            "fk.json,forged.json",
+        ],
+    ));
+    assert_eq!(c, 1);
+    assert!(msg.contains("invalid signature"), "{msg}");
+    // A malformed approval file is bad input.
+    std::fs::write(d.join("bad.json"), "{").unwrap();
+    assert_eq!(
+        code(&kuvert(
+            d,
+            &["analysis", "verify", "ob.toml", "--approvals", "bad.json"]
+        ))
+        .0,
+        2
+    );
+
+    // Audit logs of three nodes, then describe.
+    let spec =
+        kuvert_gov::AnalysisSpec::load(&d.join("ob.toml"), kuvert_gov::Validation::Strict).unwrap();
+    std::fs::create_dir(d.join("logs")).unwrap();
+    for node in 0..3u8 {
+        let mut log =
+            kuvert_gov::AuditLog::open(&d.join(format!("logs/audit-node{node}.log"))).unwrap();
+        log.append(kuvert_gov::AuditEvent::shares_received(
+            node,
+            spec.id(),
+            "job-1",
+            "fk",
+            "fk",
+            500,
+            5,
+        ))
+        .unwrap();
+    }
+    let out = ok(&kuvert(d, &["audit", "verify", "--data-dir", "logs"]));
+    assert!(
+        out.contains("3 chains, 3 records") && out.contains("all verified"),
+        "{out}"
+    );
+    ok(&kuvert(
+        d,
+        &[
+            "analysis",
+            "describe",
+            "ob.toml",
+            "--approvals",
+            "fk.json,kommun.json",
+            "--audit-dir",
+            "logs",
+            "--format",
+            "html",
+            "--out",
+            "dpia.html",
+        ],
+    ));
+    let html = std::fs::read_to_string(d.join("dpia.html")).unwrap();
+    assert!(html.contains("<html lang=\"en\">") && html.contains("Every contributor has approved"));
+    assert!(html.contains("rows: 500"));
+    let md = ok(&kuvert(d, &["analysis", "describe", "ob.toml"]));
+    assert!(md.starts_with("# Data protection description: overlapping-benefits"));
+
+    // One altered byte in a log: audit verify and describe fail, naming file and line.
+    let p = d.join("logs/audit-node1.log");
+    let text = std::fs::read_to_string(&p)
+        .unwrap()
+        .replace("\"rows\":500", "\"rows\":501");
+    std::fs::write(&p, text).unwrap();
+    let (c, msg) = code(&kuvert(d, &["audit", "verify", "--data-dir", "logs"]));
+    assert_eq!(c, 1);
+    assert!(
+        msg.contains("audit-node1.log:1:") && msg.contains("altered") && msg.contains("FAILED"),
+        "{msg}"
+    );
+    assert_eq!(
+        code(&kuvert(
+            d,
+            &["analysis", "describe", "ob.toml", "--audit-dir", "logs"]
+        ))
+        .0,
+        1
+    );
+    // No logs at all is a failure too.
+    std::fs::create_dir(d.join("empty")).unwrap();
+    assert_eq!(
+        code(&kuvert(d, &["audit", "verify", "--data-dir", "empty"])).0,
+        1
+    );
+
+    // Schema and bad spec input.
+    assert!(ok(&kuvert(d, &["analysis", "schema"])).contains("\"legal_basis\""));
+    std::fs::write(d.join("broken.toml"), "name = \n").unwrap();
+    let (c, msg) = code(&kuvert(d, &["analysis", "check", "broken.toml"]));
+    assert_eq!(c, 2);
+    assert!(msg.contains("broken.toml:1:"), "{msg}");
+}
