@@ -25,14 +25,28 @@ use kuvert_node::wire::JobState;
 
 Exit status: 0 on success, 2 for bad input (SQL, CSV, schema, flags),
 1 for anything else (the nodes' logs are shown).")]
+#[derive(Clone)]
 pub struct RunArgs {
     /// A table: its name in the SQL (a-z, 0-9, '_', '-') and its CSV file
     /// (header line first). Repeat for more tables.
-    #[arg(long = "table", value_name = "NAME=PATH.csv", required = true)]
+    #[arg(
+        long = "table",
+        value_name = "NAME=PATH.csv",
+        required_unless_present = "example"
+    )]
     tables: Vec<String>,
     /// The query (Kuvert's SQL dialect, see docs/sql.md).
-    #[arg(long)]
+    #[arg(long, default_value = "", required_unless_present = "example")]
     sql: String,
+    /// Instead of --table and --sql: run one of the six reference analyses
+    /// (`kuvert example list`) on freshly generated inputs, every output in
+    /// turn, and check each answer against SQLite on the same CSVs. E.g.
+    /// --example overlapping-benefits.
+    #[arg(long, value_name = "NAME", conflicts_with_all = ["tables", "sql", "explain", "out"])]
+    example: Option<String>,
+    /// Rows of the main generated table for --example.
+    #[arg(long, default_value_t = 10_000, requires = "example")]
+    rows: usize,
     /// Write the answer's CSV here instead of stdout.
     #[arg(long, value_name = "FILE")]
     out: Option<PathBuf>,
@@ -66,6 +80,9 @@ struct Input {
 }
 
 pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
+    if let Some(name) = &args.example {
+        return run_example(name, args.rows);
+    }
     let prepared = match prepare(&args) {
         Ok(p) => p,
         Err(UserError(m)) => {
@@ -117,6 +134,160 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     let csv = run.answer.to_csv_string()?;
     write_output(args.out.as_deref(), csv.as_bytes())?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// `kuvert run --example NAME`: generate the analysis' inputs, start three
+/// local nodes once, upload every table as its contributor would, answer
+/// every output as its recipient would, and compare with SQLite.
+fn run_example(name: &str, rows: usize) -> anyhow::Result<ExitCode> {
+    let analysis = match kuvert_examples::get(name) {
+        Ok(a) => a,
+        Err(e) => {
+            eprintln!("error: {e}; `kuvert example list` shows the six analyses");
+            return Ok(ExitCode::from(2));
+        }
+    };
+    let dir = tempfile::Builder::new()
+        .prefix("kuvert-example-")
+        .tempdir()?;
+    let paths = match kuvert_examples::write_inputs(name, rows, 1, dir.path()) {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return Ok(ExitCode::from(2));
+        }
+    };
+    println!(
+        "# {}
+
+{}
+",
+        analysis.title,
+        analysis.description.trim()
+    );
+    let table_args: Vec<String> = analysis
+        .tables
+        .iter()
+        .map(|t| {
+            format!(
+                "{}={}",
+                t.name,
+                dir.path().join(format!("{}.csv", t.name)).display()
+            )
+        })
+        .collect();
+    let base = RunArgs {
+        tables: table_args,
+        sql: String::new(),
+        out: None,
+        explain: false,
+        schemas: vec![],
+        delimiter: ',',
+        example: None,
+        rows,
+    };
+    // Check every output locally before any node starts.
+    let mut prepared = Vec::new();
+    for o in &analysis.outputs {
+        let args = RunArgs {
+            sql: o.sql.clone(),
+            ..base.clone()
+        };
+        match prepare(&args) {
+            Ok(p) => prepared.push(p),
+            Err(UserError(m)) => {
+                eprintln!("error in output {}: {m}", o.name);
+                return Ok(ExitCode::from(2));
+            }
+        }
+    }
+    let tables = prepared
+        .first()
+        .map(|(_, t)| t)
+        .expect("an analysis has outputs");
+    println!(
+        "Generated inputs (seed 1; deleted at the end) in {}:",
+        dir.path().display()
+    );
+    for (t, (n, table)) in analysis.tables.iter().zip(tables) {
+        println!("  {n:<12} {:>9} rows  from {}", table.rows(), t.contributor);
+    }
+    let _ = paths;
+    let _ = ctrlc::set_handler(|| {
+        kuvert_node::local::abort_all();
+        eprintln!("interrupted; the local nodes were stopped and their files deleted");
+        std::process::exit(130);
+    });
+    let exe = std::env::current_exe().context("cannot find the kuvert executable")?;
+    let bar = crate::bench::progress_bar(0);
+    bar.set_message("starting three local nodes (TLS on 127.0.0.1)");
+    bar.enable_steady_tick(Duration::from_millis(120));
+    let cluster = LocalCluster::start(&exe)?;
+    bar.set_message("sharing and uploading the tables (each contributor shares its own)");
+    cluster.upload("example", tables)?;
+    bar.finish_and_clear();
+    let mut all_agree = true;
+    for o in &analysis.outputs {
+        println!(
+            "\n## Output {:?} (recipient: {})\n\n{}\n",
+            o.name,
+            o.recipient,
+            o.sql.trim()
+        );
+        let bar = crate::bench::progress_bar(0);
+        bar.enable_steady_tick(Duration::from_millis(120));
+        bar.set_message("computing under MPC");
+        let run = cluster.query("example", &o.sql, |st| {
+            if let Some(p) = st.iter().filter_map(|s| s.progress).min_by_key(|p| p.done) {
+                bar.set_length(p.total);
+                bar.set_position(p.done);
+            }
+        });
+        bar.finish_and_clear();
+        let run = run?;
+        let csv = run.answer.to_csv_string()?;
+        let shown: Vec<&str> = csv.lines().collect();
+        for l in shown.iter().take(11) {
+            println!("  {l}");
+        }
+        if shown.len() > 11 {
+            println!("  ... ({} rows in all)", shown.len() - 1);
+        }
+        let (rounds, sent) = run
+            .stats
+            .iter()
+            .flatten()
+            .fold((0, 0), |(r, b), s| (r.max(s.rounds), b.max(s.bytes_sent)));
+        let reference = kuvert_examples::sqlite::reference(name, &o.name, dir.path())?;
+        let mut want = reference.rows.clone();
+        let mut got: Vec<Vec<String>> = shown[1..]
+            .iter()
+            .map(|l| l.split(',').map(str::to_string).collect())
+            .collect();
+        if !o.sql.to_ascii_uppercase().contains("ORDER BY") {
+            want.sort();
+            got.sort();
+        }
+        let agree = got == want;
+        all_agree &= agree;
+        println!(
+            "\n  {:.2} s under MPC, {rounds} rounds, {:.1} MB sent by the busiest node; SQLite on the cleartext CSVs: {}",
+            run.elapsed.as_secs_f64(),
+            sent as f64 / 1e6,
+            if agree { "same answer" } else { "DIFFERENT ANSWER" }
+        );
+    }
+    drop(cluster);
+    println!(
+        "\nThe nodes saw only shares and the table sizes; each answer was reconstructed by its recipient alone.\n\
+         Next: `kuvert run --explain --table ... --sql ...` shows the plan and what it reveals;\n\
+         `kuvert example gen {name} --out DIR` keeps the inputs; docs/sql.md and examples/{name}/README.md explain more."
+    );
+    Ok(if all_agree {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
 }
 
 /// Everything that can be checked on this machine before any node starts:

@@ -92,3 +92,30 @@ fn parallel_assistance() {
 fn quality_indicators() {
     check_analysis("quality-indicators", 600, 16);
 }
+
+/// The README's main command: `kuvert run --example NAME` generates,
+/// runs every output and checks each against SQLite (exit 0 only if all
+/// agree).
+#[test]
+fn run_example_checks_every_output_against_sqlite() {
+    let out = kuvert()
+        .args(["run", "--example", "double-registration", "--rows", "300"])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{text}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        text.contains("SQLite on the cleartext CSVs: same answer"),
+        "{text}"
+    );
+    let bad = kuvert()
+        .args(["run", "--example", "no-such-analysis"])
+        .output()
+        .unwrap();
+    assert_eq!(bad.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("kuvert example list"));
+}
