@@ -54,6 +54,10 @@ pub enum BenchCommand {
     ///   overlap   persons with overlapping benefit periods (EXISTS with
     ///             interval overlap), count and sum
     ///   sort      ORDER BY of N 64-bit keys
+    ///   population (only when named) a 10.5·N-row population register
+    ///             (Sweden's 10.5M people at N = 1M) against an N-row
+    ///             table: count and sum of the rows whose person is in
+    ///             the register (semi-join); for peak memory per node
     ///
     /// Prints per workload: the query's time as the recipient sees it
     /// (upload excluded), rounds, bytes sent per node (the busiest), each
@@ -65,7 +69,8 @@ pub enum BenchCommand {
         #[arg(long, default_value_t = 10_000)]
         rows: usize,
         /// Only these workloads (comma-separated): psi, psi-card, join,
-        /// overlap, sort. SQLite gets an index on every pnr column.
+        /// overlap, sort, population. SQLite gets an index on every pnr
+        /// column.
         #[arg(long, value_delimiter = ',')]
         workloads: Option<Vec<String>>,
         /// Seed of the generated data (the data is not secret; the nodes'
@@ -417,6 +422,8 @@ mod query {
     use rusqlite::types::Value;
 
     pub const WORKLOADS: [&str; 5] = ["psi", "psi-card", "join", "overlap", "sort"];
+    /// Run only when named: the population-scale memory check.
+    pub const EXTRA_WORKLOADS: [&str; 1] = ["population"];
 
     /// A generated cell.
     #[derive(Clone)]
@@ -587,6 +594,36 @@ mod query {
                             schema: "pnr:idnr,fran:date,till:date,belopp:int",
                             rows: ek,
                         },
+                    ],
+                }
+            }
+            "population" => {
+                // 10.5 N people in the register; the N-row table names
+                // N/2 of them twice (one row per person and period).
+                let people = n * 21 / 2;
+                let all = idnrs(rng, people + n / 10 + 1);
+                let (pool, outsiders) = all.split_at(people);
+                let pop = pool
+                    .iter()
+                    .map(|&p| vec![Cell::Idnr(p), Cell::Int(rng.gen_range(1..=290))])
+                    .collect();
+                let t = (0..n)
+                    .map(|_| {
+                        let p = if rng.gen_bool(0.9) {
+                            pool[rng.gen_range(0..pool.len())]
+                        } else {
+                            // not in the register
+                            outsiders[rng.gen_range(0..outsiders.len())]
+                        };
+                        vec![Cell::Idnr(p), Cell::Int(rng.gen_range(0..50_000))]
+                    })
+                    .collect();
+                Workload {
+                    name,
+                    sql: "SELECT COUNT(*) AS n, SUM(t.x) AS s FROM t WHERE t.pnr IN (SELECT pnr FROM pop)",
+                    tables: vec![
+                        GenTable { name: "pop", schema: "pnr:idnr,kommun:int", rows: pop },
+                        GenTable { name: "t", schema: "pnr:idnr,x:int", rows: t },
                     ],
                 }
             }
@@ -770,12 +807,14 @@ mod query {
                 .map(|w| {
                     WORKLOADS
                         .iter()
+                        .chain(EXTRA_WORKLOADS.iter())
                         .find(|x| **x == w.as_str())
                         .copied()
                         .ok_or_else(|| {
                             anyhow::anyhow!(
-                                "unknown workload {w:?}; choose from {}",
-                                WORKLOADS.join(", ")
+                                "unknown workload {w:?}; choose from {}, {}",
+                                WORKLOADS.join(", "),
+                                EXTRA_WORKLOADS.join(", ")
                             )
                         })
                 })
