@@ -942,12 +942,14 @@ impl Exec<'_> {
         is_u.extend(std::iter::repeat_n(0, nm));
         let is_u = AShare::public(self.p.id(), &is_u);
         let valid = AShare::concat(&[&u.valid, &m.valid]);
+        // the inputs are copied into the combined table: free them now
+        drop((u, m));
         let kv: Vec<(ColumnType, &Val)> = key_tys.iter().copied().zip(keys.iter()).collect();
         let parts = self.valid_first(&valid, &kv);
         let (us, ms, ks) = (shapes(&u_vals), shapes(&m_vals), shapes(&keys));
         let mut payload = flatten(u_vals);
         payload.extend(flatten(m_vals));
-        payload.extend(flatten(keys.clone()));
+        payload.extend(flatten(keys));
         payload.push(is_u);
         payload.push(valid);
         let mut sorted = ops::sort(self.p, n, parts, payload)?;
@@ -1023,15 +1025,22 @@ impl Exec<'_> {
         is_b.extend(std::iter::repeat_n(0, np));
         let is_b = AShare::public(me, &is_b);
         let valid = AShare::concat(&[&br.valid, &pr.valid]);
+        let iv_planes = iv.map(|iv| {
+            (
+                br.cols[iv.bs].w().clone(),
+                pr.cols[iv.pe].w().clone(),
+                br.cols[iv.be].w().clone(),
+                pr.cols[iv.ps].w().clone(),
+            )
+        });
+        // the inputs are copied into the combined table: free them now
+        drop((br, pr));
         let kv: Vec<(ColumnType, &Val)> = key_tys.iter().copied().zip(keys.iter()).collect();
         let mut parts = self.valid_first(&valid, &kv);
         let mut extra: Vec<AShare> = Vec::new();
-        if let Some(iv) = &iv {
+        if let (Some(iv), Some((bs, pe, be, ps))) = (&iv, iv_planes) {
             // t = build start for build rows, probe end (+ d1) for probe rows
-            let t = AShare::concat(&[
-                br.cols[iv.bs].w(),
-                &pr.cols[iv.pe].w().add_public(me, iv.d1 as u64),
-            ]);
+            let t = AShare::concat(&[&bs, &pe.add_public(me, iv.d1 as u64)]);
             parts.push(Part::Bounded {
                 v: t,
                 bits: IV_BITS,
@@ -1039,15 +1048,15 @@ impl Exec<'_> {
             });
             // build end (+ d2) on build rows, probe start on probe rows
             extra.push(AShare::concat(&[
-                &br.cols[iv.be].w().add_public(me, iv.d2 as u64),
+                &be.add_public(me, iv.d2 as u64),
                 &AShare::zeros(np),
             ]));
-            extra.push(AShare::concat(&[&AShare::zeros(nb), pr.cols[iv.ps].w()]));
+            extra.push(AShare::concat(&[&AShare::zeros(nb), &ps]));
         }
         let (ps, ks) = (shapes(&p_vals), shapes(&keys));
         let n_extra = extra.len();
         let mut payload = flatten(p_vals);
-        payload.extend(flatten(keys.clone()));
+        payload.extend(flatten(keys));
         payload.extend(extra);
         payload.push(is_b);
         payload.push(valid);

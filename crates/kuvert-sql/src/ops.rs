@@ -340,22 +340,22 @@ fn quicksort(p: &mut Party, kinds: &[WordKind], words: &[AShare]) -> Result<Vec<
             sorted_piv.push(sp);
         }
         // 2. binary search of every other row among its segment's pivots
-        let mut lo: Vec<Vec<usize>> = segs.iter().map(|&(s, e)| vec![0; e - s]).collect();
-        let mut hi: Vec<Vec<usize>> = segs
+        // bucket bounds per row: pivot indices are below 64, one byte each
+        let mut lo: Vec<Vec<u8>> = segs.iter().map(|&(s, e)| vec![0; e - s]).collect();
+        let mut hi: Vec<Vec<u8>> = segs
             .iter()
             .zip(&piv)
-            .map(|(&(s, e), &k)| vec![k; e - s])
+            .map(|(&(s, e), &k)| vec![k as u8; e - s])
             .collect();
         loop {
-            let (mut xi, mut yi, mut who) = (Vec::new(), Vec::new(), Vec::new());
+            let (mut xi, mut yi) = (Vec::new(), Vec::new());
             for (g, &(s, e)) in segs.iter().enumerate() {
                 let k = piv[g];
                 for r in k..e - s {
                     if lo[g][r] < hi[g][r] {
                         let mid = (lo[g][r] + hi[g][r]) / 2;
                         xi.push(order[s + r]);
-                        yi.push(sorted_piv[g][mid]);
-                        who.push((g, r, mid));
+                        yi.push(sorted_piv[g][mid as usize]);
                     }
                 }
             }
@@ -363,11 +363,20 @@ fn quicksort(p: &mut Party, kinds: &[WordKind], words: &[AShare]) -> Result<Vec<
                 break;
             }
             let less = open_lt(p, kinds, words, &xi, &yi)?;
-            for (&(g, r, mid), &l) in who.iter().zip(&less) {
-                if l {
-                    hi[g][r] = mid;
-                } else {
-                    lo[g][r] = mid + 1;
+            drop((xi, yi));
+            // the same walk as above, so the outcomes come in this order
+            let mut outcome = less.into_iter();
+            for (g, &(s, e)) in segs.iter().enumerate() {
+                let k = piv[g];
+                for r in k..e - s {
+                    if lo[g][r] < hi[g][r] {
+                        let mid = (lo[g][r] + hi[g][r]) / 2;
+                        if outcome.next().expect("one outcome per comparison") {
+                            hi[g][r] = mid;
+                        } else {
+                            lo[g][r] = mid + 1;
+                        }
+                    }
                 }
             }
         }
@@ -377,7 +386,7 @@ fn quicksort(p: &mut Party, kinds: &[WordKind], words: &[AShare]) -> Result<Vec<
             let k = piv[g];
             let mut buckets: Vec<Vec<u32>> = vec![Vec::new(); k + 1];
             for r in k..e - s {
-                buckets[lo[g][r]].push(order[s + r]);
+                buckets[lo[g][r] as usize].push(order[s + r]);
             }
             let mut at = s;
             for (b, bucket) in buckets.into_iter().enumerate() {
@@ -440,7 +449,9 @@ pub(crate) fn sort(
         .collect();
     let payload = planes.split_off(nw);
     let perm = quicksort(p, &kinds, &planes)?;
-    Ok(payload.iter().map(|c| c.permute(&perm)).collect())
+    drop(planes);
+    // one plane at a time, so the old copy is freed before the next
+    Ok(payload.into_iter().map(|c| c.permute(&perm)).collect())
 }
 
 /// Replace every full 64-bit key part by its high and low 32-bit halves
