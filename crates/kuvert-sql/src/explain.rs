@@ -4,7 +4,7 @@
 //! Costs are estimates from the per-element costs of the primitives
 //! (measured by `kuvert bench micro`, see docs/benchmarks.md): they depend
 //! only on the public input sizes, as the protocol itself does, except the
-//! sort, whose number of quicksort levels is random (about 2.5 log2 n).
+//! sort, whose number of levels is random.
 
 use std::collections::BTreeMap;
 use std::fmt::Write;
@@ -76,7 +76,7 @@ pub fn sort_cost(n: f64, words: f64, planes: f64) -> Cost {
         return Cost::default();
     }
     let levels = 2.5 * log2(n);
-    let comparisons = 1.39 * n * log2(n);
+    let comparisons = 1.2 * n * log2(n);
     let per_cmp = LT_BOUNDED.bytes * words + EQ.bytes * (words - 1.0) + REVEAL_BIT.bytes;
     let per_level_rounds = LT_BOUNDED.rounds + (words - 1.0) * (EQ.rounds + MUL.rounds) + 1.0;
     Cost {
