@@ -394,8 +394,17 @@ fn explain_names_strategy_cost_and_leakage() {
 /// (the worst case for a quicksort that was not shuffled: depth n).
 #[test]
 fn sort_transcript_shape_does_not_depend_on_the_data() {
-    let n = 24usize;
-    let runs = 150u64;
+    // one pivot per segment
+    transcript_shape(24, 150);
+}
+
+#[test]
+fn sample_sort_transcript_shape_does_not_depend_on_the_data() {
+    // three pivots per segment at the top level (binary search over them)
+    transcript_shape(200, 60);
+}
+
+fn transcript_shape(n: usize, runs: u64) {
     let inputs: [Vec<i64>; 3] = [
         vec![5; n],
         (0..n as i64).collect(),
