@@ -150,8 +150,8 @@ fn run_example(name: &str, rows: usize) -> anyhow::Result<ExitCode> {
     let dir = tempfile::Builder::new()
         .prefix("kuvert-example-")
         .tempdir()?;
-    let paths = match kuvert_examples::write_inputs(name, rows, 1, dir.path()) {
-        Ok(p) => p,
+    match kuvert_examples::write_inputs(name, rows, 1, dir.path()) {
+        Ok(_) => {}
         Err(e) => {
             eprintln!("error: {e}");
             return Ok(ExitCode::from(2));
@@ -212,7 +212,6 @@ fn run_example(name: &str, rows: usize) -> anyhow::Result<ExitCode> {
     for (t, (n, table)) in analysis.tables.iter().zip(tables) {
         println!("  {n:<12} {:>9} rows  from {}", table.rows(), t.contributor);
     }
-    let _ = paths;
     let _ = ctrlc::set_handler(|| {
         kuvert_node::local::abort_all();
         eprintln!("interrupted; the local nodes were stopped and their files deleted");

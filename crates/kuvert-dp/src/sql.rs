@@ -159,13 +159,15 @@ fn unsupported(at: (u64, u64), message: impl Into<String>) -> DpError {
     }
 }
 
-fn syntax_error(e: ParserError, sql: &str) -> DpError {
+/// Split a sqlparser error into (line, column, message): sqlparser appends
+/// " at Line: L, Column: C"; without a position the parser ran off the end,
+/// so the position is just past the text. Shared with `kuvert-sql`.
+pub fn parser_error_position(e: ParserError, sql: &str) -> (u64, u64, String) {
     let msg = match e {
         ParserError::TokenizerError(s) | ParserError::ParserError(s) => s,
-        ParserError::RecursionLimitExceeded => "query nested too deeply".into(),
+        ParserError::RecursionLimitExceeded => "the query is nested too deeply".into(),
     };
-    // sqlparser appends " at Line: L, Column: C".
-    let (line, column, message) = if let Some(i) = msg.rfind(" at Line: ") {
+    if let Some(i) = msg.rfind(" at Line: ") {
         let tail = &msg[i + " at Line: ".len()..];
         let mut parts = tail.split(", Column: ");
         let line = parts
@@ -183,11 +185,14 @@ fn syntax_error(e: ParserError, sql: &str) -> DpError {
             .unwrap_or(0);
         (line, column, msg[..i].to_string())
     } else {
-        // No position means the parser ran off the end: point just past it.
         let line = sql.lines().count().max(1) as u64;
         let column = sql.lines().last().map_or(0, |l| l.chars().count()) as u64 + 1;
         (line, column, msg)
-    };
+    }
+}
+
+fn syntax_error(e: ParserError, sql: &str) -> DpError {
+    let (line, column, message) = parser_error_position(e, sql);
     DpError::SqlSyntax {
         line,
         column,

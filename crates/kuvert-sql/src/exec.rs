@@ -796,25 +796,15 @@ impl Exec<'_> {
                 AggFunc::Sum => Val::one(sums[sum_index[&a.arg.expect("arg")]].clone()),
                 AggFunc::Min | AggFunc::Max => {
                     let c = a.arg.expect("MIN/MAX have an argument");
-                    let signed = fields[c].ty == ColumnType::Int;
-                    let m = if signed {
-                        ops::seg_extreme(
-                            self.p,
-                            &starts,
-                            col(c).w().clone(),
-                            a.func == AggFunc::Max,
-                            true,
-                        )?
-                    } else {
-                        // bounded types compare exactly as signed too
-                        ops::seg_extreme(
-                            self.p,
-                            &starts,
-                            col(c).w().clone(),
-                            a.func == AggFunc::Max,
-                            true,
-                        )?
-                    };
+                    // ints compare exactly as signed 64-bit values; the
+                    // bounded types (date, idnr, bool) fit that too
+                    let m = ops::seg_extreme(
+                        self.p,
+                        &starts,
+                        col(c).w().clone(),
+                        a.func == AggFunc::Max,
+                        true,
+                    )?;
                     Val::one(m)
                 }
             };
@@ -879,15 +869,19 @@ impl Exec<'_> {
                      JOIN (SELECT key, SUM(x) AS x FROM t GROUP BY key) ..., or use EXISTS / IN for a semi-join"
                 )));
             }
-            let lk: Vec<usize> = lcols.clone();
-            let rk: Vec<usize> = rcols.clone();
             let (li, ri) = pair_indices(nl, nr);
             let lg = gather_rel(&l, &li);
             let rg = gather_rel(&r, &ri);
             let mut valid = ops::mul(self.p, &lg.valid, &rg.valid)?;
-            if !lk.is_empty() {
-                let xs: Vec<AShare> = lk.iter().flat_map(|&c| lg.cols[c].planes.clone()).collect();
-                let ys: Vec<AShare> = rk.iter().flat_map(|&c| rg.cols[c].planes.clone()).collect();
+            if !lcols.is_empty() {
+                let xs: Vec<AShare> = lcols
+                    .iter()
+                    .flat_map(|&c| lg.cols[c].planes.clone())
+                    .collect();
+                let ys: Vec<AShare> = rcols
+                    .iter()
+                    .flat_map(|&c| rg.cols[c].planes.clone())
+                    .collect();
                 let eq = ops::eq_words(self.p, &xs, &ys)?;
                 valid = ops::mul(self.p, &valid, &eq)?;
             }

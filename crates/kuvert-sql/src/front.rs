@@ -101,34 +101,7 @@ fn err_at(span: Span, message: impl Into<String>) -> SqlError {
 }
 
 fn syntax_error(e: ParserError, sql: &str) -> SqlError {
-    let msg = match e {
-        ParserError::TokenizerError(s) | ParserError::ParserError(s) => s,
-        ParserError::RecursionLimitExceeded => "the query is nested too deeply".into(),
-    };
-    // sqlparser appends " at Line: L, Column: C".
-    let (line, column, message) = if let Some(i) = msg.rfind(" at Line: ") {
-        let tail = &msg[i + " at Line: ".len()..];
-        let mut parts = tail.split(", Column: ");
-        let line = parts
-            .next()
-            .and_then(|s| s.trim().parse().ok())
-            .unwrap_or(0);
-        let column = parts
-            .next()
-            .and_then(|s| {
-                s.trim()
-                    .trim_end_matches(|c: char| !c.is_ascii_digit())
-                    .parse()
-                    .ok()
-            })
-            .unwrap_or(0);
-        (line, column, msg[..i].to_string())
-    } else {
-        // No position: the parser ran off the end; point just past it.
-        let line = sql.lines().count().max(1) as u64;
-        let column = sql.lines().last().map_or(0, |l| l.chars().count()) as u64 + 1;
-        (line, column, msg)
-    };
+    let (line, column, message) = kuvert_dp::sql::parser_error_position(e, sql);
     SqlError {
         message: format!("syntax error: {message}; check the SQL near this point"),
         line,

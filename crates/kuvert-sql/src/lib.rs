@@ -87,16 +87,11 @@ pub fn prepare(sql: &str, catalog: &Catalog) -> Result<Query, SqlError> {
     if let Some(p) = privacy {
         privacy::check(&q, &p).map_err(|message| {
             let at = sql.to_ascii_uppercase().rfind("PRIVACY").unwrap_or(0);
-            let before = &sql[..at];
+            let (line, column) = privacy::position(sql, at);
             SqlError {
                 message,
-                line: before.matches('\n').count() as u64 + 1,
-                column: before
-                    .rsplit('\n')
-                    .next()
-                    .map(|l| l.chars().count())
-                    .unwrap_or(0) as u64
-                    + 1,
+                line,
+                column,
             }
         })?;
         q.privacy = Some(p);

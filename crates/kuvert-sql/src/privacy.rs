@@ -167,7 +167,8 @@ fn find_clause(upper: &str) -> Option<usize> {
     found
 }
 
-fn position(sql: &str, at: usize) -> (u64, u64) {
+/// 1-based line and column of byte offset `at` in `sql`.
+pub(crate) fn position(sql: &str, at: usize) -> (u64, u64) {
     let before = &sql[..at];
     let line = before.matches('\n').count() as u64 + 1;
     let column = before

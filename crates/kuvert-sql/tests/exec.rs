@@ -13,7 +13,8 @@ use proptest::prelude::*;
 use rand::SeedableRng;
 use rand_chacha::ChaCha20Rng;
 
-type Row = Vec<Option<Vec<u64>>>;
+mod common;
+use common::Row;
 
 struct T {
     name: &'static str,
@@ -68,44 +69,7 @@ fn mpc(tables: &[&T], q: &Query, seed: u64) -> Vec<Row> {
         execute(p, q, inputs, &mut |_, _| {}).map_err(|e| MpcError::Usage(e.to_string()))
     })
     .unwrap();
-    let fields = q.fields();
-    let planes: Vec<Vec<u64>> = (0..out[0].planes.len())
-        .map(|j| {
-            let n = out[0].rows;
-            (0..n)
-                .map(|r| {
-                    (0..3).fold(0u64, |s, i| {
-                        s.wrapping_add(out[i].planes[j].components().0[r])
-                    })
-                })
-                .collect()
-        })
-        .collect();
-    let valid = planes.last().unwrap();
-    let mut rows = Vec::new();
-    for r in 0..out[0].rows {
-        assert!(valid[r] <= 1, "valid bit is {}", valid[r]);
-        if valid[r] == 0 {
-            for pl in &planes {
-                assert_eq!(pl[r], 0, "an invalid row leaks a value");
-            }
-            continue;
-        }
-        let mut at = 0;
-        let mut row = Vec::new();
-        for f in &fields {
-            let w: Vec<u64> = (0..f.ty.words()).map(|k| planes[at + k][r]).collect();
-            at += f.ty.words();
-            if f.nullable {
-                let nl = planes[at][r];
-                at += 1;
-                row.push(if nl == 1 { None } else { Some(w) });
-            } else {
-                row.push(Some(w));
-            }
-        }
-        rows.push(row);
-    }
+    let mut rows = common::answer_rows(&out, q);
     rows.sort();
     rows
 }

@@ -14,7 +14,8 @@ use proptest::prelude::*;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha20Rng;
 
-type Row = Vec<Option<Vec<u64>>>;
+mod common;
+use common::Row;
 
 const T1: &str = "g:int,k:idnr,d:date,x:int,b:bool,s:text";
 const T2: &str = "k:idnr,fran:date,till:date,y:int";
@@ -91,41 +92,7 @@ fn mpc(tables: &BTreeMap<String, Table>, q: &Query, seed: u64) -> Vec<Row> {
         execute(p, q, &per[p.id()], &mut |_, _| {}).map_err(|e| MpcError::Usage(e.to_string()))
     })
     .unwrap();
-    let fields = q.fields();
-    let n = out[0].rows;
-    let planes: Vec<Vec<u64>> = (0..out[0].planes.len())
-        .map(|j| {
-            (0..n)
-                .map(|r| {
-                    (0..3).fold(0u64, |s, i| {
-                        s.wrapping_add(out[i].planes[j].components().0[r])
-                    })
-                })
-                .collect()
-        })
-        .collect();
-    let valid = planes.last().unwrap();
-    let mut rows = Vec::new();
-    for r in 0..n {
-        if valid[r] != 1 {
-            continue;
-        }
-        let mut at = 0;
-        let mut row = Vec::new();
-        for f in &fields {
-            let w: Vec<u64> = (0..f.ty.words()).map(|k| planes[at + k][r]).collect();
-            at += f.ty.words();
-            if f.nullable {
-                let nl = planes[at][r];
-                at += 1;
-                row.push(if nl == 1 { None } else { Some(w) });
-            } else {
-                row.push(Some(w));
-            }
-        }
-        rows.push(row);
-    }
-    rows
+    common::answer_rows(&out, q)
 }
 
 const QUERIES: &[&str] = &[
