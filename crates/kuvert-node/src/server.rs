@@ -202,6 +202,14 @@ impl Node {
     ) -> (Response, Vec<u8>) {
         let err = |m: String| (Response::Error { message: m }, Vec::new());
         match req {
+            Request::Register { .. }
+            | Request::GovUpload { .. }
+            | Request::GovRun { .. }
+            | Request::GovStatus { .. }
+            | Request::GovFetch { .. } => err(format!(
+                "node {} does not serve governed analyses yet (interim build)",
+                self.cfg.id
+            )),
             Request::Upload {
                 job,
                 table,

@@ -36,6 +36,129 @@ pub enum Request {
     Status { job: String },
     /// The recipient's request for this node's result shares.
     Fetch { job: String },
+
+    // ---- The governed service (docs/service.md) ----
+    /// Register an approved analysis at this node. The node parses the spec
+    /// (strict), computes its id, and verifies every contributor's approval
+    /// itself (and, when its config has a trust list, that every
+    /// contributor's key is on it) before it accepts any share for it.
+    /// Idempotent. Sent by the coordinator; refused with a reason otherwise.
+    Register {
+        /// The spec's TOML text exactly as approved.
+        spec: String,
+        approvals: Vec<kuvert_gov::Approval>,
+    },
+    /// A contributor's shares of one table of a registered analysis.
+    /// Payload as for [`Request::Upload`]. `signature` is the contributor's
+    /// Ed25519 signature (hex) over [`upload_message`]; the node checks it
+    /// against the key in the spec, the table against the contributor's
+    /// tables, and the schema against the spec's schema.
+    GovUpload {
+        /// The analysis id (hex).
+        analysis: String,
+        contributor: String,
+        table: String,
+        schema: String,
+        rows: u64,
+        signature: String,
+    },
+    /// Run every output of a registered analysis whose tables are all in.
+    /// Each of the three nodes must be told (the coordinator does it).
+    GovRun { analysis: String },
+    /// Where an analysis stands on this node.
+    GovStatus { analysis: String },
+    /// A recipient's request for its sealed results (only the recipient's
+    /// own TLS identity may ask; the boxes open only with its X25519 key).
+    GovFetch { analysis: String, recipient: String },
+}
+
+/// Domain tag of a contributor's upload signature.
+pub const UPLOAD_TAG: &[u8] = b"kuvert-upload-v1";
+
+/// The message a contributor signs for one node's part of one table:
+/// `UPLOAD_TAG || id (32 bytes) || node (1 byte) || len-prefixed contributor,
+/// table and schema (u32 BE length each) || rows (u64 BE) || SHA-256 of the
+/// payload`.
+pub fn upload_message(
+    id: &kuvert_gov::AnalysisId,
+    node: u8,
+    contributor: &str,
+    table: &str,
+    schema: &str,
+    rows: u64,
+    payload_sha256: &[u8; 32],
+) -> Vec<u8> {
+    let mut m = UPLOAD_TAG.to_vec();
+    m.extend_from_slice(&id.0);
+    m.push(node);
+    for s in [contributor, table, schema] {
+        m.extend_from_slice(&(s.len() as u32).to_be_bytes());
+        m.extend_from_slice(s.as_bytes());
+    }
+    m.extend_from_slice(&rows.to_be_bytes());
+    m.extend_from_slice(payload_sha256);
+    m
+}
+
+/// An analysis's state on one node.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(tag = "state", rename_all = "snake_case")]
+pub enum GovState {
+    /// The node has never seen this analysis (not registered).
+    Unknown,
+    /// Registered and approved; waiting for tables (`missing` lists them).
+    Waiting { missing: Vec<String> },
+    /// All tables in; not yet told to run.
+    Ready,
+    /// Computing output `done` of `total` (plus per-query progress).
+    Running { output: String, done: u64, total: u64 },
+    /// Sealed results are ready for the recipients until `deadline`
+    /// (RFC 3339); inputs deleted as the retention rule says.
+    Done { deadline: String },
+    /// The run failed; nothing was released. `inputs_kept` says whether the
+    /// input shares are still held (so the job can be run again).
+    Failed { reason: String, refused: bool, inputs_kept: bool },
+    /// The result deadline passed: results, shares and keys are deleted.
+    Expired,
+}
+
+/// One table as a node holds it (names and sizes only).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct TableInfo {
+    pub name: String,
+    pub contributor: String,
+    pub rows: u64,
+}
+
+/// One node's answer to [`Request::GovStatus`].
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct GovStatus {
+    pub node: usize,
+    pub analysis: String,
+    pub state: GovState,
+    /// Tables received so far (names and row counts; never values).
+    #[serde(default)]
+    pub tables: Vec<TableInfo>,
+    /// While a query runs: operators done of the plan's total.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub progress: Option<Progress>,
+    /// Costs of the finished run on this node (all outputs together).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stats: Option<JobStats>,
+    /// The node's signed deletion receipt, once it deleted the inputs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub receipt: Option<kuvert_gov::DeletionReceipt>,
+}
+
+/// One sealed output in a [`Response::Sealed`] answer.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct SealedOutput {
+    /// The output's name in the spec.
+    pub output: String,
+    /// HPKE box of this node's `ResultShares` bytes; the box binds the
+    /// analysis id and node; the plaintext starts with the output name
+    /// (u32 BE length + UTF-8) so a box cannot be passed off as another output.
+    pub sealed: kuvert_gov::SealedBox,
 }
 
 /// A computation a node can run. Every node compiles the same program into
@@ -176,6 +299,11 @@ pub enum Response {
     Error {
         message: String,
     },
+    /// Answer to [`Request::GovStatus`].
+    GovStatus(Box<GovStatus>),
+    /// Answer to [`Request::GovFetch`]: the recipient's sealed outputs
+    /// from this node (JSON array of [`SealedOutput`] in the payload).
+    Sealed { node: usize, outputs: u64 },
 }
 
 /// Write one message.
