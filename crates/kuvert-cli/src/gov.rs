@@ -69,22 +69,36 @@ pub enum AnalysisCommand {
     },
     /// Print the JSON Schema of analysis specs (for editors and validators).
     Schema,
+    /// Submit a spec to the coordinator; prints its id. Contributors then
+    /// approve that id.
+    Submit {
+        /// The analysis spec (TOML), checked here first.
+        spec: PathBuf,
+        #[command(flatten)]
+        coord: crate::service::CoordArgs,
+    },
     /// Approve an analysis as a contributor: sign its id with your key.
     ///
-    /// Refuses unless SPEC's id is ID (so you sign what you read) and your
-    /// key is the one the spec names for you.
+    /// Online (no --spec): fetches the spec from the coordinator, checks
+    /// that its hash is ID, signs, and posts the approval; every node checks
+    /// it again. Offline (--spec FILE): refuses unless FILE's id is ID, and
+    /// writes the approval to --out or stdout. Either way your key must be
+    /// the one the spec names for you.
     Approve {
-        /// The analysis id you agreed to (from `kuvert analysis id`).
+        /// The analysis id you agreed to (from `kuvert analysis submit` or
+        /// `kuvert analysis id`).
         id: String,
         /// Your key file (from `kuvert keygen`).
         #[arg(long)]
         key: PathBuf,
-        /// The spec you read.
+        /// The spec you read (offline approval).
         #[arg(long)]
-        spec: PathBuf,
-        /// Where to write the approval (JSON); default: stdout.
+        spec: Option<PathBuf>,
+        /// Also write the approval (JSON) here; offline without it: stdout.
         #[arg(long)]
         out: Option<PathBuf>,
+        #[command(flatten)]
+        coord: crate::service::CoordArgs,
     },
     /// Verify that every contributor approved this exact spec with the key
     /// the spec names (what each node checks before it accepts shares).
@@ -100,7 +114,8 @@ pub enum AnalysisCommand {
     /// processors, inputs, what each party learns, DP, retention and
     /// deletion, approval state, audit trail.
     Describe {
-        /// The analysis spec (TOML).
+        /// The analysis spec (TOML), or an analysis id: then the text comes
+        /// from the coordinator, with its approvals and audit trail.
         spec: PathBuf,
         /// Approval files to report on, comma-separated.
         #[arg(long, value_delimiter = ',')]
@@ -118,6 +133,8 @@ pub enum AnalysisCommand {
         /// Accept placeholder keys (describe a template before keys exist).
         #[arg(long)]
         template: bool,
+        #[command(flatten)]
+        coord: crate::service::CoordArgs,
     },
     /// Print (or write) a ready-made spec of one of the six reference
     /// analyses, with placeholder keys and example legal references.
@@ -154,6 +171,37 @@ pub enum AuditCommand {
 }
 
 pub fn run(cmd: GovCommand) -> anyhow::Result<ExitCode> {
+    // The commands that talk to the coordinator.
+    match cmd {
+        GovCommand::Analysis(AnalysisCommand::Submit { spec, coord }) => {
+            return crate::service::submit(&spec, &coord)
+        }
+        GovCommand::Analysis(AnalysisCommand::Approve {
+            id,
+            key,
+            spec: None,
+            out,
+            coord,
+        }) => return crate::service::approve_online(&id, &key, out.as_deref(), &coord),
+        GovCommand::Analysis(AnalysisCommand::Describe {
+            spec,
+            format,
+            out,
+            coord,
+            ..
+        }) if crate::service::looks_like_id(&spec.to_string_lossy()) => {
+            return crate::service::describe_online(
+                &spec.to_string_lossy(),
+                matches!(format, DescribeFormat::Html),
+                out.as_deref(),
+                &coord,
+            )
+        }
+        cmd => run_offline(cmd),
+    }
+}
+
+fn run_offline(cmd: GovCommand) -> anyhow::Result<ExitCode> {
     let result = match cmd {
         GovCommand::Keygen(a) => keygen(a),
         GovCommand::Analysis(c) => analysis(c),
@@ -274,7 +322,11 @@ fn analysis(c: AnalysisCommand) -> Result<ExitCode, GovError> {
         AnalysisCommand::Schema => {
             print!("{}", AnalysisSpec::json_schema());
         }
-        AnalysisCommand::Approve { id, key, spec, out } => {
+        AnalysisCommand::Submit { .. } => unreachable!("handled by run"),
+        AnalysisCommand::Approve {
+            id, key, spec, out, ..
+        } => {
+            let spec = spec.expect("online approval is handled by run");
             let expected: AnalysisId = id.parse()?;
             let s = AnalysisSpec::load(&spec, Validation::Strict)?;
             let k = PartyKey::load(&key)?;
@@ -315,6 +367,7 @@ fn analysis(c: AnalysisCommand) -> Result<ExitCode, GovError> {
             format,
             out,
             template,
+            ..
         } => {
             let s = AnalysisSpec::load(&spec, mode(template))?;
             let list = approvals

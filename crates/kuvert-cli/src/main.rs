@@ -4,6 +4,8 @@
 use clap::{Parser, Subcommand};
 
 mod bench;
+mod coordinator;
+mod demo;
 mod deid;
 mod dp;
 mod example;
@@ -12,6 +14,7 @@ mod node;
 mod pki;
 mod risk;
 mod run;
+mod service;
 
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
@@ -80,6 +83,20 @@ enum Command {
     /// Answer one SQL query over CSV files with three local nodes under MPC
     /// (TLS on 127.0.0.1, throw-away PKI), and print the answer as CSV.
     Run(Box<run::RunArgs>),
+    /// The whole governed flow on this machine: PKI, coordinator and three
+    /// nodes on loopback, two agencies and a recipient; submit, approve ×2,
+    /// upload ×2, compute, sealed results, deletion receipts, audit.
+    Demo(demo::DemoArgs),
+    /// Run the coordinator: catalogue of analyses, approvals, scheduling,
+    /// status and the web console (it never holds keys, shares or results).
+    Coordinator(coordinator::CoordinatorArgs),
+    /// Recipient of a governed analysis: fetch the sealed result shares
+    /// from the nodes, open them with your key and reconstruct the result
+    /// on this machine (CSV).
+    Result(service::ResultArgs),
+    /// Where a governed analysis stands: approvals, job state per node,
+    /// signed deletion receipts (from the coordinator).
+    Status(service::StatusArgs),
     /// Governance: `keygen`, `analysis` (id, check, approve, verify,
     /// describe, template) and `audit verify`.
     #[command(flatten)]
@@ -101,6 +118,10 @@ fn main() -> std::process::ExitCode {
         Command::Risk(a) => risk::run(*a),
         Command::Example(c) => example::run(c),
         Command::Run(a) => run::run(*a),
+        Command::Demo(a) => demo::run(a),
+        Command::Coordinator(a) => coordinator::run(a),
+        Command::Result(a) => service::result_cmd(a),
+        Command::Status(a) => service::status_cmd(a),
         Command::Gov(c) => gov::run(c),
     };
     match result {

@@ -55,18 +55,39 @@ impl ClientArgs {
 /// `kuvert upload`
 #[derive(Args, Debug)]
 pub struct UploadArgs {
+    /// The analysis id (governed service): the spec is fetched from the
+    /// coordinator and checked against this id, each table is validated
+    /// against the spec's schema, shared on this machine, and each node gets
+    /// only its shares, signed with --key.
+    #[arg(conflicts_with_all = ["job", "schema", "nodes"])]
+    id: Option<String>,
+    /// NAME=PATH.csv: the table's name (in the spec, or in the job) and the
+    /// CSV file. Repeat for several tables.
+    #[arg(long, required = true)]
+    table: Vec<String>,
+    /// Your key file (from `kuvert keygen`); it signs the shares.
+    #[arg(long, required_unless_present = "job")]
+    key: Option<PathBuf>,
     #[command(flatten)]
-    client: ClientArgs,
-    /// The job the table belongs to.
+    coord: crate::service::CoordArgs,
+    /// The deployment PKI directory with ca.crt and this party's TLS
+    /// certificate and key.
+    #[arg(long, env = "KUVERT_PKI")]
+    pki: PathBuf,
+    /// This party's name in the PKI (default with --key: the key's name).
+    #[arg(long = "as", required_unless_present = "key")]
+    party: Option<String>,
+    /// Without a coordinator: the job the table belongs to.
+    #[arg(long, requires_all = ["schema", "nodes"])]
+    job: Option<String>,
+    /// Without a coordinator: the declared schema, e.g.
+    /// "pnr:idnr,fran:date,till:date,belopp:int" (types: int, date, bool,
+    /// idnr, text).
     #[arg(long)]
-    job: String,
-    /// NAME=PATH.csv: the table's name in the job, and the CSV file.
-    #[arg(long)]
-    table: String,
-    /// The declared schema, e.g. "pnr:idnr,fran:date,till:date,belopp:int".
-    /// Types: int, date, bool, idnr, text.
-    #[arg(long)]
-    schema: String,
+    schema: Option<String>,
+    /// Without a coordinator: the three nodes' client addresses, in order.
+    #[arg(long, value_delimiter = ',')]
+    nodes: Vec<SocketAddr>,
     /// CSV field delimiter (use ';' for Swedish spreadsheet exports).
     #[arg(long, default_value = ",")]
     delimiter: char,
@@ -128,12 +149,25 @@ pub fn node(args: NodeArgs) -> anyhow::Result<ExitCode> {
 }
 
 pub fn upload(args: UploadArgs) -> anyhow::Result<ExitCode> {
-    let (name, path) = args
-        .table
+    if let Some(id) = &args.id {
+        let key = args.key.as_deref().expect("clap requires --key");
+        let tls = crate::service::PartyTlsArgs {
+            pki: args.pki.clone(),
+            party: args.party.clone(),
+        };
+        return crate::service::upload(id, &args.table, key, args.delimiter, &args.coord, &tls);
+    }
+    let (Some(job), Some(schema), Some(party)) = (&args.job, &args.schema, &args.party) else {
+        bail!("give an analysis id (governed service), or --job, --schema, --as and --nodes");
+    };
+    let [table] = args.table.as_slice() else {
+        bail!("without an analysis id, upload one --table at a time");
+    };
+    let (name, path) = table
         .split_once('=')
-        .ok_or_else(|| anyhow!("--table must be NAME=PATH.csv, got {:?}", args.table))?;
-    let schema = Schema::parse_compact(&args.schema)
-        .with_context(|| format!("bad --schema {:?}", args.schema))?;
+        .ok_or_else(|| anyhow!("--table must be NAME=PATH.csv, got {table:?}"))?;
+    let schema =
+        Schema::parse_compact(schema).with_context(|| format!("bad --schema {schema:?}"))?;
     let opts = CsvOptions {
         delimiter: args.delimiter as u8,
         ..CsvOptions::default()
@@ -145,8 +179,13 @@ pub fn upload(args: UploadArgs) -> anyhow::Result<ExitCode> {
             return Ok(ExitCode::from(2));
         }
     };
-    let nodes = args.client.nodes()?;
-    for m in nodes.upload(&args.job, name, &table)? {
+    let client = ClientArgs {
+        pki: args.pki.clone(),
+        party: party.clone(),
+        nodes: args.nodes.clone(),
+    };
+    let nodes = client.nodes()?;
+    for m in nodes.upload(job, name, &table)? {
         println!("{m}");
     }
     Ok(ExitCode::SUCCESS)
@@ -285,7 +324,7 @@ fn summary(states: &[JobState]) -> String {
         .join(" | ")
 }
 
-fn init_logging() {
+pub(crate) fn init_logging() {
     let filter =
         tracing_subscriber::EnvFilter::try_from_env("KUVERT_LOG").unwrap_or_else(|_| "info".into());
     let _ = tracing_subscriber::fmt()
