@@ -42,6 +42,7 @@
 pub mod client;
 pub mod config;
 pub mod exec;
+pub mod gov;
 pub mod infer;
 pub mod local;
 pub mod server;

@@ -73,7 +73,7 @@ pub enum Request {
 }
 
 /// Domain tag of a contributor's upload signature.
-pub const UPLOAD_TAG: &[u8] = b"kuvert-upload-v1";
+pub const UPLOAD_TAG: &[u8] = kuvert_gov::keys::UPLOAD_TAG;
 
 /// The message a contributor signs for one node's part of one table:
 /// `UPLOAD_TAG || id (32 bytes) || node (1 byte) || len-prefixed contributor,
