@@ -483,12 +483,11 @@ impl Nodes {
             let (resp, payload) = self.ask(i, &req, &[])?;
             let boxes: Vec<wire::SealedOutput> = match resp {
                 Response::Sealed { node, outputs } if node == i => {
-                    let b: Vec<wire::SealedOutput> = serde_json::from_slice(&payload).map_err(
-                        |e| ClientError::Protocol {
+                    let b: Vec<wire::SealedOutput> =
+                        serde_json::from_slice(&payload).map_err(|e| ClientError::Protocol {
                             node: i,
                             detail: format!("sealed outputs: {e}"),
-                        },
-                    )?;
+                        })?;
                     if b.len() as u64 != outputs {
                         return Err(ClientError::Protocol {
                             node: i,

@@ -155,7 +155,9 @@ pub enum NodeGovError {
         table: String,
         message: String,
     },
-    #[error("{party:?} is not a contributor of analysis {analysis}; the contributors are: {known}")]
+    #[error(
+        "{party:?} is not a contributor of analysis {analysis}; the contributors are: {known}"
+    )]
     NotContributor {
         party: String,
         analysis: String,
@@ -167,7 +169,9 @@ pub enum NodeGovError {
         table: String,
         known: String,
     },
-    #[error("table {table:?} of analysis {analysis} is contributed by {owner:?}, not by {party:?}")]
+    #[error(
+        "table {table:?} of analysis {analysis} is contributed by {owner:?}, not by {party:?}"
+    )]
     NotYourTable {
         analysis: String,
         table: String,
@@ -389,6 +393,7 @@ impl Gov {
         explicit_key: bool,
         trusted_keys: Option<&[String]>,
     ) -> Result<Gov, NodeGovError> {
+        std::fs::create_dir_all(data_dir).map_err(|e| NodeGovError::store(data_dir, e))?;
         let key = load_or_create_key(signing_key, node, explicit_key)?;
         let trusted = match trusted_keys {
             None => None,
@@ -604,7 +609,16 @@ impl Gov {
         payload: Vec<u8>,
     ) -> Result<String, NodeGovError> {
         let id = self.parse_id(analysis)?;
-        let r = self.upload_checked(party, id, contributor, table, schema, rows, signature, payload);
+        let r = self.upload_checked(
+            party,
+            id,
+            contributor,
+            table,
+            schema,
+            rows,
+            signature,
+            payload,
+        );
         if let Err(e) = &r {
             self.log_refusal(Some(id), "upload", party, e);
         }
@@ -646,19 +660,20 @@ impl Gov {
                     })
                 }
             }
-            let c = e.spec.contributor(contributor).ok_or_else(|| {
-                NodeGovError::NotContributor {
-                    party: contributor.into(),
-                    analysis: hex.clone(),
-                    known: e
-                        .spec
-                        .contributors
-                        .iter()
-                        .map(|c| c.id.as_str())
-                        .collect::<Vec<_>>()
-                        .join(", "),
-                }
-            })?;
+            let c =
+                e.spec
+                    .contributor(contributor)
+                    .ok_or_else(|| NodeGovError::NotContributor {
+                        party: contributor.into(),
+                        analysis: hex.clone(),
+                        known: e
+                            .spec
+                            .contributors
+                            .iter()
+                            .map(|c| c.id.as_str())
+                            .collect::<Vec<_>>()
+                            .join(", "),
+                    })?;
             let t = match c.tables.iter().find(|t| t.name == table) {
                 Some(t) => t,
                 None => {
@@ -698,11 +713,12 @@ impl Gov {
             })?;
             (key, t.schema.clone())
         };
-        let want_schema = Schema::parse_compact(&spec_schema).map_err(|e| NodeGovError::Output {
-            node,
-            output: table.into(),
-            message: e.to_string(),
-        })?;
+        let want_schema =
+            Schema::parse_compact(&spec_schema).map_err(|e| NodeGovError::Output {
+                node,
+                output: table.into(),
+                message: e.to_string(),
+            })?;
         let got_schema =
             Schema::parse_compact(schema).map_err(|e| NodeGovError::SchemaMismatch {
                 table: table.into(),
@@ -745,7 +761,10 @@ impl Gov {
         let rows_us = rows as usize;
         // Store, then publish in memory under the lock (the state may have
         // moved on while the shares were checked).
-        let path = self.adir(&id).join("shares").join(format!("{table}.shares"));
+        let path = self
+            .adir(&id)
+            .join("shares")
+            .join(format!("{table}.shares"));
         let mut file = format!("{} {rows}\n", want_schema.to_compact()).into_bytes();
         file.extend(wire::words_to_bytes(&all));
         let mut entries = lock(&self.entries);
@@ -843,8 +862,7 @@ impl Gov {
                 })
             }
             GovState::Failed {
-                inputs_kept: false,
-                ..
+                inputs_kept: false, ..
             } => {
                 return Err(NodeGovError::WrongState {
                     node,
@@ -1038,7 +1056,10 @@ impl Gov {
         if spec.id() != id {
             return Err(NodeGovError::store(
                 dir,
-                format!("the stored spec's id is {}, not the directory name", spec.id()),
+                format!(
+                    "the stored spec's id is {}, not the directory name",
+                    spec.id()
+                ),
             ));
         }
         let mut persisted: Persisted = serde_json::from_slice(&read("state.json")?)
@@ -1317,7 +1338,11 @@ impl Gov {
             Ok(p) => p,
             Err(err) => {
                 self.restore(id, tables);
-                self.fail(id, format!("session setup with the other nodes failed: {err}"), false);
+                self.fail(
+                    id,
+                    format!("session setup with the other nodes failed: {err}"),
+                    false,
+                );
                 return;
             }
         };
@@ -1413,7 +1438,11 @@ impl Gov {
         for r in &spec.recipients {
             let Some(pk) = kuvert_gov::spec::parse_x25519(&r.public_key_x25519) else {
                 self.restore(id, tables);
-                self.fail(id, format!("recipient {:?}'s X25519 key does not parse", r.id), true);
+                self.fail(
+                    id,
+                    format!("recipient {:?}'s X25519 key does not parse", r.id),
+                    true,
+                );
                 return Ok(());
             };
             let mut boxes = Vec::new();
@@ -1570,8 +1599,7 @@ impl Gov {
             entries
                 .iter()
                 .filter_map(|(id, e)| {
-                    let deadline = match (&e.persisted.state, &e.spec.retention.result_deadline)
-                    {
+                    let deadline = match (&e.persisted.state, &e.spec.retention.result_deadline) {
                         (GovState::Done { deadline }, _) => parse_time(deadline),
                         (GovState::Running { .. } | GovState::Expired, _) => None,
                         // A fixed deadline also ends analyses that never ran.
