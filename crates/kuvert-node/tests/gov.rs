@@ -934,3 +934,65 @@ fn a_node_with_a_trust_list_refuses_analyses_with_other_keys() {
     let g = gov::Gov::open(0, &dir.path().join("data"), &key, true, Some(&both)).unwrap();
     g.register("coordinator", &text, &approvals).unwrap();
 }
+
+#[test]
+fn concurrent_analyses_asked_in_different_orders_each_get_their_own_answer() {
+    let k = keys();
+    let (fk, ek) = data();
+    let c = Cluster::start(10);
+    let coord = c.client("coordinator");
+    // Three analyses over different municipal rows, so that an answer
+    // computed on another analysis' inputs would show.
+    let subsets = [0usize, 1, 3];
+    let mut ids = Vec::new();
+    for (j, from) in subsets.iter().enumerate() {
+        let text = spec_text(&k, AT_JOB_END).replacen(
+            "name = \"overlapping-benefits\"",
+            &format!("name = \"ob-{j}\""),
+            1,
+        );
+        let (id, approvals) = approve(&text, &k);
+        coord.register(&text, &approvals).unwrap();
+        c.client("fk")
+            .gov_upload(&id, "fk", &k.fk, "fk", &fk_table(&fk))
+            .unwrap();
+        c.client("kommun")
+            .gov_upload(&id, "kommun", &k.kommun, "ek", &ek_table(&ek[*from..]))
+            .unwrap();
+        ids.push(id);
+    }
+    // Each node is asked in another order.
+    let orders = [[0, 1, 2], [2, 1, 0], [1, 2, 0]];
+    for (i, order) in orders.iter().enumerate() {
+        let mut conn = coord.connect(i).unwrap();
+        for j in order {
+            let (resp, _) = conn
+                .ask(
+                    &Request::GovRun {
+                        analysis: ids[*j].to_hex(),
+                    },
+                    &[],
+                )
+                .unwrap();
+            assert!(matches!(resp, Response::Ok { .. }), "{resp:?}");
+        }
+    }
+    for (j, from) in subsets.iter().enumerate() {
+        let states = c.wait(&ids[j]);
+        assert!(
+            states.iter().all(|s| matches!(s, GovState::Done { .. })),
+            "analysis {j}: {states:?}"
+        );
+        let (want, _) = oracle(&fk, &ek[*from..]);
+        let got = c
+            .client("kontroll")
+            .gov_fetch(&ids[j], "kontroll", &k.kontroll)
+            .unwrap();
+        assert_eq!(
+            ids_of(&got[0].1.to_csv_string().unwrap()),
+            want,
+            "analysis {j}"
+        );
+    }
+    assert!(kuvert_gov::verify_dir(c.dir.path()).unwrap().ok());
+}
