@@ -312,6 +312,9 @@ fn state_name(s: &GovState) -> &'static str {
     }
 }
 
+/// One sealed output's sizes for the audit log: (output, rows, bytes).
+type SealedSize = (String, u64, u64);
+
 /// How this node reaches the other two for a run.
 #[derive(Clone)]
 pub struct MpcLink {
@@ -1434,7 +1437,7 @@ impl Gov {
         };
         // Seal everything first; store only when every box is made, so a
         // failure releases nothing.
-        let mut sealed: Vec<(String, Vec<SealedOutput>, Vec<(String, u64, u64)>)> = Vec::new();
+        let mut sealed: Vec<(String, Vec<SealedOutput>, Vec<SealedSize>)> = Vec::new();
         for r in &spec.recipients {
             let Some(pk) = kuvert_gov::spec::parse_x25519(&r.public_key_x25519) else {
                 self.restore(id, tables);

@@ -293,10 +293,10 @@ impl Cluster {
         assert_eq!(gov::ensure_signing_keys(&pki).unwrap().len(), 6);
         let mpc = [free_port(), free_port(), free_port()];
         let addrs = [free_port(), free_port(), free_port()];
-        for i in 0..3 {
+        for (i, listen) in addrs.iter().enumerate() {
             let toml = format!(
-                "id = {i}\nlisten = \"{}\"\nnodes = [\"{}\", \"{}\", \"{}\"]\npki_dir = \"pki\"\ndata_dir = \"node{i}\"\nio_timeout_secs = 10\nconnect_timeout_secs = {connect_timeout}\nsweep_secs = 3600\n",
-                addrs[i], mpc[0], mpc[1], mpc[2]
+                "id = {i}\nlisten = \"{listen}\"\nnodes = [\"{}\", \"{}\", \"{}\"]\npki_dir = \"pki\"\ndata_dir = \"node{i}\"\nio_timeout_secs = 10\nconnect_timeout_secs = {connect_timeout}\nsweep_secs = 3600\n",
+                mpc[0], mpc[1], mpc[2]
             );
             std::fs::write(dir.path().join(format!("node{i}.toml")), toml).unwrap();
         }
