@@ -13,7 +13,9 @@ pub enum PkiCommand {
     ///
     /// Writes DIR/ca.crt and DIR/ca.key (keep the CA key offline),
     /// DIR/node-<i>.crt/.key (node i, DNS names node-<i> and localhost, IP
-    /// 127.0.0.1) and DIR/party-<name>.crt/.key (CN = name). Keys get mode
+    /// 127.0.0.1), DIR/node-<i>.gov.key/.gov.pub (node i's key that signs
+    /// deletion receipts, and its public part for the parties) and
+    /// DIR/party-<name>.crt/.key (CN = name). Keys get mode
     /// 0600, certificates 0644. Give each operator only its own key.
     Init {
         /// Directory to create. Refused if it exists and is not empty,
@@ -69,7 +71,7 @@ pub fn run(cmd: PkiCommand) -> anyhow::Result<ExitCode> {
             parties,
             days,
             force,
-        } => pki::init(
+        } => match pki::init(
             &out,
             &InitOptions {
                 nodes,
@@ -77,7 +79,16 @@ pub fn run(cmd: PkiCommand) -> anyhow::Result<ExitCode> {
                 validity_days: days,
                 force,
             },
-        ),
+        ) {
+            Ok(mut files) => {
+                // The nodes' deletion-receipt signing keys (the governed service).
+                let keys = kuvert_node::gov::ensure_signing_keys(&out)
+                    .map_err(|e| anyhow::anyhow!("{e}"))?;
+                files.extend(keys.into_iter().map(receipt_key_file));
+                Ok(files)
+            }
+            Err(e) => Err(e),
+        },
         PkiCommand::Issue {
             dir,
             node,
@@ -108,6 +119,23 @@ pub fn run(cmd: PkiCommand) -> anyhow::Result<ExitCode> {
         }
         Err(e) => Err(e.into()),
     }
+}
+
+/// Describe a node's receipt key file written by `ensure_signing_keys`.
+fn receipt_key_file(path: PathBuf) -> WrittenFile {
+    let secret = path.extension().is_some_and(|x| x == "key");
+    let name = path.file_name().unwrap_or_default().to_string_lossy();
+    let node = name
+        .trim_start_matches("node-")
+        .chars()
+        .next()
+        .unwrap_or('?');
+    let what = if secret {
+        format!("node {node}'s deletion-receipt signing key (give only to node {node})")
+    } else {
+        format!("node {node}'s receipt verification key (give to every party)")
+    };
+    WrittenFile { path, what, secret }
 }
 
 /// One line per file on stdout: mode, path, what it is.

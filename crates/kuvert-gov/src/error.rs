@@ -114,6 +114,10 @@ pub enum GovError {
     )]
     AuditDetail { key: String },
 
+    // ---- uploads ------------------------------------------------------------------
+    #[error("refusing to sign: an upload message must begin with \"kuvert-upload-v1\" (build it with kuvert_node::wire::upload_message)")]
+    NotAnUploadMessage,
+
     // ---- receipts -----------------------------------------------------------------
     #[error(
         "the deletion receipt of node {node} for job {job:?} does not verify against the given node key (forged, altered, or another node's key)"
@@ -129,7 +133,10 @@ impl GovError {
     /// True when the user's input (a file's content, a flag, an approval, a
     /// sealed box) is at fault rather than the machine: the CLI exits 2.
     pub fn is_user_error(&self) -> bool {
-        !matches!(self, GovError::Io { .. } | GovError::Seal(_))
+        !matches!(
+            self,
+            GovError::Io { .. } | GovError::Seal(_) | GovError::NotAnUploadMessage
+        )
     }
 
     pub(crate) fn io(path: impl Into<PathBuf>, hint: &'static str, source: std::io::Error) -> Self {

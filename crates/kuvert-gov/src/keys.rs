@@ -27,6 +27,10 @@ use zeroize::{Zeroize, Zeroizing};
 use crate::error::GovError;
 use crate::hex;
 
+/// Domain tag of a contributor's signature over one node's shares of one
+/// table (see [`PartyKey::sign_upload`]).
+pub const UPLOAD_TAG: &[u8] = b"kuvert-upload-v1";
+
 const BEGIN: &str = "-----BEGIN KUVERT PARTY KEY-----";
 const END: &str = "-----END KUVERT PARTY KEY-----";
 
@@ -90,6 +94,18 @@ impl PartyKey {
     /// Sign `message` (callers build domain-separated messages).
     pub(crate) fn sign(&self, message: &[u8]) -> ed25519_dalek::Signature {
         self.signing.sign(message)
+    }
+
+    /// Sign a contributor's upload message for one node (built by
+    /// `kuvert_node::wire::upload_message`, which begins with
+    /// [`UPLOAD_TAG`]). Any message without that prefix is refused, so this
+    /// door cannot be used to sign an approval or a deletion receipt (their
+    /// messages begin with other tags).
+    pub fn sign_upload(&self, message: &[u8]) -> Result<ed25519_dalek::Signature, GovError> {
+        if !message.starts_with(UPLOAD_TAG) {
+            return Err(GovError::NotAnUploadMessage);
+        }
+        Ok(self.signing.sign(message))
     }
 
     /// The X25519 secret, for HPKE decapsulation (zeroized on drop).

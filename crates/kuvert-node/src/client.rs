@@ -374,3 +374,193 @@ fn proto(node: usize, r: &Response) -> ClientError {
         detail: format!("{r:?}"),
     }
 }
+
+/// The governed service (docs/service-nodes.md): registering approved
+/// analyses, signed uploads, runs, status and sealed results.
+impl Nodes {
+    /// Register an approved analysis at all three nodes (each verifies the
+    /// approvals itself). Returns each node's message.
+    pub fn register(
+        &self,
+        spec_toml: &str,
+        approvals: &[kuvert_gov::Approval],
+    ) -> Result<Vec<String>, ClientError> {
+        let req = Request::Register {
+            spec: spec_toml.to_string(),
+            approvals: approvals.to_vec(),
+        };
+        (0..3).map(|i| self.ok(i, &req, &[])).collect()
+    }
+
+    /// Share `table` locally (OS CSPRNG) and send each node its shares,
+    /// signed by `contributor`'s key over [`wire::upload_message`].
+    pub fn gov_upload(
+        &self,
+        id: &kuvert_gov::AnalysisId,
+        contributor: &str,
+        key: &kuvert_gov::PartyKey,
+        table_name: &str,
+        table: &Table,
+    ) -> Result<Vec<String>, ClientError> {
+        use sha2::Digest;
+        let shares = kuvert_data::share_table(table, ShareKind::Arithmetic, &mut rand_core::OsRng);
+        let mut msgs = Vec::new();
+        for (i, s) in shares.iter().enumerate() {
+            let schema = s.schema.to_compact();
+            let mut payload = zeroize::Zeroizing::new(Vec::new());
+            for c in &s.columns {
+                payload.extend(wire::words_to_bytes(&c.a));
+                payload.extend(wire::words_to_bytes(&c.b));
+            }
+            let digest: [u8; 32] = sha2::Sha256::digest(&payload[..]).into();
+            let msg = wire::upload_message(
+                id,
+                i as u8,
+                contributor,
+                table_name,
+                &schema,
+                s.rows as u64,
+                &digest,
+            );
+            let sig = key
+                .sign_upload(&msg)
+                .map_err(|e| ClientError::Local(e.to_string()))?;
+            let req = Request::GovUpload {
+                analysis: id.to_hex(),
+                contributor: contributor.into(),
+                table: table_name.into(),
+                schema,
+                rows: s.rows as u64,
+                signature: crate::gov::encode_hex(&sig.to_bytes()),
+            };
+            msgs.push(self.ok(i, &req, &payload)?);
+        }
+        Ok(msgs)
+    }
+
+    /// Ask all three nodes to run the analysis (each queues it; they run it
+    /// together once all three are asked).
+    pub fn gov_run(&self, id: &kuvert_gov::AnalysisId) -> Result<Vec<String>, ClientError> {
+        let req = Request::GovRun {
+            analysis: id.to_hex(),
+        };
+        (0..3).map(|i| self.ok(i, &req, &[])).collect()
+    }
+
+    /// Where the analysis stands at node `i`.
+    pub fn gov_status(
+        &self,
+        i: usize,
+        id: &kuvert_gov::AnalysisId,
+    ) -> Result<wire::GovStatus, ClientError> {
+        let req = Request::GovStatus {
+            analysis: id.to_hex(),
+        };
+        match self.ask(i, &req, &[])?.0 {
+            Response::GovStatus(s) if s.node == i => Ok(*s),
+            Response::Error { message } => Err(ClientError::Refused { node: i, message }),
+            other => Err(proto(i, &other)),
+        }
+    }
+
+    /// Fetch the recipient's sealed outputs from every node (this party's
+    /// TLS identity must be `recipient`), open them with `key` and
+    /// reconstruct each output. Outputs in node 0's order.
+    pub fn gov_fetch(
+        &self,
+        id: &kuvert_gov::AnalysisId,
+        recipient: &str,
+        key: &kuvert_gov::PartyKey,
+    ) -> Result<Vec<(String, ResultTable)>, ClientError> {
+        let req = Request::GovFetch {
+            analysis: id.to_hex(),
+            recipient: recipient.into(),
+        };
+        let mut order: Vec<String> = Vec::new();
+        let mut per_output: std::collections::BTreeMap<String, Vec<ResultShares>> =
+            std::collections::BTreeMap::new();
+        for i in 0..3 {
+            let (resp, payload) = self.ask(i, &req, &[])?;
+            let boxes: Vec<wire::SealedOutput> = match resp {
+                Response::Sealed { node, outputs } if node == i => {
+                    let b: Vec<wire::SealedOutput> =
+                        serde_json::from_slice(&payload).map_err(|e| ClientError::Protocol {
+                            node: i,
+                            detail: format!("sealed outputs: {e}"),
+                        })?;
+                    if b.len() as u64 != outputs {
+                        return Err(ClientError::Protocol {
+                            node: i,
+                            detail: "sealed output count differs from the header".into(),
+                        });
+                    }
+                    b
+                }
+                Response::Error { message } => {
+                    return Err(ClientError::Refused { node: i, message })
+                }
+                other => return Err(proto(i, &other)),
+            };
+            for b in boxes {
+                let pt = kuvert_gov::seal::open_for(key, id, i as u8, &b.sealed).map_err(|e| {
+                    ClientError::Protocol {
+                        node: i,
+                        detail: e.to_string(),
+                    }
+                })?;
+                let bad = |d: &str| ClientError::Protocol {
+                    node: i,
+                    detail: format!("sealed output {:?}: {d}", b.output),
+                };
+                if pt.len() < 4 {
+                    return Err(bad("too short"));
+                }
+                let n = u32::from_be_bytes([pt[0], pt[1], pt[2], pt[3]]) as usize;
+                let name = pt
+                    .get(4..4 + n)
+                    .and_then(|s| std::str::from_utf8(s).ok())
+                    .ok_or_else(|| bad("bad name"))?;
+                if name != b.output {
+                    return Err(bad(&format!("the box holds output {name:?}")));
+                }
+                let s = ResultShares::from_bytes(&pt[4 + n..], &i.to_string()).map_err(|e| {
+                    ClientError::Protocol {
+                        node: i,
+                        detail: e.to_string(),
+                    }
+                })?;
+                if s.party != i {
+                    return Err(bad(&format!("holds the shares of node {}", s.party)));
+                }
+                if i == 0 {
+                    order.push(b.output.clone());
+                }
+                per_output.entry(b.output.clone()).or_default().push(s);
+            }
+        }
+        let mut out = Vec::new();
+        for name in order {
+            let shares = per_output.remove(&name).unwrap_or_default();
+            if shares.len() != 3 {
+                return Err(ClientError::Local(format!(
+                    "output {name:?}: only {} of the 3 nodes sent it",
+                    shares.len()
+                )));
+            }
+            let t = kuvert_sql::output::reconstruct(&shares).map_err(|e| {
+                ClientError::Local(format!("cannot reconstruct output {name:?}: {e}"))
+            })?;
+            out.push((name, t));
+        }
+        Ok(out)
+    }
+
+    /// One request to node `i` whose answer is `Ok`.
+    fn ok(&self, i: usize, req: &Request, payload: &[u8]) -> Result<String, ClientError> {
+        match self.ask(i, req, payload)?.0 {
+            Response::Ok { message } => Ok(message),
+            Response::Error { message } => Err(ClientError::Refused { node: i, message }),
+            other => Err(proto(i, &other)),
+        }
+    }
+}

@@ -13,6 +13,12 @@
 //! io_timeout_secs = 8                      # a silent peer fails the job after this
 //! connect_timeout_secs = 10                # how long a job waits for the other nodes
 //! max_upload_bytes = 4294967296
+//! # The governed service (docs/service-nodes.md):
+//! # signing_key = "pki/node-0.gov.key"    # signs deletion receipts (default shown;
+//! #                                        # created on first start when absent)
+//! # trusted_keys = ["<ed25519 hex>", ...]  # accept only analyses whose every
+//! #                                        # contributor key is listed (default: any)
+//! # sweep_secs = 60                        # how often expired results are deleted
 //! ```
 //! Relative paths are resolved against the directory of the config file.
 
@@ -45,6 +51,21 @@ pub struct NodeConfig {
     pub connect_timeout_secs: u64,
     #[serde(default = "default_max_upload")]
     pub max_upload_bytes: u64,
+    /// The kuvert-gov key file that signs deletion receipts (default:
+    /// `pki_dir/node-<id>.gov.key`, created on first start when absent).
+    #[serde(default)]
+    pub signing_key: Option<PathBuf>,
+    /// Ed25519 public keys (hex or base64) of the contributors this node
+    /// accepts; `None` accepts any key an approved spec names.
+    #[serde(default)]
+    pub trusted_keys: Option<Vec<String>>,
+    /// Period of the deadline sweeper, in seconds.
+    #[serde(default = "default_sweep")]
+    pub sweep_secs: u64,
+}
+
+fn default_sweep() -> u64 {
+    60
 }
 
 fn default_io_timeout() -> u64 {
@@ -82,6 +103,7 @@ impl NodeConfig {
             .chain(c.ca.as_mut())
             .chain(c.cert.as_mut())
             .chain(c.key.as_mut())
+            .chain(c.signing_key.as_mut())
         {
             resolve(p);
         }
@@ -89,6 +111,19 @@ impl NodeConfig {
         c.ca.get_or_insert_with(|| layout.ca_cert());
         c.cert.get_or_insert_with(|| layout.node_cert(c.id));
         c.key.get_or_insert_with(|| layout.node_key(c.id));
+        if c.sweep_secs == 0 {
+            return Err(format!("{}: sweep_secs must be at least 1", path.display()));
+        }
+        if let Some(keys) = &c.trusted_keys {
+            for (i, k) in keys.iter().enumerate() {
+                if kuvert_gov::spec::parse_ed25519(k).is_none() {
+                    return Err(format!(
+                        "{}: trusted_keys[{i}] {k:?} is not an Ed25519 public key (64 hex digits or base64, as in a spec's public_key)",
+                        path.display()
+                    ));
+                }
+            }
+        }
         Ok(c)
     }
 

@@ -21,12 +21,38 @@
 //! a node releases result shares only to the recipient named when the job
 //! was started, and only after the whole computation succeeded.
 //!
+//! [`gov`] is the governed service (docs/service-nodes.md): analyses
+//! whose spec and approvals the node verified itself, uploads signed by
+//! the approving contributor, every output run and sealed (HPKE) to its
+//! recipient, input shares deleted with a signed receipt, every step in
+//! the node's hash-chained audit log.
+//!
 //! # Security
 //! Semi-honest nodes, honest majority (see `kuvert-mpc`). Every connection
-//! is TLS 1.3 with certificates from the deployment CA. Job approval by all
-//! contributors (signed analysis specs) is not enforced yet: any party with
-//! a certificate can start a program over a job's tables, and names the
-//! recipient. That is the next step (the governed service).
+//! is TLS 1.3 with certificates from the deployment CA.
+//!
+//! Governed analyses ([`gov`]): a node accepts shares for, and runs, only an
+//! analysis whose spec it parsed strictly and whose every contributor's
+//! approval it verified itself (and whose contributor keys are on its
+//! trust list, if it has one); the coordinator that sends `Register` and
+//! `GovRun` cannot change the spec, the SQL or a key without every
+//! approval failing. Each upload carries the contributor's Ed25519
+//! signature over the analysis id, the node index, table, schema, row
+//! count and the SHA-256 of the shares, checked against the key in the
+//! approved spec. Results leave a node only sealed to the recipient's
+//! X25519 key from the spec, and only to a TLS client whose certificate
+//! names that recipient; a failed run releases nothing. The three nodes
+//! agree on which analysis they run before the session starts, so an
+//! analysis is never computed against another's inputs. What a node
+//! stores and logs are shares, names, sizes and hashes only. Deletion is
+//! of files and in-memory buffers; the share buffers are dropped, not
+//! overwritten (kuvert-mpc's share types do not zeroize), and the file
+//! system may keep deleted blocks (use encrypted storage on the nodes).
+//!
+//! The ungoverned jobs (`Upload`/`Run`, used by `kuvert run` and the
+//! benchmarks) predate approvals: any party with a certificate can start a
+//! program over a job's tables and names the recipient. Do not serve them
+//! on nodes of the governed service.
 //!
 //! A query's nodes learn the input sizes and nothing else from the
 //! executor (see `kuvert_sql`); what a node reports in its status (progress
@@ -42,6 +68,7 @@
 pub mod client;
 pub mod config;
 pub mod exec;
+pub mod gov;
 pub mod infer;
 pub mod local;
 pub mod server;

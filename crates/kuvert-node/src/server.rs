@@ -9,6 +9,7 @@ use std::collections::BTreeMap;
 use std::io::{BufReader, BufWriter};
 use std::net::{TcpListener, TcpStream};
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -19,6 +20,7 @@ use kuvert_net::{NetConfig, NodeTls, TlsTransport};
 
 use crate::config::NodeConfig;
 use crate::exec::{self, StoredTable};
+use crate::gov::{Gov, MpcLink};
 use crate::wire::{
     self, bytes_to_words, check_name, JobState, JobStats, Program, Progress, Request, Response,
 };
@@ -58,7 +60,13 @@ pub struct Node {
     tls: NodeTls,
     jobs: Mutex<BTreeMap<String, Job>>,
     /// Held while a job talks to the other nodes.
-    mpc: Mutex<()>,
+    mpc: Arc<Mutex<()>>,
+    /// The governed analyses (docs/service-nodes.md).
+    gov: Arc<Gov>,
+    /// Set by [`Node::shutdown`].
+    stop: AtomicBool,
+    /// Where [`Node::serve_on`] listens.
+    bound: Mutex<Option<std::net::SocketAddr>>,
 }
 
 impl std::fmt::Debug for Node {
@@ -83,13 +91,41 @@ impl Node {
                 cfg.data_dir.display()
             )
         })?;
+        let (key, explicit) = match &cfg.signing_key {
+            Some(k) => (k.clone(), true),
+            None => (crate::gov::signing_key_path(&cfg.pki_dir, cfg.id), false),
+        };
+        let gov = Gov::open(
+            cfg.id,
+            &cfg.data_dir,
+            &key,
+            explicit,
+            cfg.trusted_keys.as_deref(),
+        )
+        .map_err(|e| format!("node {}: {e}", cfg.id))?;
+        let gov = Arc::new(gov);
+        let mpc = Arc::new(Mutex::new(()));
+        let link = MpcLink {
+            nodes: cfg.nodes,
+            tls: tls.clone(),
+            io_timeout: Duration::from_secs(cfg.io_timeout_secs),
+            connect_timeout: Duration::from_secs(cfg.connect_timeout_secs),
+            busy: Arc::clone(&mpc),
+        };
+        let sweep = Duration::from_secs(cfg.sweep_secs);
         let node = Arc::new(Node {
             cfg,
             tls,
             jobs: Mutex::new(BTreeMap::new()),
-            mpc: Mutex::new(()),
+            mpc,
+            gov: Arc::clone(&gov),
+            stop: AtomicBool::new(false),
+            bound: Mutex::new(None),
         });
         node.reload()?;
+        let g = Arc::clone(&gov);
+        std::thread::spawn(move || g.worker(link));
+        std::thread::spawn(move || gov.sweeper(sweep));
         Ok(node)
     }
 
@@ -138,15 +174,37 @@ impl Node {
         self.serve_on(listener)
     }
 
-    /// Serve clients on an already bound listener.
+    /// Serve clients on an already bound listener, until [`Node::shutdown`].
     pub fn serve_on(self: &Arc<Node>, listener: TcpListener) -> Result<(), String> {
         tracing::info!(node = self.cfg.id, listen = %self.cfg.listen, "node ready");
+        *self.bound.lock().unwrap_or_else(|e| e.into_inner()) = listener.local_addr().ok();
         for tcp in listener.incoming() {
+            if self.stop.load(Ordering::SeqCst) {
+                break;
+            }
             let Ok(tcp) = tcp else { continue };
             let node = Arc::clone(self);
             std::thread::spawn(move || node.client(tcp));
         }
         Ok(())
+    }
+
+    /// Stop accepting clients and stop the governed worker and sweeper
+    /// (connections already open are served until their clients close).
+    /// Everything stored stays on disk; a new [`Node::new`] on the same
+    /// configuration reloads it.
+    pub fn shutdown(&self) {
+        self.stop.store(true, Ordering::SeqCst);
+        self.gov.stop();
+        let bound = *self.bound.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(addr) = bound {
+            let _ = TcpStream::connect_timeout(&addr, Duration::from_secs(1));
+        }
+    }
+
+    /// The governed side of this node (for tests and operators' tools).
+    pub fn gov(&self) -> &Arc<Gov> {
+        &self.gov
     }
 
     fn client(self: Arc<Node>, tcp: TcpStream) {
@@ -202,14 +260,47 @@ impl Node {
     ) -> (Response, Vec<u8>) {
         let err = |m: String| (Response::Error { message: m }, Vec::new());
         match req {
-            Request::Register { .. }
-            | Request::GovUpload { .. }
-            | Request::GovRun { .. }
-            | Request::GovStatus { .. }
-            | Request::GovFetch { .. } => err(format!(
-                "node {} does not serve governed analyses yet (interim build)",
-                self.cfg.id
+            Request::Register { spec, approvals } => {
+                ok_or(self.gov.register(party, &spec, &approvals))
+            }
+            Request::GovUpload {
+                analysis,
+                contributor,
+                table,
+                schema,
+                rows,
+                signature,
+            } => ok_or(self.gov.upload(
+                party,
+                &analysis,
+                &contributor,
+                &table,
+                &schema,
+                rows,
+                &signature,
+                payload,
             )),
+            Request::GovRun { analysis } => ok_or(self.gov.run(party, &analysis)),
+            Request::GovStatus { analysis } => match self.gov.status(&analysis) {
+                Ok(st) => (Response::GovStatus(Box::new(st)), Vec::new()),
+                Err(e) => err(e.to_string()),
+            },
+            Request::GovFetch {
+                analysis,
+                recipient,
+            } => match self.gov.fetch(party, &analysis, &recipient) {
+                Ok(boxes) => (
+                    Response::Sealed {
+                        node: self.cfg.id,
+                        outputs: boxes.len() as u64,
+                    },
+                    serde_json::to_vec(&boxes).unwrap_or_default(),
+                ),
+                Err(e) => {
+                    tracing::warn!(node = self.cfg.id, party, error = %e, "sealed results refused");
+                    err(e.to_string())
+                }
+            },
             Request::Upload {
                 job,
                 table,
@@ -481,6 +572,20 @@ impl Node {
     }
 }
 
+/// A governed request's answer: `Ok` with the node's message, or the
+/// refusal's message.
+fn ok_or(r: Result<String, crate::gov::NodeGovError>) -> (Response, Vec<u8>) {
+    match r {
+        Ok(message) => (Response::Ok { message }, Vec::new()),
+        Err(e) => (
+            Response::Error {
+                message: e.to_string(),
+            },
+            Vec::new(),
+        ),
+    }
+}
+
 /// This process's peak resident memory in KiB (VmHWM in
 /// `/proc/self/status`; `None` where there is no such file).
 pub fn peak_rss_kib() -> Option<u64> {
@@ -496,7 +601,7 @@ pub fn peak_rss_kib() -> Option<u64> {
 
 /// Per column, this node's components from the upload layout (for every
 /// column: component `a` then `b`, `rows × words` each).
-fn split_columns(schema: &Schema, rows: usize, all: &[u64]) -> Vec<AShare> {
+pub(crate) fn split_columns(schema: &Schema, rows: usize, all: &[u64]) -> Vec<AShare> {
     let mut columns = Vec::new();
     let mut at = 0;
     for c in schema.columns() {
@@ -510,7 +615,7 @@ fn split_columns(schema: &Schema, rows: usize, all: &[u64]) -> Vec<AShare> {
 }
 
 /// Read a share file written by `Node::persist`.
-fn load_table(path: &std::path::Path) -> Result<StoredTable, String> {
+pub(crate) fn load_table(path: &std::path::Path) -> Result<StoredTable, String> {
     let bytes = std::fs::read(path).map_err(|e| e.to_string())?;
     let nl = bytes
         .iter()

@@ -73,7 +73,7 @@ pub enum Request {
 }
 
 /// Domain tag of a contributor's upload signature.
-pub const UPLOAD_TAG: &[u8] = b"kuvert-upload-v1";
+pub const UPLOAD_TAG: &[u8] = kuvert_gov::keys::UPLOAD_TAG;
 
 /// The message a contributor signs for one node's part of one table:
 /// `UPLOAD_TAG || id (32 bytes) || node (1 byte) || len-prefixed contributor,
@@ -111,13 +111,21 @@ pub enum GovState {
     /// All tables in; not yet told to run.
     Ready,
     /// Computing output `done` of `total` (plus per-query progress).
-    Running { output: String, done: u64, total: u64 },
+    Running {
+        output: String,
+        done: u64,
+        total: u64,
+    },
     /// Sealed results are ready for the recipients until `deadline`
     /// (RFC 3339); inputs deleted as the retention rule says.
     Done { deadline: String },
     /// The run failed; nothing was released. `inputs_kept` says whether the
     /// input shares are still held (so the job can be run again).
-    Failed { reason: String, refused: bool, inputs_kept: bool },
+    Failed {
+        reason: String,
+        refused: bool,
+        inputs_kept: bool,
+    },
     /// The result deadline passed: results, shares and keys are deleted.
     Expired,
 }
@@ -303,7 +311,10 @@ pub enum Response {
     GovStatus(Box<GovStatus>),
     /// Answer to [`Request::GovFetch`]: the recipient's sealed outputs
     /// from this node (JSON array of [`SealedOutput`] in the payload).
-    Sealed { node: usize, outputs: u64 },
+    Sealed {
+        node: usize,
+        outputs: u64,
+    },
 }
 
 /// Write one message.

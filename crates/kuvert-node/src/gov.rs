@@ -1,0 +1,1717 @@
+//! The governed service at one node: approved analyses, signed uploads,
+//! runs of every output, sealed results, deletion with signed receipts,
+//! audit records, persistence and the deadline sweeper.
+//!
+//! ```text
+//!  Register{spec, approvals}  parse (strict) -> id -> verify every approval (kuvert-gov)
+//!                             -> trust list -> plan every output (kuvert-sql) -> store
+//!  GovUpload{..} + shares     registered? contributor owns the table? schema = spec's?
+//!                             size right? Ed25519 signature over upload_message(..)? -> store
+//!  GovRun                     all tables in -> queue; the MPC worker agrees with the other
+//!                             two nodes which queued analysis to run (pending-set exchange)
+//!                             -> run each distinct output -> seal per recipient (HPKE)
+//!                             -> delete shares + state + session keys -> signed receipt
+//!  GovStatus / GovFetch       state, sizes, receipt / the recipient's sealed boxes only
+//!  sweeper                    past the deadline: delete sealed results (and shares) -> Expired
+//! ```
+//!
+//! On disk, under `data_dir/analyses/<id hex>/`: `spec.toml` (exactly as
+//! approved), `approvals.json`, `state.json` (state, table sizes, deadline,
+//! costs), `shares/<table>.shares` (this node's shares only, written to a
+//! temporary file and renamed), `results/<recipient>.sealed.json` (HPKE
+//! boxes), `receipt.json`. Audit records go to `data_dir/audit-node<id>.log`
+//! (kuvert-gov's hash-chained log), with sizes and names, never values.
+//!
+//! Invariant: nothing here ever holds a cleartext input or result value.
+//! Shares come in as shares, results leave sealed to the recipient's key.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use kuvert_data::Schema;
+use kuvert_gov::spec::{Deadline, Validation};
+use kuvert_gov::{
+    audit::action, AnalysisId, AnalysisSpec, Approval, AuditEvent, AuditLog, Deleted,
+    DeletionReceipt, GovError, PartyKey,
+};
+use kuvert_mpc::transport::{Incoming, Outgoing, Transport};
+use kuvert_mpc::Party;
+use kuvert_net::{NetConfig, NodeTls, TlsTransport};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use zeroize::Zeroizing;
+
+use crate::exec::{self, QueryFailure, StoredTable};
+use crate::wire::{
+    self, check_name, GovState, GovStatus, JobStats, Progress, SealedOutput, TableInfo,
+};
+
+/// Audit actions of the node beyond kuvert-gov's well-known ones.
+pub mod actions {
+    /// The node signed a deletion receipt. details: `node`, `receipt`
+    /// (the signature, hex), `tables`.
+    pub const RECEIPT_SIGNED: &str = "receipt_signed";
+    /// A recipient fetched its sealed results. details: `recipient`, `outputs`.
+    pub const RESULTS_FETCHED: &str = "results_fetched";
+    /// The result deadline passed; sealed results (and any shares) deleted.
+    pub const RESULTS_EXPIRED: &str = "results_expired";
+    /// A refused request (what and why; never values).
+    pub const REFUSED: &str = "request_refused";
+}
+
+/// Most analyses one node offers in one agreement round with the others.
+const MAX_PENDING_OFFER: usize = 256;
+
+/// The receipt signing key of node `i` in a PKI directory.
+pub fn signing_key_path(pki_dir: &Path, i: usize) -> PathBuf {
+    pki_dir.join(format!("node-{i}.gov.key"))
+}
+
+/// The public part of node `i`'s receipt signing key (kuvert-gov
+/// `PublicKeys` JSON), which the parties use to verify its receipts.
+pub fn signing_pub_path(pki_dir: &Path, i: usize) -> PathBuf {
+    pki_dir.join(format!("node-{i}.gov.pub"))
+}
+
+/// Create the receipt signing keys of the three nodes in `pki_dir` where
+/// they do not exist yet (`node-<i>.gov.key`, mode 0600, and
+/// `node-<i>.gov.pub`). Returns the files written. Existing keys are kept.
+pub fn ensure_signing_keys(pki_dir: &Path) -> Result<Vec<PathBuf>, NodeGovError> {
+    let mut written = Vec::new();
+    for i in 0..3 {
+        let key = signing_key_path(pki_dir, i);
+        if !key.exists() {
+            written.extend(create_signing_key(&key, i)?);
+        }
+    }
+    Ok(written)
+}
+
+/// Load node `i`'s public receipt key from `pki_dir/node-<i>.gov.pub`.
+pub fn node_public_key(
+    pki_dir: &Path,
+    i: usize,
+) -> Result<ed25519_dalek::VerifyingKey, NodeGovError> {
+    let p = signing_pub_path(pki_dir, i);
+    kuvert_gov::PublicKeys::load(&p)
+        .and_then(|k| k.verifying_key())
+        .map_err(NodeGovError::Gov)
+}
+
+fn create_signing_key(path: &Path, i: usize) -> Result<Vec<PathBuf>, NodeGovError> {
+    let key = PartyKey::generate(&format!("node-{i}"));
+    let written_pub = key.write(path).map_err(NodeGovError::Gov)?;
+    let want = path.with_extension("pub");
+    std::fs::rename(&written_pub, &want).map_err(|e| NodeGovError::Store {
+        path: want.clone(),
+        detail: e.to_string(),
+    })?;
+    Ok(vec![path.to_path_buf(), want])
+}
+
+/// Load the node's receipt key, creating it (and its `.pub`) when the
+/// default path does not exist yet.
+fn load_or_create_key(path: &Path, i: usize, explicit: bool) -> Result<PartyKey, NodeGovError> {
+    if !path.exists() && !explicit {
+        create_signing_key(path, i)?;
+        tracing::info!(node = i, key = %path.display(), "created this node's deletion-receipt signing key; give its .pub file to the parties");
+    }
+    PartyKey::load(path).map_err(NodeGovError::Gov)
+}
+
+/// Why a node refused a governed request. Every message names the analysis
+/// or the culprit and says what to do.
+#[derive(Debug, thiserror::Error)]
+pub enum NodeGovError {
+    #[error("{given:?} is not an analysis id (64 hex digits): give the id printed by `kuvert analysis id`")]
+    BadId { given: String },
+    #[error("analysis {analysis} is not registered at node {node}: all contributors must approve first (the coordinator registers it then)")]
+    NotRegistered { node: usize, analysis: String },
+    #[error("node {node} refuses the spec: {source}")]
+    Spec { node: usize, source: GovError },
+    #[error("node {node} refuses the approvals of analysis {analysis}: {source}")]
+    Approval {
+        node: usize,
+        analysis: String,
+        source: GovError,
+    },
+    #[error("node {node} does not trust contributor {contributor:?}'s key {key}: its operator accepts only the keys in trusted_keys of node.toml; ask the operator to add it")]
+    Untrusted {
+        node: usize,
+        contributor: String,
+        key: String,
+    },
+    #[error("node {node} cannot run output {output:?} of the spec: {message}")]
+    Output {
+        node: usize,
+        output: String,
+        message: String,
+    },
+    #[error("node {node}: table name {table:?} cannot be stored: {message}; rename the table in the spec")]
+    TableName {
+        node: usize,
+        table: String,
+        message: String,
+    },
+    #[error(
+        "{party:?} is not a contributor of analysis {analysis}; the contributors are: {known}"
+    )]
+    NotContributor {
+        party: String,
+        analysis: String,
+        known: String,
+    },
+    #[error("analysis {analysis} has no table {table:?}; its tables are: {known}")]
+    UnknownTable {
+        analysis: String,
+        table: String,
+        known: String,
+    },
+    #[error(
+        "table {table:?} of analysis {analysis} is contributed by {owner:?}, not by {party:?}"
+    )]
+    NotYourTable {
+        analysis: String,
+        table: String,
+        owner: String,
+        party: String,
+    },
+    #[error("table {table:?}: the spec says {spec}, the upload has {upload}; export the table with the agreed columns and types")]
+    SchemaMismatch {
+        table: String,
+        spec: String,
+        upload: String,
+    },
+    #[error("upload of {table:?} has {got} bytes, but {rows} rows of its schema need {want}; the upload is damaged, send it again")]
+    BadSize {
+        table: String,
+        got: usize,
+        rows: u64,
+        want: usize,
+    },
+    #[error("the signature on {contributor:?}'s upload of {table:?} to node {node} does not verify against the key in the spec: sign with the key you approved with (`--key`), and do not alter the shares")]
+    BadSignature {
+        contributor: String,
+        table: String,
+        node: usize,
+    },
+    #[error("analysis {analysis} is {state} at node {node}: {what}")]
+    WrongState {
+        node: usize,
+        analysis: String,
+        state: String,
+        what: String,
+    },
+    #[error("analysis {analysis} cannot run at node {node}: tables not uploaded yet: {}; each contributor runs `kuvert upload`", missing.join(", "))]
+    MissingTables {
+        node: usize,
+        analysis: String,
+        missing: Vec<String>,
+    },
+    #[error("{party:?} is not the recipient {recipient:?} of analysis {analysis}: only the recipient's own certificate may fetch its results")]
+    NotRecipient {
+        party: String,
+        recipient: String,
+        analysis: String,
+    },
+    #[error("{recipient:?} receives no output of analysis {analysis}")]
+    NoOutputs { recipient: String, analysis: String },
+    #[error("the results of analysis {analysis} expired at node {node} (deadline {deadline}) and were deleted; the analysis must be submitted and run again")]
+    Expired {
+        node: usize,
+        analysis: String,
+        deadline: String,
+    },
+    #[error("node storage {}: {detail}; check the data directory", path.display())]
+    Store { path: PathBuf, detail: String },
+    #[error("{0}")]
+    Gov(GovError),
+}
+
+impl NodeGovError {
+    fn store(path: &Path, e: impl std::fmt::Display) -> NodeGovError {
+        NodeGovError::Store {
+            path: path.to_path_buf(),
+            detail: e.to_string(),
+        }
+    }
+}
+
+/// What is persisted in `state.json`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct Persisted {
+    state: GovState,
+    /// Tables received (names and sizes; kept after deletion).
+    tables: Vec<TableInfo>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    stats: Option<JobStats>,
+}
+
+/// One registered analysis at this node.
+struct Entry {
+    spec: AnalysisSpec,
+    persisted: Persisted,
+    /// This node's shares of the tables received.
+    tables: BTreeMap<String, StoredTable>,
+    progress: Option<Progress>,
+    receipt: Option<DeletionReceipt>,
+    /// When GovRun queued it (to give up on an agreement that never comes).
+    queued_at: Option<Instant>,
+}
+
+impl Entry {
+    fn missing(&self) -> Vec<String> {
+        self.spec
+            .contributors
+            .iter()
+            .flat_map(|c| c.tables.iter())
+            .filter(|t| !self.tables.contains_key(&t.name))
+            .map(|t| t.name.clone())
+            .collect()
+    }
+
+    fn waiting_or_ready(&self) -> GovState {
+        let missing = self.missing();
+        if missing.is_empty() {
+            GovState::Ready
+        } else {
+            GovState::Waiting { missing }
+        }
+    }
+
+    /// The distinct outputs in spec order: (name, SQL).
+    fn outputs(&self) -> Vec<(String, String)> {
+        distinct_outputs(&self.spec)
+    }
+}
+
+fn distinct_outputs(spec: &AnalysisSpec) -> Vec<(String, String)> {
+    let mut seen = BTreeSet::new();
+    let mut out = Vec::new();
+    for r in &spec.recipients {
+        for o in &r.outputs {
+            if seen.insert(o.name.clone()) {
+                out.push((o.name.clone(), o.sql.trim().to_string()));
+            }
+        }
+    }
+    out
+}
+
+fn state_name(s: &GovState) -> &'static str {
+    match s {
+        GovState::Unknown => "unknown",
+        GovState::Waiting { .. } => "waiting for tables",
+        GovState::Ready => "ready",
+        GovState::Running { .. } => "running",
+        GovState::Done { .. } => "done",
+        GovState::Failed { .. } => "failed",
+        GovState::Expired => "expired",
+    }
+}
+
+/// One sealed output's sizes for the audit log: (output, rows, bytes).
+type SealedSize = (String, u64, u64);
+
+/// How this node reaches the other two for a run.
+#[derive(Clone)]
+pub struct MpcLink {
+    pub nodes: [std::net::SocketAddr; 3],
+    pub tls: NodeTls,
+    pub io_timeout: Duration,
+    pub connect_timeout: Duration,
+    /// Held while this node talks to the other nodes (shared with the
+    /// ungoverned jobs of `server.rs`).
+    pub busy: Arc<Mutex<()>>,
+}
+
+/// The governed side of one node.
+pub struct Gov {
+    node: usize,
+    dir: PathBuf,
+    key: PartyKey,
+    trusted: Option<BTreeSet<[u8; 32]>>,
+    audit: Mutex<AuditLog>,
+    entries: Mutex<BTreeMap<AnalysisId, Entry>>,
+    /// Analyses told to run and not yet agreed with the other nodes.
+    pending: Mutex<BTreeSet<AnalysisId>>,
+    wake: Condvar,
+    stop: std::sync::atomic::AtomicBool,
+}
+
+impl std::fmt::Debug for Gov {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Gov {{ node: {} }}", self.node)
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+fn parse_time(s: &str) -> Option<time::OffsetDateTime> {
+    time::OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339).ok()
+}
+
+/// Write `bytes` to `path` through a temporary file and a rename.
+fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), NodeGovError> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    std::fs::create_dir_all(dir).map_err(|e| NodeGovError::store(dir, e))?;
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().to_string())
+        .unwrap_or_default();
+    let tmp = dir.join(format!(".{name}.tmp"));
+    std::fs::write(&tmp, bytes)
+        .and_then(|_| std::fs::rename(&tmp, path))
+        .map_err(|e| NodeGovError::store(path, e))
+}
+
+fn json<T: Serialize>(v: &T) -> Vec<u8> {
+    let mut b = serde_json::to_vec_pretty(v).unwrap_or_default();
+    b.push(b'\n');
+    b
+}
+
+/// Build the catalog of an analysis from the spec's schemas.
+fn spec_catalog(spec: &AnalysisSpec) -> Result<kuvert_sql::Catalog, String> {
+    let mut c = kuvert_sql::Catalog::new();
+    for t in spec.contributors.iter().flat_map(|c| c.tables.iter()) {
+        let s = Schema::parse_compact(&t.schema).map_err(|e| format!("table {}: {e}", t.name))?;
+        c.add(&t.name, s);
+    }
+    Ok(c)
+}
+
+impl Gov {
+    /// Open the node's governed store under `data_dir`, load its signing
+    /// key (creating the default one on first start) and reload every
+    /// registered analysis.
+    pub fn open(
+        node: usize,
+        data_dir: &Path,
+        signing_key: &Path,
+        explicit_key: bool,
+        trusted_keys: Option<&[String]>,
+    ) -> Result<Gov, NodeGovError> {
+        std::fs::create_dir_all(data_dir).map_err(|e| NodeGovError::store(data_dir, e))?;
+        let key = load_or_create_key(signing_key, node, explicit_key)?;
+        let trusted = match trusted_keys {
+            None => None,
+            Some(list) => {
+                let mut set = BTreeSet::new();
+                for k in list {
+                    let vk = kuvert_gov::spec::parse_ed25519(k).ok_or_else(|| {
+                        NodeGovError::Untrusted {
+                            node,
+                            contributor: "(trusted_keys)".into(),
+                            key: k.clone(),
+                        }
+                    })?;
+                    set.insert(vk.to_bytes());
+                }
+                Some(set)
+            }
+        };
+        let audit = AuditLog::open(&data_dir.join(format!("audit-node{node}.log")))
+            .map_err(NodeGovError::Gov)?;
+        let gov = Gov {
+            node,
+            dir: data_dir.join("analyses"),
+            key,
+            trusted,
+            audit: Mutex::new(audit),
+            entries: Mutex::new(BTreeMap::new()),
+            pending: Mutex::new(BTreeSet::new()),
+            wake: Condvar::new(),
+            stop: std::sync::atomic::AtomicBool::new(false),
+        };
+        gov.reload()?;
+        Ok(gov)
+    }
+
+    fn actor(&self) -> String {
+        format!("node{}", self.node)
+    }
+
+    fn log(&self, ev: AuditEvent) -> Result<(), NodeGovError> {
+        lock(&self.audit)
+            .append(ev)
+            .map(drop)
+            .map_err(NodeGovError::Gov)
+    }
+
+    fn event(&self, action: &str, id: AnalysisId) -> AuditEvent {
+        AuditEvent::new(&self.actor(), action)
+            .analysis(id)
+            .job(&id.to_hex())
+    }
+
+    /// Log a refusal (best effort: a refusal must be answered even if the
+    /// log cannot be written; the failure is traced).
+    fn log_refusal(&self, id: Option<AnalysisId>, what: &str, party: &str, e: &NodeGovError) {
+        let mut ev = AuditEvent::new(&self.actor(), actions::REFUSED)
+            .detail("request", what)
+            .detail("party", party)
+            .detail("reason", e.to_string());
+        if let Some(id) = id {
+            ev = ev.analysis(id);
+        }
+        if let Err(err) = self.log(ev) {
+            tracing::error!(node = self.node, error = %err, "cannot write the audit log");
+        }
+    }
+
+    fn adir(&self, id: &AnalysisId) -> PathBuf {
+        self.dir.join(id.to_hex())
+    }
+
+    fn save_state(&self, id: &AnalysisId, p: &Persisted) -> Result<(), NodeGovError> {
+        write_atomic(&self.adir(id).join("state.json"), &json(p))
+    }
+
+    fn parse_id(&self, s: &str) -> Result<AnalysisId, NodeGovError> {
+        s.trim()
+            .parse()
+            .map_err(|_| NodeGovError::BadId { given: s.into() })
+    }
+
+    /// Check a spec and its approvals as this node, and plan every output.
+    fn check(&self, text: &str, approvals: &[Approval]) -> Result<AnalysisSpec, NodeGovError> {
+        let node = self.node;
+        let spec = AnalysisSpec::parse(text, "spec", Validation::Strict)
+            .map_err(|source| NodeGovError::Spec { node, source })?;
+        let id = spec.id();
+        kuvert_gov::verify_approvals(&spec, approvals).map_err(|source| {
+            NodeGovError::Approval {
+                node,
+                analysis: id.to_hex(),
+                source,
+            }
+        })?;
+        if let Some(trusted) = &self.trusted {
+            for c in &spec.contributors {
+                let k = kuvert_gov::spec::parse_ed25519(&c.public_key).map(|k| k.to_bytes());
+                if !k.is_some_and(|k| trusted.contains(&k)) {
+                    return Err(NodeGovError::Untrusted {
+                        node,
+                        contributor: c.id.clone(),
+                        key: c.public_key.clone(),
+                    });
+                }
+            }
+        }
+        for t in spec.contributors.iter().flat_map(|c| c.tables.iter()) {
+            check_name("table name", &t.name).map_err(|message| NodeGovError::TableName {
+                node,
+                table: t.name.clone(),
+                message,
+            })?;
+        }
+        let catalog = spec_catalog(&spec).map_err(|message| NodeGovError::Output {
+            node,
+            output: "(schemas)".into(),
+            message,
+        })?;
+        for (name, sql) in distinct_outputs(&spec) {
+            let out = |message: String| NodeGovError::Output {
+                node,
+                output: name.clone(),
+                message,
+            };
+            let q = kuvert_sql::prepare(&sql, &catalog).map_err(|e| out(e.to_string()))?;
+            if let Some(dp) = spec.dp.iter().find(|d| d.output == name) {
+                match &q.privacy {
+                    None => return Err(out(format!(
+                        "the spec promises differential privacy (ε = {}) but the SQL has no WITH PRIVACY clause; a node never releases an exact answer for it",
+                        dp.epsilon
+                    ))),
+                    Some(p) if p.epsilon > dp.epsilon || p.delta > dp.delta => {
+                        return Err(out(format!(
+                            "the SQL spends ε = {}, δ = {} but the spec allows ε = {}, δ = {}",
+                            p.epsilon, p.delta, dp.epsilon, dp.delta
+                        )))
+                    }
+                    Some(_) => {}
+                }
+            }
+        }
+        Ok(spec)
+    }
+
+    /// `Register{spec, approvals}`.
+    pub fn register(
+        &self,
+        party: &str,
+        text: &str,
+        approvals: &[Approval],
+    ) -> Result<String, NodeGovError> {
+        let spec = match self.check(text, approvals) {
+            Ok(s) => s,
+            Err(e) => {
+                let id = AnalysisSpec::parse(text, "spec", Validation::Strict)
+                    .ok()
+                    .map(|s| s.id());
+                self.log_refusal(id, "register", party, &e);
+                return Err(e);
+            }
+        };
+        let id = spec.id();
+        let mut entries = lock(&self.entries);
+        if let Some(e) = entries.get(&id) {
+            return Ok(format!(
+                "analysis {id} is already registered at node {} ({})",
+                self.node,
+                state_name(&e.persisted.state)
+            ));
+        }
+        let dir = self.adir(&id);
+        write_atomic(&dir.join("spec.toml"), text.as_bytes())?;
+        write_atomic(&dir.join("approvals.json"), &json(&approvals))?;
+        let mut entry = Entry {
+            spec,
+            persisted: Persisted {
+                state: GovState::Unknown,
+                tables: Vec::new(),
+                stats: None,
+            },
+            tables: BTreeMap::new(),
+            progress: None,
+            receipt: None,
+            queued_at: None,
+        };
+        entry.persisted.state = entry.waiting_or_ready();
+        self.save_state(&id, &entry.persisted)?;
+        self.log(
+            self.event(action::ANALYSIS_ACCEPTED, id)
+                .detail("contributors", entry.spec.contributors.len() as u64)
+                .detail("approvals", approvals.len() as u64)
+                .detail("from", party),
+        )?;
+        entries.insert(id, entry);
+        tracing::info!(node = self.node, analysis = %id, party, "analysis registered: approvals verified");
+        Ok(format!(
+            "node {} verified every approval and registered analysis {id}",
+            self.node
+        ))
+    }
+
+    /// `GovUpload{..}` with its payload.
+    #[allow(clippy::too_many_arguments)]
+    pub fn upload(
+        &self,
+        party: &str,
+        analysis: &str,
+        contributor: &str,
+        table: &str,
+        schema: &str,
+        rows: u64,
+        signature: &str,
+        payload: Vec<u8>,
+    ) -> Result<String, NodeGovError> {
+        let id = self.parse_id(analysis)?;
+        let r = self.upload_checked(
+            party,
+            id,
+            contributor,
+            table,
+            schema,
+            rows,
+            signature,
+            payload,
+        );
+        if let Err(e) = &r {
+            self.log_refusal(Some(id), "upload", party, e);
+        }
+        r
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn upload_checked(
+        &self,
+        party: &str,
+        id: AnalysisId,
+        contributor: &str,
+        table: &str,
+        schema: &str,
+        rows: u64,
+        signature: &str,
+        payload: Vec<u8>,
+    ) -> Result<String, NodeGovError> {
+        let node = self.node;
+        let hex = id.to_hex();
+        // Everything that does not need the shares in memory first.
+        let (key, spec_schema) = {
+            let entries = lock(&self.entries);
+            let e = entries.get(&id).ok_or(NodeGovError::NotRegistered {
+                node,
+                analysis: hex.clone(),
+            })?;
+            match &e.persisted.state {
+                GovState::Waiting { .. } | GovState::Ready => {}
+                GovState::Failed {
+                    inputs_kept: true, ..
+                } => {}
+                other => {
+                    return Err(NodeGovError::WrongState {
+                        node,
+                        analysis: hex,
+                        state: state_name(other).into(),
+                        what: "uploads are accepted only before the run".into(),
+                    })
+                }
+            }
+            let c =
+                e.spec
+                    .contributor(contributor)
+                    .ok_or_else(|| NodeGovError::NotContributor {
+                        party: contributor.into(),
+                        analysis: hex.clone(),
+                        known: e
+                            .spec
+                            .contributors
+                            .iter()
+                            .map(|c| c.id.as_str())
+                            .collect::<Vec<_>>()
+                            .join(", "),
+                    })?;
+            let t = match c.tables.iter().find(|t| t.name == table) {
+                Some(t) => t,
+                None => {
+                    let owner = e
+                        .spec
+                        .contributors
+                        .iter()
+                        .find(|o| o.tables.iter().any(|t| t.name == table));
+                    return Err(match owner {
+                        Some(o) => NodeGovError::NotYourTable {
+                            analysis: hex,
+                            table: table.into(),
+                            owner: o.id.clone(),
+                            party: contributor.into(),
+                        },
+                        None => NodeGovError::UnknownTable {
+                            analysis: hex,
+                            table: table.into(),
+                            known: e
+                                .spec
+                                .contributors
+                                .iter()
+                                .flat_map(|c| c.tables.iter())
+                                .map(|t| t.name.as_str())
+                                .collect::<Vec<_>>()
+                                .join(", "),
+                        },
+                    });
+                }
+            };
+            let key = kuvert_gov::spec::parse_ed25519(&c.public_key).ok_or_else(|| {
+                NodeGovError::BadSignature {
+                    contributor: contributor.into(),
+                    table: table.into(),
+                    node,
+                }
+            })?;
+            (key, t.schema.clone())
+        };
+        let want_schema =
+            Schema::parse_compact(&spec_schema).map_err(|e| NodeGovError::Output {
+                node,
+                output: table.into(),
+                message: e.to_string(),
+            })?;
+        let got_schema =
+            Schema::parse_compact(schema).map_err(|e| NodeGovError::SchemaMismatch {
+                table: table.into(),
+                spec: want_schema.to_compact(),
+                upload: format!("{schema:?} ({e})"),
+            })?;
+        if got_schema != want_schema {
+            return Err(NodeGovError::SchemaMismatch {
+                table: table.into(),
+                spec: want_schema.to_compact(),
+                upload: got_schema.to_compact(),
+            });
+        }
+        let words: usize = want_schema.columns().iter().map(|c| c.ty.words()).sum();
+        let want = (rows as usize)
+            .checked_mul(words)
+            .and_then(|w| w.checked_mul(16))
+            .unwrap_or(usize::MAX);
+        if payload.len() != want {
+            return Err(NodeGovError::BadSize {
+                table: table.into(),
+                got: payload.len(),
+                rows,
+                want,
+            });
+        }
+        let digest: [u8; 32] = Sha256::digest(&payload).into();
+        let msg = wire::upload_message(&id, node as u8, contributor, table, schema, rows, &digest);
+        let sig = decode_hex::<64>(signature).map(|b| ed25519_dalek::Signature::from_bytes(&b));
+        let bad = || NodeGovError::BadSignature {
+            contributor: contributor.into(),
+            table: table.into(),
+            node,
+        };
+        key.verify_strict(&msg, &sig.ok_or_else(bad)?)
+            .map_err(|_| bad())?;
+        let all = wire::bytes_to_words(&payload).ok_or_else(bad)?;
+        let bytes = payload.len() as u64;
+        drop(payload);
+        let rows_us = rows as usize;
+        // Store, then publish in memory under the lock (the state may have
+        // moved on while the shares were checked).
+        let path = self
+            .adir(&id)
+            .join("shares")
+            .join(format!("{table}.shares"));
+        let mut file = format!("{} {rows}\n", want_schema.to_compact()).into_bytes();
+        file.extend(wire::words_to_bytes(&all));
+        let mut entries = lock(&self.entries);
+        let e = entries.get_mut(&id).ok_or(NodeGovError::NotRegistered {
+            node,
+            analysis: id.to_hex(),
+        })?;
+        if !matches!(
+            e.persisted.state,
+            GovState::Waiting { .. }
+                | GovState::Ready
+                | GovState::Failed {
+                    inputs_kept: true,
+                    ..
+                }
+        ) {
+            return Err(NodeGovError::WrongState {
+                node,
+                analysis: id.to_hex(),
+                state: state_name(&e.persisted.state).into(),
+                what: "uploads are accepted only before the run".into(),
+            });
+        }
+        write_atomic(&path, &file)?;
+        drop(file);
+        let columns = crate::server::split_columns(&want_schema, rows_us, &all);
+        e.tables.insert(
+            table.to_string(),
+            StoredTable {
+                schema: want_schema,
+                rows: rows_us,
+                columns,
+            },
+        );
+        e.persisted.tables.retain(|t| t.name != table);
+        e.persisted.tables.push(TableInfo {
+            name: table.into(),
+            contributor: contributor.into(),
+            rows,
+        });
+        if !matches!(e.persisted.state, GovState::Failed { .. }) {
+            e.persisted.state = e.waiting_or_ready();
+        }
+        self.save_state(&id, &e.persisted)?;
+        self.log(
+            AuditEvent::shares_received(
+                node as u8,
+                id,
+                &id.to_hex(),
+                contributor,
+                table,
+                rows,
+                words as u64,
+            )
+            .detail("bytes", bytes)
+            .detail("payload_sha256", encode_hex(&digest))
+            .detail("from", party),
+        )?;
+        tracing::info!(node, analysis = %id, contributor, table, rows, "signed shares received");
+        Ok(format!(
+            "node {node} verified {contributor}'s signature and stored its shares of {table} ({rows} rows)"
+        ))
+    }
+
+    /// `GovRun`: queue the analysis for the MPC worker.
+    pub fn run(&self, party: &str, analysis: &str) -> Result<String, NodeGovError> {
+        let id = self.parse_id(analysis)?;
+        let node = self.node;
+        let mut entries = lock(&self.entries);
+        let e = match entries.get_mut(&id) {
+            Some(e) => e,
+            None => {
+                let err = NodeGovError::NotRegistered {
+                    node,
+                    analysis: id.to_hex(),
+                };
+                drop(entries);
+                self.log_refusal(Some(id), "run", party, &err);
+                return Err(err);
+            }
+        };
+        match &e.persisted.state {
+            GovState::Running { .. } => {
+                return Ok(format!("analysis {id} is already running at node {node}"))
+            }
+            GovState::Done { .. } => {
+                return Ok(format!("analysis {id} has already run at node {node}"))
+            }
+            GovState::Expired => {
+                return Err(NodeGovError::WrongState {
+                    node,
+                    analysis: id.to_hex(),
+                    state: "expired".into(),
+                    what: "its inputs and results were deleted; submit the analysis again".into(),
+                })
+            }
+            GovState::Failed {
+                inputs_kept: false, ..
+            } => {
+                return Err(NodeGovError::WrongState {
+                    node,
+                    analysis: id.to_hex(),
+                    state: "failed".into(),
+                    what: "its inputs were deleted; submit the analysis again".into(),
+                })
+            }
+            _ => {}
+        }
+        let missing = e.missing();
+        if !missing.is_empty() {
+            let err = NodeGovError::MissingTables {
+                node,
+                analysis: id.to_hex(),
+                missing,
+            };
+            drop(entries);
+            self.log_refusal(Some(id), "run", party, &err);
+            return Err(err);
+        }
+        let total = e.outputs().len() as u64;
+        e.persisted.state = GovState::Running {
+            output: String::new(),
+            done: 0,
+            total,
+        };
+        e.queued_at = Some(Instant::now());
+        self.save_state(&id, &e.persisted)?;
+        drop(entries);
+        lock(&self.pending).insert(id);
+        self.wake.notify_all();
+        tracing::info!(node, analysis = %id, party, "run requested; waiting for the other nodes");
+        Ok(format!(
+            "node {node} queued analysis {id}; it runs when the other two nodes are ready"
+        ))
+    }
+
+    /// `GovStatus`.
+    pub fn status(&self, analysis: &str) -> Result<GovStatus, NodeGovError> {
+        let id = self.parse_id(analysis)?;
+        let entries = lock(&self.entries);
+        Ok(match entries.get(&id) {
+            None => GovStatus {
+                node: self.node,
+                analysis: id.to_hex(),
+                state: GovState::Unknown,
+                tables: Vec::new(),
+                progress: None,
+                stats: None,
+                receipt: None,
+            },
+            Some(e) => GovStatus {
+                node: self.node,
+                analysis: id.to_hex(),
+                state: e.persisted.state.clone(),
+                tables: e.persisted.tables.clone(),
+                progress: e.progress,
+                stats: e.persisted.stats,
+                receipt: e.receipt.clone(),
+            },
+        })
+    }
+
+    /// `GovFetch`: the recipient's sealed outputs, for the TLS identity
+    /// `party` only.
+    pub fn fetch(
+        &self,
+        party: &str,
+        analysis: &str,
+        recipient: &str,
+    ) -> Result<Vec<SealedOutput>, NodeGovError> {
+        let id = self.parse_id(analysis)?;
+        let r = self.fetch_checked(party, id, recipient);
+        if let Err(e) = &r {
+            self.log_refusal(Some(id), "fetch", party, e);
+        }
+        r
+    }
+
+    fn fetch_checked(
+        &self,
+        party: &str,
+        id: AnalysisId,
+        recipient: &str,
+    ) -> Result<Vec<SealedOutput>, NodeGovError> {
+        let node = self.node;
+        let hex = id.to_hex();
+        let entries = lock(&self.entries);
+        let e = entries.get(&id).ok_or(NodeGovError::NotRegistered {
+            node,
+            analysis: hex.clone(),
+        })?;
+        if party != recipient {
+            return Err(NodeGovError::NotRecipient {
+                party: party.into(),
+                recipient: recipient.into(),
+                analysis: hex,
+            });
+        }
+        if e.spec.recipient(recipient).is_none() {
+            return Err(NodeGovError::NoOutputs {
+                recipient: recipient.into(),
+                analysis: hex,
+            });
+        }
+        match &e.persisted.state {
+            GovState::Done { .. } => {}
+            GovState::Expired => {
+                return Err(NodeGovError::Expired {
+                    node,
+                    analysis: hex,
+                    deadline: "passed".into(),
+                })
+            }
+            other => {
+                return Err(NodeGovError::WrongState {
+                    node,
+                    analysis: hex,
+                    state: state_name(other).into(),
+                    what: "there are no results yet; wait until `kuvert status` says done".into(),
+                })
+            }
+        }
+        if let GovState::Done { deadline } = &e.persisted.state {
+            if parse_time(deadline).is_some_and(|d| d <= time::OffsetDateTime::now_utc()) {
+                return Err(NodeGovError::Expired {
+                    node,
+                    analysis: hex,
+                    deadline: deadline.clone(),
+                });
+            }
+        }
+        let path = self
+            .adir(&id)
+            .join("results")
+            .join(format!("{recipient}.sealed.json"));
+        let bytes = std::fs::read(&path).map_err(|e| NodeGovError::store(&path, e))?;
+        let boxes: Vec<SealedOutput> =
+            serde_json::from_slice(&bytes).map_err(|e| NodeGovError::store(&path, e))?;
+        drop(entries);
+        self.log(
+            self.event(actions::RESULTS_FETCHED, id)
+                .detail("recipient", recipient)
+                .detail("outputs", boxes.len() as u64),
+        )?;
+        Ok(boxes)
+    }
+
+    /// Reload every analysis under `data_dir/analyses` (on start).
+    fn reload(&self) -> Result<(), NodeGovError> {
+        let Ok(dirs) = std::fs::read_dir(&self.dir) else {
+            return Ok(());
+        };
+        let mut entries = lock(&self.entries);
+        for d in dirs.flatten() {
+            let dir = d.path();
+            let name = d.file_name().to_string_lossy().to_string();
+            match self.reload_one(&dir, &name) {
+                Ok(Some((id, e))) => {
+                    entries.insert(id, e);
+                }
+                Ok(None) => {}
+                Err(err) => {
+                    tracing::warn!(node = self.node, dir = %dir.display(), error = %err, "skipping an analysis directory that does not check out")
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn reload_one(
+        &self,
+        dir: &Path,
+        name: &str,
+    ) -> Result<Option<(AnalysisId, Entry)>, NodeGovError> {
+        let Ok(id) = name.parse::<AnalysisId>() else {
+            return Ok(None);
+        };
+        let read = |f: &str| {
+            let p = dir.join(f);
+            std::fs::read(&p).map_err(|e| NodeGovError::store(&p, e))
+        };
+        let text = String::from_utf8(read("spec.toml")?)
+            .map_err(|e| NodeGovError::store(&dir.join("spec.toml"), e))?;
+        let approvals: Vec<Approval> = serde_json::from_slice(&read("approvals.json")?)
+            .map_err(|e| NodeGovError::store(&dir.join("approvals.json"), e))?;
+        // The stored spec and approvals are checked again: a data directory
+        // edited while the node was down must not slip an analysis in.
+        let spec = self.check(&text, &approvals)?;
+        if spec.id() != id {
+            return Err(NodeGovError::store(
+                dir,
+                format!(
+                    "the stored spec's id is {}, not the directory name",
+                    spec.id()
+                ),
+            ));
+        }
+        let mut persisted: Persisted = serde_json::from_slice(&read("state.json")?)
+            .map_err(|e| NodeGovError::store(&dir.join("state.json"), e))?;
+        let mut tables = BTreeMap::new();
+        if let Ok(files) = std::fs::read_dir(dir.join("shares")) {
+            for f in files.flatten() {
+                let fname = f.file_name().to_string_lossy().to_string();
+                let Some(table) = fname.strip_suffix(".shares") else {
+                    continue;
+                };
+                if fname.starts_with('.') {
+                    continue;
+                }
+                match crate::server::load_table(&f.path()) {
+                    Ok(t) => {
+                        tables.insert(table.to_string(), t);
+                    }
+                    Err(e) => {
+                        tracing::warn!(node = self.node, file = %f.path().display(), error = %e, "skipping an unreadable share file")
+                    }
+                }
+            }
+        }
+        let receipt = std::fs::read(dir.join("receipt.json"))
+            .ok()
+            .and_then(|b| serde_json::from_slice::<DeletionReceipt>(&b).ok());
+        if matches!(persisted.state, GovState::Running { .. }) {
+            let inputs_kept = !tables.is_empty();
+            persisted.state = GovState::Failed {
+                reason: "node restarted during the run".into(),
+                refused: false,
+                inputs_kept,
+            };
+            write_atomic(&dir.join("state.json"), &json(&persisted))?;
+            self.log(
+                self.event(action::JOB_FINISHED, id)
+                    .detail("node", self.node as u64)
+                    .detail("status", "interrupted")
+                    .detail("inputs_kept", inputs_kept),
+            )?;
+        }
+        tracing::info!(node = self.node, analysis = %id, state = state_name(&persisted.state), tables = tables.len(), "reloaded analysis");
+        Ok(Some((
+            id,
+            Entry {
+                spec,
+                persisted,
+                tables,
+                progress: None,
+                receipt,
+                queued_at: None,
+            },
+        )))
+    }
+
+    /// Stop the worker and sweeper threads (for tests and shutdown).
+    pub fn stop(&self) {
+        self.stop.store(true, std::sync::atomic::Ordering::SeqCst);
+        self.wake.notify_all();
+    }
+
+    fn stopped(&self) -> bool {
+        self.stop.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    /// The MPC worker: runs queued analyses one at a time, each after the
+    /// three nodes agreed which one (see [`Gov::agree`]).
+    pub fn worker(self: Arc<Self>, link: MpcLink) {
+        loop {
+            {
+                let mut pending = lock(&self.pending);
+                while pending.is_empty() && !self.stopped() {
+                    pending = self
+                        .wake
+                        .wait_timeout(pending, Duration::from_millis(500))
+                        .map(|(g, _)| g)
+                        .unwrap_or_else(|e| e.into_inner().0);
+                }
+            }
+            if self.stopped() {
+                return;
+            }
+            let busy = Arc::clone(&link.busy);
+            let guard = lock(&busy);
+            let offer: Vec<AnalysisId> = lock(&self.pending)
+                .iter()
+                .take(MAX_PENDING_OFFER)
+                .copied()
+                .collect();
+            if offer.is_empty() {
+                continue;
+            }
+            match self.agree(&link, &offer) {
+                Ok((transport, Some(id))) => {
+                    lock(&self.pending).remove(&id);
+                    self.run_one(transport, id);
+                    drop(guard);
+                }
+                Ok((transport, None)) => {
+                    drop(transport);
+                    drop(guard);
+                    // Someone has not been told yet; give it a moment, and give
+                    // up on analyses that waited too long.
+                    self.give_up_stale(link.connect_timeout * 3);
+                    std::thread::sleep(Duration::from_millis(100));
+                }
+                Err(reason) => {
+                    drop(guard);
+                    for id in offer {
+                        lock(&self.pending).remove(&id);
+                        self.fail(
+                            id,
+                            format!("cannot reach the other nodes: {reason}; check that all three nodes are up, then run again"),
+                            false,
+                        );
+                    }
+                }
+            }
+        }
+    }
+
+    fn give_up_stale(&self, limit: Duration) {
+        let stale: Vec<AnalysisId> = {
+            let entries = lock(&self.entries);
+            lock(&self.pending)
+                .iter()
+                .filter(|id| {
+                    entries
+                        .get(id)
+                        .and_then(|e| e.queued_at)
+                        .is_some_and(|t| t.elapsed() > limit)
+                })
+                .copied()
+                .collect()
+        };
+        for id in stale {
+            lock(&self.pending).remove(&id);
+            self.fail(
+                id,
+                "the other nodes were not asked to run this analysis in time; ask all three nodes to run it again".into(),
+                false,
+            );
+        }
+    }
+
+    /// Connect to the other nodes and agree which queued analysis to run:
+    /// each node sends its queue (ids), every node computes the same
+    /// intersection, and all three run its smallest id. `None` when no
+    /// analysis is queued at all three (the connection is then dropped).
+    /// So a node never runs analysis A against a node running B.
+    fn agree(
+        &self,
+        link: &MpcLink,
+        offer: &[AnalysisId],
+    ) -> Result<(TlsTransport, Option<AnalysisId>), String> {
+        let mut cfg = NetConfig::new(self.node, link.nodes, link.tls.clone());
+        cfg.io_timeout = link.io_timeout;
+        cfg.connect_timeout = link.connect_timeout;
+        let mut t = TlsTransport::connect(cfg).map_err(|e| e.to_string())?;
+        let me = self.node;
+        let peers: Vec<usize> = (0..3).filter(|j| *j != me).collect();
+        let count = (offer.len() as u32).to_be_bytes();
+        let mut counts = [[0u8; 4]; 2];
+        {
+            let out: Vec<Outgoing> = peers
+                .iter()
+                .map(|&j| Outgoing {
+                    to: j,
+                    data: &count,
+                })
+                .collect();
+            let [c0, c1] = &mut counts;
+            let mut inc = [
+                Incoming {
+                    from: peers[0],
+                    buf: c0,
+                },
+                Incoming {
+                    from: peers[1],
+                    buf: c1,
+                },
+            ];
+            t.round(&out, &mut inc).map_err(|e| e.to_string())?;
+        }
+        let n: Vec<usize> = counts
+            .iter()
+            .map(|c| u32::from_be_bytes(*c) as usize)
+            .collect();
+        if n.iter().any(|&k| k > MAX_PENDING_OFFER) {
+            return Err("a node offered too many analyses".into());
+        }
+        let mine: Vec<u8> = offer.iter().flat_map(|id| id.0).collect();
+        let mut theirs = [vec![0u8; 32 * n[0]], vec![0u8; 32 * n[1]]];
+        {
+            let out: Vec<Outgoing> = peers
+                .iter()
+                .map(|&j| Outgoing { to: j, data: &mine })
+                .collect();
+            let [b0, b1] = &mut theirs;
+            let mut inc = [
+                Incoming {
+                    from: peers[0],
+                    buf: b0,
+                },
+                Incoming {
+                    from: peers[1],
+                    buf: b1,
+                },
+            ];
+            t.round(&out, &mut inc).map_err(|e| e.to_string())?;
+        }
+        let set = |b: &[u8]| -> BTreeSet<[u8; 32]> {
+            b.chunks_exact(32)
+                .map(|c| c.try_into().expect("32 bytes"))
+                .collect()
+        };
+        let (a, b) = (set(&theirs[0]), set(&theirs[1]));
+        let chosen = offer
+            .iter()
+            .filter(|id| a.contains(&id.0) && b.contains(&id.0))
+            .min()
+            .copied();
+        Ok((t, chosen))
+    }
+
+    fn fail(&self, id: AnalysisId, reason: String, refused: bool) {
+        let mut entries = lock(&self.entries);
+        let Some(e) = entries.get_mut(&id) else {
+            return;
+        };
+        e.progress = None;
+        e.queued_at = None;
+        e.persisted.state = GovState::Failed {
+            reason: reason.clone(),
+            refused,
+            inputs_kept: !e.tables.is_empty(),
+        };
+        let saved = self.save_state(&id, &e.persisted);
+        drop(entries);
+        tracing::error!(node = self.node, analysis = %id, %reason, "run failed; nothing released, inputs kept");
+        let logged = self.log(
+            self.event(action::JOB_FINISHED, id)
+                .detail("node", self.node as u64)
+                .detail("status", if refused { "refused" } else { "failed" })
+                .detail("reason", reason),
+        );
+        for r in [saved, logged] {
+            if let Err(e) = r {
+                tracing::error!(node = self.node, error = %e, "cannot record the failed run");
+            }
+        }
+    }
+
+    /// Run every distinct output of `id` over the agreed transport, then
+    /// seal, delete and sign.
+    fn run_one(&self, transport: TlsTransport, id: AnalysisId) {
+        let started = Instant::now();
+        let (outputs, mut tables) = {
+            let mut entries = lock(&self.entries);
+            let Some(e) = entries.get_mut(&id) else {
+                return;
+            };
+            (e.outputs(), std::mem::take(&mut e.tables))
+        };
+        if let Err(err) = self.log(
+            self.event(action::JOB_STARTED, id)
+                .detail("node", self.node as u64)
+                .detail("outputs", outputs.len() as u64),
+        ) {
+            self.restore(id, tables);
+            self.fail(id, format!("cannot write the audit log: {err}"), false);
+            return;
+        }
+        let mut party = match Party::setup(Box::new(transport), &mut rand_core::OsRng) {
+            Ok(p) => p,
+            Err(err) => {
+                self.restore(id, tables);
+                self.fail(
+                    id,
+                    format!("session setup with the other nodes failed: {err}"),
+                    false,
+                );
+                return;
+            }
+        };
+        let compute_start = Instant::now();
+        let total = outputs.len() as u64;
+        let mut results: BTreeMap<String, Zeroizing<Vec<u8>>> = BTreeMap::new();
+        for (k, (name, sql)) in outputs.iter().enumerate() {
+            self.set_state(
+                id,
+                GovState::Running {
+                    output: name.clone(),
+                    done: k as u64,
+                    total,
+                },
+            );
+            let mut progress = |done: usize, all: usize| {
+                if let Some(e) = lock(&self.entries).get_mut(&id) {
+                    e.progress = Some(Progress {
+                        done: done as u64,
+                        total: all as u64,
+                    });
+                }
+            };
+            match exec::run_query(&mut party, sql, &mut tables, &mut progress) {
+                Ok(shares) => {
+                    results.insert(name.clone(), Zeroizing::new(shares.to_bytes()));
+                }
+                Err(f) => {
+                    // Nothing is released: the other outputs' shares are
+                    // dropped (zeroized) with `results`.
+                    drop(results);
+                    drop(party);
+                    self.restore(id, tables);
+                    let (reason, refused) = match f {
+                        QueryFailure::Refused(m) => (format!("output {name:?}: {m}"), true),
+                        QueryFailure::Failed(m) => (format!("output {name:?}: {m}"), false),
+                    };
+                    self.fail(id, reason, refused);
+                    return;
+                }
+            }
+        }
+        let s = party.stats();
+        let stats = JobStats {
+            rounds: s.rounds,
+            bytes_sent: s.bytes_sent,
+            bytes_received: s.bytes_received,
+            millis: started.elapsed().as_millis() as u64,
+            compute_millis: compute_start.elapsed().as_millis() as u64,
+            peak_rss_kib: crate::server::peak_rss_kib(),
+        };
+        // The session keys (PRF keys, zeroized on drop by kuvert-mpc) and
+        // the TLS sessions with the other nodes end here.
+        drop(party);
+        if let Err(err) = self.finish(id, tables, &results, stats) {
+            tracing::error!(node = self.node, analysis = %id, error = %err, "could not finish the run");
+        }
+    }
+
+    fn restore(&self, id: AnalysisId, tables: BTreeMap<String, StoredTable>) {
+        if let Some(e) = lock(&self.entries).get_mut(&id) {
+            e.tables = tables;
+        }
+    }
+
+    fn set_state(&self, id: AnalysisId, state: GovState) {
+        if let Some(e) = lock(&self.entries).get_mut(&id) {
+            e.persisted.state = state;
+            e.progress = None;
+            if let Err(err) = self.save_state(&id, &e.persisted) {
+                tracing::warn!(node = self.node, error = %err, "cannot save the state");
+            }
+        }
+    }
+
+    /// Seal every recipient's outputs, store them, then delete as the
+    /// retention rule says.
+    fn finish(
+        &self,
+        id: AnalysisId,
+        tables: BTreeMap<String, StoredTable>,
+        results: &BTreeMap<String, Zeroizing<Vec<u8>>>,
+        stats: JobStats,
+    ) -> Result<(), NodeGovError> {
+        let node = self.node;
+        let spec = match lock(&self.entries).get(&id) {
+            Some(e) => e.spec.clone(),
+            None => return Ok(()),
+        };
+        // Seal everything first; store only when every box is made, so a
+        // failure releases nothing.
+        let mut sealed: Vec<(String, Vec<SealedOutput>, Vec<SealedSize>)> = Vec::new();
+        for r in &spec.recipients {
+            let Some(pk) = kuvert_gov::spec::parse_x25519(&r.public_key_x25519) else {
+                self.restore(id, tables);
+                self.fail(
+                    id,
+                    format!("recipient {:?}'s X25519 key does not parse", r.id),
+                    true,
+                );
+                return Ok(());
+            };
+            let mut boxes = Vec::new();
+            let mut sizes = Vec::new();
+            for o in &r.outputs {
+                let Some(bytes) = results.get(&o.name) else {
+                    continue;
+                };
+                let mut pt = Zeroizing::new(Vec::with_capacity(4 + o.name.len() + bytes.len()));
+                pt.extend_from_slice(&(o.name.len() as u32).to_be_bytes());
+                pt.extend_from_slice(o.name.as_bytes());
+                pt.extend_from_slice(bytes);
+                let b = match kuvert_gov::seal(&pk, &id, node as u8, &pt) {
+                    Ok(b) => b,
+                    Err(e) => {
+                        self.restore(id, tables);
+                        self.fail(id, format!("cannot seal output {:?}: {e}", o.name), false);
+                        return Ok(());
+                    }
+                };
+                let rows = kuvert_sql::output::ResultShares::from_bytes(bytes, "self")
+                    .map(|s| s.rows as u64)
+                    .unwrap_or(0);
+                sizes.push((o.name.clone(), rows, b.ciphertext.len() as u64));
+                boxes.push(SealedOutput {
+                    output: o.name.clone(),
+                    sealed: b,
+                });
+            }
+            sealed.push((r.id.clone(), boxes, sizes));
+        }
+        let dir = self.adir(&id);
+        for (recipient, boxes, sizes) in &sealed {
+            write_atomic(
+                &dir.join("results").join(format!("{recipient}.sealed.json")),
+                &json(boxes),
+            )?;
+            for (output, rows, bytes) in sizes {
+                self.log(
+                    self.event(action::RESULT_SEALED, id)
+                        .detail("output", output.as_str())
+                        .detail("recipient", recipient.as_str())
+                        .detail("rows", *rows)
+                        .detail("bytes", *bytes),
+                )?;
+            }
+        }
+        let deadline = match &spec.retention.result_deadline {
+            Deadline::Days(d) => (time::OffsetDateTime::now_utc()
+                + time::Duration::days(i64::from(*d)))
+            .format(&time::format_description::well_known::Rfc3339)
+            .unwrap_or_default(),
+            Deadline::At(s) => parse_time(s)
+                .map(|t| {
+                    t.to_offset(time::UtcOffset::UTC)
+                        .format(&time::format_description::well_known::Rfc3339)
+                        .unwrap_or_default()
+                })
+                .unwrap_or_else(|| s.clone()),
+        };
+        let table_names: Vec<String> = tables.keys().cloned().collect();
+        if spec.retention.delete_shares_at_job_end {
+            drop(tables);
+            self.delete_inputs(id, &table_names, "job end")?;
+        } else {
+            self.restore(id, tables);
+        }
+        {
+            let mut entries = lock(&self.entries);
+            if let Some(e) = entries.get_mut(&id) {
+                e.persisted.state = GovState::Done {
+                    deadline: deadline.clone(),
+                };
+                e.persisted.stats = Some(stats);
+                e.progress = None;
+                e.queued_at = None;
+                self.save_state(&id, &e.persisted)?;
+            }
+        }
+        self.log(
+            self.event(action::JOB_FINISHED, id)
+                .detail("node", node as u64)
+                .detail("status", "ok")
+                .detail("rounds", stats.rounds)
+                .detail("bytes_sent", stats.bytes_sent)
+                .detail("deadline", deadline.as_str()),
+        )?;
+        tracing::info!(node, analysis = %id, rounds = stats.rounds, millis = stats.millis, "analysis done; results sealed");
+        Ok(())
+    }
+
+    /// Delete the input shares (files and memory) of `id`, log it, and sign
+    /// and store the deletion receipt.
+    fn delete_inputs(
+        &self,
+        id: AnalysisId,
+        tables: &[String],
+        when: &str,
+    ) -> Result<(), NodeGovError> {
+        let node = self.node;
+        if let Some(e) = lock(&self.entries).get_mut(&id) {
+            e.tables.clear();
+        }
+        let shares = self.adir(&id).join("shares");
+        if shares.exists() {
+            std::fs::remove_dir_all(&shares).map_err(|e| NodeGovError::store(&shares, e))?;
+        }
+        self.log(
+            self.event(action::SHARES_DELETED, id)
+                .detail("node", node as u64)
+                .detail("tables", tables.to_vec())
+                .detail("intermediate_state", true)
+                .detail("session_keys", true)
+                .detail("when", when),
+        )?;
+        let receipt = {
+            let audit = lock(&self.audit);
+            let (records, hash) = audit.head();
+            DeletionReceipt::sign(
+                &self.key,
+                id,
+                &id.to_hex(),
+                node as u8,
+                Deleted {
+                    tables: tables.to_vec(),
+                    intermediate_state: true,
+                    session_keys: true,
+                },
+                Some(kuvert_gov::receipt::AuditHead {
+                    records,
+                    hash: hash.to_string(),
+                }),
+            )
+        };
+        write_atomic(&self.adir(&id).join("receipt.json"), &json(&receipt))?;
+        self.log(
+            self.event(actions::RECEIPT_SIGNED, id)
+                .detail("node", node as u64)
+                .detail("receipt", receipt.signature.as_str())
+                .detail("tables", tables.to_vec()),
+        )?;
+        if let Some(e) = lock(&self.entries).get_mut(&id) {
+            e.receipt = Some(receipt);
+        }
+        Ok(())
+    }
+
+    /// Delete everything whose deadline has passed: sealed results, and
+    /// shares still held (with a receipt). Returns the analyses expired.
+    pub fn sweep(&self) -> Vec<AnalysisId> {
+        let now = time::OffsetDateTime::now_utc();
+        let due: Vec<(AnalysisId, Vec<String>, bool)> = {
+            let entries = lock(&self.entries);
+            entries
+                .iter()
+                .filter_map(|(id, e)| {
+                    let deadline = match (&e.persisted.state, &e.spec.retention.result_deadline) {
+                        (GovState::Done { deadline }, _) => parse_time(deadline),
+                        (GovState::Running { .. } | GovState::Expired, _) => None,
+                        // A fixed deadline also ends analyses that never ran.
+                        (_, Deadline::At(s)) => parse_time(s),
+                        _ => None,
+                    }?;
+                    (deadline <= now).then(|| {
+                        (
+                            *id,
+                            e.tables.keys().cloned().collect(),
+                            e.receipt.is_none() && !e.tables.is_empty(),
+                        )
+                    })
+                })
+                .collect()
+        };
+        let mut done = Vec::new();
+        for (id, tables, shares_held) in due {
+            let r = (|| -> Result<(), NodeGovError> {
+                let results = self.adir(&id).join("results");
+                if results.exists() {
+                    std::fs::remove_dir_all(&results)
+                        .map_err(|e| NodeGovError::store(&results, e))?;
+                }
+                if shares_held {
+                    self.delete_inputs(id, &tables, "deadline")?;
+                }
+                let mut entries = lock(&self.entries);
+                if let Some(e) = entries.get_mut(&id) {
+                    e.persisted.state = GovState::Expired;
+                    self.save_state(&id, &e.persisted)?;
+                }
+                drop(entries);
+                self.log(
+                    self.event(actions::RESULTS_EXPIRED, id)
+                        .detail("node", self.node as u64),
+                )
+            })();
+            match r {
+                Ok(()) => {
+                    tracing::info!(node = self.node, analysis = %id, "deadline passed: results deleted");
+                    done.push(id);
+                }
+                Err(e) => {
+                    tracing::error!(node = self.node, analysis = %id, error = %e, "could not expire the analysis")
+                }
+            }
+        }
+        done
+    }
+
+    /// The sweeper thread: [`Gov::sweep`] every `period` until stopped.
+    pub fn sweeper(self: Arc<Self>, period: Duration) {
+        let mut last = Instant::now();
+        while !self.stopped() {
+            std::thread::sleep(Duration::from_millis(200).min(period));
+            if last.elapsed() >= period {
+                self.sweep();
+                last = Instant::now();
+            }
+        }
+    }
+}
+
+/// Lower-case hex.
+pub fn encode_hex(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+/// Exactly `N` bytes from hex (either case); `None` otherwise.
+pub fn decode_hex<const N: usize>(s: &str) -> Option<[u8; N]> {
+    let s = s.trim().as_bytes();
+    if s.len() != 2 * N {
+        return None;
+    }
+    let mut out = [0u8; N];
+    for (i, pair) in s.chunks_exact(2).enumerate() {
+        let hi = (pair[0] as char).to_digit(16)?;
+        let lo = (pair[1] as char).to_digit(16)?;
+        out[i] = (hi * 16 + lo) as u8;
+    }
+    Some(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hex_round_trip_and_refusals() {
+        let b = [0u8, 1, 0xab, 0xff];
+        assert_eq!(encode_hex(&b), "0001abff");
+        assert_eq!(decode_hex::<4>("0001ABff"), Some(b));
+        assert_eq!(decode_hex::<4>("0001abf"), None);
+        assert_eq!(decode_hex::<4>("0001abfg"), None);
+        assert_eq!(decode_hex::<2>("0001abff"), None);
+    }
+
+    #[test]
+    fn signing_keys_are_created_once_and_load() {
+        let dir = tempfile::tempdir().unwrap();
+        let w = ensure_signing_keys(dir.path()).unwrap();
+        assert_eq!(w.len(), 6);
+        assert!(signing_pub_path(dir.path(), 2).exists());
+        let pk = node_public_key(dir.path(), 1).unwrap();
+        let k = PartyKey::load(&signing_key_path(dir.path(), 1)).unwrap();
+        assert_eq!(pk, k.verifying_key());
+        // A second call keeps the keys.
+        assert!(ensure_signing_keys(dir.path()).unwrap().is_empty());
+        assert_eq!(node_public_key(dir.path(), 1).unwrap(), pk);
+    }
+}

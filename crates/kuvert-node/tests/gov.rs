@@ -1,0 +1,998 @@
+//! The governed service at the nodes, end to end: three in-process node
+//! servers on loopback with real TLS, the overlapping-benefits template
+//! with seeded test keys, two contributors, three recipients.
+//!
+//! The answers are compared with a plain computation of the template's SQL
+//! over the same rows (an independent oracle written here), and the data
+//! directories are searched byte for byte for every cleartext value.
+
+use std::collections::BTreeSet;
+use std::net::{SocketAddr, TcpListener};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use kuvert_data::{CsvOptions, Date, Schema, Table};
+use kuvert_gov::{sign_approval, AnalysisId, AnalysisSpec, Approval, PartyKey, Validation};
+use kuvert_node::client::{ClientError, Nodes};
+use kuvert_node::config::NodeConfig;
+use kuvert_node::gov;
+use kuvert_node::server::Node;
+use kuvert_node::wire::{GovState, Request, Response, SealedOutput};
+use rand::SeedableRng;
+use rand_chacha::ChaCha20Rng;
+
+// ---------------------------------------------------------------- the data
+
+/// A valid 12-digit personnummer (Luhn check digit over the last ten).
+fn pnr(y: u32, m: u32, d: u32, serial: u32) -> String {
+    let nine = format!("{:02}{m:02}{d:02}{serial:03}", y % 100);
+    let mut sum = 0;
+    for (i, c) in nine.bytes().enumerate() {
+        let mut v = (c - b'0') as u32 * if i % 2 == 0 { 2 } else { 1 };
+        if v > 9 {
+            v -= 9;
+        }
+        sum += v;
+    }
+    format!(
+        "{y}{nine_tail}{}",
+        (10 - sum % 10) % 10,
+        nine_tail = &nine[2..]
+    )
+}
+
+struct Fk {
+    pnr: String,
+    forman: &'static str,
+    fran: &'static str,
+    till: &'static str,
+    belopp: i64,
+}
+struct Ek {
+    pnr: String,
+    fran: &'static str,
+    till: &'static str,
+    belopp: i64,
+}
+
+fn data() -> (Vec<Fk>, Vec<Ek>) {
+    let p: Vec<String> = (0..6)
+        .map(|i| pnr(1950 + 7 * i, 1 + i, 3 + 4 * i, 101 + 37 * i))
+        .collect();
+    let fk = vec![
+        Fk {
+            pnr: p[0].clone(),
+            forman: "sjukpenning",
+            fran: "2025-01-01",
+            till: "2025-01-31",
+            belopp: 123457,
+        },
+        Fk {
+            pnr: p[1].clone(),
+            forman: "bostadsbidrag",
+            fran: "2025-02-01",
+            till: "2025-02-28",
+            belopp: 234568,
+        },
+        Fk {
+            pnr: p[2].clone(),
+            forman: "sjukpenning",
+            fran: "2025-03-01",
+            till: "2025-03-31",
+            belopp: 453219,
+        },
+        Fk {
+            pnr: p[2].clone(),
+            forman: "bostadsbidrag",
+            fran: "2025-05-01",
+            till: "2025-05-31",
+            belopp: 512347,
+        },
+        Fk {
+            pnr: p[3].clone(),
+            forman: "aktivitetsstod",
+            fran: "2025-01-01",
+            till: "2025-12-31",
+            belopp: 678913,
+        },
+        Fk {
+            pnr: p[5].clone(),
+            forman: "sjukpenning",
+            fran: "2025-06-01",
+            till: "2025-06-30",
+            belopp: 345671,
+        },
+    ];
+    let ek = vec![
+        Ek {
+            pnr: p[0].clone(),
+            fran: "2025-01-15",
+            till: "2025-02-14",
+            belopp: 111119,
+        },
+        Ek {
+            pnr: p[1].clone(),
+            fran: "2025-03-01",
+            till: "2025-03-31",
+            belopp: 222227,
+        },
+        Ek {
+            pnr: p[2].clone(),
+            fran: "2025-05-10",
+            till: "2025-05-20",
+            belopp: 333331,
+        },
+        Ek {
+            pnr: p[4].clone(),
+            fran: "2025-01-01",
+            till: "2025-01-31",
+            belopp: 444443,
+        },
+        Ek {
+            pnr: p[5].clone(),
+            fran: "2025-06-30",
+            till: "2025-07-04",
+            belopp: 555557,
+        },
+    ];
+    (fk, ek)
+}
+
+/// The template's two queries, computed in the clear: the persons with
+/// an overlapping period, and the sum of the agency's rows that overlap.
+fn oracle(fk: &[Fk], ek: &[Ek]) -> (BTreeSet<String>, i64) {
+    let overlaps = |f: &Fk| {
+        ek.iter()
+            .any(|e| e.pnr == f.pnr && e.fran <= f.till && f.fran <= e.till)
+    };
+    let ids = fk
+        .iter()
+        .filter(|f| overlaps(f))
+        .map(|f| f.pnr.clone())
+        .collect();
+    let sum = fk.iter().filter(|f| overlaps(f)).map(|f| f.belopp).sum();
+    (ids, sum)
+}
+
+fn table(csv: &str, schema: &str) -> Table {
+    let schema: Schema = schema.parse().unwrap();
+    let opts = CsvOptions {
+        delimiter: b',',
+        today: Date {
+            year: 2026,
+            month: 11,
+            day: 23,
+        },
+    };
+    kuvert_data::read_csv(csv.as_bytes(), "test.csv", &schema, &opts).unwrap()
+}
+
+const FK_SCHEMA: &str = "pnr:idnr,forman:text,fran:date,till:date,belopp:int";
+const EK_SCHEMA: &str = "pnr:idnr,fran:date,till:date,belopp:int";
+
+fn fk_table(fk: &[Fk]) -> Table {
+    let mut csv = "pnr,forman,fran,till,belopp\n".to_string();
+    for r in fk {
+        csv += &format!(
+            "{},{},{},{},{}\n",
+            r.pnr, r.forman, r.fran, r.till, r.belopp
+        );
+    }
+    table(&csv, FK_SCHEMA)
+}
+
+fn ek_table(ek: &[Ek]) -> Table {
+    let mut csv = "pnr,fran,till,belopp\n".to_string();
+    for r in ek {
+        csv += &format!("{},{},{},{}\n", r.pnr, r.fran, r.till, r.belopp);
+    }
+    table(&csv, EK_SCHEMA)
+}
+
+// ------------------------------------------------------- keys and the spec
+
+fn key(name: &str, seed: u64) -> PartyKey {
+    PartyKey::generate_with(name, &mut ChaCha20Rng::seed_from_u64(seed))
+}
+
+struct Keys {
+    fk: PartyKey,
+    kommun: PartyKey,
+    kontroll: PartyKey,
+}
+
+fn keys() -> Keys {
+    Keys {
+        fk: key("fk", 1),
+        kommun: key("kommun", 2),
+        kontroll: key("kontroll", 3),
+    }
+}
+
+/// The overlapping-benefits template with the test keys, and a retention
+/// rule of the caller's choice.
+fn spec_text(k: &Keys, retention: &str) -> String {
+    let t = kuvert_gov::templates::get("overlapping-benefits").unwrap();
+    let mut s = t
+        .replace(
+            "public_key = \"placeholder:fk\"",
+            &format!("public_key = \"{}\"", k.fk.public().ed25519),
+        )
+        .replace(
+            "public_key = \"placeholder:kommun\"",
+            &format!("public_key = \"{}\"", k.kommun.public().ed25519),
+        )
+        .replace(
+            "public_key_x25519 = \"placeholder:fk\"",
+            &format!("public_key_x25519 = \"{}\"", k.fk.public().x25519),
+        )
+        .replace(
+            "public_key_x25519 = \"placeholder:kommun\"",
+            &format!("public_key_x25519 = \"{}\"", k.kommun.public().x25519),
+        )
+        .replace(
+            "public_key_x25519 = \"placeholder:kontroll\"",
+            &format!("public_key_x25519 = \"{}\"", k.kontroll.public().x25519),
+        );
+    let contact = s.find("contact = ").unwrap();
+    let end = contact + s[contact..].find('\n').unwrap();
+    s.replace_range(contact..end, "contact = \"mpc-analys@fk.example\"");
+    let r = s.find("[retention]").unwrap();
+    let end = r + s[r..].find("\n\n").unwrap();
+    s.replace_range(r..end, &format!("[retention]\n{retention}"));
+    s
+}
+
+const AT_JOB_END: &str = "delete_shares_at_job_end = true\nresult_deadline = 30";
+
+fn approve(text: &str, k: &Keys) -> (AnalysisId, Vec<Approval>) {
+    let spec = AnalysisSpec::parse(text, "t.toml", Validation::Strict).unwrap();
+    let id = spec.id();
+    (
+        id,
+        vec![
+            sign_approval(&id, "fk", &k.fk),
+            sign_approval(&id, "kommun", &k.kommun),
+        ],
+    )
+}
+
+// ------------------------------------------------------------- the cluster
+
+struct Cluster {
+    dir: tempfile::TempDir,
+    pki: PathBuf,
+    addrs: [SocketAddr; 3],
+    nodes: Vec<Option<Arc<Node>>>,
+}
+
+fn free_port() -> SocketAddr {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+}
+
+impl Cluster {
+    fn start(connect_timeout: u64) -> Cluster {
+        let dir = tempfile::tempdir().unwrap();
+        let pki = dir.path().join("pki");
+        kuvert_net::pki::init(
+            &pki,
+            &kuvert_net::pki::InitOptions {
+                nodes: 3,
+                parties: ["coordinator", "fk", "kommun", "kontroll", "intruder"]
+                    .map(String::from)
+                    .to_vec(),
+                validity_days: 30,
+                force: false,
+            },
+        )
+        .unwrap();
+        assert_eq!(gov::ensure_signing_keys(&pki).unwrap().len(), 6);
+        let mpc = [free_port(), free_port(), free_port()];
+        let addrs = [free_port(), free_port(), free_port()];
+        for (i, listen) in addrs.iter().enumerate() {
+            let toml = format!(
+                "id = {i}\nlisten = \"{listen}\"\nnodes = [\"{}\", \"{}\", \"{}\"]\npki_dir = \"pki\"\ndata_dir = \"node{i}\"\nio_timeout_secs = 10\nconnect_timeout_secs = {connect_timeout}\nsweep_secs = 3600\n",
+                mpc[0], mpc[1], mpc[2]
+            );
+            std::fs::write(dir.path().join(format!("node{i}.toml")), toml).unwrap();
+        }
+        let mut c = Cluster {
+            dir,
+            pki,
+            addrs,
+            nodes: vec![None, None, None],
+        };
+        for i in 0..3 {
+            c.start_node(i);
+        }
+        c
+    }
+
+    fn config(&self, i: usize) -> NodeConfig {
+        NodeConfig::load(&self.dir.path().join(format!("node{i}.toml"))).unwrap()
+    }
+
+    fn start_node(&mut self, i: usize) {
+        let node = Node::new(self.config(i)).unwrap();
+        let listener = TcpListener::bind(self.addrs[i]).unwrap();
+        let n = Arc::clone(&node);
+        std::thread::spawn(move || n.serve_on(listener));
+        self.nodes[i] = Some(node);
+    }
+
+    fn stop_node(&mut self, i: usize) {
+        if let Some(n) = self.nodes[i].take() {
+            n.shutdown();
+        }
+        // Wait until the port is free again.
+        std::thread::sleep(Duration::from_millis(100));
+    }
+
+    fn data_dir(&self, i: usize) -> PathBuf {
+        self.dir.path().join(format!("node{i}"))
+    }
+
+    fn client(&self, party: &str) -> Nodes {
+        Nodes::new(&self.pki, party, self.addrs).unwrap()
+    }
+
+    /// Poll until every node is done (or one failed); returns the states.
+    fn wait(&self, id: &AnalysisId) -> Vec<GovState> {
+        let c = self.client("coordinator");
+        let start = Instant::now();
+        loop {
+            let states: Vec<GovState> =
+                (0..3).map(|i| c.gov_status(i, id).unwrap().state).collect();
+            let settled = states
+                .iter()
+                .all(|s| matches!(s, GovState::Done { .. } | GovState::Failed { .. }));
+            if settled {
+                return states;
+            }
+            assert!(
+                start.elapsed() < Duration::from_secs(60),
+                "the run did not settle: {states:?}"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        for n in self.nodes.iter_mut().filter_map(Option::take) {
+            n.shutdown();
+        }
+    }
+}
+
+fn refused(r: Result<Vec<String>, ClientError>) -> String {
+    match r {
+        Err(ClientError::Refused { message, .. }) => message,
+        other => panic!("expected a refusal, got {other:?}"),
+    }
+}
+
+/// Every file under `dir`, with its bytes.
+fn files(dir: &Path) -> Vec<(PathBuf, Vec<u8>)> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap().flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                stack.push(p);
+            } else {
+                out.push((p.clone(), std::fs::read(&p).unwrap()));
+            }
+        }
+    }
+    out
+}
+
+fn contains(hay: &[u8], needle: &[u8]) -> bool {
+    hay.windows(needle.len()).any(|w| w == needle)
+}
+
+fn ids_of(csv: &str) -> BTreeSet<String> {
+    csv.lines().skip(1).map(str::to_string).collect()
+}
+
+// ------------------------------------------------------------------- tests
+
+#[test]
+fn full_flow_gives_the_oracle_answer_deletes_signs_and_leaks_no_value() {
+    let k = keys();
+    let (fk, ek) = data();
+    let (want_ids, want_sum) = oracle(&fk, &ek);
+    // Hand check of the oracle: persons 0, 2 (second row only) and 5 (the
+    // periods touch on 2025-06-30).
+    assert_eq!(want_ids.len(), 3);
+    assert_eq!(want_sum, 123457 + 512347 + 345671);
+
+    let c = Cluster::start(10);
+    let text = spec_text(&k, AT_JOB_END);
+    let (id, approvals) = approve(&text, &k);
+    let coord = c.client("coordinator");
+    for m in coord.register(&text, &approvals).unwrap() {
+        assert!(m.contains("verified every approval"), "{m}");
+    }
+    // Registering again is harmless.
+    assert!(coord.register(&text, &approvals).unwrap()[0].contains("already registered"));
+    assert!(matches!(
+        coord.gov_status(1, &id).unwrap().state,
+        GovState::Waiting { ref missing } if missing == &["fk".to_string(), "ek".to_string()]
+    ));
+
+    c.client("fk")
+        .gov_upload(&id, "fk", &k.fk, "fk", &fk_table(&fk))
+        .unwrap();
+    c.client("kommun")
+        .gov_upload(&id, "kommun", &k.kommun, "ek", &ek_table(&ek))
+        .unwrap();
+    let st = coord.gov_status(2, &id).unwrap();
+    assert_eq!(st.state, GovState::Ready);
+    assert_eq!(st.tables.len(), 2);
+
+    coord.gov_run(&id).unwrap();
+    let states = c.wait(&id);
+    for s in &states {
+        assert!(matches!(s, GovState::Done { .. }), "{states:?}");
+    }
+
+    // The control unit gets the identity numbers, nothing else.
+    let got = c
+        .client("kontroll")
+        .gov_fetch(&id, "kontroll", &k.kontroll)
+        .unwrap();
+    assert_eq!(got.len(), 1);
+    assert_eq!(got[0].0, "ids");
+    assert_eq!(ids_of(&got[0].1.to_csv_string().unwrap()), want_ids);
+    // Försäkringskassan and the municipality get the same count and sum.
+    for (who, key) in [("fk", &k.fk), ("kommun", &k.kommun)] {
+        let got = c.client(who).gov_fetch(&id, who, key).unwrap();
+        assert_eq!(got.len(), 1);
+        assert_eq!(got[0].0, "persons");
+        assert_eq!(
+            got[0].1.to_csv_string().unwrap(),
+            format!("personer,fk_belopp\n{},{want_sum}\n", want_ids.len())
+        );
+    }
+
+    // A non-recipient's certificate cannot fetch, not even naming the
+    // recipient; the recipient cannot fetch someone else's outputs.
+    for (tls, recipient) in [
+        ("intruder", "kontroll"),
+        ("fk", "kontroll"),
+        ("kommun", "fk"),
+    ] {
+        let e = c
+            .client(tls)
+            .gov_fetch(&id, recipient, &k.kontroll)
+            .unwrap_err();
+        assert!(
+            e.to_string().contains("is not the recipient"),
+            "{tls} fetching {recipient}'s: {e}"
+        );
+    }
+    // A second party's key cannot open the recipient's sealed boxes.
+    let mut conn = c.client("kontroll").connect(0).unwrap();
+    let (resp, payload) = conn
+        .ask(
+            &Request::GovFetch {
+                analysis: id.to_hex(),
+                recipient: "kontroll".into(),
+            },
+            &[],
+        )
+        .unwrap();
+    assert!(matches!(
+        resp,
+        Response::Sealed {
+            node: 0,
+            outputs: 1
+        }
+    ));
+    let boxes: Vec<SealedOutput> = serde_json::from_slice(&payload).unwrap();
+    assert!(kuvert_gov::seal::open_for(&k.kontroll, &id, 0, &boxes[0].sealed).is_ok());
+    for other in [&k.fk, &k.kommun] {
+        assert!(kuvert_gov::seal::open_for(other, &id, 0, &boxes[0].sealed).is_err());
+    }
+
+    // After the run: uploads refused, a second run is a no-op.
+    let e = refused(
+        c.client("fk")
+            .gov_upload(&id, "fk", &k.fk, "fk", &fk_table(&fk)),
+    );
+    assert!(e.contains("only before the run"), "{e}");
+    assert!(coord.gov_run(&id).unwrap()[0].contains("already run"));
+
+    // Receipts: one per node, verifying against that node's key only.
+    for i in 0..3 {
+        let st = coord.gov_status(i, &id).unwrap();
+        let r = st.receipt.expect("a deletion receipt");
+        assert_eq!(r.node as usize, i);
+        assert_eq!(r.analysis_id, id);
+        assert_eq!(r.deleted.tables, vec!["ek".to_string(), "fk".to_string()]);
+        assert!(r.deleted.intermediate_state && r.deleted.session_keys);
+        r.verify(&gov::node_public_key(&c.pki, i).unwrap()).unwrap();
+        assert!(r
+            .verify(&gov::node_public_key(&c.pki, (i + 1) % 3).unwrap())
+            .is_err());
+        let stats = st.stats.expect("costs of the run");
+        assert!(stats.rounds > 0 && stats.bytes_sent > 0);
+    }
+
+    // No share file remains; the sealed results and the receipt do.
+    for i in 0..3 {
+        let all = files(&c.data_dir(i));
+        let shares: Vec<_> = all
+            .iter()
+            .filter(|(p, _)| p.to_string_lossy().contains("shares"))
+            .map(|(p, _)| p.display().to_string())
+            .collect();
+        assert!(shares.is_empty(), "node {i} kept {shares:?}");
+        let adir = c.data_dir(i).join("analyses").join(id.to_hex());
+        for f in ["spec.toml", "approvals.json", "state.json", "receipt.json"] {
+            assert!(adir.join(f).exists(), "node {i}: {f}");
+        }
+        assert!(adir.join("results/kontroll.sealed.json").exists());
+    }
+
+    // No cleartext input value anywhere under the node directories: the
+    // identity numbers (12 and 10 digits), amounts, dates and texts.
+    let mut needles: Vec<String> = Vec::new();
+    for f in &fk {
+        needles.extend([f.pnr.clone(), f.pnr[2..].to_string(), f.belopp.to_string()]);
+        needles.extend([f.forman.to_string(), f.fran.to_string(), f.till.to_string()]);
+    }
+    for e in &ek {
+        needles.extend([e.pnr.clone(), e.pnr[2..].to_string(), e.belopp.to_string()]);
+        needles.extend([e.fran.to_string(), e.till.to_string()]);
+    }
+    needles.push(want_sum.to_string());
+    for i in 0..3 {
+        for (path, bytes) in files(&c.data_dir(i)) {
+            for n in &needles {
+                assert!(
+                    !contains(&bytes, n.as_bytes()),
+                    "{} contains the cleartext value {n}",
+                    path.display()
+                );
+            }
+        }
+    }
+
+    // The audit logs verify, agree across nodes and hold the steps.
+    let report = kuvert_gov::verify_dir(c.dir.path()).unwrap();
+    assert!(report.ok(), "{:?}", report.cross);
+    assert_eq!(report.chains.len(), 3);
+    let actions: Vec<&str> = report
+        .records()
+        .iter()
+        .map(|r| r.2.action.as_str())
+        .collect();
+    for a in [
+        "analysis_accepted",
+        "shares_received",
+        "job_started",
+        "result_sealed",
+        "shares_deleted",
+        "receipt_signed",
+        "job_finished",
+        "results_fetched",
+    ] {
+        let n = actions.iter().filter(|x| **x == a).count();
+        assert!(n >= 3, "{a} logged {n} times: {actions:?}");
+    }
+    assert!(actions.contains(&"request_refused"));
+}
+
+#[test]
+fn altered_specs_forged_approvals_and_bad_uploads_are_refused_with_the_reason() {
+    let k = keys();
+    let (fk, ek) = data();
+    let c = Cluster::start(10);
+    let coord = c.client("coordinator");
+    let text = spec_text(&k, AT_JOB_END);
+    let (id, approvals) = approve(&text, &k);
+
+    // Upload before registration.
+    let e = refused(
+        c.client("fk")
+            .gov_upload(&id, "fk", &k.fk, "fk", &fk_table(&fk)),
+    );
+    assert!(
+        e.contains("not registered at node 0: all contributors must approve first"),
+        "{e}"
+    );
+
+    // One byte of the spec changed: every node refuses (the approvals are
+    // for the original id).
+    let altered = text.replacen("Find persons", "Find Persons", 1);
+    for i in 0..3 {
+        let mut conn = coord.connect(i).unwrap();
+        let (resp, _) = conn
+            .ask(
+                &Request::Register {
+                    spec: altered.clone(),
+                    approvals: approvals.clone(),
+                },
+                &[],
+            )
+            .unwrap();
+        match resp {
+            Response::Error { message } => {
+                assert!(
+                    message.contains(&format!("node {i} refuses the approvals")),
+                    "{message}"
+                )
+            }
+            other => panic!("node {i} accepted an altered spec: {other:?}"),
+        }
+    }
+    // A forged approval (the signature of another message).
+    let mut forged = approvals.clone();
+    forged[1].signature = sign_approval(&AnalysisId([7; 32]), "kommun", &k.kommun).signature;
+    let e = refused(coord.register(&text, &forged));
+    assert!(e.contains("refuses the approvals"), "{e}");
+    // The kommun's approval signed by someone else's key.
+    let mut wrong_key = approvals.clone();
+    wrong_key[1] = sign_approval(&id, "kommun", &k.kontroll);
+    refused(coord.register(&text, &wrong_key));
+    // A missing approval.
+    let e = refused(coord.register(&text, &approvals[..1]));
+    assert!(e.contains("kommun"), "{e}");
+    assert_eq!(coord.gov_status(0, &id).unwrap().state, GovState::Unknown);
+
+    coord.register(&text, &approvals).unwrap();
+    let fk_client = c.client("fk");
+    // A party that is not a contributor.
+    let e = refused(fk_client.gov_upload(&id, "kontroll", &k.kontroll, "fk", &fk_table(&fk)));
+    assert!(e.contains("\"kontroll\" is not a contributor"), "{e}");
+    // Another contributor's table.
+    let e = refused(fk_client.gov_upload(&id, "fk", &k.fk, "ek", &ek_table(&ek)));
+    assert!(
+        e.contains("contributed by \"kommun\", not by \"fk\""),
+        "{e}"
+    );
+    // A table the spec does not have.
+    let e = refused(fk_client.gov_upload(&id, "fk", &k.fk, "extra", &ek_table(&ek)));
+    assert!(e.contains("has no table \"extra\""), "{e}");
+    // The right table with the wrong columns.
+    let e = refused(fk_client.gov_upload(&id, "fk", &k.fk, "fk", &ek_table(&ek)));
+    assert!(
+        e.contains(&format!(
+            "the spec says {FK_SCHEMA}, the upload has {EK_SCHEMA}"
+        )),
+        "{e}"
+    );
+    // Signed with a key that is not the contributor's.
+    let e = refused(fk_client.gov_upload(&id, "fk", &k.kommun, "fk", &fk_table(&fk)));
+    assert!(
+        e.contains("does not verify against the key in the spec"),
+        "{e}"
+    );
+    // A signature over other shares (the payload altered in transit).
+    let t = fk_table(&fk);
+    let shares = kuvert_data::share_table(
+        &t,
+        kuvert_data::share::ShareKind::Arithmetic,
+        &mut ChaCha20Rng::seed_from_u64(9),
+    );
+    let s = &shares[0];
+    let mut payload = Vec::new();
+    for col in &s.columns {
+        payload.extend(kuvert_node::wire::words_to_bytes(&col.a));
+        payload.extend(kuvert_node::wire::words_to_bytes(&col.b));
+    }
+    use sha2::Digest;
+    let digest: [u8; 32] = sha2::Sha256::digest(&payload).into();
+    let msg =
+        kuvert_node::wire::upload_message(&id, 0, "fk", "fk", FK_SCHEMA, s.rows as u64, &digest);
+    let sig = k.fk.sign_upload(&msg).unwrap();
+    payload[3] ^= 1;
+    let mut conn = fk_client.connect(0).unwrap();
+    let (resp, _) = conn
+        .ask(
+            &Request::GovUpload {
+                analysis: id.to_hex(),
+                contributor: "fk".into(),
+                table: "fk".into(),
+                schema: FK_SCHEMA.into(),
+                rows: s.rows as u64,
+                signature: gov::encode_hex(&sig.to_bytes()),
+            },
+            &payload,
+        )
+        .unwrap();
+    assert!(
+        matches!(&resp, Response::Error { message } if message.contains("does not verify")),
+        "{resp:?}"
+    );
+    // The same message sent to node 1 (signatures are per node).
+    payload[3] ^= 1;
+    let mut conn = fk_client.connect(1).unwrap();
+    let (resp, _) = conn
+        .ask(
+            &Request::GovUpload {
+                analysis: id.to_hex(),
+                contributor: "fk".into(),
+                table: "fk".into(),
+                schema: FK_SCHEMA.into(),
+                rows: s.rows as u64,
+                signature: gov::encode_hex(&sig.to_bytes()),
+            },
+            &payload,
+        )
+        .unwrap();
+    assert!(
+        matches!(&resp, Response::Error { message } if message.contains("to node 1 does not verify")),
+        "{resp:?}"
+    );
+
+    // Run with a table missing names it.
+    fk_client
+        .gov_upload(&id, "fk", &k.fk, "fk", &fk_table(&fk))
+        .unwrap();
+    let e = refused(coord.gov_run(&id));
+    assert!(e.contains("tables not uploaded yet: ek"), "{e}");
+    // Nothing of the refused requests was stored.
+    for i in 0..3 {
+        let st = coord.gov_status(i, &id).unwrap();
+        assert_eq!(st.tables.len(), 1, "node {i}: {:?}", st.tables);
+        assert!(
+            matches!(st.state, GovState::Waiting { ref missing } if missing == &["ek".to_string()])
+        );
+    }
+    // The audit logs verify and record the refusals, without values.
+    let report = kuvert_gov::verify_dir(c.dir.path()).unwrap();
+    assert!(report.ok());
+    assert!(report
+        .records()
+        .iter()
+        .any(|r| r.2.action == "request_refused"));
+}
+
+#[test]
+fn a_failed_run_releases_nothing_keeps_inputs_and_a_restarted_node_resumes() {
+    let k = keys();
+    let (fk, ek) = data();
+    let (want_ids, _) = oracle(&fk, &ek);
+    let mut c = Cluster::start(2);
+    let coord = c.client("coordinator");
+    let text = spec_text(&k, AT_JOB_END);
+    let (id, approvals) = approve(&text, &k);
+    coord.register(&text, &approvals).unwrap();
+    c.client("fk")
+        .gov_upload(&id, "fk", &k.fk, "fk", &fk_table(&fk))
+        .unwrap();
+    c.client("kommun")
+        .gov_upload(&id, "kommun", &k.kommun, "ek", &ek_table(&ek))
+        .unwrap();
+
+    // Node 2 goes down; the other two are told to run and cannot.
+    c.stop_node(2);
+    let all = Nodes::new(&c.pki, "coordinator", c.addrs).unwrap();
+    for i in 0..2 {
+        let mut conn = all.connect(i).unwrap();
+        let (resp, _) = conn
+            .ask(
+                &Request::GovRun {
+                    analysis: id.to_hex(),
+                },
+                &[],
+            )
+            .unwrap();
+        assert!(matches!(resp, Response::Ok { .. }), "{resp:?}");
+    }
+    let start = Instant::now();
+    for i in 0..2 {
+        loop {
+            let st = coord.gov_status(i, &id).unwrap();
+            if let GovState::Failed {
+                reason,
+                inputs_kept,
+                ..
+            } = &st.state
+            {
+                assert!(reason.contains("cannot reach the other nodes"), "{reason}");
+                assert!(inputs_kept);
+                assert!(st.receipt.is_none());
+                break;
+            }
+            assert!(start.elapsed() < Duration::from_secs(30), "{:?}", st.state);
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        // Nothing released: no sealed result, and the recipient is refused.
+        let adir = c.data_dir(i).join("analyses").join(id.to_hex());
+        assert!(!adir.join("results").exists());
+        assert!(adir.join("shares/fk.shares").exists() && adir.join("shares/ek.shares").exists());
+        let mut conn = c.client("kontroll").connect(i).unwrap();
+        let (resp, _) = conn
+            .ask(
+                &Request::GovFetch {
+                    analysis: id.to_hex(),
+                    recipient: "kontroll".into(),
+                },
+                &[],
+            )
+            .unwrap();
+        assert!(
+            matches!(&resp, Response::Error { message } if message.contains("no results yet")),
+            "{resp:?}"
+        );
+    }
+
+    // Node 2 had died in the middle of a run: on restart it says so, and
+    // keeps the registered analysis and its shares.
+    let state = c
+        .data_dir(2)
+        .join("analyses")
+        .join(id.to_hex())
+        .join("state.json");
+    let mut v: serde_json::Value = serde_json::from_slice(&std::fs::read(&state).unwrap()).unwrap();
+    v["state"] = serde_json::json!({"state": "running", "output": "ids", "done": 1, "total": 2});
+    std::fs::write(&state, serde_json::to_vec(&v).unwrap()).unwrap();
+    c.start_node(2);
+    let st = coord.gov_status(2, &id).unwrap();
+    assert_eq!(
+        st.state,
+        GovState::Failed {
+            reason: "node restarted during the run".into(),
+            refused: false,
+            inputs_kept: true
+        }
+    );
+    assert_eq!(st.tables.len(), 2);
+
+    // Run again with all three: the kept inputs give the right answer.
+    coord.gov_run(&id).unwrap();
+    let states = c.wait(&id);
+    assert!(
+        states.iter().all(|s| matches!(s, GovState::Done { .. })),
+        "{states:?}"
+    );
+    let got = c
+        .client("kontroll")
+        .gov_fetch(&id, "kontroll", &k.kontroll)
+        .unwrap();
+    assert_eq!(ids_of(&got[0].1.to_csv_string().unwrap()), want_ids);
+    let report = kuvert_gov::verify_dir(c.dir.path()).unwrap();
+    assert!(report.ok(), "{:?}", report.cross);
+}
+
+#[test]
+fn past_the_deadline_everything_is_deleted_with_a_receipt_and_refused() {
+    let k = keys();
+    let (fk, _) = data();
+    let c = Cluster::start(10);
+    let coord = c.client("coordinator");
+    // Shares are kept until the deadline, which has passed.
+    let text = spec_text(
+        &k,
+        "delete_shares_at_job_end = false\nresult_deadline = \"2026-01-01T00:00:00Z\"",
+    );
+    let (id, approvals) = approve(&text, &k);
+    coord.register(&text, &approvals).unwrap();
+    c.client("fk")
+        .gov_upload(&id, "fk", &k.fk, "fk", &fk_table(&fk))
+        .unwrap();
+    for i in 0..3 {
+        let n = c.nodes[i].as_ref().unwrap();
+        assert_eq!(n.gov().sweep(), vec![id]);
+        assert!(n.gov().sweep().is_empty());
+        let st = coord.gov_status(i, &id).unwrap();
+        assert_eq!(st.state, GovState::Expired);
+        let r = st.receipt.expect("a receipt for the deleted shares");
+        assert_eq!(r.deleted.tables, vec!["fk".to_string()]);
+        r.verify(&gov::node_public_key(&c.pki, i).unwrap()).unwrap();
+        assert!(!c
+            .data_dir(i)
+            .join("analyses")
+            .join(id.to_hex())
+            .join("shares")
+            .exists());
+    }
+    let e = refused(
+        c.client("fk")
+            .gov_upload(&id, "fk", &k.fk, "fk", &fk_table(&fk)),
+    );
+    assert!(e.contains("expired"), "{e}");
+    let e = c
+        .client("kontroll")
+        .gov_fetch(&id, "kontroll", &k.kontroll)
+        .unwrap_err();
+    assert!(e.to_string().contains("expired"), "{e}");
+    let e = refused(coord.gov_run(&id));
+    assert!(e.contains("expired"), "{e}");
+    assert!(kuvert_gov::verify_dir(c.dir.path()).unwrap().ok());
+}
+
+#[test]
+fn a_node_with_a_trust_list_refuses_analyses_with_other_keys() {
+    let k = keys();
+    let dir = tempfile::tempdir().unwrap();
+    let key = dir.path().join("node-0.gov.key");
+    let only_fk = [k.fk.public().ed25519];
+    let g = gov::Gov::open(0, &dir.path().join("data"), &key, false, Some(&only_fk)).unwrap();
+    let text = spec_text(&k, AT_JOB_END);
+    let (_, approvals) = approve(&text, &k);
+    let e = g.register("coordinator", &text, &approvals).unwrap_err();
+    assert!(
+        e.to_string()
+            .contains("does not trust contributor \"kommun\""),
+        "{e}"
+    );
+    // The key file was created on first start, with its public part.
+    assert!(key.exists() && dir.path().join("node-0.gov.pub").exists());
+    let both = [k.fk.public().ed25519, k.kommun.public().ed25519];
+    let g = gov::Gov::open(0, &dir.path().join("data"), &key, true, Some(&both)).unwrap();
+    g.register("coordinator", &text, &approvals).unwrap();
+}
+
+#[test]
+fn concurrent_analyses_asked_in_different_orders_each_get_their_own_answer() {
+    let k = keys();
+    let (fk, ek) = data();
+    let c = Cluster::start(10);
+    let coord = c.client("coordinator");
+    // Three analyses over different municipal rows, so that an answer
+    // computed on another analysis' inputs would show.
+    let subsets = [0usize, 1, 3];
+    let mut ids = Vec::new();
+    for (j, from) in subsets.iter().enumerate() {
+        let text = spec_text(&k, AT_JOB_END).replacen(
+            "name = \"overlapping-benefits\"",
+            &format!("name = \"ob-{j}\""),
+            1,
+        );
+        let (id, approvals) = approve(&text, &k);
+        coord.register(&text, &approvals).unwrap();
+        c.client("fk")
+            .gov_upload(&id, "fk", &k.fk, "fk", &fk_table(&fk))
+            .unwrap();
+        c.client("kommun")
+            .gov_upload(&id, "kommun", &k.kommun, "ek", &ek_table(&ek[*from..]))
+            .unwrap();
+        ids.push(id);
+    }
+    // Each node is asked in another order.
+    let orders = [[0, 1, 2], [2, 1, 0], [1, 2, 0]];
+    for (i, order) in orders.iter().enumerate() {
+        let mut conn = coord.connect(i).unwrap();
+        for j in order {
+            let (resp, _) = conn
+                .ask(
+                    &Request::GovRun {
+                        analysis: ids[*j].to_hex(),
+                    },
+                    &[],
+                )
+                .unwrap();
+            assert!(matches!(resp, Response::Ok { .. }), "{resp:?}");
+        }
+    }
+    for (j, from) in subsets.iter().enumerate() {
+        let states = c.wait(&ids[j]);
+        assert!(
+            states.iter().all(|s| matches!(s, GovState::Done { .. })),
+            "analysis {j}: {states:?}"
+        );
+        let (want, _) = oracle(&fk, &ek[*from..]);
+        let got = c
+            .client("kontroll")
+            .gov_fetch(&ids[j], "kontroll", &k.kontroll)
+            .unwrap();
+        assert_eq!(
+            ids_of(&got[0].1.to_csv_string().unwrap()),
+            want,
+            "analysis {j}"
+        );
+    }
+    assert!(kuvert_gov::verify_dir(c.dir.path()).unwrap().ok());
+}
