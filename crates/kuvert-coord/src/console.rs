@@ -1,0 +1,803 @@
+//! The web console: server-rendered HTML, no scripts, Swedish (default)
+//! and English (`?lang=sv|en`). Accessible by construction: a `lang`
+//! attribute, one `h1` per page, nested headings, tables with captions and
+//! header cells with `scope`, labelled form fields, a skip link, visible
+//! focus and dark-on-light text. Every value that comes from a spec, a form
+//! or a node is HTML-escaped. Stable element ids for tests and scripts:
+//! `analyses`, `approvals`, `nodes`, `learns`, `receipts`, `audit`.
+
+use std::collections::HashMap;
+use std::fmt::Write;
+
+use axum::extract::{Form, Path, Query, State as AxState};
+use axum::http::{header, StatusCode};
+use axum::response::{Html, IntoResponse, Response};
+use kuvert_gov::describe::escape_html as e;
+use kuvert_gov::{AnalysisSpec, AuditRecord, Validation};
+use serde::Deserialize;
+
+use crate::api::{approval_rows, audit_records, find, submit_text, ApiError};
+use crate::sched::gov_state_text;
+use crate::store::{NodeSeen, State};
+use crate::Coordinator;
+
+/// Console language.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Lang {
+    Sv,
+    En,
+}
+
+impl Lang {
+    fn code(self) -> &'static str {
+        match self {
+            Lang::Sv => "sv",
+            Lang::En => "en",
+        }
+    }
+    /// Swedish or English text.
+    fn t<'a>(self, sv: &'a str, en: &'a str) -> &'a str {
+        match self {
+            Lang::Sv => sv,
+            Lang::En => en,
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+pub struct LangQuery {
+    lang: Option<String>,
+}
+
+impl LangQuery {
+    fn lang(&self) -> Lang {
+        match self.lang.as_deref() {
+            Some("en") => Lang::En,
+            _ => Lang::Sv,
+        }
+    }
+}
+
+/// A state in words.
+pub fn state_label(l: Lang, s: State) -> &'static str {
+    match s {
+        State::Submitted => l.t("inskickad – väntar på godkännanden", "submitted – awaiting approvals"),
+        State::Approved => l.t("godkänd – registreras hos noderna", "approved – being registered at the nodes"),
+        State::Registered => l.t("registrerad – väntar på data", "registered – waiting for data"),
+        State::Running => l.t("körs", "running"),
+        State::Done => l.t("klar", "done"),
+        State::Failed => l.t("misslyckades", "failed"),
+        State::Expired => l.t("utgången", "expired"),
+    }
+}
+
+const STYLE: &str = "body{font-family:system-ui,sans-serif;color:#111;background:#fff;max-width:72rem;\
+margin:0 auto;padding:1rem;line-height:1.5}a{color:#0645ad}a:focus,input:focus,button:focus{outline:3px solid #c60;\
+outline-offset:2px}table{border-collapse:collapse;margin:.5rem 0 1rem}th,td{border:1px solid #555;padding:.3rem .5rem;\
+text-align:left;vertical-align:top}caption{text-align:left;font-weight:bold}pre{background:#f3f3f3;padding:.5rem;\
+overflow-x:auto}.skip{position:absolute;left:-999px}.skip:focus{left:1rem}nav ul{list-style:none;padding:0;display:flex;\
+gap:1.5rem;flex-wrap:wrap}label{display:block;font-weight:bold;margin-top:.5rem}input{width:100%;max-width:40rem;\
+padding:.3rem;border:1px solid #333}button{margin-top:1rem;padding:.4rem 1rem;background:#0645ad;color:#fff;border:0}\
+.error{border:2px solid #b00;padding:.5rem;color:#600}";
+
+fn page(l: Lang, path: &str, title: &str, body: &str) -> Html<String> {
+    let other = match l {
+        Lang::Sv => Lang::En,
+        Lang::En => Lang::Sv,
+    };
+    let q = format!("?lang={}", l.code());
+    Html(format!(
+        "<!DOCTYPE html>\n<html lang=\"{lang}\">\n<head>\n<meta charset=\"utf-8\">\n\
+<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n<title>{title} – Kuvert</title>\n\
+<style>{STYLE}</style>\n</head>\n<body>\n<a class=\"skip\" href=\"#main\">{skip}</a>\n<header>\n\
+<nav aria-label=\"{navl}\"><ul>\n<li><a href=\"/{q}\">{analyses}</a></li>\n<li><a href=\"/templates{q}\">{templates}</a></li>\n\
+<li><a href=\"/audit{q}\">{audit}</a></li>\n<li><a href=\"{path}?lang={oc}\" lang=\"{oc}\" hreflang=\"{oc}\">{switch}</a></li>\n\
+</ul></nav>\n</header>\n<main id=\"main\">\n<h1>{title}</h1>\n{body}</main>\n</body>\n</html>\n",
+        lang = l.code(),
+        title = e(title),
+        skip = l.t("Hoppa till innehållet", "Skip to content"),
+        navl = l.t("Huvudmeny", "Main menu"),
+        analyses = l.t("Analyser", "Analyses"),
+        templates = l.t("Mallar", "Templates"),
+        audit = l.t("Granskningslogg", "Audit log"),
+        path = e(path),
+        oc = other.code(),
+        switch = match l {
+            Lang::Sv => "English",
+            Lang::En => "Svenska",
+        },
+    ))
+}
+
+fn error_page(l: Lang, path: &str, err: ApiError) -> Response {
+    let body = format!("<p class=\"error\" role=\"alert\">{}</p>\n", e(&err.1));
+    (err.0, page(l, path, l.t("Fel", "Error"), &body)).into_response()
+}
+
+/// `/`: the analyses.
+pub async fn index(AxState(c): AxState<Coordinator>, Query(q): Query<LangQuery>) -> Response {
+    let l = q.lang();
+    match index_body(&c, l).await {
+        Ok(body) => page(l, "/", l.t("Analyser", "Analyses"), &body).into_response(),
+        Err(err) => error_page(l, "/", err),
+    }
+}
+
+async fn index_body(c: &Coordinator, l: Lang) -> Result<String, ApiError> {
+    let mut s = String::new();
+    let rows = c.inner.store.analyses().await?;
+    let _ = write!(
+        s,
+        "<p>{}</p>\n<table id=\"analyses\">\n<caption>{}</caption>\n<thead><tr><th scope=\"col\">{}</th>\
+<th scope=\"col\">{}</th><th scope=\"col\">{}</th><th scope=\"col\">{}</th><th scope=\"col\">{}</th></tr></thead>\n<tbody>\n",
+        l.t(
+            "Analyser som myndigheterna har kommit överens om. Ny analys: välj en mall.",
+            "Analyses the agencies agreed on. New analysis: pick a template."
+        ),
+        l.t("Alla analyser, nyaste först", "All analyses, newest first"),
+        l.t("Namn", "Name"),
+        l.t("Status", "State"),
+        l.t("Godkännanden", "Approvals"),
+        l.t("Inskickad", "Submitted"),
+        l.t("Id", "Id"),
+    );
+    for a in &rows {
+        let spec = Coordinator::spec_of(a)?;
+        let ap = approval_rows(c, a, &spec).await?;
+        let have = ap.iter().filter(|r| r["approved"] == true).count();
+        let _ = writeln!(
+            s,
+            "<tr><td><a href=\"/analyses/{id}?lang={lc}\">{name}</a></td><td>{state}</td><td>{have} {of} {need}</td>\
+<td>{at}</td><td><code>{short}…</code></td></tr>",
+            id = e(&a.id),
+            lc = l.code(),
+            name = e(&a.name),
+            state = state_label(l, a.state),
+            of = l.t("av", "of"),
+            need = spec.contributors.len(),
+            at = e(&a.submitted_at),
+            short = e(&a.id[..12.min(a.id.len())]),
+        );
+    }
+    if rows.is_empty() {
+        let _ = writeln!(
+            s,
+            "<tr><td colspan=\"5\">{}</td></tr>",
+            l.t("Inga analyser ännu.", "No analyses yet.")
+        );
+    }
+    s.push_str("</tbody>\n</table>\n");
+    Ok(s)
+}
+
+/// `/analyses/{id}`: one analysis.
+pub async fn analysis(
+    AxState(c): AxState<Coordinator>,
+    Path(id): Path<String>,
+    Query(q): Query<LangQuery>,
+) -> Response {
+    let l = q.lang();
+    let path = format!("/analyses/{id}");
+    match analysis_body(&c, &id, l).await {
+        Ok((title, body)) => page(l, &path, &title, &body).into_response(),
+        Err(err) => error_page(l, &path, err),
+    }
+}
+
+fn th(cols: &[&str]) -> String {
+    let mut s = String::from("<thead><tr>");
+    for c in cols {
+        let _ = write!(s, "<th scope=\"col\">{}</th>", e(c));
+    }
+    s.push_str("</tr></thead>\n");
+    s
+}
+
+async fn analysis_body(c: &Coordinator, id: &str, l: Lang) -> Result<(String, String), ApiError> {
+    let a = find(c, id).await?;
+    let spec = Coordinator::spec_of(&a)?;
+    let mut s = String::new();
+    let _ = write!(
+        s,
+        "<p>{}: <code>{}</code></p>\n<p><strong>{}:</strong> {}</p>\n<p>{}</p>\n",
+        l.t("Analys-id (SHA-256 av specifikationen)", "Analysis id (SHA-256 of the spec)"),
+        e(&a.id),
+        l.t("Status", "State"),
+        state_label(l, a.state),
+        e(&a.detail),
+    );
+    let _ = writeln!(
+        s,
+        "<p><a href=\"/api/analyses/{id}/describe?format=html\">{}</a> · <a href=\"/api/analyses/{id}/spec\">{}</a></p>",
+        l.t("Beskrivning för konsekvensbedömning (DPIA)", "Description for the DPIA"),
+        l.t("Specifikationen (TOML)", "The spec (TOML)"),
+        id = e(&a.id),
+    );
+
+    // The spec.
+    let _ = write!(
+        s,
+        "<section aria-labelledby=\"h-spec\">\n<h2 id=\"h-spec\">{}</h2>\n<dl>\n<dt>{}</dt><dd>{}</dd>\n\
+<dt>{}</dt><dd>{}: {}</dd>\n<dt>{}</dt><dd>{}</dd>\n<dt>{}</dt><dd>{}</dd>\n<dt>{}</dt><dd>{}</dd>\n</dl>\n",
+        l.t("Specifikation", "Specification"),
+        l.t("Syfte", "Purpose"),
+        e(spec.purpose.trim()),
+        l.t("Rättslig grund", "Legal basis"),
+        e(spec.legal_basis.reference.trim()),
+        e(spec.legal_basis.text.trim()),
+        l.t("Protokoll", "Protocol"),
+        e(&spec.protocol),
+        l.t("Gallring", "Retention"),
+        e(&format!(
+            "{}; {}",
+            if spec.retention.delete_shares_at_job_end {
+                l.t("andelar raderas när jobbet är klart", "shares deleted at job end")
+            } else {
+                l.t("andelar sparas till tidsgränsen", "shares kept until the deadline")
+            },
+            match &spec.retention.result_deadline {
+                kuvert_gov::spec::Deadline::Days(d) => format!(
+                    "{} {d} {}",
+                    l.t("resultat raderas", "results deleted"),
+                    l.t("dagar efter jobbet", "days after the job")
+                ),
+                kuvert_gov::spec::Deadline::At(t) =>
+                    format!("{} {t}", l.t("resultat raderas", "results deleted")),
+            }
+        )),
+        l.t("Kontakt", "Contact"),
+        e(&spec.contact),
+    );
+    let _ = write!(
+        s,
+        "<h3>{}</h3>\n<table>\n<caption>{}</caption>\n{}<tbody>\n",
+        l.t("Bidragsgivare och personuppgiftsansvariga", "Contributors and controllers"),
+        l.t("Vem som bidrar med vilka tabeller", "Who contributes which tables"),
+        th(&[
+            l.t("Part", "Party"),
+            l.t("Organisation", "Organisation"),
+            l.t("Personuppgiftsansvarig", "Controller"),
+            l.t("Tabeller och kolumner", "Tables and columns"),
+        ])
+    );
+    for ct in &spec.contributors {
+        let tables = ct
+            .tables
+            .iter()
+            .map(|t| format!("<code>{}</code>: {}", e(&t.name), e(&t.schema)))
+            .collect::<Vec<_>>()
+            .join("<br>");
+        let _ = writeln!(
+            s,
+            "<tr><th scope=\"row\">{}</th><td>{}</td><td>{}</td><td>{}</td></tr>",
+            e(&ct.id),
+            e(&ct.organisation),
+            e(&ct.controller),
+            tables
+        );
+    }
+    s.push_str("</tbody>\n</table>\n");
+    let _ = write!(
+        s,
+        "<h3>{}</h3>\n<table>\n<caption>{}</caption>\n{}<tbody>\n",
+        l.t("Mottagare och resultat", "Recipients and outputs"),
+        l.t("Vem som får vilket resultat", "Who receives which output"),
+        th(&[
+            l.t("Mottagare", "Recipient"),
+            l.t("Resultat", "Output"),
+            "SQL",
+        ])
+    );
+    for r in &spec.recipients {
+        for o in &r.outputs {
+            let _ = writeln!(
+                s,
+                "<tr><th scope=\"row\">{} ({})</th><td>{}</td><td><pre><code>{}</code></pre></td></tr>",
+                e(&r.organisation),
+                e(&r.id),
+                e(&o.name),
+                e(o.sql.trim())
+            );
+        }
+    }
+    s.push_str("</tbody>\n</table>\n</section>\n");
+
+    // Approvals.
+    let ap = approval_rows(c, &a, &spec).await?;
+    let _ = write!(
+        s,
+        "<section aria-labelledby=\"h-approvals\">\n<h2 id=\"h-approvals\">{}</h2>\n<table id=\"approvals\">\n<caption>{}</caption>\n{}<tbody>\n",
+        l.t("Godkännanden", "Approvals"),
+        l.t(
+            "Varje bidragsgivare signerar analysens id; noderna kontrollerar signaturerna själva",
+            "Each contributor signs the analysis id; the nodes check the signatures themselves"
+        ),
+        th(&[
+            l.t("Bidragsgivare", "Contributor"),
+            l.t("Organisation", "Organisation"),
+            l.t("Godkänt", "Approved"),
+            l.t("Tid", "Time"),
+        ])
+    );
+    for r in &ap {
+        let _ = writeln!(
+            s,
+            "<tr><th scope=\"row\">{}</th><td>{}</td><td>{}</td><td>{}</td></tr>",
+            e(r["contributor"].as_str().unwrap_or("")),
+            e(r["organisation"].as_str().unwrap_or("")),
+            if r["approved"] == true {
+                l.t("Ja", "Yes")
+            } else {
+                l.t("Nej, väntar", "No, awaiting")
+            },
+            e(r["at"].as_str().unwrap_or("–")),
+        );
+    }
+    s.push_str("</tbody>\n</table>\n</section>\n");
+
+    // Nodes.
+    let seen = c.inner.store.nodes_seen(&a.id).await?;
+    let _ = write!(
+        s,
+        "<section aria-labelledby=\"h-nodes\">\n<h2 id=\"h-nodes\">{}</h2>\n<table id=\"nodes\">\n<caption>{}</caption>\n{}<tbody>\n",
+        l.t("Jobbet hos noderna", "Job progress at the nodes"),
+        l.t("Senast kända läge hos varje beräkningsnod", "Last known state at each compute node"),
+        th(&[
+            l.t("Nod", "Node"),
+            l.t("Adress", "Address"),
+            l.t("Läge", "State"),
+            l.t("Mottagna tabeller (rader)", "Tables received (rows)"),
+            l.t("Uppdaterad", "Updated"),
+        ])
+    );
+    for (i, sn) in seen.iter().enumerate() {
+        let (state, tables, at) = match sn {
+            Some((NodeSeen::Status(st), at)) => (
+                gov_state_text(&st.state),
+                st.tables
+                    .iter()
+                    .map(|t| format!("{} ({})", t.name, t.rows))
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                at.clone(),
+            ),
+            Some((NodeSeen::Error(err), at)) => (err.clone(), String::new(), at.clone()),
+            None => (
+                l.t("inte tillfrågad ännu", "not asked yet").to_string(),
+                String::new(),
+                "–".into(),
+            ),
+        };
+        let _ = writeln!(
+            s,
+            "<tr><th scope=\"row\">{i}</th><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            c.inner.node_addrs[i],
+            e(&state),
+            e(&tables),
+            e(&at)
+        );
+    }
+    s.push_str("</tbody>\n</table>\n</section>\n");
+
+    // What each party learns.
+    s.push_str(&learns(l, &spec));
+
+    // Receipts.
+    let receipts = c.inner.store.receipts(&a.id).await?;
+    let _ = write!(
+        s,
+        "<section aria-labelledby=\"h-receipts\">\n<h2 id=\"h-receipts\">{}</h2>\n<table id=\"receipts\">\n<caption>{}</caption>\n{}<tbody>\n",
+        l.t("Raderingskvitton", "Deletion receipts"),
+        l.t(
+            "Nodernas signerade intyg om att andelar, mellanlägen och sessionsnycklar är raderade",
+            "The nodes' signed statements that shares, intermediate state and session keys are deleted"
+        ),
+        th(&[
+            l.t("Nod", "Node"),
+            l.t("Tid", "Time"),
+            l.t("Raderade tabeller", "Tables deleted"),
+            l.t("Mellanlägen", "Intermediate state"),
+            l.t("Sessionsnycklar", "Session keys"),
+            l.t("Nodens nyckel", "Node key"),
+        ])
+    );
+    for r in &receipts {
+        let yes = |b: bool| {
+            if b {
+                l.t("raderade", "deleted")
+            } else {
+                l.t("nej", "no")
+            }
+        };
+        let _ = writeln!(
+            s,
+            "<tr><th scope=\"row\">{}</th><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td><code>{}</code></td></tr>",
+            r.node,
+            e(&r.time),
+            e(&r.deleted.tables.join(", ")),
+            yes(r.deleted.intermediate_state),
+            yes(r.deleted.session_keys),
+            e(&r.node_public_key),
+        );
+    }
+    if receipts.is_empty() {
+        let _ = writeln!(
+            s,
+            "<tr><td colspan=\"6\">{}</td></tr>",
+            l.t("Inga kvitton ännu.", "No receipts yet.")
+        );
+    }
+    s.push_str("</tbody>\n</table>\n</section>\n");
+
+    // Audit.
+    let records = audit_records(c, Some(&a.id))?;
+    let _ = write!(
+        s,
+        "<section aria-labelledby=\"h-audit\">\n<h2 id=\"h-audit\">{}</h2>\n",
+        l.t("Granskningslogg för analysen", "Audit log of this analysis")
+    );
+    s.push_str(&audit_table(l, &records));
+    s.push_str("</section>\n");
+    Ok((spec.name.clone(), s))
+}
+
+/// What each party learns, from the spec's outputs and leakage opt-ins.
+fn learns(l: Lang, spec: &AnalysisSpec) -> String {
+    let mut s = format!(
+        "<section id=\"learns\" aria-labelledby=\"h-learns\">\n<h2 id=\"h-learns\">{}</h2>\n<ul>\n",
+        l.t("Vad varje part får veta", "What each party learns")
+    );
+    let _ = writeln!(
+        s,
+        "<li><strong>{}</strong>: {}</li>",
+        l.t("Varje beräkningsnod", "Each compute node"),
+        l.t(
+            "antalet rader i varje tabell och inget annat; noderna ser aldrig ett värde i klartext och kan inte läsa resultaten.",
+            "the number of rows of each table and nothing else; the nodes never see a value in the clear and cannot read the results."
+        )
+    );
+    let _ = writeln!(
+        s,
+        "<li><strong>{}</strong>: {}</li>",
+        l.t("Koordinatorn (tjänsteoperatören)", "The coordinator (service operator)"),
+        l.t(
+            "specifikationen, godkännandena och jobbens läge; aldrig nycklar, andelar eller resultat.",
+            "the spec, the approvals and the jobs' state; never keys, shares or results."
+        )
+    );
+    for r in &spec.recipients {
+        let mut items: Vec<String> = r
+            .outputs
+            .iter()
+            .map(|o| match &o.description {
+                Some(d) => format!("“{}”: {}", e(&o.name), e(d.trim())),
+                None => format!(
+                    "“{}”: {}",
+                    e(&o.name),
+                    l.t("resultatet av dess fråga", "the result of its query")
+                ),
+            })
+            .collect();
+        for lk in spec.leakage_opt_ins.iter().filter(|x| x.learned_by.contains(&r.id)) {
+            items.push(format!(
+                "{} “{}”: {}",
+                l.t("Medgivet läckage", "Opted-in leakage"),
+                e(&lk.name),
+                e(lk.statement.trim())
+            ));
+        }
+        let _ = writeln!(
+            s,
+            "<li><strong>{} ({})</strong>: {}<ul><li>{}</li></ul></li>",
+            e(&r.organisation),
+            e(&r.id),
+            l.t(
+                "endast sina resultat och inget annat om någon indata:",
+                "only its outputs and nothing else about any input:"
+            ),
+            items.join("</li><li>")
+        );
+    }
+    for ct in spec.contributors.iter().filter(|ct| spec.recipient(&ct.id).is_none()) {
+        let _ = writeln!(
+            s,
+            "<li><strong>{} ({})</strong>: {}</li>",
+            e(&ct.organisation),
+            e(&ct.id),
+            l.t("inget: får inga resultat.", "nothing: it receives no output.")
+        );
+    }
+    let node_leaks: Vec<&kuvert_gov::spec::LeakageOptIn> = spec
+        .leakage_opt_ins
+        .iter()
+        .filter(|x| x.learned_by.iter().any(|w| w == "nodes"))
+        .collect();
+    for lk in node_leaks {
+        let _ = writeln!(
+            s,
+            "<li><strong>{}</strong> – {} “{}”: {}</li>",
+            l.t("Beräkningsnoderna", "The compute nodes"),
+            l.t("medgivet läckage", "opted-in leakage"),
+            e(&lk.name),
+            e(lk.statement.trim())
+        );
+    }
+    s.push_str("</ul>\n</section>\n");
+    s
+}
+
+fn audit_table(l: Lang, records: &[AuditRecord]) -> String {
+    let mut s = format!(
+        "<table id=\"audit\">\n<caption>{}</caption>\n{}<tbody>\n",
+        l.t(
+            "Hashkedjad logg: vem, vad, när och storlekar – aldrig värden",
+            "Hash-chained log: who, what, when and sizes – never values"
+        ),
+        th(&[
+            "#",
+            l.t("Tid", "Time"),
+            l.t("Aktör", "Actor"),
+            l.t("Händelse", "Action"),
+            l.t("Analys", "Analysis"),
+            l.t("Detaljer", "Details"),
+        ])
+    );
+    for r in records {
+        let details = r
+            .details
+            .iter()
+            .map(|(k, v)| format!("{k}={}", v.as_str().map(str::to_string).unwrap_or(v.to_string())))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let _ = writeln!(
+            s,
+            "<tr><th scope=\"row\">{}</th><td>{}</td><td>{}</td><td>{}</td><td><code>{}</code></td><td>{}</td></tr>",
+            r.seq,
+            e(&r.time),
+            e(&r.actor),
+            e(&r.action),
+            r.analysis_id
+                .map(|x| x.to_hex()[..12].to_string())
+                .unwrap_or_default(),
+            e(&details),
+        );
+    }
+    if records.is_empty() {
+        let _ = writeln!(
+            s,
+            "<tr><td colspan=\"6\">{}</td></tr>",
+            l.t("Inga poster ännu.", "No records yet.")
+        );
+    }
+    s.push_str("</tbody>\n</table>\n");
+    s
+}
+
+/// `/audit`: the coordinator's whole audit log.
+pub async fn audit(AxState(c): AxState<Coordinator>, Query(q): Query<LangQuery>) -> Response {
+    let l = q.lang();
+    match audit_records(&c, None) {
+        Ok(records) => {
+            let body = format!(
+                "<p>{} <code>{}</code></p>\n{}",
+                l.t("Koordinatorns logg:", "The coordinator's log:"),
+                e(&c.inner.audit_path.display().to_string()),
+                audit_table(l, &records)
+            );
+            page(l, "/audit", l.t("Granskningslogg", "Audit log"), &body).into_response()
+        }
+        Err(err) => error_page(l, "/audit", err),
+    }
+}
+
+/// `/templates`: the templates.
+pub async fn templates(Query(q): Query<LangQuery>) -> Response {
+    let l = q.lang();
+    let mut s = format!(
+        "<p>{}</p>\n<ul>\n",
+        l.t(
+            "Färdiga analyser: fyll i parternas namn och nycklar, skicka in, och låt varje bidragsgivare godkänna.",
+            "Ready-made analyses: fill in the parties' names and keys, submit, and have every contributor approve."
+        )
+    );
+    for name in kuvert_gov::templates::names() {
+        let purpose = kuvert_gov::templates::spec(name)
+            .map(|sp| sp.purpose)
+            .unwrap_or_default();
+        let _ = writeln!(
+            s,
+            "<li><a href=\"/templates/{n}?lang={lc}\">{n}</a>: {p}</li>",
+            n = e(name),
+            lc = l.code(),
+            p = e(purpose.trim())
+        );
+    }
+    s.push_str("</ul>\n");
+    page(l, "/templates", l.t("Mallar", "Templates"), &s).into_response()
+}
+
+/// The form of template `name`, prefilled with `values` (or the
+/// template's own organisation names).
+fn form(l: Lang, name: &str, values: &HashMap<String, String>, error: Option<&str>) -> Option<String> {
+    let spec = kuvert_gov::templates::spec(name).ok()?;
+    let mut s = String::new();
+    if let Some(err) = error {
+        let _ = writeln!(s, "<div class=\"error\" role=\"alert\"><p>{}</p></div>", e(err));
+    }
+    let _ = writeln!(
+        s,
+        "<p>{}</p>\n<p>{}</p>",
+        e(spec.purpose.trim()),
+        l.t(
+            "Nycklarna finns i partens .pub-fil från `kuvert keygen` (ed25519 för bidragsgivare, x25519 för mottagare).",
+            "The keys are in the party's .pub file from `kuvert keygen` (ed25519 for contributors, x25519 for recipients)."
+        )
+    );
+    let _ = writeln!(
+        s,
+        "<form method=\"post\" action=\"/templates/{}?lang={}\">",
+        e(name),
+        l.code()
+    );
+    let val = |k: &str, default: &str| -> String {
+        e(values.get(k).map(String::as_str).unwrap_or(default))
+    };
+    let mut ids: Vec<String> = spec.contributors.iter().map(|c| c.id.clone()).collect();
+    for r in &spec.recipients {
+        if !ids.contains(&r.id) {
+            ids.push(r.id.clone());
+        }
+    }
+    for id in &ids {
+        let ct = spec.contributor(id);
+        let rc = spec.recipient(id);
+        let org = ct
+            .map(|c| c.organisation.as_str())
+            .or(rc.map(|r| r.organisation.as_str()))
+            .unwrap_or("");
+        let role = match (ct.is_some(), rc.is_some()) {
+            (true, true) => l.t("bidragsgivare och mottagare", "contributor and recipient"),
+            (true, false) => l.t("bidragsgivare", "contributor"),
+            _ => l.t("mottagare", "recipient"),
+        };
+        let _ = writeln!(s, "<fieldset>\n<legend>{} ({role})</legend>", e(id));
+        let field = |s: &mut String, key: String, label: &str, v: String| {
+            let fid = key.replace('.', "-");
+            let _ = writeln!(
+                s,
+                "<label for=\"{fid}\">{}</label>\n<input id=\"{fid}\" name=\"{}\" value=\"{v}\" required>",
+                e(label),
+                e(&key)
+            );
+        };
+        field(&mut s, format!("org.{id}"), l.t("Organisation", "Organisation"), val(&format!("org.{id}"), org));
+        if let Some(c) = ct {
+            field(
+                &mut s,
+                format!("ctrl.{id}"),
+                l.t("Personuppgiftsansvarig", "Controller"),
+                val(&format!("ctrl.{id}"), &c.controller),
+            );
+            field(
+                &mut s,
+                format!("ed.{id}"),
+                l.t("Publik nyckel för signering (ed25519, hex)", "Public signing key (ed25519, hex)"),
+                val(&format!("ed.{id}"), ""),
+            );
+        }
+        if rc.is_some() {
+            field(
+                &mut s,
+                format!("x.{id}"),
+                l.t("Publik nyckel för resultat (x25519, hex)", "Public result key (x25519, hex)"),
+                val(&format!("x.{id}"), ""),
+            );
+        }
+        s.push_str("</fieldset>\n");
+    }
+    let _ = writeln!(
+        s,
+        "<label for=\"contact\">{}</label>\n<input id=\"contact\" name=\"contact\" type=\"email\" value=\"{}\" required>",
+        l.t("Kontakt (funktionsbrevlåda)", "Contact (functional mailbox)"),
+        val("contact", "")
+    );
+    let _ = writeln!(s, "<button type=\"submit\">{}</button>\n</form>", l.t("Skicka in analysen", "Submit the analysis"));
+    Some(s)
+}
+
+/// `GET /templates/{name}`: the form.
+pub async fn template_form(Path(name): Path<String>, Query(q): Query<LangQuery>) -> Response {
+    let l = q.lang();
+    let path = format!("/templates/{name}");
+    match form(l, &name, &HashMap::new(), None) {
+        Some(body) => page(l, &path, &name, &body).into_response(),
+        None => error_page(
+            l,
+            &path,
+            ApiError(
+                StatusCode::NOT_FOUND,
+                format!(
+                    "no template {name:?}; the templates are: {}",
+                    kuvert_gov::templates::names().join(", ")
+                ),
+            ),
+        ),
+    }
+}
+
+/// Fill template `name` with form values: `org.ID`, `ctrl.ID`, `ed.ID`
+/// (contributor's Ed25519 key), `x.ID` (recipient's X25519 key) and
+/// `contact`. Empty values leave the template's text. Comments and layout
+/// of the template are kept (toml_edit).
+pub fn fill_template(name: &str, values: &HashMap<String, String>) -> Result<String, String> {
+    let text = kuvert_gov::templates::get(name).map_err(|e| e.to_string())?;
+    let mut doc: toml_edit::DocumentMut = text
+        .parse()
+        .map_err(|e| format!("template {name} does not parse: {e}"))?;
+    let get = |k: String| values.get(&k).map(|v| v.trim()).filter(|v| !v.is_empty());
+    if let Some(v) = get("contact".into()) {
+        doc["contact"] = toml_edit::value(v);
+    }
+    let set = |t: &mut toml_edit::Table, field: &str, v: Option<&str>| {
+        if let Some(v) = v {
+            t[field] = toml_edit::value(v);
+        }
+    };
+    if let Some(arr) = doc
+        .get_mut("contributors")
+        .and_then(|i| i.as_array_of_tables_mut())
+    {
+        for t in arr.iter_mut() {
+            let id = t.get("id").and_then(|v| v.as_str()).unwrap_or("").to_string();
+            set(t, "organisation", get(format!("org.{id}")));
+            set(t, "controller", get(format!("ctrl.{id}")));
+            set(t, "public_key", get(format!("ed.{id}")));
+        }
+    }
+    if let Some(arr) = doc
+        .get_mut("recipients")
+        .and_then(|i| i.as_array_of_tables_mut())
+    {
+        for t in arr.iter_mut() {
+            let id = t.get("id").and_then(|v| v.as_str()).unwrap_or("").to_string();
+            set(t, "organisation", get(format!("org.{id}")));
+            set(t, "public_key_x25519", get(format!("x.{id}")));
+        }
+    }
+    Ok(doc.to_string())
+}
+
+/// `POST /templates/{name}`: fill, validate strictly, submit, redirect.
+pub async fn template_submit(
+    AxState(c): AxState<Coordinator>,
+    Path(name): Path<String>,
+    Query(q): Query<LangQuery>,
+    Form(values): Form<HashMap<String, String>>,
+) -> Response {
+    let l = q.lang();
+    let path = format!("/templates/{name}");
+    if kuvert_gov::templates::get(&name).is_err() {
+        return template_form(Path(name), Query(q)).await;
+    }
+    let result = match fill_template(&name, &values) {
+        Ok(text) => {
+            // Check here first for a message that names the form's fields.
+            match AnalysisSpec::parse(&text, &format!("{name} (form)"), Validation::Strict) {
+                Ok(_) => submit_text(&c, &text).await.map_err(|e| e.1),
+                Err(err) => Err(err.to_string()),
+            }
+        }
+        Err(err) => Err(err),
+    };
+    match result {
+        Ok((id, _)) => (
+            StatusCode::SEE_OTHER,
+            [(header::LOCATION, format!("/analyses/{id}?lang={}", l.code()))],
+        )
+            .into_response(),
+        Err(err) => {
+            let body = form(l, &name, &values, Some(&err)).unwrap_or_default();
+            (StatusCode::BAD_REQUEST, page(l, &path, &name, &body)).into_response()
+        }
+    }
+}

@@ -1,0 +1,350 @@
+//! # kuvert-coord: the coordinator of the governed service
+//!
+//! ```text
+//!   contributors, recipients, legal officers          operator's machine
+//!   ---------------------------------------          ------------------------------
+//!   POST /api/analyses (spec TOML)        ----->      kuvert-coord
+//!   POST /api/analyses/{id}/approvals     ----->        storage: SQLite file or PostgreSQL
+//!   GET  /api/analyses/{id}, console /    <-----        scheduler (tokio task, every poll_ms)
+//!                                                       audit-coordinator.log (hash chain)
+//!                                                             |  Register, GovRun, GovStatus
+//!                                                             v  (TLS, party "coordinator")
+//!   kuvert upload / kuvert result  ---------------->  node 0   node 1   node 2
+//!   (directly to the nodes; never via the coordinator)
+//! ```
+//!
+//! The coordinator keeps the catalogue of analyses (their spec TOML exactly
+//! as submitted, id = the spec's canonical hash), collects and checks the
+//! contributors' approvals, registers an approved analysis at the three
+//! nodes, starts the run when every node holds every table, and shows where
+//! each analysis stands: approvals, per-node job state, deletion receipts,
+//! the audit trail. It serves a JSON API (documented in `/openapi.json`) and
+//! a server-rendered web console in Swedish and English.
+//!
+//! Entry points: [`serve`] (what `kuvert coordinator` runs), [`start`] (bind,
+//! serve and schedule in-process; tests and `kuvert demo`), and
+//! [`Coordinator`] (the router and one scheduler round, for tests that
+//! drive the state machine by hand with a fake [`NodeApi`]).
+//!
+//! # Security
+//! - The coordinator is the service operator's, a processor: it **never
+//!   holds keys, shares or results**. Uploads and result fetches go from the
+//!   parties straight to the nodes; the coordinator only sends `Register`,
+//!   `GovRun` and `GovStatus` to them (TLS, PKI party `coordinator`).
+//! - It is **not trusted** for the approvals: it checks each approval's
+//!   signature when it arrives (to give an early, clear error), but every
+//!   node verifies the spec's hash and every approval itself before it
+//!   accepts a share. A coordinator that alters a spec or forges an
+//!   approval is refused by the nodes (kuvert-node's tests).
+//! - Everything it stores is public within the agreement: spec text,
+//!   approvals (signatures), node states (names and row counts), deletion
+//!   receipts (signed by the nodes) and the audit log (sizes and names,
+//!   never values).
+//! - The HTTP API has **no authentication of its own**: bind it to loopback
+//!   or put it behind the operator's authenticating reverse proxy. Anyone
+//!   who can reach it can submit specs (which nobody has approved) and read
+//!   the catalogue; nobody can make a node accept an analysis its
+//!   contributors did not sign.
+//! - All user text (spec fields, form values) is HTML-escaped in the
+//!   console; no page runs scripts.
+//! - Never hangs on a node: each node call is bounded by a timeout; a node
+//!   silent for longer than `node_timeout_secs` fails a running job with a
+//!   message that says which node and what to do.
+
+#![forbid(unsafe_code)]
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use kuvert_gov::{AuditEvent, AuditLog};
+use tokio::sync::{watch, Notify};
+
+pub mod api;
+pub mod console;
+pub mod nodes;
+pub mod openapi;
+pub mod sched;
+pub mod store;
+
+pub use nodes::{BoxFut, NodeApi, NodeError, TlsNodes};
+pub use store::{State, Store};
+
+/// Errors of the coordinator. Each says what to do next.
+#[derive(Debug, thiserror::Error)]
+pub enum CoordError {
+    #[error("{path}: {message}; check that the directory exists and is writable")]
+    Io { path: PathBuf, message: String },
+    #[error("cannot open the database {url}: {message}; check --database-url (and that the server runs and the user may create tables)")]
+    Connect { url: String, message: String },
+    #[error("database migration failed: {0}; was the database written by a newer kuvert?")]
+    Migrate(String),
+    #[error("database error: {0}")]
+    Db(String),
+    #[error("audit log: {0}")]
+    Audit(#[from] kuvert_gov::GovError),
+    #[error("cannot listen on {addr}: {message}; choose another --listen address or stop what uses it")]
+    Bind { addr: SocketAddr, message: String },
+    #[error("cannot reach the nodes as party \"coordinator\": {0}; create the party's TLS identity in the PKI directory (kuvert pki init ... with a party named coordinator) and give it with --pki DIR")]
+    Pki(String),
+    #[error("the HTTP server failed: {0}")]
+    Serve(String),
+}
+
+/// The coordinator's configuration (`kuvert coordinator` flags).
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Holds `coordinator.db` (SQLite, unless `database_url`) and
+    /// `audit-coordinator.log`.
+    pub data_dir: PathBuf,
+    /// HTTP listen address (API and console).
+    pub listen: SocketAddr,
+    /// `postgres://user:pass@host/db` or `sqlite://FILE`; default
+    /// `sqlite://DATA_DIR/coordinator.db` (created).
+    pub database_url: Option<String>,
+    /// The deployment's PKI directory (`party-coordinator.crt/.key`).
+    pub pki_dir: PathBuf,
+    /// The three nodes' client API addresses.
+    pub nodes: [SocketAddr; 3],
+    /// Scheduler period in milliseconds.
+    pub poll_ms: u64,
+    /// A running job whose node stays silent this long fails. Each single
+    /// node call also times out after min(this, 10) seconds.
+    pub node_timeout_secs: u64,
+}
+
+impl Config {
+    /// Defaults for everything but the data dir, the PKI and the nodes.
+    pub fn new(data_dir: PathBuf, pki_dir: PathBuf, nodes: [SocketAddr; 3]) -> Config {
+        Config {
+            data_dir,
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            database_url: None,
+            pki_dir,
+            nodes,
+            poll_ms: 1000,
+            node_timeout_secs: 60,
+        }
+    }
+
+    /// The database URL in force.
+    pub fn database_url(&self) -> String {
+        match &self.database_url {
+            Some(u) => u.clone(),
+            None => format!(
+                "sqlite://{}?mode=rwc",
+                self.data_dir.join("coordinator.db").display()
+            ),
+        }
+    }
+}
+
+pub(crate) struct Inner {
+    pub(crate) store: Store,
+    pub(crate) nodes: Arc<dyn NodeApi>,
+    pub(crate) audit: Mutex<AuditLog>,
+    pub(crate) audit_path: PathBuf,
+    pub(crate) node_addrs: [SocketAddr; 3],
+    pub(crate) node_timeout_secs: u64,
+    pub(crate) poll: Duration,
+    pub(crate) wake: Notify,
+}
+
+/// A coordinator: storage, node access and audit log. Cheap to clone.
+#[derive(Clone)]
+pub struct Coordinator {
+    pub(crate) inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for Coordinator {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Coordinator {{ nodes: {:?} }}", self.inner.node_addrs)
+    }
+}
+
+impl Coordinator {
+    /// Open the data dir, the database (running migrations) and the audit
+    /// log; talk to the nodes through `nodes`.
+    pub async fn open(config: &Config, nodes: Arc<dyn NodeApi>) -> Result<Coordinator, CoordError> {
+        std::fs::create_dir_all(&config.data_dir).map_err(|e| CoordError::Io {
+            path: config.data_dir.clone(),
+            message: e.to_string(),
+        })?;
+        let store = Store::open(&config.database_url()).await?;
+        let audit_path = config.data_dir.join("audit-coordinator.log");
+        let audit = AuditLog::open(&audit_path)?;
+        Ok(Coordinator {
+            inner: Arc::new(Inner {
+                store,
+                nodes,
+                audit: Mutex::new(audit),
+                audit_path,
+                node_addrs: config.nodes,
+                node_timeout_secs: config.node_timeout_secs.max(1),
+                poll: Duration::from_millis(config.poll_ms.max(10)),
+                wake: Notify::new(),
+            }),
+        })
+    }
+
+    /// The storage (tests look inside).
+    pub fn store(&self) -> &Store {
+        &self.inner.store
+    }
+
+    /// The audit log file.
+    pub fn audit_path(&self) -> &std::path::Path {
+        &self.inner.audit_path
+    }
+
+    pub(crate) fn audit(&self, ev: AuditEvent) -> Result<(), CoordError> {
+        let mut log = self
+            .inner
+            .audit
+            .lock()
+            .map_err(|_| CoordError::Db("audit log lock poisoned".into()))?;
+        log.append(ev)?;
+        Ok(())
+    }
+
+    /// Make the scheduler run a round now.
+    pub fn wake(&self) {
+        self.inner.wake.notify_one();
+    }
+
+    /// The scheduler loop: a round every `poll_ms` (or when woken) until
+    /// `stop` turns true.
+    pub async fn run_scheduler(&self, mut stop: watch::Receiver<bool>) {
+        loop {
+            if *stop.borrow() {
+                return;
+            }
+            if let Err(e) = self.tick().await {
+                tracing::warn!("scheduler round: {e}");
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(self.inner.poll) => {}
+                _ = self.inner.wake.notified() => {}
+                _ = stop.changed() => {}
+            }
+        }
+    }
+}
+
+/// A coordinator serving on a bound address, with its scheduler.
+pub struct Running {
+    /// The bound address (port 0 resolved).
+    pub addr: SocketAddr,
+    pub coordinator: Coordinator,
+    stop: watch::Sender<bool>,
+    server: tokio::task::JoinHandle<Result<(), std::io::Error>>,
+    scheduler: tokio::task::JoinHandle<()>,
+}
+
+impl std::fmt::Debug for Running {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Running {{ addr: {} }}", self.addr)
+    }
+}
+
+impl Running {
+    /// Stop serving and scheduling; wait for both to end and close the
+    /// database.
+    pub async fn stop(self) -> Result<(), CoordError> {
+        let _ = self.stop.send(true);
+        let _ = self.scheduler.await;
+        let r = self.server.await;
+        self.coordinator.inner.store.close().await;
+        match r {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(e)) => Err(CoordError::Serve(e.to_string())),
+            Err(e) => Err(CoordError::Serve(e.to_string())),
+        }
+    }
+
+    /// Wait until the server ends (it ends only when stopped or failed).
+    pub async fn wait(&mut self) -> Result<(), CoordError> {
+        match (&mut self.server).await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(e)) => Err(CoordError::Serve(e.to_string())),
+            Err(e) => Err(CoordError::Serve(e.to_string())),
+        }
+    }
+}
+
+/// Open the coordinator, bind `config.listen` (port 0 picks a free port),
+/// and serve the API and console and run the scheduler in the background.
+pub async fn start(config: &Config, nodes: Arc<dyn NodeApi>) -> Result<Running, CoordError> {
+    let coordinator = Coordinator::open(config, nodes).await?;
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .map_err(|e| CoordError::Bind {
+            addr: config.listen,
+            message: e.to_string(),
+        })?;
+    let addr = listener.local_addr().map_err(|e| CoordError::Bind {
+        addr: config.listen,
+        message: e.to_string(),
+    })?;
+    let (stop, rx) = watch::channel(false);
+    let app = api::router(coordinator.clone());
+    let mut srx = rx.clone();
+    let server = tokio::spawn(async move {
+        axum::serve(listener, app)
+            .with_graceful_shutdown(async move {
+                let _ = srx.wait_for(|s| *s).await;
+            })
+            .await
+    });
+    let c = coordinator.clone();
+    let scheduler = tokio::spawn(async move { c.run_scheduler(rx).await });
+    Ok(Running {
+        addr,
+        coordinator,
+        stop,
+        server,
+        scheduler,
+    })
+}
+
+/// `kuvert coordinator`: serve with the real nodes until Ctrl-C.
+pub async fn serve(config: Config) -> Result<(), CoordError> {
+    let nodes = TlsNodes::new(
+        &config.pki_dir,
+        config.nodes,
+        Duration::from_secs(config.node_timeout_secs.clamp(1, 10)),
+    )
+    .map_err(CoordError::Pki)?;
+    let mut running = start(&config, Arc::new(nodes)).await?;
+    eprintln!(
+        "kuvert coordinator: API and console on http://{} (database {}, audit log {})",
+        running.addr,
+        store::redact(&config.database_url()),
+        running.coordinator.audit_path().display()
+    );
+    tokio::select! {
+        r = running.wait() => r,
+        _ = tokio::signal::ctrl_c() => running.stop().await,
+    }
+}
+
+pub(crate) fn now_ms() -> i64 {
+    (time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000) as i64
+}
+
+pub(crate) fn now_rfc3339() -> String {
+    time::OffsetDateTime::now_utc()
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_default()
+}
+
+pub(crate) fn fmt_ms(ms: i64) -> String {
+    time::OffsetDateTime::from_unix_timestamp_nanos(ms as i128 * 1_000_000)
+        .ok()
+        .and_then(|t| {
+            t.format(&time::format_description::well_known::Rfc3339)
+                .ok()
+        })
+        .unwrap_or_else(|| ms.to_string())
+}
