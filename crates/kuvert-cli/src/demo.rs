@@ -139,7 +139,10 @@ pub fn run(a: DemoArgs) -> anyhow::Result<ExitCode> {
     );
 
     // 1. Deployment PKI and party keys.
-    step(1, "PKI for three nodes and four parties, and the parties' keys");
+    step(
+        1,
+        "PKI for three nodes and four parties, and the parties' keys",
+    );
     let pki = dir.join("pki");
     let mut parties: Vec<String> = CONTRIBUTORS.iter().map(|s| s.to_string()).collect();
     parties.push(CONTROL.into());
@@ -170,7 +173,10 @@ pub fn run(a: DemoArgs) -> anyhow::Result<ExitCode> {
     let key_path = |name: &str| keys_dir.join(format!("{name}.key"));
 
     // 2. The analysis spec from the template.
-    step(2, "the analysis spec, from the overlapping-benefits template");
+    step(
+        2,
+        "the analysis spec, from the overlapping-benefits template",
+    );
     let spec_path = dir.join("analysis.toml");
     cmd(&format!(
         "kuvert analysis template {ANALYSIS} --out {}   # then fill in keys and contact",
@@ -180,7 +186,10 @@ pub fn run(a: DemoArgs) -> anyhow::Result<ExitCode> {
     std::fs::write(&spec_path, &spec_text)?;
 
     // 3. Inputs.
-    step(3, "the agencies' registers (generated; cleartext stays here)");
+    step(
+        3,
+        "the agencies' registers (generated; cleartext stays here)",
+    );
     let inputs = dir.join("inputs");
     let files = kuvert_examples::gen::write_inputs(ANALYSIS, a.rows, a.seed, &inputs)?;
     for f in &files {
@@ -188,7 +197,10 @@ pub fn run(a: DemoArgs) -> anyhow::Result<ExitCode> {
     }
 
     // 4. Nodes and coordinator.
-    step(4, "three compute nodes (TLS 1.3) and the coordinator on 127.0.0.1");
+    step(
+        4,
+        "three compute nodes (TLS 1.3) and the coordinator on 127.0.0.1",
+    );
     let client = [free_port()?, free_port()?, free_port()?];
     let mpc = [free_port()?, free_port()?, free_port()?];
     let listen = match a.listen {
@@ -247,13 +259,20 @@ pub fn run(a: DemoArgs) -> anyhow::Result<ExitCode> {
     children.0.push(("coordinator".into(), child));
     let url = format!("http://{listen}");
     let coord = Coordinator::new(&url);
-    wait_until(&mut children, &dir, Duration::from_secs(30), "the coordinator to start", || {
-        Ok(coord.get_text("/api/health").is_ok())
-    })?;
+    wait_until(
+        &mut children,
+        &dir,
+        Duration::from_secs(30),
+        "the coordinator to start",
+        || Ok(coord.get_text("/api/health").is_ok()),
+    )?;
     let cargs = CoordArgs {
         coordinator: url.clone(),
     };
-    eprintln!("  export KUVERT_COORDINATOR={url} KUVERT_PKI={}", pki.display());
+    eprintln!(
+        "  export KUVERT_COORDINATOR={url} KUVERT_PKI={}",
+        pki.display()
+    );
 
     // 5. Submit and approve.
     step(5, "submit the analysis; both contributors approve its hash");
@@ -267,10 +286,19 @@ pub fn run(a: DemoArgs) -> anyhow::Result<ExitCode> {
         ));
         service::approve_online(&id.to_hex(), &key_path(c), None, &cargs)?;
     }
-    wait_state(&mut children, &dir, &coord, &id, &["registered", "waiting", "ready", "running", "done"])?;
+    wait_state(
+        &mut children,
+        &dir,
+        &coord,
+        &id,
+        &["registered", "waiting", "ready", "running", "done"],
+    )?;
 
     // 6. Upload.
-    step(6, "each agency shares its register locally and sends each node only its shares");
+    step(
+        6,
+        "each agency shares its register locally and sends each node only its shares",
+    );
     let uploads = [("fk", "fk"), ("kommun", "ek")];
     for (party, table) in uploads {
         let path = inputs.join(format!("{table}.csv"));
@@ -297,14 +325,20 @@ pub fn run(a: DemoArgs) -> anyhow::Result<ExitCode> {
     }
 
     // 7. Compute.
-    step(7, "the nodes verify the approvals, compute under MPC, seal, delete, sign receipts");
+    step(
+        7,
+        "the nodes verify the approvals, compute under MPC, seal, delete, sign receipts",
+    );
     wait_done(&mut children, &dir, &coord, &id)?;
 
     // 8. Results.
-    step(8, "each recipient fetches its sealed result shares and opens them");
+    step(
+        8,
+        "each recipient fetches its sealed result shares and opens them",
+    );
     let results = dir.join("results");
     std::fs::create_dir_all(&results)?;
-    let analysis = kuvert_examples::get(ANALYSIS)?;
+    let spec = kuvert_gov::AnalysisSpec::parse(&spec_text, "spec", kuvert_gov::Validation::Strict)?;
     let mut all_agree = true;
     for r in ["fk", CONTROL] {
         let out = results.join(format!("{r}.csv"));
@@ -334,13 +368,13 @@ pub fn run(a: DemoArgs) -> anyhow::Result<ExitCode> {
         let agree = got == want;
         all_agree &= agree;
         let lines: Vec<&str> = text.lines().collect();
+        let described = spec
+            .recipient(r)
+            .and_then(|x| x.outputs.iter().find(|o| o.name == output))
+            .and_then(|o| o.description.clone())
+            .unwrap_or_default();
         println!(
-            "\n{r} ({}), output {output:?}: {}",
-            analysis
-                .output(output)
-                .map(|o| o.sql.lines().next().unwrap_or("").to_string())
-                .unwrap_or_default()
-                .trim(),
+            "\n{r} receives {output:?} ({described}): {}",
             if agree {
                 "same as SQLite on the cleartext inputs"
             } else {
@@ -351,7 +385,11 @@ pub fn run(a: DemoArgs) -> anyhow::Result<ExitCode> {
             println!("  {l}");
         }
         if lines.len() > 8 {
-            println!("  ... ({} rows in all, in {})", lines.len() - 1, out.display());
+            println!(
+                "  ... ({} rows in all, in {})",
+                lines.len() - 1,
+                out.display()
+            );
         }
     }
 
@@ -471,13 +509,19 @@ fn wait_state(
     id: &kuvert_gov::AnalysisId,
     want: &[&str],
 ) -> anyhow::Result<()> {
-    wait_until(children, dir, Duration::from_secs(60), "the nodes to register the analysis", || {
-        let (state, detail) = state_of(&coord.analysis(id)?);
-        if state == "failed" {
-            bail!("the analysis failed: {detail}");
-        }
-        Ok(want.contains(&state.as_str()))
-    })
+    wait_until(
+        children,
+        dir,
+        Duration::from_secs(60),
+        "the nodes to register the analysis",
+        || {
+            let (state, detail) = state_of(&coord.analysis(id)?);
+            if state == "failed" {
+                bail!("the analysis failed: {detail}");
+            }
+            Ok(want.contains(&state.as_str()))
+        },
+    )
 }
 
 fn wait_done(
@@ -494,30 +538,38 @@ fn wait_done(
         None
     };
     let mut last = String::new();
-    let r = wait_until(children, dir, Duration::from_secs(600), "the job to finish", || {
-        let v = coord.analysis(id)?;
-        let (state, detail) = state_of(&v);
-        let line = if detail.is_empty() {
-            state.clone()
-        } else {
-            format!("{state}: {detail}")
-        };
-        if line != last {
-            match &bar {
-                Some(b) => b.set_message(line.clone()),
-                None => eprintln!("  {line}"),
+    let r = wait_until(
+        children,
+        dir,
+        Duration::from_secs(600),
+        "the job to finish",
+        || {
+            let v = coord.analysis(id)?;
+            let (state, detail) = state_of(&v);
+            let line = if detail.is_empty() {
+                state.clone()
+            } else if detail.starts_with(&state) {
+                detail.clone()
+            } else {
+                format!("{state}: {detail}")
+            };
+            if line != last {
+                match &bar {
+                    Some(b) => b.set_message(line.clone()),
+                    None => eprintln!("  {line}"),
+                }
+                last = line;
             }
-            last = line;
-        }
-        match state.as_str() {
-            "done" => Ok(true),
-            "failed" | "expired" => bail!(
-                "the job did not finish: {detail}. Nothing was released; the logs are under {}",
-                dir.display()
-            ),
-            _ => Ok(false),
-        }
-    });
+            match state.as_str() {
+                "done" => Ok(true),
+                "failed" | "expired" => bail!(
+                    "the job did not finish: {detail}. Nothing was released; the logs are under {}",
+                    dir.display()
+                ),
+                _ => Ok(false),
+            }
+        },
+    );
     if let Some(b) = bar {
         b.finish_and_clear();
     }

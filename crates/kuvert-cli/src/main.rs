@@ -5,8 +5,8 @@ use clap::{Parser, Subcommand};
 
 mod bench;
 mod coordinator;
-mod demo;
 mod deid;
+mod demo;
 mod dp;
 mod example;
 mod gov;

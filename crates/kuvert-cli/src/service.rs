@@ -366,7 +366,10 @@ pub fn upload(
         for m in msgs {
             eprintln!("{m}");
         }
-        println!("uploaded {name}: {} rows, as shares to 3 nodes", table.rows());
+        println!(
+            "uploaded {name}: {} rows, as shares to 3 nodes",
+            table.rows()
+        );
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -423,7 +426,12 @@ pub fn results_csv(
 }
 
 /// `kuvert status ID`
-pub fn status(id: &str, json: bool, pki: Option<&Path>, coord: &CoordArgs) -> anyhow::Result<ExitCode> {
+pub fn status(
+    id: &str,
+    json: bool,
+    pki: Option<&Path>,
+    coord: &CoordArgs,
+) -> anyhow::Result<ExitCode> {
     let id = parse_id(id)?;
     let c = Coordinator::new(&coord.coordinator);
     let v = c.analysis(&id)?;
@@ -445,9 +453,14 @@ fn s<'a>(v: &'a Value, k: &str) -> &'a str {
 pub fn status_text(v: &Value, pki: Option<&Path>) -> String {
     let mut o = String::new();
     o += &format!("analysis  {}\nname      {}\n", s(v, "id"), s(v, "name"));
-    o += &format!("state     {}", s(v, "state"));
-    if !s(v, "detail").is_empty() {
-        o += &format!(" ({})", s(v, "detail"));
+    let (state, detail) = (s(v, "state"), s(v, "detail"));
+    o += &format!("state     {state}");
+    let detail = detail
+        .strip_prefix(state)
+        .map(|d| d.trim_start_matches(':').trim())
+        .unwrap_or(detail);
+    if !detail.is_empty() {
+        o += &format!(" — {detail}");
     }
     o.push('\n');
     o += "approvals\n";

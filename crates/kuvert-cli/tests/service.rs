@@ -189,9 +189,11 @@ fn demo_flow_security_checks_and_console() {
         files_under(&dir.join(d), &mut files);
     }
     assert!(files.iter().any(|f| f.ends_with("audit-coordinator.log")));
-    assert!(files
-        .iter()
-        .any(|f| f.file_name().unwrap().to_string_lossy().starts_with("audit-node")));
+    assert!(files.iter().any(|f| f
+        .file_name()
+        .unwrap()
+        .to_string_lossy()
+        .starts_with("audit-node")));
     for f in &files {
         let bytes = std::fs::read(f).unwrap();
         for v in ids.iter().chain(&amounts) {
@@ -255,7 +257,11 @@ fn demo_flow_security_checks_and_console() {
     let st = kuvert(&["status", &id]);
     let st_text = text(&st);
     assert!(st.status.success(), "{st_text}");
-    assert_eq!(st_text.matches("signature verified").count(), 3, "{st_text}");
+    assert_eq!(
+        st_text.matches("signature verified").count(),
+        3,
+        "{st_text}"
+    );
 
     // 5. The DPIA text from the coordinator.
     let d = kuvert(&["analysis", "describe", &id, "--format", "md"]);
@@ -288,14 +294,25 @@ fn demo_flow_security_checks_and_console() {
                     format!("{url}/analyses/{id}?lang=en"),
                     vec!["approvals", "receipts"],
                 ),
-                ("console-templates-en.png", format!("{url}/templates?lang=en"), vec![]),
+                (
+                    "console-templates-en.png",
+                    format!("{url}/templates?lang=en"),
+                    vec![],
+                ),
             ];
             for (shot, page, ids) in pages {
                 let dom = chromium_run(browser, &["--dump-dom"], &page);
                 let html = String::from_utf8_lossy(&dom.stdout);
-                assert!(dom.status.success() && html.contains("</html>"), "{page}: {}", text(&dom));
+                assert!(
+                    dom.status.success() && html.contains("</html>"),
+                    "{page}: {}",
+                    text(&dom)
+                );
                 for want in ids {
-                    assert!(html.contains(&format!("id=\"{want}\"")), "{page} lacks id={want}");
+                    assert!(
+                        html.contains(&format!("id=\"{want}\"")),
+                        "{page} lacks id={want}"
+                    );
                 }
                 let path = shots.join(shot);
                 let s = chromium_run(
@@ -308,7 +325,11 @@ fn demo_flow_security_checks_and_console() {
                 );
                 assert!(s.status.success(), "{}", text(&s));
                 let png = std::fs::read(&path).unwrap();
-                assert!(png.starts_with(b"\x89PNG") && png.len() > 10_000, "{}", path.display());
+                assert!(
+                    png.starts_with(b"\x89PNG") && png.len() > 10_000,
+                    "{}",
+                    path.display()
+                );
             }
             let dom = chromium_run(browser, &["--dump-dom"], &format!("{url}/analyses/{id}"));
             let html = String::from_utf8_lossy(&dom.stdout);

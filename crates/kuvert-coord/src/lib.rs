@@ -84,7 +84,9 @@ pub enum CoordError {
     Db(String),
     #[error("audit log: {0}")]
     Audit(#[from] kuvert_gov::GovError),
-    #[error("cannot listen on {addr}: {message}; choose another --listen address or stop what uses it")]
+    #[error(
+        "cannot listen on {addr}: {message}; choose another --listen address or stop what uses it"
+    )]
     Bind { addr: SocketAddr, message: String },
     #[error("cannot reach the nodes as party \"coordinator\": {0}; create the party's TLS identity in the PKI directory (kuvert pki init ... with a party named coordinator) and give it with --pki DIR")]
     Pki(String),
