@@ -6,7 +6,8 @@
 //!   under the nodes' and the coordinator's directories, logs included;
 //! - no share file remains; every deletion receipt verifies;
 //! - a party that is not the recipient cannot fetch or open its result;
-//! - a spec altered by the coordinator is refused by the client;
+//! - a spec altered by the coordinator is refused by the parties' clients
+//!   (the nodes' own refusal is tested in kuvert-node's tests/gov.rs);
 //! - `kuvert audit verify` passes, and fails after one altered byte;
 //! - the web console renders in headless Chromium (screenshots kept when
 //!   `KUVERT_ARTIFACTS` names a directory; CI sets it and
@@ -338,7 +339,28 @@ fn demo_flow_security_checks_and_console() {
         }
     }
 
-    // 7. Stop the service; the audit chains verify, and one altered byte
+    // 7. A coordinator that alters the spec it serves is caught by every
+    // party's client before anything is signed, sent or opened.
+    let db = rusqlite::Connection::open(dir.join("coordinator/coordinator.db")).unwrap();
+    let n = db
+        .execute(
+            "UPDATE analyses SET spec_toml = replace(spec_toml, 'purpose = \"Find', 'purpose = \"Also find') WHERE id = ?1",
+            [&id],
+        )
+        .unwrap();
+    assert_eq!(n, 1);
+    drop(db);
+    for args in [
+        vec!["result", &id, "--key", &k("kontroll")],
+        vec!["analysis", "approve", &id, "--key", &k("fk")],
+    ] {
+        let o = kuvert(&args);
+        assert!(!o.status.success(), "{args:?}: {}", text(&o));
+        assert!(text(&o).contains("altered"), "{args:?}: {}", text(&o));
+        assert!(o.stdout.is_empty(), "{args:?}");
+    }
+
+    // 8. Stop the service; the audit chains verify, and one altered byte
     // is found.
     drop(demo);
     let v = Command::new(KUVERT)
