@@ -432,9 +432,21 @@ pub fn run(a: DemoArgs) -> anyhow::Result<ExitCode> {
     }
     if a.serve {
         println!("\nServing the console at {url}/ — Ctrl-C to stop.");
+        // A process that stops (or is stopped, to try what happens) is
+        // reported once; the rest keep serving.
+        let mut reported = std::collections::BTreeSet::new();
         loop {
             std::thread::sleep(Duration::from_secs(1));
-            children.check_alive(&dir)?;
+            for (name, c) in &mut children.0 {
+                if let Ok(Some(st)) = c.try_wait() {
+                    if reported.insert(name.clone()) {
+                        eprintln!(
+                            "{name} stopped ({st}); its log: {}",
+                            dir.join(log_of(name)).display()
+                        );
+                    }
+                }
+            }
         }
     }
     Ok(ExitCode::SUCCESS)

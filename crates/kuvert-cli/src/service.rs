@@ -360,6 +360,7 @@ pub fn upload(
             }
         }
     }
+    wait_registered(&c, &id)?;
     let (nodes, _) = node_client(&c, tls, &k)?;
     for (name, table) in &loaded {
         let msgs = nodes.gov_upload(&id, &me.id, &k, name, table)?;
@@ -372,6 +373,52 @@ pub fn upload(
         );
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Wait (up to a minute) until the coordinator has registered the
+/// analysis at the nodes, which it does once every contributor approved.
+fn wait_registered(c: &Coordinator, id: &AnalysisId) -> anyhow::Result<()> {
+    let started = std::time::Instant::now();
+    let mut said = false;
+    loop {
+        let v = c.analysis(id)?;
+        let state = s(&v, "state");
+        match state {
+            "registered" | "running" | "failed" => return Ok(()),
+            "submitted" => {
+                let waiting: Vec<&str> = v
+                    .get("approvals")
+                    .and_then(|a| a.as_array())
+                    .into_iter()
+                    .flatten()
+                    .filter(|a| a.get("approved").and_then(|x| x.as_bool()) != Some(true))
+                    .map(|a| s(a, "contributor"))
+                    .collect();
+                bail!(
+                    "analysis {id} is not approved by every contributor yet (waiting for: {}); \
+                     nothing was sent. Upload once they have approved",
+                    waiting.join(", ")
+                );
+            }
+            "done" | "expired" => bail!(
+                "analysis {id} has already run ({state}); nothing was sent. \
+                 A new run needs a new analysis"
+            ),
+            _ => {}
+        }
+        if started.elapsed() > Duration::from_secs(60) {
+            bail!(
+                "analysis {id} is approved but not yet registered at all three nodes after a minute \
+                 ({}); nothing was sent. Check `kuvert status {id}`",
+                s(&v, "detail")
+            );
+        }
+        if !said {
+            eprintln!("waiting for the coordinator to register the analysis at the nodes ...");
+            said = true;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
 }
 
 /// `kuvert result ID --key KEY [--out FILE]`

@@ -14,73 +14,11 @@
 //!   `KUVERT_REQUIRE_CHROMIUM=1`).
 
 use std::collections::BTreeSet;
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Output};
 
-const KUVERT: &str = env!("CARGO_BIN_EXE_kuvert");
-
-fn text(o: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
-}
-
-struct Demo {
-    child: Child,
-    out: Vec<String>,
-}
-
-impl Drop for Demo {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// Start `kuvert demo --serve` and read its stdout until it serves.
-fn start_demo(dir: &Path) -> Demo {
-    let mut child = Command::new(KUVERT)
-        .args(["demo", "--serve", "--rows", "300", "--data-dir"])
-        .arg(dir)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let stdout = child.stdout.take().unwrap();
-    let stderr = child.stderr.take().unwrap();
-    let err_lines = std::thread::spawn(move || {
-        BufReader::new(stderr)
-            .lines()
-            .map_while(Result::ok)
-            .collect::<Vec<_>>()
-    });
-    let mut out = Vec::new();
-    let mut lines = BufReader::new(stdout).lines();
-    loop {
-        match lines.next() {
-            Some(Ok(l)) => {
-                let serving = l.starts_with("Serving the console");
-                out.push(l);
-                if serving {
-                    break;
-                }
-            }
-            _ => {
-                let _ = child.wait();
-                panic!(
-                    "the demo ended before serving:\n{}\n{}",
-                    out.join("\n"),
-                    err_lines.join().unwrap().join("\n")
-                );
-            }
-        }
-    }
-    Demo { child, out }
-}
+mod common;
+use common::{start_demo, text, KUVERT};
 
 fn files_under(dir: &Path, out: &mut Vec<PathBuf>) {
     for e in std::fs::read_dir(dir).unwrap() {
@@ -161,27 +99,14 @@ fn chromium_run(browser: &str, args: &[&str], url: &str) -> Output {
 fn demo_flow_security_checks_and_console() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("demo");
-    let demo = start_demo(&dir);
+    let demo = start_demo(&dir, 300);
     let out = demo.out.join("\n");
     assert!(out.contains("same as SQLite"), "{out}");
     assert!(!out.contains("DIFFERS"), "{out}");
     assert!(out.contains("signature verified"), "{out}");
     assert!(out.contains("share files left at the nodes: 0"), "{out}");
-    let url = demo
-        .out
-        .iter()
-        .find_map(|l| l.trim().strip_prefix("console"))
-        .and_then(|l| l.split_whitespace().next())
-        .expect("console URL")
-        .trim_end_matches('/')
-        .to_string();
-    let id = demo
-        .out
-        .iter()
-        .find_map(|l| l.strip_prefix("analysis  "))
-        .expect("analysis id")
-        .trim()
-        .to_string();
+    let url = demo.url();
+    let id = demo.id();
 
     // 1. No cleartext input value under the nodes' and coordinator's dirs.
     let (ids, amounts) = secrets(&dir.join("inputs"));
