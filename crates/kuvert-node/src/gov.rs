@@ -1401,7 +1401,15 @@ impl Gov {
         // the TLS sessions with the other nodes end here.
         drop(party);
         if let Err(err) = self.finish(id, tables, &results, stats) {
-            tracing::error!(node = self.node, analysis = %id, error = %err, "could not finish the run");
+            // A storage or audit failure after the computation: release
+            // nothing (remove any boxes written) and say why.
+            let partial = self.adir(&id).join("results");
+            let _ = std::fs::remove_dir_all(&partial);
+            self.fail(
+                id,
+                format!("could not store the results: {err}; fix the node's storage and run again"),
+                false,
+            );
         }
     }
 
