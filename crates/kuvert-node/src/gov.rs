@@ -1698,6 +1698,107 @@ pub fn decode_hex<const N: usize>(s: &str) -> Option<[u8; N]> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+    use rand::SeedableRng;
+
+    /// A node-0 store with the overlapping-benefits template registered,
+    /// the fk key, and node 0's part of a signed upload of a small table:
+    /// (schema, rows, payload, signature hex).
+    fn registered() -> (
+        tempfile::TempDir,
+        Gov,
+        AnalysisId,
+        (String, u64, Vec<u8>, String),
+    ) {
+        let mut rng = rand_chacha::ChaCha20Rng::seed_from_u64(4);
+        let fk = PartyKey::generate_with("fk", &mut rng);
+        let kommun = PartyKey::generate_with("kommun", &mut rng);
+        let text = kuvert_gov::templates::get("overlapping-benefits")
+            .unwrap()
+            .replace(
+                "public_key = \"placeholder:fk\"",
+                &format!("public_key = \"{}\"", fk.public().ed25519),
+            )
+            .replace(
+                "public_key = \"placeholder:kommun\"",
+                &format!("public_key = \"{}\"", kommun.public().ed25519),
+            )
+            .replace(
+                "public_key_x25519 = \"placeholder:fk\"",
+                &format!("public_key_x25519 = \"{}\"", fk.public().x25519),
+            )
+            .replace(
+                "public_key_x25519 = \"placeholder:kommun\"",
+                &format!("public_key_x25519 = \"{}\"", kommun.public().x25519),
+            )
+            .replace(
+                "public_key_x25519 = \"placeholder:kontroll\"",
+                &format!("public_key_x25519 = \"{}\"", kommun.public().x25519),
+            )
+            .replace(
+                "contact = \"placeholder: the analysis owner's functional mailbox, e.g. mpc-analys@myndighet.example\"",
+                "contact = \"x@example.org\"",
+            );
+        let spec = AnalysisSpec::parse(&text, "t", Validation::Strict).unwrap();
+        let id = spec.id();
+        let approvals = vec![
+            kuvert_gov::sign_approval(&id, "fk", &fk),
+            kuvert_gov::sign_approval(&id, "kommun", &kommun),
+        ];
+        let dir = tempfile::tempdir().unwrap();
+        let g = Gov::open(0, dir.path(), &dir.path().join("n.gov.key"), false, None).unwrap();
+        g.register("coordinator", &text, &approvals).unwrap();
+        let schema: Schema = "pnr:idnr,forman:text,fran:date,till:date,belopp:int"
+            .parse()
+            .unwrap();
+        let csv =
+            "pnr,forman,fran,till,belopp\n811228-9874,sjukpenning,2025-01-01,2025-01-31,4711\n";
+        let table = kuvert_data::read_csv(
+            csv.as_bytes(),
+            "t.csv",
+            &schema,
+            &kuvert_data::CsvOptions::default(),
+        )
+        .unwrap();
+        let shares =
+            kuvert_data::share_table(&table, kuvert_data::share::ShareKind::Arithmetic, &mut rng);
+        let s = &shares[0];
+        let mut payload = Vec::new();
+        for c in &s.columns {
+            payload.extend(wire::words_to_bytes(&c.a));
+            payload.extend(wire::words_to_bytes(&c.b));
+        }
+        let digest: [u8; 32] = Sha256::digest(&payload).into();
+        let schema = s.schema.to_compact();
+        let msg = wire::upload_message(&id, 0, "fk", "fk", &schema, s.rows as u64, &digest);
+        let sig = encode_hex(&fk.sign_upload(&msg).unwrap().to_bytes());
+        (dir, g, id, (schema, s.rows as u64, payload, sig))
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(16))]
+
+        /// Any one bit flipped in the shares or in the signature makes the
+        /// node refuse the upload, and the unaltered upload is accepted.
+        #[test]
+        fn any_altered_bit_of_a_signed_upload_is_refused(pos in 0usize..100_000, bit in 0u8..8, in_sig: bool) {
+            let (_dir, g, id, (schema, rows, payload, sig)) = registered();
+            let (mut p, mut sig_bytes) = (payload.clone(), decode_hex::<64>(&sig).unwrap());
+            if in_sig {
+                sig_bytes[pos % 64] ^= 1 << bit;
+            } else {
+                let n = p.len();
+                p[pos % n] ^= 1 << bit;
+            }
+            let e = g
+                .upload("fk", &id.to_hex(), "fk", "fk", &schema, rows, &encode_hex(&sig_bytes), p)
+                .unwrap_err();
+            prop_assert!(matches!(e, NodeGovError::BadSignature { .. }), "{}", e);
+            prop_assert!(g.status(&id.to_hex()).unwrap().tables.is_empty());
+            g.upload("fk", &id.to_hex(), "fk", "fk", &schema, rows, &sig, payload).unwrap();
+            prop_assert_eq!(g.status(&id.to_hex()).unwrap().tables.len(), 1);
+        }
+    }
 
     #[test]
     fn hex_round_trip_and_refusals() {
