@@ -1222,7 +1222,22 @@ impl Gov {
         let mut cfg = NetConfig::new(self.node, link.nodes, link.tls.clone());
         cfg.io_timeout = link.io_timeout;
         cfg.connect_timeout = link.connect_timeout;
-        let mut t = TlsTransport::connect(cfg).map_err(|e| e.to_string())?;
+        // Bind this node's MPC address first, retrying briefly: the port can
+        // be held for a moment (a client's source port, a closing socket).
+        let addr = link.nodes[self.node];
+        let until = Instant::now() + link.connect_timeout;
+        let listener = loop {
+            match std::net::TcpListener::bind(addr) {
+                Ok(l) => break l,
+                Err(e) if Instant::now() < until => {
+                    tracing::debug!(node = self.node, %addr, error = %e, "MPC address busy; retrying");
+                    std::thread::sleep(Duration::from_millis(50));
+                }
+                Err(e) => return Err(format!("cannot listen on {addr}: {e}")),
+            }
+        };
+        let mut t =
+            TlsTransport::connect_with_listener(cfg, listener).map_err(|e| e.to_string())?;
         let me = self.node;
         let peers: Vec<usize> = (0..3).filter(|j| *j != me).collect();
         let count = (offer.len() as u32).to_be_bytes();
