@@ -768,7 +768,8 @@ impl Gov {
             .adir(&id)
             .join("shares")
             .join(format!("{table}.shares"));
-        let mut file = format!("{} {rows}\n", want_schema.to_compact()).into_bytes();
+        let mut file =
+            Zeroizing::new(format!("{} {rows}\n", want_schema.to_compact()).into_bytes());
         file.extend(wire::words_to_bytes(&all));
         let mut entries = lock(&self.entries);
         let e = entries.get_mut(&id).ok_or(NodeGovError::NotRegistered {
