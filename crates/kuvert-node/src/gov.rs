@@ -1092,6 +1092,12 @@ impl Gov {
             .ok()
             .and_then(|b| serde_json::from_slice::<DeletionReceipt>(&b).ok());
         if matches!(persisted.state, GovState::Running { .. }) {
+            // Boxes sealed before the stop are never released: the run
+            // did not finish.
+            let partial = dir.join("results");
+            if partial.exists() {
+                std::fs::remove_dir_all(&partial).map_err(|e| NodeGovError::store(&partial, e))?;
+            }
             let inputs_kept = !tables.is_empty();
             persisted.state = GovState::Failed {
                 reason: "node restarted during the run".into(),

@@ -848,7 +848,12 @@ fn a_failed_run_releases_nothing_keeps_inputs_and_a_restarted_node_resumes() {
     let mut v: serde_json::Value = serde_json::from_slice(&std::fs::read(&state).unwrap()).unwrap();
     v["state"] = serde_json::json!({"state": "running", "output": "ids", "done": 1, "total": 2});
     std::fs::write(&state, serde_json::to_vec(&v).unwrap()).unwrap();
+    // ... after sealing a box that it had not yet released.
+    let partial = state.with_file_name("results");
+    std::fs::create_dir_all(&partial).unwrap();
+    std::fs::write(partial.join("kontroll.sealed.json"), "[]").unwrap();
     c.start_node(2);
+    assert!(!partial.exists(), "a box of an unfinished run was kept");
     let st = coord.gov_status(2, &id).unwrap();
     assert_eq!(
         st.state,
