@@ -145,3 +145,37 @@ fn print_written(files: &[WrittenFile]) {
         println!("{mode}  {}  {}", f.path.display(), f.what);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn init_writes_the_nodes_receipt_keys_too() {
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("pki");
+        let code = run(PkiCommand::Init {
+            out: out.clone(),
+            nodes: 3,
+            parties: vec!["fk".into()],
+            days: 30,
+            force: false,
+        })
+        .unwrap();
+        assert_eq!(code, ExitCode::SUCCESS);
+        for i in 0..3 {
+            let key = kuvert_node::gov::signing_key_path(&out, i);
+            assert!(
+                kuvert_gov::PartyKey::load(&key).is_ok(),
+                "{}",
+                key.display()
+            );
+            kuvert_node::gov::node_public_key(&out, i).unwrap();
+        }
+        assert_eq!(
+            receipt_key_file(out.join("node-2.gov.key")).what,
+            "node 2's deletion-receipt signing key (give only to node 2)"
+        );
+        assert!(!receipt_key_file(out.join("node-1.gov.pub")).secret);
+    }
+}

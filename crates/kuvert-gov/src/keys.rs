@@ -271,6 +271,24 @@ mod tests {
     use rand_chacha::rand_core::SeedableRng;
 
     #[test]
+    fn upload_signatures_only_for_upload_messages() {
+        use ed25519_dalek::Verifier;
+        let mut rng = rand_chacha::ChaCha20Rng::seed_from_u64(2);
+        let k = PartyKey::generate_with("fk", &mut rng);
+        let mut msg = UPLOAD_TAG.to_vec();
+        msg.extend_from_slice(b"rest of the message");
+        let sig = k.sign_upload(&msg).unwrap();
+        assert!(k.verifying_key().verify(&msg, &sig).is_ok());
+        // An approval or a deletion receipt cannot be signed through it.
+        for other in [&b"kuvert-approval-v1xxxx"[..], b"kuvert-deletion-v1{}", b""] {
+            assert!(matches!(
+                k.sign_upload(other),
+                Err(GovError::NotAnUploadMessage)
+            ));
+        }
+    }
+
+    #[test]
     fn text_round_trip_keeps_both_keys() {
         let mut rng = rand_chacha::ChaCha20Rng::seed_from_u64(1);
         let k = PartyKey::generate_with("fk", &mut rng);

@@ -182,4 +182,35 @@ mod tests {
             .unwrap_err()
             .contains("bogus"));
     }
+
+    #[test]
+    fn governed_fields_default_resolve_and_are_checked() {
+        let dir = tempfile::tempdir().unwrap();
+        let common = "listen = \"127.0.0.1:7100\"\nnodes = [\"127.0.0.1:7000\", \"127.0.0.1:7001\", \"127.0.0.1:7002\"]\npki_dir = \"pki\"\ndata_dir = \"data\"\n";
+        let p = dir.path().join("n.toml");
+        std::fs::write(&p, format!("id = 0\n{common}")).unwrap();
+        let c = NodeConfig::load(&p).unwrap();
+        assert_eq!(
+            (c.signing_key, c.trusted_keys, c.sweep_secs),
+            (None, None, 60)
+        );
+        let key = "d75a980182b10ab7d54bfed3c964073a0ee172f3daa62325af021a68f707511a";
+        std::fs::write(
+            &p,
+            format!("id = 0\nsigning_key = \"k/n.gov.key\"\ntrusted_keys = [\"{key}\"]\nsweep_secs = 5\n{common}"),
+        )
+        .unwrap();
+        let c = NodeConfig::load(&p).unwrap();
+        assert_eq!(c.signing_key.unwrap(), dir.path().join("k/n.gov.key"));
+        assert_eq!(c.trusted_keys.unwrap(), vec![key.to_string()]);
+        assert_eq!(c.sweep_secs, 5);
+        std::fs::write(&p, format!("id = 0\ntrusted_keys = [\"abc\"]\n{common}")).unwrap();
+        let e = NodeConfig::load(&p).unwrap_err();
+        assert!(
+            e.contains("trusted_keys[0] \"abc\" is not an Ed25519 public key"),
+            "{e}"
+        );
+        std::fs::write(&p, format!("id = 0\nsweep_secs = 0\n{common}")).unwrap();
+        assert!(NodeConfig::load(&p).unwrap_err().contains("sweep_secs"));
+    }
 }

@@ -768,7 +768,8 @@ impl Gov {
             .adir(&id)
             .join("shares")
             .join(format!("{table}.shares"));
-        let mut file = format!("{} {rows}\n", want_schema.to_compact()).into_bytes();
+        let mut file =
+            Zeroizing::new(format!("{} {rows}\n", want_schema.to_compact()).into_bytes());
         file.extend(wire::words_to_bytes(&all));
         let mut entries = lock(&self.entries);
         let e = entries.get_mut(&id).ok_or(NodeGovError::NotRegistered {
@@ -1091,6 +1092,12 @@ impl Gov {
             .ok()
             .and_then(|b| serde_json::from_slice::<DeletionReceipt>(&b).ok());
         if matches!(persisted.state, GovState::Running { .. }) {
+            // Boxes sealed before the stop are never released: the run
+            // did not finish.
+            let partial = dir.join("results");
+            if partial.exists() {
+                std::fs::remove_dir_all(&partial).map_err(|e| NodeGovError::store(&partial, e))?;
+            }
             let inputs_kept = !tables.is_empty();
             persisted.state = GovState::Failed {
                 reason: "node restarted during the run".into(),
@@ -1222,7 +1229,22 @@ impl Gov {
         let mut cfg = NetConfig::new(self.node, link.nodes, link.tls.clone());
         cfg.io_timeout = link.io_timeout;
         cfg.connect_timeout = link.connect_timeout;
-        let mut t = TlsTransport::connect(cfg).map_err(|e| e.to_string())?;
+        // Bind this node's MPC address first, retrying briefly: the port can
+        // be held for a moment (a client's source port, a closing socket).
+        let addr = link.nodes[self.node];
+        let until = Instant::now() + link.connect_timeout;
+        let listener = loop {
+            match std::net::TcpListener::bind(addr) {
+                Ok(l) => break l,
+                Err(e) if Instant::now() < until => {
+                    tracing::debug!(node = self.node, %addr, error = %e, "MPC address busy; retrying");
+                    std::thread::sleep(Duration::from_millis(50));
+                }
+                Err(e) => return Err(format!("cannot listen on {addr}: {e}")),
+            }
+        };
+        let mut t =
+            TlsTransport::connect_with_listener(cfg, listener).map_err(|e| e.to_string())?;
         let me = self.node;
         let peers: Vec<usize> = (0..3).filter(|j| *j != me).collect();
         let count = (offer.len() as u32).to_be_bytes();
@@ -1401,7 +1423,15 @@ impl Gov {
         // the TLS sessions with the other nodes end here.
         drop(party);
         if let Err(err) = self.finish(id, tables, &results, stats) {
-            tracing::error!(node = self.node, analysis = %id, error = %err, "could not finish the run");
+            // A storage or audit failure after the computation: release
+            // nothing (remove any boxes written) and say why.
+            let partial = self.adir(&id).join("results");
+            let _ = std::fs::remove_dir_all(&partial);
+            self.fail(
+                id,
+                format!("could not store the results: {err}; fix the node's storage and run again"),
+                false,
+            );
         }
     }
 
@@ -1690,6 +1720,107 @@ pub fn decode_hex<const N: usize>(s: &str) -> Option<[u8; N]> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+    use rand::SeedableRng;
+
+    /// A node-0 store with the overlapping-benefits template registered,
+    /// the fk key, and node 0's part of a signed upload of a small table:
+    /// (schema, rows, payload, signature hex).
+    fn registered() -> (
+        tempfile::TempDir,
+        Gov,
+        AnalysisId,
+        (String, u64, Vec<u8>, String),
+    ) {
+        let mut rng = rand_chacha::ChaCha20Rng::seed_from_u64(4);
+        let fk = PartyKey::generate_with("fk", &mut rng);
+        let kommun = PartyKey::generate_with("kommun", &mut rng);
+        let text = kuvert_gov::templates::get("overlapping-benefits")
+            .unwrap()
+            .replace(
+                "public_key = \"placeholder:fk\"",
+                &format!("public_key = \"{}\"", fk.public().ed25519),
+            )
+            .replace(
+                "public_key = \"placeholder:kommun\"",
+                &format!("public_key = \"{}\"", kommun.public().ed25519),
+            )
+            .replace(
+                "public_key_x25519 = \"placeholder:fk\"",
+                &format!("public_key_x25519 = \"{}\"", fk.public().x25519),
+            )
+            .replace(
+                "public_key_x25519 = \"placeholder:kommun\"",
+                &format!("public_key_x25519 = \"{}\"", kommun.public().x25519),
+            )
+            .replace(
+                "public_key_x25519 = \"placeholder:kontroll\"",
+                &format!("public_key_x25519 = \"{}\"", kommun.public().x25519),
+            )
+            .replace(
+                "contact = \"placeholder: the analysis owner's functional mailbox, e.g. mpc-analys@myndighet.example\"",
+                "contact = \"x@example.org\"",
+            );
+        let spec = AnalysisSpec::parse(&text, "t", Validation::Strict).unwrap();
+        let id = spec.id();
+        let approvals = vec![
+            kuvert_gov::sign_approval(&id, "fk", &fk),
+            kuvert_gov::sign_approval(&id, "kommun", &kommun),
+        ];
+        let dir = tempfile::tempdir().unwrap();
+        let g = Gov::open(0, dir.path(), &dir.path().join("n.gov.key"), false, None).unwrap();
+        g.register("coordinator", &text, &approvals).unwrap();
+        let schema: Schema = "pnr:idnr,forman:text,fran:date,till:date,belopp:int"
+            .parse()
+            .unwrap();
+        let csv =
+            "pnr,forman,fran,till,belopp\n811228-9874,sjukpenning,2025-01-01,2025-01-31,4711\n";
+        let table = kuvert_data::read_csv(
+            csv.as_bytes(),
+            "t.csv",
+            &schema,
+            &kuvert_data::CsvOptions::default(),
+        )
+        .unwrap();
+        let shares =
+            kuvert_data::share_table(&table, kuvert_data::share::ShareKind::Arithmetic, &mut rng);
+        let s = &shares[0];
+        let mut payload = Vec::new();
+        for c in &s.columns {
+            payload.extend(wire::words_to_bytes(&c.a));
+            payload.extend(wire::words_to_bytes(&c.b));
+        }
+        let digest: [u8; 32] = Sha256::digest(&payload).into();
+        let schema = s.schema.to_compact();
+        let msg = wire::upload_message(&id, 0, "fk", "fk", &schema, s.rows as u64, &digest);
+        let sig = encode_hex(&fk.sign_upload(&msg).unwrap().to_bytes());
+        (dir, g, id, (schema, s.rows as u64, payload, sig))
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(16))]
+
+        /// Any one bit flipped in the shares or in the signature makes the
+        /// node refuse the upload, and the unaltered upload is accepted.
+        #[test]
+        fn any_altered_bit_of_a_signed_upload_is_refused(pos in 0usize..100_000, bit in 0u8..8, in_sig: bool) {
+            let (_dir, g, id, (schema, rows, payload, sig)) = registered();
+            let (mut p, mut sig_bytes) = (payload.clone(), decode_hex::<64>(&sig).unwrap());
+            if in_sig {
+                sig_bytes[pos % 64] ^= 1 << bit;
+            } else {
+                let n = p.len();
+                p[pos % n] ^= 1 << bit;
+            }
+            let e = g
+                .upload("fk", &id.to_hex(), "fk", "fk", &schema, rows, &encode_hex(&sig_bytes), p)
+                .unwrap_err();
+            prop_assert!(matches!(e, NodeGovError::BadSignature { .. }), "{}", e);
+            prop_assert!(g.status(&id.to_hex()).unwrap().tables.is_empty());
+            g.upload("fk", &id.to_hex(), "fk", "fk", &schema, rows, &sig, payload).unwrap();
+            prop_assert_eq!(g.status(&id.to_hex()).unwrap().tables.len(), 1);
+        }
+    }
 
     #[test]
     fn hex_round_trip_and_refusals() {

@@ -111,6 +111,8 @@ pub enum GovState {
     /// All tables in; not yet told to run.
     Ready,
     /// Computing output `done` of `total` (plus per-query progress).
+    /// `output` is empty while the node waits for the other two nodes to
+    /// be asked to run it too.
     Running {
         output: String,
         done: u64,

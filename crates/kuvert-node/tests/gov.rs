@@ -66,42 +66,42 @@ fn data() -> (Vec<Fk>, Vec<Ek>) {
             forman: "sjukpenning",
             fran: "2025-01-01",
             till: "2025-01-31",
-            belopp: 123457,
+            belopp: 123457019,
         },
         Fk {
             pnr: p[1].clone(),
             forman: "bostadsbidrag",
             fran: "2025-02-01",
             till: "2025-02-28",
-            belopp: 234568,
+            belopp: 234568023,
         },
         Fk {
             pnr: p[2].clone(),
             forman: "sjukpenning",
             fran: "2025-03-01",
             till: "2025-03-31",
-            belopp: 453219,
+            belopp: 453219031,
         },
         Fk {
             pnr: p[2].clone(),
             forman: "bostadsbidrag",
             fran: "2025-05-01",
             till: "2025-05-31",
-            belopp: 512347,
+            belopp: 512347043,
         },
         Fk {
             pnr: p[3].clone(),
             forman: "aktivitetsstod",
             fran: "2025-01-01",
             till: "2025-12-31",
-            belopp: 678913,
+            belopp: 678913057,
         },
         Fk {
             pnr: p[5].clone(),
             forman: "sjukpenning",
             fran: "2025-06-01",
             till: "2025-06-30",
-            belopp: 345671,
+            belopp: 345671061,
         },
     ];
     let ek = vec![
@@ -109,31 +109,31 @@ fn data() -> (Vec<Fk>, Vec<Ek>) {
             pnr: p[0].clone(),
             fran: "2025-01-15",
             till: "2025-02-14",
-            belopp: 111119,
+            belopp: 111119071,
         },
         Ek {
             pnr: p[1].clone(),
             fran: "2025-03-01",
             till: "2025-03-31",
-            belopp: 222227,
+            belopp: 222227083,
         },
         Ek {
             pnr: p[2].clone(),
             fran: "2025-05-10",
             till: "2025-05-20",
-            belopp: 333331,
+            belopp: 333331097,
         },
         Ek {
             pnr: p[4].clone(),
             fran: "2025-01-01",
             till: "2025-01-31",
-            belopp: 444443,
+            belopp: 444443101,
         },
         Ek {
             pnr: p[5].clone(),
             fran: "2025-06-30",
             till: "2025-07-04",
-            belopp: 555557,
+            belopp: 555557113,
         },
     ];
     (fk, ek)
@@ -267,11 +267,19 @@ struct Cluster {
     nodes: Vec<Option<Arc<Node>>>,
 }
 
+/// A free port below Linux's ephemeral range (32768 and up), so that no
+/// client connection of a parallel test takes it as its source port
+/// between this check and the node binding it.
 fn free_port() -> SocketAddr {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    let base = (std::process::id() % 1000) * 12;
+    loop {
+        let port = 20_000 + (base + NEXT.fetch_add(1, Ordering::SeqCst)) % 12_000;
+        if let Ok(l) = TcpListener::bind(("127.0.0.1", port as u16)) {
+            return l.local_addr().unwrap();
+        }
+    }
 }
 
 impl Cluster {
@@ -410,9 +418,11 @@ fn full_flow_gives_the_oracle_answer_deletes_signs_and_leaks_no_value() {
     let (fk, ek) = data();
     let (want_ids, want_sum) = oracle(&fk, &ek);
     // Hand check of the oracle: persons 0, 2 (second row only) and 5 (the
-    // periods touch on 2025-06-30).
+    // periods touch on 2025-06-30). Amounts have nine digits, so that a
+    // match of one in the nodes' files cannot be chance (hex hashes there
+    // hold decimal runs of six digits now and then).
     assert_eq!(want_ids.len(), 3);
-    assert_eq!(want_sum, 123457 + 512347 + 345671);
+    assert_eq!(want_sum, 123457019 + 512347043 + 345671061);
 
     let c = Cluster::start(10);
     let text = spec_text(&k, AT_JOB_END);
@@ -838,7 +848,12 @@ fn a_failed_run_releases_nothing_keeps_inputs_and_a_restarted_node_resumes() {
     let mut v: serde_json::Value = serde_json::from_slice(&std::fs::read(&state).unwrap()).unwrap();
     v["state"] = serde_json::json!({"state": "running", "output": "ids", "done": 1, "total": 2});
     std::fs::write(&state, serde_json::to_vec(&v).unwrap()).unwrap();
+    // ... after sealing a box that it had not yet released.
+    let partial = state.with_file_name("results");
+    std::fs::create_dir_all(&partial).unwrap();
+    std::fs::write(partial.join("kontroll.sealed.json"), "[]").unwrap();
     c.start_node(2);
+    assert!(!partial.exists(), "a box of an unfinished run was kept");
     let st = coord.gov_status(2, &id).unwrap();
     assert_eq!(
         st.state,
@@ -941,9 +956,9 @@ fn concurrent_analyses_asked_in_different_orders_each_get_their_own_answer() {
     let (fk, ek) = data();
     let c = Cluster::start(10);
     let coord = c.client("coordinator");
-    // Three analyses over different municipal rows, so that an answer
+    // Six analyses over different municipal rows, so that an answer
     // computed on another analysis' inputs would show.
-    let subsets = [0usize, 1, 3];
+    let subsets = [0usize, 1, 3, 4, 2, 0];
     let mut ids = Vec::new();
     for (j, from) in subsets.iter().enumerate() {
         let text = spec_text(&k, AT_JOB_END).replacen(
@@ -962,7 +977,7 @@ fn concurrent_analyses_asked_in_different_orders_each_get_their_own_answer() {
         ids.push(id);
     }
     // Each node is asked in another order.
-    let orders = [[0, 1, 2], [2, 1, 0], [1, 2, 0]];
+    let orders = [[0, 1, 2, 3, 4, 5], [5, 4, 3, 2, 1, 0], [2, 4, 0, 5, 1, 3]];
     for (i, order) in orders.iter().enumerate() {
         let mut conn = coord.connect(i).unwrap();
         for j in order {
@@ -995,4 +1010,27 @@ fn concurrent_analyses_asked_in_different_orders_each_get_their_own_answer() {
         );
     }
     assert!(kuvert_gov::verify_dir(c.dir.path()).unwrap().ok());
+}
+
+#[test]
+fn an_output_promised_as_differentially_private_without_noise_in_its_sql_is_refused() {
+    let k = keys();
+    let text = format!(
+        "{}\n[[dp]]\noutput = \"persons\"\nepsilon = 1.0\n",
+        spec_text(&k, AT_JOB_END)
+    );
+    let (_, approvals) = approve(&text, &k);
+    let dir = tempfile::tempdir().unwrap();
+    let g = gov::Gov::open(1, dir.path(), &dir.path().join("k.gov.key"), false, None).unwrap();
+    let e = g.register("coordinator", &text, &approvals).unwrap_err();
+    assert!(
+        e.to_string().contains("output \"persons\"")
+            && e.to_string().contains("promises differential privacy"),
+        "{e}"
+    );
+    // Refused before anything was stored, and the refusal is logged.
+    assert!(!dir.path().join("analyses").exists());
+    let records = kuvert_gov::verify_file(&dir.path().join("audit-node1.log")).unwrap();
+    assert_eq!(records.len(), 1);
+    assert_eq!(records[0].action, "request_refused");
 }
