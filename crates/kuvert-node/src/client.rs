@@ -375,7 +375,7 @@ fn proto(node: usize, r: &Response) -> ClientError {
     }
 }
 
-/// The governed service (docs/service-nodes.md): registering approved
+/// The governed service (docs/service.md, "Nodes"): registering approved
 /// analyses, signed uploads, runs, status and sealed results.
 impl Nodes {
     /// Register an approved analysis at all three nodes (each verifies the

@@ -13,7 +13,7 @@
 //! io_timeout_secs = 8                      # a silent peer fails the job after this
 //! connect_timeout_secs = 10                # how long a job waits for the other nodes
 //! max_upload_bytes = 4294967296
-//! # The governed service (docs/service-nodes.md):
+//! # The governed service (docs/service.md, "Nodes"):
 //! # signing_key = "pki/node-0.gov.key"    # signs deletion receipts (default shown;
 //! #                                        # created on first start when absent)
 //! # trusted_keys = ["<ed25519 hex>", ...]  # accept only analyses whose every

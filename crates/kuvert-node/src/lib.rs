@@ -21,7 +21,7 @@
 //! a node releases result shares only to the recipient named when the job
 //! was started, and only after the whole computation succeeded.
 //!
-//! [`gov`] is the governed service (docs/service-nodes.md): analyses
+//! [`gov`] is the governed service (docs/service.md, "Nodes"): analyses
 //! whose spec and approvals the node verified itself, uploads signed by
 //! the approving contributor, every output run and sealed (HPKE) to its
 //! recipient, input shares deleted with a signed receipt, every step in

@@ -61,7 +61,7 @@ pub struct Node {
     jobs: Mutex<BTreeMap<String, Job>>,
     /// Held while a job talks to the other nodes.
     mpc: Arc<Mutex<()>>,
-    /// The governed analyses (docs/service-nodes.md).
+    /// The governed analyses (docs/service.md, "Nodes").
     gov: Arc<Gov>,
     /// Set by [`Node::shutdown`].
     stop: AtomicBool,
