@@ -4,6 +4,7 @@
 use clap::{Parser, Subcommand};
 
 mod bench;
+mod coordinator;
 mod deid;
 mod dp;
 mod example;
@@ -84,6 +85,10 @@ enum Command {
     /// describe, template) and `audit verify`.
     #[command(flatten)]
     Gov(gov::GovCommand),
+    /// The service operator's coordinator: catalogue of analyses, approval
+    /// collection, scheduling of the three nodes, status, audit, OpenAPI
+    /// document and web console. Never holds keys, shares or results.
+    Coordinator(Box<coordinator::CoordinatorArgs>),
 }
 
 fn main() -> std::process::ExitCode {
@@ -102,6 +107,7 @@ fn main() -> std::process::ExitCode {
         Command::Example(c) => example::run(c),
         Command::Run(a) => run::run(*a),
         Command::Gov(c) => gov::run(c),
+        Command::Coordinator(a) => coordinator::run(*a),
     };
     match result {
         Ok(code) => code,

@@ -465,6 +465,7 @@ impl Coordinator {
         let mut deadline = String::new();
         let mut ev = AuditEvent::new("coordinator", "job.done").analysis(parse_id(&a.id)?);
         let mut n_receipts = 0;
+        let mut invalid = Vec::new();
         for s in st {
             if let GovState::Done { deadline: d } = &s.state {
                 if deadline.is_empty() || d < &deadline {
@@ -472,6 +473,9 @@ impl Coordinator {
                 }
             }
             if let Some(r) = &s.receipt {
+                if self.check_receipt(r) == crate::ReceiptCheck::Invalid || r.node as usize != s.node {
+                    invalid.push(s.node);
+                }
                 self.inner.store.add_receipt(&a.id, r).await?;
                 let json = serde_json::to_vec(r).unwrap_or_default();
                 let h: String = Sha256::digest(&json).iter().map(|b| format!("{b:02x}")).collect();
@@ -480,11 +484,18 @@ impl Coordinator {
             }
         }
         self.inner.store.set_deadline(&a.id, &deadline).await?;
-        let detail = format!(
+        let mut detail = format!(
             "done: results sealed for their recipients until {deadline} (kuvert result {} --key KEY); \
              {n_receipts} of 3 deletion receipts",
             a.id
         );
+        for i in &invalid {
+            detail.push_str(&format!(
+                "; WARNING: node {i}'s deletion receipt does not verify against its key \
+                 node-{i}.gov.pub in the PKI directory: ask the node's operator why"
+            ));
+            ev = ev.detail(&format!("receipt_invalid_node{i}"), true);
+        }
         if self
             .inner
             .store

@@ -38,6 +38,9 @@ fn check_page(html: &str, lang: &str) {
 async fn pages_render_in_every_state_and_both_languages() {
     let dir = tempfile::tempdir().unwrap();
     let fake = Fake::new();
+    // Receipt keys in the PKI: node 0 right, node 1 wrong, node 2 missing.
+    write_node_pub(dir.path(), 0, &fake.node_keys[0]);
+    write_node_pub(dir.path(), 1, &key("impostor", 999));
     let c = Coordinator::open(&config(dir.path()), fake.clone()).await.unwrap();
     let app = api::router(c.clone());
     let p = parties();
@@ -59,7 +62,23 @@ async fn pages_render_in_every_state_and_both_languages() {
     fake.upload_all(&id);
     c.tick().await.unwrap();
     c.tick().await.unwrap();
-    assert_eq!(c.store().analysis(&id.to_hex()).await.unwrap().unwrap().state, State::Done);
+    let row = c.store().analysis(&id.to_hex()).await.unwrap().unwrap();
+    assert_eq!(row.state, State::Done);
+    assert!(row.detail.contains("WARNING: node 1's deletion receipt does not verify"), "{}", row.detail);
+    assert!(!row.detail.contains("node 0's") && !row.detail.contains("node 2's"));
+    let (_, body) = call(&app, "GET", &format!("/api/analyses/{id}"), "").await;
+    let checks = json(&body)["receipt_checks"].clone();
+    assert_eq!(checks, serde_json::json!([
+        {"node": 0, "signature": "valid"},
+        {"node": 1, "signature": "invalid"},
+        {"node": 2, "signature": "no_key"}
+    ]));
+    let (_, html) = call(&app, "GET", &format!("/analyses/{id}?lang=en"), "").await;
+    let receipts = &html[html.find("id=\"receipts\"").unwrap()..];
+    let receipts = &receipts[..receipts.find("</table>").unwrap()];
+    assert!(receipts.contains("valid (the node&#39;s key") || receipts.contains("valid (the node's key"), "{receipts}");
+    assert!(receipts.contains("INVALID"));
+    assert!(receipts.contains("not checked"));
 
     for state in State::ALL {
         c.store()

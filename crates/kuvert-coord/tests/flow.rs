@@ -15,6 +15,9 @@ use kuvert_coord::{api, start, Coordinator, State};
 async fn full_flow_over_http() {
     let dir = tempfile::tempdir().unwrap();
     let fake = Fake::new();
+    for i in 0..3 {
+        write_node_pub(dir.path(), i, &fake.node_keys[i]);
+    }
     let running = start(&config(dir.path()), fake.clone()).await.unwrap();
     let addr = running.addr;
     let p = parties();
@@ -84,6 +87,10 @@ async fn full_flow_over_http() {
         r.verify(&fake.node_keys[i].verifying_key()).unwrap();
         assert_eq!(r.deleted.tables.len(), 2);
     }
+    for i in 0..3 {
+        assert_eq!(v["receipt_checks"][i]["signature"], "valid", "{v}");
+    }
+    assert!(!v["detail"].as_str().unwrap().contains("WARNING"));
     assert_eq!(v["nodes"][1]["state"]["state"]["state"], "done", "{v}");
     assert_eq!(v["nodes"][1]["state"]["tables"][0]["rows"], 10);
     assert!(v["detail"].as_str().unwrap().contains("3 of 3 deletion receipts"));

@@ -345,6 +345,15 @@ impl NodeApi for Fake {
     }
 }
 
+/// Write node `i`'s receipt key as the PKI's `node-<i>.gov.pub`.
+pub fn write_node_pub(dir: &Path, i: usize, key: &PartyKey) {
+    std::fs::write(
+        dir.join(format!("node-{i}.gov.pub")),
+        serde_json::to_string(&key.public()).unwrap(),
+    )
+    .unwrap();
+}
+
 pub fn config(dir: &Path) -> Config {
     let a = |p| SocketAddr::from(([127, 0, 0, 1], p));
     let mut c = Config::new(dir.to_path_buf(), dir.to_path_buf(), [a(7000), a(7001), a(7002)]);

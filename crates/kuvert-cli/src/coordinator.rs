@@ -1,0 +1,61 @@
+//! `kuvert coordinator`: the service operator's coordinator (API, console,
+//! scheduler). The logic is in kuvert-coord; this only parses flags.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::anyhow;
+use clap::Args;
+
+/// `kuvert coordinator`
+#[derive(Args, Debug)]
+pub struct CoordinatorArgs {
+    /// Directory for the SQLite database (coordinator.db, unless
+    /// --database-url) and the audit log audit-coordinator.log. Created if
+    /// missing.
+    #[arg(long)]
+    data_dir: PathBuf,
+    /// HTTP address of the API (/api/..., /openapi.json) and the web
+    /// console (/). It has no login of its own: keep it on loopback or
+    /// behind the operator's authenticating proxy.
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    listen: SocketAddr,
+    /// postgres://USER:PASS@HOST/DB to store in PostgreSQL instead of
+    /// SQLite (tables are created on start).
+    #[arg(long)]
+    database_url: Option<String>,
+    /// The deployment PKI directory (from `kuvert pki init`); the
+    /// coordinator talks to the nodes as party "coordinator"
+    /// (party-coordinator.crt/.key).
+    #[arg(long, default_value = "pki")]
+    pki: PathBuf,
+    /// The three nodes' client addresses, in node order.
+    #[arg(long, value_delimiter = ',', required = true)]
+    nodes: Vec<SocketAddr>,
+    /// Scheduler period in milliseconds (how often node states are polled).
+    #[arg(long, default_value_t = 1000)]
+    poll_ms: u64,
+    /// A running job fails when a node stays silent this many seconds.
+    #[arg(long, default_value_t = 60)]
+    node_timeout_secs: u64,
+}
+
+pub fn run(a: CoordinatorArgs) -> anyhow::Result<ExitCode> {
+    let nodes: [SocketAddr; 3] = a.nodes.clone().try_into().map_err(|_| {
+        anyhow!(
+            "--nodes needs exactly three addresses (node 0, 1, 2), got {}",
+            a.nodes.len()
+        )
+    })?;
+    let mut config = kuvert_coord::Config::new(a.data_dir, a.pki, nodes);
+    config.listen = a.listen;
+    config.database_url = a.database_url;
+    config.poll_ms = a.poll_ms;
+    config.node_timeout_secs = a.node_timeout_secs;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    rt.block_on(kuvert_coord::serve(config))?;
+    Ok(ExitCode::SUCCESS)
+}
