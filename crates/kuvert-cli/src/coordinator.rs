@@ -5,7 +5,6 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use anyhow::anyhow;
 use clap::Args;
 
 /// `kuvert coordinator`
@@ -42,12 +41,13 @@ pub struct CoordinatorArgs {
 }
 
 pub fn run(a: CoordinatorArgs) -> anyhow::Result<ExitCode> {
-    let nodes: [SocketAddr; 3] = a.nodes.clone().try_into().map_err(|_| {
-        anyhow!(
-            "--nodes needs exactly three addresses (node 0, 1, 2), got {}",
+    let Ok(nodes) = <[SocketAddr; 3]>::try_from(a.nodes.clone()) else {
+        eprintln!(
+            "error: --nodes needs exactly three addresses (node 0, 1, 2), got {}",
             a.nodes.len()
-        )
-    })?;
+        );
+        return Ok(ExitCode::from(2));
+    };
     let mut config = kuvert_coord::Config::new(a.data_dir, a.pki, nodes);
     config.listen = a.listen;
     config.database_url = a.database_url;
@@ -56,6 +56,15 @@ pub fn run(a: CoordinatorArgs) -> anyhow::Result<ExitCode> {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
-    rt.block_on(kuvert_coord::serve(config))?;
-    Ok(ExitCode::SUCCESS)
+    let served = rt.block_on(kuvert_coord::serve(config));
+    // Do not wait for a node call still blocked in its connect timeout.
+    rt.shutdown_timeout(std::time::Duration::from_secs(1));
+    match served {
+        Ok(()) => Ok(ExitCode::SUCCESS),
+        Err(e) if e.is_user_error() => {
+            eprintln!("error: {e}");
+            Ok(ExitCode::from(2))
+        }
+        Err(e) => Err(e.into()),
+    }
 }

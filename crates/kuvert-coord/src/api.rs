@@ -74,7 +74,10 @@ pub fn router(c: Coordinator) -> Router {
         .route("/", get(console::index))
         .route("/analyses/{id}", get(console::analysis))
         .route("/templates", get(console::templates))
-        .route("/templates/{name}", get(console::template_form).post(console::template_submit))
+        .route(
+            "/templates/{name}",
+            get(console::template_form).post(console::template_submit),
+        )
         .route("/audit", get(console::audit))
         .fallback(|| async {
             ApiError(
@@ -115,7 +118,9 @@ pub(crate) async fn find(c: &Coordinator, id: &str) -> Result<AnalysisRow, ApiEr
     c.inner.store.analysis(id).await?.ok_or_else(|| {
         ApiError(
             StatusCode::NOT_FOUND,
-            format!("no analysis {id} here; GET /api/analyses lists them, or submit the spec first"),
+            format!(
+                "no analysis {id} here; GET /api/analyses lists them, or submit the spec first"
+            ),
         )
     })
 }
@@ -201,7 +206,7 @@ async fn submit(AxState(c): AxState<Coordinator>, body: String) -> Result<Respon
     } else {
         StatusCode::OK
     };
-    Ok((code, Json(json!({ "id": id })) ).into_response())
+    Ok((code, Json(json!({ "id": id }))).into_response())
 }
 
 async fn show(

@@ -61,9 +61,18 @@ impl LangQuery {
 /// A state in words.
 pub fn state_label(l: Lang, s: State) -> &'static str {
     match s {
-        State::Submitted => l.t("inskickad – väntar på godkännanden", "submitted – awaiting approvals"),
-        State::Approved => l.t("godkänd – registreras hos noderna", "approved – being registered at the nodes"),
-        State::Registered => l.t("registrerad – väntar på data", "registered – waiting for data"),
+        State::Submitted => l.t(
+            "inskickad – väntar på godkännanden",
+            "submitted – awaiting approvals",
+        ),
+        State::Approved => l.t(
+            "godkänd – registreras hos noderna",
+            "approved – being registered at the nodes",
+        ),
+        State::Registered => l.t(
+            "registrerad – väntar på data",
+            "registered – waiting for data",
+        ),
         State::Running => l.t("körs", "running"),
         State::Done => l.t("klar", "done"),
         State::Failed => l.t("misslyckades", "failed"),
@@ -200,7 +209,10 @@ async fn analysis_body(c: &Coordinator, id: &str, l: Lang) -> Result<(String, St
     let _ = write!(
         s,
         "<p>{}: <code>{}</code></p>\n<p><strong>{}:</strong> {}</p>\n<p>{}</p>\n",
-        l.t("Analys-id (SHA-256 av specifikationen)", "Analysis id (SHA-256 of the spec)"),
+        l.t(
+            "Analys-id (SHA-256 av specifikationen)",
+            "Analysis id (SHA-256 of the spec)"
+        ),
         e(&a.id),
         l.t("Status", "State"),
         state_label(l, a.state),
@@ -251,8 +263,14 @@ async fn analysis_body(c: &Coordinator, id: &str, l: Lang) -> Result<(String, St
     let _ = write!(
         s,
         "<h3>{}</h3>\n<table>\n<caption>{}</caption>\n{}<tbody>\n",
-        l.t("Bidragsgivare och personuppgiftsansvariga", "Contributors and controllers"),
-        l.t("Vem som bidrar med vilka tabeller", "Who contributes which tables"),
+        l.t(
+            "Bidragsgivare och personuppgiftsansvariga",
+            "Contributors and controllers"
+        ),
+        l.t(
+            "Vem som bidrar med vilka tabeller",
+            "Who contributes which tables"
+        ),
         th(&[
             l.t("Part", "Party"),
             l.t("Organisation", "Organisation"),
@@ -491,7 +509,11 @@ fn learns(l: Lang, spec: &AnalysisSpec) -> String {
                 ),
             })
             .collect();
-        for lk in spec.leakage_opt_ins.iter().filter(|x| x.learned_by.contains(&r.id)) {
+        for lk in spec
+            .leakage_opt_ins
+            .iter()
+            .filter(|x| x.learned_by.contains(&r.id))
+        {
             items.push(format!(
                 "{} “{}”: {}",
                 l.t("Medgivet läckage", "Opted-in leakage"),
@@ -511,13 +533,20 @@ fn learns(l: Lang, spec: &AnalysisSpec) -> String {
             items.join("</li><li>")
         );
     }
-    for ct in spec.contributors.iter().filter(|ct| spec.recipient(&ct.id).is_none()) {
+    for ct in spec
+        .contributors
+        .iter()
+        .filter(|ct| spec.recipient(&ct.id).is_none())
+    {
         let _ = writeln!(
             s,
             "<li><strong>{} ({})</strong>: {}</li>",
             e(&ct.organisation),
             e(&ct.id),
-            l.t("inget: får inga resultat.", "nothing: it receives no output.")
+            l.t(
+                "inget: får inga resultat.",
+                "nothing: it receives no output."
+            )
         );
     }
     let node_leaks: Vec<&kuvert_gov::spec::LeakageOptIn> = spec
@@ -559,7 +588,12 @@ fn audit_table(l: Lang, records: &[AuditRecord]) -> String {
         let details = r
             .details
             .iter()
-            .map(|(k, v)| format!("{k}={}", v.as_str().map(str::to_string).unwrap_or(v.to_string())))
+            .map(|(k, v)| {
+                format!(
+                    "{k}={}",
+                    v.as_str().map(str::to_string).unwrap_or(v.to_string())
+                )
+            })
             .collect::<Vec<_>>()
             .join(", ");
         let _ = writeln!(
@@ -631,11 +665,20 @@ pub async fn templates(Query(q): Query<LangQuery>) -> Response {
 
 /// The form of template `name`, prefilled with `values` (or the
 /// template's own organisation names).
-fn form(l: Lang, name: &str, values: &HashMap<String, String>, error: Option<&str>) -> Option<String> {
+fn form(
+    l: Lang,
+    name: &str,
+    values: &HashMap<String, String>,
+    error: Option<&str>,
+) -> Option<String> {
     let spec = kuvert_gov::templates::spec(name).ok()?;
     let mut s = String::new();
     if let Some(err) = error {
-        let _ = writeln!(s, "<div class=\"error\" role=\"alert\"><p>{}</p></div>", e(err));
+        let _ = writeln!(
+            s,
+            "<div class=\"error\" role=\"alert\"><p>{}</p></div>",
+            e(err)
+        );
     }
     let _ = writeln!(
         s,
@@ -683,7 +726,12 @@ fn form(l: Lang, name: &str, values: &HashMap<String, String>, error: Option<&st
                 e(&key)
             );
         };
-        field(&mut s, format!("org.{id}"), l.t("Organisation", "Organisation"), val(&format!("org.{id}"), org));
+        field(
+            &mut s,
+            format!("org.{id}"),
+            l.t("Organisation", "Organisation"),
+            val(&format!("org.{id}"), org),
+        );
         if let Some(c) = ct {
             field(
                 &mut s,
@@ -694,7 +742,10 @@ fn form(l: Lang, name: &str, values: &HashMap<String, String>, error: Option<&st
             field(
                 &mut s,
                 format!("ed.{id}"),
-                l.t("Publik nyckel för signering (ed25519, hex)", "Public signing key (ed25519, hex)"),
+                l.t(
+                    "Publik nyckel för signering (ed25519, hex)",
+                    "Public signing key (ed25519, hex)",
+                ),
                 val(&format!("ed.{id}"), ""),
             );
         }
@@ -702,7 +753,10 @@ fn form(l: Lang, name: &str, values: &HashMap<String, String>, error: Option<&st
             field(
                 &mut s,
                 format!("x.{id}"),
-                l.t("Publik nyckel för resultat (x25519, hex)", "Public result key (x25519, hex)"),
+                l.t(
+                    "Publik nyckel för resultat (x25519, hex)",
+                    "Public result key (x25519, hex)",
+                ),
                 val(&format!("x.{id}"), ""),
             );
         }
@@ -714,7 +768,11 @@ fn form(l: Lang, name: &str, values: &HashMap<String, String>, error: Option<&st
         l.t("Kontakt (funktionsbrevlåda)", "Contact (functional mailbox)"),
         val("contact", "")
     );
-    let _ = writeln!(s, "<button type=\"submit\">{}</button>\n</form>", l.t("Skicka in analysen", "Submit the analysis"));
+    let _ = writeln!(
+        s,
+        "<button type=\"submit\">{}</button>\n</form>",
+        l.t("Skicka in analysen", "Submit the analysis")
+    );
     Some(s)
 }
 
@@ -761,7 +819,11 @@ pub fn fill_template(name: &str, values: &HashMap<String, String>) -> Result<Str
         .and_then(|i| i.as_array_of_tables_mut())
     {
         for t in arr.iter_mut() {
-            let id = t.get("id").and_then(|v| v.as_str()).unwrap_or("").to_string();
+            let id = t
+                .get("id")
+                .and_then(|v| v.as_str())
+                .unwrap_or("")
+                .to_string();
             set(t, "organisation", get(format!("org.{id}")));
             set(t, "controller", get(format!("ctrl.{id}")));
             set(t, "public_key", get(format!("ed.{id}")));
@@ -772,7 +834,11 @@ pub fn fill_template(name: &str, values: &HashMap<String, String>) -> Result<Str
         .and_then(|i| i.as_array_of_tables_mut())
     {
         for t in arr.iter_mut() {
-            let id = t.get("id").and_then(|v| v.as_str()).unwrap_or("").to_string();
+            let id = t
+                .get("id")
+                .and_then(|v| v.as_str())
+                .unwrap_or("")
+                .to_string();
             set(t, "organisation", get(format!("org.{id}")));
             set(t, "public_key_x25519", get(format!("x.{id}")));
         }
@@ -805,7 +871,10 @@ pub async fn template_submit(
     match result {
         Ok((id, _)) => (
             StatusCode::SEE_OTHER,
-            [(header::LOCATION, format!("/analyses/{id}?lang={}", l.code()))],
+            [(
+                header::LOCATION,
+                format!("/analyses/{id}?lang={}", l.code()),
+            )],
         )
             .into_response(),
         Err(err) => {

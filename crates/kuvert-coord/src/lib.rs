@@ -84,12 +84,25 @@ pub enum CoordError {
     Db(String),
     #[error("audit log: {0}")]
     Audit(#[from] kuvert_gov::GovError),
-    #[error("cannot listen on {addr}: {message}; choose another --listen address or stop what uses it")]
+    #[error(
+        "cannot listen on {addr}: {message}; choose another --listen address or stop what uses it"
+    )]
     Bind { addr: SocketAddr, message: String },
     #[error("cannot reach the nodes as party \"coordinator\": {0}; create the party's TLS identity in the PKI directory (kuvert pki init ... with a party named coordinator) and give it with --pki DIR")]
     Pki(String),
     #[error("the HTTP server failed: {0}")]
     Serve(String),
+}
+
+impl CoordError {
+    /// True when the operator's input (a flag: the PKI directory, the
+    /// database URL, the listen address) is at fault: the CLI exits 2.
+    pub fn is_user_error(&self) -> bool {
+        matches!(
+            self,
+            CoordError::Pki(_) | CoordError::Connect { .. } | CoordError::Bind { .. }
+        )
+    }
 }
 
 /// The coordinator's configuration (`kuvert coordinator` flags).
@@ -359,7 +372,12 @@ pub enum ReceiptCheck {
 impl Coordinator {
     /// Check a receipt against its node's key from the PKI directory.
     pub fn check_receipt(&self, r: &kuvert_gov::DeletionReceipt) -> ReceiptCheck {
-        match self.inner.receipt_keys.get(r.node as usize).and_then(|k| k.as_ref()) {
+        match self
+            .inner
+            .receipt_keys
+            .get(r.node as usize)
+            .and_then(|k| k.as_ref())
+        {
             None => ReceiptCheck::NoKey,
             Some(k) => {
                 if r.verify(k).is_ok() {

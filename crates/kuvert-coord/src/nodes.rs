@@ -85,9 +85,9 @@ impl TlsNodes {
             Err(NodeError::Unreachable(String::new())),
         ];
         for (i, h) in handles.into_iter().enumerate() {
-            out[i] = h
-                .await
-                .unwrap_or_else(|e| Err(NodeError::Unreachable(format!("client task failed: {e}"))));
+            out[i] = h.await.unwrap_or_else(|e| {
+                Err(NodeError::Unreachable(format!("client task failed: {e}")))
+            });
         }
         out
     }

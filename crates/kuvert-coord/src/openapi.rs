@@ -27,93 +27,170 @@ fn lang_param() -> Value {
 
 /// The document.
 pub fn document() -> Value {
-    let aid = || id_param("id", "analysis id: 64 hex digits (SHA-256 of the canonical spec)");
+    let aid = || {
+        id_param(
+            "id",
+            "analysis id: 64 hex digits (SHA-256 of the canonical spec)",
+        )
+    };
     let mut paths = Map::new();
     let mut add = |path: &str, method: &str, op: Value| {
         let entry = paths.entry(path.to_string()).or_insert_with(|| json!({}));
         entry[method] = op;
     };
-    add("/openapi.json", "get", json!({
+    add(
+        "/openapi.json",
+        "get",
+        json!({
         "summary": "This document", "tags": ["api"],
-        "responses": {"200": ok_json("OpenAPI 3.1 document", json!({"type": "object"}))}}));
-    add("/api/health", "get", json!({
+        "responses": {"200": ok_json("OpenAPI 3.1 document", json!({"type": "object"}))}}),
+    );
+    add(
+        "/api/health",
+        "get",
+        json!({
         "summary": "Liveness and the number of analyses", "tags": ["api"],
         "responses": {"200": ok_json("ok", json!({"type": "object", "properties": {
-            "status": {"type": "string"}, "analyses": {"type": "integer"}}}))}}));
-    add("/api/nodes", "get", json!({
+            "status": {"type": "string"}, "analyses": {"type": "integer"}}}))}}),
+    );
+    add(
+        "/api/nodes",
+        "get",
+        json!({
         "summary": "The three nodes' client API addresses (for uploads and result fetches)", "tags": ["api"],
-        "responses": {"200": ok_json("nodes", json!({"type": "array", "items": {"$ref": "#/components/schemas/Node"}}))}}));
-    add("/api/analyses", "get", json!({
+        "responses": {"200": ok_json("nodes", json!({"type": "array", "items": {"$ref": "#/components/schemas/Node"}}))}}),
+    );
+    add(
+        "/api/analyses",
+        "get",
+        json!({
         "summary": "The catalogue of analyses, newest first", "tags": ["api"],
-        "responses": {"200": ok_json("analyses", json!({"type": "array", "items": {"$ref": "#/components/schemas/AnalysisSummary"}}))}}));
-    add("/api/analyses", "post", json!({
+        "responses": {"200": ok_json("analyses", json!({"type": "array", "items": {"$ref": "#/components/schemas/AnalysisSummary"}}))}}),
+    );
+    add(
+        "/api/analyses",
+        "post",
+        json!({
         "summary": "Submit an analysis spec (TOML); validated strictly; id = canonical hash", "tags": ["api"],
         "requestBody": {"required": true, "content": {"application/toml": {"schema": {"type": "string"}},
                                                       "text/plain": {"schema": {"type": "string"}}}},
         "responses": {"201": ok_json("stored", json!({"$ref": "#/components/schemas/Id"})),
                       "200": ok_json("was stored already", json!({"$ref": "#/components/schemas/Id"})),
-                      "400": err()}}));
-    add("/api/analyses/{id}", "get", json!({
+                      "400": err()}}),
+    );
+    add(
+        "/api/analyses/{id}",
+        "get",
+        json!({
         "summary": "One analysis: spec, state, approvals, per-node state, deletion receipts", "tags": ["api"],
         "parameters": [aid()],
         "responses": {"200": ok_json("analysis", json!({"$ref": "#/components/schemas/Analysis"})),
-                      "400": err(), "404": err()}}));
-    add("/api/analyses/{id}/spec", "get", json!({
+                      "400": err(), "404": err()}}),
+    );
+    add(
+        "/api/analyses/{id}/spec",
+        "get",
+        json!({
         "summary": "The spec TOML exactly as submitted (recompute its hash before approving)", "tags": ["api"],
         "parameters": [aid()],
-        "responses": {"200": ok_type("spec", "text/plain"), "400": err(), "404": err()}}));
-    add("/api/analyses/{id}/approvals", "get", json!({
+        "responses": {"200": ok_type("spec", "text/plain"), "400": err(), "404": err()}}),
+    );
+    add(
+        "/api/analyses/{id}/approvals",
+        "get",
+        json!({
         "summary": "The approvals received", "tags": ["api"], "parameters": [aid()],
         "responses": {"200": ok_json("approvals", json!({"type": "array", "items": {"$ref": "#/components/schemas/Approval"}})),
-                      "400": err(), "404": err()}}));
-    add("/api/analyses/{id}/approvals", "post", json!({
+                      "400": err(), "404": err()}}),
+    );
+    add(
+        "/api/analyses/{id}/approvals",
+        "post",
+        json!({
         "summary": "A contributor's approval (Ed25519 signature over the analysis id); checked here and again by every node",
         "tags": ["api"], "parameters": [aid()],
         "requestBody": {"required": true, "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Approval"}}}},
         "responses": {"200": ok_json("accepted", json!({"type": "object", "properties": {
             "contributor": {"type": "string"}, "remaining": {"type": "array", "items": {"type": "string"}}}})),
-            "400": err(), "404": err()}}));
-    add("/api/analyses/{id}/run", "post", json!({
+            "400": err(), "404": err()}}),
+    );
+    add(
+        "/api/analyses/{id}/run",
+        "post",
+        json!({
         "summary": "Run now (also automatic once all three nodes are ready); reruns a failed job whose inputs are kept",
         "tags": ["api"], "parameters": [aid()],
-        "responses": {"200": ok_json("started", json!({"type": "object"})), "400": err(), "404": err(), "409": err()}}));
-    add("/api/analyses/{id}/describe", "get", json!({
+        "responses": {"200": ok_json("started", json!({"type": "object"})), "400": err(), "404": err(), "409": err()}}),
+    );
+    add(
+        "/api/analyses/{id}/describe",
+        "get",
+        json!({
         "summary": "The DPIA text (purpose, legal basis, roles, what each party learns, retention, audit trail)",
         "tags": ["api"],
         "parameters": [aid(), {"name": "format", "in": "query", "required": false,
                                "schema": {"type": "string", "enum": ["md", "html"]}}],
         "responses": {"200": {"description": "document", "content": {
             "text/markdown": {"schema": {"type": "string"}}, "text/html": {"schema": {"type": "string"}}}},
-            "400": err(), "404": err()}}));
-    add("/api/audit", "get", json!({
+            "400": err(), "404": err()}}),
+    );
+    add(
+        "/api/audit",
+        "get",
+        json!({
         "summary": "The coordinator's audit records (hash-chained; sizes and names, never values)",
         "tags": ["api"],
         "parameters": [{"name": "analysis", "in": "query", "required": false,
                         "description": "only the records of this analysis id", "schema": {"type": "string"}}],
-        "responses": {"200": ok_json("records", json!({"type": "array", "items": {"type": "object"}})), "500": err()}}));
-    add("/", "get", json!({
+        "responses": {"200": ok_json("records", json!({"type": "array", "items": {"type": "object"}})), "500": err()}}),
+    );
+    add(
+        "/",
+        "get",
+        json!({
         "summary": "Console: the analyses", "tags": ["console"], "parameters": [lang_param()],
-        "responses": {"200": ok_type("page", "text/html")}}));
-    add("/analyses/{id}", "get", json!({
+        "responses": {"200": ok_type("page", "text/html")}}),
+    );
+    add(
+        "/analyses/{id}",
+        "get",
+        json!({
         "summary": "Console: one analysis", "tags": ["console"], "parameters": [aid(), lang_param()],
-        "responses": {"200": ok_type("page", "text/html"), "400": ok_type("page", "text/html"), "404": ok_type("page", "text/html")}}));
-    add("/templates", "get", json!({
+        "responses": {"200": ok_type("page", "text/html"), "400": ok_type("page", "text/html"), "404": ok_type("page", "text/html")}}),
+    );
+    add(
+        "/templates",
+        "get",
+        json!({
         "summary": "Console: the analysis templates", "tags": ["console"], "parameters": [lang_param()],
-        "responses": {"200": ok_type("page", "text/html")}}));
-    add("/templates/{name}", "get", json!({
+        "responses": {"200": ok_type("page", "text/html")}}),
+    );
+    add(
+        "/templates/{name}",
+        "get",
+        json!({
         "summary": "Console: a form that fills a template", "tags": ["console"],
         "parameters": [id_param("name", "template name"), lang_param()],
-        "responses": {"200": ok_type("page", "text/html"), "404": ok_type("page", "text/html")}}));
-    add("/templates/{name}", "post", json!({
+        "responses": {"200": ok_type("page", "text/html"), "404": ok_type("page", "text/html")}}),
+    );
+    add(
+        "/templates/{name}",
+        "post",
+        json!({
         "summary": "Console: fill the template with the form's values and submit it (303 to the analysis)",
         "tags": ["console"], "parameters": [id_param("name", "template name"), lang_param()],
         "requestBody": {"required": true, "content": {"application/x-www-form-urlencoded": {"schema": {"type": "object"}}}},
         "responses": {"303": {"description": "submitted; see the analysis"},
                       "400": ok_type("the form again, with the error", "text/html"),
-                      "404": ok_type("page", "text/html")}}));
-    add("/audit", "get", json!({
+                      "404": ok_type("page", "text/html")}}),
+    );
+    add(
+        "/audit",
+        "get",
+        json!({
         "summary": "Console: the coordinator's audit log", "tags": ["console"], "parameters": [lang_param()],
-        "responses": {"200": ok_type("page", "text/html")}}));
+        "responses": {"200": ok_type("page", "text/html")}}),
+    );
 
     json!({
         "openapi": "3.1.0",

@@ -87,12 +87,19 @@ impl Coordinator {
     }
 
     pub(crate) fn spec_of(a: &AnalysisRow) -> Result<AnalysisSpec, CoordError> {
-        AnalysisSpec::parse(&a.spec_toml, &format!("analysis {}", a.id), Validation::Strict)
-            .map_err(|e| CoordError::Db(format!("stored spec does not parse any more: {e}")))
+        AnalysisSpec::parse(
+            &a.spec_toml,
+            &format!("analysis {}", a.id),
+            Validation::Strict,
+        )
+        .map_err(|e| CoordError::Db(format!("stored spec does not parse any more: {e}")))
     }
 
     /// Contributors whose valid approval is missing.
-    pub(crate) async fn remaining_approvals(&self, a: &AnalysisRow) -> Result<Vec<String>, CoordError> {
+    pub(crate) async fn remaining_approvals(
+        &self,
+        a: &AnalysisRow,
+    ) -> Result<Vec<String>, CoordError> {
         let spec = Coordinator::spec_of(a)?;
         let have: Vec<_> = self
             .inner
@@ -198,7 +205,9 @@ impl Coordinator {
             )
             .await?
         {
-            self.audit(AuditEvent::new("coordinator", "analysis.registered").analysis(parse_id(&a.id)?))?;
+            self.audit(
+                AuditEvent::new("coordinator", "analysis.registered").analysis(parse_id(&a.id)?),
+            )?;
         }
         Ok(())
     }
@@ -230,13 +239,19 @@ impl Coordinator {
         };
         let who = silent
             .iter()
-            .map(|(i, m)| format!("node {i} ({m})"))
+            .map(|(i, m)| {
+                if m.starts_with(&format!("node {i}")) {
+                    m.to_string()
+                } else {
+                    format!("node {i}: {m}")
+                }
+            })
             .collect::<Vec<_>>()
             .join("; ");
         let limit_ms = (self.inner.node_timeout_secs as i64).saturating_mul(1000);
         if a.state == State::Running && now - since >= limit_ms {
             let detail = format!(
-                "failed: {who} unreachable since {} (more than {} s) during the run. Nothing was \
+                "failed: {who}; no answer since {} (more than {} s) during the run. Nothing was \
                  released. Bring the node back, then ask to run again (POST /api/analyses/{}/run); \
                  the inputs are kept unless the node says otherwise",
                 fmt_ms(since),
@@ -255,13 +270,17 @@ impl Coordinator {
                         .detail("reason", "node unreachable")
                         .detail(
                             "nodes",
-                            silent.iter().map(|(i, _)| i.to_string()).collect::<Vec<_>>().join(","),
+                            silent
+                                .iter()
+                                .map(|(i, _)| i.to_string())
+                                .collect::<Vec<_>>()
+                                .join(","),
                         ),
                 )?;
             }
         } else {
             let detail = format!(
-                "{who} unreachable since {}; the analysis stays {} and is retried every round{}",
+                "{who}; no answer since {}; the analysis stays {} and is retried every round{}",
                 fmt_ms(since),
                 a.state,
                 if a.state == State::Running {
@@ -285,7 +304,7 @@ impl Coordinator {
         let answers = self.bounded(self.inner.nodes.status(&a.id)).await;
         for (i, r) in answers.iter().enumerate() {
             let seen = match r {
-                Ok(s) => NodeSeen::Status(s.clone()),
+                Ok(s) => NodeSeen::Status(Box::new(s.clone())),
                 Err(e) => NodeSeen::Error(e.to_string()),
             };
             self.inner.store.set_node_seen(&a.id, i, &seen).await?;
@@ -339,7 +358,12 @@ impl Coordinator {
             if self
                 .inner
                 .store
-                .transition(&a.id, &[State::Registered, State::Running], State::Failed, &detail)
+                .transition(
+                    &a.id,
+                    &[State::Registered, State::Running],
+                    State::Failed,
+                    &detail,
+                )
                 .await?
             {
                 self.audit(
@@ -355,7 +379,9 @@ impl Coordinator {
             return self.finish(a, &st).await;
         }
         if states.iter().any(|s| matches!(s, GovState::Expired)) {
-            return self.expire(a, "the nodes report the results' deadline has passed").await;
+            return self
+                .expire(a, "the nodes report the results' deadline has passed")
+                .await;
         }
         if states.iter().any(|s| matches!(s, GovState::Unknown)) {
             // A node lost (or never got) the registration: register again.
@@ -378,15 +404,22 @@ impl Coordinator {
             let detail = if bad.is_empty() {
                 "a node did not know the analysis; registered it there again".to_string()
             } else {
-                format!("a node does not know the analysis; registering again failed: {}", bad.join("; "))
+                format!(
+                    "a node does not know the analysis; registering again failed: {}",
+                    bad.join("; ")
+                )
             };
-            self.inner.store.set_detail(&a.id, a.state, &detail, 0).await?;
+            self.inner
+                .store
+                .set_detail(&a.id, a.state, &detail, 0)
+                .await?;
             return Ok(());
         }
         if states.iter().all(|s| matches!(s, GovState::Ready)) {
             // Registered: all data is in. Running: the run message was lost
             // (e.g. the coordinator stopped in between): send it again.
-            self.send_run(a, &[State::Registered, State::Running]).await?;
+            self.send_run(a, &[State::Registered, State::Running])
+                .await?;
             return Ok(());
         }
         // Waiting for data, or running.
@@ -414,7 +447,10 @@ impl Coordinator {
         } else {
             a.detail.clone()
         };
-        self.inner.store.set_detail(&a.id, a.state, &detail, 0).await
+        self.inner
+            .store
+            .set_detail(&a.id, a.state, &detail, 0)
+            .await
     }
 
     /// Move to `running` (from one of `from`) and send GovRun.
@@ -424,7 +460,12 @@ impl Coordinator {
             && !self
                 .inner
                 .store
-                .transition(&a.id, from, State::Running, "running: the nodes were told to run")
+                .transition(
+                    &a.id,
+                    from,
+                    State::Running,
+                    "running: the nodes were told to run",
+                )
                 .await?
         {
             return Ok(false);
@@ -473,12 +514,17 @@ impl Coordinator {
                 }
             }
             if let Some(r) = &s.receipt {
-                if self.check_receipt(r) == crate::ReceiptCheck::Invalid || r.node as usize != s.node {
+                if self.check_receipt(r) == crate::ReceiptCheck::Invalid
+                    || r.node as usize != s.node
+                {
                     invalid.push(s.node);
                 }
                 self.inner.store.add_receipt(&a.id, r).await?;
                 let json = serde_json::to_vec(r).unwrap_or_default();
-                let h: String = Sha256::digest(&json).iter().map(|b| format!("{b:02x}")).collect();
+                let h: String = Sha256::digest(&json)
+                    .iter()
+                    .map(|b| format!("{b:02x}"))
+                    .collect();
                 ev = ev.detail(&format!("receipt_sha256_node{}", s.node), h);
                 n_receipts += 1;
             }
@@ -499,7 +545,12 @@ impl Coordinator {
         if self
             .inner
             .store
-            .transition(&a.id, &[State::Registered, State::Running], State::Done, &detail)
+            .transition(
+                &a.id,
+                &[State::Registered, State::Running],
+                State::Done,
+                &detail,
+            )
             .await?
         {
             self.audit(ev.detail("receipts", n_receipts as u64))?;
@@ -515,8 +566,11 @@ impl Coordinator {
             return Ok(());
         };
         if time::OffsetDateTime::now_utc() >= d {
-            self.expire(a, "the results' deadline passed; the nodes delete the sealed results")
-                .await?;
+            self.expire(
+                a,
+                "the results' deadline passed; the nodes delete the sealed results",
+            )
+            .await?;
         }
         Ok(())
     }
@@ -533,7 +587,9 @@ impl Coordinator {
             )
             .await?
         {
-            self.audit(AuditEvent::new("coordinator", "analysis.expired").analysis(parse_id(&a.id)?))?;
+            self.audit(
+                AuditEvent::new("coordinator", "analysis.expired").analysis(parse_id(&a.id)?),
+            )?;
         }
         Ok(())
     }
@@ -556,7 +612,9 @@ impl Coordinator {
                 )))
             }
             State::Running => {
-                return Ok(RunRequest::NotReady("the analysis is running already".into()))
+                return Ok(RunRequest::NotReady(
+                    "the analysis is running already".into(),
+                ))
             }
             State::Registered | State::Failed => {}
         }
@@ -580,12 +638,12 @@ impl Coordinator {
             }
         }
         if !why.is_empty() {
-            return Ok(RunRequest::NotReady(format!("not ready to run: {}", why.join("; "))));
+            return Ok(RunRequest::NotReady(format!(
+                "not ready to run: {}",
+                why.join("; ")
+            )));
         }
-        let mut a = a.clone();
-        let from = a.state;
-        a.state = from;
-        if self.send_run(&a, &[from]).await? {
+        if self.send_run(a, &[a.state]).await? {
             self.wake();
             Ok(RunRequest::Started)
         } else {

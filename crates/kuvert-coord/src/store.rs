@@ -92,14 +92,15 @@ pub struct AnalysisRow {
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(rename_all = "snake_case")]
 pub enum NodeSeen {
-    Status(GovStatus),
+    Status(Box<GovStatus>),
     Error(String),
 }
 
 #[derive(Debug)]
 struct Embedded;
 
-const MIGRATIONS: &[(i64, &str, &str)] = &[(1, "init", include_str!("../migrations/0001_init.sql"))];
+const MIGRATIONS: &[(i64, &str, &str)] =
+    &[(1, "init", include_str!("../migrations/0001_init.sql"))];
 
 type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
@@ -210,8 +211,9 @@ impl Store {
             id: r.try_get("id").map_err(db_err)?,
             name: r.try_get("name").map_err(db_err)?,
             spec_toml: r.try_get("spec_toml").map_err(db_err)?,
-            state: State::parse(&state)
-                .ok_or_else(|| CoordError::Db(format!("unknown state {state:?} in the database")))?,
+            state: State::parse(&state).ok_or_else(|| {
+                CoordError::Db(format!("unknown state {state:?} in the database"))
+            })?,
             detail: r.try_get("detail").map_err(db_err)?,
             submitted_at: r.try_get("submitted_at").map_err(db_err)?,
             updated_at: r.try_get("updated_at").map_err(db_err)?,
@@ -346,7 +348,12 @@ impl Store {
             .collect()
     }
 
-    pub async fn set_node_seen(&self, id: &str, node: usize, seen: &NodeSeen) -> Result<(), CoordError> {
+    pub async fn set_node_seen(
+        &self,
+        id: &str,
+        node: usize,
+        seen: &NodeSeen,
+    ) -> Result<(), CoordError> {
         let json = serde_json::to_string(seen).map_err(|e| CoordError::Db(e.to_string()))?;
         sqlx::query(
             "INSERT INTO node_states (analysis_id, node, status, updated_at) VALUES ($1, $2, $3, $4) \
@@ -363,12 +370,16 @@ impl Store {
     }
 
     /// Last seen state of each node (None: never asked).
-    pub async fn nodes_seen(&self, id: &str) -> Result<[Option<(NodeSeen, String)>; 3], CoordError> {
-        let rows = sqlx::query("SELECT node, status, updated_at FROM node_states WHERE analysis_id = $1")
-            .bind(id)
-            .fetch_all(&self.pool)
-            .await
-            .map_err(db_err)?;
+    pub async fn nodes_seen(
+        &self,
+        id: &str,
+    ) -> Result<[Option<(NodeSeen, String)>; 3], CoordError> {
+        let rows =
+            sqlx::query("SELECT node, status, updated_at FROM node_states WHERE analysis_id = $1")
+                .bind(id)
+                .fetch_all(&self.pool)
+                .await
+                .map_err(db_err)?;
         let mut out: [Option<(NodeSeen, String)>; 3] = [None, None, None];
         for r in rows {
             let node: i64 = r.try_get("node").map_err(db_err)?;

@@ -11,27 +11,32 @@ use kuvert_coord::{api, console, Coordinator, State};
 /// Structural accessibility checks every page must pass.
 fn check_page(html: &str, lang: &str) {
     assert!(html.starts_with("<!DOCTYPE html>"), "{html}");
-    assert!(html.contains(&format!("<html lang=\"{lang}\">")), "lang attribute");
+    assert!(
+        html.contains(&format!("<html lang=\"{lang}\">")),
+        "lang attribute"
+    );
     assert_eq!(html.matches("<h1").count(), 1, "one h1");
     assert_eq!(
         html.matches("<table").count(),
         html.matches("<caption>").count(),
         "every table has a caption"
     );
-    assert_eq!(
-        html.matches("<th>").count(),
-        0,
-        "header cells have a scope"
-    );
+    assert_eq!(html.matches("<th>").count(), 0, "header cells have a scope");
     // Every input has a label pointing at it.
     for part in html.split("<input id=\"").skip(1) {
         let id = &part[..part.find('"').unwrap()];
-        assert!(html.contains(&format!("<label for=\"{id}\">")), "input {id} has no label");
+        assert!(
+            html.contains(&format!("<label for=\"{id}\">")),
+            "input {id} has no label"
+        );
     }
     assert!(!html.contains("<script"), "no scripts");
     // The language switch links to the other language.
     let other = if lang == "sv" { "en" } else { "sv" };
-    assert!(html.contains(&format!("?lang={other}\" lang=\"{other}\"")), "language switch");
+    assert!(
+        html.contains(&format!("?lang={other}\" lang=\"{other}\"")),
+        "language switch"
+    );
 }
 
 #[tokio::test]
@@ -41,7 +46,9 @@ async fn pages_render_in_every_state_and_both_languages() {
     // Receipt keys in the PKI: node 0 right, node 1 wrong, node 2 missing.
     write_node_pub(dir.path(), 0, &fake.node_keys[0]);
     write_node_pub(dir.path(), 1, &key("impostor", 999));
-    let c = Coordinator::open(&config(dir.path()), fake.clone()).await.unwrap();
+    let c = Coordinator::open(&config(dir.path()), fake.clone())
+        .await
+        .unwrap();
     let app = api::router(c.clone());
     let p = parties();
     // A purpose with markup in it: must come out escaped.
@@ -64,25 +71,42 @@ async fn pages_render_in_every_state_and_both_languages() {
     c.tick().await.unwrap();
     let row = c.store().analysis(&id.to_hex()).await.unwrap().unwrap();
     assert_eq!(row.state, State::Done);
-    assert!(row.detail.contains("WARNING: node 1's deletion receipt does not verify"), "{}", row.detail);
+    assert!(
+        row.detail
+            .contains("WARNING: node 1's deletion receipt does not verify"),
+        "{}",
+        row.detail
+    );
     assert!(!row.detail.contains("node 0's") && !row.detail.contains("node 2's"));
     let (_, body) = call(&app, "GET", &format!("/api/analyses/{id}"), "").await;
     let checks = json(&body)["receipt_checks"].clone();
-    assert_eq!(checks, serde_json::json!([
-        {"node": 0, "signature": "valid"},
-        {"node": 1, "signature": "invalid"},
-        {"node": 2, "signature": "no_key"}
-    ]));
+    assert_eq!(
+        checks,
+        serde_json::json!([
+            {"node": 0, "signature": "valid"},
+            {"node": 1, "signature": "invalid"},
+            {"node": 2, "signature": "no_key"}
+        ])
+    );
     let (_, html) = call(&app, "GET", &format!("/analyses/{id}?lang=en"), "").await;
     let receipts = &html[html.find("id=\"receipts\"").unwrap()..];
     let receipts = &receipts[..receipts.find("</table>").unwrap()];
-    assert!(receipts.contains("valid (the node&#39;s key") || receipts.contains("valid (the node's key"), "{receipts}");
+    assert!(
+        receipts.contains("valid (the node&#39;s key")
+            || receipts.contains("valid (the node's key"),
+        "{receipts}"
+    );
     assert!(receipts.contains("INVALID"));
     assert!(receipts.contains("not checked"));
 
     for state in State::ALL {
         c.store()
-            .transition(&id.to_hex(), &State::ALL, state, "detail with <markup> & more")
+            .transition(
+                &id.to_hex(),
+                &State::ALL,
+                state,
+                "detail with <markup> & more",
+            )
             .await
             .unwrap();
         for lang in ["sv", "en"] {
@@ -92,7 +116,11 @@ async fn pages_render_in_every_state_and_both_languages() {
             assert!(html.contains("id=\"analyses\""));
             assert!(html.contains(&format!("/analyses/{id}?lang={lang}")));
             let label = console::state_label(
-                if lang == "sv" { console::Lang::Sv } else { console::Lang::En },
+                if lang == "sv" {
+                    console::Lang::Sv
+                } else {
+                    console::Lang::En
+                },
                 state,
             );
             assert!(html.contains(label), "{state} label {label:?} missing");
@@ -106,7 +134,9 @@ async fn pages_render_in_every_state_and_both_languages() {
             }
             assert!(html.contains(label));
             assert!(!html.contains("<script>alert"), "unescaped spec text");
-            assert!(html.contains("&lt;script&gt;alert(&#39;x&#39;)&lt;/script&gt; &amp; &lt;b&gt;bold&lt;/b&gt;"));
+            assert!(html.contains(
+                "&lt;script&gt;alert(&#39;x&#39;)&lt;/script&gt; &amp; &lt;b&gt;bold&lt;/b&gt;"
+            ));
             assert!(html.contains("detail with &lt;markup&gt; &amp; more"));
             // Spec summary: legal basis, contributors, recipients, SQL.
             assert!(html.contains("Lag (2024:307)"));
@@ -128,7 +158,10 @@ async fn pages_render_in_every_state_and_both_languages() {
         }
     }
     let (_, sv) = call(&app, "GET", &format!("/analyses/{id}"), "").await;
-    assert!(sv.contains("<html lang=\"sv\">") && sv.contains("Godkännanden"), "default is Swedish");
+    assert!(
+        sv.contains("<html lang=\"sv\">") && sv.contains("Godkännanden"),
+        "default is Swedish"
+    );
     let (_, en) = call(&app, "GET", &format!("/analyses/{id}?lang=en"), "").await;
     assert!(en.contains("Approvals") && !en.contains("Godkännanden"));
 
@@ -179,7 +212,9 @@ fn enc(s: &str) -> String {
 async fn submit_from_a_template_form() {
     let dir = tempfile::tempdir().unwrap();
     let fake = Fake::new();
-    let c = Coordinator::open(&config(dir.path()), fake.clone()).await.unwrap();
+    let c = Coordinator::open(&config(dir.path()), fake.clone())
+        .await
+        .unwrap();
     let app = api::router(c.clone());
     let p = parties();
     let (fk, kommun, kontroll) = (p.fk.public(), p.kommun.public(), p.kontroll.public());
@@ -192,7 +227,10 @@ async fn submit_from_a_template_form() {
         ("ctrl.kommun", "Socialnämnden i Exempelkommun"),
         ("ed.kommun", kommun.ed25519.as_str()),
         ("x.kommun", kommun.x25519.as_str()),
-        ("org.kontroll", "The control unit named in the agreement (kontrollfunktion)"),
+        (
+            "org.kontroll",
+            "The control unit named in the agreement (kontrollfunktion)",
+        ),
         ("x.kontroll", kontroll.x25519.as_str()),
         ("contact", "mpc-analys@fk.example"),
     ];
@@ -212,20 +250,38 @@ async fn submit_from_a_template_form() {
     assert_eq!(code, StatusCode::SEE_OTHER, "{resp}");
     // Same content as the independently filled spec: same canonical id.
     let id = id_of(&spec_text(&p, ""));
-    let row = c.store().analysis(&id.to_hex()).await.unwrap().expect("submitted");
+    let row = c
+        .store()
+        .analysis(&id.to_hex())
+        .await
+        .unwrap()
+        .expect("submitted");
     assert_eq!(row.state, State::Submitted);
     // The template's comments survive the filling (toml_edit).
     assert!(row.spec_toml.contains("# What each party learns:"));
 
     // Direct check of the filling, with another organisation name.
-    let mut m: HashMap<String, String> = values.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+    let mut m: HashMap<String, String> = values
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
     m.insert("org.kommun".into(), "Socialnämnden i Åby".into());
     let filled = console::fill_template("overlapping-benefits", &m).unwrap();
-    let spec = kuvert_gov::AnalysisSpec::parse(&filled, "f", kuvert_gov::Validation::Strict).unwrap();
-    assert_eq!(spec.contributor("kommun").unwrap().organisation, "Socialnämnden i Åby");
-    assert_eq!(spec.recipient("kommun").unwrap().organisation, "Socialnämnden i Åby");
+    let spec =
+        kuvert_gov::AnalysisSpec::parse(&filled, "f", kuvert_gov::Validation::Strict).unwrap();
+    assert_eq!(
+        spec.contributor("kommun").unwrap().organisation,
+        "Socialnämnden i Åby"
+    );
+    assert_eq!(
+        spec.recipient("kommun").unwrap().organisation,
+        "Socialnämnden i Åby"
+    );
     assert_eq!(spec.contributor("fk").unwrap().public_key, fk.ed25519);
-    assert_eq!(spec.recipient("kontroll").unwrap().public_key_x25519, kontroll.x25519);
+    assert_eq!(
+        spec.recipient("kontroll").unwrap().public_key_x25519,
+        kontroll.x25519
+    );
 
     // A bad key: the form comes back (400) with the error and the values,
     // escaped.
@@ -242,7 +298,10 @@ async fn submit_from_a_template_form() {
     .await;
     assert_eq!(code, StatusCode::BAD_REQUEST);
     check_page(&html, "sv");
-    assert!(html.contains("role=\"alert\"") && html.contains("public_key"), "{html}");
+    assert!(
+        html.contains("role=\"alert\"") && html.contains("public_key"),
+        "{html}"
+    );
     assert!(html.contains("value=\"&lt;i&gt;Åby&lt;/i&gt;\""));
     assert!(!html.contains("<i>Åby"));
     assert_eq!(c.store().analyses().await.unwrap().len(), 1);
@@ -252,7 +311,9 @@ async fn submit_from_a_template_form() {
 #[tokio::test]
 async fn openapi_lists_every_route() {
     let dir = tempfile::tempdir().unwrap();
-    let c = Coordinator::open(&config(dir.path()), Fake::new()).await.unwrap();
+    let c = Coordinator::open(&config(dir.path()), Fake::new())
+        .await
+        .unwrap();
     let app = api::router(c);
     let (code, body) = call(&app, "GET", "/openapi.json", "").await;
     assert_eq!(code, StatusCode::OK);
@@ -261,7 +322,10 @@ async fn openapi_lists_every_route() {
     let mut documented = BTreeSet::new();
     for (path, ops) in doc["paths"].as_object().unwrap() {
         for (method, op) in ops.as_object().unwrap() {
-            assert!(op["responses"].is_object(), "{method} {path} has no responses");
+            assert!(
+                op["responses"].is_object(),
+                "{method} {path} has no responses"
+            );
             documented.insert((method.clone(), path.clone()));
         }
     }
@@ -276,11 +340,16 @@ async fn openapi_lists_every_route() {
     let body = &src[src.find("pub fn router").unwrap()..];
     let body = &body[..body.find(".fallback").unwrap()];
     let mut in_source = BTreeSet::new();
-    for call in body.split(".route(\"").skip(1) {
+    for call in body.split(".route(").skip(1) {
+        // rustfmt may put the path on the next line.
+        let call = call.trim_start().strip_prefix('"').expect("a literal path");
         let path = &call[..call.find('"').unwrap()];
         let handlers = &call[call.find('"').unwrap()..];
         for m in ["get", "post", "put", "delete", "patch"] {
-            if handlers.contains(&format!("({m}(")) || handlers.contains(&format!(".{m}(")) || handlers.contains(&format!(" {m}(")) {
+            if handlers.contains(&format!("({m}("))
+                || handlers.contains(&format!(".{m}("))
+                || handlers.contains(&format!(" {m}("))
+            {
                 in_source.insert((m.to_string(), path.to_string()));
             }
         }

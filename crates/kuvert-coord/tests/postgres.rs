@@ -31,7 +31,9 @@ async fn fresh_db(tag: &str) -> Option<(String, String)> {
         .unwrap()
         .as_nanos();
     let name = format!("kuvert_test_{tag}_{}_{nonce}", std::process::id());
-    let mut admin = sqlx::PgConnection::connect(&url).await.expect("connect to KUVERT_TEST_POSTGRES_URL");
+    let mut admin = sqlx::PgConnection::connect(&url)
+        .await
+        .expect("connect to KUVERT_TEST_POSTGRES_URL");
     sqlx::query(&format!("CREATE DATABASE {name}"))
         .execute(&mut admin)
         .await
@@ -55,13 +57,21 @@ fn url_split() {
         split("postgres://u:p@h:5432/db?sslmode=disable"),
         ("postgres://u:p@h:5432".into(), "?sslmode=disable".into())
     );
-    assert_eq!(split("postgres://h/db"), ("postgres://h".into(), String::new()));
-    assert_eq!(split("postgres://h"), ("postgres://h".into(), String::new()));
+    assert_eq!(
+        split("postgres://h/db"),
+        ("postgres://h".into(), String::new())
+    );
+    assert_eq!(
+        split("postgres://h"),
+        ("postgres://h".into(), String::new())
+    );
 }
 
 #[tokio::test]
 async fn flow_and_restart_on_postgres() {
-    let Some((url, name)) = fresh_db("flow").await else { return };
+    let Some((url, name)) = fresh_db("flow").await else {
+        return;
+    };
     let dir = tempfile::tempdir().unwrap();
     let mut cfg = config(dir.path());
     cfg.database_url = Some(url);
@@ -73,7 +83,9 @@ async fn flow_and_restart_on_postgres() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_analyses_on_postgres() {
-    let Some((url, name)) = fresh_db("conc").await else { return };
+    let Some((url, name)) = fresh_db("conc").await else {
+        return;
+    };
     let dir = tempfile::tempdir().unwrap();
     let mut cfg = config(dir.path());
     cfg.database_url = Some(url);
@@ -90,7 +102,12 @@ async fn concurrent_analyses_on_postgres() {
             assert_eq!(http(addr, "POST", "/api/analyses", &text).await.0, 201);
             for who in ["fk", "kommun"] {
                 let a = serde_json::to_string(&approval(&p, who, &id)).unwrap();
-                assert_eq!(http(addr, "POST", &format!("/api/analyses/{id}/approvals"), &a).await.0, 200);
+                assert_eq!(
+                    http(addr, "POST", &format!("/api/analyses/{id}/approvals"), &a)
+                        .await
+                        .0,
+                    200
+                );
             }
             eventually(20, "registered", || async { fake.registered(&id) }).await;
             fake.upload_all(&id);
@@ -102,7 +119,8 @@ async fn concurrent_analyses_on_postgres() {
     eventually(30, "all done", || async {
         let (_, body) = http(addr, "GET", "/api/analyses", "").await;
         let v = json(&body);
-        v.as_array().unwrap().len() == 20 && v.as_array().unwrap().iter().all(|a| a["state"] == "done")
+        v.as_array().unwrap().len() == 20
+            && v.as_array().unwrap().iter().all(|a| a["state"] == "done")
     })
     .await;
     running.stop().await.unwrap();

@@ -260,12 +260,17 @@ impl NodeApi for Fake {
                     continue;
                 }
                 let Some(nodes) = jobs.get_mut(analysis) else {
-                    *o = Err(NodeError::Refused(format!("analysis {analysis} is not registered at node {i}")));
+                    *o = Err(NodeError::Refused(format!(
+                        "analysis {analysis} is not registered at node {i}"
+                    )));
                     continue;
                 };
                 let n = &mut nodes[i];
                 match &n.state {
-                    GovState::Ready | GovState::Failed { inputs_kept: true, .. } => {
+                    GovState::Ready
+                    | GovState::Failed {
+                        inputs_kept: true, ..
+                    } => {
                         // MPC aborts on every node when one fails.
                         n.state = match &fail {
                             Some(reason) => GovState::Failed {
@@ -282,7 +287,10 @@ impl NodeApi for Fake {
                     }
                     GovState::Running { .. } | GovState::Done { .. } => {}
                     GovState::Waiting { missing } => {
-                        *o = Err(NodeError::Refused(format!("tables missing: {}", missing.join(", "))))
+                        *o = Err(NodeError::Refused(format!(
+                            "tables missing: {}",
+                            missing.join(", ")
+                        )))
                     }
                     other => *o = Err(NodeError::Refused(format!("cannot run in state {other:?}"))),
                 }
@@ -297,7 +305,9 @@ impl NodeApi for Fake {
             let hold = self.hold.load(Ordering::SeqCst);
             let deadline = self.deadline.lock().unwrap().clone();
             let mut jobs = self.jobs.lock().unwrap();
-            let one = |i: usize, jobs: &mut HashMap<String, [NodeJob; 3]>| -> Result<GovStatus, NodeError> {
+            let one = |i: usize,
+                       jobs: &mut HashMap<String, [NodeJob; 3]>|
+             -> Result<GovStatus, NodeError> {
                 self.gate(i)?;
                 let Some(nodes) = jobs.get_mut(analysis) else {
                     return Ok(GovStatus {
@@ -356,7 +366,11 @@ pub fn write_node_pub(dir: &Path, i: usize, key: &PartyKey) {
 
 pub fn config(dir: &Path) -> Config {
     let a = |p| SocketAddr::from(([127, 0, 0, 1], p));
-    let mut c = Config::new(dir.to_path_buf(), dir.to_path_buf(), [a(7000), a(7001), a(7002)]);
+    let mut c = Config::new(
+        dir.to_path_buf(),
+        dir.to_path_buf(),
+        [a(7000), a(7001), a(7002)],
+    );
     c.listen = a(0);
     c.poll_ms = 20;
     c.node_timeout_secs = 1;
@@ -471,12 +485,32 @@ pub async fn tick_flow(cfg: &Config) {
     let app = api::router(c.clone());
     let a = serde_json::to_string(&approval(&p, "kommun", &id)).unwrap();
     let (_, body) = call(&app, "POST", &format!("/api/analyses/{id}/approvals"), &a).await;
-    assert_eq!(json(&body)["remaining"], serde_json::json!([]), "an approval was lost");
+    assert_eq!(
+        json(&body)["remaining"],
+        serde_json::json!([]),
+        "an approval was lost"
+    );
     c.tick().await.unwrap();
-    assert_eq!(c.store().analysis(&id.to_hex()).await.unwrap().unwrap().state, State::Registered);
+    assert_eq!(
+        c.store()
+            .analysis(&id.to_hex())
+            .await
+            .unwrap()
+            .unwrap()
+            .state,
+        State::Registered
+    );
     fake.upload_all(&id);
     c.tick().await.unwrap();
-    assert_eq!(c.store().analysis(&id.to_hex()).await.unwrap().unwrap().state, State::Running);
+    assert_eq!(
+        c.store()
+            .analysis(&id.to_hex())
+            .await
+            .unwrap()
+            .unwrap()
+            .state,
+        State::Running
+    );
     c.tick().await.unwrap();
     let (_, body) = call(&app, "GET", &format!("/api/analyses/{id}"), "").await;
     let v = json(&body);
