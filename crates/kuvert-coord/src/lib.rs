@@ -327,10 +327,14 @@ pub async fn start(config: &Config, nodes: Arc<dyn NodeApi>) -> Result<Running, 
 
 /// `kuvert coordinator`: serve with the real nodes until Ctrl-C.
 pub async fn serve(config: Config) -> Result<(), CoordError> {
+    // A round bounds each node call by min(node_timeout_secs, 10) s; a
+    // third of that for each of connect, handshake and answer keeps the
+    // per-node errors (which name the node) inside that bound.
+    let per_stage = (config.node_timeout_secs.clamp(1, 10) / 3).max(1);
     let nodes = TlsNodes::new(
         &config.pki_dir,
         config.nodes,
-        Duration::from_secs(config.node_timeout_secs.clamp(1, 10)),
+        Duration::from_secs(per_stage),
     )
     .map_err(CoordError::Pki)?;
     let mut running = start(&config, Arc::new(nodes)).await?;

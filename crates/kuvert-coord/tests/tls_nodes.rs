@@ -12,12 +12,14 @@ use kuvert_net::pki::{self, InitOptions, PeerIdentity};
 use kuvert_net::tls::{self, NodeTls};
 use kuvert_node::wire::{self, GovState, GovStatus, Request, Response};
 
-/// Serve node `i` on a free port: answer every request with `answer`, and
-/// record (peer identity, request).
+/// Serve node `i` on a free port and record (peer identity, request).
+/// Node 1 refuses everything; with `silent`, the node completes the TLS
+/// handshake, reads the request and never answers.
 fn node(
     dir: &std::path::Path,
     i: usize,
     seen: Arc<Mutex<Vec<(PeerIdentity, Request)>>>,
+    silent: bool,
 ) -> SocketAddr {
     let cfg = NodeTls::load(dir, i).unwrap().server;
     let l = TcpListener::bind("127.0.0.1:0").unwrap();
@@ -33,10 +35,13 @@ fn node(
                 continue;
             };
             seen.lock().unwrap().push((peer, req.clone()));
+            if silent {
+                std::thread::sleep(Duration::from_secs(30));
+                continue;
+            }
             let resp = match (i, &req) {
                 (1, _) => Response::Error {
-                    message: "not registered at node 1: all contributors must approve first"
-                        .into(),
+                    message: "not registered at node 1: all contributors must approve first".into(),
                 },
                 (_, Request::GovStatus { analysis }) => Response::GovStatus(Box::new(GovStatus {
                     node: i,
@@ -74,10 +79,13 @@ async fn tls_nodes_speak_the_wire_protocol() {
     )
     .unwrap();
     let seen = Arc::new(Mutex::new(Vec::new()));
-    let a0 = node(&pki_dir, 0, seen.clone());
-    let a1 = node(&pki_dir, 1, seen.clone());
+    let a0 = node(&pki_dir, 0, seen.clone(), false);
+    let a1 = node(&pki_dir, 1, seen.clone(), false);
     // Node 2 is down: a port nobody listens on.
-    let a2 = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+    let a2 = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
 
     let nodes = TlsNodes::new(&pki_dir, [a0, a1, a2], Duration::from_secs(2)).unwrap();
     let id = "ab".repeat(32);
@@ -86,7 +94,12 @@ async fn tls_nodes_speak_the_wire_protocol() {
         Ok(s) => {
             assert_eq!(s.node, 0);
             assert_eq!(s.analysis, id);
-            assert_eq!(s.state, GovState::Waiting { missing: vec!["ek".into()] });
+            assert_eq!(
+                s.state,
+                GovState::Waiting {
+                    missing: vec!["ek".into()]
+                }
+            );
         }
         Err(e) => panic!("node 0: {e}"),
     }
@@ -108,6 +121,21 @@ async fn tls_nodes_speak_the_wire_protocol() {
     let r = nodes.run(&id).await;
     assert_eq!(r[0], Ok(()));
 
+    // A node that takes the request and then says nothing: one timeout
+    // for it, the other nodes' answers are not lost.
+    let quiet = node(&pki_dir, 2, seen.clone(), true);
+    let nodes2 = TlsNodes::new(&pki_dir, [a0, a1, quiet], Duration::from_secs(1)).unwrap();
+    let t0 = std::time::Instant::now();
+    let st = nodes2.status(&id).await;
+    assert!(t0.elapsed() < Duration::from_secs(5), "{:?}", t0.elapsed());
+    assert!(st[0].is_ok());
+    assert!(matches!(st[1], Err(NodeError::Refused(_))));
+    assert!(
+        matches!(&st[2], Err(NodeError::Unreachable(m)) if m.contains("no answer within 1 s")),
+        "{:?}",
+        st[2]
+    );
+
     // The nodes saw the coordinator's own identity and exactly these requests.
     let seen = seen.lock().unwrap();
     assert!(seen
@@ -124,7 +152,10 @@ async fn tls_nodes_speak_the_wire_protocol() {
     // Never an upload or a fetch.
     assert!(!reqs.iter().any(|r| matches!(
         r,
-        Request::GovUpload { .. } | Request::GovFetch { .. } | Request::Upload { .. } | Request::Fetch { .. }
+        Request::GovUpload { .. }
+            | Request::GovFetch { .. }
+            | Request::Upload { .. }
+            | Request::Fetch { .. }
     )));
 }
 
@@ -132,7 +163,8 @@ async fn tls_nodes_speak_the_wire_protocol() {
 fn missing_pki_is_a_clear_error() {
     let dir = tempfile::tempdir().unwrap();
     let a = SocketAddr::from(([127, 0, 0, 1], 1));
-    let err = TlsNodes::new(&dir.path().join("nope"), [a, a, a], Duration::from_secs(1)).unwrap_err();
+    let err =
+        TlsNodes::new(&dir.path().join("nope"), [a, a, a], Duration::from_secs(1)).unwrap_err();
     assert!(err.contains("coordinator"), "{err}");
     let e = kuvert_coord::CoordError::Pki(err);
     assert!(e.is_user_error());
