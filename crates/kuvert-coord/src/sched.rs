@@ -418,8 +418,23 @@ impl Coordinator {
         if states.iter().all(|s| matches!(s, GovState::Ready)) {
             // Registered: all data is in. Running: the run message was lost
             // (e.g. the coordinator stopped in between): send it again.
-            self.send_run(a, &[State::Registered, State::Running])
+            self.send_run(a, &[State::Registered, State::Running], [true; 3])
                 .await?;
+            return Ok(());
+        }
+        let ready = [0, 1, 2].map(|i| matches!(states[i], GovState::Ready));
+        if a.state == State::Running
+            && ready.iter().any(|r| *r)
+            && states.iter().all(|s| {
+                matches!(
+                    s,
+                    GovState::Ready | GovState::Running { .. } | GovState::Done { .. }
+                )
+            })
+        {
+            // The run reached only some nodes (one was unreachable when it
+            // was sent): tell the others. Only their refusals count.
+            self.send_run(a, &[State::Running], ready).await?;
             return Ok(());
         }
         // Waiting for data, or running.
@@ -454,7 +469,14 @@ impl Coordinator {
     }
 
     /// Move to `running` (from one of `from`) and send GovRun.
-    async fn send_run(&self, a: &AnalysisRow, from: &[State]) -> Result<bool, CoordError> {
+    /// `care[i]`: whether node i's refusal fails the job (false for a node
+    /// that already runs when the run is sent again).
+    async fn send_run(
+        &self,
+        a: &AnalysisRow,
+        from: &[State],
+        care: [bool; 3],
+    ) -> Result<bool, CoordError> {
         let first = a.state != State::Running;
         if first
             && !self
@@ -475,7 +497,7 @@ impl Coordinator {
         }
         let answers = self.bounded(self.inner.nodes.run(&a.id)).await;
         if let Some((i, why)) = answers.iter().enumerate().find_map(|(i, r)| match r {
-            Err(NodeError::Refused(m)) => Some((i, m.clone())),
+            Err(NodeError::Refused(m)) if care[i] => Some((i, m.clone())),
             _ => None,
         }) {
             let detail = format!(
@@ -643,7 +665,7 @@ impl Coordinator {
                 why.join("; ")
             )));
         }
-        if self.send_run(a, &[a.state]).await? {
+        if self.send_run(a, &[a.state], [true; 3]).await? {
             self.wake();
             Ok(RunRequest::Started)
         } else {

@@ -478,6 +478,55 @@ async fn lost_run_message_is_resent() {
     );
 }
 
+/// The run message reached two nodes only (the third was down at that
+/// moment): once it is back it gets the run too, and the two running
+/// nodes' refusal of a second run does not fail the job.
+#[tokio::test]
+async fn run_reaching_only_some_nodes_is_completed() {
+    let dir = tempfile::tempdir().unwrap();
+    let fake = Fake::new();
+    let c = Coordinator::open(&config(dir.path()), fake.clone())
+        .await
+        .unwrap();
+    let app = api::router(c.clone());
+    let p = parties();
+    let text = spec_text(&p, "");
+    let id = id_of(&text);
+    call(&app, "POST", "/api/analyses", &text).await;
+    approve_all(&app, &p, &id).await;
+    c.tick().await.unwrap();
+    fake.upload_all(&id);
+    fake.hold.store(true, Ordering::SeqCst);
+    // Node 2 answers the status poll, then is down when the run is sent.
+    let status = kuvert_coord::NodeApi::status(&*fake, &id.to_hex()).await;
+    assert!(status
+        .iter()
+        .all(|s| s.as_ref().unwrap().state == kuvert_node::wire::GovState::Ready));
+    assert!(c
+        .store()
+        .transition(
+            &id.to_hex(),
+            &[State::Registered],
+            State::Running,
+            "running"
+        )
+        .await
+        .unwrap());
+    fake.down[2].store(true, Ordering::SeqCst);
+    let r = kuvert_coord::NodeApi::run(&*fake, &id.to_hex()).await;
+    assert!(r[2].is_err());
+    fake.down[2].store(false, Ordering::SeqCst);
+    // Nodes 0 and 1 run, node 2 is Ready: the coordinator completes the run.
+    c.tick().await.unwrap();
+    assert_eq!(fake.runs.load(Ordering::SeqCst), 2);
+    let row = c.store().analysis(&id.to_hex()).await.unwrap().unwrap();
+    assert_eq!(row.state, State::Running, "{}", row.detail);
+    fake.hold.store(false, Ordering::SeqCst);
+    c.tick().await.unwrap();
+    let row = c.store().analysis(&id.to_hex()).await.unwrap().unwrap();
+    assert_eq!(row.state, State::Done, "{}", row.detail);
+}
+
 /// A node that does not answer: the analysis waits with a clear detail;
 /// a node that hangs during the run fails the job after node_timeout_secs;
 /// no round takes longer than the call timeout.

@@ -285,7 +285,12 @@ impl NodeApi for Fake {
                             },
                         };
                     }
-                    GovState::Running { .. } | GovState::Done { .. } => {}
+                    // A strict node: a second run request is refused.
+                    GovState::Running { .. } | GovState::Done { .. } => {
+                        *o = Err(NodeError::Refused(format!(
+                            "analysis {analysis} already ran or runs at node {i}"
+                        )))
+                    }
                     GovState::Waiting { missing } => {
                         *o = Err(NodeError::Refused(format!(
                             "tables missing: {}",
