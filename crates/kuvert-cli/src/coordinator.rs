@@ -1,52 +1,59 @@
-//! `kuvert coordinator`: the service's coordinator (catalogue, approvals,
-//! scheduling, status, web console). It holds no keys, shares or results.
+//! `kuvert coordinator`: the service operator's coordinator (API, console,
+//! scheduler). The logic is in kuvert-coord; this only parses flags.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use anyhow::{anyhow, Context};
 use clap::Args;
 
-/// `kuvert coordinator --data-dir DIR --pki DIR --nodes A,B,C`
+/// `kuvert coordinator`
 #[derive(Args, Debug)]
 pub struct CoordinatorArgs {
-    /// Where the coordinator keeps its SQLite database (coordinator.db, when
-    /// no --database-url is given) and its audit log (audit-coordinator.log).
+    /// Directory for the SQLite database (coordinator.db, unless
+    /// --database-url) and the audit log audit-coordinator.log. Created if
+    /// missing.
     #[arg(long)]
     data_dir: PathBuf,
-    /// Address of the HTTP API and the web console.
+    /// HTTP address of the API (/api/..., /openapi.json) and the web
+    /// console (/). It has no login of its own: keep it on loopback or
+    /// behind the operator's authenticating proxy.
     #[arg(long, default_value = "127.0.0.1:8080")]
     listen: SocketAddr,
-    /// PostgreSQL instead of SQLite, e.g. postgres://user:pass@host/db.
+    /// postgres://USER:PASS@HOST/DB to store in PostgreSQL instead of
+    /// SQLite (tables are created on start).
     #[arg(long, env = "KUVERT_DATABASE_URL")]
     database_url: Option<String>,
-    /// The deployment PKI directory with ca.crt and the coordinator's client
-    /// certificate party-coordinator.crt/.key (it talks TLS to the nodes).
-    #[arg(long, env = "KUVERT_PKI")]
+    /// The deployment PKI directory (from `kuvert pki init`); the
+    /// coordinator talks to the nodes as party "coordinator"
+    /// (party-coordinator.crt/.key).
+    #[arg(long, env = "KUVERT_PKI", default_value = "pki")]
     pki: PathBuf,
     /// The three nodes' client addresses, in node order.
     #[arg(long, value_delimiter = ',', required = true)]
     nodes: Vec<SocketAddr>,
-    /// How often the scheduler asks the nodes where jobs stand (ms).
-    #[arg(long, default_value_t = 500)]
+    /// Scheduler period in milliseconds (how often node states are polled).
+    #[arg(long, default_value_t = 1000)]
     poll_ms: u64,
-    /// A running job whose node has not answered for this long fails
-    /// (with a clear status) instead of waiting forever.
-    #[arg(long, default_value_t = 120)]
+    /// A running job fails when a node stays silent this many seconds.
+    #[arg(long, default_value_t = 60)]
     node_timeout_secs: u64,
-    /// Exit when standard input closes (used by `kuvert demo`).
+    /// Exit when standard input closes: `kuvert demo` starts its
+    /// coordinator with this, so that it ends with the demo even if the
+    /// demo is killed outright.
     #[arg(long, hide = true)]
     exit_with_parent: bool,
 }
 
 pub fn run(a: CoordinatorArgs) -> anyhow::Result<ExitCode> {
+    let Ok(nodes) = <[SocketAddr; 3]>::try_from(a.nodes.clone()) else {
+        eprintln!(
+            "error: --nodes needs exactly three addresses (node 0, 1, 2), got {}",
+            a.nodes.len()
+        );
+        return Ok(ExitCode::from(2));
+    };
     crate::node::init_logging();
-    let nodes: [SocketAddr; 3] = a
-        .nodes
-        .clone()
-        .try_into()
-        .map_err(|_| anyhow!("--nodes needs exactly three addresses, in node order"))?;
     if a.exit_with_parent {
         std::thread::spawn(|| {
             let _ = std::io::copy(&mut std::io::stdin().lock(), &mut std::io::sink());
@@ -54,20 +61,23 @@ pub fn run(a: CoordinatorArgs) -> anyhow::Result<ExitCode> {
             std::process::exit(0);
         });
     }
-    let config = kuvert_coord::Config {
-        data_dir: a.data_dir,
-        listen: a.listen,
-        database_url: a.database_url,
-        pki_dir: a.pki,
-        nodes,
-        poll_ms: a.poll_ms,
-        node_timeout_secs: a.node_timeout_secs,
-    };
+    let mut config = kuvert_coord::Config::new(a.data_dir, a.pki, nodes);
+    config.listen = a.listen;
+    config.database_url = a.database_url;
+    config.poll_ms = a.poll_ms;
+    config.node_timeout_secs = a.node_timeout_secs;
     let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
         .enable_all()
-        .build()
-        .context("cannot start the async runtime")?;
-    rt.block_on(kuvert_coord::serve(config))?;
-    Ok(ExitCode::SUCCESS)
+        .build()?;
+    let served = rt.block_on(kuvert_coord::serve(config));
+    // Do not wait for a node call still blocked in its connect timeout.
+    rt.shutdown_timeout(std::time::Duration::from_secs(1));
+    match served {
+        Ok(()) => Ok(ExitCode::SUCCESS),
+        Err(e) if e.is_user_error() => {
+            eprintln!("error: {e}");
+            Ok(ExitCode::from(2))
+        }
+        Err(e) => Err(e.into()),
+    }
 }

@@ -87,9 +87,6 @@ enum Command {
     /// nodes on loopback, two agencies and a recipient; submit, approve ×2,
     /// upload ×2, compute, sealed results, deletion receipts, audit.
     Demo(demo::DemoArgs),
-    /// Run the coordinator: catalogue of analyses, approvals, scheduling,
-    /// status and the web console (it never holds keys, shares or results).
-    Coordinator(coordinator::CoordinatorArgs),
     /// Recipient of a governed analysis: fetch the sealed result shares
     /// from the nodes, open them with your key and reconstruct the result
     /// on this machine (CSV).
@@ -101,6 +98,10 @@ enum Command {
     /// describe, template) and `audit verify`.
     #[command(flatten)]
     Gov(gov::GovCommand),
+    /// The service operator's coordinator: catalogue of analyses, approval
+    /// collection, scheduling of the three nodes, status, audit, OpenAPI
+    /// document and web console. Never holds keys, shares or results.
+    Coordinator(Box<coordinator::CoordinatorArgs>),
 }
 
 fn main() -> std::process::ExitCode {
@@ -119,10 +120,10 @@ fn main() -> std::process::ExitCode {
         Command::Example(c) => example::run(c),
         Command::Run(a) => run::run(*a),
         Command::Demo(a) => demo::run(a),
-        Command::Coordinator(a) => coordinator::run(a),
         Command::Result(a) => service::result_cmd(a),
         Command::Status(a) => service::status_cmd(a),
         Command::Gov(c) => gov::run(c),
+        Command::Coordinator(a) => coordinator::run(*a),
     };
     match result {
         Ok(code) => code,

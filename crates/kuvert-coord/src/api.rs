@@ -227,6 +227,10 @@ async fn show(
         })
         .collect();
     let receipts = c.inner.store.receipts(&a.id).await?;
+    let checks: Vec<Value> = receipts
+        .iter()
+        .map(|r| json!({"node": r.node, "signature": c.check_receipt(r)}))
+        .collect();
     Ok(Json(json!({
         "id": a.id,
         "name": a.name,
@@ -236,6 +240,7 @@ async fn show(
         "approvals": approvals,
         "nodes": nodes,
         "receipts": receipts,
+        "receipt_checks": checks,
         "submitted_at": a.submitted_at,
         "updated_at": a.updated_at,
     })))

@@ -416,7 +416,7 @@ async fn analysis_body(c: &Coordinator, id: &str, l: Lang) -> Result<(String, St
             l.t("Raderade tabeller", "Tables deleted"),
             l.t("Mellanlägen", "Intermediate state"),
             l.t("Sessionsnycklar", "Session keys"),
-            l.t("Nodens nyckel", "Node key"),
+            l.t("Signatur", "Signature"),
         ])
     );
     for r in &receipts {
@@ -429,13 +429,26 @@ async fn analysis_body(c: &Coordinator, id: &str, l: Lang) -> Result<(String, St
         };
         let _ = writeln!(
             s,
-            "<tr><th scope=\"row\">{}</th><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td><code>{}</code></td></tr>",
+            "<tr><th scope=\"row\">{}</th><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
             r.node,
             e(&r.time),
             e(&r.deleted.tables.join(", ")),
             yes(r.deleted.intermediate_state),
             yes(r.deleted.session_keys),
-            e(&r.node_public_key),
+            match c.check_receipt(r) {
+                crate::ReceiptCheck::Valid => l.t(
+                    "giltig (nodens nyckel i PKI-katalogen)",
+                    "valid (the node's key in the PKI directory)"
+                ),
+                crate::ReceiptCheck::Invalid => l.t(
+                    "OGILTIG: stämmer inte med nodens nyckel",
+                    "INVALID: does not match the node's key"
+                ),
+                crate::ReceiptCheck::NoKey => l.t(
+                    "ej kontrollerad (ingen nyckel för noden i PKI-katalogen)",
+                    "not checked (no key for the node in the PKI directory)"
+                ),
+            },
         );
     }
     if receipts.is_empty() {

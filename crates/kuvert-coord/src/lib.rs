@@ -94,6 +94,17 @@ pub enum CoordError {
     Serve(String),
 }
 
+impl CoordError {
+    /// True when the operator's input (a flag: the PKI directory, the
+    /// database URL, the listen address) is at fault: the CLI exits 2.
+    pub fn is_user_error(&self) -> bool {
+        matches!(
+            self,
+            CoordError::Pki(_) | CoordError::Connect { .. } | CoordError::Bind { .. }
+        )
+    }
+}
+
 /// The coordinator's configuration (`kuvert coordinator` flags).
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -151,6 +162,9 @@ pub(crate) struct Inner {
     pub(crate) node_timeout_secs: u64,
     pub(crate) poll: Duration,
     pub(crate) wake: Notify,
+    /// Each node's receipt-signing key from the PKI directory
+    /// (`node-<i>.gov.pub`), when present.
+    pub(crate) receipt_keys: [Option<ed25519_dalek::VerifyingKey>; 3],
 }
 
 /// A coordinator: storage, node access and audit log. Cheap to clone.
@@ -186,6 +200,7 @@ impl Coordinator {
                 node_timeout_secs: config.node_timeout_secs.max(1),
                 poll: Duration::from_millis(config.poll_ms.max(10)),
                 wake: Notify::new(),
+                receipt_keys: [0, 1, 2].map(|i| receipt_key(&config.pki_dir, i)),
             }),
         })
     }
@@ -312,10 +327,14 @@ pub async fn start(config: &Config, nodes: Arc<dyn NodeApi>) -> Result<Running, 
 
 /// `kuvert coordinator`: serve with the real nodes until Ctrl-C.
 pub async fn serve(config: Config) -> Result<(), CoordError> {
+    // A round bounds each node call by min(node_timeout_secs, 10) s; a
+    // third of that for each of connect, handshake and answer keeps the
+    // per-node errors (which name the node) inside that bound.
+    let per_stage = (config.node_timeout_secs.clamp(1, 10) / 3).max(1);
     let nodes = TlsNodes::new(
         &config.pki_dir,
         config.nodes,
-        Duration::from_secs(config.node_timeout_secs.clamp(1, 10)),
+        Duration::from_secs(per_stage),
     )
     .map_err(CoordError::Pki)?;
     let mut running = start(&config, Arc::new(nodes)).await?;
@@ -328,6 +347,50 @@ pub async fn serve(config: Config) -> Result<(), CoordError> {
     tokio::select! {
         r = running.wait() => r,
         _ = tokio::signal::ctrl_c() => running.stop().await,
+    }
+}
+
+/// Node `i`'s deletion-receipt key: `pki_dir/node-<i>.gov.pub` (or
+/// `node-<i>.gov.key.pub`), a kuvert-gov public key file.
+fn receipt_key(pki_dir: &std::path::Path, i: usize) -> Option<ed25519_dalek::VerifyingKey> {
+    [format!("node-{i}.gov.pub"), format!("node-{i}.gov.key.pub")]
+        .iter()
+        .map(|f| pki_dir.join(f))
+        .find(|p| p.exists())
+        .and_then(|p| kuvert_gov::PublicKeys::load(&p).ok())
+        .and_then(|k| k.verifying_key().ok())
+}
+
+/// How a deletion receipt checks against the node's key in the PKI.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ReceiptCheck {
+    /// Signed by the node's key from `node-<i>.gov.pub`.
+    Valid,
+    /// Does not verify against that key: forged, altered, or a wrong key.
+    Invalid,
+    /// The PKI directory has no key for that node: not checked here.
+    NoKey,
+}
+
+impl Coordinator {
+    /// Check a receipt against its node's key from the PKI directory.
+    pub fn check_receipt(&self, r: &kuvert_gov::DeletionReceipt) -> ReceiptCheck {
+        match self
+            .inner
+            .receipt_keys
+            .get(r.node as usize)
+            .and_then(|k| k.as_ref())
+        {
+            None => ReceiptCheck::NoKey,
+            Some(k) => {
+                if r.verify(k).is_ok() {
+                    ReceiptCheck::Valid
+                } else {
+                    ReceiptCheck::Invalid
+                }
+            }
+        }
     }
 }
 

@@ -6,14 +6,16 @@
 //! it never uploads, never fetches, and holds no key that opens a result.
 
 use std::future::Future;
-use std::net::SocketAddr;
+use std::io::BufReader;
+use std::net::{SocketAddr, TcpStream};
 use std::path::Path;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::time::Duration;
 
 use kuvert_gov::Approval;
-use kuvert_node::client::{ClientError, Nodes};
-use kuvert_node::wire::{GovStatus, Request, Response};
+use kuvert_net::tls;
+use kuvert_node::wire::{self, GovStatus, Request, Response};
 
 /// A boxed future (the trait is used as `Arc<dyn NodeApi>`).
 pub type BoxFut<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
@@ -47,53 +49,82 @@ pub trait NodeApi: Send + Sync + 'static {
 }
 
 /// The real nodes, over mutually authenticated TLS as party `coordinator`.
-#[derive(Debug, Clone)]
+///
+/// Each request opens its own connection with a timeout on the TCP
+/// connect, the TLS handshake **and** every read and write, so a node that
+/// accepts a connection and then says nothing costs one timeout, never a
+/// blocked thread.
+#[derive(Clone)]
 pub struct TlsNodes {
-    nodes: Nodes,
+    config: Arc<rustls::ClientConfig>,
+    addrs: [SocketAddr; 3],
+    timeout: Duration,
 }
+
+impl std::fmt::Debug for TlsNodes {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "TlsNodes {{ addrs: {:?} }}", self.addrs)
+    }
+}
+
+/// Largest answer accepted from a node (status answers carry no payload).
+const MAX_ANSWER: u64 = 1 << 20;
 
 impl TlsNodes {
     /// The party certificate `pki_dir/party-coordinator.crt` (and `.key`)
-    /// is the coordinator's TLS identity.
+    /// is the coordinator's TLS identity; `ca.crt` is the trust anchor.
     pub fn new(pki_dir: &Path, addrs: [SocketAddr; 3], timeout: Duration) -> Result<Self, String> {
-        let mut nodes = Nodes::new(pki_dir, "coordinator", addrs).map_err(|e| e.to_string())?;
-        nodes.timeout = timeout;
-        Ok(TlsNodes { nodes })
+        let config = tls::party_client_config(pki_dir, "coordinator")
+            .map_err(|e| format!("cannot load party \"coordinator\"'s TLS identity: {e}"))?;
+        Ok(TlsNodes {
+            config,
+            addrs,
+            timeout,
+        })
+    }
+
+    /// One request to node `i`, one answer.
+    fn ask(&self, i: usize, req: &Request) -> Result<Response, NodeError> {
+        let addr = self.addrs[i];
+        let un =
+            |d: String| NodeError::Unreachable(format!("node {i} ({addr}) is unreachable: {d}"));
+        let tcp = TcpStream::connect_timeout(&addr, self.timeout).map_err(|e| un(e.to_string()))?;
+        let (conn, tcp) = tls::connect(tcp, &self.config, tls::node_server_name(i), self.timeout)
+            .map_err(|e| un(e.to_string()))?;
+        tls::set_timeouts(&tcp, Some(self.timeout)).map_err(|e| un(e.to_string()))?;
+        let mut s = BufReader::new(rustls::StreamOwned::new(conn, tcp));
+        wire::write_msg(s.get_mut(), req, &[]).map_err(|e| un(format!("sending failed: {e}")))?;
+        let (resp, _payload) = wire::read_msg::<_, Response>(&mut s, MAX_ANSWER).map_err(|e| {
+            un(format!(
+                "no answer within {} s: {e}",
+                self.timeout.as_secs()
+            ))
+        })?;
+        Ok(resp)
     }
 
     async fn each<T: Send + 'static>(
         &self,
         req: Request,
-        f: fn(usize, Response) -> Result<T, NodeError>,
+        f: fn(Response) -> Result<T, NodeError>,
     ) -> [Result<T, NodeError>; 3] {
-        let mut handles = Vec::with_capacity(3);
-        for i in 0..3 {
-            let nodes = self.nodes.clone();
+        let req = Arc::new(req);
+        let handles = [0, 1, 2].map(|i| {
+            let me = self.clone();
             let req = req.clone();
-            handles.push(tokio::task::spawn_blocking(move || {
-                let answer = nodes.connect(i).and_then(|mut c| c.ask(&req, &[]));
-                match answer {
-                    Ok((resp, _payload)) => f(i, resp),
-                    Err(ClientError::Refused { message, .. }) => Err(NodeError::Refused(message)),
-                    Err(e) => Err(NodeError::Unreachable(e.to_string())),
-                }
-            }));
-        }
-        let mut out: [Result<T, NodeError>; 3] = [
-            Err(NodeError::Unreachable(String::new())),
-            Err(NodeError::Unreachable(String::new())),
-            Err(NodeError::Unreachable(String::new())),
-        ];
-        for (i, h) in handles.into_iter().enumerate() {
-            out[i] = h.await.unwrap_or_else(|e| {
-                Err(NodeError::Unreachable(format!("client task failed: {e}")))
-            });
-        }
-        out
+            tokio::task::spawn_blocking(move || me.ask(i, &req).and_then(f))
+        });
+        let [h0, h1, h2] = handles;
+        [join(h0).await, join(h1).await, join(h2).await]
     }
 }
 
-fn ok_answer(_: usize, r: Response) -> Result<(), NodeError> {
+async fn join<T>(h: tokio::task::JoinHandle<Result<T, NodeError>>) -> Result<T, NodeError> {
+    h.await
+        .unwrap_or_else(|e| Err(NodeError::Unreachable(format!("client task failed: {e}"))))
+}
+
+fn ok_answer(r: Response) -> Result<(), NodeError> {
     match r {
         Response::Ok { .. } => Ok(()),
         Response::Error { message } => Err(NodeError::Refused(message)),
@@ -103,7 +134,7 @@ fn ok_answer(_: usize, r: Response) -> Result<(), NodeError> {
     }
 }
 
-fn status_answer(_: usize, r: Response) -> Result<GovStatus, NodeError> {
+fn status_answer(r: Response) -> Result<GovStatus, NodeError> {
     match r {
         Response::GovStatus(s) => Ok(*s),
         Response::Error { message } => Err(NodeError::Refused(message)),

@@ -219,6 +219,8 @@ pub fn document() -> Value {
                 "nodes": {"type": "array", "items": {"type": "object", "description":
                     "index, and state (the node's GovStatus) or error (why it did not answer)"}},
                 "receipts": {"type": "array", "items": {"type": "object", "description": "signed deletion receipts"}},
+                "receipt_checks": {"type": "array", "items": {"type": "object", "description":
+                    "node, and signature: valid | invalid | no_key (checked against node-<i>.gov.pub in the PKI directory)"}},
                 "submitted_at": {"type": "string"}, "updated_at": {"type": "string"}}},
             "Approval": {"type": "object", "required": ["analysis_id", "contributor", "public_key", "signature"],
                 "properties": {"analysis_id": {"type": "string"}, "contributor": {"type": "string"},

@@ -239,13 +239,19 @@ impl Coordinator {
         };
         let who = silent
             .iter()
-            .map(|(i, m)| format!("node {i} ({m})"))
+            .map(|(i, m)| {
+                if m.starts_with(&format!("node {i}")) {
+                    m.to_string()
+                } else {
+                    format!("node {i}: {m}")
+                }
+            })
             .collect::<Vec<_>>()
             .join("; ");
         let limit_ms = (self.inner.node_timeout_secs as i64).saturating_mul(1000);
         if a.state == State::Running && now - since >= limit_ms {
             let detail = format!(
-                "failed: {who} unreachable since {} (more than {} s) during the run. Nothing was \
+                "failed: {who}; no answer since {} (more than {} s) during the run. Nothing was \
                  released. Bring the node back, then ask to run again (POST /api/analyses/{}/run); \
                  the inputs are kept unless the node says otherwise",
                 fmt_ms(since),
@@ -274,7 +280,7 @@ impl Coordinator {
             }
         } else {
             let detail = format!(
-                "{who} unreachable since {}; the analysis stays {} and is retried every round{}",
+                "{who}; no answer since {}; the analysis stays {} and is retried every round{}",
                 fmt_ms(since),
                 a.state,
                 if a.state == State::Running {
@@ -298,7 +304,7 @@ impl Coordinator {
         let answers = self.bounded(self.inner.nodes.status(&a.id)).await;
         for (i, r) in answers.iter().enumerate() {
             let seen = match r {
-                Ok(s) => NodeSeen::Status(s.clone()),
+                Ok(s) => NodeSeen::Status(Box::new(s.clone())),
                 Err(e) => NodeSeen::Error(e.to_string()),
             };
             self.inner.store.set_node_seen(&a.id, i, &seen).await?;
@@ -412,8 +418,23 @@ impl Coordinator {
         if states.iter().all(|s| matches!(s, GovState::Ready)) {
             // Registered: all data is in. Running: the run message was lost
             // (e.g. the coordinator stopped in between): send it again.
-            self.send_run(a, &[State::Registered, State::Running])
+            self.send_run(a, &[State::Registered, State::Running], [true; 3])
                 .await?;
+            return Ok(());
+        }
+        let ready = [0, 1, 2].map(|i| matches!(states[i], GovState::Ready));
+        if a.state == State::Running
+            && ready.iter().any(|r| *r)
+            && states.iter().all(|s| {
+                matches!(
+                    s,
+                    GovState::Ready | GovState::Running { .. } | GovState::Done { .. }
+                )
+            })
+        {
+            // The run reached only some nodes (one was unreachable when it
+            // was sent): tell the others. Only their refusals count.
+            self.send_run(a, &[State::Running], ready).await?;
             return Ok(());
         }
         // Waiting for data, or running.
@@ -448,7 +469,14 @@ impl Coordinator {
     }
 
     /// Move to `running` (from one of `from`) and send GovRun.
-    async fn send_run(&self, a: &AnalysisRow, from: &[State]) -> Result<bool, CoordError> {
+    /// `care[i]`: whether node i's refusal fails the job (false for a node
+    /// that already runs when the run is sent again).
+    async fn send_run(
+        &self,
+        a: &AnalysisRow,
+        from: &[State],
+        care: [bool; 3],
+    ) -> Result<bool, CoordError> {
         let first = a.state != State::Running;
         if first
             && !self
@@ -469,7 +497,7 @@ impl Coordinator {
         }
         let answers = self.bounded(self.inner.nodes.run(&a.id)).await;
         if let Some((i, why)) = answers.iter().enumerate().find_map(|(i, r)| match r {
-            Err(NodeError::Refused(m)) => Some((i, m.clone())),
+            Err(NodeError::Refused(m)) if care[i] => Some((i, m.clone())),
             _ => None,
         }) {
             let detail = format!(
@@ -500,6 +528,7 @@ impl Coordinator {
         let mut deadline = String::new();
         let mut ev = AuditEvent::new("coordinator", "job.done").analysis(parse_id(&a.id)?);
         let mut n_receipts = 0;
+        let mut invalid = Vec::new();
         for s in st {
             if let GovState::Done { deadline: d } = &s.state {
                 if deadline.is_empty() || d < &deadline {
@@ -507,6 +536,11 @@ impl Coordinator {
                 }
             }
             if let Some(r) = &s.receipt {
+                if self.check_receipt(r) == crate::ReceiptCheck::Invalid
+                    || r.node as usize != s.node
+                {
+                    invalid.push(s.node);
+                }
                 self.inner.store.add_receipt(&a.id, r).await?;
                 let json = serde_json::to_vec(r).unwrap_or_default();
                 let h: String = Sha256::digest(&json)
@@ -518,11 +552,18 @@ impl Coordinator {
             }
         }
         self.inner.store.set_deadline(&a.id, &deadline).await?;
-        let detail = format!(
+        let mut detail = format!(
             "done: results sealed for their recipients until {deadline} (kuvert result {} --key KEY); \
              {n_receipts} of 3 deletion receipts",
             a.id
         );
+        for i in &invalid {
+            detail.push_str(&format!(
+                "; WARNING: node {i}'s deletion receipt does not verify against its key \
+                 node-{i}.gov.pub in the PKI directory: ask the node's operator why"
+            ));
+            ev = ev.detail(&format!("receipt_invalid_node{i}"), true);
+        }
         if self
             .inner
             .store
@@ -624,10 +665,7 @@ impl Coordinator {
                 why.join("; ")
             )));
         }
-        let mut a = a.clone();
-        let from = a.state;
-        a.state = from;
-        if self.send_run(&a, &[from]).await? {
+        if self.send_run(a, &[a.state], [true; 3]).await? {
             self.wake();
             Ok(RunRequest::Started)
         } else {

@@ -92,7 +92,7 @@ pub struct AnalysisRow {
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(rename_all = "snake_case")]
 pub enum NodeSeen {
-    Status(GovStatus),
+    Status(Box<GovStatus>),
     Error(String),
 }
 
@@ -242,12 +242,20 @@ impl Store {
 
     /// Analyses in one of `states`.
     pub async fn analyses_in(&self, states: &[State]) -> Result<Vec<AnalysisRow>, CoordError> {
-        Ok(self
-            .analyses()
-            .await?
-            .into_iter()
-            .filter(|a| states.contains(&a.state))
-            .collect())
+        if states.is_empty() {
+            return Ok(vec![]);
+        }
+        let marks: Vec<String> = (1..=states.len()).map(|i| format!("${i}")).collect();
+        let sql = format!(
+            "SELECT * FROM analyses WHERE state IN ({}) ORDER BY submitted_ms DESC, id",
+            marks.join(", ")
+        );
+        let mut q = sqlx::query(&sql);
+        for st in states {
+            q = q.bind(st.as_str());
+        }
+        let rows = q.fetch_all(&self.pool).await.map_err(db_err)?;
+        rows.iter().map(Store::row).collect()
     }
 
     /// Compare-and-set the state; true when this call made the change.

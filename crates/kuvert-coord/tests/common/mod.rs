@@ -1,0 +1,528 @@
+#![allow(dead_code)]
+//! Test helpers: seeded keys, a filled spec, an in-memory fake of the
+//! three nodes (it verifies approvals like a real node, and can be told to
+//! be down, hang, refuse or fail), and HTTP helpers.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::http::{Request, StatusCode};
+use axum::Router;
+use kuvert_coord::{BoxFut, Config, NodeApi, NodeError};
+use kuvert_gov::{
+    sign_approval, AnalysisId, AnalysisSpec, Approval, Deleted, DeletionReceipt, PartyKey,
+    Validation,
+};
+use kuvert_node::wire::{GovState, GovStatus, TableInfo};
+use rand_chacha::rand_core::SeedableRng;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tower::ServiceExt;
+
+pub fn key(name: &str, seed: u64) -> PartyKey {
+    let mut rng = rand_chacha::ChaCha20Rng::seed_from_u64(seed);
+    PartyKey::generate_with(name, &mut rng)
+}
+
+pub struct Parties {
+    pub fk: PartyKey,
+    pub kommun: PartyKey,
+    pub kontroll: PartyKey,
+}
+
+pub fn parties() -> Parties {
+    Parties {
+        fk: key("fk", 1),
+        kommun: key("kommun", 2),
+        kontroll: key("kontroll", 3),
+    }
+}
+
+/// The overlapping-benefits template with real keys, by plain text
+/// replacement (independent of the console's toml_edit filling). `tag`
+/// goes into the purpose so that each tag gives another analysis id.
+pub fn spec_text(p: &Parties, tag: &str) -> String {
+    let t = kuvert_gov::templates::get("overlapping-benefits").unwrap();
+    let mut s = t
+        .replace(
+            "public_key = \"placeholder:fk\"",
+            &format!("public_key = \"{}\"", p.fk.public().ed25519),
+        )
+        .replace(
+            "public_key = \"placeholder:kommun\"",
+            &format!("public_key = \"{}\"", p.kommun.public().ed25519),
+        )
+        .replace(
+            "public_key_x25519 = \"placeholder:fk\"",
+            &format!("public_key_x25519 = \"{}\"", p.fk.public().x25519),
+        )
+        .replace(
+            "public_key_x25519 = \"placeholder:kommun\"",
+            &format!("public_key_x25519 = \"{}\"", p.kommun.public().x25519),
+        )
+        .replace(
+            "public_key_x25519 = \"placeholder:kontroll\"",
+            &format!("public_key_x25519 = \"{}\"", p.kontroll.public().x25519),
+        )
+        .replace(
+            "contact = \"placeholder: the analysis owner's functional mailbox, e.g. mpc-analys@myndighet.example\"",
+            "contact = \"mpc-analys@fk.example\"",
+        );
+    if !tag.is_empty() {
+        s = s.replace(
+            "without either party handing its register to the other.",
+            &format!("without either party handing its register to the other. {tag}"),
+        );
+    }
+    s
+}
+
+pub fn id_of(text: &str) -> AnalysisId {
+    AnalysisSpec::parse(text, "t", Validation::Strict)
+        .unwrap()
+        .id()
+}
+
+pub fn approval(p: &Parties, who: &str, id: &AnalysisId) -> Approval {
+    let k = match who {
+        "fk" => &p.fk,
+        "kommun" => &p.kommun,
+        _ => &p.kontroll,
+    };
+    sign_approval(id, who, k)
+}
+
+#[derive(Clone)]
+struct NodeJob {
+    spec: AnalysisSpec,
+    state: GovState,
+    tables: Vec<TableInfo>,
+    receipt: Option<DeletionReceipt>,
+}
+
+/// The fake nodes.
+pub struct Fake {
+    jobs: Mutex<HashMap<String, [NodeJob; 3]>>,
+    pub node_keys: Vec<PartyKey>,
+    /// Node i answers nothing (connection refused).
+    pub down: [AtomicBool; 3],
+    /// Every call hangs (the coordinator's timeout must end it).
+    pub hang: AtomicBool,
+    /// Runs stay `Running` until released.
+    pub hold: AtomicBool,
+    /// The next run fails (on every node) with this reason (inputs kept).
+    pub fail_next_run: Mutex<Option<String>>,
+    /// Every node refuses registrations with this reason.
+    pub refuse_register: Mutex<Option<String>>,
+    /// Deadline the nodes report when done.
+    pub deadline: Mutex<String>,
+    pub registers: std::sync::atomic::AtomicUsize,
+    pub runs: std::sync::atomic::AtomicUsize,
+}
+
+impl Fake {
+    pub fn new() -> Arc<Fake> {
+        Arc::new(Fake {
+            jobs: Mutex::new(HashMap::new()),
+            node_keys: (0..3).map(|i| key(&format!("node{i}"), 100 + i)).collect(),
+            down: Default::default(),
+            hang: AtomicBool::new(false),
+            hold: AtomicBool::new(false),
+            fail_next_run: Mutex::new(None),
+            refuse_register: Mutex::new(None),
+            deadline: Mutex::new("2999-01-01T00:00:00Z".into()),
+            registers: Default::default(),
+            runs: Default::default(),
+        })
+    }
+
+    /// A contributor's upload of `table` to all three nodes.
+    pub fn upload(&self, id: &AnalysisId, table: &str, rows: u64) {
+        let mut jobs = self.jobs.lock().unwrap();
+        let nodes = jobs.get_mut(&id.to_hex()).expect("registered");
+        for n in nodes.iter_mut() {
+            let contributor = n
+                .spec
+                .contributors
+                .iter()
+                .find(|c| c.tables.iter().any(|t| t.name == table))
+                .unwrap()
+                .id
+                .clone();
+            n.tables.retain(|t| t.name != table);
+            n.tables.push(TableInfo {
+                name: table.into(),
+                contributor,
+                rows,
+            });
+            let missing: Vec<String> = n
+                .spec
+                .contributors
+                .iter()
+                .flat_map(|c| c.tables.iter().map(|t| t.name.clone()))
+                .filter(|t| !n.tables.iter().any(|x| &x.name == t))
+                .collect();
+            n.state = if missing.is_empty() {
+                GovState::Ready
+            } else {
+                GovState::Waiting { missing }
+            };
+        }
+    }
+
+    pub fn upload_all(&self, id: &AnalysisId) {
+        self.upload(id, "fk", 10);
+        self.upload(id, "ek", 7);
+    }
+
+    pub fn registered(&self, id: &AnalysisId) -> bool {
+        self.jobs.lock().unwrap().contains_key(&id.to_hex())
+    }
+
+    /// Forget an analysis on every node (as if their disks were wiped).
+    pub fn forget(&self, id: &AnalysisId) {
+        self.jobs.lock().unwrap().remove(&id.to_hex());
+    }
+
+    fn gate(&self, i: usize) -> Result<(), NodeError> {
+        if self.down[i].load(Ordering::SeqCst) {
+            Err(NodeError::Unreachable(format!(
+                "node {i} (127.0.0.1:{}) is unreachable: connection refused",
+                7000 + i
+            )))
+        } else {
+            Ok(())
+        }
+    }
+
+    async fn maybe_hang(&self) {
+        if self.hang.load(Ordering::SeqCst) {
+            tokio::time::sleep(Duration::from_secs(3600)).await;
+        }
+    }
+}
+
+impl NodeApi for Fake {
+    fn register<'a>(
+        &'a self,
+        spec_toml: &'a str,
+        approvals: &'a [Approval],
+    ) -> BoxFut<'a, [Result<(), NodeError>; 3]> {
+        Box::pin(async move {
+            self.maybe_hang().await;
+            self.registers.fetch_add(1, Ordering::SeqCst);
+            let one = |i: usize| -> Result<(), NodeError> {
+                self.gate(i)?;
+                if let Some(m) = self.refuse_register.lock().unwrap().clone() {
+                    return Err(NodeError::Refused(m));
+                }
+                let spec = AnalysisSpec::parse(spec_toml, "registered spec", Validation::Strict)
+                    .map_err(|e| NodeError::Refused(e.to_string()))?;
+                kuvert_gov::verify_approvals(&spec, approvals)
+                    .map_err(|e| NodeError::Refused(e.to_string()))?;
+                let id = spec.id().to_hex();
+                let mut jobs = self.jobs.lock().unwrap();
+                let missing: Vec<String> = spec
+                    .contributors
+                    .iter()
+                    .flat_map(|c| c.tables.iter().map(|t| t.name.clone()))
+                    .collect();
+                let fresh = NodeJob {
+                    spec: spec.clone(),
+                    state: GovState::Waiting { missing },
+                    tables: vec![],
+                    receipt: None,
+                };
+                let e = jobs
+                    .entry(id)
+                    .or_insert_with(|| [fresh.clone(), fresh.clone(), fresh.clone()]);
+                let _ = e;
+                Ok(())
+            };
+            [one(0), one(1), one(2)]
+        })
+    }
+
+    fn run<'a>(&'a self, analysis: &'a str) -> BoxFut<'a, [Result<(), NodeError>; 3]> {
+        Box::pin(async move {
+            self.maybe_hang().await;
+            self.runs.fetch_add(1, Ordering::SeqCst);
+            let fail = self.fail_next_run.lock().unwrap().take();
+            let mut out: [Result<(), NodeError>; 3] = [Ok(()), Ok(()), Ok(())];
+            let mut jobs = self.jobs.lock().unwrap();
+            for (i, o) in out.iter_mut().enumerate() {
+                if let Err(e) = self.gate(i) {
+                    *o = Err(e);
+                    continue;
+                }
+                let Some(nodes) = jobs.get_mut(analysis) else {
+                    *o = Err(NodeError::Refused(format!(
+                        "analysis {analysis} is not registered at node {i}"
+                    )));
+                    continue;
+                };
+                let n = &mut nodes[i];
+                match &n.state {
+                    GovState::Ready
+                    | GovState::Failed {
+                        inputs_kept: true, ..
+                    } => {
+                        // MPC aborts on every node when one fails.
+                        n.state = match &fail {
+                            Some(reason) => GovState::Failed {
+                                reason: reason.clone(),
+                                refused: false,
+                                inputs_kept: true,
+                            },
+                            _ => GovState::Running {
+                                output: "persons".into(),
+                                done: 0,
+                                total: 2,
+                            },
+                        };
+                    }
+                    // A strict node: a second run request is refused.
+                    GovState::Running { .. } | GovState::Done { .. } => {
+                        *o = Err(NodeError::Refused(format!(
+                            "analysis {analysis} already ran or runs at node {i}"
+                        )))
+                    }
+                    GovState::Waiting { missing } => {
+                        *o = Err(NodeError::Refused(format!(
+                            "tables missing: {}",
+                            missing.join(", ")
+                        )))
+                    }
+                    other => *o = Err(NodeError::Refused(format!("cannot run in state {other:?}"))),
+                }
+            }
+            out
+        })
+    }
+
+    fn status<'a>(&'a self, analysis: &'a str) -> BoxFut<'a, [Result<GovStatus, NodeError>; 3]> {
+        Box::pin(async move {
+            self.maybe_hang().await;
+            let hold = self.hold.load(Ordering::SeqCst);
+            let deadline = self.deadline.lock().unwrap().clone();
+            let mut jobs = self.jobs.lock().unwrap();
+            let one = |i: usize,
+                       jobs: &mut HashMap<String, [NodeJob; 3]>|
+             -> Result<GovStatus, NodeError> {
+                self.gate(i)?;
+                let Some(nodes) = jobs.get_mut(analysis) else {
+                    return Ok(GovStatus {
+                        node: i,
+                        analysis: analysis.into(),
+                        state: GovState::Unknown,
+                        tables: vec![],
+                        progress: None,
+                        stats: None,
+                        receipt: None,
+                    });
+                };
+                let n = &mut nodes[i];
+                if matches!(n.state, GovState::Running { .. }) && !hold {
+                    // The run finishes: seal, delete, sign a receipt.
+                    let id: AnalysisId = analysis.parse().unwrap();
+                    n.receipt = Some(DeletionReceipt::sign(
+                        &self.node_keys[i],
+                        id,
+                        analysis,
+                        i as u8,
+                        Deleted {
+                            tables: n.tables.iter().map(|t| t.name.clone()).collect(),
+                            intermediate_state: true,
+                            session_keys: true,
+                        },
+                        None,
+                    ));
+                    n.state = GovState::Done {
+                        deadline: deadline.clone(),
+                    };
+                }
+                Ok(GovStatus {
+                    node: i,
+                    analysis: analysis.into(),
+                    state: n.state.clone(),
+                    tables: n.tables.clone(),
+                    progress: None,
+                    stats: None,
+                    receipt: n.receipt.clone(),
+                })
+            };
+            [one(0, &mut jobs), one(1, &mut jobs), one(2, &mut jobs)]
+        })
+    }
+}
+
+/// Write node `i`'s receipt key as the PKI's `node-<i>.gov.pub`.
+pub fn write_node_pub(dir: &Path, i: usize, key: &PartyKey) {
+    std::fs::write(
+        dir.join(format!("node-{i}.gov.pub")),
+        serde_json::to_string(&key.public()).unwrap(),
+    )
+    .unwrap();
+}
+
+pub fn config(dir: &Path) -> Config {
+    let a = |p| SocketAddr::from(([127, 0, 0, 1], p));
+    let mut c = Config::new(
+        dir.to_path_buf(),
+        dir.to_path_buf(),
+        [a(7000), a(7001), a(7002)],
+    );
+    c.listen = a(0);
+    c.poll_ms = 20;
+    c.node_timeout_secs = 1;
+    c
+}
+
+/// One request on the router (no network).
+pub async fn call(app: &Router, method: &str, uri: &str, body: &str) -> (StatusCode, String) {
+    call_ct(app, method, uri, body, "text/plain").await
+}
+
+pub async fn call_ct(
+    app: &Router,
+    method: &str,
+    uri: &str,
+    body: &str,
+    ctype: &str,
+) -> (StatusCode, String) {
+    let req = Request::builder()
+        .method(method)
+        .uri(uri)
+        .header("content-type", ctype)
+        .body(Body::from(body.to_string()))
+        .unwrap();
+    let resp = app.clone().oneshot(req).await.unwrap();
+    let status = resp.status();
+    let bytes = axum::body::to_bytes(resp.into_body(), usize::MAX)
+        .await
+        .unwrap();
+    (status, String::from_utf8(bytes.to_vec()).unwrap())
+}
+
+pub fn json(s: &str) -> serde_json::Value {
+    serde_json::from_str(s).unwrap_or_else(|e| panic!("not JSON ({e}): {s}"))
+}
+
+/// A minimal HTTP/1.1 client over a real TCP connection.
+pub async fn http(addr: SocketAddr, method: &str, path: &str, body: &str) -> (u16, String) {
+    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let req = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Type: text/plain\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    s.write_all(req.as_bytes()).await.unwrap();
+    let mut buf = Vec::new();
+    s.read_to_end(&mut buf).await.unwrap();
+    let text = String::from_utf8(buf).unwrap();
+    let (head, body) = text.split_once("\r\n\r\n").unwrap();
+    let status: u16 = head.split(' ').nth(1).unwrap().parse().unwrap();
+    let body = if head
+        .to_ascii_lowercase()
+        .contains("transfer-encoding: chunked")
+    {
+        let mut out = String::new();
+        let mut rest = body;
+        loop {
+            let (len, after) = rest.split_once("\r\n").unwrap();
+            let n = usize::from_str_radix(len.trim(), 16).unwrap();
+            if n == 0 {
+                break;
+            }
+            out.push_str(&after[..n]);
+            rest = &after[n + 2..];
+        }
+        out
+    } else {
+        body.to_string()
+    };
+    (status, body)
+}
+
+/// Poll `f` until true (at most `secs`).
+pub async fn eventually<F, Fut>(secs: u64, what: &str, mut f: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let end = tokio::time::Instant::now() + Duration::from_secs(secs);
+    while tokio::time::Instant::now() < end {
+        if f().await {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    panic!("not within {secs} s: {what}");
+}
+
+/// The whole flow driven by hand (one scheduler round at a time), with a
+/// coordinator restart in the middle; for every storage backend.
+pub async fn tick_flow(cfg: &Config) {
+    use kuvert_coord::{api, Coordinator, State};
+    let fake = Fake::new();
+    let p = parties();
+    let text = spec_text(&p, "");
+    let id = id_of(&text);
+    {
+        let c = Coordinator::open(cfg, fake.clone()).await.unwrap();
+        let app = api::router(c.clone());
+        let (code, _) = call(&app, "POST", "/api/analyses", &text).await;
+        assert_eq!(code, StatusCode::CREATED);
+        let (code, _) = call(&app, "POST", "/api/analyses", &text).await;
+        assert_eq!(code, StatusCode::OK);
+        let a = serde_json::to_string(&approval(&p, "fk", &id)).unwrap();
+        call(&app, "POST", &format!("/api/analyses/{id}/approvals"), &a).await;
+        // A bad approval is refused on this backend too.
+        let bad = serde_json::to_string(&kuvert_gov::sign_approval(&id, "kommun", &p.fk)).unwrap();
+        let (code, _) = call(&app, "POST", &format!("/api/analyses/{id}/approvals"), &bad).await;
+        assert_eq!(code, StatusCode::BAD_REQUEST);
+        c.store().close().await;
+    }
+    let c = Coordinator::open(cfg, fake.clone()).await.unwrap();
+    let app = api::router(c.clone());
+    let a = serde_json::to_string(&approval(&p, "kommun", &id)).unwrap();
+    let (_, body) = call(&app, "POST", &format!("/api/analyses/{id}/approvals"), &a).await;
+    assert_eq!(
+        json(&body)["remaining"],
+        serde_json::json!([]),
+        "an approval was lost"
+    );
+    c.tick().await.unwrap();
+    assert_eq!(
+        c.store()
+            .analysis(&id.to_hex())
+            .await
+            .unwrap()
+            .unwrap()
+            .state,
+        State::Registered
+    );
+    fake.upload_all(&id);
+    c.tick().await.unwrap();
+    assert_eq!(
+        c.store()
+            .analysis(&id.to_hex())
+            .await
+            .unwrap()
+            .unwrap()
+            .state,
+        State::Running
+    );
+    c.tick().await.unwrap();
+    let (_, body) = call(&app, "GET", &format!("/api/analyses/{id}"), "").await;
+    let v = json(&body);
+    assert_eq!(v["state"], "done", "{v}");
+    assert_eq!(v["receipts"].as_array().unwrap().len(), 3);
+    assert_eq!(v["nodes"][2]["state"]["tables"][1]["rows"], 7);
+    let (_, body) = call(&app, "GET", "/api/analyses", "").await;
+    assert_eq!(json(&body)[0]["approvals_have"], 2);
+    c.store().close().await;
+}
