@@ -84,8 +84,8 @@ impl std::error::Error for SqlError {}
 pub fn prepare(sql: &str, catalog: &Catalog) -> Result<Query, SqlError> {
     let (body, privacy) = privacy::split(sql)?;
     let mut q = front::prepare(body, catalog)?;
-    if let Some(p) = privacy {
-        privacy::check(&q, &p).map_err(|message| {
+    if let Some(mut p) = privacy {
+        let checked = privacy::check(&q, &p).map_err(|message| {
             let at = sql.to_ascii_uppercase().rfind("PRIVACY").unwrap_or(0);
             let (line, column) = privacy::position(sql, at);
             SqlError {
@@ -94,6 +94,7 @@ pub fn prepare(sql: &str, catalog: &Catalog) -> Result<Query, SqlError> {
                 column,
             }
         })?;
+        p.keys = checked.group.map(|(_, k)| k).unwrap_or_default();
         q.privacy = Some(p);
     }
     Ok(q)
