@@ -119,12 +119,39 @@ fn flatten(cols: Vec<Val>) -> Vec<AShare> {
 }
 
 /// Execute `query` at this node. `progress(done, total)` is called after
-/// each operator.
+/// each operator. The DP noise of a `WITH PRIVACY` query is drawn from the
+/// operating system's CSPRNG.
 pub fn execute(
     party: &mut Party,
     query: &Query,
     inputs: &BTreeMap<String, InputTable>,
     progress: &mut dyn FnMut(usize, usize),
+) -> std::result::Result<ResultShares, ExecError> {
+    execute_with(party, query, inputs, progress, None)
+}
+
+/// [`execute`], but this node draws its DP noise from ChaCha20 keyed with
+/// `seed`, on stream number = this node's id. **For tests and reproducible
+/// demonstrations only**: whoever knows the seeds knows the noise, and the
+/// release is then not private. Tests use it to take the exact noise off
+/// an MPC answer and compare the rest with the plaintext oracle.
+#[doc(hidden)]
+pub fn execute_with_noise_seed(
+    party: &mut Party,
+    query: &Query,
+    inputs: &BTreeMap<String, InputTable>,
+    progress: &mut dyn FnMut(usize, usize),
+    seed: [u8; 32],
+) -> std::result::Result<ResultShares, ExecError> {
+    execute_with(party, query, inputs, progress, Some(seed))
+}
+
+fn execute_with(
+    party: &mut Party,
+    query: &Query,
+    inputs: &BTreeMap<String, InputTable>,
+    progress: &mut dyn FnMut(usize, usize),
+    noise_seed: Option<[u8; 32]>,
 ) -> std::result::Result<ResultShares, ExecError> {
     let total = count_nodes(&query.root) + 1;
     let private = match &query.privacy {
@@ -135,7 +162,17 @@ pub fn execute(
             let sens = crate::privacy::sensitivities(query, pv);
             let mus = kuvert_dp::accounting::skellam_variances_for(pv.epsilon, pv.delta, &sens)
                 .map_err(|e| ExecError::Unsupported(format!("WITH PRIVACY: {e}")))?;
+            let noise = match noise_seed {
+                None => Box::new(rand_core::OsRng) as Box<dyn rand_core::CryptoRngCore>,
+                Some(seed) => {
+                    let mut r =
+                        <rand_chacha::ChaCha20Rng as rand_core::SeedableRng>::from_seed(seed);
+                    r.set_stream(party.id() as u64);
+                    Box::new(r)
+                }
+            };
             Some(Private {
+                noise,
                 target,
                 person: checked.person,
                 group: checked.group,
@@ -194,6 +231,8 @@ pub(crate) fn unique_on(plan: &Plan, cols: &[usize]) -> bool {
 
 /// The DP target of a `WITH PRIVACY` query and its calibration.
 struct Private {
+    /// Where this node's noise comes from (the OS CSPRNG in production).
+    noise: Box<dyn rand_core::CryptoRngCore>,
     target: *const Plan,
     person: usize,
     /// GROUP BY column and its declared keys (ascending).
@@ -630,11 +669,12 @@ impl Exec<'_> {
         let first = out.cols.len() - aggs.len();
         for owner in 0..3 {
             let mine = if me == owner {
+                let rng = &mut self.private.as_mut().expect("private query").noise;
                 let mut v = Vec::with_capacity(k);
                 for mu in &mus {
                     for _ in 0..cells {
                         let s = kuvert_dp::distributed::DistributedSkellam::KUVERT
-                            .sample_node_noise(&mut rand_core::OsRng, *mu)
+                            .sample_node_noise(rng.as_mut(), *mu)
                             .map_err(|e| ExecError::Unsupported(format!("noise: {e}")))?;
                         let s = i64::try_from(s).map_err(|_| {
                             ExecError::Unsupported("noise sample out of range".into())
