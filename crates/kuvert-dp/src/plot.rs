@@ -219,29 +219,61 @@ pub fn png(points: &[CurvePoint], title: &str) -> Result<Vec<u8>, DpError> {
     } else {
         title.to_string()
     };
-    c.text(W / 2.0 * k, 18.0 * k, &title, PNG_SCALE, Anchor::Middle, black);
+    c.text(
+        W / 2.0 * k,
+        18.0 * k,
+        &title,
+        PNG_SCALE,
+        Anchor::Middle,
+        black,
+    );
     let names = names_of(points);
     if let Some(fr) = Frame::of(points) {
         for d in (fr.x0 as i32)..=(fr.x1 as i32) {
             let v = 10f64.powi(d);
             let x = fr.px(v) * k;
             c.line(x, TOP * k, x, (TOP + PH) * k, 1.0, grid);
-            c.text(x, (TOP + PH + 16.0) * k, &fmt_tick(v), PNG_SCALE, Anchor::Middle, black);
+            c.text(
+                x,
+                (TOP + PH + 16.0) * k,
+                &fmt_tick(v),
+                PNG_SCALE,
+                Anchor::Middle,
+                black,
+            );
         }
         for d in (fr.y0 as i32)..=(fr.y1 as i32) {
             let v = 10f64.powi(d);
             let y = fr.py(v) * k;
             c.line(LEFT * k, y, (LEFT + PW) * k, y, 1.0, grid);
-            c.text((LEFT - 6.0) * k, y + 4.0 * k, &fmt_tick(v), PNG_SCALE, Anchor::End, black);
+            c.text(
+                (LEFT - 6.0) * k,
+                y + 4.0 * k,
+                &fmt_tick(v),
+                PNG_SCALE,
+                Anchor::End,
+                black,
+            );
         }
         c.rect_outline(LEFT * k, TOP * k, (LEFT + PW) * k, (TOP + PH) * k, black);
-        c.text((LEFT + PW / 2.0) * k, (H - 18.0) * k, X_LABEL, PNG_SCALE, Anchor::Middle, black);
+        c.text(
+            (LEFT + PW / 2.0) * k,
+            (H - 18.0) * k,
+            X_LABEL,
+            PNG_SCALE,
+            Anchor::Middle,
+            black,
+        );
         c.text_up(18.0 * k, (TOP + PH / 2.0) * k, Y_LABEL, PNG_SCALE, black);
         for (i, name) in names.iter().enumerate() {
             let color = rgb(COLORS[i % COLORS.len()]);
             let pts: Vec<(f64, f64)> = points
                 .iter()
-                .filter_map(|p| p.errors.get(i).map(|e| (fr.px(p.epsilon) * k, fr.py(e.2) * k)))
+                .filter_map(|p| {
+                    p.errors
+                        .get(i)
+                        .map(|e| (fr.px(p.epsilon) * k, fr.py(e.2) * k))
+                })
                 .collect();
             for w in pts.windows(2) {
                 c.line(w[0].0, w[0].1, w[1].0, w[1].1, 2.0 * k, color);
@@ -249,7 +281,14 @@ pub fn png(points: &[CurvePoint], title: &str) -> Result<Vec<u8>, DpError> {
             let ly = (TOP + 14.0 + 18.0 * i as f64) * k;
             let lxp = (LEFT + PW + 12.0) * k;
             c.line(lxp, ly, lxp + 20.0 * k, ly, 2.0 * k, color);
-            c.text(lxp + 26.0 * k, ly + 4.0 * k, name, PNG_SCALE, Anchor::Start, black);
+            c.text(
+                lxp + 26.0 * k,
+                ly + 4.0 * k,
+                name,
+                PNG_SCALE,
+                Anchor::Start,
+                black,
+            );
         }
     }
     c.encode_png()

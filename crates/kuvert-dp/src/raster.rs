@@ -202,9 +202,16 @@ mod tests {
             .flat_map(|x| (0..200).map(move |y| (x, y)))
             .filter(|&(x, y)| c.pixel(x, y).unwrap() == [0; 3])
             .collect();
-        let (xmin, xmax) = dark.iter().fold((u32::MAX, 0), |a, p| (a.0.min(p.0), a.1.max(p.0)));
-        let (ymin, ymax) = dark.iter().fold((u32::MAX, 0), |a, p| (a.0.min(p.1), a.1.max(p.1)));
-        assert!(ymax - ymin > 5 * (xmax - xmin), "{xmin}..{xmax} x {ymin}..{ymax}");
+        let (xmin, xmax) = dark
+            .iter()
+            .fold((u32::MAX, 0), |a, p| (a.0.min(p.0), a.1.max(p.0)));
+        let (ymin, ymax) = dark
+            .iter()
+            .fold((u32::MAX, 0), |a, p| (a.0.min(p.1), a.1.max(p.1)));
+        assert!(
+            ymax - ymin > 5 * (xmax - xmin),
+            "{xmin}..{xmax} x {ymin}..{ymax}"
+        );
         assert!(ymin >= 100 - 48 && ymax < 100 + 48);
     }
 }

@@ -73,9 +73,18 @@ fn png_has_the_size_axes_labels_and_curve_where_they_belong() {
     assert!(inked(&img, 2 * 618, 2 * 36, 2 * 640, 2 * 48) > 10);
     // x tick labels under the axis, x axis label at the bottom, y label on
     // the left (rotated), title on top
-    assert!(inked(&img, 2 * 70, 2 * 384, 2 * 90, 2 * 400) > 10, "tick 0.1");
-    assert!(inked(&img, 2 * 200, 2 * 410, 2 * 470, 2 * 425) > 200, "x label");
-    assert!(inked(&img, 2 * 10, 2 * 90, 2 * 20, 2 * 320) > 200, "y label");
+    assert!(
+        inked(&img, 2 * 70, 2 * 384, 2 * 90, 2 * 400) > 10,
+        "tick 0.1"
+    );
+    assert!(
+        inked(&img, 2 * 200, 2 * 410, 2 * 470, 2 * 425) > 200,
+        "x label"
+    );
+    assert!(
+        inked(&img, 2 * 10, 2 * 90, 2 * 20, 2 * 320) > 200,
+        "y label"
+    );
     assert!(inked(&img, 2 * 150, 2 * 4, 2 * 610, 2 * 20) > 200, "title");
     // the axes' box: its left edge is black all the way down
     let (w, _, buf) = &img;

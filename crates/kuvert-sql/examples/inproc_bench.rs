@@ -113,6 +113,30 @@ fn main() {
     })
     .unwrap();
     let el = t.elapsed().as_secs_f64();
+    if let Some(pv) = &q.privacy {
+        // the exact noise draws alone: each node draws one per output cell
+        let sens = kuvert_sql::privacy::sensitivities(&q, pv);
+        let mus =
+            kuvert_dp::accounting::skellam_variances_for(pv.epsilon, pv.delta, &sens).unwrap();
+        let mut rng = kuvert_dp::secure_rng().unwrap();
+        for (j, mu) in mus.iter().enumerate() {
+            let t = Instant::now();
+            let draws = 5;
+            for _ in 0..draws {
+                kuvert_dp::distributed::DistributedSkellam::KUVERT
+                    .sample_node_noise(&mut rng, *mu)
+                    .unwrap();
+            }
+            println!(
+                "  output {j}: central Skellam std {:.1}, released std {:.1} (x{:.4}), one node's draw (variance {:.3e}) {:.1} ms",
+                mu.sqrt(),
+                (1.5 * mu).sqrt(),
+                1.5f64.sqrt(),
+                mu / 2.0,
+                t.elapsed().as_secs_f64() * 1e3 / draws as f64
+            );
+        }
+    }
     let s = &out[0].1;
     println!(
         "{what} n={n}: {el:.2} s, rounds {}, bytes sent by party 0 {:.1} MB, output rows {}",

@@ -57,6 +57,9 @@ pub enum ExecError {
     Input(String),
     #[error("{0}")]
     Unsupported(String),
+    /// This node could not draw its DP noise (no OS randomness).
+    #[error("DP noise: {0}")]
+    Noise(String),
 }
 
 type Result<T> = std::result::Result<T, ExecError>;
@@ -162,8 +165,14 @@ fn execute_with(
             let sens = crate::privacy::sensitivities(query, pv);
             let mus = kuvert_dp::accounting::skellam_variances_for(pv.epsilon, pv.delta, &sens)
                 .map_err(|e| ExecError::Unsupported(format!("WITH PRIVACY: {e}")))?;
+            // ChaCha20 keyed with 256 bits from the OS: drawing every word
+            // from the OS directly costs a system call each, and one exact
+            // Skellam draw of variance 1e10 needs about 10^5 words.
             let noise = match noise_seed {
-                None => Box::new(rand_core::OsRng) as Box<dyn rand_core::CryptoRngCore>,
+                None => {
+                    Box::new(kuvert_dp::secure_rng().map_err(|e| ExecError::Noise(e.to_string()))?)
+                        as Box<dyn rand_core::CryptoRngCore>
+                }
                 Some(seed) => {
                     let mut r =
                         <rand_chacha::ChaCha20Rng as rand_core::SeedableRng>::from_seed(seed);
@@ -675,10 +684,9 @@ impl Exec<'_> {
                     for _ in 0..cells {
                         let s = kuvert_dp::distributed::DistributedSkellam::KUVERT
                             .sample_node_noise(rng.as_mut(), *mu)
-                            .map_err(|e| ExecError::Unsupported(format!("noise: {e}")))?;
-                        let s = i64::try_from(s).map_err(|_| {
-                            ExecError::Unsupported("noise sample out of range".into())
-                        })?;
+                            .map_err(|e| ExecError::Noise(e.to_string()))?;
+                        let s = i64::try_from(s)
+                            .map_err(|_| ExecError::Noise("sample out of range".into()))?;
                         v.push(s as u64);
                     }
                 }
