@@ -22,6 +22,8 @@ use kuvert_node::wire::JobState;
       --sql \"SELECT COUNT(*) AS n FROM fk WHERE pnr IN (SELECT pnr FROM ek)\"
   kuvert run --table a=a.csv --schema a=pnr:idnr,belopp:int \\
       --sql \"SELECT SUM(belopp) AS s FROM a\" --explain
+  kuvert run --table a=a.csv --explain --sql \"SELECT kommun, COUNT(*) AS n FROM a GROUP BY kommun \\
+      WITH PRIVACY (epsilon = 1, delta = 1e-6, person = pnr, groups = (1, 2, 3))\"
 
 Exit status: 0 on success, 2 for bad input (SQL, CSV, schema, flags),
 1 for anything else (the nodes' logs are shown).")]
@@ -35,7 +37,11 @@ pub struct RunArgs {
         required_unless_present = "example"
     )]
     tables: Vec<String>,
-    /// The query (Kuvert's SQL dialect, see docs/sql.md).
+    /// The query (Kuvert's SQL dialect, see docs/sql.md). End it with
+    /// `WITH PRIVACY (epsilon = E, delta = D, person = COL[, max_rows = K]
+    /// [, lo = L, hi = H][, groups = (KEY, ...)])` for COUNT/SUM answers with
+    /// differential-privacy noise added under MPC; a GROUP BY needs its public
+    /// keys in `groups` (see docs/dp.md).
     #[arg(long, default_value = "", required_unless_present = "example")]
     sql: String,
     /// Instead of --table and --sql: run one of the six reference analyses

@@ -167,7 +167,23 @@ fn plan_and_curve() {
         &[&["dp", "curve"], &q[..], &["--out", "c.png"]].concat(),
         dir.path(),
     );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let png = std::fs::read(dir.path().join("c.png")).unwrap();
+    assert_eq!(&png[..8], b"\x89PNG\r\n\x1a\n");
+    // IHDR: width and height, big-endian, after the chunk length and type
+    assert_eq!(&png[12..16], b"IHDR");
+    let wh = |at: usize| u32::from_be_bytes(png[at..at + 4].try_into().unwrap());
+    assert_eq!((wh(16), wh(20)), (1520, 880));
+    let out = kuvert(
+        &[&["dp", "curve"], &q[..], &["--out", "c.gif"]].concat(),
+        dir.path(),
+    );
     assert_eq!(out.status.code(), Some(2));
+    assert!(!dir.path().join("c.gif").exists());
 }
 
 #[test]

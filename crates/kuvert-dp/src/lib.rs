@@ -8,7 +8,7 @@
 //!  ledger        per-dataset (and per-contributor) budget accounts; FileLedger
 //!  table, sql    one CSV table and the SQL subset of local releases
 //!  release       plan (sensitivity, noise, expected error, EXPLAIN) → release
-//!  plot          error-versus-ε curves as SVG / HTML
+//!  plot, raster  error-versus-ε curves as SVG / HTML / PNG
 //!  collect       randomized response on a CSV column (local DP) and estimates
 //! ```
 //!
@@ -55,6 +55,7 @@ pub mod collect;
 pub mod distributed;
 pub mod ledger;
 pub mod plot;
+pub mod raster;
 pub mod release;
 pub mod sample;
 pub mod sql;
@@ -111,6 +112,9 @@ pub enum DpError {
     /// The release would exceed the privacy budget; nothing was computed.
     #[error(transparent)]
     BudgetExceeded(#[from] Box<BudgetExceeded>),
+    /// Encoding a picture failed (an internal error of the encoder).
+    #[error("encoding the PNG failed: {0}")]
+    Encode(String),
     /// Reading or writing a file failed.
     #[error("{}: {cause}", path.display())]
     Io {
@@ -137,7 +141,7 @@ impl DpError {
     pub fn is_bad_input(&self) -> bool {
         match self {
             DpError::Io { cause, .. } => cause.kind() == std::io::ErrorKind::NotFound,
-            DpError::BudgetExceeded(_) => false,
+            DpError::BudgetExceeded(_) | DpError::Encode(_) => false,
             _ => true,
         }
     }

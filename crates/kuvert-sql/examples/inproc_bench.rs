@@ -52,7 +52,32 @@ fn main() {
                 vec![("fk", "pnr:idnr,fran:date,till:date,belopp:int", vec![p, f, t, b]), ("ek", "pnr:idnr,fran:date,till:date,belopp:int", vec![p2, f2, t2, b2])]
             },
         ),
-        _ => panic!("psi|sort|join|overlap"),
+        // WITH PRIVACY: global, and a histogram over 8 declared groups (keys
+        // 1..=10 in the data, 9 and 10 undeclared); n/2 persons, 2 rows each
+        "dp" | "dp8" | "group8" => {
+            let sql = match what {
+                "dp" => "SELECT COUNT(*) AS n, SUM(belopp) AS s FROM t \
+                         WITH PRIVACY (epsilon = 1, delta = 1e-6, person = pnr, max_rows = 2, lo = 0, hi = 10000)",
+                "dp8" => "SELECT kommun, COUNT(*) AS n, SUM(belopp) AS s FROM t GROUP BY kommun \
+                          WITH PRIVACY (epsilon = 1, delta = 1e-6, person = pnr, max_rows = 2, lo = 0, hi = 10000, \
+                          groups = (1, 2, 3, 4, 5, 6, 7, 8))",
+                _ => "SELECT kommun, COUNT(*) AS n, SUM(belopp) AS s FROM t GROUP BY kommun",
+            };
+            let half = (n as u64 / 2).max(1);
+            (
+                sql,
+                vec![(
+                    "t",
+                    "pnr:idnr,kommun:int,belopp:int",
+                    vec![
+                        (0..n as u64).map(|i| 190001010000 + i % half).collect(),
+                        (0..n).map(|_| rng.gen_range(1..=10u64)).collect(),
+                        (0..n).map(|_| rng.gen_range(0..12000u64)).collect(),
+                    ],
+                )],
+            )
+        }
+        _ => panic!("psi|sort|join|overlap|dp|dp8|group8"),
     };
     let mut cat = Catalog::new();
     let mut per: [BTreeMap<String, InputTable>; 3] = Default::default();
@@ -88,6 +113,30 @@ fn main() {
     })
     .unwrap();
     let el = t.elapsed().as_secs_f64();
+    if let Some(pv) = &q.privacy {
+        // the exact noise draws alone: each node draws one per output cell
+        let sens = kuvert_sql::privacy::sensitivities(&q, pv);
+        let mus =
+            kuvert_dp::accounting::skellam_variances_for(pv.epsilon, pv.delta, &sens).unwrap();
+        let mut rng = kuvert_dp::secure_rng().unwrap();
+        for (j, mu) in mus.iter().enumerate() {
+            let t = Instant::now();
+            let draws = 5;
+            for _ in 0..draws {
+                kuvert_dp::distributed::DistributedSkellam::KUVERT
+                    .sample_node_noise(&mut rng, *mu)
+                    .unwrap();
+            }
+            println!(
+                "  output {j}: central Skellam std {:.1}, released std {:.1} (x{:.4}), one node's draw (variance {:.3e}) {:.1} ms",
+                mu.sqrt(),
+                (1.5 * mu).sqrt(),
+                1.5f64.sqrt(),
+                mu / 2.0,
+                t.elapsed().as_secs_f64() * 1e3 / draws as f64
+            );
+        }
+    }
     let s = &out[0].1;
     println!(
         "{what} n={n}: {el:.2} s, rounds {}, bytes sent by party 0 {:.1} MB, output rows {}",

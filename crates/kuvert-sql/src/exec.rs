@@ -57,6 +57,9 @@ pub enum ExecError {
     Input(String),
     #[error("{0}")]
     Unsupported(String),
+    /// This node could not draw its DP noise (no OS randomness).
+    #[error("DP noise: {0}")]
+    Noise(String),
 }
 
 type Result<T> = std::result::Result<T, ExecError>;
@@ -119,25 +122,69 @@ fn flatten(cols: Vec<Val>) -> Vec<AShare> {
 }
 
 /// Execute `query` at this node. `progress(done, total)` is called after
-/// each operator.
+/// each operator. The DP noise of a `WITH PRIVACY` query is drawn from the
+/// operating system's CSPRNG.
 pub fn execute(
     party: &mut Party,
     query: &Query,
     inputs: &BTreeMap<String, InputTable>,
     progress: &mut dyn FnMut(usize, usize),
 ) -> std::result::Result<ResultShares, ExecError> {
+    execute_with(party, query, inputs, progress, None)
+}
+
+/// [`execute`], but this node draws its DP noise from ChaCha20 keyed with
+/// `seed`, on stream number = this node's id. **For tests and reproducible
+/// demonstrations only**: whoever knows the seeds knows the noise, and the
+/// release is then not private. Tests use it to take the exact noise off
+/// an MPC answer and compare the rest with the plaintext oracle.
+#[doc(hidden)]
+pub fn execute_with_noise_seed(
+    party: &mut Party,
+    query: &Query,
+    inputs: &BTreeMap<String, InputTable>,
+    progress: &mut dyn FnMut(usize, usize),
+    seed: [u8; 32],
+) -> std::result::Result<ResultShares, ExecError> {
+    execute_with(party, query, inputs, progress, Some(seed))
+}
+
+fn execute_with(
+    party: &mut Party,
+    query: &Query,
+    inputs: &BTreeMap<String, InputTable>,
+    progress: &mut dyn FnMut(usize, usize),
+    noise_seed: Option<[u8; 32]>,
+) -> std::result::Result<ResultShares, ExecError> {
     let total = count_nodes(&query.root) + 1;
     let private = match &query.privacy {
         None => None,
         Some(pv) => {
-            let person = crate::privacy::check(query, pv).map_err(ExecError::Unsupported)?;
+            let checked = crate::privacy::check(query, pv).map_err(ExecError::Unsupported)?;
             let target = crate::privacy::target(&query.root).expect("checked") as *const Plan;
             let sens = crate::privacy::sensitivities(query, pv);
             let mus = kuvert_dp::accounting::skellam_variances_for(pv.epsilon, pv.delta, &sens)
                 .map_err(|e| ExecError::Unsupported(format!("WITH PRIVACY: {e}")))?;
+            // ChaCha20 keyed with 256 bits from the OS: drawing every word
+            // from the OS directly costs a system call each, and one exact
+            // Skellam draw of variance 1e10 needs about 10^5 words.
+            let noise = match noise_seed {
+                None => {
+                    Box::new(kuvert_dp::secure_rng().map_err(|e| ExecError::Noise(e.to_string()))?)
+                        as Box<dyn rand_core::CryptoRngCore>
+                }
+                Some(seed) => {
+                    let mut r =
+                        <rand_chacha::ChaCha20Rng as rand_core::SeedableRng>::from_seed(seed);
+                    r.set_stream(party.id() as u64);
+                    Box::new(r)
+                }
+            };
             Some(Private {
+                noise,
                 target,
-                person,
+                person: checked.person,
+                group: checked.group,
                 privacy: pv.clone(),
                 mus,
             })
@@ -193,8 +240,12 @@ pub(crate) fn unique_on(plan: &Plan, cols: &[usize]) -> bool {
 
 /// The DP target of a `WITH PRIVACY` query and its calibration.
 struct Private {
+    /// Where this node's noise comes from (the OS CSPRNG in production).
+    noise: Box<dyn rand_core::CryptoRngCore>,
     target: *const Plan,
     person: usize,
+    /// GROUP BY column and its declared keys (ascending).
+    group: Option<(usize, Vec<Const>)>,
     privacy: crate::privacy::Privacy,
     /// Central Skellam variance per aggregate; each node adds half.
     mus: Vec<f64>,
@@ -530,29 +581,63 @@ impl Exec<'_> {
         })
     }
 
-    /// `WITH PRIVACY`: cap each person's rows, clamp SUM arguments, add
-    /// every node's own secret Skellam noise to each aggregate.
+    /// `WITH PRIVACY`: drop rows whose group key is not declared, cap each
+    /// person's rows, clamp SUM arguments, aggregate (per declared group),
+    /// and add every node's own secret Skellam noise to each output cell.
     fn aggregate_private(&mut self, rel: Rel, fields: &[Field], aggs: &[Agg]) -> Result<Rel> {
         let pv = self.private.as_ref().expect("private query");
-        let (person, max_rows, lo, hi, mus) = (
+        let (person, max_rows, lo, hi, mus, group) = (
             pv.person,
             pv.privacy.max_rows,
             pv.privacy.lo.unwrap_or(0),
             pv.privacy.hi.unwrap_or(0),
             pv.mus.clone(),
+            pv.group.clone(),
         );
         let n = rel.n;
         let me = self.p.id();
         let mut rel = rel;
+        // 0. histogram: one 0/1 indicator column per declared key (k x n
+        //    oblivious equalities in one batch); a row whose key is not
+        //    declared loses its validity bit before the cap, so it counts
+        //    toward nothing, not even its person's quota.
+        let mut ind: Vec<AShare> = Vec::new();
+        if let (Some((g, keys)), true) = (&group, n > 0) {
+            let k = keys.len();
+            let v = rel.cols[*g].clone();
+            let xs: Vec<AShare> = v
+                .planes
+                .iter()
+                .map(|pl| AShare::concat(&vec![pl; k]))
+                .collect();
+            let ys: Vec<AShare> = (0..v.planes.len())
+                .map(|w| {
+                    let parts: Vec<AShare> =
+                        keys.iter().map(|c| self.constant(n, c.words[w])).collect();
+                    AShare::concat(&parts.iter().collect::<Vec<_>>())
+                })
+                .collect();
+            ind = ops::eq_words(self.p, &xs, &ys)?.split(&vec![n; k]);
+            // distinct keys: at most one indicator is 1, so OR is a sum
+            let mut member = ind.iter().fold(AShare::zeros(n), |a, b| a.add(b));
+            if let Some(nl) = &v.null {
+                let nn = ops::not01(self.p, nl);
+                member = ops::mul(self.p, &member, &nn)?;
+            }
+            rel.valid = ops::mul(self.p, &rel.valid, &member)?;
+        }
         if n > 0 {
             // 1. at most max_rows rows per person (the first in input order)
             let ty = fields[person].ty;
             let parts = self.valid_first(&rel.valid, &[(ty, &rel.cols[person])]);
             let shp = shapes(&rel.cols);
             let mut payload = flatten(rel.cols);
+            let n_ind = ind.len();
+            payload.append(&mut ind);
             payload.push(rel.valid);
             let mut sorted = ops::sort(self.p, n, parts, payload)?;
             let valid = sorted.pop().expect("valid");
+            ind = sorted.split_off(sorted.len() - n_ind);
             let cols = unflatten_vals(&shp, &mut sorted.into_iter());
             let words = self.key_words(&valid, &[(ty, &cols[person])], n);
             let starts = ops::segment_starts(self.p, &words)?;
@@ -583,33 +668,111 @@ impl Exec<'_> {
             }
         }
         // 3. the exact aggregates, never NULL (emptiness would be revealed)
-        let mut out = self.aggregate_global(rel, fields, aggs)?;
-        // 4. noise: each node enters its own Skellam(mu/2) per aggregate
-        let k = aggs.len();
+        let mut out = match &group {
+            None => self.aggregate_global(rel, fields, aggs)?,
+            Some((_, keys)) => self.aggregate_declared(rel, ind, keys, aggs)?,
+        };
+        // 4. noise: each node enters its own Skellam(mu/2) per output cell
+        let cells = out.n;
+        let k = aggs.len() * cells;
+        let first = out.cols.len() - aggs.len();
         for owner in 0..3 {
             let mine = if me == owner {
+                let rng = &mut self.private.as_mut().expect("private query").noise;
                 let mut v = Vec::with_capacity(k);
                 for mu in &mus {
-                    let s = kuvert_dp::distributed::DistributedSkellam::KUVERT
-                        .sample_node_noise(&mut rand_core::OsRng, *mu)
-                        .map_err(|e| ExecError::Unsupported(format!("noise: {e}")))?;
-                    let s = i64::try_from(s)
-                        .map_err(|_| ExecError::Unsupported("noise sample out of range".into()))?;
-                    v.push(s as u64);
+                    for _ in 0..cells {
+                        let s = kuvert_dp::distributed::DistributedSkellam::KUVERT
+                            .sample_node_noise(rng.as_mut(), *mu)
+                            .map_err(|e| ExecError::Noise(e.to_string()))?;
+                        let s = i64::try_from(s)
+                            .map_err(|_| ExecError::Noise("sample out of range".into()))?;
+                        v.push(s as u64);
+                    }
                 }
                 Some(v)
             } else {
                 None
             };
             let sh = self.p.input_a(owner, mine.as_deref(), k)?;
-            for (j, c) in out.cols.iter_mut().enumerate() {
-                c.planes[0] = c.planes[0].add(&sh.slice(j..j + 1));
+            for (j, c) in out.cols[first..].iter_mut().enumerate() {
+                c.planes[0] = c.planes[0].add(&sh.slice(j * cells..(j + 1) * cells));
             }
         }
         for c in out.cols.iter_mut() {
             c.null = None;
         }
         Ok(out)
+    }
+
+    /// COUNT/SUM per declared group: one output row per key (the key a
+    /// public constant), from the indicator columns `ind` (one per key,
+    /// over the rows of `rel`). Empty groups get 0.
+    fn aggregate_declared(
+        &mut self,
+        rel: Rel,
+        ind: Vec<AShare>,
+        keys: &[Const],
+        aggs: &[Agg],
+    ) -> Result<Rel> {
+        let (n, k) = (rel.n, keys.len());
+        let words = keys.first().map(|c| c.words.len()).unwrap_or(1);
+        let key_col = Val::plain(
+            (0..words)
+                .map(|w| {
+                    let v: Vec<u64> = keys.iter().map(|c| c.words[w]).collect();
+                    AShare::public(self.p.id(), &v)
+                })
+                .collect(),
+        );
+        let mut cols = vec![key_col];
+        if n == 0 {
+            for _ in aggs {
+                cols.push(Val::one(AShare::zeros(k)));
+            }
+        } else {
+            // w_j = [row valid and in group j]; counts are its sums
+            let pairs: Vec<(&AShare, &AShare)> = ind.iter().map(|e| (e, &rel.valid)).collect();
+            let w = ops::mul_many(self.p, &pairs)?;
+            let counts: Vec<AShare> = w.iter().map(|x| x.sum()).collect();
+            let count = AShare::concat(&counts.iter().collect::<Vec<_>>());
+            // sums: every distinct SUM argument times every w_j, one batch
+            let mut sum_args: Vec<usize> = Vec::new();
+            for a in aggs {
+                if let (AggFunc::Sum, Some(c)) = (a.func, a.arg) {
+                    if !sum_args.contains(&c) {
+                        sum_args.push(c);
+                    }
+                }
+            }
+            let mut pairs = Vec::with_capacity(sum_args.len() * k);
+            for &c in &sum_args {
+                for wj in &w {
+                    pairs.push((wj, rel.cols[c].w()));
+                }
+            }
+            let prods = ops::mul_many(self.p, &pairs)?;
+            let sums: Vec<AShare> = prods
+                .chunks(k.max(1))
+                .map(|ch| {
+                    let cells: Vec<AShare> = ch.iter().map(|x| x.sum()).collect();
+                    AShare::concat(&cells.iter().collect::<Vec<_>>())
+                })
+                .collect();
+            for a in aggs {
+                cols.push(Val::one(match (a.func, a.arg) {
+                    (AggFunc::Sum, Some(c)) => {
+                        sums[sum_args.iter().position(|&x| x == c).expect("listed")].clone()
+                    }
+                    _ => count.clone(),
+                }));
+            }
+        }
+        Ok(Rel {
+            n: k,
+            cols,
+            valid: self.constant(k, 1),
+        })
     }
 
     /// SUM/MIN/MAX over possibly empty input: NULL when nothing was counted.

@@ -17,6 +17,16 @@
 //! independent of the data (outcomes of comparisons between distinct keys
 //! after a secret shuffle, see `docs/sql.md`). The recipient learns the
 //! answer and the padded size of the answer (a function of input sizes).
+//!
+//! A `WITH PRIVACY` answer ([`privacy`]) is released with distributed
+//! Skellam noise: each node enters its own secret sample per output cell,
+//! drawn from ChaCha20 keyed with 256 bits from the operating system, so
+//! any two honest nodes' noise alone gives the declared (ε, δ) against the
+//! third node and the recipient. A histogram has exactly one row per
+//! declared public key, so which keys occur in the data is not revealed.
+//! `exec::execute_with_noise_seed` draws the noise from a given seed; it
+//! exists for tests (which take the exact noise off and compare with the
+//! plaintext oracle) and must never run in a node.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -84,8 +94,8 @@ impl std::error::Error for SqlError {}
 pub fn prepare(sql: &str, catalog: &Catalog) -> Result<Query, SqlError> {
     let (body, privacy) = privacy::split(sql)?;
     let mut q = front::prepare(body, catalog)?;
-    if let Some(p) = privacy {
-        privacy::check(&q, &p).map_err(|message| {
+    if let Some(mut p) = privacy {
+        let checked = privacy::check(&q, &p).map_err(|message| {
             let at = sql.to_ascii_uppercase().rfind("PRIVACY").unwrap_or(0);
             let (line, column) = privacy::position(sql, at);
             SqlError {
@@ -94,6 +104,7 @@ pub fn prepare(sql: &str, catalog: &Catalog) -> Result<Query, SqlError> {
                 column,
             }
         })?;
+        p.keys = checked.group.map(|(_, k)| k).unwrap_or_default();
         q.privacy = Some(p);
     }
     Ok(q)

@@ -23,9 +23,26 @@ pub type Cell = Option<Vec<u64>>;
 /// Evaluate `q` over `tables` (by name, as the plan's scans name them).
 /// Rows come back in the answer's order: by the ORDER BY keys, then
 /// ascending by all columns; then LIMIT.
+///
+/// A `WITH PRIVACY` query is evaluated with its DP semantics but **without
+/// noise**: rows whose group key is not declared are dropped, each person
+/// keeps the first `max_rows` of the remaining rows (in the row order of
+/// the aggregated relation, which for scans, filters and projections is
+/// the input order, as under MPC), SUM arguments are clamped to
+/// `[lo, hi]`, and there is one row per declared key (0 for an empty
+/// group), or one global row; never NULL. The MPC answer is this plus the
+/// noise.
 pub fn evaluate(q: &Query, tables: &BTreeMap<String, Table>) -> Result<Vec<Vec<Cell>>, String> {
     let fields = q.root.fields();
-    let mut rows = eval(&q.root, tables)?;
+    let dp = match &q.privacy {
+        None => None,
+        Some(pv) => Some((
+            crate::privacy::target(&q.root)
+                .ok_or("WITH PRIVACY query without a DP aggregate (prepare checks this)")?,
+            pv,
+        )),
+    };
+    let mut rows = eval(&q.root, tables, dp)?;
     rows.sort_by(|a, b| {
         for k in &q.order_by {
             let ty = fields[k.column].ty;
@@ -87,7 +104,12 @@ fn cmp_cell(ty: ColumnType, a: &Cell, b: &Cell) -> Ordering {
     }
 }
 
-fn eval(p: &Plan, tables: &BTreeMap<String, Table>) -> Result<Vec<Vec<Cell>>, String> {
+fn eval(p: &Plan, tables: &BTreeMap<String, Table>, dp: Dp<'_>) -> Result<Vec<Vec<Cell>>, String> {
+    if let Some((target, pv)) = dp {
+        if std::ptr::eq(target, p) {
+            return eval_private(p, tables, pv);
+        }
+    }
     Ok(match p {
         Plan::Scan { table, schema } => {
             let t = tables
@@ -106,14 +128,14 @@ fn eval(p: &Plan, tables: &BTreeMap<String, Table>) -> Result<Vec<Vec<Cell>>, St
         }
         Plan::Filter { input, predicate } => {
             let f = input.fields();
-            let rows = eval(input, tables)?;
+            let rows = eval(input, tables, dp)?;
             rows.into_iter()
                 .filter(|r| truth(&eval_expr(predicate, &f, r)) == Some(true))
                 .collect()
         }
         Plan::Project { input, exprs } => {
             let f = input.fields();
-            eval(input, tables)?
+            eval(input, tables, dp)?
                 .iter()
                 .map(|r| exprs.iter().map(|(e, _)| eval_expr(e, &f, r)).collect())
                 .collect()
@@ -121,7 +143,7 @@ fn eval(p: &Plan, tables: &BTreeMap<String, Table>) -> Result<Vec<Vec<Cell>>, St
         Plan::UnionAll { inputs } => {
             let mut out = Vec::new();
             for i in inputs {
-                out.extend(eval(i, tables)?);
+                out.extend(eval(i, tables, dp)?);
             }
             out
         }
@@ -133,7 +155,7 @@ fn eval(p: &Plan, tables: &BTreeMap<String, Table>) -> Result<Vec<Vec<Cell>>, St
         } => {
             let mut f = left.fields();
             f.extend(right.fields());
-            let (l, r) = (eval(left, tables)?, eval(right, tables)?);
+            let (l, r) = (eval(left, tables, dp)?, eval(right, tables, dp)?);
             let mut out = Vec::new();
             for a in &l {
                 for b in &r {
@@ -161,7 +183,7 @@ fn eval(p: &Plan, tables: &BTreeMap<String, Table>) -> Result<Vec<Vec<Cell>>, St
         } => {
             let mut f = probe.fields();
             f.extend(build.fields());
-            let (l, r) = (eval(probe, tables)?, eval(build, tables)?);
+            let (l, r) = (eval(probe, tables, dp)?, eval(build, tables, dp)?);
             l.into_iter()
                 .filter(|a| {
                     let hit = r.iter().any(|b| {
@@ -182,7 +204,7 @@ fn eval(p: &Plan, tables: &BTreeMap<String, Table>) -> Result<Vec<Vec<Cell>>, St
             aggs,
         } => {
             let f = input.fields();
-            let rows = eval(input, tables)?;
+            let rows = eval(input, tables, dp)?;
             let mut groups: BTreeMap<Vec<Cell>, Vec<&Vec<Cell>>> = BTreeMap::new();
             for r in &rows {
                 let key: Vec<Cell> = group_by.iter().map(|&c| r[c].clone()).collect();
@@ -201,6 +223,75 @@ fn eval(p: &Plan, tables: &BTreeMap<String, Table>) -> Result<Vec<Vec<Cell>>, St
             }
             out
         }
+    })
+}
+
+/// The DP target of a query and its parameters.
+type Dp<'a> = Option<(&'a Plan, &'a crate::privacy::Privacy)>;
+
+/// The noiseless `WITH PRIVACY` aggregate (see [`evaluate`]).
+fn eval_private(
+    p: &Plan,
+    tables: &BTreeMap<String, Table>,
+    pv: &crate::privacy::Privacy,
+) -> Result<Vec<Vec<Cell>>, String> {
+    let Plan::Aggregate { input, aggs, .. } = p else {
+        return Err("the DP target is not an aggregate".into());
+    };
+    let q = Query {
+        root: p.clone(),
+        order_by: vec![],
+        limit: None,
+        privacy: Some(pv.clone()),
+    };
+    let checked = crate::privacy::check(&q, pv)?;
+    let rows = eval(input, tables, None)?;
+    let declared = |r: &Vec<Cell>| match &checked.group {
+        None => true,
+        Some((g, keys)) => r[*g]
+            .as_ref()
+            .is_some_and(|w| keys.iter().any(|k| &k.words == w)),
+    };
+    let mut per_person: BTreeMap<Cell, u64> = BTreeMap::new();
+    let mut kept: Vec<Vec<Cell>> = Vec::new();
+    for r in rows.into_iter().filter(declared) {
+        if r[checked.person].is_none() {
+            continue;
+        }
+        let c = per_person.entry(r[checked.person].clone()).or_insert(0);
+        if *c < pv.max_rows {
+            *c += 1;
+            kept.push(r);
+        }
+    }
+    let (lo, hi) = (pv.lo.unwrap_or(0), pv.hi.unwrap_or(0));
+    let cell = |a: &crate::plan::Agg, members: &[&Vec<Cell>]| -> Cell {
+        Some(vec![match (a.func, a.arg) {
+            (AggFunc::Sum, Some(c)) => members
+                .iter()
+                .filter_map(|r| r[c].as_ref())
+                .fold(0i64, |s, w| s.wrapping_add((w[0] as i64).clamp(lo, hi)))
+                as u64,
+            _ => members.len() as u64,
+        }])
+    };
+    Ok(match &checked.group {
+        None => {
+            let all: Vec<&Vec<Cell>> = kept.iter().collect();
+            vec![aggs.iter().map(|a| cell(a, &all)).collect()]
+        }
+        Some((g, keys)) => keys
+            .iter()
+            .map(|k| {
+                let members: Vec<&Vec<Cell>> = kept
+                    .iter()
+                    .filter(|r| r[*g].as_ref() == Some(&k.words))
+                    .collect();
+                let mut row: Vec<Cell> = vec![Some(k.words.clone())];
+                row.extend(aggs.iter().map(|a| cell(a, &members)));
+                row
+            })
+            .collect(),
     })
 }
 
