@@ -174,7 +174,7 @@ pub fn run(cmd: GovCommand) -> anyhow::Result<ExitCode> {
     // The commands that talk to the coordinator.
     match cmd {
         GovCommand::Analysis(AnalysisCommand::Submit { spec, coord }) => {
-            return crate::service::submit(&spec, &coord)
+            crate::service::submit(&spec, &coord)
         }
         GovCommand::Analysis(AnalysisCommand::Approve {
             id,
@@ -182,7 +182,7 @@ pub fn run(cmd: GovCommand) -> anyhow::Result<ExitCode> {
             spec: None,
             out,
             coord,
-        }) => return crate::service::approve_online(&id, &key, out.as_deref(), &coord),
+        }) => crate::service::approve_online(&id, &key, out.as_deref(), &coord),
         GovCommand::Analysis(AnalysisCommand::Describe {
             spec,
             format,
@@ -190,7 +190,7 @@ pub fn run(cmd: GovCommand) -> anyhow::Result<ExitCode> {
             coord,
             ..
         }) if crate::service::looks_like_id(&spec.to_string_lossy()) => {
-            return crate::service::describe_online(
+            crate::service::describe_online(
                 &spec.to_string_lossy(),
                 matches!(format, DescribeFormat::Html),
                 out.as_deref(),

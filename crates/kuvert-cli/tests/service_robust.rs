@@ -39,7 +39,10 @@ impl Env {
     }
 
     fn key(&self, party: &str) -> String {
-        self.dir.join(format!("keys/{party}.key")).display().to_string()
+        self.dir
+            .join(format!("keys/{party}.key"))
+            .display()
+            .to_string()
     }
 
     /// A variant of the demo's spec (another name, so another id).
@@ -125,7 +128,10 @@ impl Env {
 }
 
 fn pkill(pattern: &str) {
-    let o = Command::new("pkill").args(["-KILL", "-f", pattern]).output().unwrap();
+    let o = Command::new("pkill")
+        .args(["-KILL", "-f", pattern])
+        .output()
+        .unwrap();
     assert!(o.status.success(), "no process matches {pattern:?}");
 }
 
@@ -180,15 +186,22 @@ fn concurrent_analyses_coordinator_restart_and_node_down() {
     let id = env.submit_and_approve("restart");
     env.wait_state(&id, "registered", Duration::from_secs(30));
     let coord_args = demo.printed_command("coordinator");
-    pkill(&format!("coordinator --exit-with-parent --data-dir {}", dir.display()));
+    pkill(&format!(
+        "coordinator --exit-with-parent --data-dir {}",
+        dir.display()
+    ));
     let (state, detail) = env.state(&id);
     assert_eq!(state, "unreachable", "{detail}");
-    restarted
-        .0
-        .push(spawn_kuvert(&coord_args, &dir.join("coordinator/restarted.log")));
+    restarted.0.push(spawn_kuvert(
+        &coord_args,
+        &dir.join("coordinator/restarted.log"),
+    ));
     let t = Instant::now();
     while env.state(&id).0 == "unreachable" {
-        assert!(t.elapsed() < Duration::from_secs(20), "the coordinator did not come back");
+        assert!(
+            t.elapsed() < Duration::from_secs(20),
+            "the coordinator did not come back"
+        );
         std::thread::sleep(Duration::from_millis(100));
     }
     let st = env.ok(&["status", &id]);
@@ -202,7 +215,10 @@ fn concurrent_analyses_coordinator_restart_and_node_down() {
     // 3. Node 2 is down: registration waits, the upload fails naming the
     // node, the status says so; nothing hangs.
     let node2 = dir.join("node-2/node.toml");
-    pkill(&format!("node --exit-with-parent --config {}", node2.display()));
+    pkill(&format!(
+        "node --exit-with-parent --config {}",
+        node2.display()
+    ));
     let id = env.submit_and_approve("nodedown");
     let inputs = env.inputs("nodedown", 8);
     let t = Instant::now();

@@ -248,15 +248,16 @@ pub fn run(
             let above = p.lt(&hi_c, &raised, true).map_err(e)?;
             let clamped = p.select(&above, &hi_c, &raised).map_err(e)?;
             let sum = clamped.sum();
-            // Each node's own Skellam noise, drawn from the OS CSPRNG and
-            // entered as a secret: no node (and not the recipient) learns
-            // the total.
+            // Each node's own Skellam noise, drawn from ChaCha20 keyed by
+            // the OS CSPRNG (one system call, not one per word) and entered
+            // as a secret: no node (and not the recipient) learns the total.
             let mu = noise_variance(*lo, *hi, *epsilon, *delta)?;
             let mut noisy = sum;
             for owner in 0..3 {
                 let mine = if me == owner {
+                    let mut rng = kuvert_dp::secure_rng().map_err(|e| e.to_string())?;
                     let v = DistributedSkellam::KUVERT
-                        .sample_node_noise(&mut rand_core::OsRng, mu)
+                        .sample_node_noise(&mut rng, mu)
                         .map_err(|e| e.to_string())?;
                     let v =
                         i64::try_from(v).map_err(|_| "noise sample out of range".to_string())?;
