@@ -84,7 +84,7 @@ const STYLE: &str = "body{font-family:system-ui,sans-serif;color:#111;background
 margin:0 auto;padding:1rem;line-height:1.5}a{color:#0645ad}a:focus,input:focus,button:focus{outline:3px solid #c60;\
 outline-offset:2px}table{border-collapse:collapse;margin:.5rem 0 1rem}th,td{border:1px solid #555;padding:.3rem .5rem;\
 text-align:left;vertical-align:top}caption{text-align:left;font-weight:bold}pre{background:#f3f3f3;padding:.5rem;\
-overflow-x:auto}.skip{position:absolute;left:-999px}.skip:focus{left:1rem}nav ul{list-style:none;padding:0;display:flex;\
+white-space:pre-wrap;overflow-wrap:anywhere}dt{font-weight:bold}main{overflow-wrap:anywhere}.skip{position:absolute;left:-999px}.skip:focus{left:1rem}nav ul{list-style:none;padding:0;display:flex;\
 gap:1.5rem;flex-wrap:wrap}label{display:block;font-weight:bold;margin-top:.5rem}input{width:100%;max-width:40rem;\
 padding:.3rem;border:1px solid #333}button{margin-top:1rem;padding:.4rem 1rem;background:#0645ad;color:#fff;border:0}\
 .error{border:2px solid #b00;padding:.5rem;color:#600}";

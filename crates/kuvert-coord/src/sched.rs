@@ -167,6 +167,12 @@ impl Coordinator {
         let answers = self
             .bounded(self.inner.nodes.register(&a.spec_toml, &approvals))
             .await;
+        for (i, r) in answers.iter().enumerate() {
+            if let Err(e) = r {
+                let seen = NodeSeen::Error(format!("registration: {e}"));
+                self.inner.store.set_node_seen(&a.id, i, &seen).await?;
+            }
+        }
         if let Some((i, why)) = answers.iter().enumerate().find_map(|(i, r)| match r {
             Err(NodeError::Refused(m)) => Some((i, m.clone())),
             _ => None,

@@ -555,6 +555,16 @@ async fn unreachable_nodes_wait_then_fail_never_hang() {
         "{}",
         row.detail
     );
+    let (_, body) = call(&app, "GET", &format!("/api/analyses/{id}"), "").await;
+    let v = json(&body);
+    assert!(
+        v["nodes"][1]["error"]
+            .as_str()
+            .unwrap()
+            .starts_with("registration: unreachable: node 1"),
+        "{v}"
+    );
+    assert!(v["nodes"][0]["error"].is_null() && v["nodes"][0]["state"].is_null());
     // Waiting is not failing, however long.
     tokio::time::sleep(Duration::from_millis(1100)).await;
     c.tick().await.unwrap();
