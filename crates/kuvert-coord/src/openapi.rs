@@ -198,7 +198,7 @@ pub fn document() -> Value {
             "title": "Kuvert coordinator",
             "version": env!("CARGO_PKG_VERSION"),
             "description": "Catalogue, approvals, scheduling and status of governed Kuvert analyses. \
-                The coordinator never holds keys, shares or results. See docs/service-coordinator.md."
+                The coordinator never holds keys, shares or results. See docs/service.md."
         },
         "paths": Value::Object(paths),
         "components": {"schemas": {
