@@ -170,7 +170,10 @@ impl DatasetLedger {
         if sum_delta <= self.budget.delta + TOLERANCE * self.budget.delta {
             best = sum_eps;
         }
-        if self.budget.delta > 0.0 {
+        // The Rényi route is valid only when every release has its curves:
+        // a release charged by (ε, δ) alone (e.g. an analysis output
+        // declared in a spec) would otherwise drop out of the sum.
+        if self.budget.delta > 0.0 && costs.clone().all(|c| !c.rdp.is_empty()) {
             let curves: Vec<RdpCurve> = costs.flat_map(|c| c.rdp.iter().cloned()).collect();
             best = best.min(rdp_to_epsilon(&curves, self.budget.delta));
         }
@@ -410,6 +413,40 @@ mod tests {
             query_sha256: "00".into(),
             mechanism: "discrete_laplace".into(),
         }
+    }
+
+    #[test]
+    fn releases_without_renyi_curves_count_under_an_approximate_budget() {
+        // Charged by (ε, δ) alone: the Rényi route must not make them free.
+        let bare = |eps: f64| ReleaseCost {
+            epsilon: eps,
+            delta: 1e-7,
+            rho: None,
+            rdp: vec![],
+        };
+        let mut l = DatasetLedger::new(
+            key(),
+            Budget {
+                epsilon: 1.0,
+                delta: 1e-5,
+            },
+        )
+        .unwrap();
+        for _ in 0..3 {
+            let a = l.check(bare(0.3)).expect("fits");
+            l.releases.push(ReleaseRecord {
+                time: meta().time,
+                query_sha256: meta().query_sha256,
+                mechanism: "spec".into(),
+                cost: a.cost().clone(),
+            });
+        }
+        assert!((l.spent() - 0.9).abs() < 1e-9, "{}", l.spent());
+        let e = l.check(bare(0.3)).unwrap_err();
+        assert!((e.remaining - 0.1).abs() < 1e-9);
+        // One release with curves among bare ones: still the plain sum.
+        assert!(l.check(pure(0.05)).is_ok());
+        assert!(l.check(pure(0.2)).is_err());
     }
 
     #[test]
