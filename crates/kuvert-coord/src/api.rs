@@ -8,7 +8,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use kuvert_gov::{AnalysisSpec, Approval, ApprovalState, AuditEvent, Validation};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
 use crate::sched::{parse_id, RunRequest};
@@ -50,6 +50,7 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("post", "/api/analyses/{id}/run"),
     ("get", "/api/analyses/{id}/describe"),
     ("get", "/api/audit"),
+    ("get", "/api/budgets"),
     ("get", "/"),
     ("get", "/analyses/{id}"),
     ("get", "/templates"),
@@ -71,6 +72,7 @@ pub fn router(c: Coordinator) -> Router {
         .route("/api/analyses/{id}/run", post(run))
         .route("/api/analyses/{id}/describe", get(describe))
         .route("/api/audit", get(audit))
+        .route("/api/budgets", get(budgets))
         .route("/", get(console::index))
         .route("/analyses/{id}", get(console::analysis))
         .route("/templates", get(console::templates))
@@ -403,4 +405,36 @@ async fn audit(
     Query(q): Query<AuditQuery>,
 ) -> Result<Json<Vec<kuvert_gov::AuditRecord>>, ApiError> {
     Ok(Json(audit_records(&c, q.analysis.as_deref())?))
+}
+
+/// One DP account as the API shows it.
+#[derive(Serialize)]
+struct BudgetView {
+    account: String,
+    contributor: Option<String>,
+    dataset: String,
+    budget_epsilon: f64,
+    budget_delta: f64,
+    spent_epsilon: f64,
+    remaining_epsilon: f64,
+    releases: Vec<kuvert_dp::ledger::ReleaseRecord>,
+}
+
+async fn budgets(AxState(c): AxState<Coordinator>) -> Result<Json<Vec<BudgetView>>, ApiError> {
+    let accounts = c.inner.store.dp_accounts().await?;
+    Ok(Json(
+        accounts
+            .into_iter()
+            .map(|l| BudgetView {
+                account: crate::store::account_name(&l.key),
+                contributor: l.key.contributor.clone(),
+                dataset: l.key.dataset.clone(),
+                budget_epsilon: l.budget.epsilon,
+                budget_delta: l.budget.delta,
+                spent_epsilon: l.spent(),
+                remaining_epsilon: l.remaining(),
+                releases: l.releases,
+            })
+            .collect(),
+    ))
 }

@@ -125,7 +125,20 @@ pub struct Config {
     /// A running job whose node stays silent this long fails. Each single
     /// node call also times out after min(this, 10) seconds.
     pub node_timeout_secs: u64,
+    /// The differential-privacy budget of every dataset account (one per
+    /// contributor organisation and table name) when it is first charged.
+    /// An analysis whose DP outputs would exceed an account's remaining
+    /// budget is refused before anything is registered at the nodes.
+    pub dp_budget: kuvert_dp::ledger::Budget,
 }
+
+/// The default DP budget of a dataset account: ε = 10, δ = 1e-6 over the
+/// dataset's lifetime. A policy choice for the operator and the
+/// controllers to set (`kuvert coordinator --dp-budget`), not a rule.
+pub const DEFAULT_DP_BUDGET: kuvert_dp::ledger::Budget = kuvert_dp::ledger::Budget {
+    epsilon: 10.0,
+    delta: 1e-6,
+};
 
 impl Config {
     /// Defaults for everything but the data dir, the PKI and the nodes.
@@ -138,6 +151,7 @@ impl Config {
             nodes,
             poll_ms: 1000,
             node_timeout_secs: 60,
+            dp_budget: DEFAULT_DP_BUDGET,
         }
     }
 
@@ -165,6 +179,7 @@ pub(crate) struct Inner {
     /// Each node's receipt-signing key from the PKI directory
     /// (`node-<i>.gov.pub`), when present.
     pub(crate) receipt_keys: [Option<ed25519_dalek::VerifyingKey>; 3],
+    pub(crate) dp_budget: kuvert_dp::ledger::Budget,
 }
 
 /// A coordinator: storage, node access and audit log. Cheap to clone.
@@ -201,6 +216,7 @@ impl Coordinator {
                 poll: Duration::from_millis(config.poll_ms.max(10)),
                 wake: Notify::new(),
                 receipt_keys: [0, 1, 2].map(|i| receipt_key(&config.pki_dir, i)),
+                dp_budget: config.dp_budget,
             }),
         })
     }

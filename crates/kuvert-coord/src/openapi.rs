@@ -145,6 +145,19 @@ pub fn document() -> Value {
         "responses": {"200": ok_json("records", json!({"type": "array", "items": {"type": "object"}})), "500": err()}}),
     );
     add(
+        "/api/budgets",
+        "get",
+        json!({
+        "summary": "The differential-privacy budget of every dataset account: budget, spent and remaining ε, and the releases charged (an analysis is charged its DP outputs before it is registered at the nodes)",
+        "tags": ["api"],
+        "responses": {"200": ok_json("accounts", json!({"type": "array", "items": {"type": "object",
+            "properties": {"account": {"type": "string"}, "contributor": {"type": ["string", "null"]},
+                "dataset": {"type": "string"}, "budget_epsilon": {"type": "number"},
+                "budget_delta": {"type": "number"}, "spent_epsilon": {"type": "number"},
+                "remaining_epsilon": {"type": "number"}, "releases": {"type": "array", "items": {"type": "object"}}}}})),
+            "500": err()}}),
+    );
+    add(
         "/",
         "get",
         json!({

@@ -99,8 +99,14 @@ pub enum NodeSeen {
 #[derive(Debug)]
 struct Embedded;
 
-const MIGRATIONS: &[(i64, &str, &str)] =
-    &[(1, "init", include_str!("../migrations/0001_init.sql"))];
+const MIGRATIONS: &[(i64, &str, &str)] = &[
+    (1, "init", include_str!("../migrations/0001_init.sql")),
+    (
+        2,
+        "dp_ledger",
+        include_str!("../migrations/0002_dp_ledger.sql"),
+    ),
+];
 
 type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
@@ -429,5 +435,82 @@ impl Store {
                 serde_json::from_str(&json).map_err(|e| CoordError::Db(e.to_string()))
             })
             .collect()
+    }
+
+    /// Every DP account (budget and releases), in account order.
+    pub async fn dp_accounts(&self) -> Result<Vec<kuvert_dp::ledger::DatasetLedger>, CoordError> {
+        let rows = sqlx::query("SELECT ledger FROM dp_ledger ORDER BY account")
+            .fetch_all(&self.pool)
+            .await
+            .map_err(db_err)?;
+        rows.iter()
+            .map(|r| {
+                let json: String = r.try_get("ledger").map_err(db_err)?;
+                serde_json::from_str(&json).map_err(|e| CoordError::Db(e.to_string()))
+            })
+            .collect()
+    }
+
+    /// Whether analysis `id` was charged already.
+    pub async fn dp_charged(&self, id: &str) -> Result<bool, CoordError> {
+        let rows = sqlx::query("SELECT account FROM dp_charges WHERE analysis_id = $1")
+            .bind(id)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(db_err)?;
+        Ok(!rows.is_empty())
+    }
+
+    /// Store the charged accounts of analysis `id` and mark it charged, in
+    /// one transaction. False (and nothing written) when it was charged
+    /// already.
+    pub async fn dp_charge(
+        &self,
+        id: &str,
+        accounts: &[kuvert_dp::ledger::DatasetLedger],
+    ) -> Result<bool, CoordError> {
+        let mut tx = self.pool.begin().await.map_err(db_err)?;
+        let done = sqlx::query("SELECT account FROM dp_charges WHERE analysis_id = $1")
+            .bind(id)
+            .fetch_all(&mut *tx)
+            .await
+            .map_err(db_err)?;
+        if !done.is_empty() {
+            return Ok(false);
+        }
+        let now = now_rfc3339();
+        for a in accounts {
+            let account = account_name(&a.key);
+            let json = serde_json::to_string(a).map_err(|e| CoordError::Db(e.to_string()))?;
+            sqlx::query(
+                "INSERT INTO dp_ledger (account, ledger, updated_at) VALUES ($1, $2, $3) \
+                 ON CONFLICT (account) DO UPDATE SET ledger = $2, updated_at = $3",
+            )
+            .bind(&account)
+            .bind(json)
+            .bind(&now)
+            .execute(&mut *tx)
+            .await
+            .map_err(db_err)?;
+            sqlx::query(
+                "INSERT INTO dp_charges (analysis_id, account, charged_at) VALUES ($1, $2, $3)",
+            )
+            .bind(id)
+            .bind(&account)
+            .bind(&now)
+            .execute(&mut *tx)
+            .await
+            .map_err(db_err)?;
+        }
+        tx.commit().await.map_err(db_err)?;
+        Ok(true)
+    }
+}
+
+/// The ledger's primary key of an account.
+pub fn account_name(k: &kuvert_dp::ledger::DatasetKey) -> String {
+    match &k.contributor {
+        Some(c) => format!("{c}/{}", k.dataset),
+        None => k.dataset.clone(),
     }
 }
