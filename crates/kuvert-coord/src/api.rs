@@ -57,6 +57,7 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("get", "/templates/{name}"),
     ("post", "/templates/{name}"),
     ("get", "/audit"),
+    ("get", "/budgets"),
 ];
 
 /// The router: JSON API, OpenAPI document and console.
@@ -81,6 +82,7 @@ pub fn router(c: Coordinator) -> Router {
             get(console::template_form).post(console::template_submit),
         )
         .route("/audit", get(console::audit))
+        .route("/budgets", get(console::budgets))
         .fallback(|| async {
             ApiError(
                 StatusCode::NOT_FOUND,

@@ -100,7 +100,7 @@ fn page(l: Lang, path: &str, title: &str, body: &str) -> Html<String> {
 <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n<title>{title} – Kuvert</title>\n\
 <style>{STYLE}</style>\n</head>\n<body>\n<a class=\"skip\" href=\"#main\">{skip}</a>\n<header>\n\
 <nav aria-label=\"{navl}\"><ul>\n<li><a href=\"/{q}\">{analyses}</a></li>\n<li><a href=\"/templates{q}\">{templates}</a></li>\n\
-<li><a href=\"/audit{q}\">{audit}</a></li>\n<li><a href=\"{path}?lang={oc}\" lang=\"{oc}\" hreflang=\"{oc}\">{switch}</a></li>\n\
+<li><a href=\"/audit{q}\">{audit}</a></li>\n<li><a href=\"/budgets{q}\">{budgets}</a></li>\n<li><a href=\"{path}?lang={oc}\" lang=\"{oc}\" hreflang=\"{oc}\">{switch}</a></li>\n\
 </ul></nav>\n</header>\n<main id=\"main\">\n<h1>{title}</h1>\n{body}</main>\n</body>\n</html>\n",
         lang = l.code(),
         title = e(title),
@@ -109,6 +109,7 @@ fn page(l: Lang, path: &str, title: &str, body: &str) -> Html<String> {
         analyses = l.t("Analyser", "Analyses"),
         templates = l.t("Mallar", "Templates"),
         audit = l.t("Granskningslogg", "Audit log"),
+        budgets = l.t("Integritetsbudget", "Privacy budgets"),
         path = e(path),
         oc = other.code(),
         switch = match l {
@@ -635,6 +636,60 @@ pub async fn audit(AxState(c): AxState<Coordinator>, Query(q): Query<LangQuery>)
         }
         Err(err) => error_page(l, "/audit", err),
     }
+}
+
+/// `/budgets`: the differential-privacy budget of every dataset account.
+pub async fn budgets(AxState(c): AxState<Coordinator>, Query(q): Query<LangQuery>) -> Response {
+    let l = q.lang();
+    let title = l.t("Integritetsbudget", "Privacy budgets");
+    let accounts = match c.inner.store.dp_accounts().await {
+        Ok(a) => a,
+        Err(err) => return error_page(l, "/budgets", ApiError::from(err)),
+    };
+    let mut s = format!(
+        "<p>{}</p>\n",
+        l.t(
+            "Varje dataregister (organisation och tabell) har en budget för differentiell integritet. En analys med DP-resultat belastar budgeten när alla bidragsgivare har godkänt den, innan några data skickas; en analys som skulle överskrida budgeten avvisas.",
+            "Each register (organisation and table) has a differential-privacy budget. An analysis with DP outputs is charged when every contributor has approved it, before any data moves; one that would exceed a budget is refused."
+        )
+    );
+    let _ = writeln!(
+        s,
+        "<table id=\"budgets\">\n<caption>{}</caption>\n<thead><tr><th scope=\"col\">{}</th><th scope=\"col\">{}</th>\
+<th scope=\"col\">{}</th><th scope=\"col\">{}</th><th scope=\"col\">{}</th><th scope=\"col\">{}</th></tr></thead>\n<tbody>",
+        l.t("Konton, ε vid kontots δ", "Accounts, ε at the account's δ"),
+        l.t("Organisation", "Organisation"),
+        l.t("Tabell", "Table"),
+        l.t("Budget ε (δ)", "Budget ε (δ)"),
+        l.t("Förbrukat ε", "Spent ε"),
+        l.t("Kvar ε", "Remaining ε"),
+        l.t("Utlämnanden", "Releases"),
+    );
+    if accounts.is_empty() {
+        let _ = writeln!(
+            s,
+            "<tr><td colspan=\"6\">{}</td></tr>",
+            l.t(
+                "Inga DP-resultat har belastat någon budget ännu.",
+                "No DP output has been charged yet."
+            )
+        );
+    }
+    for a in &accounts {
+        let _ = writeln!(
+            s,
+            "<tr><td>{}</td><td><code>{}</code></td><td>{} ({})</td><td>{:.3}</td><td>{:.3}</td><td>{}</td></tr>",
+            e(a.key.contributor.as_deref().unwrap_or("")),
+            e(&a.key.dataset),
+            a.budget.epsilon,
+            a.budget.delta,
+            a.spent(),
+            a.remaining(),
+            a.releases.len()
+        );
+    }
+    s.push_str("</tbody>\n</table>\n");
+    page(l, "/budgets", title, &s).into_response()
 }
 
 /// `/templates`: the templates.

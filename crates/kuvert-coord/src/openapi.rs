@@ -172,6 +172,13 @@ pub fn document() -> Value {
         "responses": {"200": ok_type("page", "text/html"), "400": ok_type("page", "text/html"), "404": ok_type("page", "text/html")}}),
     );
     add(
+        "/budgets",
+        "get",
+        json!({
+        "summary": "Console: the differential-privacy budget of every dataset account", "tags": ["console"], "parameters": [lang_param()],
+        "responses": {"200": ok_type("page", "text/html")}}),
+    );
+    add(
         "/templates",
         "get",
         json!({

@@ -170,6 +170,10 @@ async fn pages_render_in_every_state_and_both_languages() {
         assert_eq!(code, StatusCode::OK);
         check_page(&html, lang);
         assert!(html.contains("id=\"audit\"") && html.contains("analysis.submitted"));
+        let (code, html) = call(&app, "GET", &format!("/budgets?lang={lang}"), "").await;
+        assert_eq!(code, StatusCode::OK);
+        check_page(&html, lang);
+        assert!(html.contains("id=\"budgets\""));
         let (code, html) = call(&app, "GET", &format!("/templates?lang={lang}"), "").await;
         assert_eq!(code, StatusCode::OK);
         check_page(&html, lang);

@@ -91,6 +91,17 @@ async fn budgets_are_charged_before_registration_and_enforced() {
             "{body}"
         );
     }
+    // The console page shows the accounts.
+    let (code, html) = call(&app, "GET", "/budgets?lang=en", "").await;
+    assert_eq!(code, StatusCode::OK);
+    assert!(html.contains("id=\"budgets\"") && html.contains("Försäkringskassan"));
+    assert_eq!(
+        html.matches("<td>4.000</td><td>1.000</td>").count(),
+        2,
+        "{html}"
+    );
+    let (_, html) = call(&app, "GET", "/budgets", "").await;
+    assert!(html.contains("Förbrukat ε"));
     let recs = kuvert_gov::verify_file(c.audit_path()).unwrap();
     assert_eq!(recs.iter().filter(|r| r.action == "dp.charged").count(), 1);
 }
