@@ -218,23 +218,38 @@ impl Coordinator {
         Ok(Ok(()))
     }
 
+    /// Move the analysis from one of `from` to `failed` with `detail`, and
+    /// log `event` (for this analysis) when this call made the change.
+    async fn fail(
+        &self,
+        a: &AnalysisRow,
+        from: &[State],
+        detail: &str,
+        event: AuditEvent,
+    ) -> Result<(), CoordError> {
+        if self
+            .inner
+            .store
+            .transition(&a.id, from, State::Failed, detail)
+            .await?
+        {
+            self.audit(event.analysis(parse_id(&a.id)?))?;
+        }
+        Ok(())
+    }
+
     async fn register(&self, a: &AnalysisRow) -> Result<(), CoordError> {
         if let Err(why) = self.charge_dp(a).await? {
             let detail = format!(
                 "refused before any data moved: the privacy budget does not allow it. {why}"
             );
-            if self
-                .inner
-                .store
-                .transition(&a.id, &[State::Approved], State::Failed, &detail)
-                .await?
-            {
-                self.audit(
-                    AuditEvent::new("coordinator", "job.failed")
-                        .analysis(parse_id(&a.id)?)
-                        .detail("stage", "dp-budget"),
-                )?;
-            }
+            self.fail(
+                a,
+                &[State::Approved],
+                &detail,
+                AuditEvent::new("coordinator", "job.failed").detail("stage", "dp-budget"),
+            )
+            .await?;
             return Ok(());
         }
         let approvals: Vec<_> = self
@@ -262,19 +277,15 @@ impl Coordinator {
                 "node {i} refused the analysis: {why}. Nothing was sent or run; fix the cause \
                  (the spec, an approval, or the node's trusted_keys) and submit the corrected analysis"
             );
-            if self
-                .inner
-                .store
-                .transition(&a.id, &[State::Approved], State::Failed, &detail)
-                .await?
-            {
-                self.audit(
-                    AuditEvent::new("coordinator", "job.failed")
-                        .analysis(parse_id(&a.id)?)
-                        .detail("node", i as u64)
-                        .detail("stage", "register"),
-                )?;
-            }
+            self.fail(
+                a,
+                &[State::Approved],
+                &detail,
+                AuditEvent::new("coordinator", "job.failed")
+                    .detail("node", i as u64)
+                    .detail("stage", "register"),
+            )
+            .await?;
             return Ok(());
         }
         if self.note_unreachable(a, &answers).await? {
@@ -345,26 +356,22 @@ impl Coordinator {
                 self.inner.node_timeout_secs,
                 a.id
             );
-            if self
-                .inner
-                .store
-                .transition(&a.id, &[State::Running], State::Failed, &detail)
-                .await?
-            {
-                self.audit(
-                    AuditEvent::new("coordinator", "job.failed")
-                        .analysis(parse_id(&a.id)?)
-                        .detail("reason", "node unreachable")
-                        .detail(
-                            "nodes",
-                            silent
-                                .iter()
-                                .map(|(i, _)| i.to_string())
-                                .collect::<Vec<_>>()
-                                .join(","),
-                        ),
-                )?;
-            }
+            self.fail(
+                a,
+                &[State::Running],
+                &detail,
+                AuditEvent::new("coordinator", "job.failed")
+                    .detail("reason", "node unreachable")
+                    .detail(
+                        "nodes",
+                        silent
+                            .iter()
+                            .map(|(i, _)| i.to_string())
+                            .collect::<Vec<_>>()
+                            .join(","),
+                    ),
+            )
+            .await?;
         } else {
             let detail = format!(
                 "{who}; no answer since {}; the analysis stays {} and is retried every round{}",
@@ -442,24 +449,15 @@ impl Coordinator {
                 "failed on node {i}: {reason}. Nothing was released; {}",
                 next.replace("ID", &a.id)
             );
-            if self
-                .inner
-                .store
-                .transition(
-                    &a.id,
-                    &[State::Registered, State::Running],
-                    State::Failed,
-                    &detail,
-                )
-                .await?
-            {
-                self.audit(
-                    AuditEvent::new("coordinator", "job.failed")
-                        .analysis(parse_id(&a.id)?)
-                        .detail("node", i as u64)
-                        .detail("inputs_kept", kept),
-                )?;
-            }
+            self.fail(
+                a,
+                &[State::Registered, State::Running],
+                &detail,
+                AuditEvent::new("coordinator", "job.failed")
+                    .detail("node", i as u64)
+                    .detail("inputs_kept", kept),
+            )
+            .await?;
             return Ok(());
         }
         if states.iter().all(|s| matches!(s, GovState::Done { .. })) {
@@ -592,19 +590,15 @@ impl Coordinator {
                  run again (POST /api/analyses/{}/run)",
                 a.id
             );
-            if self
-                .inner
-                .store
-                .transition(&a.id, &[State::Running], State::Failed, &detail)
-                .await?
-            {
-                self.audit(
-                    AuditEvent::new("coordinator", "job.failed")
-                        .analysis(parse_id(&a.id)?)
-                        .detail("node", i as u64)
-                        .detail("stage", "run"),
-                )?;
-            }
+            self.fail(
+                a,
+                &[State::Running],
+                &detail,
+                AuditEvent::new("coordinator", "job.failed")
+                    .detail("node", i as u64)
+                    .detail("stage", "run"),
+            )
+            .await?;
         }
         // Unreachable nodes: the next round's status poll sees them.
         Ok(true)
