@@ -272,10 +272,7 @@ pub fn approve_online(
     out: Option<&Path>,
     coord: &CoordArgs,
 ) -> anyhow::Result<ExitCode> {
-    let id = parse_id(id)?;
-    let c = Coordinator::new(&coord.coordinator);
-    let (_, spec) = c.spec(&id)?;
-    let k = PartyKey::load(key)?;
+    let (id, c, spec, k) = checked_spec_and_key(id, key, coord)?;
     let a = approve_spec(&spec, &id, &k)?;
     if let Some(out) = out {
         let mut text = serde_json::to_string_pretty(&a)?;
@@ -301,6 +298,20 @@ pub fn approve_online(
     Ok(ExitCode::SUCCESS)
 }
 
+/// The analysis id, the coordinator, the spec fetched from it (its hash
+/// checked against the id) and the party's key.
+fn checked_spec_and_key(
+    id: &str,
+    key: &Path,
+    coord: &CoordArgs,
+) -> anyhow::Result<(AnalysisId, Coordinator, AnalysisSpec, PartyKey)> {
+    let id = parse_id(id)?;
+    let c = Coordinator::new(&coord.coordinator);
+    let (_, spec) = c.spec(&id)?;
+    let k = PartyKey::load(key)?;
+    Ok((id, c, spec, k))
+}
+
 /// `kuvert upload ID --table NAME=PATH --key KEY`
 pub fn upload(
     id: &str,
@@ -310,10 +321,7 @@ pub fn upload(
     coord: &CoordArgs,
     tls: &PartyTlsArgs,
 ) -> anyhow::Result<ExitCode> {
-    let id = parse_id(id)?;
-    let c = Coordinator::new(&coord.coordinator);
-    let (_, spec) = c.spec(&id)?;
-    let k = PartyKey::load(key)?;
+    let (id, c, spec, k) = checked_spec_and_key(id, key, coord)?;
     let me = spec
         .contributors
         .iter()
@@ -429,10 +437,7 @@ pub fn result(
     coord: &CoordArgs,
     tls: &PartyTlsArgs,
 ) -> anyhow::Result<ExitCode> {
-    let id = parse_id(id)?;
-    let c = Coordinator::new(&coord.coordinator);
-    let (_, spec) = c.spec(&id)?;
-    let k = PartyKey::load(key)?;
+    let (id, c, spec, k) = checked_spec_and_key(id, key, coord)?;
     let me = spec
         .recipients
         .iter()
