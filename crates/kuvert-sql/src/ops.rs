@@ -691,3 +691,104 @@ pub(crate) fn seg_extreme(
     })?;
     Ok(out.pop().expect("value plane"))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use kuvert_mpc::harness::{run3, Keys};
+    use proptest::prelude::*;
+
+    /// Secret-share `vals` (party 0 inputs them; everybody else learns
+    /// nothing from the sharing).
+    fn secret(p: &mut Party, vals: &[u64]) -> Result<AShare> {
+        let me = p.id();
+        p.input_a(0, (me == 0).then_some(vals), vals.len())
+    }
+
+    /// Rows (flag, signed, unsigned, bounded) sorted under MPC by
+    /// (flag, signed desc?, unsigned, bounded), returning the original row
+    /// indices in sorted order, next to the plaintext stable sort.
+    fn check_sort(rows: &[(bool, i64, u64, u64)], desc: bool, seed: u64) {
+        let n = rows.len();
+        let out = run3(Keys::Seeded(seed), |p| {
+            let f: Vec<u64> = rows.iter().map(|r| r.0 as u64).collect();
+            let s: Vec<u64> = rows.iter().map(|r| r.1 as u64).collect();
+            let u: Vec<u64> = rows.iter().map(|r| r.2).collect();
+            let b: Vec<u64> = rows.iter().map(|r| r.3).collect();
+            let idx: Vec<u64> = (0..n as u64).collect();
+            let (f, s, u, b, idx) = (
+                secret(p, &f)?,
+                secret(p, &s)?,
+                secret(p, &u)?,
+                secret(p, &b)?,
+                secret(p, &idx)?,
+            );
+            let sp = Part::Full { v: s, signed: true };
+            let parts = vec![
+                Part::Bounded {
+                    v: f,
+                    bits: 1,
+                    offset: 0,
+                },
+                if desc { sp.desc(p) } else { sp },
+                Part::Full {
+                    v: u,
+                    signed: false,
+                },
+                Part::Bounded {
+                    v: b,
+                    bits: 20,
+                    offset: 3,
+                },
+            ];
+            let sorted = sort(p, n, parts, vec![idx])?;
+            Ok(p.reveal_a(&sorted[0], None)?.expect("opened"))
+        })
+        .unwrap();
+        let mut want: Vec<usize> = (0..n).collect();
+        want.sort_by_key(|&i| {
+            let r = rows[i];
+            // signed order as unsigned: flip the sign bit; descending: complement
+            let s = r.1 as u64 ^ (1 << 63);
+            (r.0, if desc { !s } else { s }, r.2, r.3)
+        });
+        let want: Vec<u64> = want.into_iter().map(|i| i as u64).collect();
+        for o in &out {
+            assert_eq!(o, &want);
+        }
+    }
+
+    #[test]
+    fn sort_mixed_keys_with_extremes_and_ties() {
+        let mut rows = Vec::new();
+        let ss = [i64::MIN, -1, 0, 1, i64::MAX, -(1 << 40), 1 << 33];
+        let us = [0, 1, u64::MAX, 1 << 63, 7];
+        for i in 0..300u64 {
+            rows.push((
+                i % 3 == 0,
+                ss[(i as usize * 7) % ss.len()],
+                us[(i as usize * 5 / 3) % us.len()],
+                (i * 37) % 11 + (1 << 19),
+            ));
+        }
+        check_sort(&rows, false, 1);
+        check_sort(&rows, true, 2);
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(24))]
+        #[test]
+        fn sort_matches_stable_plaintext_sort(
+            rows in prop::collection::vec((any::<bool>(), -3i64..3, 0u64..3, 0u64..4), 0..90),
+            big in any::<i64>(),
+            desc in any::<bool>(),
+            seed in any::<u64>(),
+        ) {
+            let mut rows = rows;
+            if let Some(r) = rows.first_mut() {
+                r.1 = big;
+            }
+            check_sort(&rows, desc, seed);
+        }
+    }
+}
