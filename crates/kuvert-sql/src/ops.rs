@@ -766,7 +766,7 @@ mod tests {
         for i in 0..300u64 {
             rows.push((
                 i % 3 == 0,
-                ss[(i as usize * 7) % ss.len()],
+                ss[(i as usize * 3 + i as usize / 5) % ss.len()],
                 us[(i as usize * 5 / 3) % us.len()],
                 (i * 37) % 11 + (1 << 19),
             ));
