@@ -1127,7 +1127,71 @@ impl Exec<'_> {
         let not_u = ops::not01(self.p, &is_u);
         let t = ops::mul(self.p, &valid, &not_u)?;
         let valid = ops::mul(self.p, &t, &has_u)?;
-        Ok((n, u_out, m_vals, valid))
+        // Only M rows can be valid: drop the U rows, so that the operators
+        // above see |M| rows instead of |U| + |M|.
+        let nu_out = u_out.len();
+        let mut all = u_out;
+        all.extend(m_vals);
+        let rel = self.drop_rows(n, all, valid, &is_u, nu)?;
+        let mut cols = rel.cols;
+        let m_vals = cols.split_off(nu_out);
+        Ok((rel.n, cols, m_vals, rel.valid))
+    }
+
+    /// Remove the `k` rows whose secret 0/1 flag `gone` is 1 (rows that
+    /// are known to be invalid, e.g. the unique side's rows after a sort
+    /// join): shuffle the rows with a secret uniform permutation, open
+    /// `gone`, keep the others. The opened flags are then a uniformly
+    /// random set of `k` positions out of `n`, which the public sizes
+    /// alone simulate: nothing about the data is revealed. Cost: one
+    /// shuffle of the columns (3 rounds, 2 words per element per plane).
+    fn drop_rows(
+        &mut self,
+        n: usize,
+        cols: Vec<Val>,
+        valid: AShare,
+        gone: &AShare,
+        k: usize,
+    ) -> Result<Rel> {
+        if k == 0 {
+            return Ok(Rel { n, cols, valid });
+        }
+        let shp = shapes(&cols);
+        let mut planes = flatten(cols);
+        planes.push(valid);
+        planes.push(gone.clone());
+        let mut sh: Vec<Column> = planes.into_iter().map(Column::Arith).collect();
+        if n > 1 {
+            self.p.shuffle(&mut sh)?;
+        }
+        let mut planes: Vec<AShare> = sh
+            .into_iter()
+            .map(|c| match c {
+                Column::Arith(a) => a,
+                Column::Bool(_) => unreachable!("arithmetic only"),
+            })
+            .collect();
+        let gone = planes.pop().expect("gone");
+        let flags = self.p.reveal_a(&gone, None)?.expect("opened to every party");
+        let keep: Vec<u32> = (0..n as u32)
+            .filter(|&i| flags[i as usize] == 0)
+            .collect();
+        if keep.len() != n - k || flags.iter().any(|&f| f > 1) {
+            return Err(ExecError::Mpc(MpcError::Usage(format!(
+                "dropping {k} of {n} rows: the opened flags are not {k} ones and {} zeros; \
+                 the nodes' shares are inconsistent, so the job stops",
+                n - k
+            ))));
+        }
+        let planes: Vec<AShare> = planes.into_iter().map(|x| x.permute(&keep)).collect();
+        let mut it = planes.into_iter();
+        let cols = unflatten_vals(&shp, &mut it);
+        let valid = it.next().expect("valid");
+        Ok(Rel {
+            n: n - k,
+            cols,
+            valid,
+        })
     }
 
     fn semi_join(
