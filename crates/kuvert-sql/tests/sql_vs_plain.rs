@@ -109,6 +109,15 @@ const QUERIES: &[&str] = &[
     "SELECT k, fran, COUNT(DISTINCT src) AS n FROM (SELECT k, fran, 1 AS src FROM t2 UNION ALL SELECT k, d, 2 FROM t1) u GROUP BY k, fran HAVING COUNT(DISTINCT src) >= 2",
     "SELECT x, g FROM t1 ORDER BY x DESC, g LIMIT 3",
     "SELECT SUM(x) AS s, MIN(x) AS lo FROM t1 WHERE x > 100",
+    // joins fused with the GROUP BY of their unique side: filters on both
+    // sides (invalid rows), keys without partners, every fusable aggregate
+    "SELECT a.k, a.x, b.n, b.lo, b.hi, b.s FROM t1 a JOIN (SELECT k, COUNT(*) AS n, MIN(y) AS lo, MAX(y) AS hi, SUM(y) AS s FROM t2 WHERE y > -3 GROUP BY k) b ON a.k = b.k WHERE a.b",
+    // the grouped side on the left, its columns reordered by a projection
+    "SELECT b.s, b.c, a.fran FROM (SELECT SUM(x) AS s, k, COUNT(x) AS c FROM t1 WHERE g <> 0 GROUP BY k) b JOIN t2 a ON b.k = a.k",
+    // a two-column key, and a residual predicate over both sides
+    "SELECT a.k, a.fran, b.n, b.mx FROM t2 a JOIN (SELECT d, k, COUNT(*) AS n, MAX(x) AS mx FROM t1 GROUP BY k, d) b ON a.k = b.k AND a.fran = b.d AND b.mx > a.y",
+    // not fusable (HAVING): the plain sort join
+    "SELECT a.g, b.s FROM t1 a JOIN (SELECT k, SUM(y) AS s FROM t2 GROUP BY k HAVING COUNT(*) > 1) b ON a.k = b.k",
 ];
 
 fn check(sql: &str, seed: u64, r1: usize, r2: usize) {
