@@ -262,7 +262,11 @@ pub(crate) struct Fusion<'p> {
 /// of plain columns) with a non-empty `GROUP BY` whose keys are exactly the
 /// join columns, each once, and no `COUNT(DISTINCT ...)`.
 pub(crate) fn fusable<'p>(plan: &'p Plan, cols: &[usize]) -> Option<Fusion<'p>> {
-    let skipped = if matches!(plan, Plan::Project { .. }) { 2 } else { 1 };
+    let skipped = if matches!(plan, Plan::Project { .. }) {
+        2
+    } else {
+        1
+    };
     let (agg_node, proj) = match plan {
         Plan::Project { input, exprs } => {
             let proj: Option<Vec<usize>> = exprs
@@ -274,7 +278,9 @@ pub(crate) fn fusable<'p>(plan: &'p Plan, cols: &[usize]) -> Option<Fusion<'p>> 
                 .collect();
             (input.as_ref(), proj?)
         }
-        Plan::Aggregate { group_by, aggs, .. } => (plan, (0..group_by.len() + aggs.len()).collect()),
+        Plan::Aggregate { group_by, aggs, .. } => {
+            (plan, (0..group_by.len() + aggs.len()).collect())
+        }
         _ => return None,
     };
     let Plan::Aggregate {
@@ -1283,10 +1289,11 @@ impl Exec<'_> {
             })
             .collect();
         let gone = planes.pop().expect("gone");
-        let flags = self.p.reveal_a(&gone, None)?.expect("opened to every party");
-        let keep: Vec<u32> = (0..n as u32)
-            .filter(|&i| flags[i as usize] == 0)
-            .collect();
+        let flags = self
+            .p
+            .reveal_a(&gone, None)?
+            .expect("opened to every party");
+        let keep: Vec<u32> = (0..n as u32).filter(|&i| flags[i as usize] == 0).collect();
         if keep.len() != n - k || flags.iter().any(|&f| f > 1) {
             return Err(ExecError::Mpc(MpcError::Usage(format!(
                 "dropping {k} of {n} rows: the opened flags are not {k} ones and {} zeros; \
@@ -1426,9 +1433,9 @@ impl Exec<'_> {
             .collect();
         for a in f.aggs {
             agg_out.push(match (a.func, a.arg) {
-                (AggFunc::Sum, Some(c)) => Val::one(
-                    sums[sum_args.iter().position(|&x| x == c).expect("sum")].clone(),
-                ),
+                (AggFunc::Sum, Some(c)) => {
+                    Val::one(sums[sum_args.iter().position(|&x| x == c).expect("sum")].clone())
+                }
                 (AggFunc::Min | AggFunc::Max, Some(c)) => {
                     let max = a.func == AggFunc::Max;
                     Val::one(

@@ -244,3 +244,32 @@ fn with_privacy_refuses_what_it_cannot_protect() {
         assert!(e.line >= 1 && e.column > 1, "{sql}: {e:?}");
     }
 }
+
+/// EXPLAIN shows the fused join (and no separate Aggregate for the grouped
+/// side), the row count after the grouped side's rows are dropped, and the
+/// leakage of dropping them; a HAVING keeps the plain sort join.
+#[test]
+fn explain_shows_the_fused_join_and_the_dropped_rows() {
+    let mut cat = Catalog::new();
+    cat.add("t1", Schema::parse_compact(T1).unwrap());
+    cat.add("t2", Schema::parse_compact(T2).unwrap());
+    let sizes: BTreeMap<String, usize> = [("t1".to_string(), 1000), ("t2".to_string(), 700)].into();
+    let q = prepare(QUERIES[8], &cat).unwrap();
+    let text = kuvert_sql::explain::explain(&q, &sizes);
+    for needle in [
+        "Join fused with the GROUP BY of its right side on the join key (SUM): one sort of both inputs' rows",
+        "then the grouped input's rows are dropped  -> 1000 rows",
+        "Scan t2",
+        "uniformly random set of positions of a public size",
+    ] {
+        assert!(text.contains(needle), "missing {needle:?} in\n{text}");
+    }
+    // the outer GROUP BY a.g is the only Aggregate left
+    assert_eq!(text.matches("Aggregate").count(), 1, "{text}");
+    let q = prepare(QUERIES.last().unwrap(), &cat).unwrap();
+    let text = kuvert_sql::explain::explain(&q, &sizes);
+    assert!(
+        text.contains("Join (sort-based, one side unique on the key; its rows are then dropped)  -> 1000 rows"),
+        "{text}"
+    );
+}
