@@ -11,7 +11,12 @@
 //!   row of each segment carries the group's result;
 //! - join on keys where one side is unique on the key (a grouped subquery):
 //!   sort both sides together, copy the unique side's columns down each key
-//!   segment; otherwise an oblivious nested loop (bounded size);
+//!   segment, then drop the unique side's rows (shuffle, open the side
+//!   flags: a random set of public size); when the unique side is `GROUP BY`
+//!   of a relation on exactly the join key, the grouping is fused into the
+//!   join (one sort of both inputs' rows, segmented aggregates copied to
+//!   the other side's rows); otherwise an oblivious nested loop (bounded
+//!   size);
 //! - semi- and anti-join (`IN`, `EXISTS`): sort both sides together, count
 //!   build rows per key segment; an interval-overlap residual is answered
 //!   with one prefix maximum instead of pairs;

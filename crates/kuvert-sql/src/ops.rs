@@ -467,8 +467,12 @@ fn quicksort(p: &mut Party, n: usize, words: &[BShare], widths: &[u32]) -> Resul
 
 /// Sort rows obliviously by `parts` (most significant first), stably (ties
 /// keep their original order). `payload` are the row planes to carry;
-/// returns them sorted. Cost: one shuffle of keys and payload, then about
-/// `1.4 n log2 n` comparisons in `O(log n)` expected levels.
+/// returns them sorted. Cost: one shuffle of keys and payload, one bit
+/// decomposition of each key word per row, then about `1.1 n log2 n`
+/// comparisons in `O(log n)` expected levels, each a bit-sliced comparator
+/// over the significant key bits ([`lt_bool`]). The opened outcomes are
+/// those of the module's argument: distinct keys (the row index is the last
+/// part), shuffled, so a uniformly random permutation's.
 pub(crate) fn sort(
     p: &mut Party,
     n: usize,
