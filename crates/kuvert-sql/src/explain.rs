@@ -377,7 +377,6 @@ impl Explainer<'_> {
                         .iter()
                         .map(|a| format!("{:?}", a.func).to_uppercase())
                         .collect();
-                    let mut c = c;
                     if let Some(r) = residual {
                         c = c + expr_cost(r, nm) + times(MUL, nm);
                     }
