@@ -11,7 +11,12 @@
 //!   row of each segment carries the group's result;
 //! - join on keys where one side is unique on the key (a grouped subquery):
 //!   sort both sides together, copy the unique side's columns down each key
-//!   segment; otherwise an oblivious nested loop (bounded size);
+//!   segment, then drop the unique side's rows (shuffle, open the side
+//!   flags: a random set of public size); when the unique side is `GROUP BY`
+//!   of a relation on exactly the join key, the grouping is fused into the
+//!   join (one sort of both inputs' rows, segmented aggregates copied to
+//!   the other side's rows); otherwise an oblivious nested loop (bounded
+//!   size);
 //! - semi- and anti-join (`IN`, `EXISTS`): sort both sides together, count
 //!   build rows per key segment; an interval-overlap residual is answered
 //!   with one prefix maximum instead of pairs;
@@ -236,6 +241,86 @@ pub(crate) fn unique_on(plan: &Plan, cols: &[usize]) -> bool {
         }
         _ => false,
     }
+}
+
+/// A join whose unique side is `GROUP BY` of a relation on exactly the
+/// join key (`JOIN (SELECT k, SUM(x) AS x FROM b GROUP BY k) ON a.k =
+/// b.k`): the join and the aggregation run as one sort of both inputs'
+/// rows (see `Exec::fused_join`).
+pub(crate) struct Fusion<'p> {
+    /// The aggregate node (the DP target, if any, must not be fused).
+    pub agg_node: &'p Plan,
+    /// The relation that is grouped.
+    pub input: &'p Plan,
+    pub group_by: &'p [usize],
+    pub aggs: &'p [Agg],
+    /// Output column `c` of the unique side is aggregate output `proj[c]`.
+    pub proj: Vec<usize>,
+    /// For join pair `i`, the column of `input` it compares.
+    pub key_in: Vec<usize>,
+    /// Plan nodes not run on their own (the aggregate, and its projection).
+    pub skipped: usize,
+}
+
+/// Whether the unique side `plan` of a join on its columns `cols` can be
+/// fused with its grouping: an `Aggregate` (optionally under a projection
+/// of plain columns) with a non-empty `GROUP BY` whose keys are exactly the
+/// join columns, each once, and no `COUNT(DISTINCT ...)`.
+pub(crate) fn fusable<'p>(plan: &'p Plan, cols: &[usize]) -> Option<Fusion<'p>> {
+    let skipped = if matches!(plan, Plan::Project { .. }) {
+        2
+    } else {
+        1
+    };
+    let (agg_node, proj) = match plan {
+        Plan::Project { input, exprs } => {
+            let proj: Option<Vec<usize>> = exprs
+                .iter()
+                .map(|(e, _)| match e {
+                    Expr::Column(j) => Some(*j),
+                    _ => None,
+                })
+                .collect();
+            (input.as_ref(), proj?)
+        }
+        Plan::Aggregate { group_by, aggs, .. } => {
+            (plan, (0..group_by.len() + aggs.len()).collect())
+        }
+        _ => return None,
+    };
+    let Plan::Aggregate {
+        input,
+        group_by,
+        aggs,
+    } = agg_node
+    else {
+        return None;
+    };
+    if group_by.is_empty()
+        || cols.len() != group_by.len()
+        || aggs.iter().any(|a| a.func == AggFunc::CountDistinct)
+    {
+        return None;
+    }
+    let mut key_in = Vec::with_capacity(cols.len());
+    let mut seen = vec![false; group_by.len()];
+    for &c in cols {
+        let g = *proj.get(c)?;
+        if g >= group_by.len() || seen[g] {
+            return None;
+        }
+        seen[g] = true;
+        key_in.push(group_by[g]);
+    }
+    Some(Fusion {
+        agg_node,
+        input,
+        group_by,
+        aggs,
+        proj,
+        key_in,
+        skipped,
+    })
 }
 
 /// The DP target of a `WITH PRIVACY` query and its calibration.
@@ -1003,6 +1088,42 @@ impl Exec<'_> {
         let unique_right = !on.is_empty() && unique_on(right, &rcols);
         let unique_left = !on.is_empty() && unique_on(left, &lcols);
         let key_tys: Vec<ColumnType> = lcols.iter().map(|&c| lf[c].ty).collect();
+        let fuse_right = if unique_right {
+            fusable(right, &rcols).filter(|f| !self.is_private_target(f.agg_node))
+        } else {
+            None
+        };
+        let fuse_left = if !unique_right && unique_left {
+            fusable(left, &lcols).filter(|f| !self.is_private_target(f.agg_node))
+        } else {
+            None
+        };
+        if let Some(f) = fuse_right {
+            let m = self.run(left)?;
+            let (n, u_out, mut m_out, valid) = self.fused_join(&f, m, &lcols, &key_tys)?;
+            m_out.extend(u_out);
+            let rel = Rel {
+                n,
+                cols: m_out,
+                valid,
+            };
+            let mut out_fields = lf;
+            out_fields.extend(rf);
+            return self.filter_by(rel, &out_fields, residual);
+        }
+        if let Some(f) = fuse_left {
+            let m = self.run(right)?;
+            let (n, mut u_out, m_out, valid) = self.fused_join(&f, m, &rcols, &key_tys)?;
+            u_out.extend(m_out);
+            let rel = Rel {
+                n,
+                cols: u_out,
+                valid,
+            };
+            let mut out_fields = lf;
+            out_fields.extend(rf);
+            return self.filter_by(rel, &out_fields, residual);
+        }
         let l = self.run(left)?;
         let r = self.run(right)?;
         let rel = if unique_right {
@@ -1077,7 +1198,8 @@ impl Exec<'_> {
     /// valid rows. Both are sorted together (valid first, key, U rows before
     /// M rows at equal keys), a segmented prefix sum copies each U row's
     /// columns down its key segment, and an M row is valid in the output if
-    /// a U row was found. Output: n = |U| + |M| rows, (U columns, M columns).
+    /// a U row was found. Output: n = |M| rows (the U rows are dropped),
+    /// (U columns, M columns).
     fn sort_join(
         &mut self,
         u: Rel,
@@ -1127,7 +1249,222 @@ impl Exec<'_> {
         let not_u = ops::not01(self.p, &is_u);
         let t = ops::mul(self.p, &valid, &not_u)?;
         let valid = ops::mul(self.p, &t, &has_u)?;
-        Ok((n, u_out, m_vals, valid))
+        // Only M rows can be valid: drop the U rows, so that the operators
+        // above see |M| rows instead of |U| + |M|.
+        let nu_out = u_out.len();
+        let mut all = u_out;
+        all.extend(m_vals);
+        let rel = self.drop_rows(n, all, valid, &is_u, nu)?;
+        let mut cols = rel.cols;
+        let m_vals = cols.split_off(nu_out);
+        Ok((rel.n, cols, m_vals, rel.valid))
+    }
+
+    /// Remove the `k` rows whose secret 0/1 flag `gone` is 1 (rows that
+    /// are known to be invalid, e.g. the unique side's rows after a sort
+    /// join): shuffle the rows with a secret uniform permutation, open
+    /// `gone`, keep the others. The opened flags are then a uniformly
+    /// random set of `k` positions out of `n`, which the public sizes
+    /// alone simulate: nothing about the data is revealed. Cost: one
+    /// shuffle of the columns (3 rounds, 2 words per element per plane).
+    fn drop_rows(
+        &mut self,
+        n: usize,
+        cols: Vec<Val>,
+        valid: AShare,
+        gone: &AShare,
+        k: usize,
+    ) -> Result<Rel> {
+        if k == 0 {
+            return Ok(Rel { n, cols, valid });
+        }
+        let shp = shapes(&cols);
+        let mut planes = flatten(cols);
+        planes.push(valid);
+        planes.push(gone.clone());
+        let mut sh: Vec<Column> = planes.into_iter().map(Column::Arith).collect();
+        if n > 1 {
+            self.p.shuffle(&mut sh)?;
+        }
+        let mut planes: Vec<AShare> = sh
+            .into_iter()
+            .map(|c| match c {
+                Column::Arith(a) => a,
+                Column::Bool(_) => unreachable!("arithmetic only"),
+            })
+            .collect();
+        let gone = planes.pop().expect("gone");
+        let flags = self
+            .p
+            .reveal_a(&gone, None)?
+            .expect("opened to every party");
+        let keep: Vec<u32> = (0..n as u32).filter(|&i| flags[i as usize] == 0).collect();
+        if keep.len() != n - k || flags.iter().any(|&f| f > 1) {
+            return Err(ExecError::Mpc(MpcError::Usage(format!(
+                "dropping {k} of {n} rows: the opened flags are not {k} ones and {} zeros; \
+                 the nodes' shares are inconsistent, so the job stops",
+                n - k
+            ))));
+        }
+        let planes: Vec<AShare> = planes.into_iter().map(|x| x.permute(&keep)).collect();
+        let mut it = planes.into_iter();
+        let cols = unflatten_vals(&shp, &mut it);
+        let valid = it.next().expect("valid");
+        Ok(Rel {
+            n: n - k,
+            cols,
+            valid,
+        })
+    }
+
+    fn is_private_target(&self, plan: &Plan) -> bool {
+        self.private
+            .as_ref()
+            .is_some_and(|pv| std::ptr::eq(pv.target, plan))
+    }
+
+    /// Join of `m` with `GROUP BY key` of `f.input` on exactly that key,
+    /// without materialising the grouped relation: the rows of the grouped
+    /// input B and of M are sorted together once (valid first, key; B rows
+    /// before M rows at equal keys, by the sort's stability), and one
+    /// segmented scan over each key segment gives every M row the count,
+    /// sums and extremes of the B rows before it, which are all the B rows
+    /// of its key. An M row is valid in the output if its segment begins
+    /// with a B row (the inner join drops keys without B rows). Then the B
+    /// rows are dropped (see `drop_rows`). Same answer as the grouped
+    /// subquery followed by the sort join, with one sort of |B| + |M| rows
+    /// instead of a sort of |B| and one of |B| + |M|.
+    fn fused_join(
+        &mut self,
+        f: &Fusion<'_>,
+        m: Rel,
+        mcols: &[usize],
+        key_tys: &[ColumnType],
+    ) -> Result<(usize, Vec<Val>, Vec<Val>, AShare)> {
+        let b = self.run(f.input)?;
+        for _ in 0..f.skipped {
+            self.step();
+        }
+        let me = self.p.id();
+        let (nb, nm) = (b.n, m.n);
+        let n = nb + nm;
+        let keys: Vec<Val> = f
+            .key_in
+            .iter()
+            .zip(mcols)
+            .map(|(&a, &c)| concat_vals(&b.cols[a], nb, &m.cols[c], nm))
+            .collect();
+        // aggregate inputs: B's values, zero (sums) or the neutral element
+        // (extremes) at M rows
+        let mut sum_args: Vec<usize> = Vec::new();
+        let mut ext_args: Vec<(usize, bool)> = Vec::new();
+        for a in f.aggs {
+            match (a.func, a.arg) {
+                (AggFunc::Sum, Some(c)) if !sum_args.contains(&c) => sum_args.push(c),
+                (AggFunc::Min | AggFunc::Max, Some(c)) => {
+                    let max = a.func == AggFunc::Max;
+                    if !ext_args.contains(&(c, max)) {
+                        ext_args.push((c, max));
+                    }
+                }
+                _ => {}
+            }
+        }
+        let sum_in: Vec<AShare> = sum_args
+            .iter()
+            .map(|&c| AShare::concat(&[b.cols[c].w(), &AShare::zeros(nm)]))
+            .collect();
+        let ext_in: Vec<AShare> = ext_args
+            .iter()
+            .map(|&(c, max)| {
+                // signed order: i64::MIN never wins a MAX, i64::MAX never a MIN
+                let neutral = if max { 1u64 << 63 } else { (1u64 << 63) - 1 };
+                AShare::concat(&[b.cols[c].w(), &AShare::public(me, &vec![neutral; nm])])
+            })
+            .collect();
+        let m_vals: Vec<Val> = m.cols.iter().map(|c| pad_before(c, nb)).collect();
+        let mut is_b = vec![1u64; nb];
+        is_b.extend(std::iter::repeat_n(0, nm));
+        let is_b = AShare::public(me, &is_b);
+        let valid = AShare::concat(&[&b.valid, &m.valid]);
+        drop((b, m));
+        let kv: Vec<(ColumnType, &Val)> = key_tys.iter().copied().zip(keys.iter()).collect();
+        let parts = self.valid_first(&valid, &kv);
+        let (ms, ks) = (shapes(&m_vals), shapes(&keys));
+        let (ns, ne) = (sum_in.len(), ext_in.len());
+        let mut payload = flatten(m_vals);
+        payload.extend(flatten(keys));
+        payload.extend(sum_in);
+        payload.extend(ext_in);
+        payload.push(is_b);
+        payload.push(valid);
+        let mut sorted = ops::sort(self.p, n, parts, payload)?;
+        let valid = sorted.pop().expect("valid");
+        let is_b = sorted.pop().expect("is_b");
+        let mut it = sorted.into_iter();
+        let m_vals = unflatten_vals(&ms, &mut it);
+        let keys = unflatten_vals(&ks, &mut it);
+        let sum_in: Vec<AShare> = it.by_ref().take(ns).collect();
+        let ext_in: Vec<AShare> = it.by_ref().take(ne).collect();
+        let kv: Vec<(ColumnType, &Val)> = key_tys.iter().copied().zip(keys.iter()).collect();
+        let words = self.key_words(&valid, &kv, n);
+        let starts = ops::segment_starts(self.p, &words)?;
+        // a segment has B rows iff its first row is one
+        let first_b = ops::mul(self.p, &starts, &is_b)?;
+        let mut scan_in = vec![is_b.clone(), first_b];
+        scan_in.extend(sum_in);
+        let mut sums = ops::seg_sum(self.p, &starts, scan_in)?.into_iter();
+        let count = sums.next().expect("count");
+        let has_b = sums.next().expect("has_b");
+        let sums: Vec<AShare> = sums.collect();
+        let mut exts = Vec::with_capacity(ne);
+        for (v, &(_, max)) in ext_in.into_iter().zip(&ext_args) {
+            exts.push(ops::seg_extreme(self.p, &starts, v, max, true)?);
+        }
+        // the grouped relation's columns: group keys, then aggregates
+        let g = f.group_by.len();
+        let mut agg_out: Vec<Option<Val>> = vec![None; g];
+        for (i, key) in keys.into_iter().enumerate() {
+            let gi = f
+                .group_by
+                .iter()
+                .position(|&c| c == f.key_in[i])
+                .expect("join key is a group key");
+            agg_out[gi] = Some(key);
+        }
+        let mut agg_out: Vec<Val> = agg_out
+            .into_iter()
+            .map(|v| v.expect("every group key is joined"))
+            .collect();
+        for a in f.aggs {
+            agg_out.push(match (a.func, a.arg) {
+                (AggFunc::Sum, Some(c)) => {
+                    Val::one(sums[sum_args.iter().position(|&x| x == c).expect("sum")].clone())
+                }
+                (AggFunc::Min | AggFunc::Max, Some(c)) => {
+                    let max = a.func == AggFunc::Max;
+                    Val::one(
+                        exts[ext_args
+                            .iter()
+                            .position(|&x| x == (c, max))
+                            .expect("extreme")]
+                        .clone(),
+                    )
+                }
+                _ => Val::one(count.clone()),
+            });
+        }
+        let u_out: Vec<Val> = f.proj.iter().map(|&j| agg_out[j].clone()).collect();
+        let not_b = ops::not01(self.p, &is_b);
+        let t = ops::mul(self.p, &valid, &not_b)?;
+        let valid = ops::mul(self.p, &t, &has_b)?;
+        let nu_out = u_out.len();
+        let mut all = u_out;
+        all.extend(m_vals);
+        let rel = self.drop_rows(n, all, valid, &is_b, nb)?;
+        let mut cols = rel.cols;
+        let m_vals = cols.split_off(nu_out);
+        Ok((rel.n, cols, m_vals, rel.valid))
     }
 
     fn semi_join(

@@ -9,7 +9,7 @@
 use std::collections::BTreeMap;
 use std::fmt::Write;
 
-use crate::exec::{interval_pattern, unique_on, NESTED_LOOP_MAX_PAIRS};
+use crate::exec::{fusable, interval_pattern, unique_on, Fusion, NESTED_LOOP_MAX_PAIRS};
 use crate::plan::{AggFunc, BinOp, Expr, Plan, Query};
 
 /// Estimated cost of an operator at one node.
@@ -70,18 +70,54 @@ fn log2(n: f64) -> f64 {
     n.max(2.0).log2().ceil()
 }
 
-/// Oblivious sort of `n` rows with `words` key words and `planes` payload.
-pub fn sort_cost(n: f64, words: f64, planes: f64) -> Cost {
+/// Arithmetic-to-boolean conversion of one word (a 64-bit adder).
+const A2B: Cost = Cost {
+    rounds: 8.0,
+    bytes: 48.0,
+};
+
+/// Significant bits of a key column of this type in a sort key.
+pub(crate) fn type_bits(ty: kuvert_data::ColumnType) -> f64 {
+    use kuvert_data::ColumnType::*;
+    match ty {
+        Int => 64.0,
+        Idnr => 40.0,
+        Date => 22.0,
+        Bool => 1.0,
+        Text => 256.0,
+    }
+}
+
+/// Oblivious sort of `n` rows by `key_bits` significant key bits (the
+/// validity bit and the key columns; the row index is added here) with
+/// `planes` payload planes. One shuffle, one bit decomposition of each
+/// key word, then about `1.1 n log2 n` comparisons, each a bit-sliced
+/// comparator over all key bits: about 3 AND gates (3/8 byte) per bit in
+/// `1 + log2 bits` rounds, plus one opened bit.
+pub fn sort_cost(n: f64, key_bits: f64, planes: f64) -> Cost {
     if n < 2.0 {
         return Cost::default();
     }
+    let bits = key_bits + log2(n);
+    let words = (bits / 62.0).ceil() + 1.0;
     let levels = 2.5 * log2(n);
-    let comparisons = 1.2 * n * log2(n);
-    let per_cmp = LT_BOUNDED.bytes * words + EQ.bytes * (words - 1.0) + REVEAL_BIT.bytes;
-    let per_level_rounds = LT_BOUNDED.rounds + (words - 1.0) * (EQ.rounds + MUL.rounds) + 1.0;
+    let comparisons = 1.1 * n * log2(n);
+    let per_cmp = 3.0 * bits / 8.0 + REVEAL_BIT.bytes;
+    let per_level_rounds = 1.0 + log2(bits) + 1.0;
     Cost {
-        rounds: SHUFFLE_PLANE.rounds + levels * per_level_rounds,
-        bytes: SHUFFLE_PLANE.bytes * (words + planes) * n + per_cmp * comparisons,
+        rounds: SHUFFLE_PLANE.rounds + A2B.rounds + levels * per_level_rounds,
+        bytes: SHUFFLE_PLANE.bytes * (words + planes) * n
+            + A2B.bytes * words * n
+            + per_cmp * comparisons,
+    }
+}
+
+/// Dropping `k` known-invalid rows of `n` (the unique side after a sort
+/// join): a shuffle of `planes` planes and one opened flag per row.
+fn drop_cost(n: f64, planes: f64) -> Cost {
+    Cost {
+        rounds: SHUFFLE_PLANE.rounds + 1.0,
+        bytes: SHUFFLE_PLANE.bytes * planes * n + 8.0 * n,
     }
 }
 
@@ -154,6 +190,8 @@ struct Explainer<'a> {
     /// The `WITH PRIVACY` aggregate and its number of declared groups (0:
     /// global).
     dp: Option<(*const Plan, usize)>,
+    /// Whether a sort join drops its unique side's rows (leakage note).
+    dropped_rows: bool,
 }
 
 impl Explainer<'_> {
@@ -212,7 +250,7 @@ impl Explainer<'_> {
                         c = c + times(EQ, gk * n) + times(MUL, n);
                     }
                     c = c
-                        + sort_cost(n, 1.5, width + gk + 1.0)
+                        + sort_cost(n, 64.0, width + gk + 1.0)
                         + starts_cost(n, 1.5)
                         + scan_cost(n, 1.0)
                         + times(LT_BOUNDED, n)
@@ -248,7 +286,10 @@ impl Explainer<'_> {
                                 };
                             }
                             AggFunc::CountDistinct => {
-                                c = c + sort_cost(n, 1.5, 2.0) + starts_cost(n, 1.0) + times(MUL, n)
+                                c = c
+                                    + sort_cost(n, 65.0, 2.0)
+                                    + starts_cost(n, 1.0)
+                                    + times(MUL, n)
                             }
                             _ => {}
                         }
@@ -256,11 +297,10 @@ impl Explainer<'_> {
                     (format!("Aggregate (global) {}", names.join(", ")), 1.0, c)
                 } else {
                     let k = aggs.len() as f64;
-                    let mut c = sort_cost(
-                        n,
-                        1.0 + group_by.len() as f64 * 0.5,
-                        group_by.len() as f64 + k + 1.0,
-                    ) + starts_cost(n, 1.0 + group_by.len() as f64 * 0.5)
+                    let inf = input.fields();
+                    let bits = 1.0 + group_by.iter().map(|&c| type_bits(inf[c].ty)).sum::<f64>();
+                    let mut c = sort_cost(n, bits, group_by.len() as f64 + k + 1.0)
+                        + starts_cost(n, 1.0 + group_by.len() as f64 * 0.5)
                         + scan_cost(n, k + 1.0)
                         + times(MUL, n);
                     for a in aggs {
@@ -287,23 +327,88 @@ impl Explainer<'_> {
             } => {
                 let lcols: Vec<usize> = on.iter().map(|&(l, _)| l).collect();
                 let rcols: Vec<usize> = on.iter().map(|&(_, r)| r).collect();
+                let lf = left.fields();
+                let key_bits = 1.0 + lcols.iter().map(|&c| type_bits(lf[c].ty)).sum::<f64>();
+                let unique_r = !on.is_empty() && unique_on(right, &rcols);
+                let unique_l = !on.is_empty() && !unique_r && unique_on(left, &lcols);
+                let not_dp =
+                    |f: &Fusion<'_>| !self.dp.is_some_and(|(t, _)| std::ptr::eq(t, f.agg_node));
+                let fused = if unique_r {
+                    fusable(right, &rcols).filter(not_dp).map(|f| (f, false))
+                } else if unique_l {
+                    fusable(left, &lcols).filter(not_dp).map(|f| (f, true))
+                } else {
+                    None
+                };
+                if let Some((f, grouped_left)) = fused {
+                    // the grouped relation is read directly: no Aggregate node
+                    let (m_plan, m_depth_first) = if grouped_left {
+                        (right.as_ref(), false)
+                    } else {
+                        (left.as_ref(), true)
+                    };
+                    let (nm, nb) = if m_depth_first {
+                        let nm = self.walk(m_plan, depth + 1);
+                        (nm, self.walk(f.input, depth + 1))
+                    } else {
+                        let nb = self.walk(f.input, depth + 1);
+                        (self.walk(m_plan, depth + 1), nb)
+                    };
+                    self.dropped_rows = true;
+                    let n = nb + nm;
+                    let k = f.aggs.len() as f64;
+                    let w = m_plan.width() as f64 + f.proj.len() as f64;
+                    let mut c = sort_cost(
+                        n,
+                        key_bits,
+                        m_plan.width() as f64 + on.len() as f64 + k + 2.0,
+                    ) + starts_cost(n, 1.5)
+                        + times(MUL, n)
+                        + scan_cost(n, k + 2.0)
+                        + times(MUL, 2.0 * n)
+                        + drop_cost(n, w + 2.0);
+                    for a in f.aggs {
+                        if matches!(a.func, AggFunc::Min | AggFunc::Max) {
+                            c = c + compare_scan_cost(n, LT_EXACT);
+                        }
+                    }
+                    let names: Vec<String> = f
+                        .aggs
+                        .iter()
+                        .map(|a| format!("{:?}", a.func).to_uppercase())
+                        .collect();
+                    if let Some(r) = residual {
+                        c = c + expr_cost(r, nm) + times(MUL, nm);
+                    }
+                    let label = format!(
+                        "Join fused with the GROUP BY of its {} side on the join key ({}): one sort of both inputs' rows, \
+                         segmented scans, then the grouped input's rows are dropped",
+                        if grouped_left { "left" } else { "right" },
+                        names.join(", ")
+                    );
+                    self.lines[at] = (depth, label, nm, c);
+                    self.total = self.total + c;
+                    return nm;
+                }
                 let nl = self.walk(left, depth + 1);
                 let nr = self.walk(right, depth + 1);
                 let w = left.width() as f64 + right.width() as f64;
-                let (label, n, mut c) = if !on.is_empty()
-                    && (unique_on(right, &rcols) || unique_on(left, &lcols))
-                {
+                let (label, n, mut c) = if unique_r || unique_l {
                     let n = nl + nr;
-                    let c = sort_cost(n, 1.5, w + on.len() as f64 + 2.0)
+                    let m_rows = if unique_r { nl } else { nr };
+                    self.dropped_rows = true;
+                    let c = sort_cost(n, key_bits, w + on.len() as f64 + 2.0)
                         + starts_cost(n, 1.5)
                         + scan_cost(n, w / 2.0 + 1.0)
                         + Cost {
                             rounds: 2.0,
                             bytes: 16.0 * n,
-                        };
+                        }
+                        + drop_cost(n, w + 2.0);
                     (
-                        "Join (sort-based, one side unique on the key)".to_string(),
-                        n,
+                        "Join (sort-based, one side unique on the key; its rows are then dropped)"
+                            .to_string(),
+                        m_rows,
                         c,
                     )
                 } else {
@@ -356,9 +461,12 @@ impl Explainer<'_> {
                     }
                     (_, iv) => {
                         let n = np + nb;
-                        let words = if iv.is_some() { 2.0 } else { 1.0 };
-                        let mut c =
-                            sort_cost(n, words, pf.len() as f64 + 4.0) + starts_cost(n, 1.0);
+                        let bits = if iv.is_some() {
+                            1.0 + 40.0 + 22.0
+                        } else {
+                            1.0 + 40.0
+                        };
+                        let mut c = sort_cost(n, bits, pf.len() as f64 + 4.0) + starts_cost(n, 1.0);
                         if iv.is_some() {
                             let l = log2(n);
                             c =
@@ -397,6 +505,7 @@ pub fn explain(q: &Query, sizes: &BTreeMap<String, usize>) -> String {
         lines: Vec::new(),
         total: Cost::default(),
         notes: Vec::new(),
+        dropped_rows: false,
         dp: q.privacy.as_ref().and_then(|pv| {
             crate::privacy::target(&q.root).map(|t| (t as *const Plan, pv.keys.len()))
         }),
@@ -409,7 +518,8 @@ pub fn explain(q: &Query, sizes: &BTreeMap<String, usize>) -> String {
     };
     let mut out_rows = n;
     if let Some(k) = q.limit {
-        out_cost = out_cost + sort_cost(n, 2.0, fields.len() as f64 + 1.0);
+        let bits = 1.0 + fields.iter().map(|f| type_bits(f.ty)).sum::<f64>();
+        out_cost = out_cost + sort_cost(n, bits, fields.len() as f64 + 1.0);
         out_rows = n.min(k as f64);
     }
     ex.total = ex.total + out_cost;
@@ -508,6 +618,13 @@ pub fn explain(q: &Query, sizes: &BTreeMap<String, usize>) -> String {
          clear a secret validity bit; sorts open only comparisons between distinct keys (each carries its row's \
          index) after a secret shuffle, which are independent of the data; the answer is sealed for the recipient."
     );
+    if ex.dropped_rows {
+        let _ = writeln!(
+            s,
+            "  A sort join then drops its unique side's rows: the rows are shuffled with a secret permutation and the \
+             side flag is opened, which shows a uniformly random set of positions of a public size, nothing about the data."
+        );
+    }
     let _ = writeln!(
         s,
         "  The recipient learns: the {}answer ({} column(s): {}) and the padded number of rows ({}), which depends \

@@ -15,7 +15,9 @@
 //! Planning reads schemas and SQL only, never data. Execution reveals to the
 //! nodes only the public sizes of the inputs, and values that are
 //! independent of the data (outcomes of comparisons between distinct keys
-//! after a secret shuffle, see `docs/sql.md`). The recipient learns the
+//! after a secret shuffle; after a sort join, which rows of a freshly and
+//! secretly shuffled table belong to the unique side, a uniformly random
+//! set of public size; see `docs/sql.md`). The recipient learns the
 //! answer and the padded size of the answer (a function of input sizes).
 //!
 //! A `WITH PRIVACY` answer ([`privacy`]) is released with distributed

@@ -11,7 +11,7 @@
 //! simulated from the row count alone.
 
 use kuvert_mpc::shuffle::Column;
-use kuvert_mpc::{AShare, BitShare, Party, Result};
+use kuvert_mpc::{AShare, BShare, BitShare, Party, Result};
 
 /// Public constant column.
 pub(crate) fn constant(p: &Party, n: usize, v: u64) -> AShare {
@@ -125,9 +125,21 @@ pub(crate) const PACK_BITS: u32 = 62;
 
 /// Pack key parts into as few words as possible (local, linear).
 pub(crate) fn pack(p: &Party, parts: Vec<Part>, n: usize) -> (Vec<AShare>, Vec<WordKind>) {
+    let (words, kinds, _) = pack_widths(p, parts, n);
+    (words, kinds)
+}
+
+/// [`pack`], also returning the number of significant bits of each word
+/// (64 for a full word; for a packed word, values lie in `[0, 2^width)`).
+pub(crate) fn pack_widths(
+    p: &Party,
+    parts: Vec<Part>,
+    n: usize,
+) -> (Vec<AShare>, Vec<WordKind>, Vec<u32>) {
     let me = p.id();
     let mut words = Vec::new();
     let mut kinds = Vec::new();
+    let mut widths = Vec::new();
     let mut acc: Option<(AShare, u32)> = None;
     for part in parts {
         match part {
@@ -137,20 +149,23 @@ pub(crate) fn pack(p: &Party, parts: Vec<Part>, n: usize) -> (Vec<AShare>, Vec<W
                     Some((a, used)) if used + bits <= PACK_BITS => {
                         (a.mul_public(1u64 << bits).add(&v), used + bits)
                     }
-                    Some((a, _)) => {
+                    Some((a, used)) => {
                         words.push(a);
                         kinds.push(WordKind::Packed);
+                        widths.push(used);
                         (v, bits)
                     }
                     None => (v, bits),
                 });
             }
             Part::Full { v, signed } => {
-                if let Some((a, _)) = acc.take() {
+                if let Some((a, used)) = acc.take() {
                     words.push(a);
                     kinds.push(WordKind::Packed);
+                    widths.push(used);
                 }
                 words.push(v);
+                widths.push(64);
                 kinds.push(if signed {
                     WordKind::Signed
                 } else {
@@ -159,88 +174,17 @@ pub(crate) fn pack(p: &Party, parts: Vec<Part>, n: usize) -> (Vec<AShare>, Vec<W
             }
         }
     }
-    if let Some((a, _)) = acc {
+    if let Some((a, used)) = acc {
         words.push(a);
         kinds.push(WordKind::Packed);
+        widths.push(used);
     }
     if words.is_empty() {
         words.push(constant(p, n, 0));
         kinds.push(WordKind::Packed);
+        widths.push(1);
     }
-    (words, kinds)
-}
-
-/// Lexicographic `x < y` over key words, element-wise. Comparisons of
-/// the same kind run as one batch, and the equalities of all but the last
-/// word as another, so the rounds do not grow with the number of words.
-pub(crate) fn lt_words(
-    p: &mut Party,
-    kinds: &[WordKind],
-    xs: &[AShare],
-    ys: &[AShare],
-) -> Result<BitShare> {
-    let m = xs[0].len();
-    let k = kinds.len();
-    let pad = m.div_ceil(64) * 64 - m;
-    let mut lts: Vec<Option<BitShare>> = (0..k).map(|_| None).collect();
-    for kind in [WordKind::Packed, WordKind::Signed, WordKind::Unsigned] {
-        let idx: Vec<usize> = (0..k).filter(|&i| kinds[i] == kind).collect();
-        if idx.is_empty() {
-            continue;
-        }
-        let xcat = AShare::concat(
-            &idx.iter()
-                .map(|&i| xs[i].padded(pad))
-                .collect::<Vec<_>>()
-                .iter()
-                .collect::<Vec<_>>(),
-        );
-        let ycat = AShare::concat(
-            &idx.iter()
-                .map(|&i| ys[i].padded(pad))
-                .collect::<Vec<_>>()
-                .iter()
-                .collect::<Vec<_>>(),
-        );
-        let bits = match kind {
-            WordKind::Packed => p.lt_bounded(&xcat, &ycat)?,
-            WordKind::Signed => p.lt(&xcat, &ycat, true)?,
-            WordKind::Unsigned => p.lt(&xcat, &ycat, false)?,
-        };
-        for (&i, b) in idx.iter().zip(bits.split_words(&vec![m + pad; idx.len()])) {
-            lts[i] = Some(b);
-        }
-    }
-    let lts: Vec<BitShare> = lts.into_iter().map(|b| b.expect("every word")).collect();
-    let eqs = if k > 1 {
-        let xcat = AShare::concat(
-            &xs[..k - 1]
-                .iter()
-                .map(|x| x.padded(pad))
-                .collect::<Vec<_>>()
-                .iter()
-                .collect::<Vec<_>>(),
-        );
-        let ycat = AShare::concat(
-            &ys[..k - 1]
-                .iter()
-                .map(|y| y.padded(pad))
-                .collect::<Vec<_>>()
-                .iter()
-                .collect::<Vec<_>>(),
-        );
-        p.eq(&xcat, &ycat)?.split_words(&vec![m + pad; k - 1])
-    } else {
-        Vec::new()
-    };
-    let mut all = lts;
-    let mut res = all.pop().expect("at least one word");
-    for i in (0..k - 1).rev() {
-        let t = p.and_bits(&eqs[i], &res)?;
-        // lt_i and eq_i exclude each other, so OR is XOR.
-        res = all[i].xor(&t);
-    }
-    Ok(res.truncated(m))
+    (words, kinds, widths)
 }
 
 /// Equality of key words (all words equal), as 0/1.
@@ -271,22 +215,197 @@ fn pivots_for(m: usize) -> usize {
     s
 }
 
-/// Compare rows `xi[k] < yi[k]` (positions in the shuffled table) and open
-/// the outcomes to all three nodes.
-fn open_lt(
-    p: &mut Party,
-    kinds: &[WordKind],
-    words: &[AShare],
-    xi: &[u32],
-    yi: &[u32],
-) -> Result<Vec<bool>> {
+/// Compare rows `xi[k] < yi[k]` (positions in the shuffled table) of the
+/// boolean key words and open the outcomes to all three nodes.
+fn open_lt(p: &mut Party, keys: &SortKeys, xi: &[u32], yi: &[u32]) -> Result<Vec<bool>> {
     if xi.is_empty() {
         return Ok(Vec::new());
     }
-    let xs: Vec<AShare> = words.iter().map(|w| w.permute(xi)).collect();
-    let ys: Vec<AShare> = words.iter().map(|w| w.permute(yi)).collect();
-    let lt = lt_words(p, kinds, &xs, &ys)?;
-    Ok(p.reveal_bits(&lt, None)?.expect("opened to every party"))
+    let keys = match keys {
+        SortKeys::OneWord(w) => {
+            let lt = p.lt_bounded(&w.permute(xi), &w.permute(yi))?;
+            return Ok(p.reveal_bits(&lt, None)?.expect("opened to every party"));
+        }
+        SortKeys::Bool(k) => k,
+    };
+    let lt = lt_bool(p, keys, xi, yi)?;
+    let open = p.reveal_b(&lt, None)?.expect("opened to every party");
+    Ok((0..xi.len())
+        .map(|i| (open[i / 64] >> (i % 64)) & 1 == 1)
+        .collect())
+}
+
+/// The sort keys of a shuffled table, in the form the comparisons use.
+pub(crate) enum SortKeys {
+    /// The whole key fits one packed word (below `2^62`): the sign of the
+    /// difference decides, one most-significant-bit extraction per
+    /// comparison, which costs less computation than the bit-sliced
+    /// comparator for the same bytes.
+    OneWord(AShare),
+    /// Several words: one bit-sliced comparator over all significant bits.
+    Bool(BoolKeys),
+}
+
+/// Boolean sort keys in row-major form: the significant bits of all key
+/// words of a row, concatenated (first word most significant) and cut into
+/// `limbs` 64-bit limbs, most significant first; the first limb holds
+/// `top` bits. Row `r`'s `2 * limbs` words (this party's two components,
+/// limb by limb) lie together, so a comparison's random access to a row
+/// touches one cache line.
+pub(crate) struct BoolKeys {
+    limbs: usize,
+    top: u32,
+    bits: u32,
+    data: Vec<u64>,
+}
+
+impl BoolKeys {
+    /// Concatenate boolean key words of `widths[w]` significant bits each.
+    /// Shifts and XORs of XOR-shares are local (linear): each party shifts
+    /// its components; bits of a component outside its word's range cancel
+    /// out when the three parties' shares are combined.
+    fn new(words: &[BShare], widths: &[u32], n: usize) -> BoolKeys {
+        let bits: u32 = widths.iter().sum();
+        let limbs = bits.div_ceil(64).max(1) as usize;
+        let top = bits - 64 * (limbs as u32 - 1);
+        let stride = 2 * limbs;
+        let mut data = vec![0u64; n * stride];
+        let mut off = bits;
+        for (w, &ww) in words.iter().zip(widths) {
+            off -= ww;
+            // limb counted from the least significant end, and the shift in it
+            let l = (off / 64) as usize;
+            let sh = off % 64;
+            let hi = limbs - 1 - l;
+            let (ca, cb) = w.components();
+            for (c, comp) in [ca, cb].into_iter().enumerate() {
+                for (r, &v) in comp.iter().enumerate() {
+                    let base = r * stride + c * limbs;
+                    data[base + hi] ^= v << sh;
+                    if sh != 0 && sh + ww > 64 {
+                        data[base + hi - 1] ^= v >> (64 - sh);
+                    }
+                }
+            }
+        }
+        BoolKeys {
+            limbs,
+            top,
+            bits,
+            data,
+        }
+    }
+}
+
+/// Bit planes of the rows `idx` of the keys, most significant bit first,
+/// in plane-major layout: word `k * blocks + q` holds bit plane `k` of the
+/// elements `64 q .. 64 q + 63` (element `64 q + r` at bit `r`).
+/// Transposition is linear over XOR, so each component is transposed
+/// locally.
+fn planes_of(keys: &BoolKeys, idx: &[u32]) -> BShare {
+    let blocks = idx.len().div_ceil(64);
+    let (l, stride) = (keys.limbs, 2 * keys.limbs);
+    let total = keys.bits as usize;
+    let mut out_a = vec![0u64; total * blocks];
+    let mut out_b = vec![0u64; total * blocks];
+    let mut m = vec![[0u64; 64]; stride];
+    for q in 0..blocks {
+        let rows = &idx[64 * q..(64 * q + 64).min(idx.len())];
+        if rows.len() < 64 {
+            m.iter_mut().for_each(|x| x.fill(0));
+        }
+        for (r, &i) in rows.iter().enumerate() {
+            let row = &keys.data[i as usize * stride..(i as usize + 1) * stride];
+            for (j, &v) in row.iter().enumerate() {
+                m[j][r] = v;
+            }
+        }
+        let mut base = 0usize;
+        for li in 0..l {
+            let wl = if li == 0 { keys.top as usize } else { 64 };
+            for (c, out) in [(0, &mut out_a), (1, &mut out_b)] {
+                let t = &mut m[c * l + li];
+                kuvert_mpc::bits::transpose64(t);
+                for bit in 0..wl {
+                    out[(base + wl - 1 - bit) * blocks + q] = t[bit];
+                }
+            }
+            base += wl;
+        }
+    }
+    BShare::from_components(out_a, out_b).expect("equal lengths")
+}
+
+/// Planes `ks` (each `blocks` words) of a plane-major column, concatenated.
+fn take_planes(x: &BShare, blocks: usize, ks: impl Iterator<Item = usize>) -> BShare {
+    let (a, b) = x.components();
+    let (mut oa, mut ob) = (Vec::new(), Vec::new());
+    for k in ks {
+        oa.extend_from_slice(&a[k * blocks..(k + 1) * blocks]);
+        ob.extend_from_slice(&b[k * blocks..(k + 1) * blocks]);
+    }
+    BShare::from_components(oa, ob).expect("equal lengths")
+}
+
+/// Lexicographic `row xi[k] < row yi[k]` over boolean key words (word 0
+/// most significant; word `w` holds values below `2^widths[w]`), as packed
+/// bits (bit `r` of word `q` is comparison `64 q + r`). One bit-sliced
+/// comparator over all significant bits: per bit `lt = !x & y` and `eq =
+/// !(x ^ y)`, then a log-depth tree joining a more significant group `h`
+/// with a less significant one `l`: `lt = lt_h ^ (eq_h & lt_l)` (the two
+/// cases exclude each other, so OR is XOR), `eq = eq_h & eq_l`. About
+/// `3 B` AND gates for `B` significant bits in `1 + ceil(log2 B)` rounds,
+/// and no arithmetic-to-boolean conversion per comparison: against two
+/// most-significant-bit extractions and an equality for a two-word key,
+/// about a third of the bytes.
+pub(crate) fn lt_bool(p: &mut Party, keys: &BoolKeys, xi: &[u32], yi: &[u32]) -> Result<BShare> {
+    let me = p.id();
+    let blocks = xi.len().div_ceil(64);
+    let x = planes_of(keys, xi);
+    let y = planes_of(keys, yi);
+    let mut k = keys.bits as usize;
+    let mut lt = p.and(&x.not(me), &y)?;
+    let mut eq = x.xor(&y).not(me);
+    drop((x, y));
+    while k > 1 {
+        let pairs = k / 2;
+        let odd = k % 2 == 1;
+        let nk = pairs + odd as usize;
+        let hi = (0..pairs).map(|i| 2 * i);
+        let lo = (0..pairs).map(|i| 2 * i + 1);
+        let eq_h = take_planes(&eq, blocks, hi.clone());
+        let lt_h = take_planes(&lt, blocks, hi);
+        let lt_l = take_planes(&lt, blocks, lo.clone());
+        // equalities are needed only while another level follows
+        let (nlt, neq) = if nk > 1 {
+            let eq_l = take_planes(&eq, blocks, lo);
+            let r = p.and(
+                &BShare::concat(&[&eq_h, &eq_h]),
+                &BShare::concat(&[&lt_l, &eq_l]),
+            )?;
+            let mut halves = r.split(&[pairs * blocks, pairs * blocks]).into_iter();
+            let t = halves.next().expect("lt terms");
+            let e = halves.next().expect("eq terms");
+            (lt_h.xor(&t), e)
+        } else {
+            let t = p.and(&eq_h, &lt_l)?;
+            (lt_h.xor(&t), BShare::zeros(0))
+        };
+        if odd {
+            let last = std::iter::once(k - 1);
+            lt = BShare::concat(&[&nlt, &take_planes(&lt, blocks, last.clone())]);
+            eq = if nk > 1 {
+                BShare::concat(&[&neq, &take_planes(&eq, blocks, last)])
+            } else {
+                neq
+            };
+        } else {
+            lt = nlt;
+            eq = neq;
+        }
+        k = nk;
+    }
+    Ok(lt)
 }
 
 /// The permutation that sorts the (already shuffled) key words ascending:
@@ -297,8 +416,7 @@ fn open_lt(
 /// (`log2(s + 1)` comparisons, one batch per step across all segments).
 /// About `1.16 n log2 n` comparisons with 15 pivots, against `1.39 n log2 n`
 /// for one. Keys must be distinct.
-fn quicksort(p: &mut Party, kinds: &[WordKind], words: &[AShare]) -> Result<Vec<u32>> {
-    let n = words[0].len();
+fn quicksort(p: &mut Party, n: usize, keys: &SortKeys) -> Result<Vec<u32>> {
     let mut order: Vec<u32> = (0..n as u32).collect();
     let mut segs: Vec<(usize, usize)> = if n >= 2 { vec![(0, n)] } else { vec![] };
     while !segs.is_empty() {
@@ -315,7 +433,7 @@ fn quicksort(p: &mut Party, kinds: &[WordKind], words: &[AShare]) -> Result<Vec<
                 }
             }
         }
-        let pair_lt = open_lt(p, kinds, words, &xi, &yi)?;
+        let pair_lt = open_lt(p, keys, &xi, &yi)?;
         let mut at = 0;
         let mut sorted_piv: Vec<Vec<u32>> = Vec::with_capacity(segs.len());
         for (&(s, _), &k) in segs.iter().zip(&piv) {
@@ -362,7 +480,7 @@ fn quicksort(p: &mut Party, kinds: &[WordKind], words: &[AShare]) -> Result<Vec<
             if xi.is_empty() {
                 break;
             }
-            let less = open_lt(p, kinds, words, &xi, &yi)?;
+            let less = open_lt(p, keys, &xi, &yi)?;
             drop((xi, yi));
             // the same walk as above, so the outcomes come in this order
             let mut outcome = less.into_iter();
@@ -410,8 +528,12 @@ fn quicksort(p: &mut Party, kinds: &[WordKind], words: &[AShare]) -> Result<Vec<
 
 /// Sort rows obliviously by `parts` (most significant first), stably (ties
 /// keep their original order). `payload` are the row planes to carry;
-/// returns them sorted. Cost: one shuffle of keys and payload, then about
-/// `1.4 n log2 n` comparisons in `O(log n)` expected levels.
+/// returns them sorted. Cost: one shuffle of keys and payload, one bit
+/// decomposition of each key word per row, then about `1.1 n log2 n`
+/// comparisons in `O(log n)` expected levels, each a bit-sliced comparator
+/// over the significant key bits ([`lt_bool`]). The opened outcomes are
+/// those of the module's argument: distinct keys (the row index is the last
+/// part), shuffled, so a uniformly random permutation's.
 pub(crate) fn sort(
     p: &mut Party,
     n: usize,
@@ -427,12 +549,7 @@ pub(crate) fn sort(
         bits: bits_for(n),
         offset: 0,
     });
-    let parts = if n >= 64 {
-        split_full(p, parts)?
-    } else {
-        parts
-    };
-    let (words, kinds) = pack(p, parts, n);
+    let (words, kinds, widths) = pack_widths(p, parts, n);
     let nw = words.len();
     let mut cols: Vec<Column> = words
         .into_iter()
@@ -448,63 +565,33 @@ pub(crate) fn sort(
         })
         .collect();
     let payload = planes.split_off(nw);
-    let perm = quicksort(p, &kinds, &planes)?;
+    if kinds == [WordKind::Packed] {
+        let keys = SortKeys::OneWord(planes.pop().expect("one key word"));
+        let perm = quicksort(p, n, &keys)?;
+        drop(keys);
+        return Ok(payload.into_iter().map(|c| c.permute(&perm)).collect());
+    }
+    // Several words: one bit decomposition of every key word, paid once per row; signed
+    // words flip their sign bit so that they order as unsigned ones.
+    let bits = p.a2b(&AShare::concat(&planes.iter().collect::<Vec<_>>()))?;
     drop(planes);
-    // one plane at a time, so the old copy is freed before the next
-    Ok(payload.into_iter().map(|c| c.permute(&perm)).collect())
-}
-
-/// Replace every full 64-bit key part by its high and low 32-bit halves
-/// (after mapping signed order to unsigned order), so that sort comparisons
-/// use the cheap bounded comparison on packed words instead of the exact
-/// one: one bit decomposition and one bit composition per element, paid
-/// once, against about `1.4 log2 n` comparisons per element.
-fn split_full(p: &mut Party, parts: Vec<Part>) -> Result<Vec<Part>> {
     let me = p.id();
-    let fulls: Vec<AShare> = parts
-        .iter()
-        .filter_map(|q| match q {
-            Part::Full { v, signed } => Some(if *signed {
-                v.add_public(me, 1u64 << 63)
-            } else {
-                v.clone()
-            }),
-            _ => None,
+    let words: Vec<BShare> = bits
+        .split(&vec![n; nw])
+        .into_iter()
+        .zip(&kinds)
+        .map(|(w, k)| match k {
+            WordKind::Signed => w.xor_public(me, 1 << 63),
+            _ => w,
         })
         .collect();
-    if fulls.is_empty() {
-        return Ok(parts);
-    }
-    let m = fulls[0].len();
-    let k = fulls.len();
-    let bits = p.a2b(&AShare::concat(&fulls.iter().collect::<Vec<_>>()))?;
-    let hi = bits.shr(32);
-    let lo = bits.and_public(0xFFFF_FFFF);
-    let halves = p.b2a(&kuvert_mpc::BShare::concat(&[&hi, &lo]))?;
-    let mut pieces = halves.split(&vec![m; 2 * k]).into_iter();
-    let his: Vec<AShare> = pieces.by_ref().take(k).collect();
-    let los: Vec<AShare> = pieces.collect();
-    let mut his = his.into_iter();
-    let mut los = los.into_iter();
-    let mut out = Vec::with_capacity(parts.len() + k);
-    for q in parts {
-        match q {
-            Part::Full { .. } => {
-                out.push(Part::Bounded {
-                    v: his.next().expect("high half"),
-                    bits: 32,
-                    offset: 0,
-                });
-                out.push(Part::Bounded {
-                    v: los.next().expect("low half"),
-                    bits: 32,
-                    offset: 0,
-                });
-            }
-            b => out.push(b),
-        }
-    }
-    Ok(out)
+    drop(bits);
+    let keys = SortKeys::Bool(BoolKeys::new(&words, &widths, n));
+    drop(words);
+    let perm = quicksort(p, n, &keys)?;
+    drop(keys);
+    // one plane at a time, so the old copy is freed before the next
+    Ok(payload.into_iter().map(|c| c.permute(&perm)).collect())
 }
 
 /// Segment starts of a sorted table: 1 where the key words differ from the
@@ -676,4 +763,105 @@ pub(crate) fn seg_extreme(
         Ok(vec![fl.add(fr).sub(&ff), choose(p, &take, vl, vr)?])
     })?;
     Ok(out.pop().expect("value plane"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use kuvert_mpc::harness::{run3, Keys};
+    use proptest::prelude::*;
+
+    /// Secret-share `vals` (party 0 inputs them; everybody else learns
+    /// nothing from the sharing).
+    fn secret(p: &mut Party, vals: &[u64]) -> Result<AShare> {
+        let me = p.id();
+        p.input_a(0, (me == 0).then_some(vals), vals.len())
+    }
+
+    /// Rows (flag, signed, unsigned, bounded) sorted under MPC by
+    /// (flag, signed desc?, unsigned, bounded), returning the original row
+    /// indices in sorted order, next to the plaintext stable sort.
+    fn check_sort(rows: &[(bool, i64, u64, u64)], desc: bool, seed: u64) {
+        let n = rows.len();
+        let out = run3(Keys::Seeded(seed), |p| {
+            let f: Vec<u64> = rows.iter().map(|r| r.0 as u64).collect();
+            let s: Vec<u64> = rows.iter().map(|r| r.1 as u64).collect();
+            let u: Vec<u64> = rows.iter().map(|r| r.2).collect();
+            let b: Vec<u64> = rows.iter().map(|r| r.3).collect();
+            let idx: Vec<u64> = (0..n as u64).collect();
+            let (f, s, u, b, idx) = (
+                secret(p, &f)?,
+                secret(p, &s)?,
+                secret(p, &u)?,
+                secret(p, &b)?,
+                secret(p, &idx)?,
+            );
+            let sp = Part::Full { v: s, signed: true };
+            let parts = vec![
+                Part::Bounded {
+                    v: f,
+                    bits: 1,
+                    offset: 0,
+                },
+                if desc { sp.desc(p) } else { sp },
+                Part::Full {
+                    v: u,
+                    signed: false,
+                },
+                Part::Bounded {
+                    v: b,
+                    bits: 20,
+                    offset: 3,
+                },
+            ];
+            let sorted = sort(p, n, parts, vec![idx])?;
+            Ok(p.reveal_a(&sorted[0], None)?.expect("opened"))
+        })
+        .unwrap();
+        let mut want: Vec<usize> = (0..n).collect();
+        want.sort_by_key(|&i| {
+            let r = rows[i];
+            // signed order as unsigned: flip the sign bit; descending: complement
+            let s = r.1 as u64 ^ (1 << 63);
+            (r.0, if desc { !s } else { s }, r.2, r.3)
+        });
+        let want: Vec<u64> = want.into_iter().map(|i| i as u64).collect();
+        for o in &out {
+            assert_eq!(o, &want);
+        }
+    }
+
+    #[test]
+    fn sort_mixed_keys_with_extremes_and_ties() {
+        let mut rows = Vec::new();
+        let ss = [i64::MIN, -1, 0, 1, i64::MAX, -(1 << 40), 1 << 33];
+        let us = [0, 1, u64::MAX, 1 << 63, 7];
+        for i in 0..300u64 {
+            rows.push((
+                i % 3 == 0,
+                ss[(i as usize * 3 + i as usize / 5) % ss.len()],
+                us[(i as usize * 5 / 3) % us.len()],
+                (i * 37) % 11 + (1 << 19),
+            ));
+        }
+        check_sort(&rows, false, 1);
+        check_sort(&rows, true, 2);
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(24))]
+        #[test]
+        fn sort_matches_stable_plaintext_sort(
+            rows in prop::collection::vec((any::<bool>(), -3i64..3, 0u64..3, 0u64..4), 0..90),
+            big in any::<i64>(),
+            desc in any::<bool>(),
+            seed in any::<u64>(),
+        ) {
+            let mut rows = rows;
+            if let Some(r) = rows.first_mut() {
+                r.1 = big;
+            }
+            check_sort(&rows, desc, seed);
+        }
+    }
 }

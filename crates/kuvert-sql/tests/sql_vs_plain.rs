@@ -109,6 +109,15 @@ const QUERIES: &[&str] = &[
     "SELECT k, fran, COUNT(DISTINCT src) AS n FROM (SELECT k, fran, 1 AS src FROM t2 UNION ALL SELECT k, d, 2 FROM t1) u GROUP BY k, fran HAVING COUNT(DISTINCT src) >= 2",
     "SELECT x, g FROM t1 ORDER BY x DESC, g LIMIT 3",
     "SELECT SUM(x) AS s, MIN(x) AS lo FROM t1 WHERE x > 100",
+    // joins fused with the GROUP BY of their unique side: filters on both
+    // sides (invalid rows), keys without partners, every fusable aggregate
+    "SELECT a.k, a.x, b.n, b.lo, b.hi, b.s FROM t1 a JOIN (SELECT k, COUNT(*) AS n, MIN(y) AS lo, MAX(y) AS hi, SUM(y) AS s FROM t2 WHERE y > -3 GROUP BY k) b ON a.k = b.k WHERE a.b",
+    // the grouped side on the left, its columns reordered by a projection
+    "SELECT b.s, b.c, a.fran FROM (SELECT SUM(x) AS s, k, COUNT(x) AS c FROM t1 WHERE g <> 0 GROUP BY k) b JOIN t2 a ON b.k = a.k",
+    // a two-column key, and a residual predicate over both sides
+    "SELECT a.k, a.fran, b.n, b.mx FROM t2 a JOIN (SELECT d, k, COUNT(*) AS n, MAX(x) AS mx FROM t1 GROUP BY k, d) b ON a.k = b.k AND a.fran = b.d AND b.mx > a.y",
+    // not fusable (HAVING): the plain sort join
+    "SELECT a.g, b.s FROM t1 a JOIN (SELECT k, SUM(y) AS s FROM t2 GROUP BY k HAVING COUNT(*) > 1) b ON a.k = b.k",
 ];
 
 fn check(sql: &str, seed: u64, r1: usize, r2: usize) {
@@ -234,4 +243,33 @@ fn with_privacy_refuses_what_it_cannot_protect() {
         assert!(e.to_string().contains(needle), "{sql}: {e}");
         assert!(e.line >= 1 && e.column > 1, "{sql}: {e:?}");
     }
+}
+
+/// EXPLAIN shows the fused join (and no separate Aggregate for the grouped
+/// side), the row count after the grouped side's rows are dropped, and the
+/// leakage of dropping them; a HAVING keeps the plain sort join.
+#[test]
+fn explain_shows_the_fused_join_and_the_dropped_rows() {
+    let mut cat = Catalog::new();
+    cat.add("t1", Schema::parse_compact(T1).unwrap());
+    cat.add("t2", Schema::parse_compact(T2).unwrap());
+    let sizes: BTreeMap<String, usize> = [("t1".to_string(), 1000), ("t2".to_string(), 700)].into();
+    let q = prepare(QUERIES[8], &cat).unwrap();
+    let text = kuvert_sql::explain::explain(&q, &sizes);
+    for needle in [
+        "Join fused with the GROUP BY of its right side on the join key (SUM): one sort of both inputs' rows",
+        "then the grouped input's rows are dropped  -> 1000 rows",
+        "Scan t2",
+        "uniformly random set of positions of a public size",
+    ] {
+        assert!(text.contains(needle), "missing {needle:?} in\n{text}");
+    }
+    // the outer GROUP BY a.g is the only Aggregate left
+    assert_eq!(text.matches("Aggregate").count(), 1, "{text}");
+    let q = prepare(QUERIES.last().unwrap(), &cat).unwrap();
+    let text = kuvert_sql::explain::explain(&q, &sizes);
+    assert!(
+        text.contains("Join (sort-based, one side unique on the key; its rows are then dropped)  -> 1000 rows"),
+        "{text}"
+    );
 }
