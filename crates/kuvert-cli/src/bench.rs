@@ -2,7 +2,7 @@
 
 use std::io::IsTerminal;
 
-use std::net::{SocketAddr, TcpListener};
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::Duration;
@@ -270,12 +270,10 @@ fn micro_net(n: usize, ops: &[&'static str]) -> anyhow::Result<(Vec<OpReport>, S
     let pki = dir.path().join("pki");
     kuvert_net::pki::init(&pki, &kuvert_net::pki::InitOptions::default())
         .context("cannot create the benchmark PKI")?;
-    // Free ports on loopback: bind to port 0, note the port, release it.
+    // Free ports on loopback, below the ephemeral range.
     let nodes: Vec<SocketAddr> = (0..3)
         .map(|_| {
-            TcpListener::bind("127.0.0.1:0")
-                .and_then(|l| l.local_addr())
-                .context("cannot find a free port on 127.0.0.1")
+            kuvert_node::local::free_loopback_port().context("cannot find a free port on 127.0.0.1")
         })
         .collect::<anyhow::Result<_>>()?;
     let exe = std::env::current_exe().context("cannot find the kuvert executable")?;

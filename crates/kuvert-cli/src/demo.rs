@@ -20,7 +20,7 @@
 //! and each is printed as the command a party would type.
 
 use std::io::IsTerminal;
-use std::net::{SocketAddr, TcpListener};
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitCode, Stdio};
 use std::time::{Duration, Instant};
@@ -95,7 +95,7 @@ fn log_of(name: &str) -> String {
 }
 
 fn free_port() -> anyhow::Result<SocketAddr> {
-    Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?)
+    Ok(kuvert_node::local::free_loopback_port()?)
 }
 
 fn step(n: usize, what: &str) {

@@ -2,7 +2,7 @@
 //! the nodes compute, the recipient reconstructs; refusals and a node killed
 //! in the middle of a job.
 
-use std::net::{SocketAddr, TcpListener};
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
@@ -10,10 +10,7 @@ use std::time::{Duration, Instant};
 const KUVERT: &str = env!("CARGO_BIN_EXE_kuvert");
 
 fn free_port() -> SocketAddr {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
+    kuvert_node::local::free_loopback_port().unwrap()
 }
 
 struct Cluster {

@@ -117,9 +117,27 @@ impl Drop for LocalCluster {
 }
 
 fn free_port() -> Result<SocketAddr, LocalError> {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
+    free_loopback_port()
         .map_err(|e| LocalError::Setup(format!("cannot find a free port on 127.0.0.1: {e}")))
+}
+
+/// A free port on 127.0.0.1 below Linux's ephemeral range (32768 and up),
+/// so that no outgoing connection (of this or a parallel process) takes it
+/// as its source port between this check and the node binding it — a node
+/// binds its MPC port only when a job starts, long after the check.
+pub fn free_loopback_port() -> std::io::Result<SocketAddr> {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    let base = (std::process::id() % 997) * 12;
+    let mut last = None;
+    for _ in 0..2_000 {
+        let port = 20_000 + (base + NEXT.fetch_add(1, Ordering::SeqCst)) % 12_000;
+        match TcpListener::bind(("127.0.0.1", port as u16)) {
+            Ok(l) => return l.local_addr(),
+            Err(e) => last = Some(e),
+        }
+    }
+    Err(last.unwrap_or_else(|| std::io::Error::other("no free port in 20000..32000")))
 }
 
 impl LocalCluster {
