@@ -15,6 +15,7 @@ mod pki;
 mod risk;
 mod run;
 mod service;
+mod synth;
 
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
@@ -76,6 +77,9 @@ enum Command {
     Deid(Box<deid::DeidArgs>),
     /// Measure re-identification risk of a released table and run attack tests.
     Risk(Box<risk::RiskArgs>),
+    /// Differentially private synthetic data: fit a model (MST) to a table,
+    /// sample synthetic rows from it, benchmark.
+    Synth(Box<synth::SynthArgs>),
     /// The six reference analyses: list them, generate synthetic inputs,
     /// compute the plaintext reference answer in SQLite.
     #[command(subcommand)]
@@ -117,6 +121,7 @@ fn main() -> std::process::ExitCode {
         Command::Dp(c) => dp::run(c),
         Command::Deid(a) => deid::run(*a),
         Command::Risk(a) => risk::run(*a),
+        Command::Synth(a) => synth::run(*a),
         Command::Example(c) => example::run(c),
         Command::Run(a) => run::run(*a),
         Command::Demo(a) => demo::run(a),

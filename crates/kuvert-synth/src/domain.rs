@@ -197,7 +197,8 @@ fn magnitude_edges() -> Vec<i64> {
 
 /// A DP estimate of the bounds of an integer column: a histogram over
 /// logarithmic buckets (signed magnitudes, eight per octave), noised with
-/// the discrete Gaussian (ρ = 1/(2σ²)); counts below 3σ are set to zero,
+/// the discrete Gaussian (ρ = 1/(2σ²)); counts below σ√(2 ln(100·buckets))
+/// are set to zero,
 /// and the bounds are the edges of the 0.5 % and 99.5 % noisy quantiles.
 pub fn estimate_integer_bounds<R: RngCore + ?Sized>(
     values: &[(i64, u64)],
@@ -272,7 +273,9 @@ pub fn estimate_date_bounds<R: RngCore + ?Sized>(
 
 fn noisy_threshold<R: RngCore + ?Sized>(hist: &[u64], sigma2: f64, rng: &mut R) -> Result<Vec<f64>> {
     let s2 = Rational::from_f64(sigma2)?;
-    let cut = 3.0 * sigma2.sqrt();
+    // Zero every count below σ√(2 ln(100·buckets)): an empty bucket passes
+    // with probability ≤ 1/(100·buckets), so ≤ 1 % chance of any false one.
+    let cut = sigma2.sqrt() * (2.0 * (100.0 * hist.len() as f64).ln()).sqrt();
     hist.iter()
         .map(|&c| noisy(rng, c, &s2).map(|x| if x >= cut { x } else { 0.0 }))
         .collect()

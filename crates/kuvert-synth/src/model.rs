@@ -625,3 +625,72 @@ impl Model {
         }
     }
 }
+
+/// The budget account a fit is charged to.
+pub struct Account<'a> {
+    /// Where accounts live.
+    pub store: &'a mut dyn kuvert_dp::ledger::LedgerStore,
+    /// Which account.
+    pub key: kuvert_dp::ledger::DatasetKey,
+    /// Budget for a new account.
+    pub budget: Option<kuvert_dp::ledger::Budget>,
+}
+
+/// [`fit`] with the budget: checked (from the header and the options only)
+/// before any value is used, charged after the fit *and* `publish` (which
+/// writes the model) succeeded. Returns the fitted model and, with an
+/// account, the ε remaining after the charge.
+pub fn fit_charged<R: RngCore>(
+    table: &Table,
+    opts: &FitOptions,
+    account: Option<Account<'_>>,
+    rng: &mut R,
+    progress: &mut dyn FnMut(Progress),
+    publish: impl FnOnce(&Fitted) -> Result<()>,
+) -> Result<(Fitted, Option<f64>)> {
+    let plan = plan_budget(&table.headers, &opts.schema, opts.epsilon, opts.delta)?;
+    let Some(acct) = account else {
+        let f = fit(table, opts, rng, progress)?;
+        publish(&f)?;
+        return Ok((f, None));
+    };
+    let ledger = acct.store.open(&acct.key, acct.budget)?;
+    let approval = ledger
+        .check(plan.cost.clone())
+        .map_err(|e| SynthError::Dp(kuvert_dp::DpError::BudgetExceeded(Box::new(e))))?;
+    let remaining = approval.remaining_after();
+    let f = fit(table, opts, rng, progress)?;
+    publish(&f)?;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    acct.store.commit(
+        approval,
+        kuvert_dp::ledger::ReleaseMeta {
+            time: kuvert_dp::table::format_rfc3339(now),
+            query_sha256: release_hash(opts, &table.headers),
+            mechanism: opts.method.mechanism_name().to_string(),
+        },
+    )?;
+    Ok((f, Some(remaining)))
+}
+
+/// SHA-256 of the release's public parameters (method, ε, δ, schema, header).
+pub fn release_hash(opts: &FitOptions, headers: &[String]) -> String {
+    use sha2::{Digest, Sha256};
+    use std::fmt::Write;
+    let canon = serde_json::json!({
+        "synth": opts.method,
+        "epsilon": opts.epsilon,
+        "delta": opts.delta,
+        "schema": opts.schema,
+        "columns": headers,
+    });
+    Sha256::digest(canon.to_string().as_bytes())
+        .iter()
+        .fold(String::new(), |mut s, b| {
+            let _ = write!(s, "{b:02x}");
+            s
+        })
+}
