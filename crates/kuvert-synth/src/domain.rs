@@ -243,6 +243,14 @@ pub fn estimate_integer_bounds<R: RngCore + ?Sized>(
     Ok(quantile_range(&noisy_hist).map(|(a, b)| (lower_edge(a), upper_edge(b))))
 }
 
+/// The public fallback range of a date column whose DP bounds estimate
+/// found no year with a clearly positive count (small data, small ε):
+/// 1900-01-01 to 2100-12-31.
+pub const DEFAULT_DATE_RANGE: (i64, i64) = (-25_567, 47_846);
+/// The fallback range of birth dates of identity numbers: 1900-01-01 to
+/// 2099-12-31 (cut at today when used).
+pub const DEFAULT_BIRTH_RANGE: (i64, i64) = (-25_567, 47_481);
+
 /// First calendar year of the date-bound histogram.
 pub const YEAR_MIN: i64 = 1800;
 /// Last calendar year of the date-bound histogram.
@@ -433,4 +441,43 @@ pub(crate) fn no_bounds(name: &str) -> SynthError {
         "column `{name}`: too few rows to estimate its bounds with differential privacy at this ε; \
          declare `bounds` for it in --schema (or use a larger --epsilon)"
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fallback_ranges_are_the_documented_dates() {
+        assert_eq!(format_date(DEFAULT_DATE_RANGE.0), "1900-01-01");
+        assert_eq!(format_date(DEFAULT_DATE_RANGE.1), "2100-12-31");
+        assert_eq!(format_date(DEFAULT_BIRTH_RANGE.1), "2099-12-31");
+    }
+
+    #[test]
+    fn bins_cover_the_range() {
+        let b = Bins::new(17, 90, 16);
+        assert_eq!(b.bin(17), 0);
+        assert_eq!(b.bin(90), b.bins - 1);
+        assert_eq!(b.bin(-5), 0);
+        assert_eq!(b.bin(1000), b.bins - 1);
+        assert_eq!(b.range(b.bins - 1).1, 90);
+        for v in 17..=90 {
+            let (lo, hi) = b.range(b.bin(v));
+            assert!(lo <= v && v <= hi);
+        }
+    }
+
+    #[test]
+    fn integer_bounds_estimate_brackets_the_data() {
+        use rand::SeedableRng;
+        let mut r = rand_chacha::ChaCha20Rng::seed_from_u64(1);
+        let vals: Vec<(i64, u64)> = (17..=90).map(|a| (a, 100)).collect();
+        let (lo, hi) = estimate_integer_bounds(&vals, 100.0, &mut r).unwrap().unwrap();
+        assert!(lo <= 17 && lo >= 14 && hi >= 90 && hi <= 100, "{lo} {hi}");
+        let neg: Vec<(i64, u64)> = (-500..=-100).map(|a| (a, 10)).collect();
+        let (lo, hi) = estimate_integer_bounds(&neg, 100.0, &mut r).unwrap().unwrap();
+        assert!(lo <= -490 && lo >= -600 && hi >= -110 && hi <= -90, "{lo} {hi}");
+        assert!(estimate_integer_bounds(&[(5, 1)], 1e4, &mut r).unwrap().is_none());
+    }
 }

@@ -351,7 +351,7 @@ pub fn fit<R: RngCore>(
                     None => {
                         let vals = dict_values(table, c, domain::parse_date, "a date YYYY-MM-DD")?;
                         domain::estimate_date_bounds(&vals, sigma2_dom, rng)?
-                            .ok_or_else(|| domain::no_bounds(name))?
+                            .unwrap_or(domain::DEFAULT_DATE_RANGE)
                     }
                 };
                 ColumnDomain::Date {
@@ -372,7 +372,7 @@ pub fn fit<R: RngCore>(
                             "a valid identity number",
                         )?;
                         domain::estimate_date_bounds(&vals, sigma2_dom, rng)?
-                            .ok_or_else(|| domain::no_bounds(name))?
+                            .unwrap_or(domain::DEFAULT_BIRTH_RANGE)
                     }
                 };
                 let today = kuvert_data::Date::today_utc();
@@ -560,6 +560,42 @@ impl Model {
 
     /// Samples `rows` synthetic rows (post-processing of the model; any RNG).
     pub fn sample<R: Rng + ?Sized>(&self, rows: usize, rng: &mut R) -> Table {
+        self.sample_excluding(rows, rng, &std::collections::HashSet::new())
+    }
+
+    /// The identity numbers (12-digit normal form) in `table`'s columns that
+    /// the model treats as identity numbers, for [`Model::sample_excluding`].
+    pub fn identity_numbers_in(&self, table: &Table) -> std::collections::HashSet<String> {
+        let today = kuvert_data::Date::today_utc();
+        let mut out = std::collections::HashSet::new();
+        for cm in &self.columns {
+            if !matches!(cm.domain, ColumnDomain::Idnr { .. }) {
+                continue;
+            }
+            if let Ok(c) = table.col_index(&cm.name) {
+                for v in &table.columns[c].dict {
+                    if let Ok(n) = kuvert_data::idnr::parse(v, today) {
+                        out.insert(kuvert_data::idnr::format(n));
+                    }
+                }
+            }
+        }
+        out
+    }
+
+    /// [`Model::sample`], redrawing the serial digits of any generated
+    /// identity number that is in `exclude` (e.g. every number of the input).
+    ///
+    /// Leakage: this is *outside* the DP guarantee. Seeing number X in the
+    /// output then proves that X is not in `exclude`. Use it when a real
+    /// input number in the synthetic file would be unacceptable, and do not
+    /// publish the output as DP otherwise.
+    pub fn sample_excluding<R: Rng + ?Sized>(
+        &self,
+        rows: usize,
+        rng: &mut R,
+        exclude: &std::collections::HashSet<String>,
+    ) -> Table {
         let codes = self.model.sample(rows, rng);
         let mut cols = Vec::new();
         let mut a = 0;
@@ -608,7 +644,14 @@ impl Model {
                             let (lo, hi) = bins.range(k as usize - 1);
                             let hi = hi.min(today).max(lo);
                             let day = rng.gen_range(lo..=hi).min(today);
-                            b.push(&crate::idgen::synthetic_personnummer(day, s == 1, rng));
+                            let mut v = crate::idgen::synthetic_personnummer(day, s == 1, rng);
+                            for _ in 0..1000 {
+                                if !exclude.contains(&v) {
+                                    break;
+                                }
+                                v = crate::idgen::synthetic_personnummer(day, s == 1, rng);
+                            }
+                            b.push(&v);
                         }
                     }
                     b.finish()
