@@ -34,13 +34,17 @@ Exit codes: 0 ok, 2 bad input or configuration, 3 privacy budget exceeded.";
 
 /// Synthetic data with differential privacy.
 #[derive(Args, Debug)]
-#[command(args_conflicts_with_subcommands = true, after_long_help = AFTER_HELP)]
+#[command(
+    args_conflicts_with_subcommands = true,
+    subcommand_negates_reqs = true,
+    after_long_help = AFTER_HELP
+)]
 pub struct SynthArgs {
     #[command(subcommand)]
     command: Option<SynthCommand>,
     /// Fit and sample in one go (`kuvert synth --input IN --epsilon E --rows N --out SYN.csv`).
     #[command(flatten)]
-    both: Option<BothArgs>,
+    both: BothArgs,
 }
 
 #[derive(Subcommand, Debug)]
@@ -78,11 +82,11 @@ impl From<MethodArg> for Method {
 #[derive(Args, Debug)]
 pub struct FitCommon {
     /// Input table (.csv, .tsv or .parquet) with a header row.
-    #[arg(long, value_name = "IN.csv")]
-    input: PathBuf,
+    #[arg(long, value_name = "IN.csv", required = true)]
+    input: Option<PathBuf>,
     /// Privacy loss ε of the whole fit (all selections and measurements).
-    #[arg(long)]
-    epsilon: f64,
+    #[arg(long, required = true)]
+    epsilon: Option<f64>,
     /// δ: the (tiny) chance that the ε guarantee fails. Must be below 1/rows.
     #[arg(long, default_value_t = 1e-6)]
     delta: f64,
@@ -152,6 +156,11 @@ pub struct SampleArgs {
     /// post-processing, so a seed costs no privacy).
     #[arg(long)]
     seed: Option<u64>,
+    /// Never emit an identity number that occurs in this table (e.g. the
+    /// input). Outside the DP guarantee: a number seen in the output is then
+    /// known not to be in that table. See docs/synth.md.
+    #[arg(long = "exclude-idnr-from", value_name = "FILE")]
+    exclude_idnr_from: Option<PathBuf>,
 }
 
 #[derive(Args, Debug)]
@@ -159,17 +168,22 @@ pub struct BothArgs {
     #[command(flatten)]
     common: FitCommon,
     /// Number of synthetic rows.
-    #[arg(long)]
-    rows: usize,
+    #[arg(long, required = true)]
+    rows: Option<usize>,
     /// Output CSV file.
-    #[arg(long, value_name = "SYN.csv")]
-    out: PathBuf,
+    #[arg(long, value_name = "SYN.csv", required = true)]
+    out: Option<PathBuf>,
     /// Also write the model here.
     #[arg(long, value_name = "M.model")]
     model: Option<PathBuf>,
     /// Seed of the sampling.
     #[arg(long)]
     seed: Option<u64>,
+    /// Never emit an identity number of the input (outside the DP
+    /// guarantee: a number seen in the output is then known not to be in
+    /// the input). See docs/synth.md.
+    #[arg(long = "exclude-input-idnr")]
+    exclude_input_idnr: bool,
 }
 
 #[derive(Args, Debug)]
@@ -202,16 +216,11 @@ pub struct BenchArgs {
 
 /// Runs a `kuvert synth` command.
 pub fn run(args: SynthArgs) -> anyhow::Result<ExitCode> {
-    let r = match (args.command, args.both) {
-        (Some(SynthCommand::Fit(f)), _) => cmd_fit(*f),
-        (Some(SynthCommand::Sample(s)), _) => cmd_sample(s),
-        (Some(SynthCommand::Bench(b)), _) => cmd_bench(b),
-        (None, Some(b)) => cmd_both(b),
-        (None, None) => Err(SynthError::Config(
-            "say what to do: `kuvert synth fit ...`, `kuvert synth sample ...`, or \
-             `kuvert synth --input IN.csv --epsilon E --rows N --out SYN.csv`; see --help"
-                .into(),
-        )),
+    let r = match args.command {
+        Some(SynthCommand::Fit(f)) => cmd_fit(*f),
+        Some(SynthCommand::Sample(s)) => cmd_sample(s),
+        Some(SynthCommand::Bench(b)) => cmd_bench(b),
+        None => cmd_both(args.both),
     };
     match r {
         Ok(()) => Ok(ExitCode::SUCCESS),
@@ -281,11 +290,16 @@ fn do_fit(c: &FitCommon, publish: impl FnOnce(&Fitted) -> Result<(), SynthError>
         Some(p) => SchemaConfig::read(p)?,
         None => SchemaConfig::default(),
     };
-    let mut opts = FitOptions::new(c.epsilon, c.delta);
+    let (Some(input), Some(epsilon)) = (&c.input, c.epsilon) else {
+        return Err(SynthError::Config(
+            "--input and --epsilon are required; see kuvert synth --help".into(),
+        ));
+    };
+    let mut opts = FitOptions::new(epsilon, c.delta);
     opts.schema = schema;
     opts.method = c.method.into();
     opts.iters = c.iters;
-    let mut table = read_table(&c.input)?;
+    let mut table = read_table(input)?;
     // The whole plan (ρ, the cost) depends on the header and schema only.
     kuvert_synth::plan_budget(&table.headers, &opts.schema, opts.epsilon, opts.delta)?;
     opts.schema.check_columns(&table.headers)?;
@@ -315,7 +329,7 @@ fn do_fit(c: &FitCommon, publish: impl FnOnce(&Fitted) -> Result<(), SynthError>
         store: s,
         key: DatasetKey {
             dataset: c.dataset.clone().unwrap_or_else(|| {
-                c.input
+                input
                     .file_stem()
                     .map(|s| s.to_string_lossy().into_owned())
                     .unwrap_or_else(|| "dataset".into())
@@ -411,11 +425,17 @@ fn sample_rng(seed: Option<u64>) -> Result<rand_chacha::ChaCha20Rng, SynthError>
     })
 }
 
-fn do_sample(m: &Model, rows: usize, out: &Path, seed: Option<u64>) -> Result<(), SynthError> {
+fn do_sample(
+    m: &Model,
+    rows: usize,
+    out: &Path,
+    seed: Option<u64>,
+    exclude: &std::collections::HashSet<String>,
+) -> Result<(), SynthError> {
     let t0 = Instant::now();
     let sp = spinner(format!("sampling {rows} rows"));
     let mut rng = sample_rng(seed)?;
-    let t = m.sample(rows, &mut rng);
+    let t = m.sample_excluding(rows, &mut rng, exclude);
     write_table(&t, out)?;
     sp.finish_and_clear();
     eprintln!(
@@ -435,18 +455,34 @@ fn cmd_fit(f: FitArgs) -> Result<(), SynthError> {
 
 fn cmd_sample(s: SampleArgs) -> Result<(), SynthError> {
     let m = Model::load(&s.model)?;
-    do_sample(&m, s.rows, &s.out, s.seed)
+    let exclude = match &s.exclude_idnr_from {
+        Some(p) => m.identity_numbers_in(&read_table(p)?),
+        None => Default::default(),
+    };
+    do_sample(&m, s.rows, &s.out, s.seed, &exclude)
 }
 
 fn cmd_both(b: BothArgs) -> Result<(), SynthError> {
     let model_path = b.model.clone();
-    let out = b.out.clone();
-    let (rows, seed) = (b.rows, b.seed);
+    let (Some(out), Some(rows), Some(input)) = (b.out.clone(), b.rows, b.common.input.clone()) else {
+        return Err(SynthError::Config(
+            "say what to do: `kuvert synth fit ...`, `kuvert synth sample ...`, or \
+             `kuvert synth --input IN.csv --epsilon E --rows N --out SYN.csv`; see --help"
+                .into(),
+        ));
+    };
+    let seed = b.seed;
+    let exclude_input = b.exclude_input_idnr;
     do_fit(&b.common, |fitted| {
         if let Some(p) = &model_path {
             fitted.model.save(p)?;
         }
-        do_sample(&fitted.model, rows, &out, seed)
+        let exclude = if exclude_input {
+            fitted.model.identity_numbers_in(&read_table(&input)?)
+        } else {
+            Default::default()
+        };
+        do_sample(&fitted.model, rows, &out, seed, &exclude)
     })?;
     Ok(())
 }

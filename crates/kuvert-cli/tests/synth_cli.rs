@@ -89,7 +89,7 @@ fn budget_is_refused_with_exit_3_and_recorded() {
     let d = dir.path();
     let args = |eps: &'static str, model: &'static str| {
         vec!["synth", "fit", "--input", "in.csv", "--epsilon", eps, "--schema", "synth.toml", "--model", model,
-             "--ledger", "l.json", "--budget", "1.5"]
+             "--ledger", "l.json", "--budget", "1.2"]
     };
     let o = kuvert(&args("1", "a.model"), d);
     assert!(o.status.success(), "{}", stderr(&o));
