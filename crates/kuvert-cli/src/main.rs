@@ -15,6 +15,7 @@ mod pki;
 mod risk;
 mod run;
 mod service;
+mod synth_eval;
 
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
@@ -76,6 +77,10 @@ enum Command {
     Deid(Box<deid::DeidArgs>),
     /// Measure re-identification risk of a released table and run attack tests.
     Risk(Box<risk::RiskArgs>),
+    /// Synthetic data: compare with the real data (quality, acceptance
+    /// criteria, privacy attacks). Temporary name until it moves under
+    /// `kuvert synth evaluate`.
+    SynthEvaluate(Box<synth_eval::EvaluateArgs>),
     /// The six reference analyses: list them, generate synthetic inputs,
     /// compute the plaintext reference answer in SQLite.
     #[command(subcommand)]
@@ -117,6 +122,7 @@ fn main() -> std::process::ExitCode {
         Command::Dp(c) => dp::run(c),
         Command::Deid(a) => deid::run(*a),
         Command::Risk(a) => risk::run(*a),
+        Command::SynthEvaluate(a) => synth_eval::run(*a),
         Command::Example(c) => example::run(c),
         Command::Run(a) => run::run(*a),
         Command::Demo(a) => demo::run(a),

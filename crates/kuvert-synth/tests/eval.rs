@@ -65,7 +65,11 @@ fn hand_computed_measures() {
     let ab = pair("a", "b");
     assert_eq!(ab.measure, "cramers_v");
     assert!(close(ab.real, 1.0), "{}", ab.real);
-    assert!(close(ab.synthetic, (1.0f64 / 3.0).sqrt()), "{}", ab.synthetic);
+    assert!(
+        close(ab.synthetic, (1.0f64 / 3.0).sqrt()),
+        "{}",
+        ab.synthetic
+    );
     assert!(close(ab.diff, 1.0 - (1.0f64 / 3.0).sqrt()));
     assert!(close(ab.tvd, 0.5), "{}", ab.tvd);
     let bc = pair("b", "c");
@@ -174,7 +178,11 @@ fn random_like(real: &Table, n: usize, seed: u64) -> Table {
         .iter()
         .zip(&real.columns)
         .map(|(h, c)| {
-            let nums: Vec<f64> = c.dict.iter().filter_map(|s| s.parse::<f64>().ok()).collect();
+            let nums: Vec<f64> = c
+                .dict
+                .iter()
+                .filter_map(|s| s.parse::<f64>().ok())
+                .collect();
             let numeric = nums.len() == c.dict.len() && h != "pnr";
             let (lo, hi) = nums
                 .iter()
@@ -222,7 +230,11 @@ fn independent_random_data_differs_and_does_not_leak() {
     assert!(!get("max_tvd_1way").passed);
     assert!(get("max_exact_copies").passed);
     assert!(get("max_identity_copies").passed);
-    assert!(get("max_inference_risk").passed, "{:?}", get("max_inference_risk"));
+    assert!(
+        get("max_inference_risk").passed,
+        "{:?}",
+        get("max_inference_risk")
+    );
     assert!(!e.passed());
 }
 
@@ -298,7 +310,11 @@ fn classifier_beats_the_majority_on_a_planted_rule() {
 fn criteria_errors_name_line_and_column() {
     let dir = tempfile::tempdir().unwrap();
     let p = dir.path().join("accept.toml");
-    std::fs::write(&p, "max_tvd_1way = 0.05\n\n[columns.age]\nkindd = \"numeric\"\n").unwrap();
+    std::fs::write(
+        &p,
+        "max_tvd_1way = 0.05\n\n[columns.age]\nkindd = \"numeric\"\n",
+    )
+    .unwrap();
     let e = Criteria::from_toml_file(&p).unwrap_err().to_string();
     assert!(e.starts_with(&format!("{}:4:1:", p.display())), "{e}");
     assert!(e.contains("kindd"), "{e}");
@@ -329,7 +345,10 @@ fn unknown_columns_in_the_config_are_a_clear_error() {
     .unwrap_err()
     .to_string();
     assert!(err.contains("accept.toml:3:1"), "{err}");
-    assert!(err.contains("`agee`") && err.contains("columns are: a, b"), "{err}");
+    assert!(
+        err.contains("`agee`") && err.contains("columns are: a, b"),
+        "{err}"
+    );
     let c = Criteria::from_toml_str("target = \"nope\"\n", "accept.toml").unwrap();
     let err = evaluate(
         &real,
@@ -340,12 +359,21 @@ fn unknown_columns_in_the_config_are_a_clear_error() {
     )
     .unwrap_err()
     .to_string();
-    assert!(err.contains("accept.toml:1:1") && err.contains("`nope`"), "{err}");
+    assert!(
+        err.contains("accept.toml:1:1") && err.contains("`nope`"),
+        "{err}"
+    );
     // A synthetic table missing a real column is refused.
     let syn = table(&[("a", &["x", "y"])]);
-    let err = evaluate(&real, None, &syn, &EvalOptions::default(), &mut |_, _, _| {})
-        .unwrap_err()
-        .to_string();
+    let err = evaluate(
+        &real,
+        None,
+        &syn,
+        &EvalOptions::default(),
+        &mut |_, _, _| {},
+    )
+    .unwrap_err()
+    .to_string();
     assert!(err.contains("no column named `b`"), "{err}");
 }
 
@@ -397,19 +425,33 @@ fn large_evaluation_timing() {
     assert_eq!(train.headers.len(), 15);
     let t0 = std::time::Instant::now();
     let mut last = String::new();
-    let e = evaluate(&train, Some(&holdout), &syn, &EvalOptions::default(), &mut |s, d, n| {
-        if s != last || d == n {
-            println!("{:>7.2} s  {s} {d}/{n}", t0.elapsed().as_secs_f64());
-            last = s.to_string();
-        }
-    })
+    let e = evaluate(
+        &train,
+        Some(&holdout),
+        &syn,
+        &EvalOptions::default(),
+        &mut |s, d, n| {
+            if s != last || d == n {
+                println!("{:>7.2} s  {s} {d}/{n}", t0.elapsed().as_secs_f64());
+                last = s.to_string();
+            }
+        },
+    )
     .unwrap();
     let dt = t0.elapsed().as_secs_f64();
     // The attacks dominate; with the seven quasi-identifiers of docs/risk.md's benchmark:
-    let quasi: Vec<String> = ["age", "sex", "postcode", "visit_date", "education", "occupation", "country_of_birth"]
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
+    let quasi: Vec<String> = [
+        "age",
+        "sex",
+        "postcode",
+        "visit_date",
+        "education",
+        "occupation",
+        "country_of_birth",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
     let t1 = std::time::Instant::now();
     let opts = EvalOptions {
         quasi: Some(quasi),
@@ -417,7 +459,10 @@ fn large_evaluation_timing() {
         ..EvalOptions::default()
     };
     run(&train, Some(&holdout), &syn, &opts);
-    println!("with 7 quasi-identifiers: {:.2} s", t1.elapsed().as_secs_f64());
+    println!(
+        "with 7 quasi-identifiers: {:.2} s",
+        t1.elapsed().as_secs_f64()
+    );
     println!(
         "100k x 15: {dt:.2} s (tvd1 max {:.4}, tvd2 mean {:.4}, efficacy {:.3})",
         e.tvd_1way_max,

@@ -85,7 +85,8 @@ pub(crate) fn parse_date(s: &str) -> Option<f64> {
     if t.len() != 10 {
         return None;
     }
-    kuvert_deid::date::parse_ymd(t).map(|(y, m, d)| kuvert_deid::date::days_from_civil(y, m, d) as f64)
+    kuvert_deid::date::parse_ymd(t)
+        .map(|(y, m, d)| kuvert_deid::date::days_from_civil(y, m, d) as f64)
 }
 
 /// Infer the kind of a column from its distinct values (in the real data).
@@ -305,7 +306,10 @@ fn encode_ordered(
     };
     let exact = !merged.is_empty() && merged.len() <= bins;
     let nb = edges.len();
-    let mut labels = vec!["(missing)".to_string(), "(below the real minimum)".to_string()];
+    let mut labels = vec![
+        "(missing)".to_string(),
+        "(below the real minimum)".to_string(),
+    ];
     for i in 0..nb {
         if exact {
             labels.push(fmt_value(kind, edges[i]));

@@ -93,10 +93,7 @@ impl Criteria {
     /// Parse TOML text; errors name `path:line:column`.
     pub fn from_toml_str(text: &str, path: &str) -> Result<Criteria> {
         let mut c: Criteria = toml::from_str(text).map_err(|e| {
-            let (line, column) = e
-                .span()
-                .map(|s| line_col(text, s.start))
-                .unwrap_or((1, 1));
+            let (line, column) = e.span().map(|s| line_col(text, s.start)).unwrap_or((1, 1));
             EvalError::Config {
                 path: path.to_string(),
                 line,
@@ -205,7 +202,10 @@ impl Criteria {
             }
         }
         for (name, c) in &self.columns {
-            for (k, v) in [("max_tvd_1way", c.max_tvd_1way), ("min_coverage", c.min_coverage)] {
+            for (k, v) in [
+                ("max_tvd_1way", c.max_tvd_1way),
+                ("min_coverage", c.min_coverage),
+            ] {
                 if let Some(v) = v {
                     if !(0.0..=1.0).contains(&v) {
                         return Err(bad(

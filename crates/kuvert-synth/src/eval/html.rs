@@ -63,7 +63,11 @@ fn criteria_table(s: &mut String, crit: &[CriterionResult]) {
             } else {
                 format!(" — {}", esc(&c.detail))
             },
-            if c.comparison == "<=" { "at most" } else { "at least" },
+            if c.comparison == "<=" {
+                "at most"
+            } else {
+                "at least"
+            },
             fmt_crit(&c.name, c.threshold),
             c.value
                 .map(|v| fmt_crit(&c.name, v))
@@ -135,7 +139,13 @@ fn column_chart(c: &ColumnReport) -> String {
 }
 
 /// Heat map of a symmetric measure over the column pairs.
-fn heat_map(names: &[String], pairs: &[PairReport], value: &dyn Fn(&PairReport) -> f64, scale_max: f64, what: &str) -> String {
+fn heat_map(
+    names: &[String],
+    pairs: &[PairReport],
+    value: &dyn Fn(&PairReport) -> f64,
+    scale_max: f64,
+    what: &str,
+) -> String {
     let n = names.len();
     if n < 2 {
         return "<p>Fewer than two evaluated columns: no pairs.</p>".to_string();
@@ -145,7 +155,11 @@ fn heat_map(names: &[String], pairs: &[PairReport], value: &dyn Fn(&PairReport) 
     let top = 110.0;
     let w = left + cell * n as f64 + 20.0;
     let h = top + cell * n as f64 + 40.0;
-    let max = pairs.iter().map(value).fold(0.0f64, f64::max).max(scale_max);
+    let max = pairs
+        .iter()
+        .map(value)
+        .fold(0.0f64, f64::max)
+        .max(scale_max);
     let pos = |name: &str| names.iter().position(|x| x == name).unwrap_or(0);
     let mut s = format!(
         r#"<svg width="{w:.0}" height="{h:.0}" role="img" aria-label="{}" xmlns="http://www.w3.org/2000/svg"><style>text{{font:10px sans-serif}}</style>"#,
@@ -229,10 +243,18 @@ fn ml_chart(e: &Evaluation) -> String {
     let rows = [
         ("trained on real, accuracy", m.real.accuracy, REAL),
         ("trained on synthetic, accuracy", m.synthetic.accuracy, SYN),
-        ("most frequent class, accuracy", m.majority.accuracy, "#9e9e9e"),
+        (
+            "most frequent class, accuracy",
+            m.majority.accuracy,
+            "#9e9e9e",
+        ),
         ("trained on real, macro-F1", m.real.macro_f1, REAL),
         ("trained on synthetic, macro-F1", m.synthetic.macro_f1, SYN),
-        ("most frequent class, macro-F1", m.majority.macro_f1, "#9e9e9e"),
+        (
+            "most frequent class, macro-F1",
+            m.majority.macro_f1,
+            "#9e9e9e",
+        ),
     ];
     let h = rows.len() as f64 * 24.0 + 10.0;
     let scale = w - left - 60.0;
@@ -323,7 +345,13 @@ fn attack_chart(a: &AttackResult) -> String {
     s
 }
 
-fn attack_section(s: &mut String, title: &str, what: &str, synthetic_meaning: &str, a: &AttackResult) {
+fn attack_section(
+    s: &mut String,
+    title: &str,
+    what: &str,
+    synthetic_meaning: &str,
+    a: &AttackResult,
+) {
     let (b, color) = band(a.risk_ci.1);
     let _ = write!(
         s,
@@ -400,7 +428,9 @@ h2{{border-bottom:1px solid #ccc;margin-top:2em}}code{{background:#f2f2f2;paddin
     }
 
     // Key measures.
-    s.push_str("<h2>Key measures</h2><table><tr><th>Measure</th><th>Value</th><th>Meaning</th></tr>");
+    s.push_str(
+        "<h2>Key measures</h2><table><tr><th>Measure</th><th>Value</th><th>Meaning</th></tr>",
+    );
     let mut row = |m: &str, v: String, mean: &str| {
         let _ = write!(s, "<tr><td>{m}</td><td><b>{v}</b></td><td>{mean}</td></tr>");
     };
@@ -413,7 +443,11 @@ h2{{border-bottom:1px solid #ccc;margin-top:2em}}code{{background:#f2f2f2;paddin
         ),
         "Share of records that would have to change value for the synthetic column to match the real one. 0% is identical.",
     );
-    row("Average difference per column", pct(e.tvd_1way_mean), "Mean of the above over the columns.");
+    row(
+        "Average difference per column",
+        pct(e.tvd_1way_mean),
+        "Mean of the above over the columns.",
+    );
     row(
         "Largest difference in a pair of columns (2-way TVD)",
         format!(
@@ -423,7 +457,11 @@ h2{{border-bottom:1px solid #ccc;margin-top:2em}}code{{background:#f2f2f2;paddin
         ),
         "The same for the combination of two columns: it shows whether relationships between columns survive.",
     );
-    row("Average difference per pair", pct(e.tvd_2way_mean), "Mean over all pairs.");
+    row(
+        "Average difference per pair",
+        pct(e.tvd_2way_mean),
+        "Mean over all pairs.",
+    );
     row(
         "Largest change in the strength of a relationship",
         format!(
@@ -433,7 +471,11 @@ h2{{border-bottom:1px solid #ccc;margin-top:2em}}code{{background:#f2f2f2;paddin
         ),
         "Absolute difference of Pearson's correlation (two numeric columns, −1 to 1) or Cramér's V (other pairs, 0 to 1) between real and synthetic data.",
     );
-    row("Average change in strength", format!("{:.3}", e.corr_diff_mean), "Mean over all pairs.");
+    row(
+        "Average change in strength",
+        format!("{:.3}", e.corr_diff_mean),
+        "Mean over all pairs.",
+    );
     if let Some(m) = &e.ml {
         row(
             "ML efficacy",
@@ -499,7 +541,11 @@ h2{{border-bottom:1px solid #ccc;margin-top:2em}}code{{background:#f2f2f2;paddin
     if !e.identity.is_empty() {
         s.push_str("<h3>Identity numbers</h3><p>Columns of Swedish identity numbers are not compared as distributions. They are checked for two things: that synthetic numbers are valid (real date, correct check digit), and that none equals a real person's number.</p><table><tr><th>Column</th><th>Synthetic values</th><th>Valid</th><th>Equal to a real person's</th></tr>");
         for d in &e.identity {
-            let color = if d.equal_real == 0 { "#2e7d32" } else { "#c62828" };
+            let color = if d.equal_real == 0 {
+                "#2e7d32"
+            } else {
+                "#c62828"
+            };
             let _ = write!(
                 s,
                 r#"<tr><td>{}</td><td>{}</td><td>{}</td><td style="color:{color}"><b>{} ({})</b></td></tr>"#,
@@ -536,7 +582,13 @@ h2{{border-bottom:1px solid #ccc;margin-top:2em}}code{{background:#f2f2f2;paddin
     s.push_str("<h2>Pairs of columns</h2><h3>Difference of the combined distribution (2-way TVD)</h3><p>Each cell compares the real and synthetic distribution of a pair of columns. Darker cells mark relationships the synthetic data reproduce less well.</p>");
     s.push_str(&heat_map(&names, &e.pairs, &|p| p.tvd, 0.1, "2-way TVD"));
     s.push_str("<h3>Change in the strength of relationships</h3><p>Each cell is the absolute difference, between real and synthetic data, of Pearson's correlation (both columns numeric or dates) or of Cramér's V (any other pair, on categories and bins).</p>");
-    s.push_str(&heat_map(&names, &e.pairs, &|p| p.diff, 0.1, "association difference"));
+    s.push_str(&heat_map(
+        &names,
+        &e.pairs,
+        &|p| p.diff,
+        0.1,
+        "association difference",
+    ));
     let mut worst: Vec<&PairReport> = e.pairs.iter().collect();
     worst.sort_by(|a, b| b.tvd.total_cmp(&a.tvd));
     if !worst.is_empty() {
@@ -594,7 +646,11 @@ h2{{border-bottom:1px solid #ccc;margin-top:2em}}code{{background:#f2f2f2;paddin
                 if p.quasi_default { " (by default every evaluated column except the sensitive one: a strong attacker)" } else { "" }
             );
             if let Some(sv) = &p.sensitive {
-                let _ = write!(s, "<li>The attacker wants to learn <b>{}</b>.</li>", esc(sv));
+                let _ = write!(
+                    s,
+                    "<li>The attacker wants to learn <b>{}</b>.</li>",
+                    esc(sv)
+                );
             }
             if a.control {
                 s.push_str("<li>The held-out real records serve as the control set.</li>");

@@ -438,12 +438,22 @@ fn column_report(e: &Encoded, has_holdout: bool) -> ColumnReport {
     let nb = e.labels.len();
     let hr = measures::histogram(&e.codes[0], nb);
     let hs = measures::histogram(&e.codes[1], nb);
-    let tvd_holdout = has_holdout.then(|| measures::tvd(&hr, &measures::histogram(&e.codes[2], nb)));
+    let tvd_holdout =
+        has_holdout.then(|| measures::tvd(&hr, &measures::histogram(&e.codes[2], nb)));
     let (nr, ns) = (
         e.codes[0].len().max(1) as f64,
         e.codes[1].len().max(1) as f64,
     );
-    let (missing_real, missing_synthetic, coverage, coverage_kind, covered, real_cats, only_vals, only_share);
+    let (
+        missing_real,
+        missing_synthetic,
+        coverage,
+        coverage_kind,
+        covered,
+        real_cats,
+        only_vals,
+        only_share,
+    );
     let fmt = |x: f64| columns::fmt_value(e.kind, x);
     if e.kind.is_ordered() {
         missing_real = hr[0] as f64 / nr;
@@ -529,7 +539,11 @@ fn pair_report(a: &Encoded, b: &Encoded, has_holdout: bool) -> PairReport {
 }
 
 fn identity_report(name: &str, tables: &[Option<&Table>; 3]) -> Result<IdentityReport> {
-    let norm = |s: &str| kuvert_deid::idnr::parse(s).ok().map(|n| n.as_str().to_string());
+    let norm = |s: &str| {
+        kuvert_deid::idnr::parse(s)
+            .ok()
+            .map(|n| n.as_str().to_string())
+    };
     let mut real: HashSet<String> = HashSet::new();
     for t in [tables[0], tables[2]].into_iter().flatten() {
         let c = &t.columns[t.col_index(name)?];
@@ -557,7 +571,13 @@ fn identity_report(name: &str, tables: &[Option<&Table>; 3]) -> Result<IdentityR
             equal += n;
         }
     }
-    let share = |x: u64| if values == 0 { 0.0 } else { x as f64 / values as f64 };
+    let share = |x: u64| {
+        if values == 0 {
+            0.0
+        } else {
+            x as f64 / values as f64
+        }
+    };
     Ok(IdentityReport {
         name: name.to_string(),
         synthetic_values: values,
@@ -677,7 +697,8 @@ fn ml_efficacy(
     } else {
         let mut all: Vec<usize> = (0..n_train).collect();
         all.shuffle(&mut ChaCha20Rng::seed_from_u64(opts.seed ^ 0x5eed));
-        let n_test = ((n_train as f64 * opts.test_fraction).round() as usize).clamp(1.min(n_train), n_train);
+        let n_test =
+            ((n_train as f64 * opts.test_fraction).round() as usize).clamp(1.min(n_train), n_train);
         let test = all[..n_test].to_vec();
         let rest = all[n_test..].to_vec();
         notes.push(format!(
@@ -690,7 +711,10 @@ fn ml_efficacy(
     let mut syn_rows: Vec<usize> = (0..te.codes[1].len()).collect();
     let mut real_rows = real_rows;
     // Large tables: each model learns from a seeded random subset.
-    for (rows, what, salt) in [(&mut real_rows, "real", 1u64), (&mut syn_rows, "synthetic", 2)] {
+    for (rows, what, salt) in [
+        (&mut real_rows, "real", 1u64),
+        (&mut syn_rows, "synthetic", 2),
+    ] {
         if rows.len() > MAX_TRAIN_ROWS {
             rows.shuffle(&mut ChaCha20Rng::seed_from_u64(opts.seed ^ salt));
             rows.truncate(MAX_TRAIN_ROWS);
@@ -705,7 +729,11 @@ fn ml_efficacy(
         .iter()
         .map(|e| match &e.values {
             Some(v) => {
-                let xs: Vec<f64> = real_rows.iter().map(|&r| v[0][r]).filter(|x| !x.is_nan()).collect();
+                let xs: Vec<f64> = real_rows
+                    .iter()
+                    .map(|&r| v[0][r])
+                    .filter(|x| !x.is_nan())
+                    .collect();
                 let n = xs.len().max(1) as f64;
                 let m = xs.iter().sum::<f64>() / n;
                 let var = xs.iter().map(|x| (x - m) * (x - m)).sum::<f64>() / n;
@@ -739,7 +767,9 @@ fn ml_efficacy(
     for &y in &y_real {
         counts[y as usize] += 1;
     }
-    let majority_class = (0..classes).max_by_key(|&c| (counts[c], std::cmp::Reverse(c))).unwrap_or(0) as u32;
+    let majority_class = (0..classes)
+        .max_by_key(|&c| (counts[c], std::cmp::Reverse(c)))
+        .unwrap_or(0) as u32;
     let (accuracy, macro_f1) = ml::scores(&y_test, &vec![majority_class; y_test.len()], classes);
     if real.macro_f1 <= macro_f1 + 1e-9 {
         notes.push("the model trained on real data does no better than always guessing the most frequent class: the target is hard to predict from the other columns, and the efficacy ratio says little".to_string());
@@ -747,7 +777,12 @@ fn ml_efficacy(
     MlReport {
         target: te.name.clone(),
         target_default,
-        test_set: if has_holdout { "holdout" } else { "split of the train set" }.to_string(),
+        test_set: if has_holdout {
+            "holdout"
+        } else {
+            "split of the train set"
+        }
+        .to_string(),
         test_rows: test_rows.len(),
         train_rows_real: real_rows.len(),
         train_rows_synthetic: syn_rows.len(),
@@ -783,7 +818,10 @@ pub fn evaluate(
     let t0 = std::time::Instant::now();
     let mut notes = Vec::new();
     if train.nrows() == 0 {
-        return Err(EvalError::Invalid(format!("{}: the real table has no rows", train.source)));
+        return Err(EvalError::Invalid(format!(
+            "{}: the real table has no rows",
+            train.source
+        )));
     }
     if synthetic.nrows() == 0 {
         return Err(EvalError::Invalid(format!(
@@ -793,7 +831,10 @@ pub fn evaluate(
     }
     if let Some(h) = holdout {
         if h.nrows() == 0 {
-            return Err(EvalError::Invalid(format!("{}: the holdout table has no rows", h.source)));
+            return Err(EvalError::Invalid(format!(
+                "{}: the holdout table has no rows",
+                h.source
+            )));
         }
     }
     let crit = &opts.criteria;
@@ -830,15 +871,31 @@ pub fn evaluate(
         unknown(q, "quasi")?;
     }
     let names: Vec<&str> = train.headers.iter().map(String::as_str).collect();
-    require_columns(synthetic, &names, "the real table has it; the synthetic table must have every real column")?;
+    require_columns(
+        synthetic,
+        &names,
+        "the real table has it; the synthetic table must have every real column",
+    )?;
     if let Some(h) = holdout {
-        require_columns(h, &names, "the real table has it; the holdout must have every real column")?;
+        require_columns(
+            h,
+            &names,
+            "the real table has it; the holdout must have every real column",
+        )?;
     }
-    let extra: Vec<&String> = synthetic.headers.iter().filter(|h| !train.headers.contains(h)).collect();
+    let extra: Vec<&String> = synthetic
+        .headers
+        .iter()
+        .filter(|h| !train.headers.contains(h))
+        .collect();
     if !extra.is_empty() {
         notes.push(format!(
             "synthetic columns not in the real data are not evaluated: {}",
-            extra.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", ")
+            extra
+                .iter()
+                .map(|s| s.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
         ));
     }
     // Kinds.
@@ -855,7 +912,9 @@ pub fn evaluate(
     }
     progress("columns", 0, names.len() as u64);
     let idx = |t: &Table, name: &str| t.col_index(name).expect("checked");
-    let binned: Vec<usize> = (0..names.len()).filter(|&i| kinds[i].0.is_binned()).collect();
+    let binned: Vec<usize> = (0..names.len())
+        .filter(|&i| kinds[i].0.is_binned())
+        .collect();
     let enc: Vec<Encoded> = binned
         .par_iter()
         .map(|&i| {
@@ -869,7 +928,11 @@ pub fn evaluate(
         })
         .collect();
     progress("columns", names.len() as u64, names.len() as u64);
-    for name in [&target_name, &sensitive_name].into_iter().flatten().chain(quasi_names.iter().flatten()) {
+    for name in [&target_name, &sensitive_name]
+        .into_iter()
+        .flatten()
+        .chain(quasi_names.iter().flatten())
+    {
         if !enc.iter().any(|e| e.name == *name) {
             let k = kinds[train.col_index(name)?].0;
             return Err(EvalError::Invalid(format!(
@@ -880,7 +943,10 @@ pub fn evaluate(
         }
     }
     let has_holdout = holdout.is_some();
-    let columns: Vec<ColumnReport> = enc.par_iter().map(|e| column_report(e, has_holdout)).collect();
+    let columns: Vec<ColumnReport> = enc
+        .par_iter()
+        .map(|e| column_report(e, has_holdout))
+        .collect();
     // Pairs.
     let pairs_idx: Vec<(usize, usize)> = (0..enc.len())
         .flat_map(|a| (a + 1..enc.len()).map(move |b| (a, b)))
@@ -897,12 +963,27 @@ pub fn evaluate(
         progress("pairs", pairs.len() as u64, total);
     }
     let max_by = |v: &[(f64, String)]| -> (f64, Option<String>) {
-        v.iter()
-            .fold((0.0, None), |acc, (x, n)| if *x > acc.0 || acc.1.is_none() { (*x, Some(n.clone())) } else { acc })
+        v.iter().fold((0.0, None), |acc, (x, n)| {
+            if *x > acc.0 || acc.1.is_none() {
+                (*x, Some(n.clone()))
+            } else {
+                acc
+            }
+        })
     };
-    let mean = |v: &[f64]| if v.is_empty() { 0.0 } else { v.iter().sum::<f64>() / v.len() as f64 };
-    let (tvd_1way_max, tvd_1way_max_column) =
-        max_by(&columns.iter().map(|c| (c.tvd, c.name.clone())).collect::<Vec<_>>());
+    let mean = |v: &[f64]| {
+        if v.is_empty() {
+            0.0
+        } else {
+            v.iter().sum::<f64>() / v.len() as f64
+        }
+    };
+    let (tvd_1way_max, tvd_1way_max_column) = max_by(
+        &columns
+            .iter()
+            .map(|c| (c.tvd, c.name.clone()))
+            .collect::<Vec<_>>(),
+    );
     let tvd_1way_mean = mean(&columns.iter().map(|c| c.tvd).collect::<Vec<_>>());
     let pmax = |f: &dyn Fn(&PairReport) -> f64| -> (f64, Option<(String, String)>) {
         pairs.iter().fold((0.0, None), |acc, p| {
@@ -917,9 +998,21 @@ pub fn evaluate(
     let (corr_diff_max, corr_diff_max_pair) = pmax(&|p| p.diff);
     let tvd_2way_mean = mean(&pairs.iter().map(|p| p.tvd).collect::<Vec<_>>());
     let corr_diff_mean = mean(&pairs.iter().map(|p| p.diff).collect::<Vec<_>>());
-    let minf = |it: &mut dyn Iterator<Item = f64>| it.fold(None, |a: Option<f64>, x| Some(a.map_or(x, |a| a.min(x))));
-    let category_coverage_min = minf(&mut columns.iter().filter(|c| c.coverage_kind == "category").map(|c| c.coverage));
-    let range_coverage_min = minf(&mut columns.iter().filter(|c| c.coverage_kind == "range").map(|c| c.coverage));
+    let minf = |it: &mut dyn Iterator<Item = f64>| {
+        it.fold(None, |a: Option<f64>, x| Some(a.map_or(x, |a| a.min(x))))
+    };
+    let category_coverage_min = minf(
+        &mut columns
+            .iter()
+            .filter(|c| c.coverage_kind == "category")
+            .map(|c| c.coverage),
+    );
+    let range_coverage_min = minf(
+        &mut columns
+            .iter()
+            .filter(|c| c.coverage_kind == "range")
+            .map(|c| c.coverage),
+    );
     // Exact copies.
     let train_keys: HashSet<u64> = row_keys(&enc, 0).into_iter().collect();
     let exact_copies = copy_share(&train_keys, &row_keys(&enc, 1));
@@ -941,7 +1034,11 @@ pub fn evaluate(
         None => (
             enc.iter()
                 .rposition(|e| e.kind == ColumnKind::Categorical)
-                .or(if enc.is_empty() { None } else { Some(enc.len() - 1) }),
+                .or(if enc.is_empty() {
+                    None
+                } else {
+                    Some(enc.len() - 1)
+                }),
             true,
         ),
     };
@@ -974,7 +1071,9 @@ pub fn evaluate(
         None
     } else {
         progress("attacks", 0, 1);
-        let sensitive = sensitive_name.clone().or_else(|| ml.as_ref().map(|m| m.target.clone()));
+        let sensitive = sensitive_name
+            .clone()
+            .or_else(|| ml.as_ref().map(|m| m.target.clone()));
         let (quasi, quasi_default) = match &quasi_names {
             Some(q) => (q.clone(), false),
             None => {
@@ -983,7 +1082,14 @@ pub fn evaluate(
                     .map(|e| e.name.clone())
                     .filter(|n| Some(n) != sensitive.as_ref())
                     .collect();
-                (if q.is_empty() { vec![enc[0].name.clone()] } else { q }, true)
+                (
+                    if q.is_empty() {
+                        vec![enc[0].name.clone()]
+                    } else {
+                        q
+                    },
+                    true,
+                )
             }
         };
         let params = AttackParams {
@@ -992,7 +1098,9 @@ pub fn evaluate(
             seed: opts.seed,
             ..AttackParams::default()
         };
-        let sens = sensitive.as_deref().filter(|s| !quasi.iter().any(|q| q == s));
+        let sens = sensitive
+            .as_deref()
+            .filter(|s| !quasi.iter().any(|q| q == s));
         let attacks = run_attacks(train, synthetic, holdout, &quasi, sens, &params)?;
         progress("attacks", 1, 1);
         if !has_holdout {
@@ -1081,10 +1189,18 @@ fn crit_row(
 
 fn check_criteria(e: &Evaluation, c: &Criteria) -> Vec<CriterionResult> {
     let mut out = Vec::new();
-    let pair = |p: &Option<(String, String)>| p.as_ref().map(|(a, b)| format!("worst pair: {a} × {b}")).unwrap_or_default();
+    let pair = |p: &Option<(String, String)>| {
+        p.as_ref()
+            .map(|(a, b)| format!("worst pair: {a} × {b}"))
+            .unwrap_or_default()
+    };
     let col_over = |name: &str| c.columns.get(name);
     if let Some(t) = c.max_tvd_1way {
-        let cols: Vec<&ColumnReport> = e.columns.iter().filter(|x| col_over(&x.name).and_then(|o| o.max_tvd_1way).is_none()).collect();
+        let cols: Vec<&ColumnReport> = e
+            .columns
+            .iter()
+            .filter(|x| col_over(&x.name).and_then(|o| o.max_tvd_1way).is_none())
+            .collect();
         let worst = cols.iter().max_by(|a, b| a.tvd.total_cmp(&b.tvd));
         out.push(crit_row(
             "max_tvd_1way",
@@ -1097,7 +1213,9 @@ fn check_criteria(e: &Evaluation, c: &Criteria) -> Vec<CriterionResult> {
         ));
     }
     for (name, o) in &c.columns {
-        let Some(col) = e.columns.iter().find(|x| x.name == *name) else { continue };
+        let Some(col) = e.columns.iter().find(|x| x.name == *name) else {
+            continue;
+        };
         if let Some(t) = o.max_tvd_1way {
             out.push(crit_row(
                 "max_tvd_1way",
@@ -1113,7 +1231,15 @@ fn check_criteria(e: &Evaluation, c: &Criteria) -> Vec<CriterionResult> {
             out.push(crit_row(
                 "min_coverage",
                 Some(name),
-                format!("Column {name}: the synthetic data cover at least {} of the real {}", pct(t), if col.coverage_kind == "range" { "range" } else { "categories" }),
+                format!(
+                    "Column {name}: the synthetic data cover at least {} of the real {}",
+                    pct(t),
+                    if col.coverage_kind == "range" {
+                        "range"
+                    } else {
+                        "categories"
+                    }
+                ),
                 false,
                 t,
                 Some(col.coverage),
@@ -1122,7 +1248,18 @@ fn check_criteria(e: &Evaluation, c: &Criteria) -> Vec<CriterionResult> {
         }
     }
     if let Some(t) = c.max_mean_tvd_1way {
-        out.push(crit_row("max_mean_tvd_1way", None, format!("On average over the columns, the distributions differ by at most {}", pct(t)), true, t, Some(e.tvd_1way_mean), String::new()));
+        out.push(crit_row(
+            "max_mean_tvd_1way",
+            None,
+            format!(
+                "On average over the columns, the distributions differ by at most {}",
+                pct(t)
+            ),
+            true,
+            t,
+            Some(e.tvd_1way_mean),
+            String::new(),
+        ));
     }
     if let Some(t) = c.max_tvd_2way {
         out.push(crit_row("max_tvd_2way", None, format!("For every pair of columns, the combined distribution differs by at most {} of records", pct(t)), true, t, Some(e.tvd_2way_max), pair(&e.tvd_2way_max_pair)));
@@ -1151,17 +1288,24 @@ fn check_criteria(e: &Evaluation, c: &Criteria) -> Vec<CriterionResult> {
         out.push(crit_row(
             "min_ml_accuracy_ratio",
             None,
-            format!("The synthetic-trained model's accuracy is at least {} of the real-trained model's", pct(t)),
+            format!(
+                "The synthetic-trained model's accuracy is at least {} of the real-trained model's",
+                pct(t)
+            ),
             false,
             t,
             e.ml.as_ref().map(|m| m.accuracy_ratio),
-            e.ml.as_ref().map(|m| format!("target: {}", m.target)).unwrap_or_else(|| "not measured".into()),
+            e.ml.as_ref()
+                .map(|m| format!("target: {}", m.target))
+                .unwrap_or_else(|| "not measured".into()),
         ));
     }
     let cov = |kind: &str| -> Option<&ColumnReport> {
         e.columns
             .iter()
-            .filter(|x| x.coverage_kind == kind && col_over(&x.name).and_then(|o| o.min_coverage).is_none())
+            .filter(|x| {
+                x.coverage_kind == kind && col_over(&x.name).and_then(|o| o.min_coverage).is_none()
+            })
             .min_by(|a, b| a.coverage.total_cmp(&b.coverage))
     };
     if let Some(t) = c.min_category_coverage {
@@ -1174,7 +1318,11 @@ fn check_criteria(e: &Evaluation, c: &Criteria) -> Vec<CriterionResult> {
     }
     if !e.identity.is_empty() {
         let t = c.max_identity_copies.unwrap_or(0.0);
-        let w = e.identity.iter().max_by(|a, b| a.equal_real_share.total_cmp(&b.equal_real_share)).expect("non-empty");
+        let w = e
+            .identity
+            .iter()
+            .max_by(|a, b| a.equal_real_share.total_cmp(&b.equal_real_share))
+            .expect("non-empty");
         out.push(crit_row(
             "max_identity_copies",
             None,
@@ -1185,7 +1333,11 @@ fn check_criteria(e: &Evaluation, c: &Criteria) -> Vec<CriterionResult> {
             format!("{}: {} of {} values", w.name, w.equal_real, w.synthetic_values),
         ));
         if let Some(t) = c.min_identity_validity {
-            let w = e.identity.iter().min_by(|a, b| a.valid_share.total_cmp(&b.valid_share)).expect("non-empty");
+            let w = e
+                .identity
+                .iter()
+                .min_by(|a, b| a.valid_share.total_cmp(&b.valid_share))
+                .expect("non-empty");
             out.push(crit_row("min_identity_validity", None, format!("At least {} of the synthetic identity numbers are valid (date and check digit)", pct(t)), false, t, Some(w.valid_share), format!("worst column: {}", w.name)));
         }
     }
@@ -1193,15 +1345,29 @@ fn check_criteria(e: &Evaluation, c: &Criteria) -> Vec<CriterionResult> {
         out.push(crit_row(
             "max_exact_copies",
             None,
-            format!("At most {} of the synthetic records are exact copies of a real record", pct(t)),
+            format!(
+                "At most {} of the synthetic records are exact copies of a real record",
+                pct(t)
+            ),
             true,
             t,
             Some(e.exact_copies),
-            e.exact_copies_holdout.map(|h| format!("holdout records that happen to equal a training record: {}", pct(h))).unwrap_or_default(),
+            e.exact_copies_holdout
+                .map(|h| {
+                    format!(
+                        "holdout records that happen to equal a training record: {}",
+                        pct(h)
+                    )
+                })
+                .unwrap_or_default(),
         ));
     }
     let at = e.privacy.as_ref().map(|p| &p.attacks);
-    let attack = |name: &str, t: Option<f64>, what: &str, r: Option<&kuvert_deid::attacks::AttackResult>, out: &mut Vec<CriterionResult>| {
+    let attack = |name: &str,
+                  t: Option<f64>,
+                  what: &str,
+                  r: Option<&kuvert_deid::attacks::AttackResult>,
+                  out: &mut Vec<CriterionResult>| {
         if let Some(t) = t {
             let value = r.map(|r| r.risk_ci.1);
             let detail = match (at, r) {
@@ -1215,19 +1381,53 @@ fn check_criteria(e: &Evaluation, c: &Criteria) -> Vec<CriterionResult> {
                     if a.control { "" } else { "; no holdout, so this is the raw success rate (an upper bound)" }
                 ),
             };
-            out.push(crit_row(name, None, format!("{what} is at most {} (upper end of the 95% interval)", pct(t)), true, t, value, detail));
+            out.push(crit_row(
+                name,
+                None,
+                format!(
+                    "{what} is at most {} (upper end of the 95% interval)",
+                    pct(t)
+                ),
+                true,
+                t,
+                value,
+                detail,
+            ));
         }
     };
-    attack("max_singling_out_risk", c.max_singling_out_risk, "The risk that an attacker singles out a real person", at.map(|a| &a.singling_out), &mut out);
-    attack("max_linkability_risk", c.max_linkability_risk, "The risk that an attacker links two sources about a real person", at.and_then(|a| a.linkability.as_ref()), &mut out);
-    attack("max_inference_risk", c.max_inference_risk, "The risk that an attacker infers a real person's sensitive value", at.and_then(|a| a.inference.as_ref()), &mut out);
+    attack(
+        "max_singling_out_risk",
+        c.max_singling_out_risk,
+        "The risk that an attacker singles out a real person",
+        at.map(|a| &a.singling_out),
+        &mut out,
+    );
+    attack(
+        "max_linkability_risk",
+        c.max_linkability_risk,
+        "The risk that an attacker links two sources about a real person",
+        at.and_then(|a| a.linkability.as_ref()),
+        &mut out,
+    );
+    attack(
+        "max_inference_risk",
+        c.max_inference_risk,
+        "The risk that an attacker infers a real person's sensitive value",
+        at.and_then(|a| a.inference.as_ref()),
+        &mut out,
+    );
     if let Some(t) = c.max_membership_advantage {
         let m = at.map(|a| &a.membership);
         let value = m.and_then(|m| m.auc_ci.map(|ci| (2.0 * ci.1 - 1.0).clamp(0.0, 1.0)));
         let detail = match m {
             None => "not measured: the privacy tests did not run".to_string(),
             Some(m) => match (m.risk, m.auc_ci) {
-                (Some(r), Some(ci)) => format!("advantage {} (AUC {} to {}); judged on the upper end", pct(r), pct(ci.0), pct(ci.1)),
+                (Some(r), Some(ci)) => format!(
+                    "advantage {} (AUC {} to {}); judged on the upper end",
+                    pct(r),
+                    pct(ci.0),
+                    pct(ci.1)
+                ),
                 _ => "not measured: needs a holdout (real rows not used for the fit)".to_string(),
             },
         };
