@@ -38,6 +38,11 @@ fn gen(dir: &Path, rows: usize, seed: u64) -> PathBuf {
 }
 
 fn evaluate(real: &Path, holdout: &Path, syn: &Path, extra: &[&str]) -> Output {
+    let attacks = if extra.contains(&"--attacks") {
+        &[][..]
+    } else {
+        &["--attacks", "100"][..]
+    };
     kuvert()
         .arg("synth-evaluate")
         .arg("--real")
@@ -46,9 +51,8 @@ fn evaluate(real: &Path, holdout: &Path, syn: &Path, extra: &[&str]) -> Output {
         .arg(holdout)
         .arg("--synthetic")
         .arg(syn)
+        .args(attacks)
         .args([
-            "--attacks",
-            "100",
             "--quasi",
             "age,sex,postcode",
             "--sensitive",
