@@ -16,6 +16,7 @@ mod risk;
 mod run;
 mod service;
 mod synth;
+mod synth_eval;
 
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;

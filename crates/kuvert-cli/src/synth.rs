@@ -62,6 +62,13 @@ pub enum SynthCommand {
     /// Generate Adult-like data, fit and sample it, and print time, memory
     /// and the mean 1-way and 2-way total variation distance.
     Bench(BenchArgs),
+    /// Compare synthetic data with the real data: 1-way and 2-way marginal
+    /// distances, correlations, ML efficacy, coverage, acceptance criteria
+    /// and the privacy attacks of `kuvert risk`.
+    ///
+    /// The report compares with the real data and is itself not
+    /// differentially private: it is for the controller's acceptance decision.
+    Evaluate(Box<crate::synth_eval::EvaluateArgs>),
 }
 
 #[derive(ValueEnum, Clone, Copy, Debug)]
@@ -217,6 +224,7 @@ pub struct BenchArgs {
 /// Runs a `kuvert synth` command.
 pub fn run(args: SynthArgs) -> anyhow::Result<ExitCode> {
     let r = match args.command {
+        Some(SynthCommand::Evaluate(e)) => return crate::synth_eval::run(*e),
         Some(SynthCommand::Fit(f)) => cmd_fit(*f),
         Some(SynthCommand::Sample(s)) => cmd_sample(s),
         Some(SynthCommand::Bench(b)) => cmd_bench(b),
