@@ -290,7 +290,10 @@ fn write_table(t: &Table, path: &Path) -> Result<(), SynthError> {
     Ok(())
 }
 
-fn do_fit(c: &FitCommon, publish: impl FnOnce(&Fitted) -> Result<(), SynthError>) -> Result<Fitted, SynthError> {
+fn do_fit(
+    c: &FitCommon,
+    publish: impl FnOnce(&Fitted) -> Result<(), SynthError>,
+) -> Result<Fitted, SynthError> {
     if c.budget.is_none() && c.ledger.is_some() && c.budget_delta != 1e-5 {
         return Err(SynthError::Config("--budget-delta needs --budget".into()));
     }
@@ -400,8 +403,16 @@ fn print_summary(f: &Fitted, remaining: Option<f64>, json: bool) {
         println!(
             "  {:<24} {kind} ({}{})",
             c.name,
-            if c.inferred_kind { "kind inferred" } else { "declared" },
-            if c.estimated { ", domain estimated with DP" } else { "" }
+            if c.inferred_kind {
+                "kind inferred"
+            } else {
+                "declared"
+            },
+            if c.estimated {
+                ", domain estimated with DP"
+            } else {
+                ""
+            }
         );
     }
     let sel: Vec<String> = m.selected.iter().map(|(a, b)| format!("{a}×{b}")).collect();
@@ -472,7 +483,8 @@ fn cmd_sample(s: SampleArgs) -> Result<(), SynthError> {
 
 fn cmd_both(b: BothArgs) -> Result<(), SynthError> {
     let model_path = b.model.clone();
-    let (Some(out), Some(rows), Some(input)) = (b.out.clone(), b.rows, b.common.input.clone()) else {
+    let (Some(out), Some(rows), Some(input)) = (b.out.clone(), b.rows, b.common.input.clone())
+    else {
         return Err(SynthError::Config(
             "say what to do: `kuvert synth fit ...`, `kuvert synth sample ...`, or \
              `kuvert synth --input IN.csv --epsilon E --rows N --out SYN.csv`; see --help"

@@ -44,8 +44,23 @@ fn fit_then_sample() {
     let dir = setup();
     let d = dir.path();
     let o = kuvert(
-        &["synth", "fit", "--input", "in.csv", "--epsilon", "2", "--schema", "synth.toml", "--model", "m.model",
-          "--holdout-fraction", "0.25", "--holdout", "hold.csv", "--json"],
+        &[
+            "synth",
+            "fit",
+            "--input",
+            "in.csv",
+            "--epsilon",
+            "2",
+            "--schema",
+            "synth.toml",
+            "--model",
+            "m.model",
+            "--holdout-fraction",
+            "0.25",
+            "--holdout",
+            "hold.csv",
+            "--json",
+        ],
         d,
     );
     assert!(o.status.success(), "{}", stderr(&o));
@@ -59,13 +74,25 @@ fn fit_then_sample() {
     assert_eq!(last["rows"].as_u64().unwrap() as usize + nh, 600);
     let model = std::fs::read_to_string(d.join("m.model")).unwrap();
     assert!(model.contains("kuvert-synth-model/1"));
-    let o = kuvert(&["synth", "sample", "--model", "m.model", "--rows", "250", "--out", "syn.csv", "--seed", "3"], d);
+    let o = kuvert(
+        &[
+            "synth", "sample", "--model", "m.model", "--rows", "250", "--out", "syn.csv", "--seed",
+            "3",
+        ],
+        d,
+    );
     assert!(o.status.success(), "{}", stderr(&o));
     let syn = std::fs::read_to_string(d.join("syn.csv")).unwrap();
     assert_eq!(syn.lines().next().unwrap(), "age,sex,town,visit");
     assert_eq!(syn.lines().count(), 251);
     // Same seed, same rows.
-    let o = kuvert(&["synth", "sample", "--model", "m.model", "--rows", "250", "--out", "syn2.csv", "--seed", "3"], d);
+    let o = kuvert(
+        &[
+            "synth", "sample", "--model", "m.model", "--rows", "250", "--out", "syn2.csv",
+            "--seed", "3",
+        ],
+        d,
+    );
     assert!(o.status.success());
     assert_eq!(syn, std::fs::read_to_string(d.join("syn2.csv")).unwrap());
 }
@@ -74,7 +101,22 @@ fn fit_then_sample() {
 fn combined_form_with_inferred_kinds() {
     let dir = setup();
     let d = dir.path();
-    let o = kuvert(&["synth", "--input", "in.csv", "--epsilon", "5", "--rows", "100", "--out", "s.csv", "--model", "x.model"], d);
+    let o = kuvert(
+        &[
+            "synth",
+            "--input",
+            "in.csv",
+            "--epsilon",
+            "5",
+            "--rows",
+            "100",
+            "--out",
+            "s.csv",
+            "--model",
+            "x.model",
+        ],
+        d,
+    );
     assert!(o.status.success(), "{}", stderr(&o));
     let s = std::fs::read_to_string(d.join("s.csv")).unwrap();
     assert_eq!(s.lines().count(), 101);
@@ -88,12 +130,27 @@ fn budget_is_refused_with_exit_3_and_recorded() {
     let dir = setup();
     let d = dir.path();
     let args = |eps: &'static str, model: &'static str| {
-        vec!["synth", "fit", "--input", "in.csv", "--epsilon", eps, "--schema", "synth.toml", "--model", model,
-             "--ledger", "l.json", "--budget", "1.2"]
+        vec![
+            "synth",
+            "fit",
+            "--input",
+            "in.csv",
+            "--epsilon",
+            eps,
+            "--schema",
+            "synth.toml",
+            "--model",
+            model,
+            "--ledger",
+            "l.json",
+            "--budget",
+            "1.2",
+        ]
     };
     let o = kuvert(&args("1", "a.model"), d);
     assert!(o.status.success(), "{}", stderr(&o));
-    let ledger: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(d.join("l.json")).unwrap()).unwrap();
+    let ledger: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(d.join("l.json")).unwrap()).unwrap();
     let rel = &ledger["accounts"][0]["releases"][0];
     assert_eq!(rel["mechanism"], "synth-mst");
     assert_eq!(ledger["accounts"][0]["dataset"], "in");
@@ -102,8 +159,12 @@ fn budget_is_refused_with_exit_3_and_recorded() {
     assert_eq!(o.status.code(), Some(3), "{}", stderr(&o));
     assert!(stderr(&o).contains("remaining"), "{}", stderr(&o));
     assert!(!d.join("b.model").exists());
-    let ledger: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(d.join("l.json")).unwrap()).unwrap();
-    assert_eq!(ledger["accounts"][0]["releases"].as_array().unwrap().len(), 1);
+    let ledger: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(d.join("l.json")).unwrap()).unwrap();
+    assert_eq!(
+        ledger["accounts"][0]["releases"].as_array().unwrap().len(),
+        1
+    );
 }
 
 #[test]
@@ -112,27 +173,102 @@ fn input_errors_exit_2_with_positions() {
     let d = dir.path();
     // Ragged CSV.
     std::fs::write(d.join("bad.csv"), "a,b\n1,2\n3\n").unwrap();
-    let o = kuvert(&["synth", "fit", "--input", "bad.csv", "--epsilon", "1", "--model", "m.model"], d);
+    let o = kuvert(
+        &[
+            "synth",
+            "fit",
+            "--input",
+            "bad.csv",
+            "--epsilon",
+            "1",
+            "--model",
+            "m.model",
+        ],
+        d,
+    );
     assert_eq!(o.status.code(), Some(2));
     assert!(stderr(&o).contains("bad.csv:3"), "{}", stderr(&o));
     // A value that does not fit its declared kind.
-    std::fs::write(d.join("v.csv"), "age,sex,town,visit\n30,F,Lund,2024-01-01\nabc,M,Lund,2024-01-02\n").unwrap();
-    let o = kuvert(&["synth", "fit", "--input", "v.csv", "--epsilon", "1", "--schema", "synth.toml", "--model", "m.model"], d);
+    std::fs::write(
+        d.join("v.csv"),
+        "age,sex,town,visit\n30,F,Lund,2024-01-01\nabc,M,Lund,2024-01-02\n",
+    )
+    .unwrap();
+    let o = kuvert(
+        &[
+            "synth",
+            "fit",
+            "--input",
+            "v.csv",
+            "--epsilon",
+            "1",
+            "--schema",
+            "synth.toml",
+            "--model",
+            "m.model",
+        ],
+        d,
+    );
     assert_eq!(o.status.code(), Some(2));
     assert!(stderr(&o).contains("v.csv:3:1"), "{}", stderr(&o));
     // Unknown column in the schema.
-    std::fs::write(d.join("u.toml"), "[columns.age]\nkind = \"integer\"\n\n[columns.towm]\nkind = \"categorical\"\n").unwrap();
-    let o = kuvert(&["synth", "fit", "--input", "in.csv", "--epsilon", "1", "--schema", "u.toml", "--model", "m.model"], d);
+    std::fs::write(
+        d.join("u.toml"),
+        "[columns.age]\nkind = \"integer\"\n\n[columns.towm]\nkind = \"categorical\"\n",
+    )
+    .unwrap();
+    let o = kuvert(
+        &[
+            "synth",
+            "fit",
+            "--input",
+            "in.csv",
+            "--epsilon",
+            "1",
+            "--schema",
+            "u.toml",
+            "--model",
+            "m.model",
+        ],
+        d,
+    );
     assert_eq!(o.status.code(), Some(2));
-    assert!(stderr(&o).contains("u.toml:4:1") && stderr(&o).contains("towm"), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("u.toml:4:1") && stderr(&o).contains("towm"),
+        "{}",
+        stderr(&o)
+    );
     // Not a model.
     std::fs::write(d.join("n.model"), "{}").unwrap();
-    let o = kuvert(&["synth", "sample", "--model", "n.model", "--rows", "5", "--out", "x.csv"], d);
+    let o = kuvert(
+        &[
+            "synth", "sample", "--model", "n.model", "--rows", "5", "--out", "x.csv",
+        ],
+        d,
+    );
     assert_eq!(o.status.code(), Some(2));
     // Invalid identity number in a declared idnr column.
     std::fs::write(d.join("p.csv"), "pnr\n198112189876\n198112189875\n").unwrap();
-    std::fs::write(d.join("p.toml"), "[columns.pnr]\nkind = \"idnr\"\nbirth_bounds = [\"1930-01-01\", \"2010-12-31\"]\n").unwrap();
-    let o = kuvert(&["synth", "fit", "--input", "p.csv", "--epsilon", "1", "--schema", "p.toml", "--model", "m.model"], d);
+    std::fs::write(
+        d.join("p.toml"),
+        "[columns.pnr]\nkind = \"idnr\"\nbirth_bounds = [\"1930-01-01\", \"2010-12-31\"]\n",
+    )
+    .unwrap();
+    let o = kuvert(
+        &[
+            "synth",
+            "fit",
+            "--input",
+            "p.csv",
+            "--epsilon",
+            "1",
+            "--schema",
+            "p.toml",
+            "--model",
+            "m.model",
+        ],
+        d,
+    );
     assert_eq!(o.status.code(), Some(2));
     assert!(stderr(&o).contains("p.csv:3:1"), "{}", stderr(&o));
 }
@@ -142,5 +278,8 @@ fn help_teaches() {
     let dir = setup();
     let o = kuvert(&["synth", "--help"], dir.path());
     let s = String::from_utf8_lossy(&o.stdout);
-    assert!(s.contains("What ε means") && s.contains("kuvert synth sample"), "{s}");
+    assert!(
+        s.contains("What ε means") && s.contains("kuvert synth sample"),
+        "{s}"
+    );
 }

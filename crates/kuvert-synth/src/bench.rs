@@ -32,7 +32,13 @@ pub fn adult15(rows: usize, cols: usize, seed: u64) -> Table {
         .map(|r| {
             let a: u32 = t.columns[age].get(r).parse().unwrap_or(40);
             let h: u32 = t.columns[hours].get(r).parse().unwrap_or(40);
-            let p = if a >= 65 { 0.15 } else if h >= 30 { 0.9 } else { 0.6 };
+            let p = if a >= 65 {
+                0.15
+            } else if h >= 30 {
+                0.9
+            } else {
+                0.6
+            };
             if rng.gen::<f64>() < p { "yes" } else { "no" }.to_string()
         })
         .collect();
@@ -50,7 +56,11 @@ pub fn adult15(rows: usize, cols: usize, seed: u64) -> Table {
 /// (numeric columns binned into `bins` equal-width bins over their joint
 /// range, so that TVD compares distributions rather than exact values).
 fn shared_codes(a: &Column, b: &Column, bins: usize) -> (Vec<u32>, Vec<u32>, usize) {
-    let num = |c: &Column| c.dict.iter().all(|v| v.is_empty() || v.parse::<f64>().is_ok());
+    let num = |c: &Column| {
+        c.dict
+            .iter()
+            .all(|v| v.is_empty() || v.parse::<f64>().is_ok())
+    };
     if num(a) && num(b) {
         let vals = |c: &Column| -> Vec<Option<f64>> {
             c.dict.iter().map(|v| v.parse::<f64>().ok()).collect()
@@ -73,8 +83,16 @@ fn shared_codes(a: &Column, b: &Column, bins: usize) -> (Vec<u32>, Vec<u32>, usi
         let n = index.len() as u32;
         index.entry(v.as_str()).or_insert(n);
     }
-    let ca = a.codes.iter().map(|&k| index[a.dict[k as usize].as_str()]).collect();
-    let cb = b.codes.iter().map(|&k| index[b.dict[k as usize].as_str()]).collect();
+    let ca = a
+        .codes
+        .iter()
+        .map(|&k| index[a.dict[k as usize].as_str()])
+        .collect();
+    let cb = b
+        .codes
+        .iter()
+        .map(|&k| index[b.dict[k as usize].as_str()])
+        .collect();
     (ca, cb, index.len())
 }
 
@@ -119,12 +137,20 @@ pub fn mean_tvd(real: &Table, syn: &Table, bins: usize, max_distinct: usize) -> 
             let (aj, bj, kj) = &coded[j];
             let count2 = |x: &[u32], y: &[u32]| {
                 let mut t = vec![0u64; ki * kj];
-                x.iter().zip(y).for_each(|(&p, &q)| t[p as usize * kj + q as usize] += 1);
+                x.iter()
+                    .zip(y)
+                    .for_each(|(&p, &q)| t[p as usize * kj + q as usize] += 1);
                 t
             };
             two.push(tvd_of(&count2(ai, aj), &count2(bi, bj), na, nb));
         }
     }
-    let mean = |v: &[f64]| if v.is_empty() { 0.0 } else { v.iter().sum::<f64>() / v.len() as f64 };
+    let mean = |v: &[f64]| {
+        if v.is_empty() {
+            0.0
+        } else {
+            v.iter().sum::<f64>() / v.len() as f64
+        }
+    };
     (mean(&one), mean(&two))
 }

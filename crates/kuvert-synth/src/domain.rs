@@ -147,7 +147,11 @@ impl ColumnDomain {
 }
 
 /// Noisy count with the exact discrete Gaussian of variance `sigma2`.
-pub(crate) fn noisy<R: RngCore + ?Sized>(rng: &mut R, count: u64, sigma2: &Rational) -> Result<f64> {
+pub(crate) fn noisy<R: RngCore + ?Sized>(
+    rng: &mut R,
+    count: u64,
+    sigma2: &Rational,
+) -> Result<f64> {
     Ok(count as f64 + discrete_gaussian(rng, sigma2)? as f64)
 }
 
@@ -279,7 +283,11 @@ pub fn estimate_date_bounds<R: RngCore + ?Sized>(
     }))
 }
 
-fn noisy_threshold<R: RngCore + ?Sized>(hist: &[u64], sigma2: f64, rng: &mut R) -> Result<Vec<f64>> {
+fn noisy_threshold<R: RngCore + ?Sized>(
+    hist: &[u64],
+    sigma2: f64,
+    rng: &mut R,
+) -> Result<Vec<f64>> {
     let s2 = Rational::from_f64(sigma2)?;
     // Zero every count below σ√(2 ln(100·buckets)): an empty bucket passes
     // with probability ≤ 1/(100·buckets), so ≤ 1 % chance of any false one.
@@ -361,7 +369,9 @@ pub(crate) fn encode_dict(
                     Err(_) => {
                         return Err((
                             i,
-                            format!("{v:?} is not an integer; declare the column categorical in the schema"),
+                            format!(
+                            "{v:?} is not an integer; declare the column categorical in the schema"
+                        ),
                         ))
                     }
                 }
@@ -403,12 +413,7 @@ pub(crate) fn encode_dict(
                         birth.push(bins.bin(d) as u32 + 1);
                         sex.push(u32::from(male));
                     }
-                    Err(e) => {
-                        return Err((
-                            i,
-                            format!("not a valid identity number: {e}"),
-                        ))
-                    }
+                    Err(e) => return Err((i, format!("not a valid identity number: {e}"))),
                 }
             }
             Ok(vec![birth, sex])
@@ -473,11 +478,23 @@ mod tests {
         use rand::SeedableRng;
         let mut r = rand_chacha::ChaCha20Rng::seed_from_u64(1);
         let vals: Vec<(i64, u64)> = (17..=90).map(|a| (a, 100)).collect();
-        let (lo, hi) = estimate_integer_bounds(&vals, 100.0, &mut r).unwrap().unwrap();
-        assert!(lo <= 17 && lo >= 14 && hi >= 90 && hi <= 100, "{lo} {hi}");
+        let (lo, hi) = estimate_integer_bounds(&vals, 100.0, &mut r)
+            .unwrap()
+            .unwrap();
+        assert!(
+            (14..=17).contains(&lo) && (90..=100).contains(&hi),
+            "{lo} {hi}"
+        );
         let neg: Vec<(i64, u64)> = (-500..=-100).map(|a| (a, 10)).collect();
-        let (lo, hi) = estimate_integer_bounds(&neg, 100.0, &mut r).unwrap().unwrap();
-        assert!(lo <= -490 && lo >= -600 && hi >= -110 && hi <= -90, "{lo} {hi}");
-        assert!(estimate_integer_bounds(&[(5, 1)], 1e4, &mut r).unwrap().is_none());
+        let (lo, hi) = estimate_integer_bounds(&neg, 100.0, &mut r)
+            .unwrap()
+            .unwrap();
+        assert!(
+            (-600..=-490).contains(&lo) && (-110..=-90).contains(&hi),
+            "{lo} {hi}"
+        );
+        assert!(estimate_integer_bounds(&[(5, 1)], 1e4, &mut r)
+            .unwrap()
+            .is_none());
     }
 }

@@ -80,5 +80,8 @@ pub mod pgm;
 pub mod schema;
 
 pub use error::{Result, SynthError};
-pub use model::{fit, fit_charged, plan_budget, split_holdout, Account, BudgetPlan, FitOptions, FitReport, Fitted, Method, Model, Progress};
+pub use model::{
+    fit, fit_charged, plan_budget, split_holdout, Account, BudgetPlan, FitOptions, FitReport,
+    Fitted, Method, Model, Progress,
+};
 pub use schema::{ColumnSpec, SchemaConfig};

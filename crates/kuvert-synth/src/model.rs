@@ -113,10 +113,11 @@ pub fn plan_budget(
             "the synthesizer needs --delta > 0 (Gaussian noise under zCDP); the default is 1e-6",
         ));
     }
-    let partition = headers.iter().any(|h| match schema.columns.get(h) {
-        None => true,
-        Some(ColumnSpec::Categorical { categories: None }) => true,
-        _ => false,
+    let partition = headers.iter().any(|h| {
+        matches!(
+            schema.columns.get(h),
+            None | Some(ColumnSpec::Categorical { categories: None })
+        )
     });
     let (rho, delta_partition) = if partition {
         let dp = delta * PARTITION_DELTA_SHARE;
@@ -312,18 +313,16 @@ pub fn fit<R: RngCore>(
         let name = &table.headers[c];
         let bins_of = |b: &Option<usize>| b.unwrap_or(max_bins);
         let dom = match spec {
-            ColumnSpec::Categorical { categories: Some(cats) } => ColumnDomain::Categorical {
+            ColumnSpec::Categorical {
+                categories: Some(cats),
+            } => ColumnDomain::Categorical {
                 categories: cats.clone(),
                 other: false,
             },
             ColumnSpec::Categorical { categories: None } => {
                 let counts = table.columns[c].counts();
-                let vals: Vec<(String, u64)> = table.columns[c]
-                    .dict
-                    .iter()
-                    .cloned()
-                    .zip(counts)
-                    .collect();
+                let vals: Vec<(String, u64)> =
+                    table.columns[c].dict.iter().cloned().zip(counts).collect();
                 ColumnDomain::Categorical {
                     categories: domain::select_categories(&vals, sigma2_dom, delta_col, rng)?,
                     other: true,
@@ -376,7 +375,8 @@ pub fn fit<R: RngCore>(
                     }
                 };
                 let today = kuvert_data::Date::today_utc();
-                let today = kuvert_deid::date::days_from_civil(today.year as i64, today.month, today.day);
+                let today =
+                    kuvert_deid::date::days_from_civil(today.year as i64, today.month, today.day);
                 ColumnDomain::Idnr {
                     bins: Bins::new(lo, hi.min(today).max(lo), bins_of(bins)),
                 }
@@ -401,7 +401,13 @@ pub fn fit<R: RngCore>(
             .zip(cm.domain.attribute_names(&cm.name))
             .zip(cm.domain.attribute_sizes())
         {
-            data.push(table.columns[*c].codes.iter().map(|&k| map[k as usize]).collect());
+            data.push(
+                table.columns[*c]
+                    .codes
+                    .iter()
+                    .map(|&k| map[k as usize])
+                    .collect(),
+            );
             attributes.push(Attribute { name, size });
         }
     }
@@ -498,13 +504,19 @@ pub fn fit<R: RngCore>(
 
 /// Splits off a uniformly random share `fraction` of the rows (the
 /// holdout, returned second) from the rest (returned first).
-pub fn split_holdout<R: Rng + ?Sized>(table: &Table, fraction: f64, rng: &mut R) -> Result<(Table, Table)> {
+pub fn split_holdout<R: Rng + ?Sized>(
+    table: &Table,
+    fraction: f64,
+    rng: &mut R,
+) -> Result<(Table, Table)> {
     if !(0.0..1.0).contains(&fraction) {
         return Err(config(format!(
             "--holdout-fraction must be in [0, 1), got {fraction}"
         )));
     }
-    let keep: Vec<bool> = (0..table.nrows()).map(|_| rng.gen::<f64>() >= fraction).collect();
+    let keep: Vec<bool> = (0..table.nrows())
+        .map(|_| rng.gen::<f64>() >= fraction)
+        .collect();
     let mut train = table.clone();
     train.filter_rows(&keep);
     let mut hold = table.clone();
@@ -534,10 +546,11 @@ impl Model {
             path: p.clone(),
             cause: e,
         })?;
-        let v: serde_json::Value = serde_json::from_str(&text).map_err(|e| SynthError::BadModel {
-            path: p.clone(),
-            message: format!("line {} column {}: {e}", e.line(), e.column()),
-        })?;
+        let v: serde_json::Value =
+            serde_json::from_str(&text).map_err(|e| SynthError::BadModel {
+                path: p.clone(),
+                message: format!("line {} column {}: {e}", e.line(), e.column()),
+            })?;
         let fmt = v.get("format").and_then(|f| f.as_str()).unwrap_or("");
         if fmt != MODEL_FORMAT {
             return Err(SynthError::BadModel {

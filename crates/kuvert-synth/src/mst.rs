@@ -43,7 +43,11 @@ pub fn measure<R: RngCore + ?Sized>(
 
 /// The L1 distance between the data's 2-way marginal on (a, b) and the
 /// independence estimate N·μ_a·μ_b of `est`, for every pair a < b.
-pub fn pair_errors(data: &[Vec<u32>], sizes: &[usize], est: &TreeModel) -> Vec<((usize, usize), f64)> {
+pub fn pair_errors(
+    data: &[Vec<u32>],
+    sizes: &[usize],
+    est: &TreeModel,
+) -> Vec<((usize, usize), f64)> {
     let mu = est.marginals();
     let d = sizes.len();
     let pairs: Vec<(usize, usize)> = (0..d)

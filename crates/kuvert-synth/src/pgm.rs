@@ -79,7 +79,10 @@ impl TreeModel {
     /// A model with all potentials zero (uniform) on the given forest.
     pub fn uniform(sizes: Vec<usize>, edges: Vec<(usize, usize)>) -> TreeModel {
         let node_theta = sizes.iter().map(|&n| vec![0.0; n]).collect();
-        let edge_theta = edges.iter().map(|&(a, b)| vec![0.0; sizes[a] * sizes[b]]).collect();
+        let edge_theta = edges
+            .iter()
+            .map(|&(a, b)| vec![0.0; sizes[a] * sizes[b]])
+            .collect();
         TreeModel {
             sizes,
             edges,
@@ -156,7 +159,8 @@ impl TreeModel {
                 let th = &self.edge_theta[e];
                 let mut m: Vec<f64> = (0..self.sizes[p])
                     .map(|xp| {
-                        lse((0..self.sizes[v]).map(|xv| inner[v][xv] + self.edge_at(th, e, p, xp, xv)))
+                        lse((0..self.sizes[v])
+                            .map(|xv| inner[v][xv] + self.edge_at(th, e, p, xp, xv)))
                     })
                     .collect();
                 let mx = m.iter().copied().fold(f64::NEG_INFINITY, f64::max);
@@ -179,7 +183,9 @@ impl TreeModel {
                 let th = &self.edge_theta[e];
                 let excl: Vec<f64> = f.iter().zip(&up[c]).map(|(a, b)| a - b).collect();
                 let mut m: Vec<f64> = (0..self.sizes[c])
-                    .map(|xc| lse((0..self.sizes[v]).map(|xv| excl[xv] + self.edge_at(th, e, v, xv, xc))))
+                    .map(|xc| {
+                        lse((0..self.sizes[v]).map(|xv| excl[xv] + self.edge_at(th, e, v, xv, xc)))
+                    })
                     .collect();
                 let mx = m.iter().copied().fold(f64::NEG_INFINITY, f64::max);
                 m.iter_mut().for_each(|x| *x -= mx);
@@ -238,7 +244,12 @@ impl TreeModel {
     /// Fits the potentials to `measurements` by mirror descent (see the
     /// module docs). Every 2-way measurement must be on an edge `(a, b)` of
     /// the model, in that order. Returns the final loss.
-    pub fn fit(&mut self, measurements: &[Measurement], iters: usize, mut progress: impl FnMut(usize)) -> f64 {
+    pub fn fit(
+        &mut self,
+        measurements: &[Measurement],
+        iters: usize,
+        mut progress: impl FnMut(usize),
+    ) -> f64 {
         // Total: inverse-variance weighted mean of each measurement's sum.
         let (mut num, mut den) = (0.0, 0.0);
         for m in measurements {
@@ -428,10 +439,18 @@ impl Grad {
     fn dot_diff(&self, a: &Marginals, b: &Marginals) -> f64 {
         let mut s = 0.0;
         for (g, (x, y)) in self.nodes.iter().zip(a.nodes.iter().zip(&b.nodes)) {
-            s += g.iter().zip(x.iter().zip(y)).map(|(g, (x, y))| g * (x - y)).sum::<f64>();
+            s += g
+                .iter()
+                .zip(x.iter().zip(y))
+                .map(|(g, (x, y))| g * (x - y))
+                .sum::<f64>();
         }
         for (g, (x, y)) in self.edges.iter().zip(a.edges.iter().zip(&b.edges)) {
-            s += g.iter().zip(x.iter().zip(y)).map(|(g, (x, y))| g * (x - y)).sum::<f64>();
+            s += g
+                .iter()
+                .zip(x.iter().zip(y))
+                .map(|(g, (x, y))| g * (x - y))
+                .sum::<f64>();
         }
         s
     }
@@ -447,6 +466,7 @@ pub fn marginal_counts(data: &[Vec<u32>], sizes: &[usize], attrs: &[usize]) -> V
         .into_par_iter()
         .map(|ci| {
             let mut t = vec![0u64; cells];
+            #[allow(clippy::needless_range_loop)] // r indexes every attribute's column
             for r in ci * CHUNK..((ci + 1) * CHUNK).min(n) {
                 let mut idx = 0usize;
                 for &a in attrs {

@@ -1,4 +1,5 @@
 //! Seeded property tests of the mechanism against plaintext oracles.
+#![allow(clippy::needless_range_loop)] // index loops mirror the formulas
 
 use kuvert_deid::table::Table;
 use kuvert_synth::pgm::{marginal_counts, Measurement, TreeModel};
@@ -60,8 +61,16 @@ fn belief_propagation_matches_enumeration() {
         let mu = m.marginals();
         for a in 0..sizes.len() {
             for v in 0..sizes[a] {
-                let p: f64 = joint.iter().filter(|(x, _)| x[a] == v).map(|(_, p)| p).sum();
-                assert!((p - mu.nodes[a][v]).abs() < 1e-9, "node {a}={v}: {p} vs {}", mu.nodes[a][v]);
+                let p: f64 = joint
+                    .iter()
+                    .filter(|(x, _)| x[a] == v)
+                    .map(|(_, p)| p)
+                    .sum();
+                assert!(
+                    (p - mu.nodes[a][v]).abs() < 1e-9,
+                    "node {a}={v}: {p} vs {}",
+                    mu.nodes[a][v]
+                );
             }
         }
         for (e, &(a, b)) in edges.iter().enumerate() {
@@ -130,7 +139,11 @@ fn planted(n: usize, seed: u64) -> Table {
         let a: u32 = r.gen_range(0..5);
         let b = ["x", "y", "z", "x", "w"][a as usize];
         let c: u32 = r.gen_range(0..3);
-        let d = if r.gen_bool(0.7) { a } else { r.gen_range(0..5) };
+        let d = if r.gen_bool(0.7) {
+            a
+        } else {
+            r.gen_range(0..5)
+        };
         cols[0].1.push(format!("a{a}"));
         cols[1].1.push(b.to_string());
         cols[2].1.push(format!("c{c}"));
@@ -144,7 +157,12 @@ fn declared(t: &Table) -> SchemaConfig {
     for (i, h) in t.headers.iter().enumerate() {
         let mut cats = t.columns[i].dict.clone();
         cats.sort();
-        s.columns.insert(h.clone(), ColumnSpec::Categorical { categories: Some(cats) });
+        s.columns.insert(
+            h.clone(),
+            ColumnSpec::Categorical {
+                categories: Some(cats),
+            },
+        );
     }
     s
 }
@@ -160,19 +178,29 @@ fn huge_epsilon_measures_exactly_and_selects_planted_edge() {
     let names: Vec<&str> = m.attributes.iter().map(|a| a.name.as_str()).collect();
     for meas in &m.measurements {
         let attrs: Vec<usize> = meas.attrs.clone();
-        let cols: Vec<usize> = attrs.iter().map(|&a| t.col_index(names[a]).unwrap()).collect();
+        let cols: Vec<usize> = attrs
+            .iter()
+            .map(|&a| t.col_index(names[a]).unwrap())
+            .collect();
         // Re-encode the table with the model's category order.
         let mut data = Vec::new();
         let mut sizes = Vec::new();
         for (&a, &c) in attrs.iter().zip(&cols) {
-            let kuvert_synth::domain::ColumnDomain::Categorical { categories, .. } = &m.columns[a].domain else {
+            let kuvert_synth::domain::ColumnDomain::Categorical { categories, .. } =
+                &m.columns[a].domain
+            else {
                 panic!()
             };
             data.push(
                 t.columns[c]
                     .codes
                     .iter()
-                    .map(|&k| categories.iter().position(|x| *x == t.columns[c].dict[k as usize]).unwrap() as u32)
+                    .map(|&k| {
+                        categories
+                            .iter()
+                            .position(|x| *x == t.columns[c].dict[k as usize])
+                            .unwrap() as u32
+                    })
                     .collect::<Vec<u32>>(),
             );
             sizes.push(categories.len());
@@ -184,8 +212,16 @@ fn huge_epsilon_measures_exactly_and_selects_planted_edge() {
         }
     }
     let sel: Vec<(String, String)> = m.selected.clone();
-    assert!(sel.iter().any(|(x, y)| (x == "a" && y == "b") || (x == "b" && y == "a")), "{sel:?}");
-    assert!(sel.iter().any(|(x, y)| (x == "a" && y == "d") || (x == "d" && y == "a")), "{sel:?}");
+    assert!(
+        sel.iter()
+            .any(|(x, y)| (x == "a" && y == "b") || (x == "b" && y == "a")),
+        "{sel:?}"
+    );
+    assert!(
+        sel.iter()
+            .any(|(x, y)| (x == "a" && y == "d") || (x == "d" && y == "a")),
+        "{sel:?}"
+    );
     // Synthetic data: 1-way and 2-way marginals close to the data's.
     let syn = m.sample(20_000, &mut rng(5));
     let (t1, t2) = kuvert_synth::bench::mean_tvd(&t, &syn, 32, 1000);
@@ -244,7 +280,13 @@ fn model_round_trips_and_rejects_foreign_files() {
     for (x, y) in back.measurements.iter().zip(&f.model.measurements) {
         assert_eq!(x.values, y.values);
     }
-    for (x, y) in back.model.edge_theta.iter().flatten().zip(f.model.model.edge_theta.iter().flatten()) {
+    for (x, y) in back
+        .model
+        .edge_theta
+        .iter()
+        .flatten()
+        .zip(f.model.model.edge_theta.iter().flatten())
+    {
         assert!((x - y).abs() <= 1e-12 * y.abs().max(1.0));
     }
     std::fs::write(&p, r#"{"format":"something-else/1"}"#).unwrap();

@@ -12,34 +12,54 @@ fn people(n: usize, seed: u64) -> Table {
     // One person with a unique town.
     let mut r = ChaCha20Rng::seed_from_u64(seed);
     let town: Vec<String> = (0..n)
-        .map(|i| if i == 17 { "Ytterbyn-unik".to_string() } else { ["Umeå", "Lund", "Kiruna"][r.gen_range(0..3)].to_string() })
+        .map(|i| {
+            if i == 17 {
+                "Ytterbyn-unik".to_string()
+            } else {
+                ["Umeå", "Lund", "Kiruna"][r.gen_range(0..3)].to_string()
+            }
+        })
         .collect();
     t.headers.push("town".into());
-    t.columns.push(kuvert_deid::table::Column::from_values(town));
+    t.columns
+        .push(kuvert_deid::table::Column::from_values(town));
     t
 }
 
 #[test]
 fn no_input_identity_number_or_rare_value_leaves() {
     let t = people(3000, 11);
-    let f = fit(&t, &FitOptions::new(2.0, 1e-6), &mut ChaCha20Rng::seed_from_u64(1), &mut |_| {}).unwrap();
+    let f = fit(
+        &t,
+        &FitOptions::new(2.0, 1e-6),
+        &mut ChaCha20Rng::seed_from_u64(1),
+        &mut |_| {},
+    )
+    .unwrap();
     let text = serde_json::to_string(&f.model).unwrap();
     assert!(!text.contains("Ytterbyn-unik"));
     let pc = t.col_index("pnr").unwrap();
     let input: std::collections::HashSet<String> = t.columns[pc].dict.iter().cloned().collect();
     for n in &input {
-        assert!(!text.contains(n.as_str()), "identity number {n} in the model");
+        assert!(
+            !text.contains(n.as_str()),
+            "identity number {n} in the model"
+        );
         assert!(!text.contains(&n[2..]), "10-digit form of {n} in the model");
     }
     // By chance a generated number can be a real one (500 per birth date
     // and sex): count them in a plain sample, then exclude the input's.
     let plain = f.model.sample(3000, &mut ChaCha20Rng::seed_from_u64(2));
     let pp = plain.col_index("pnr").unwrap();
-    let chance = (0..plain.nrows()).filter(|&r| input.contains(plain.columns[pp].get(r))).count();
+    let chance = (0..plain.nrows())
+        .filter(|&r| input.contains(plain.columns[pp].get(r)))
+        .count();
     assert!(chance <= 5, "{chance} coincidences");
     let exclude = f.model.identity_numbers_in(&t);
     assert_eq!(exclude.len(), input.len());
-    let syn = f.model.sample_excluding(3000, &mut ChaCha20Rng::seed_from_u64(2), &exclude);
+    let syn = f
+        .model
+        .sample_excluding(3000, &mut ChaCha20Rng::seed_from_u64(2), &exclude);
     let sp = syn.col_index("pnr").unwrap();
     let st = syn.col_index("town").unwrap();
     let today = kuvert_data::Date::today_utc();
@@ -54,7 +74,10 @@ fn no_input_identity_number_or_rare_value_leaves() {
         }
         assert!(!input.contains(v), "synthetic {v} equals an input number");
         let n = kuvert_data::idnr::parse(v, today).expect("valid synthetic identity number");
-        assert_eq!(kuvert_data::idnr::kind(n), kuvert_data::idnr::IdnrKind::Personnummer);
+        assert_eq!(
+            kuvert_data::idnr::kind(n),
+            kuvert_data::idnr::IdnrKind::Personnummer
+        );
         males += ((n / 10) % 2) as usize;
         assert_ne!(syn.columns[st].get(r), "Ytterbyn-unik");
     }
@@ -72,7 +95,10 @@ fn no_input_identity_number_or_rare_value_leaves() {
         ys.iter().sum::<f64>() / ys.len() as f64
     };
     let (mt, ms) = (mean(&t, pc), mean(&syn, sp));
-    assert!((mt - ms).abs() < 4.0, "mean birth year {mt} vs synthetic {ms}");
+    assert!(
+        (mt - ms).abs() < 4.0,
+        "mean birth year {mt} vs synthetic {ms}"
+    );
 }
 
 #[test]
@@ -84,7 +110,10 @@ fn idnr_generator_encodes_date_and_sex() {
         let male = i % 3 == 0;
         let s = kuvert_synth::idgen::synthetic_personnummer(day, male, &mut r);
         let n = kuvert_data::idnr::parse(&s, today).unwrap();
-        assert_eq!(kuvert_synth::domain::format_date(day).replace('-', ""), s[..8]);
+        assert_eq!(
+            kuvert_synth::domain::format_date(day).replace('-', ""),
+            s[..8]
+        );
         assert_eq!((n / 10) % 2 == 1, male);
     }
 }
@@ -104,7 +133,11 @@ fn schema_errors_have_positions() {
     assert_eq!(e.exit_code(), 2);
     let e = SchemaConfig::parse("[columns.age]\nkind = \"integr\"\n", "s.toml").unwrap_err();
     assert!(e.to_string().starts_with("s.toml:"), "{e}");
-    let e = SchemaConfig::parse("[columns.age]\nkind = \"integer\"\nbounds = [5, 1]\n", "s.toml").unwrap_err();
+    let e = SchemaConfig::parse(
+        "[columns.age]\nkind = \"integer\"\nbounds = [5, 1]\n",
+        "s.toml",
+    )
+    .unwrap_err();
     assert!(e.to_string().contains("lo ≤ hi"), "{e}");
 }
 
@@ -118,22 +151,64 @@ fn bad_cells_are_reported_at_their_position() {
         ],
     );
     let mut opts = FitOptions::new(1.0, 1e-6);
-    opts.schema.columns.insert("n".into(), ColumnSpec::Integer { bounds: Some([0, 10]), bins: None });
+    opts.schema.columns.insert(
+        "n".into(),
+        ColumnSpec::Integer {
+            bounds: Some([0, 10]),
+            bins: None,
+        },
+    );
     let e = fit(&t, &opts, &mut ChaCha20Rng::seed_from_u64(1), &mut |_| {}).unwrap_err();
-    assert!(matches!(e, SynthError::BadValue { line: 4, column: 1, .. }), "{e}");
+    assert!(
+        matches!(
+            e,
+            SynthError::BadValue {
+                line: 4,
+                column: 1,
+                ..
+            }
+        ),
+        "{e}"
+    );
     // Undeclared categories are refused.
-    opts.schema.columns.insert("c".into(), ColumnSpec::Categorical { categories: Some(vec!["a".into()]) });
+    opts.schema.columns.insert(
+        "c".into(),
+        ColumnSpec::Categorical {
+            categories: Some(vec!["a".into()]),
+        },
+    );
     opts.schema.columns.insert("n".into(), ColumnSpec::Drop);
     let e = fit(&t, &opts, &mut ChaCha20Rng::seed_from_u64(1), &mut |_| {}).unwrap_err();
-    assert!(matches!(e, SynthError::BadValue { line: 3, column: 2, .. }), "{e}");
+    assert!(
+        matches!(
+            e,
+            SynthError::BadValue {
+                line: 3,
+                column: 2,
+                ..
+            }
+        ),
+        "{e}"
+    );
 }
 
 #[test]
 fn declared_domains_spend_nothing_on_estimation_and_give_a_zcdp_curve() {
     let headers = vec!["a".to_string(), "b".to_string()];
     let mut s = SchemaConfig::default();
-    s.columns.insert("a".into(), ColumnSpec::Categorical { categories: Some(vec!["x".into()]) });
-    s.columns.insert("b".into(), ColumnSpec::Integer { bounds: Some([0, 9]), bins: None });
+    s.columns.insert(
+        "a".into(),
+        ColumnSpec::Categorical {
+            categories: Some(vec!["x".into()]),
+        },
+    );
+    s.columns.insert(
+        "b".into(),
+        ColumnSpec::Integer {
+            bounds: Some([0, 9]),
+            bins: None,
+        },
+    );
     let p = kuvert_synth::plan_budget(&headers, &s, 1.0, 1e-6).unwrap();
     assert_eq!(p.delta_partition, 0.0);
     assert_eq!(p.cost.rdp.len(), 1);
