@@ -77,9 +77,8 @@ enum Command {
     Deid(Box<deid::DeidArgs>),
     /// Measure re-identification risk of a released table and run attack tests.
     Risk(Box<risk::RiskArgs>),
-    /// Synthetic data: compare with the real data (quality, acceptance
-    /// criteria, privacy attacks). Temporary name until it moves under
-    /// `kuvert synth evaluate`.
+    // Its help text is `EvaluateArgs`'s doc comment. Temporary top-level
+    // name until it moves under `kuvert synth evaluate`.
     SynthEvaluate(Box<synth_eval::EvaluateArgs>),
     /// The six reference analyses: list them, generate synthetic inputs,
     /// compute the plaintext reference answer in SQLite.

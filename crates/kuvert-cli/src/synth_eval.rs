@@ -39,6 +39,8 @@ use std::process::ExitCode;
 /// The evaluation reads the real data without noise: its output (and the
 /// report) is NOT differentially private. Review it before publishing.
 ///
+/// (This is `kuvert synth evaluate`, under a temporary top-level name.)
+///
 /// Example: kuvert synth-evaluate --real train.csv --holdout holdout.csv
 /// --synthetic synthetic.csv --accept accept.toml --target diagnosis
 /// --quasi age,sex,postcode --sensitive diagnosis --json eval.json --report
