@@ -520,3 +520,24 @@ fn identity_numbers_are_checked_not_compared() {
     assert_eq!(e.ignored_columns, vec!["pnr".to_string()]);
     assert!(e.criteria.iter().all(|c| c.name != "max_identity_copies"));
 }
+
+#[test]
+fn the_documented_example_parses() {
+    let doc = include_str!("../../../docs/synth-eval.md");
+    let start = doc.find("```toml\n# accept.toml").expect("example in docs") + "```toml\n".len();
+    let end = start + doc[start..].find("```").unwrap();
+    let c = Criteria::from_toml_str(&doc[start..end], "docs/synth-eval.md").unwrap();
+    assert_eq!(c.target.as_deref(), Some("diagnosis"));
+    assert_eq!(c.max_tvd_1way, Some(0.05));
+    assert_eq!(c.attacks, Some(1000));
+    assert_eq!(c.columns["postcode"].max_tvd_1way, Some(0.15));
+    // And it runs against data with those columns.
+    let (train, holdout) = (adult_like(500, 1), adult_like(500, 2));
+    let opts = EvalOptions {
+        n_attacks: 50,
+        ..EvalOptions::with_criteria(c)
+    };
+    let e = run(&train, Some(&holdout), &adult_like(500, 3), &opts);
+    // Thirteen keys plus the always-on identity-number check.
+    assert_eq!(e.criteria.len(), 14);
+}
