@@ -52,12 +52,7 @@ fn evaluate(real: &Path, holdout: &Path, syn: &Path, extra: &[&str]) -> Output {
         .arg("--synthetic")
         .arg(syn)
         .args(attacks)
-        .args([
-            "--quasi",
-            "age,sex,postcode",
-            "--sensitive",
-            "diagnosis",
-        ])
+        .args(["--quasi", "age,sex,postcode", "--sensitive", "diagnosis"])
         .args(extra)
         .output()
         .unwrap()

@@ -470,3 +470,74 @@ fn large_evaluation_timing() {
         e.ml.as_ref().unwrap().efficacy
     );
 }
+
+#[test]
+fn identity_numbers_are_checked_not_compared() {
+    let real = table(&[
+        ("pnr", &["198112189876", "199001011239", "200002291235"]),
+        ("a", &["x", "y", "x"]),
+    ]);
+    // The first is a real number written in its 10-digit form, the second a
+    // valid new number, the third has a wrong check digit.
+    let syn = table(&[
+        ("pnr", &["811218-9876", "197001011233", "198112189875"]),
+        ("a", &["x", "x", "y"]),
+    ]);
+    let c = Criteria::from_toml_str(
+        "min_identity_validity = 0.9\n[columns.a]\nmax_tvd_1way = 0.5\nmin_coverage = 1.0\n",
+        "a.toml",
+    )
+    .unwrap();
+    let opts = EvalOptions {
+        n_attacks: 0,
+        ..EvalOptions::with_criteria(c)
+    };
+    let e = run(&real, None, &syn, &opts);
+    assert!(
+        e.columns.iter().all(|c| c.name != "pnr"),
+        "identity numbers are not binned"
+    );
+    let d = &e.identity[0];
+    assert_eq!(d.synthetic_values, 3);
+    assert_eq!(d.equal_real, 1);
+    assert!(close(d.valid_share, 2.0 / 3.0), "{d:?}");
+    let get = |n: &str| e.criteria.iter().find(|c| c.name == n).unwrap();
+    assert!(!get("max_identity_copies").passed);
+    assert!(!get("min_identity_validity").passed);
+    // Per-column criteria: a's TVD is |2/3 − 2/3| + ... = 0, coverage 1.
+    let col: Vec<_> = e
+        .criteria
+        .iter()
+        .filter(|c| c.column.as_deref() == Some("a"))
+        .collect();
+    assert_eq!(col.len(), 2);
+    assert!(col.iter().all(|c| c.passed), "{col:?}");
+    // Ignoring the column removes the check.
+    let mut opts = opts.clone();
+    opts.kinds.insert("pnr".into(), ColumnKind::Ignore);
+    let e = run(&real, None, &syn, &opts);
+    assert!(e.identity.is_empty());
+    assert_eq!(e.ignored_columns, vec!["pnr".to_string()]);
+    assert!(e.criteria.iter().all(|c| c.name != "max_identity_copies"));
+}
+
+#[test]
+fn the_documented_example_parses() {
+    let doc = include_str!("../../../docs/synth-eval.md");
+    let start = doc.find("```toml\n# accept.toml").expect("example in docs") + "```toml\n".len();
+    let end = start + doc[start..].find("```").unwrap();
+    let c = Criteria::from_toml_str(&doc[start..end], "docs/synth-eval.md").unwrap();
+    assert_eq!(c.target.as_deref(), Some("diagnosis"));
+    assert_eq!(c.max_tvd_1way, Some(0.05));
+    assert_eq!(c.attacks, Some(1000));
+    assert_eq!(c.columns["postcode"].max_tvd_1way, Some(0.15));
+    // And it runs against data with those columns.
+    let (train, holdout) = (adult_like(500, 1), adult_like(500, 2));
+    let opts = EvalOptions {
+        n_attacks: 50,
+        ..EvalOptions::with_criteria(c)
+    };
+    let e = run(&train, Some(&holdout), &adult_like(500, 3), &opts);
+    // Thirteen keys plus the always-on identity-number check.
+    assert_eq!(e.criteria.len(), 14);
+}

@@ -32,11 +32,7 @@ pub struct Design {
 impl Design {
     /// Rows.
     pub fn rows(&self) -> usize {
-        if self.slots == 0 {
-            0
-        } else {
-            self.idx.len() / self.slots
-        }
+        self.idx.len().checked_div(self.slots).unwrap_or(0)
     }
 }
 
