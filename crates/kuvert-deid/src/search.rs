@@ -136,6 +136,8 @@ pub struct Problem<'a> {
     nue_all_suppressed: f64,
     /// `supp_extra[q][l][b]`: extra entropy loss (bits) of suppressing base value `b` of `q` at level `l`.
     supp_extra: Vec<Vec<Vec<f64>>>,
+    /// Fewest distinct tuples for which [`Problem::fails_fast`] is tried.
+    fail_fast_min_tuples: usize,
 }
 
 /// Result of evaluating one node.
@@ -382,7 +384,15 @@ impl<'a> Problem<'a> {
             nue_nosupp,
             nue_all_suppressed,
             supp_extra,
+            fail_fast_min_tuples: 1 << 16,
         })
+    }
+
+    /// Use the fail-fast partitioned counting from this many distinct tuples
+    /// on (default 65 536; below, the plain count is as fast). For tests.
+    #[doc(hidden)]
+    pub fn set_fail_fast_min_tuples(&mut self, n: usize) {
+        self.fail_fast_min_tuples = n;
     }
 
     /// Number of distinct tuples after collapsing.
@@ -589,7 +599,10 @@ impl<'a> Problem<'a> {
         const PBITS: u32 = 8;
         const P: usize = 1 << PBITS;
         let nt = self.tw.len();
-        if self.models.needs_sensitive() || nt < (1 << 16) || self.n > u32::MAX as u64 {
+        if self.models.needs_sensitive()
+            || nt < self.fail_fast_min_tuples
+            || self.n > u32::MAX as u64
+        {
             return None;
         }
         let mut space: u128 = 1;
