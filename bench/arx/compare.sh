@@ -63,7 +63,7 @@ if arx_l:
     same = "yes" if same_loss and t == arx_t else ("loss yes, transformation no" if same_loss else "NO")
 else:
     same = "(no ARX value)"
-print(f"[{arx_t}] | {arx_l or '-'} | [{t}] | {loss!r} (suppressed {r['records_suppressed']}, proven {r['optimal_guaranteed']}) | {same}")
+print(f"{'[' + arx_t + ']' if arx_t else '-'} | {arx_l or '-'} | [{t}] | {loss!r} (suppressed {r['records_suppressed']}, proven {r['optimal_guaranteed']}) | {same}")
 PY
 )"
   printf '| %s | %s | %s | %s | %s |\n' "$name" "$k" "$supp" "$metric" "$row"

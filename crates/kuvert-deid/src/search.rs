@@ -136,8 +136,11 @@ pub struct Problem<'a> {
     nue_all_suppressed: f64,
     /// `supp_extra[q][l][b]`: extra entropy loss (bits) of suppressing base value `b` of `q` at level `l`.
     supp_extra: Vec<Vec<Vec<f64>>>,
-    /// Fewest distinct tuples for which [`Problem::fails_fast`] is tried.
+    /// Fewest distinct tuples for which [`Problem::fails_fast`] is tried
+    /// (default: never).
     fail_fast_min_tuples: usize,
+    /// Fewest distinct tuples for which the proof reorders them.
+    reorder_min_tuples: usize,
 }
 
 /// Result of evaluating one node.
@@ -384,15 +387,64 @@ impl<'a> Problem<'a> {
             nue_nosupp,
             nue_all_suppressed,
             supp_extra,
-            fail_fast_min_tuples: 1 << 16,
+            // Off by default: on the proof's frontier (nodes that fail by a
+            // small margin) it measured slower than the direct count; it
+            // pays only on nodes that fail by far.
+            fail_fast_min_tuples: usize::MAX,
+            reorder_min_tuples: REORDER_MIN_TUPLES,
         })
     }
 
     /// Use the fail-fast partitioned counting from this many distinct tuples
-    /// on (default 65 536; below, the plain count is as fast). For tests.
+    /// on (default: never). For tests and benchmarks.
     #[doc(hidden)]
     pub fn set_fail_fast_min_tuples(&mut self, n: usize) {
         self.fail_fast_min_tuples = n;
+    }
+
+    /// A copy with the tuples sorted by their class at node `lv` (`None`
+    /// when the key does not fit 128 bits). Without per-row data: only for
+    /// evaluations without per-tuple flags.
+    fn reordered(&self, lv: &[usize]) -> Option<Problem<'a>> {
+        let nt = self.tw.len();
+        let mut perm: Vec<u32> = (0..nt as u32).collect();
+        match self.keys(lv) {
+            NodeKeys::Dense(k, _) => perm.sort_unstable_by_key(|&i| k[i as usize]),
+            NodeKeys::W64(k) => perm.sort_unstable_by_key(|&i| k[i as usize]),
+            NodeKeys::Wide(k) => perm.sort_unstable_by_key(|&i| k[i as usize]),
+            NodeKeys::Huge(_) => return None,
+        }
+        let nq = self.tq.len();
+        let mut rows = Vec::with_capacity(self.rows.len());
+        for &i in &perm {
+            let i = i as usize;
+            rows.extend_from_slice(&self.rows[i * nq..(i + 1) * nq]);
+        }
+        let pick = |v: &[u32]| -> Vec<u32> { perm.iter().map(|&i| v[i as usize]).collect() };
+        Some(Problem {
+            hier: self.hier,
+            models: self.models.clone(),
+            tq: self.tq.iter().map(|c| pick(c)).collect(),
+            rows,
+            ts: pick(&self.ts),
+            tw: perm.iter().map(|&i| self.tw[i as usize]).collect(),
+            row_tuple: Vec::new(),
+            n: self.n,
+            max_suppressed: self.max_suppressed,
+            sdist: self.sdist.clone(),
+            nue_nosupp: self.nue_nosupp.clone(),
+            nue_all_suppressed: self.nue_all_suppressed,
+            supp_extra: self.supp_extra.clone(),
+            fail_fast_min_tuples: self.fail_fast_min_tuples,
+            reorder_min_tuples: self.reorder_min_tuples,
+        })
+    }
+
+    /// Reorder the tuples for the proof from this many distinct tuples on
+    /// (default 65 536). For tests.
+    #[doc(hidden)]
+    pub fn set_reorder_min_tuples(&mut self, n: usize) {
+        self.reorder_min_tuples = n;
     }
 
     /// Number of distinct tuples after collapsing.
@@ -1163,13 +1215,13 @@ impl<'a> Problem<'a> {
             }
         };
         // Evaluate several nodes at once, one per thread.
-        let eval_many = |nodes: &[usize]| -> Vec<NodeEval> {
+        let eval_many = |p: &Problem, nodes: &[usize]| -> Vec<NodeEval> {
             nodes
                 .par_iter()
                 .map(|&i| {
                     let mut lv = Vec::new();
                     decode(i, &mut lv);
-                    self.evaluate_with(&lv, false)
+                    p.evaluate_with(&lv, false)
                 })
                 .collect()
         };
@@ -1177,7 +1229,7 @@ impl<'a> Problem<'a> {
         // Phase 1: greedy descent from the top.
         let top = total_us - 1;
         evaluated += 1;
-        let top_ev = eval_many(&[top]).pop();
+        let top_ev = eval_many(self, &[top]).pop();
         let top_passes = match top_ev {
             Some(ev) => apply(
                 top,
@@ -1203,7 +1255,7 @@ impl<'a> Problem<'a> {
                     }
                 }
                 evaluated += cands.len() as u64;
-                let evs = eval_many(&cands);
+                let evs = eval_many(self, &cands);
                 let mut next: Option<(f64, usize)> = None;
                 for (&j, ev) in cands.iter().zip(evs) {
                     let before = best.as_ref().map(|b| b.0).unwrap_or(f64::INFINITY);
@@ -1235,10 +1287,17 @@ impl<'a> Problem<'a> {
                 });
             }
         }
-        let trace = std::env::var_os("KUVERT_SEARCH_TRACE").is_some();
-        let (mut st_classes, mut st_pass, mut st_fail) = (0u64, 0u64, 0u64);
-        let p1_time = started.elapsed().as_secs_f64();
-        let p1_evaluated = evaluated;
+        // The proof evaluates many nodes near the best one found so far.
+        // Reorder the tuples by their class at that node (in a copy; the
+        // verdicts and losses do not depend on the order): the tuples of a
+        // class of a nearby node then mostly sit together, so counting hits
+        // the cache instead of missing it once per tuple.
+        let reordered = if self.tw.len() >= self.reorder_min_tuples {
+            best.as_ref().and_then(|b| self.reordered(&b.1))
+        } else {
+            None
+        };
+        let evp: &Problem = reordered.as_ref().unwrap_or(self);
         // Phase 2: all nodes whose bound is below the best, highest bound first.
         let mut order: Vec<u32> = (0..total_us as u32).collect();
         // Ties: more general nodes first, so that they pass their bound on.
@@ -1312,16 +1371,8 @@ impl<'a> Problem<'a> {
                 break;
             }
             evaluated += batch.len() as u64;
-            let evs = eval_many(&batch);
+            let evs = eval_many(evp, &batch);
             for (&node, ev) in batch.iter().zip(evs) {
-                if trace {
-                    st_classes += ev.classes;
-                    if ev.passes {
-                        st_pass += 1
-                    } else {
-                        st_fail += 1
-                    }
-                }
                 apply(
                     node,
                     ev,
@@ -1339,11 +1390,6 @@ impl<'a> Problem<'a> {
                     evaluated,
                 });
             }
-        }
-        if trace {
-            let bnd = best.as_ref().map(|b| b.0).unwrap_or(f64::INFINITY);
-            let cand = lb.iter().filter(|&&x| x <= bnd).count();
-            eprintln!("TRACE phase1 {:.2}s evaluated_p1 {p1_evaluated} p2 pass {st_pass} fail {st_fail} avg_classes {:.0} candidates {cand} pair_pruned {pair_pruned} bound_pruned {pruned_by_bound} total {:.2}s", p1_time, st_classes as f64 / (st_pass + st_fail).max(1) as f64, started.elapsed().as_secs_f64());
         }
         progress(Progress {
             resolved: total,
@@ -1495,6 +1541,10 @@ fn with_scratch<R>(space: usize, f: impl FnOnce(&mut Vec<u64>) -> R) -> R {
         f(&mut s)
     })
 }
+
+/// Fewest distinct tuples for which the proof reorders them (below, every
+/// table fits the cache anyway).
+const REORDER_MIN_TUPLES: usize = 1 << 16;
 
 /// Largest key space counted in a dense array.
 const DENSE_LIMIT: usize = 1 << 24;
