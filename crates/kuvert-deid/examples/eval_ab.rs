@@ -1,7 +1,9 @@
-//! In-process A/B of node evaluation on generated data: the full evaluation
-//! (`Problem::evaluate`, per-tuple flags) against the search's evaluation
-//! (`evaluate_for_search`, fail-fast partitioned counting), on the same
-//! random nodes, interleaved so that machine load affects both alike.
+//! In-process A/B of node evaluation on generated data: the search's
+//! evaluation with the direct count against the fail-fast partitioned
+//! counting, on the same random nodes, interleaved so that machine load
+//! affects both alike; reported separately for passing, barely failing
+//! (suppression at most 3x the limit, like the proof's frontier) and failing
+//! nodes.
 //!
 //! `cargo run --release -p kuvert-deid --example eval_ab -- ROWS NODES`
 
