@@ -117,6 +117,8 @@ enum LossArg {
     Entropy,
     Discernibility,
     Precision,
+    /// ARX's monotonic non-uniform entropy (suppressed records not penalised).
+    MonotonicEntropy,
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
@@ -409,6 +411,7 @@ fn run_deid(a: RunArgs) -> anyhow::Result<ExitCode> {
             LossArg::Entropy => LossMetric::Entropy,
             LossArg::Discernibility => LossMetric::Discernibility,
             LossArg::Precision => LossMetric::Precision,
+            LossArg::MonotonicEntropy => LossMetric::MonotonicEntropy,
         };
     }
     if let Some(x) = a.suppressed_rows {

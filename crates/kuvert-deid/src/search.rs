@@ -66,6 +66,11 @@ pub enum LossMetric {
     Discernibility,
     /// Precision (Sweeney): mean relative generalisation height, suppressed = 1.
     Precision,
+    /// ARX's *monotonic* non-uniform entropy (`Metric.createEntropyMetric(true)`):
+    /// the non-uniform entropy as if nothing were suppressed, i.e. suppressed
+    /// records count at the node's generalisation, not as `*`.
+    #[serde(rename = "monotonic-entropy")]
+    MonotonicEntropy,
 }
 
 /// Information loss of one node, all measures.
@@ -75,6 +80,8 @@ pub struct Loss {
     pub non_uniform_entropy: f64,
     /// Non-uniform entropy relative to suppressing everything (0..1).
     pub non_uniform_entropy_relative: f64,
+    /// Non-uniform entropy without the cost of suppression (ARX's monotonic variant).
+    pub monotonic_entropy: f64,
     /// Discernibility metric.
     pub discernibility: f64,
     /// Precision loss (0..1).
@@ -89,6 +96,7 @@ impl Loss {
         Loss {
             non_uniform_entropy: f64::INFINITY,
             non_uniform_entropy_relative: f64::INFINITY,
+            monotonic_entropy: f64::INFINITY,
             discernibility: f64::INFINITY,
             precision: f64::INFINITY,
             avg_class_size: 0.0,
@@ -101,6 +109,7 @@ impl Loss {
             LossMetric::Entropy => self.non_uniform_entropy,
             LossMetric::Discernibility => self.discernibility,
             LossMetric::Precision => self.precision,
+            LossMetric::MonotonicEntropy => self.monotonic_entropy,
         }
     }
 }
@@ -127,6 +136,11 @@ pub struct Problem<'a> {
     nue_all_suppressed: f64,
     /// `supp_extra[q][l][b]`: extra entropy loss (bits) of suppressing base value `b` of `q` at level `l`.
     supp_extra: Vec<Vec<Vec<f64>>>,
+    /// Fewest distinct tuples for which [`Problem::fails_fast`] is tried
+    /// (default: never).
+    fail_fast_min_tuples: usize,
+    /// Fewest distinct tuples for which the proof reorders them.
+    reorder_min_tuples: usize,
 }
 
 /// Result of evaluating one node.
@@ -165,6 +179,10 @@ pub struct SearchResult {
     pub stopped_early: bool,
     /// Nodes shown failing by a pair of quasi-identifiers alone (no full evaluation).
     pub pruned_by_pairs: u64,
+    /// Nodes skipped because the suppression of a more general passing node
+    /// already puts their loss above the best found (not counting nodes whose
+    /// no-suppression bound alone does).
+    pub pruned_by_bound: u64,
     /// Per row: kept (true) or suppressed.
     #[serde(skip)]
     pub row_kept: Vec<bool>,
@@ -369,7 +387,64 @@ impl<'a> Problem<'a> {
             nue_nosupp,
             nue_all_suppressed,
             supp_extra,
+            // Off by default: on the proof's frontier (nodes that fail by a
+            // small margin) it measured slower than the direct count; it
+            // pays only on nodes that fail by far.
+            fail_fast_min_tuples: usize::MAX,
+            reorder_min_tuples: REORDER_MIN_TUPLES,
         })
+    }
+
+    /// Use the fail-fast partitioned counting from this many distinct tuples
+    /// on (default: never). For tests and benchmarks.
+    #[doc(hidden)]
+    pub fn set_fail_fast_min_tuples(&mut self, n: usize) {
+        self.fail_fast_min_tuples = n;
+    }
+
+    /// A copy with the tuples sorted by their class at node `lv` (`None`
+    /// when the key does not fit 128 bits). Without per-row data: only for
+    /// evaluations without per-tuple flags.
+    fn reordered(&self, lv: &[usize]) -> Option<Problem<'a>> {
+        let nt = self.tw.len();
+        let mut perm: Vec<u32> = (0..nt as u32).collect();
+        match self.keys(lv) {
+            NodeKeys::Dense(k, _) => perm.sort_unstable_by_key(|&i| k[i as usize]),
+            NodeKeys::W64(k) => perm.sort_unstable_by_key(|&i| k[i as usize]),
+            NodeKeys::Wide(k) => perm.sort_unstable_by_key(|&i| k[i as usize]),
+            NodeKeys::Huge(_) => return None,
+        }
+        let nq = self.tq.len();
+        let mut rows = Vec::with_capacity(self.rows.len());
+        for &i in &perm {
+            let i = i as usize;
+            rows.extend_from_slice(&self.rows[i * nq..(i + 1) * nq]);
+        }
+        let pick = |v: &[u32]| -> Vec<u32> { perm.iter().map(|&i| v[i as usize]).collect() };
+        Some(Problem {
+            hier: self.hier,
+            models: self.models.clone(),
+            tq: self.tq.iter().map(|c| pick(c)).collect(),
+            rows,
+            ts: pick(&self.ts),
+            tw: perm.iter().map(|&i| self.tw[i as usize]).collect(),
+            row_tuple: Vec::new(),
+            n: self.n,
+            max_suppressed: self.max_suppressed,
+            sdist: self.sdist.clone(),
+            nue_nosupp: self.nue_nosupp.clone(),
+            nue_all_suppressed: self.nue_all_suppressed,
+            supp_extra: self.supp_extra.clone(),
+            fail_fast_min_tuples: self.fail_fast_min_tuples,
+            reorder_min_tuples: self.reorder_min_tuples,
+        })
+    }
+
+    /// Reorder the tuples for the proof from this many distinct tuples on
+    /// (default 65 536). For tests.
+    #[doc(hidden)]
+    pub fn set_reorder_min_tuples(&mut self, n: usize) {
+        self.reorder_min_tuples = n;
     }
 
     /// Number of distinct tuples after collapsing.
@@ -380,7 +455,7 @@ impl<'a> Problem<'a> {
     /// Lower bound of the chosen loss at a node (the loss with nothing suppressed).
     fn lower_bound(&self, lv: &[usize], metric: LossMetric) -> f64 {
         match metric {
-            LossMetric::Entropy => lv
+            LossMetric::Entropy | LossMetric::MonotonicEntropy => lv
                 .iter()
                 .enumerate()
                 .map(|(q, &l)| self.nue_nosupp[q][l])
@@ -503,14 +578,20 @@ impl<'a> Problem<'a> {
                 });
                 (gid, next as usize)
             }
-            NodeKeys::W64(keys) => {
-                let mut t = CountTable::new(nt);
+            NodeKeys::W64(keys) => with_table(nt, |t, _| {
+                // The value of a slot is its group id + 1.
+                let mut next = 0u64;
                 for (g, &k) in gid.iter_mut().zip(&keys) {
-                    let (_, id) = t.slot(k);
-                    *g = id;
+                    let s = t.slot(k);
+                    if t.vals[s] == 0 {
+                        next += 1;
+                        t.vals[s] = next;
+                    }
+                    *g = (t.vals[s] - 1) as u32;
                 }
-                (gid, t.len)
-            }
+                t.clear();
+                (gid, next as usize)
+            }),
             NodeKeys::Wide(keys) => {
                 let mut m: IntMap<u128, u32> = IntMap::default();
                 for (g, &k) in gid.iter_mut().zip(&keys) {
@@ -532,38 +613,214 @@ impl<'a> Problem<'a> {
 
     /// Evaluate a node: which classes pass, suppression and loss.
     pub fn evaluate(&self, lv: &[usize]) -> NodeEval {
+        self.evaluate_with(lv, true)
+    }
+
+    /// Evaluate a node as the search does: without per-tuple flags, and a
+    /// failing node possibly recognised early (its `suppressed` is then a
+    /// lower bound). For benchmarks and tests.
+    #[doc(hidden)]
+    pub fn evaluate_for_search(&self, lv: &[usize]) -> NodeEval {
+        self.evaluate_with(lv, false)
+    }
+
+    /// Extra entropy loss (bits) of suppressing tuple `i` at node `lv`.
+    #[inline]
+    fn tuple_supp_extra(&self, lv: &[usize], i: usize) -> f64 {
+        let w = self.tw[i] as f64;
+        let nq = lv.len();
+        let row = &self.rows[i * nq..(i + 1) * nq];
+        lv.iter()
+            .zip(row)
+            .enumerate()
+            .map(|(q, (&l, &b))| w * self.supp_extra[q][l][b as usize])
+            .sum()
+    }
+
+    /// Fail-fast test for k-anonymity alone on many tuples: `Some(s)` when
+    /// the node certainly fails (at least `s` > allowed records are in
+    /// classes smaller than k), `None` when it may pass.
+    ///
+    /// The tuples' packed keys are scattered by hash into 256 partitions,
+    /// so that every class lies in one partition, and each partition is
+    /// counted in a small cache-resident table. After each partition the
+    /// records already known to be in small classes are a lower bound on
+    /// the suppression, so a failing node is usually recognised after a
+    /// fraction of the partitions.
+    fn fails_fast(&self, lv: &[usize]) -> Option<u64> {
+        const PBITS: u32 = 8;
+        const P: usize = 1 << PBITS;
+        let nt = self.tw.len();
+        if self.models.needs_sensitive()
+            || nt < self.fail_fast_min_tuples
+            || self.n > u32::MAX as u64
+        {
+            return None;
+        }
+        let mut space: u128 = 1;
+        for (q, &l) in lv.iter().enumerate() {
+            space = space.saturating_mul(self.hier[q].cardinality(l).max(1) as u128);
+        }
+        if space >= u64::MAX as u128 {
+            return None;
+        }
+        let k = self.models.k;
+        let maps: Vec<(&[u32], u64)> = lv
+            .iter()
+            .enumerate()
+            .map(|(q, &l)| {
+                (
+                    self.hier[q].maps[l].as_slice(),
+                    self.hier[q].cardinality(l).max(1) as u64,
+                )
+            })
+            .collect();
+        let nq = maps.len().max(1);
+        const MUL: u64 = 0x9e37_79b9_7f4a_7c15;
+        PART.with(|cell| {
+            let mut b = cell.borrow_mut();
+            let b = &mut *b;
+            b.keys.clear();
+            let mut hist = [0usize; P];
+            b.keys.extend(self.rows.chunks_exact(nq).map(|row| {
+                let key = row.iter().zip(&maps).fold(0u64, |k, (&c, (map, card))| {
+                    k * card + map[c as usize] as u64
+                });
+                hist[(key.wrapping_mul(MUL) >> (64 - PBITS)) as usize] += 1;
+                key
+            }));
+            let mut off = [0usize; P + 1];
+            for p in 0..P {
+                off[p + 1] = off[p] + hist[p];
+            }
+            b.pk.resize(nt, 0);
+            b.pw.resize(nt, 0);
+            let mut pos = off;
+            for (&key, &w) in b.keys.iter().zip(&self.tw) {
+                let p = (key.wrapping_mul(MUL) >> (64 - PBITS)) as usize;
+                b.pk[pos[p]] = key;
+                b.pw[pos[p]] = w as u32;
+                pos[p] += 1;
+            }
+            let largest = hist.iter().copied().max().unwrap_or(0);
+            let cap_max = (largest.max(8) * 2).next_power_of_two();
+            if b.tk.len() < cap_max {
+                b.tk.resize(cap_max, u64::MAX);
+                b.tv.resize(cap_max, 0);
+            }
+            let mut suppressed = 0u64;
+            for p in 0..P {
+                let (lo, hi) = (off[p], off[p + 1]);
+                if lo == hi {
+                    continue;
+                }
+                let cap = ((hi - lo).max(8) * 2).next_power_of_two();
+                let cbits = cap.trailing_zeros();
+                let mask = cap - 1;
+                b.used.clear();
+                for j in lo..hi {
+                    let key = b.pk[j];
+                    let mut i = ((key.wrapping_mul(MUL) << PBITS) >> (64 - cbits)) as usize;
+                    loop {
+                        let kk = b.tk[i];
+                        if kk == key {
+                            break;
+                        }
+                        if kk == u64::MAX {
+                            b.tk[i] = key;
+                            b.used.push(i as u32);
+                            break;
+                        }
+                        i = (i + 1) & mask;
+                    }
+                    b.tv[i] += b.pw[j] as u64;
+                }
+                for &i in &b.used {
+                    let c = b.tv[i as usize];
+                    if c < k {
+                        suppressed += c;
+                    }
+                    b.tk[i as usize] = u64::MAX;
+                    b.tv[i as usize] = 0;
+                }
+                if suppressed > self.max_suppressed {
+                    return Some(suppressed);
+                }
+            }
+            None
+        })
+    }
+
+    /// Evaluate a node; `want_kept` also returns the per-tuple kept flags
+    /// (the search needs them only for the chosen node). Without them, a
+    /// failing node may report only a lower bound of its suppression.
+    fn evaluate_with(&self, lv: &[usize], want_kept: bool) -> NodeEval {
+        if !want_kept {
+            if let Some(suppressed) = self.fails_fast(lv) {
+                return NodeEval {
+                    passes: false,
+                    suppressed,
+                    classes: 0,
+                    loss: Loss::failed(),
+                    tuple_kept: Vec::new(),
+                };
+            }
+        }
         let keys = self.keys(lv);
         let k = self.models.k;
+        let max_supp = self.max_suppressed;
         // Fast path: k-anonymity only and a small key space: count in a dense array.
         if let (false, NodeKeys::Dense(keys, space)) = (self.models.needs_sensitive(), &keys) {
-            let (tuple_kept, suppressed, classes, sumsq) = with_scratch(*space, |scratch| {
+            const MARK: u64 = 1 << 63;
+            let (tuple_kept, suppressed, classes, sumsq, corr) = with_scratch(*space, |scratch| {
                 for (&key, &w) in keys.iter().zip(&self.tw) {
                     scratch[key as usize] += w;
                 }
-                let tuple_kept: Vec<bool> =
-                    keys.iter().map(|&key| scratch[key as usize] >= k).collect();
+                // Summarise each class once (marked when seen).
                 let (mut suppressed, mut classes, mut sumsq) = (0u64, 0u64, 0f64);
                 for &key in keys.iter() {
-                    let s = scratch[key as usize];
-                    if s != 0 {
-                        if s >= k {
+                    let s = &mut scratch[key as usize];
+                    if *s & MARK == 0 {
+                        let c = *s;
+                        if c >= k {
                             classes += 1;
-                            sumsq += (s as f64) * (s as f64);
+                            sumsq += (c as f64) * (c as f64);
                         } else {
-                            suppressed += s;
+                            suppressed += c;
                         }
-                        scratch[key as usize] = 0;
+                        *s = c | MARK;
                     }
                 }
-                (tuple_kept, suppressed, classes, sumsq)
+                let passes = suppressed <= max_supp;
+                let mut corr = 0.0;
+                let mut tuple_kept = Vec::new();
+                if want_kept || (passes && suppressed > 0) {
+                    if want_kept {
+                        tuple_kept.reserve(keys.len());
+                    }
+                    for (i, &key) in keys.iter().enumerate() {
+                        let kept = scratch[key as usize] & !MARK >= k;
+                        if !kept && passes {
+                            corr += self.tuple_supp_extra(lv, i);
+                        }
+                        if want_kept {
+                            tuple_kept.push(kept);
+                        }
+                    }
+                }
+                for &key in keys.iter() {
+                    scratch[key as usize] = 0;
+                }
+                (tuple_kept, suppressed, classes, sumsq, corr)
             });
-            let loss = if suppressed <= self.max_suppressed {
-                self.loss(lv, sumsq, &tuple_kept, suppressed, classes)
+            let passes = suppressed <= max_supp;
+            let loss = if passes {
+                self.loss(lv, sumsq, corr, suppressed, classes)
             } else {
                 Loss::failed()
             };
             return NodeEval {
-                passes: suppressed <= self.max_suppressed,
+                passes,
                 suppressed,
                 classes,
                 loss,
@@ -571,20 +828,16 @@ impl<'a> Problem<'a> {
             };
         }
         if let (false, NodeKeys::W64(keys)) = (self.models.needs_sensitive(), &keys) {
-            let mut t = CountTable::new(keys.len());
-            let slots: Vec<u32> = keys
-                .iter()
-                .zip(&self.tw)
-                .map(|(&key, &w)| {
-                    let (s, _) = t.slot(key);
+            return with_table(keys.len(), |t, slots| {
+                slots.clear();
+                slots.extend(keys.iter().zip(&self.tw).map(|(&key, &w)| {
+                    let s = t.slot(key);
                     t.vals[s] += w;
                     s as u32
-                })
-                .collect();
-            let tuple_kept: Vec<bool> = slots.iter().map(|&s| t.vals[s as usize] >= k).collect();
-            let (mut suppressed, mut classes, mut sumsq) = (0u64, 0u64, 0f64);
-            for (&key, &v) in t.keys.iter().zip(&t.vals) {
-                if key != u64::MAX {
+                }));
+                let (mut suppressed, mut classes, mut sumsq) = (0u64, 0u64, 0f64);
+                for &s in &t.used {
+                    let v = t.vals[s as usize];
                     if v >= k {
                         classes += 1;
                         sumsq += (v as f64) * (v as f64);
@@ -592,19 +845,34 @@ impl<'a> Problem<'a> {
                         suppressed += v;
                     }
                 }
-            }
-            let loss = if suppressed <= self.max_suppressed {
-                self.loss(lv, sumsq, &tuple_kept, suppressed, classes)
-            } else {
-                Loss::failed()
-            };
-            return NodeEval {
-                passes: suppressed <= self.max_suppressed,
-                suppressed,
-                classes,
-                loss,
-                tuple_kept,
-            };
+                let passes = suppressed <= max_supp;
+                let mut corr = 0.0;
+                let mut tuple_kept = Vec::new();
+                if want_kept || (passes && suppressed > 0) {
+                    for (i, &s) in slots.iter().enumerate() {
+                        let kept = t.vals[s as usize] >= k;
+                        if !kept && passes {
+                            corr += self.tuple_supp_extra(lv, i);
+                        }
+                        if want_kept {
+                            tuple_kept.push(kept);
+                        }
+                    }
+                }
+                t.clear();
+                let loss = if passes {
+                    self.loss(lv, sumsq, corr, suppressed, classes)
+                } else {
+                    Loss::failed()
+                };
+                NodeEval {
+                    passes,
+                    suppressed,
+                    classes,
+                    loss,
+                    tuple_kept,
+                }
+            });
         }
         let (gid, ng) = self.group(keys);
         let mut size = vec![0u64; ng];
@@ -653,14 +921,27 @@ impl<'a> Problem<'a> {
             .filter(|(_, &o)| o)
             .map(|(&s, _)| (s as f64) * (s as f64))
             .sum();
-        let tuple_kept: Vec<bool> = gid.iter().map(|&g| ok[g as usize]).collect();
-        let loss = if suppressed <= self.max_suppressed {
-            self.loss(lv, sumsq, &tuple_kept, suppressed, classes)
+        let passes = suppressed <= max_supp;
+        let mut corr = 0.0;
+        if passes && suppressed > 0 {
+            for (i, &g) in gid.iter().enumerate() {
+                if !ok[g as usize] {
+                    corr += self.tuple_supp_extra(lv, i);
+                }
+            }
+        }
+        let tuple_kept: Vec<bool> = if want_kept {
+            gid.iter().map(|&g| ok[g as usize]).collect()
+        } else {
+            Vec::new()
+        };
+        let loss = if passes {
+            self.loss(lv, sumsq, corr, suppressed, classes)
         } else {
             Loss::failed()
         };
         NodeEval {
-            passes: suppressed <= self.max_suppressed,
+            passes,
             suppressed,
             classes,
             loss,
@@ -668,28 +949,26 @@ impl<'a> Problem<'a> {
         }
     }
 
-    fn loss(&self, lv: &[usize], sumsq: f64, kept: &[bool], suppressed: u64, classes: u64) -> Loss {
+    /// Loss of a passing node; `supp_corr` is the extra entropy of the
+    /// suppressed tuples (suppressing a value costs log2(n/c) instead of
+    /// log2(g/c)).
+    fn loss(
+        &self,
+        lv: &[usize],
+        sumsq: f64,
+        supp_corr: f64,
+        suppressed: u64,
+        classes: u64,
+    ) -> Loss {
         let n = self.n as f64;
         let disc = sumsq + suppressed as f64 * n;
-        // Non-uniform entropy: start from the no-suppression value and
-        // correct the suppressed tuples.
-        let mut nue: f64 = lv
+        // Non-uniform entropy: the no-suppression value plus the correction.
+        let nue_nosupp: f64 = lv
             .iter()
             .enumerate()
             .map(|(q, &l)| self.nue_nosupp[q][l])
-            .sum();
-        if suppressed > 0 {
-            for (i, &k) in kept.iter().enumerate() {
-                if k {
-                    continue;
-                }
-                let w = self.tw[i] as f64;
-                for (q, &l) in lv.iter().enumerate() {
-                    // Suppressing a value costs log2(n/c) instead of log2(g/c).
-                    nue += w * self.supp_extra[q][l][self.tq[q][i] as usize];
-                }
-            }
-        }
+            .sum::<f64>();
+        let nue = nue_nosupp + supp_corr;
         let nq = lv.len().max(1) as f64;
         let prec_kept: f64 = lv
             .iter()
@@ -704,6 +983,7 @@ impl<'a> Problem<'a> {
         };
         Loss {
             non_uniform_entropy: nue,
+            monotonic_entropy: nue_nosupp,
             non_uniform_entropy_relative: if self.nue_all_suppressed > 0.0 {
                 nue / self.nue_all_suppressed
             } else {
@@ -835,6 +1115,27 @@ impl<'a> Problem<'a> {
             decode(i, &mut lv);
             *b = self.lower_bound(&lv, metric);
         }
+        // Outer bound (monotone models only): with k-anonymity and distinct
+        // l-diversity every record suppressed at a node is suppressed at all
+        // its specialisations too (classes only split), and suppressing a
+        // value at a lower level costs at least as much. `extra[i]` is a
+        // lower bound on what suppression adds to the loss of node `i`
+        // (for entropy: bits; for precision and discernibility: records),
+        // taken from evaluated passing generalisations of `i`.
+        let use_extra = self.models.monotone();
+        let mut extra = vec![0f64; if use_extra { total_us } else { 0 }];
+        let nf = self.n as f64;
+        let kk = (self.models.k as f64).min(nf);
+        let bound_of = |node: usize, extra: &[f64]| -> f64 {
+            let e = if use_extra { extra[node] } else { 0.0 };
+            match metric {
+                LossMetric::Entropy => lb[node] + e,
+                LossMetric::MonotonicEntropy => lb[node],
+                LossMetric::Precision => lb[node] + e * (1.0 - lb[node]).max(0.0) / nf.max(1.0),
+                LossMetric::Discernibility => lb[node].max(nf * kk + e * (nf - kk)),
+            }
+        };
+        let mut pruned_by_bound = 0u64;
         let mut resolved: u64 = 0;
         let mut evaluated: u64 = 0;
         let mut best: Option<(f64, Vec<usize>, NodeEval)> = None;
@@ -867,6 +1168,7 @@ impl<'a> Problem<'a> {
         // Record the outcome of an evaluated node; true if it passes.
         let apply = |idx: usize,
                      ev: NodeEval,
+                     extra: &mut Vec<f64>,
                      status: &mut Vec<u8>,
                      resolved: &mut u64,
                      stack: &mut Vec<usize>,
@@ -880,6 +1182,19 @@ impl<'a> Problem<'a> {
                 let mut lv = Vec::new();
                 decode(idx, &mut lv);
                 let v = ev.loss.value(metric);
+                if use_extra {
+                    let e = match metric {
+                        // A little below the computed correction, for rounding.
+                        LossMetric::Entropy => {
+                            (ev.loss.non_uniform_entropy - lb[idx]).max(0.0) * (1.0 - 1e-9)
+                        }
+                        LossMetric::MonotonicEntropy => 0.0,
+                        LossMetric::Precision | LossMetric::Discernibility => ev.suppressed as f64,
+                    };
+                    if e > extra[idx] {
+                        extra[idx] = e;
+                    }
+                }
                 // Better loss wins; on a tie, the less generalised node.
                 let better = best
                     .as_ref()
@@ -900,13 +1215,13 @@ impl<'a> Problem<'a> {
             }
         };
         // Evaluate several nodes at once, one per thread.
-        let eval_many = |nodes: &[usize]| -> Vec<NodeEval> {
+        let eval_many = |p: &Problem, nodes: &[usize]| -> Vec<NodeEval> {
             nodes
                 .par_iter()
                 .map(|&i| {
                     let mut lv = Vec::new();
                     decode(i, &mut lv);
-                    self.evaluate(&lv)
+                    p.evaluate_with(&lv, false)
                 })
                 .collect()
         };
@@ -914,9 +1229,17 @@ impl<'a> Problem<'a> {
         // Phase 1: greedy descent from the top.
         let top = total_us - 1;
         evaluated += 1;
-        let top_ev = eval_many(&[top]).pop();
+        let top_ev = eval_many(self, &[top]).pop();
         let top_passes = match top_ev {
-            Some(ev) => apply(top, ev, &mut status, &mut resolved, &mut stack, &mut best),
+            Some(ev) => apply(
+                top,
+                ev,
+                &mut extra,
+                &mut status,
+                &mut resolved,
+                &mut stack,
+                &mut best,
+            ),
             None => false,
         };
         if top_passes {
@@ -932,11 +1255,19 @@ impl<'a> Problem<'a> {
                     }
                 }
                 evaluated += cands.len() as u64;
-                let evs = eval_many(&cands);
+                let evs = eval_many(self, &cands);
                 let mut next: Option<(f64, usize)> = None;
                 for (&j, ev) in cands.iter().zip(evs) {
                     let before = best.as_ref().map(|b| b.0).unwrap_or(f64::INFINITY);
-                    if apply(j, ev, &mut status, &mut resolved, &mut stack, &mut best) {
+                    if apply(
+                        j,
+                        ev,
+                        &mut extra,
+                        &mut status,
+                        &mut resolved,
+                        &mut stack,
+                        &mut best,
+                    ) {
                         let v = best.as_ref().map(|b| b.0).unwrap_or(f64::INFINITY);
                         // Rank candidates by their lower bound when they did not improve the best.
                         let score = if v < before { v } else { lb[j] };
@@ -956,9 +1287,33 @@ impl<'a> Problem<'a> {
                 });
             }
         }
+        // The proof evaluates many nodes near the best one found so far.
+        // Reorder the tuples by their class at that node (in a copy; the
+        // verdicts and losses do not depend on the order): the tuples of a
+        // class of a nearby node then mostly sit together, so counting hits
+        // the cache instead of missing it once per tuple.
+        let reordered = if self.tw.len() >= self.reorder_min_tuples {
+            best.as_ref().and_then(|b| self.reordered(&b.1))
+        } else {
+            None
+        };
+        let evp: &Problem = reordered.as_ref().unwrap_or(self);
         // Phase 2: all nodes whose bound is below the best, highest bound first.
         let mut order: Vec<u32> = (0..total_us as u32).collect();
-        order.sort_unstable_by(|&a, &b| lb[b as usize].total_cmp(&lb[a as usize]));
+        // Ties: more general nodes first, so that they pass their bound on.
+        let height = |mut i: usize| -> usize {
+            let mut h = 0;
+            for &st in &stride {
+                h += i / st;
+                i %= st;
+            }
+            h
+        };
+        order.sort_unstable_by(|&a, &b| {
+            lb[b as usize]
+                .total_cmp(&lb[a as usize])
+                .then_with(|| height(b as usize).cmp(&height(a as usize)))
+        });
         let mut pos = 0;
         let mut batch = Vec::with_capacity(threads);
         let mut pair_memo: HashMap<(usize, usize, usize, usize), bool> = HashMap::new();
@@ -969,8 +1324,26 @@ impl<'a> Problem<'a> {
                 let node = order[pos] as usize;
                 pos += 1;
                 let bound = best.as_ref().map(|b| b.0).unwrap_or(f64::INFINITY);
-                if lb[node] > bound + 1e-9 * bound.abs().max(1.0) {
+                if use_extra {
+                    // Inherit the outer bound of the direct generalisations
+                    // (visited before: higher or equal bound, more general).
+                    let mut rem = node;
+                    let mut e = extra[node];
+                    for (q, &st) in stride.iter().enumerate() {
+                        let l = rem / st;
+                        rem %= st;
+                        if l + 1 < radix[q] {
+                            e = e.max(extra[node + st]);
+                        }
+                    }
+                    extra[node] = e;
+                }
+                let tol = 1e-9 * bound.abs().max(1.0);
+                if lb[node] > bound + tol || bound_of(node, &extra) > bound + tol {
                     if status[node] == UNKNOWN {
+                        if lb[node] <= bound + tol {
+                            pruned_by_bound += 1;
+                        }
                         resolved += 1;
                         status[node] = PASS;
                     }
@@ -998,9 +1371,17 @@ impl<'a> Problem<'a> {
                 break;
             }
             evaluated += batch.len() as u64;
-            let evs = eval_many(&batch);
+            let evs = eval_many(evp, &batch);
             for (&node, ev) in batch.iter().zip(evs) {
-                apply(node, ev, &mut status, &mut resolved, &mut stack, &mut best);
+                apply(
+                    node,
+                    ev,
+                    &mut extra,
+                    &mut status,
+                    &mut resolved,
+                    &mut stack,
+                    &mut best,
+                );
             }
             if evaluated % 32 < threads as u64 {
                 progress(Progress {
@@ -1016,18 +1397,24 @@ impl<'a> Problem<'a> {
             evaluated,
         });
         match best {
-            Some((_, levels, ev)) => Ok(SearchResult {
-                row_kept: self.rows_kept(&ev.tuple_kept),
-                levels,
-                suppressed: ev.suppressed,
-                classes: ev.classes,
-                loss: ev.loss,
-                lattice_size: total,
-                nodes_evaluated: evaluated,
-                optimal_guaranteed: self.models.monotone() && !stopped_early,
-                pruned_by_pairs: pair_pruned,
-                stopped_early,
-            }),
+            Some((_, levels, ev)) => {
+                // The search evaluated without per-tuple flags; get them for the chosen node.
+                let full = self.evaluate(&levels);
+                debug_assert_eq!(full.suppressed, ev.suppressed);
+                Ok(SearchResult {
+                    row_kept: self.rows_kept(&full.tuple_kept),
+                    levels,
+                    suppressed: ev.suppressed,
+                    classes: ev.classes,
+                    loss: ev.loss,
+                    lattice_size: total,
+                    nodes_evaluated: evaluated,
+                    optimal_guaranteed: self.models.monotone() && !stopped_early,
+                    pruned_by_pairs: pair_pruned,
+                    pruned_by_bound,
+                    stopped_early,
+                })
+            }
             None => {
                 let top: Vec<usize> = radix.iter().map(|r| r - 1).collect();
                 let ev = self.evaluate(&top);
@@ -1055,15 +1442,14 @@ enum NodeKeys {
     Huge(Vec<Vec<u32>>),
 }
 
-/// Open-addressing table from 64-bit keys (never `u64::MAX`) to counts,
-/// with a dense id per key in insertion order.
+/// Open-addressing table from 64-bit keys (never `u64::MAX`) to counts;
+/// reused between evaluations (cleared through the list of used slots).
 struct CountTable {
     keys: Vec<u64>,
     vals: Vec<u64>,
-    ids: Vec<u32>,
+    used: Vec<u32>,
     shift: u32,
     mask: usize,
-    len: usize,
 }
 
 impl CountTable {
@@ -1072,34 +1458,75 @@ impl CountTable {
         CountTable {
             keys: vec![u64::MAX; cap],
             vals: vec![0; cap],
-            ids: vec![0; cap],
+            used: Vec::with_capacity(n),
             shift: 64 - cap.trailing_zeros(),
             mask: cap - 1,
-            len: 0,
         }
     }
 
-    /// Slot of `k` (inserted if new) and its id.
+    /// Whether the table is big enough for `n` keys.
+    fn fits(&self, n: usize) -> bool {
+        self.keys.len() >= n.max(8) * 2
+    }
+
+    /// Slot of `k` (inserted if new).
     #[inline]
-    fn slot(&mut self, k: u64) -> (usize, u32) {
+    fn slot(&mut self, k: u64) -> usize {
         let mut i = (k.wrapping_mul(0x9e37_79b9_7f4a_7c15) >> self.shift) as usize;
         loop {
             let kk = self.keys[i];
             if kk == k {
-                return (i, self.ids[i]);
+                return i;
             }
             if kk == u64::MAX {
                 self.keys[i] = k;
-                self.ids[i] = self.len as u32;
-                self.len += 1;
-                return (i, self.ids[i]);
+                self.used.push(i as u32);
+                return i;
             }
             i = (i + 1) & self.mask;
         }
     }
+
+    /// Empty the table again.
+    fn clear(&mut self) {
+        for &s in &self.used {
+            self.keys[s as usize] = u64::MAX;
+            self.vals[s as usize] = 0;
+        }
+        self.used.clear();
+    }
 }
 
 thread_local! {
+    static TABLE: std::cell::RefCell<(Option<CountTable>, Vec<u32>)> = const { std::cell::RefCell::new((None, Vec::new())) };
+}
+
+/// Run `f` with this thread's empty count table for `n` keys and a slot
+/// buffer; `f` must leave the table empty.
+fn with_table<R>(n: usize, f: impl FnOnce(&mut CountTable, &mut Vec<u32>) -> R) -> R {
+    TABLE.with(|cell| {
+        let mut g = cell.borrow_mut();
+        let (t, slots) = &mut *g;
+        if !t.as_ref().map(|t| t.fits(n)).unwrap_or(false) {
+            *t = Some(CountTable::new(n));
+        }
+        f(t.as_mut().expect("table"), slots)
+    })
+}
+
+/// Buffers of [`Problem::fails_fast`], one set per thread.
+#[derive(Default)]
+struct PartBufs {
+    keys: Vec<u64>,
+    pk: Vec<u64>,
+    pw: Vec<u32>,
+    tk: Vec<u64>,
+    tv: Vec<u64>,
+    used: Vec<u32>,
+}
+
+thread_local! {
+    static PART: std::cell::RefCell<PartBufs> = std::cell::RefCell::new(PartBufs::default());
     static SCRATCH: std::cell::RefCell<Vec<u64>> = const { std::cell::RefCell::new(Vec::new()) };
 }
 
@@ -1114,6 +1541,10 @@ fn with_scratch<R>(space: usize, f: impl FnOnce(&mut Vec<u64>) -> R) -> R {
         f(&mut s)
     })
 }
+
+/// Fewest distinct tuples for which the proof reorders them (below, every
+/// table fits the cache anyway).
+const REORDER_MIN_TUPLES: usize = 1 << 16;
 
 /// Largest key space counted in a dense array.
 const DENSE_LIMIT: usize = 1 << 24;
