@@ -133,6 +133,8 @@ pub struct FitCommon {
     /// Print a JSON summary as the last line of stdout.
     #[arg(long)]
     json: bool,
+    #[command(flatten)]
+    accept: crate::synth_eval::AcceptArgs,
     /// TESTS ONLY: seed the privacy noise (makes the release reproducible
     /// and therefore NOT private).
     #[arg(long = "insecure-noise-seed", hide = true)]
@@ -226,12 +228,12 @@ pub fn run(args: SynthArgs) -> anyhow::Result<ExitCode> {
     let r = match args.command {
         Some(SynthCommand::Evaluate(e)) => return crate::synth_eval::run(*e),
         Some(SynthCommand::Fit(f)) => cmd_fit(*f),
-        Some(SynthCommand::Sample(s)) => cmd_sample(s),
-        Some(SynthCommand::Bench(b)) => cmd_bench(b),
+        Some(SynthCommand::Sample(s)) => cmd_sample(s).map(|()| ExitCode::SUCCESS),
+        Some(SynthCommand::Bench(b)) => cmd_bench(b).map(|()| ExitCode::SUCCESS),
         None => cmd_both(args.both),
     };
     match r {
-        Ok(()) => Ok(ExitCode::SUCCESS),
+        Ok(code) => Ok(code),
         Err(e) => {
             if let SynthError::Dp(kuvert_dp::DpError::BudgetExceeded(b)) = &e {
                 eprintln!("error: {b}");
@@ -290,10 +292,19 @@ fn write_table(t: &Table, path: &Path) -> Result<(), SynthError> {
     Ok(())
 }
 
+/// What a fit leaves for the acceptance check: the model, the rows it was
+/// fitted on and the holdout.
+struct FitOutcome {
+    fitted: Fitted,
+    train: Table,
+    holdout: Option<Table>,
+    eval: Option<kuvert_synth::eval::EvalOptions>,
+}
+
 fn do_fit(
     c: &FitCommon,
     publish: impl FnOnce(&Fitted) -> Result<(), SynthError>,
-) -> Result<Fitted, SynthError> {
+) -> Result<FitOutcome, SynthError> {
     if c.budget.is_none() && c.ledger.is_some() && c.budget_delta != 1e-5 {
         return Err(SynthError::Config("--budget-delta needs --budget".into()));
     }
@@ -305,6 +316,13 @@ fn do_fit(
         return Err(SynthError::Config(
             "--input and --epsilon are required; see kuvert synth --help".into(),
         ));
+    };
+    // The acceptance criteria are read before anything is fitted, so that a
+    // mistake in them costs no ε.
+    let eval = if c.accept.wanted() {
+        Some(c.accept.options().map_err(SynthError::Config)?)
+    } else {
+        None
     };
     let mut opts = FitOptions::new(epsilon, c.delta);
     opts.schema = schema;
@@ -321,6 +339,7 @@ fn do_fit(
         }
         None => kuvert_dp::secure_rng()?,
     };
+    let mut holdout = None;
     if let Some(h) = &c.holdout {
         let (train, hold) = kuvert_synth::split_holdout(&table, c.holdout_fraction, &mut rng)?;
         write_table(&hold, h)?;
@@ -331,6 +350,7 @@ fn do_fit(
             h.display()
         );
         table = train;
+        holdout = Some(hold);
     }
     let mut store = match &c.ledger {
         Some(p) => Some(FileLedger::open_file(p)?),
@@ -359,7 +379,33 @@ fn do_fit(
     };
     b.finish_and_clear();
     print_summary(&fitted, remaining, c.json);
-    Ok(fitted)
+    Ok(FitOutcome {
+        fitted,
+        train: table,
+        holdout,
+        eval,
+    })
+}
+
+/// The acceptance check after a fit, when one was asked for.
+fn check_acceptance(c: &FitCommon, o: &FitOutcome, synthetic: &Table) -> ExitCode {
+    let Some(opts) = &o.eval else {
+        return ExitCode::SUCCESS;
+    };
+    let name = c
+        .input
+        .as_ref()
+        .and_then(|p| p.file_name())
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    crate::synth_eval::accept_after_fit(
+        &c.accept,
+        opts,
+        &o.train,
+        o.holdout.as_ref(),
+        synthetic,
+        &format!("Synthetic data evaluation: {name}"),
+    )
 }
 
 fn print_summary(f: &Fitted, remaining: Option<f64>, json: bool) {
@@ -450,7 +496,7 @@ fn do_sample(
     out: &Path,
     seed: Option<u64>,
     exclude: &std::collections::HashSet<String>,
-) -> Result<(), SynthError> {
+) -> Result<Table, SynthError> {
     let t0 = Instant::now();
     let sp = spinner(format!("sampling {rows} rows"));
     let mut rng = sample_rng(seed)?;
@@ -462,14 +508,20 @@ fn do_sample(
         out.display(),
         t0.elapsed().as_secs_f64()
     );
-    Ok(())
+    Ok(t)
 }
 
-fn cmd_fit(f: FitArgs) -> Result<(), SynthError> {
+fn cmd_fit(f: FitArgs) -> Result<ExitCode, SynthError> {
     let path = f.model.clone();
-    do_fit(&f.common, |fitted| fitted.model.save(&path))?;
+    let o = do_fit(&f.common, |fitted| fitted.model.save(&path))?;
     eprintln!("wrote model {}", f.model.display());
-    Ok(())
+    if o.eval.is_none() {
+        return Ok(ExitCode::SUCCESS);
+    }
+    // As many synthetic rows as were fitted, drawn afresh (post-processing).
+    let mut rng = sample_rng(None)?;
+    let synthetic = o.fitted.model.sample(o.train.nrows(), &mut rng);
+    Ok(check_acceptance(&f.common, &o, &synthetic))
 }
 
 fn cmd_sample(s: SampleArgs) -> Result<(), SynthError> {
@@ -478,10 +530,10 @@ fn cmd_sample(s: SampleArgs) -> Result<(), SynthError> {
         Some(p) => m.identity_numbers_in(&read_table(p)?),
         None => Default::default(),
     };
-    do_sample(&m, s.rows, &s.out, s.seed, &exclude)
+    do_sample(&m, s.rows, &s.out, s.seed, &exclude).map(|_| ())
 }
 
-fn cmd_both(b: BothArgs) -> Result<(), SynthError> {
+fn cmd_both(b: BothArgs) -> Result<ExitCode, SynthError> {
     let model_path = b.model.clone();
     let (Some(out), Some(rows), Some(input)) = (b.out.clone(), b.rows, b.common.input.clone())
     else {
@@ -493,7 +545,8 @@ fn cmd_both(b: BothArgs) -> Result<(), SynthError> {
     };
     let seed = b.seed;
     let exclude_input = b.exclude_input_idnr;
-    do_fit(&b.common, |fitted| {
+    let mut written = None;
+    let o = do_fit(&b.common, |fitted| {
         if let Some(p) = &model_path {
             fitted.model.save(p)?;
         }
@@ -502,9 +555,14 @@ fn cmd_both(b: BothArgs) -> Result<(), SynthError> {
         } else {
             Default::default()
         };
-        do_sample(&fitted.model, rows, &out, seed, &exclude)
+        written = Some(do_sample(&fitted.model, rows, &out, seed, &exclude)?);
+        Ok(())
     })?;
-    Ok(())
+    // The acceptance check judges the rows that were written.
+    match &written {
+        Some(synthetic) => Ok(check_acceptance(&b.common, &o, synthetic)),
+        None => Ok(ExitCode::SUCCESS),
+    }
 }
 
 fn peak_rss() -> String {

@@ -228,60 +228,183 @@ fn summary(e: &Evaluation) -> Vec<String> {
     l
 }
 
-/// Run `kuvert synth evaluate`.
-pub fn run(a: EvaluateArgs) -> anyhow::Result<ExitCode> {
-    let criteria = match &a.accept {
-        Some(p) => match Criteria::from_toml_file(p) {
-            Ok(c) => c,
-            Err(e) => return Ok(usage(&e.to_string())),
-        },
+/// The evaluation flags of `kuvert synth fit` and of the combined form:
+/// check acceptance criteria right after the fit.
+#[derive(Args, Debug)]
+pub struct AcceptArgs {
+    /// Acceptance criteria (TOML; see docs/synth-eval.md). After the fit, a
+    /// synthetic sample as large as the fitted table (the combined form:
+    /// the rows it writes) is evaluated against the fitted rows and every
+    /// criterion printed as PASS or FAIL; exit 4 when one fails. The model
+    /// is written either way (its ε is spent). Add --holdout-fraction and
+    /// --holdout so that the ML test and the attacks have real rows that
+    /// were not fitted.
+    #[arg(long, value_name = "ACCEPT.toml")]
+    pub accept: Option<PathBuf>,
+    /// Write the evaluation's HTML report here (runs the evaluation even
+    /// without --accept). Not differentially private: review it before
+    /// publishing.
+    #[arg(long, value_name = "FILE.html")]
+    pub report: Option<PathBuf>,
+    /// Write the evaluation's JSON report here.
+    #[arg(long = "report-json", value_name = "FILE")]
+    pub report_json: Option<PathBuf>,
+    /// Column to predict for ML efficacy (default: `target` in --accept, else the last categorical column).
+    #[arg(long, value_name = "COL")]
+    pub target: Option<String>,
+    /// Columns the attacker knows in the privacy tests, comma separated.
+    #[arg(long, value_delimiter = ',', value_name = "COL,COL")]
+    pub quasi: Option<Vec<String>>,
+    /// Column the attacker wants to learn in the privacy tests.
+    #[arg(long, value_name = "COL")]
+    pub sensitive: Option<String>,
+    /// Attacks per privacy test (0 skips them; default 500 or `attacks` in --accept).
+    #[arg(long, value_name = "N")]
+    pub attacks: Option<usize>,
+}
+
+impl AcceptArgs {
+    /// Whether any evaluation was asked for.
+    pub fn wanted(&self) -> bool {
+        self.accept.is_some() || self.report.is_some() || self.report_json.is_some()
+    }
+
+    /// Reads the criteria file and checks the flags, before anything is
+    /// fitted (so that a typo costs no ε).
+    pub fn options(&self) -> Result<EvalOptions, String> {
+        options(&Flags {
+            accept: self.accept.as_ref(),
+            target: self.target.as_deref(),
+            quasi: self.quasi.as_deref(),
+            sensitive: self.sensitive.as_deref(),
+            attacks: self.attacks,
+            bins: None,
+            binning: None,
+            seed: None,
+            kinds: &[],
+        })
+    }
+}
+
+/// Evaluates `synthetic` against the fitted rows right after a fit and
+/// reports as `kuvert synth evaluate` does. Returns the exit code.
+pub fn accept_after_fit(
+    a: &AcceptArgs,
+    opts: &EvalOptions,
+    train: &Table,
+    holdout: Option<&Table>,
+    synthetic: &Table,
+    title: &str,
+) -> ExitCode {
+    if holdout.is_none() {
+        eprintln!(
+            "note: no --holdout: the ML test splits the fitted rows and the attack risks are \
+             upper bounds; give --holdout-fraction 0.2 --holdout FILE for a control set"
+        );
+    }
+    match evaluate_and_report(
+        train,
+        holdout,
+        synthetic,
+        opts,
+        a.report_json.as_ref(),
+        a.report.as_ref(),
+        title,
+    ) {
+        Ok(code) => {
+            if code != ExitCode::SUCCESS {
+                eprintln!(
+                    "the synthetic data failed the acceptance criteria: do not release it \
+                     (the model was written; see the report)"
+                );
+            }
+            code
+        }
+        Err(e) => usage(&e.to_string()),
+    }
+}
+
+struct Flags<'a> {
+    accept: Option<&'a PathBuf>,
+    target: Option<&'a str>,
+    quasi: Option<&'a [String]>,
+    sensitive: Option<&'a str>,
+    attacks: Option<usize>,
+    bins: Option<usize>,
+    binning: Option<&'a str>,
+    seed: Option<u64>,
+    kinds: &'a [String],
+}
+
+fn options(a: &Flags) -> Result<EvalOptions, String> {
+    let criteria = match a.accept {
+        Some(p) => Criteria::from_toml_file(p).map_err(|e| e.to_string())?,
         None => Criteria::default(),
     };
     let mut opts = EvalOptions::with_criteria(criteria);
-    if let Some(t) = &a.target {
-        opts.target = Some(t.clone());
+    if let Some(t) = a.target {
+        opts.target = Some(t.to_string());
     }
-    if let Some(q) = &a.quasi {
+    if let Some(q) = a.quasi {
         if q.iter().any(|c| c.trim().is_empty()) {
-            return Ok(usage("--quasi has an empty column name"));
+            return Err("--quasi has an empty column name".into());
         }
-        opts.quasi = Some(q.clone());
+        opts.quasi = Some(q.to_vec());
     }
-    if let Some(s) = &a.sensitive {
-        opts.sensitive = Some(s.clone());
+    if let Some(s) = a.sensitive {
+        opts.sensitive = Some(s.to_string());
     }
     if let Some(n) = a.attacks {
         opts.n_attacks = n;
     }
     if let Some(b) = a.bins {
         if b == 0 {
-            return Ok(usage("--bins must be at least 1"));
+            return Err("--bins must be at least 1".into());
         }
         opts.bins = b;
     }
-    if let Some(b) = &a.binning {
-        opts.binning = match b.as_str() {
+    if let Some(b) = a.binning {
+        opts.binning = match b {
             "quantile" => Binning::Quantile,
             "equal-width" => Binning::EqualWidth,
-            _ => return Ok(usage("--binning must be `quantile` or `equal-width`")),
+            _ => return Err("--binning must be `quantile` or `equal-width`".into()),
         };
     }
     if let Some(s) = a.seed {
         opts.seed = s;
     }
     let mut kinds = BTreeMap::new();
-    for k in &a.kinds {
+    for k in a.kinds {
         let Some((col, kind)) = k.split_once('=') else {
-            return Ok(usage(&format!("--kind {k}: write COL=KIND")));
+            return Err(format!("--kind {k}: write COL=KIND"));
         };
         let Some(kind) = parse_kind(kind.trim()) else {
-            return Ok(usage(&format!(
+            return Err(format!(
                 "--kind {k}: the kind must be categorical, numeric, date, identity or ignore"
-            )));
+            ));
         };
         kinds.insert(col.trim().to_string(), kind);
     }
     opts.kinds = kinds;
+    Ok(opts)
+}
+
+/// Run `kuvert synth evaluate`.
+pub fn run(a: EvaluateArgs) -> anyhow::Result<ExitCode> {
+    let opts = match options(&Flags {
+        accept: a.accept.as_ref(),
+        target: a.target.as_deref(),
+        quasi: a.quasi.as_deref(),
+        sensitive: a.sensitive.as_deref(),
+        attacks: a.attacks,
+        bins: a.bins,
+        binning: a.binning.as_deref(),
+        seed: a.seed,
+        kinds: &a.kinds,
+    }) {
+        Ok(o) => o,
+        Err(e) => return Ok(usage(&e)),
+    };
     let read = |p: &PathBuf| Table::read(p);
     let train = match read(&a.real) {
         Ok(t) => t,
@@ -298,6 +421,28 @@ pub fn run(a: EvaluateArgs) -> anyhow::Result<ExitCode> {
         Ok(t) => t,
         Err(e) => return Ok(usage(&e.to_string())),
     };
+    evaluate_and_report(
+        &train,
+        holdout.as_ref(),
+        &synthetic,
+        &opts,
+        a.json.as_ref(),
+        a.report.as_ref(),
+        &a.title,
+    )
+}
+
+/// Evaluates, prints the summary and the criteria, writes the reports;
+/// exit 0 when every criterion passed, 4 when one failed, 2 for bad input.
+fn evaluate_and_report(
+    train: &Table,
+    holdout: Option<&Table>,
+    synthetic: &Table,
+    opts: &EvalOptions,
+    json: Option<&PathBuf>,
+    report: Option<&PathBuf>,
+    title: &str,
+) -> anyhow::Result<ExitCode> {
     let bar = crate::bench::progress_bar(0);
     let b2 = bar.clone();
     let mut progress = move |stage: &str, done: u64, total: u64| {
@@ -311,17 +456,13 @@ pub fn run(a: EvaluateArgs) -> anyhow::Result<ExitCode> {
         b2.set_length(total);
         b2.set_position(done);
     };
-    let result = evaluate(&train, holdout.as_ref(), &synthetic, &opts, &mut progress);
+    let result = evaluate(train, holdout, synthetic, opts, &mut progress);
     bar.finish_and_clear();
     let e = match result {
         Ok(e) => e,
         Err(e) => return Ok(usage(&e.to_string())),
     };
-    let to_stdout = a
-        .json
-        .as_deref()
-        .map(|p| p.as_os_str() == "-")
-        .unwrap_or(false);
+    let to_stdout = json.map(|p| p.as_os_str() == "-").unwrap_or(false);
     let say = |s: &str| {
         if to_stdout {
             eprintln!("{s}");
@@ -360,12 +501,12 @@ pub fn run(a: EvaluateArgs) -> anyhow::Result<ExitCode> {
             format!("FAILED: {failed} of {} criteria not met", e.criteria.len())
         });
     }
-    if let Some(p) = &a.report {
-        std::fs::write(p, render_html(&e, &a.title))
+    if let Some(p) = report {
+        std::fs::write(p, render_html(&e, title))
             .map_err(|err| anyhow::anyhow!("{}: {err}", p.display()))?;
         eprintln!("wrote report {}", p.display());
     }
-    if let Some(p) = &a.json {
+    if let Some(p) = json {
         let text = serde_json::to_string_pretty(&e)?;
         if to_stdout {
             println!("{}", serde_json::to_string(&e)?);

@@ -283,3 +283,119 @@ fn help_teaches() {
         "{s}"
     );
 }
+
+#[test]
+fn fit_checks_acceptance_criteria() {
+    let dir = setup();
+    let d = dir.path();
+    std::fs::write(
+        d.join("loose.toml"),
+        "max_tvd_1way = 0.9\nmax_mean_tvd_2way = 0.9\ntarget = \"sex\"\n",
+    )
+    .unwrap();
+    // A criterion no noisy synthesizer meets: every 1-way marginal exact.
+    std::fs::write(d.join("strict.toml"), "max_tvd_1way = 0.0\n").unwrap();
+    std::fs::write(d.join("typo.toml"), "max_tvd_1wya = 0.1\n").unwrap();
+    let fit = |accept: &str, model: &str, extra: &[&str]| {
+        let mut a = vec![
+            "synth",
+            "fit",
+            "--input",
+            "in.csv",
+            "--epsilon",
+            "2",
+            "--schema",
+            "synth.toml",
+            "--model",
+            model,
+            "--holdout-fraction",
+            "0.25",
+            "--holdout",
+            "hold.csv",
+            "--accept",
+            accept,
+            "--attacks",
+            "50",
+        ];
+        a.extend_from_slice(extra);
+        kuvert(&a, d)
+    };
+
+    let o = fit(
+        "loose.toml",
+        "ok.model",
+        &["--report", "r.html", "--report-json", "r.json"],
+    );
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert_eq!(o.status.code(), Some(0), "{out}\n{}", stderr(&o));
+    assert!(out.contains("PASS  max_tvd_1way"), "{out}");
+    assert!(out.contains("PASSED"), "{out}");
+    assert!(out.contains("NOT differentially private"), "{out}");
+    let v: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(d.join("r.json")).unwrap()).unwrap();
+    assert_eq!(v["passed"], true);
+    assert_eq!(v["differentially_private"], false);
+    // Evaluated against the fitted rows (three quarters of 600), with the holdout.
+    let train = v["inputs"]["train_rows"].as_u64().unwrap();
+    assert!((400..500).contains(&train), "{train}");
+    assert_eq!(v["inputs"]["synthetic_rows"].as_u64().unwrap(), train);
+    let html = std::fs::read_to_string(d.join("r.html")).unwrap();
+    assert!(html.contains("<b>PASS</b>"));
+
+    // A failed criterion: exit 4, FAIL printed, the model still written.
+    let o = fit("strict.toml", "strict.model", &[]);
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert_eq!(o.status.code(), Some(4), "{out}\n{}", stderr(&o));
+    assert!(out.contains("FAIL  max_tvd_1way"), "{out}");
+    assert!(stderr(&o).contains("do not release"), "{}", stderr(&o));
+    assert!(d.join("strict.model").exists());
+
+    // A mistake in the criteria is found before anything is fitted: no ε
+    // spent, no model, no holdout written.
+    std::fs::remove_file(d.join("hold.csv")).unwrap();
+    let o = fit(
+        "typo.toml",
+        "typo.model",
+        &["--ledger", "l.json", "--budget", "10"],
+    );
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(stderr(&o).contains("typo.toml:1:1"), "{}", stderr(&o));
+    assert!(!d.join("typo.model").exists());
+    assert!(!d.join("hold.csv").exists());
+    assert!(!d.join("l.json").exists());
+
+    // The combined form judges the rows it writes.
+    let o = kuvert(
+        &[
+            "synth",
+            "--input",
+            "in.csv",
+            "--epsilon",
+            "2",
+            "--schema",
+            "synth.toml",
+            "--rows",
+            "300",
+            "--out",
+            "syn.csv",
+            "--accept",
+            "loose.toml",
+            "--attacks",
+            "0",
+            "--report-json",
+            "c.json",
+        ],
+        d,
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let v: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(d.join("c.json")).unwrap()).unwrap();
+    assert_eq!(v["inputs"]["synthetic_rows"], 300);
+    assert_eq!(
+        std::fs::read_to_string(d.join("syn.csv"))
+            .unwrap()
+            .lines()
+            .count(),
+        301
+    );
+}

@@ -75,7 +75,7 @@ fn exit_codes_follow_the_criteria() {
     let accept = d.join("accept.toml");
     std::fs::write(
         &accept,
-        "# loose quality, strict copies\nmax_tvd_1way = 0.5\nmax_exact_copies = 0.01\nmin_ml_efficacy = 0.5\ntarget = \"diagnosis\"\n",
+        "# loose quality, strict copies\nmax_tvd_1way = 0.5\nmax_exact_copies = 0.01\nmax_identity_copies = 0\nmin_ml_efficacy = 0.5\ntarget = \"diagnosis\"\n",
     )
     .unwrap();
     let acc = accept.to_str().unwrap();

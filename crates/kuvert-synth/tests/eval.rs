@@ -105,6 +105,7 @@ min_range_coverage = 0.9
 max_exact_copies = 0.05
 max_inference_risk = 0.2
 max_membership_advantage = 0.2
+max_identity_copies = 0
 target = "diagnosis"
 quasi = ["age", "sex", "postcode", "education"]
 sensitive = "diagnosis"
@@ -484,7 +485,7 @@ fn identity_numbers_are_checked_not_compared() {
         ("a", &["x", "x", "y"]),
     ]);
     let c = Criteria::from_toml_str(
-        "min_identity_validity = 0.9\n[columns.a]\nmax_tvd_1way = 0.5\nmin_coverage = 1.0\n",
+        "min_identity_validity = 0.9\nmax_identity_copies = 0\n[columns.a]\nmax_tvd_1way = 0.5\nmin_coverage = 1.0\n",
         "a.toml",
     )
     .unwrap();
@@ -519,6 +520,14 @@ fn identity_numbers_are_checked_not_compared() {
     assert!(e.identity.is_empty());
     assert_eq!(e.ignored_columns, vec!["pnr".to_string()]);
     assert!(e.criteria.iter().all(|c| c.name != "max_identity_copies"));
+    // Without the key the copies are reported but not judged.
+    let opts = EvalOptions {
+        n_attacks: 0,
+        ..EvalOptions::default()
+    };
+    let e = run(&real, None, &syn, &opts);
+    assert_eq!(e.identity[0].equal_real, 1);
+    assert!(e.criteria.iter().all(|c| c.name != "max_identity_copies"));
 }
 
 #[test]
@@ -538,6 +547,8 @@ fn the_documented_example_parses() {
         ..EvalOptions::with_criteria(c)
     };
     let e = run(&train, Some(&holdout), &adult_like(500, 3), &opts);
-    // Thirteen keys plus the always-on identity-number check.
-    assert_eq!(e.criteria.len(), 14);
+    // Thirteen keys (the identity numbers are reported, not judged: the
+    // example has no `max_identity_copies`).
+    assert_eq!(e.criteria.len(), 13);
+    assert!(!e.identity.is_empty());
 }

@@ -1317,21 +1317,31 @@ fn check_criteria(e: &Evaluation, c: &Criteria) -> Vec<CriterionResult> {
         out.push(crit_row("min_range_coverage", None, format!("In every numeric or date column, the synthetic values span at least {} of the real range", pct(t)), false, t, Some(w.map(|w| w.coverage).unwrap_or(1.0)), w.map(|w| format!("worst column: {}", w.name)).unwrap_or_default()));
     }
     if !e.identity.is_empty() {
-        let t = c.max_identity_copies.unwrap_or(0.0);
-        let w = e
-            .identity
-            .iter()
-            .max_by(|a, b| a.equal_real_share.total_cmp(&b.equal_real_share))
-            .expect("non-empty");
-        out.push(crit_row(
-            "max_identity_copies",
-            None,
-            format!("At most {} of the synthetic identity numbers equal a real person's (always checked; default 0)", pct(t)),
-            true,
-            t,
-            Some(w.equal_real_share),
-            format!("{}: {} of {} values", w.name, w.equal_real, w.synthetic_values),
-        ));
+        // Not checked by default: generated numbers coincide with real ones
+        // by chance (500 numbers per birth date and sex), independently of
+        // the input; `kuvert synth --exclude-input-idnr` removes them.
+        if let Some(t) = c.max_identity_copies {
+            let w = e
+                .identity
+                .iter()
+                .max_by(|a, b| a.equal_real_share.total_cmp(&b.equal_real_share))
+                .expect("non-empty");
+            out.push(crit_row(
+                "max_identity_copies",
+                None,
+                format!(
+                    "At most {} of the synthetic identity numbers equal a real person's",
+                    pct(t)
+                ),
+                true,
+                t,
+                Some(w.equal_real_share),
+                format!(
+                    "{}: {} of {} values",
+                    w.name, w.equal_real, w.synthetic_values
+                ),
+            ));
+        }
         if let Some(t) = c.min_identity_validity {
             let w = e
                 .identity
