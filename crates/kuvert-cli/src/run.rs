@@ -74,6 +74,31 @@ pub struct RunArgs {
 /// Bad user input: printed, exit status 2.
 struct UserError(String);
 
+/// Set by the Ctrl-C handler before it stops the nodes.
+static INTERRUPTED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// From here on the nodes run; Ctrl-C must not leave them behind. The
+/// handler stops them and exits 130; the main thread, which then sees its
+/// nodes vanish, waits for that exit instead of reporting the vanished
+/// nodes as the error (see [`run`]).
+fn stop_nodes_on_ctrl_c() {
+    let _ = ctrlc::set_handler(|| {
+        INTERRUPTED.store(true, std::sync::atomic::Ordering::SeqCst);
+        kuvert_node::local::abort_all();
+        eprintln!("interrupted; the local nodes were stopped and their files deleted");
+        std::process::exit(130);
+    });
+}
+
+/// After an error: if Ctrl-C caused it, let the handler finish (it exits 130).
+fn wait_if_interrupted() {
+    if INTERRUPTED.load(std::sync::atomic::Ordering::SeqCst) {
+        loop {
+            std::thread::park();
+        }
+    }
+}
+
 fn user<T>(msg: impl Into<String>) -> Result<T, UserError> {
     Err(UserError(msg.into()))
 }
@@ -86,6 +111,14 @@ struct Input {
 }
 
 pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
+    let r = run_inner(args);
+    if !matches!(&r, Ok(c) if *c == ExitCode::SUCCESS) {
+        wait_if_interrupted();
+    }
+    r
+}
+
+fn run_inner(args: RunArgs) -> anyhow::Result<ExitCode> {
     if let Some(name) = &args.example {
         return run_example(name, args.rows);
     }
@@ -105,11 +138,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         return Ok(ExitCode::SUCCESS);
     }
     // From here on the nodes run; Ctrl-C must not leave them behind.
-    let _ = ctrlc::set_handler(|| {
-        kuvert_node::local::abort_all();
-        eprintln!("interrupted; the local nodes were stopped and their files deleted");
-        std::process::exit(130);
-    });
+    stop_nodes_on_ctrl_c();
     let exe = std::env::current_exe().context("cannot find the kuvert executable")?;
     let bar = crate::bench::progress_bar(0);
     bar.set_message("starting three local nodes (TLS on 127.0.0.1)");
@@ -218,11 +247,7 @@ fn run_example(name: &str, rows: usize) -> anyhow::Result<ExitCode> {
     for (t, (n, table)) in analysis.tables.iter().zip(tables) {
         println!("  {n:<12} {:>9} rows  from {}", table.rows(), t.contributor);
     }
-    let _ = ctrlc::set_handler(|| {
-        kuvert_node::local::abort_all();
-        eprintln!("interrupted; the local nodes were stopped and their files deleted");
-        std::process::exit(130);
-    });
+    stop_nodes_on_ctrl_c();
     let exe = std::env::current_exe().context("cannot find the kuvert executable")?;
     let bar = crate::bench::progress_bar(0);
     bar.set_message("starting three local nodes (TLS on 127.0.0.1)");

@@ -52,18 +52,8 @@ pub struct EvaluateArgs {
     /// The synthetic table (must have every column of the real table).
     #[arg(long, value_name = "SYN")]
     pub synthetic: PathBuf,
-    /// Acceptance criteria and settings (TOML; see docs/synth-eval.md).
-    #[arg(long, value_name = "ACCEPT.toml")]
-    pub accept: Option<PathBuf>,
-    /// Column to predict for ML efficacy (default: `target` in --accept, else the last categorical column).
-    #[arg(long, value_name = "COL")]
-    pub target: Option<String>,
-    /// Columns the attacker knows, comma separated (default: every evaluated column but the sensitive one).
-    #[arg(long, value_delimiter = ',', value_name = "COL,COL")]
-    pub quasi: Option<Vec<String>>,
-    /// Column the attacker wants to learn (default: the ML target).
-    #[arg(long, value_name = "COL")]
-    pub sensitive: Option<String>,
+    #[command(flatten)]
+    pub what: EvalWhat,
     /// Column kind override, repeatable: COL=categorical|numeric|date|identity|ignore.
     #[arg(long = "kind", value_name = "COL=KIND")]
     pub kinds: Vec<String>,
@@ -76,9 +66,6 @@ pub struct EvaluateArgs {
     /// Title of the HTML report.
     #[arg(long, default_value = "Synthetic data evaluation")]
     pub title: String,
-    /// Attacks per privacy test (0 skips the privacy tests; default 500 or `attacks` in --accept).
-    #[arg(long, value_name = "N")]
-    pub attacks: Option<usize>,
     /// Bins per numeric/date column (default 20 or `bins` in --accept).
     #[arg(long, value_name = "N")]
     pub bins: Option<usize>,
@@ -228,19 +215,40 @@ fn summary(e: &Evaluation) -> Vec<String> {
     l
 }
 
+/// What is judged and how, shared by `kuvert synth evaluate` and `kuvert
+/// synth fit --accept`.
+#[derive(Args, Debug)]
+pub struct EvalWhat {
+    /// Acceptance criteria and settings (TOML; see docs/synth-eval.md).
+    /// With `kuvert synth fit` (and the combined form) the criteria are
+    /// read before anything is fitted; after the fit a synthetic sample as
+    /// large as the fitted table (the combined form: the rows it writes) is
+    /// evaluated against the fitted rows, and exit 4 says a criterion
+    /// failed (the model is written either way: its ε is spent). Add
+    /// --holdout-fraction and --holdout so that the ML test and the attacks
+    /// have real rows that were not fitted.
+    #[arg(long, value_name = "ACCEPT.toml")]
+    pub accept: Option<PathBuf>,
+    /// Column to predict for ML efficacy (default: `target` in --accept, else the last categorical column).
+    #[arg(long, value_name = "COL")]
+    pub target: Option<String>,
+    /// Columns the attacker knows, comma separated (default: every evaluated column but the sensitive one).
+    #[arg(long, value_delimiter = ',', value_name = "COL,COL")]
+    pub quasi: Option<Vec<String>>,
+    /// Column the attacker wants to learn (default: the ML target).
+    #[arg(long, value_name = "COL")]
+    pub sensitive: Option<String>,
+    /// Attacks per privacy test (0 skips the privacy tests; default 500 or `attacks` in --accept).
+    #[arg(long, value_name = "N")]
+    pub attacks: Option<usize>,
+}
+
 /// The evaluation flags of `kuvert synth fit` and of the combined form:
 /// check acceptance criteria right after the fit.
 #[derive(Args, Debug)]
 pub struct AcceptArgs {
-    /// Acceptance criteria (TOML; see docs/synth-eval.md). After the fit, a
-    /// synthetic sample as large as the fitted table (the combined form:
-    /// the rows it writes) is evaluated against the fitted rows and every
-    /// criterion printed as PASS or FAIL; exit 4 when one fails. The model
-    /// is written either way (its ε is spent). Add --holdout-fraction and
-    /// --holdout so that the ML test and the attacks have real rows that
-    /// were not fitted.
-    #[arg(long, value_name = "ACCEPT.toml")]
-    pub accept: Option<PathBuf>,
+    #[command(flatten)]
+    pub what: EvalWhat,
     /// Write the evaluation's HTML report here (runs the evaluation even
     /// without --accept). Not differentially private: review it before
     /// publishing.
@@ -249,35 +257,19 @@ pub struct AcceptArgs {
     /// Write the evaluation's JSON report here.
     #[arg(long = "report-json", value_name = "FILE")]
     pub report_json: Option<PathBuf>,
-    /// Column to predict for ML efficacy (default: `target` in --accept, else the last categorical column).
-    #[arg(long, value_name = "COL")]
-    pub target: Option<String>,
-    /// Columns the attacker knows in the privacy tests, comma separated.
-    #[arg(long, value_delimiter = ',', value_name = "COL,COL")]
-    pub quasi: Option<Vec<String>>,
-    /// Column the attacker wants to learn in the privacy tests.
-    #[arg(long, value_name = "COL")]
-    pub sensitive: Option<String>,
-    /// Attacks per privacy test (0 skips them; default 500 or `attacks` in --accept).
-    #[arg(long, value_name = "N")]
-    pub attacks: Option<usize>,
 }
 
 impl AcceptArgs {
     /// Whether any evaluation was asked for.
     pub fn wanted(&self) -> bool {
-        self.accept.is_some() || self.report.is_some() || self.report_json.is_some()
+        self.what.accept.is_some() || self.report.is_some() || self.report_json.is_some()
     }
 
     /// Reads the criteria file and checks the flags, before anything is
     /// fitted (so that a typo costs no ε).
     pub fn options(&self) -> Result<EvalOptions, String> {
         options(&Flags {
-            accept: self.accept.as_ref(),
-            target: self.target.as_deref(),
-            quasi: self.quasi.as_deref(),
-            sensitive: self.sensitive.as_deref(),
-            attacks: self.attacks,
+            what: &self.what,
             bins: None,
             binning: None,
             seed: None,
@@ -325,11 +317,7 @@ pub fn accept_after_fit(
 }
 
 struct Flags<'a> {
-    accept: Option<&'a PathBuf>,
-    target: Option<&'a str>,
-    quasi: Option<&'a [String]>,
-    sensitive: Option<&'a str>,
-    attacks: Option<usize>,
+    what: &'a EvalWhat,
     bins: Option<usize>,
     binning: Option<&'a str>,
     seed: Option<u64>,
@@ -337,24 +325,25 @@ struct Flags<'a> {
 }
 
 fn options(a: &Flags) -> Result<EvalOptions, String> {
-    let criteria = match a.accept {
+    let w = a.what;
+    let criteria = match &w.accept {
         Some(p) => Criteria::from_toml_file(p).map_err(|e| e.to_string())?,
         None => Criteria::default(),
     };
     let mut opts = EvalOptions::with_criteria(criteria);
-    if let Some(t) = a.target {
-        opts.target = Some(t.to_string());
+    if let Some(t) = &w.target {
+        opts.target = Some(t.clone());
     }
-    if let Some(q) = a.quasi {
+    if let Some(q) = &w.quasi {
         if q.iter().any(|c| c.trim().is_empty()) {
             return Err("--quasi has an empty column name".into());
         }
-        opts.quasi = Some(q.to_vec());
+        opts.quasi = Some(q.clone());
     }
-    if let Some(s) = a.sensitive {
-        opts.sensitive = Some(s.to_string());
+    if let Some(s) = &w.sensitive {
+        opts.sensitive = Some(s.clone());
     }
-    if let Some(n) = a.attacks {
+    if let Some(n) = w.attacks {
         opts.n_attacks = n;
     }
     if let Some(b) = a.bins {
@@ -392,11 +381,7 @@ fn options(a: &Flags) -> Result<EvalOptions, String> {
 /// Run `kuvert synth evaluate`.
 pub fn run(a: EvaluateArgs) -> anyhow::Result<ExitCode> {
     let opts = match options(&Flags {
-        accept: a.accept.as_ref(),
-        target: a.target.as_deref(),
-        quasi: a.quasi.as_deref(),
-        sensitive: a.sensitive.as_deref(),
-        attacks: a.attacks,
+        what: &a.what,
         bins: a.bins,
         binning: a.binning.as_deref(),
         seed: a.seed,

@@ -99,7 +99,6 @@ fn class_size_chart(r: &ReidRisk) -> String {
 }
 
 fn attack_chart(a: &AttackResult) -> String {
-    let (w, left) = (560.0, 170.0);
     let rows: Vec<(&str, f64, f64, &str)> = [
         Some((
             "attack on the original",
@@ -125,8 +124,16 @@ fn attack_chart(a: &AttackResult) -> String {
     .into_iter()
     .flatten()
     .collect();
+    interval_bars(&rows, 560.0, 170.0)
+}
+
+/// Horizontal bars with error whiskers for rates in [0, 1], one row per
+/// `(label, value, half-width of the interval, colour)`, as inline SVG
+/// (`w` wide, labels right-aligned left of `left`). Labels are
+/// written as given: pass only fixed text.
+pub fn interval_bars(rows: &[(&str, f64, f64, &str)], w: f64, left: f64) -> String {
     let h = 26.0 * rows.len() as f64 + 26.0;
-    let scale = w - left - 20.0;
+    let scale = w - left - 60.0;
     let mut s = format!(
         r#"<svg width="{w}" height="{h}" role="img" xmlns="http://www.w3.org/2000/svg"><style>text{{font:11px sans-serif}}</style>"#
     );

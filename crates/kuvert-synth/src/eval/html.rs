@@ -279,7 +279,6 @@ fn ml_chart(e: &Evaluation) -> String {
 }
 
 fn attack_chart(a: &AttackResult) -> String {
-    let (w, left) = (600.0, 190.0);
     let mut rows = vec![(
         "attack on the real training people",
         a.attack_rate.value,
@@ -301,48 +300,7 @@ fn attack_chart(a: &AttackResult) -> String {
         (a.risk_ci.1 - a.risk_ci.0) / 2.0,
         "#000000",
     ));
-    let h = 26.0 * rows.len() as f64 + 26.0;
-    let scale = w - left - 60.0;
-    let mut s = format!(
-        r#"<svg width="{w}" height="{h}" role="img" xmlns="http://www.w3.org/2000/svg"><style>text{{font:11px sans-serif}}</style>"#
-    );
-    for (i, (label, v, e, color)) in rows.iter().enumerate() {
-        let y = 8.0 + i as f64 * 26.0;
-        let (lo, hi) = ((v - e).clamp(0.0, 1.0), (v + e).clamp(0.0, 1.0));
-        let _ = write!(
-            s,
-            r#"<text x="{:.1}" y="{:.1}" text-anchor="end">{label}</text><rect x="{left}" y="{y:.1}" width="{:.1}" height="16" fill="{color}" opacity="0.75"/><line x1="{:.1}" y1="{:.1}" x2="{:.1}" y2="{:.1}" stroke="black"/><line x1="{:.1}" y1="{:.1}" x2="{:.1}" y2="{:.1}" stroke="black"/><line x1="{:.1}" y1="{:.1}" x2="{:.1}" y2="{:.1}" stroke="black"/><text x="{:.1}" y="{:.1}">{}</text>"#,
-            left - 6.0,
-            y + 13.0,
-            v.clamp(0.0, 1.0) * scale,
-            left + lo * scale,
-            y + 8.0,
-            left + hi * scale,
-            y + 8.0,
-            left + lo * scale,
-            y + 3.0,
-            left + lo * scale,
-            y + 13.0,
-            left + hi * scale,
-            y + 3.0,
-            left + hi * scale,
-            y + 13.0,
-            left + hi * scale + 4.0,
-            y + 13.0,
-            pct(*v)
-        );
-    }
-    let y = h - 10.0;
-    for t in [0.0, 0.25, 0.5, 0.75, 1.0] {
-        let _ = write!(
-            s,
-            r#"<text x="{:.1}" y="{y:.1}" text-anchor="middle">{}</text>"#,
-            left + t * scale,
-            pct(t)
-        );
-    }
-    s.push_str("</svg>");
-    s
+    kuvert_deid::report::interval_bars(&rows, 600.0, 190.0)
 }
 
 fn attack_section(
