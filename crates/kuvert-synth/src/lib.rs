@@ -69,11 +69,13 @@
 
 #![forbid(unsafe_code)]
 
+pub mod aim;
 pub mod bench;
 pub mod domain;
 pub mod error;
 pub mod eval;
 pub mod idgen;
+pub mod jtree;
 pub mod model;
 pub mod mst;
 pub mod pgm;
