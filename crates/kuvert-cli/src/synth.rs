@@ -76,12 +76,17 @@ pub enum MethodArg {
     /// MST: 1-way marginals, a privately selected maximum spanning tree of
     /// 2-way marginals, Private-PGM estimation on the tree.
     Mst,
+    /// AIM: 1-way marginals, then adaptive rounds that select (exponential
+    /// mechanism) and measure the worst-fitted 1- or 2-way marginal, with
+    /// budget annealing; Private-PGM on a junction tree. Slower than MST.
+    Aim,
 }
 
 impl From<MethodArg> for Method {
     fn from(m: MethodArg) -> Method {
         match m {
             MethodArg::Mst => Method::Mst,
+            MethodArg::Aim => Method::Aim,
         }
     }
 }

@@ -13,6 +13,9 @@
 //!           spanning tree (exponential mechanism), 2-way measurements
 //!  pgm      Private-PGM estimation on the tree: belief propagation and
 //!           mirror descent; ancestral sampling
+//!  aim      the AIM mechanism (opt-in): adaptive rounds of selection and
+//!           measurement with budget annealing and a model-size cap
+//!  jtree    Private-PGM on a junction tree (graphs with cycles, for AIM)
 //!  model    the model file (JSON, `kuvert-synth-model/1`), sampling rows
 //!  idgen    synthetic identity numbers
 //!  bench    an Adult-like 15-column generator and TVD helpers
@@ -41,7 +44,8 @@
 //! after conversion (`kuvert_dp::accounting::zcdp_for_epsilon_delta`),
 //! split as: 10 % for estimating undeclared domains (if any), then
 //! equal thirds for the 1-way measurements, the selection of the tree and
-//! the 2-way measurements. When a categorical domain must be estimated,
+//! the 2-way measurements (MST; AIM spends the rest as described in
+//! [`aim`]). When a categorical domain must be estimated,
 //! a tenth of δ is reserved for partition selection and ρ is computed for
 //! the other nine tenths. All noise is the exact discrete Gaussian, drawn
 //! from a CSPRNG; selection uses the exact exponential mechanism.
@@ -69,11 +73,13 @@
 
 #![forbid(unsafe_code)]
 
+pub mod aim;
 pub mod bench;
 pub mod domain;
 pub mod error;
 pub mod eval;
 pub mod idgen;
+pub mod jtree;
 pub mod model;
 pub mod mst;
 pub mod pgm;

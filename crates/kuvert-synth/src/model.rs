@@ -32,6 +32,10 @@ pub enum Method {
     /// marginals, Private-PGM on the tree.
     #[default]
     Mst,
+    /// AIM: 1-way marginals, then rounds of privately selected 1- and
+    /// 2-way marginals with budget annealing, Private-PGM on a junction
+    /// tree.
+    Aim,
 }
 
 impl Method {
@@ -39,6 +43,7 @@ impl Method {
     pub fn mechanism_name(self) -> &'static str {
         match self {
             Method::Mst => "synth-mst",
+            Method::Aim => "synth-aim",
         }
     }
 }
@@ -203,8 +208,15 @@ pub struct Model {
     pub selected: Vec<(String, String)>,
     /// The noisy measurements.
     pub measurements: Vec<Measurement>,
-    /// The fitted graphical model.
+    /// The fitted graphical model (MST; for AIM an empty forest).
     pub model: TreeModel,
+    /// The fitted junction-tree model (AIM).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub junction: Option<crate::jtree::JtModel>,
+    /// ε of each selection round (AIM; DP outputs: the schedule depends on
+    /// the data only through the noisy measurements).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub selection_epsilons: Vec<f64>,
 }
 
 /// What a fit prints: the model plus facts for the data owner (these may
@@ -414,6 +426,60 @@ pub fn fit<R: RngCore>(
     let sizes: Vec<usize> = attributes.iter().map(|a| a.size).collect();
     let d = sizes.len();
     let rho_rest = rho - rho_dom;
+    if opts.method == Method::Aim {
+        let aim_opts = crate::aim::AimOptions {
+            final_iters: opts.iters,
+            ..Default::default()
+        };
+        let run = crate::aim::run(&data, &sizes, rho_rest, &aim_opts, rng, &mut |f| {
+            progress(Progress {
+                stage: "AIM rounds (share of budget spent, %)",
+                done: (f * 100.0) as u64,
+                total: 100,
+            })
+        })?;
+        let (one_way, select, two_way) = run.accounted(d);
+        let selected = run
+            .rounds
+            .iter()
+            .filter(|r| r.attrs.len() == 2)
+            .map(|r| {
+                (
+                    attributes[r.attrs[0]].name.clone(),
+                    attributes[r.attrs[1]].name.clone(),
+                )
+            })
+            .collect();
+        let model = Model {
+            format: MODEL_FORMAT.to_string(),
+            method: opts.method,
+            epsilon: opts.epsilon,
+            delta: opts.delta,
+            rho,
+            delta_partition: plan.delta_partition,
+            split: BudgetSplit {
+                domains: rho_dom,
+                one_way,
+                select,
+                two_way,
+            },
+            columns,
+            attributes,
+            selected,
+            measurements: run.measurements,
+            model: TreeModel::uniform(Vec::new(), Vec::new()),
+            junction: Some(run.model),
+            selection_epsilons: run.rounds.iter().map(|r| r.epsilon).collect(),
+        };
+        return Ok(Fitted {
+            model,
+            report: FitReport {
+                rows: table.nrows(),
+                seconds: start.elapsed().as_secs_f64(),
+                loss: run.loss,
+            },
+        });
+    }
     let split = if d >= 2 {
         BudgetSplit {
             domains: rho_dom,
@@ -491,6 +557,8 @@ pub fn fit<R: RngCore>(
         selected,
         measurements,
         model: tree,
+        junction: None,
+        selection_epsilons: Vec::new(),
     };
     Ok(Fitted {
         model,
@@ -609,7 +677,10 @@ impl Model {
         rng: &mut R,
         exclude: &std::collections::HashSet<String>,
     ) -> Table {
-        let codes = self.model.sample(rows, rng);
+        let codes = match &self.junction {
+            Some(j) => j.sample(rows, rng),
+            None => self.model.sample(rows, rng),
+        };
         let mut cols = Vec::new();
         let mut a = 0;
         let today = kuvert_data::Date::today_utc();

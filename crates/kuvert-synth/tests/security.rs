@@ -3,7 +3,7 @@
 //! valid, with the modelled birth dates and sex.
 
 use kuvert_deid::table::Table;
-use kuvert_synth::{fit, ColumnSpec, FitOptions, SchemaConfig, SynthError};
+use kuvert_synth::{fit, ColumnSpec, FitOptions, Method, SchemaConfig, SynthError};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha20Rng;
 
@@ -28,14 +28,19 @@ fn people(n: usize, seed: u64) -> Table {
 
 #[test]
 fn no_input_identity_number_or_rare_value_leaves() {
+    check_leaks(Method::Mst);
+}
+
+#[test]
+fn no_input_identity_number_or_rare_value_leaves_aim() {
+    check_leaks(Method::Aim);
+}
+
+fn check_leaks(method: Method) {
     let t = people(3000, 11);
-    let f = fit(
-        &t,
-        &FitOptions::new(2.0, 1e-6),
-        &mut ChaCha20Rng::seed_from_u64(1),
-        &mut |_| {},
-    )
-    .unwrap();
+    let mut opts = FitOptions::new(2.0, 1e-6);
+    opts.method = method;
+    let f = fit(&t, &opts, &mut ChaCha20Rng::seed_from_u64(1), &mut |_| {}).unwrap();
     let text = serde_json::to_string(&f.model).unwrap();
     assert!(!text.contains("Ytterbyn-unik"));
     let pc = t.col_index("pnr").unwrap();
