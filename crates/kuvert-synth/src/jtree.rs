@@ -18,7 +18,7 @@ use rand::Rng;
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
-use crate::pgm::Measurement;
+use crate::pgm::{cumulative, Measurement};
 
 /// Row-major strides of `attrs`, indexed like `attrs`.
 fn strides(attrs: &[usize], sizes: &[usize]) -> Vec<usize> {
@@ -617,29 +617,8 @@ impl JtModel {
                 cols
             })
             .collect();
-        let mut out = vec![Vec::with_capacity(rows); d];
-        for p in parts {
-            for (o, c) in out.iter_mut().zip(p) {
-                o.extend(c);
-            }
-        }
-        out
+        crate::pgm::concat_parts(parts, d, rows)
     }
-}
-
-fn cumulative(p: &[f64]) -> Vec<f64> {
-    let mut acc = 0.0;
-    let mut v: Vec<f64> = p
-        .iter()
-        .map(|x| {
-            acc += x.max(0.0);
-            acc
-        })
-        .collect();
-    if acc <= 0.0 {
-        v = (1..=p.len()).map(|i| i as f64).collect();
-    }
-    v
 }
 
 #[cfg(test)]

@@ -397,17 +397,24 @@ impl TreeModel {
                 cols
             })
             .collect();
-        let mut out = vec![Vec::with_capacity(rows); d];
-        for p in parts {
-            for (o, c) in out.iter_mut().zip(p) {
-                o.extend(c);
-            }
-        }
-        out
+        concat_parts(parts, d, rows)
     }
 }
 
-fn cumulative(p: &[f64]) -> Vec<f64> {
+/// Joins per-thread column chunks (each `d` columns) into `d` columns of
+/// `rows` codes, in order.
+pub(crate) fn concat_parts(parts: Vec<Vec<Vec<u32>>>, d: usize, rows: usize) -> Vec<Vec<u32>> {
+    let mut out = vec![Vec::with_capacity(rows); d];
+    for p in parts {
+        for (o, c) in out.iter_mut().zip(p) {
+            o.extend(c);
+        }
+    }
+    out
+}
+
+/// The running sum of the non-negative parts of `p` (a sampling table).
+pub(crate) fn cumulative(p: &[f64]) -> Vec<f64> {
     let mut acc = 0.0;
     let mut v: Vec<f64> = p
         .iter()
