@@ -189,17 +189,24 @@ pub fn interval_bars(rows: &[(&str, f64, f64, &str)], w: f64, left: f64) -> Stri
 }
 
 fn attack_section(title: &str, what: &str, a: &AttackResult) -> String {
+    format!(
+        "<h3>{title}</h3><p>{what}</p>{}",
+        attack_verdict(a, &attack_chart(a))
+    )
+}
+
+/// One attack's verdict for a report: the risk with its interval and band
+/// (judged on the upper end), then `chart`, then the attack's warnings.
+pub fn attack_verdict(a: &AttackResult, chart: &str) -> String {
     let (b, color) = band(a.risk_ci.1);
-    let mut s = format!("<h3>{title}</h3><p>{what}</p>");
-    let _ = write!(
-        s,
+    let mut s = format!(
         r#"<p class="verdict" style="border-color:{color}">Risk <b>{}</b> (95% interval {} to {}): <b style="color:{color}">{b}</b> by the upper end of the interval. {} attacks.</p>"#,
         pct(a.risk),
         pct(a.risk_ci.0),
         pct(a.risk_ci.1),
         a.n_attacks
     );
-    s.push_str(&attack_chart(a));
+    s.push_str(chart);
     for w in &a.warnings {
         let _ = write!(s, r#"<p class="warn">Note: {}</p>"#, esc(w));
     }

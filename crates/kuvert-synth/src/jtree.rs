@@ -459,14 +459,7 @@ impl JtModel {
     /// each within a clique) by mirror descent from the current potentials.
     /// Returns the final loss.
     pub fn fit(&mut self, measurements: &[Measurement], iters: usize) -> f64 {
-        let (mut num, mut den) = (0.0, 0.0);
-        for m in measurements {
-            let var = m.sigma * m.sigma * m.values.len() as f64;
-            let s: f64 = m.values.iter().sum();
-            num += s / var.max(1e-12);
-            den += 1.0 / var.max(1e-12);
-        }
-        self.total = if den > 0.0 { (num / den).max(1.0) } else { 1.0 };
+        self.total = crate::pgm::estimate_total(measurements);
         let n = self.total;
         let sig_min = measurements
             .iter()
@@ -514,36 +507,21 @@ impl JtModel {
                 })
                 .sum()
         };
-        let mut mu = self.marginals();
-        let (mut loss, mut grad) = loss_grad(&mu);
-        let mut alpha = 1.0f64;
-        for _ in 0..iters {
-            alpha *= 2.0;
-            let mut accepted = false;
-            for _ in 0..30 {
-                let mut cand = self.clone();
-                for (t, g) in cand.theta.iter_mut().zip(&grad) {
-                    for (x, d) in t.iter_mut().zip(g) {
+        let loss = crate::pgm::mirror_descent(
+            self,
+            iters,
+            |m: &Self| m.marginals(),
+            |mu: &Vec<Vec<f64>>| loss_grad(mu),
+            |m: &mut Self, g: &Vec<Vec<f64>>, alpha| {
+                for (t, gv) in m.theta.iter_mut().zip(g) {
+                    for (x, d) in t.iter_mut().zip(gv) {
                         *x -= alpha * d;
                     }
                 }
-                let mu2 = cand.marginals();
-                let (l2, g2) = loss_grad(&mu2);
-                let dot = dot_diff(&grad, &mu, &mu2);
-                if loss - l2 >= 0.5 * dot && l2.is_finite() {
-                    *self = cand;
-                    mu = mu2;
-                    loss = l2;
-                    grad = g2;
-                    accepted = true;
-                    break;
-                }
-                alpha *= 0.5;
-            }
-            if !accepted || loss < 1e-20 {
-                break;
-            }
-        }
+            },
+            |g: &Vec<Vec<f64>>, a: &Vec<Vec<f64>>, b: &Vec<Vec<f64>>| dot_diff(g, a, b),
+            |_| {},
+        );
         self.total = n;
         loss
     }

@@ -248,17 +248,10 @@ impl TreeModel {
         &mut self,
         measurements: &[Measurement],
         iters: usize,
-        mut progress: impl FnMut(usize),
+        progress: impl FnMut(usize),
     ) -> f64 {
         // Total: inverse-variance weighted mean of each measurement's sum.
-        let (mut num, mut den) = (0.0, 0.0);
-        for m in measurements {
-            let var = m.sigma * m.sigma * m.values.len() as f64;
-            let s: f64 = m.values.iter().sum();
-            num += s / var.max(1e-12);
-            den += 1.0 / var.max(1e-12);
-        }
-        self.total = if den > 0.0 { (num / den).max(1.0) } else { 1.0 };
+        self.total = estimate_total(measurements);
         let n = self.total;
         let sig_min = measurements
             .iter()
@@ -297,33 +290,15 @@ impl TreeModel {
             }
             (loss, g)
         };
-        let mut mu = self.marginals();
-        let (mut loss, mut grad) = loss_grad(&mu);
-        let mut alpha = 1.0f64;
-        for it in 0..iters {
-            progress(it);
-            alpha *= 2.0;
-            let mut accepted = false;
-            for _ in 0..30 {
-                let mut cand = self.clone();
-                cand.step(&grad, alpha);
-                let mu2 = cand.marginals();
-                let (l2, g2) = loss_grad(&mu2);
-                let dot = grad.dot_diff(&mu, &mu2);
-                if loss - l2 >= 0.5 * dot && l2.is_finite() {
-                    *self = cand;
-                    mu = mu2;
-                    loss = l2;
-                    grad = g2;
-                    accepted = true;
-                    break;
-                }
-                alpha *= 0.5;
-            }
-            if !accepted || loss < 1e-20 {
-                break;
-            }
-        }
+        let loss = mirror_descent(
+            self,
+            iters,
+            |m: &Self| m.marginals(),
+            loss_grad,
+            |m: &mut Self, g: &Grad, alpha| m.step(g, alpha),
+            |g: &Grad, a: &Marginals, b: &Marginals| g.dot_diff(a, b),
+            progress,
+        );
         self.total = n;
         loss
     }
@@ -490,4 +465,65 @@ pub fn marginal_counts(data: &[Vec<u32>], sizes: &[usize], attrs: &[usize]) -> V
                 a
             },
         )
+}
+
+/// The number of records the measurements imply: the inverse-variance
+/// weighted mean of each measurement's sum (at least 1).
+pub(crate) fn estimate_total(measurements: &[Measurement]) -> f64 {
+    let (mut num, mut den) = (0.0, 0.0);
+    for m in measurements {
+        let var = m.sigma * m.sigma * m.values.len() as f64;
+        let s: f64 = m.values.iter().sum();
+        num += s / var.max(1e-12);
+        den += 1.0 / var.max(1e-12);
+    }
+    if den > 0.0 {
+        (num / den).max(1.0)
+    } else {
+        1.0
+    }
+}
+
+/// Entropic mirror descent on a model's log-potentials, shared by the tree
+/// and the junction tree: each iteration doubles the step size, then halves
+/// it until the loss falls by at least half the linearised decrease
+/// (`dot_diff(g, μ, μ′) = ⟨g, μ − μ′⟩`). Stops after `iters` iterations, when
+/// no step is accepted, or at a loss below 1e-20. Returns the final loss.
+pub(crate) fn mirror_descent<M: Clone, Mu, G>(
+    model: &mut M,
+    iters: usize,
+    marginals: impl Fn(&M) -> Mu,
+    loss_grad: impl Fn(&Mu) -> (f64, G),
+    step: impl Fn(&mut M, &G, f64),
+    dot_diff: impl Fn(&G, &Mu, &Mu) -> f64,
+    mut progress: impl FnMut(usize),
+) -> f64 {
+    let mut mu = marginals(model);
+    let (mut loss, mut grad) = loss_grad(&mu);
+    let mut alpha = 1.0f64;
+    for it in 0..iters {
+        progress(it);
+        alpha *= 2.0;
+        let mut accepted = false;
+        for _ in 0..30 {
+            let mut cand = model.clone();
+            step(&mut cand, &grad, alpha);
+            let mu2 = marginals(&cand);
+            let (l2, g2) = loss_grad(&mu2);
+            let dot = dot_diff(&grad, &mu, &mu2);
+            if loss - l2 >= 0.5 * dot && l2.is_finite() {
+                *model = cand;
+                mu = mu2;
+                loss = l2;
+                grad = g2;
+                accepted = true;
+                break;
+            }
+            alpha *= 0.5;
+        }
+        if !accepted || loss < 1e-20 {
+            break;
+        }
+    }
+    loss
 }

@@ -310,19 +310,11 @@ fn attack_section(
     synthetic_meaning: &str,
     a: &AttackResult,
 ) {
-    let (b, color) = band(a.risk_ci.1);
     let _ = write!(
         s,
-        r#"<h3>{title}</h3><p>{what}</p><p><i>For synthetic data:</i> {synthetic_meaning}</p><p class="verdict" style="border-color:{color}">Risk <b>{}</b> (95% interval {} to {}): <b style="color:{color}">{b}</b> by the upper end of the interval. {} attacks.</p>"#,
-        pct(a.risk),
-        pct(a.risk_ci.0),
-        pct(a.risk_ci.1),
-        a.n_attacks
+        r#"<h3>{title}</h3><p>{what}</p><p><i>For synthetic data:</i> {synthetic_meaning}</p>{}"#,
+        kuvert_deid::report::attack_verdict(a, &attack_chart(a))
     );
-    s.push_str(&attack_chart(a));
-    for w in &a.warnings {
-        let _ = write!(s, r#"<p class="warn">Note: {}</p>"#, esc(w));
-    }
 }
 
 /// Render the report. `title` heads the page (e.g. the name of the release).
