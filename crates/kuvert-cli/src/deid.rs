@@ -331,10 +331,11 @@ pub fn run(a: DeidArgs) -> anyhow::Result<ExitCode> {
                 Ok(o) => {
                     let rep = &o.report;
                     eprintln!(
-                        "rows {rows}, quasi-identifiers {qis}, k {k}: search {:.2} s (whole pipeline {total_s:.2} s, generation {gen_s:.2} s); lattice {} nodes, {} evaluated; levels {:?}; suppressed {}; optimal proven: {}",
+                        "rows {rows}, quasi-identifiers {qis}, k {k}: search {:.2} s (whole pipeline {total_s:.2} s, generation {gen_s:.2} s); lattice {} nodes, {} evaluated, {} more rolled up; levels {:?}; suppressed {}; optimal proven: {}",
                         rep.search_seconds,
                         rep.lattice_size,
                         rep.nodes_evaluated,
+                        rep.nodes_rolled_up,
                         rep.generalisation.iter().map(|g| g.level).collect::<Vec<_>>(),
                         rep.records_suppressed,
                         rep.optimal_guaranteed
@@ -346,6 +347,7 @@ pub fn run(a: DeidArgs) -> anyhow::Result<ExitCode> {
                                 "rows": rows, "quasi_identifiers": qis, "k": k,
                                 "search_seconds": rep.search_seconds, "pipeline_seconds": total_s,
                                 "lattice_size": rep.lattice_size, "nodes_evaluated": rep.nodes_evaluated,
+                                "nodes_rolled_up": rep.nodes_rolled_up,
                                 "levels": rep.generalisation.iter().map(|g| g.level).collect::<Vec<_>>(),
                                 "suppressed": rep.records_suppressed, "loss": rep.loss,
                                 "optimal_proven": rep.optimal_guaranteed,
@@ -533,9 +535,10 @@ fn run_deid(a: RunArgs) -> anyhow::Result<ExitCode> {
             );
         }
         eprintln!(
-            "  search: {} of {} lattice nodes evaluated in {:.2} s{}",
+            "  search: {} of {} lattice nodes evaluated ({} more rolled up from them) in {:.2} s{}",
             rep.nodes_evaluated,
             rep.lattice_size,
+            rep.nodes_rolled_up,
             rep.search_seconds,
             if rep.optimal_guaranteed {
                 ""

@@ -30,11 +30,12 @@ fn main() {
     .expect("search");
     let r = &out.report;
     println!(
-        "rows {rows} qis {qis} k {k}: search {:.2} s (pipeline {:.2} s); lattice {} evaluated {}; levels {:?}; suppressed {}; loss {:?}; proven {}",
+        "rows {rows} qis {qis} k {k}: search {:.2} s (pipeline {:.2} s); lattice {} evaluated {} rolled up {}; levels {:?}; suppressed {}; loss {:?}; proven {}",
         r.search_seconds,
         t0.elapsed().as_secs_f64(),
         r.lattice_size,
         r.nodes_evaluated,
+        r.nodes_rolled_up,
         r.generalisation.iter().map(|g| g.level).collect::<Vec<_>>(),
         r.records_suppressed,
         r.loss.map(|l| l.non_uniform_entropy),

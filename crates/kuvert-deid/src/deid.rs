@@ -68,8 +68,11 @@ pub struct DeidReport {
     pub classes: u64,
     /// Lattice size.
     pub lattice_size: u64,
-    /// Lattice nodes evaluated.
+    /// Lattice nodes evaluated with a pass over all distinct tuples.
     pub nodes_evaluated: u64,
+    /// Further lattice nodes evaluated exactly by rolling up the classes of
+    /// an evaluated node (see `search::SearchResult::nodes_rolled_up`).
+    pub nodes_rolled_up: u64,
     /// Whether the optimum is proven (monotone models and search finished).
     pub optimal_guaranteed: bool,
     /// Whether the search stopped at its time budget (result valid, optimality not proven).
@@ -531,6 +534,7 @@ pub fn run(mut table: Table, cfg: &Config, opts: RunOptions<'_>) -> Result<DeidO
         classes: search.as_ref().map(|s| s.classes).unwrap_or(0),
         lattice_size: search.as_ref().map(|s| s.lattice_size).unwrap_or(0),
         nodes_evaluated: search.as_ref().map(|s| s.nodes_evaluated).unwrap_or(0),
+        nodes_rolled_up: search.as_ref().map(|s| s.nodes_rolled_up).unwrap_or(0),
         optimal_guaranteed: search
             .as_ref()
             .map(|s| s.optimal_guaranteed)

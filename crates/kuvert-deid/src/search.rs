@@ -3,17 +3,17 @@
 //! A node of the lattice is one generalisation level per quasi-identifier.
 //! The search finds, among the nodes that satisfy the privacy models with at
 //! most the allowed number of suppressed records, one with the least
-//! information loss. It works like ARX's Flash: nodes are visited bottom-up
-//! by height; from each unresolved node a path is built upwards and binary
-//! searched for the lowest passing node; a passing node marks all its
-//! generalisations as passing and a failing node all its specialisations as
-//! failing (monotonicity). A lower bound on the loss (the loss without
-//! suppression, which needs no data) skips nodes that cannot beat the best
-//! found.
+//! information loss: a greedy descent from the top finds a good node, then
+//! a proof visits every node whose lower bound on the loss (which needs no
+//! data) is below the best found, highest bound first. A failing node marks
+//! all its specialisations as failing (monotonicity). Each node the proof
+//! evaluates is, when it fails, the start of a climb: its classes are rolled
+//! up (as in ARX) to its generalisations, which is cheap, and the highest
+//! failing node reached marks its whole down-set failing.
 //!
 //! Rows are first collapsed into distinct (quasi-identifier, sensitive)
 //! tuples with a weight, and each node is evaluated by grouping the tuples on
-//! a packed integer key in a hash map.
+//! a packed integer key.
 
 use crate::error::{DeidError, Result};
 use crate::hierarchy::Hierarchy;
@@ -118,9 +118,10 @@ impl Loss {
 pub struct Problem<'a> {
     hier: &'a [Hierarchy],
     models: Models,
-    /// `tq[q][i]`: base code of quasi-identifier `q` in tuple `i`.
-    tq: Vec<Vec<u32>>,
-    /// The same codes row-major: tuple `i` is `rows[i*nq..(i+1)*nq]`.
+    /// Number of quasi-identifiers.
+    nq: usize,
+    /// Base codes of the quasi-identifiers, row-major: tuple `i` is
+    /// `rows[i*nq..(i+1)*nq]`.
     rows: Vec<u32>,
     /// Sensitive code of tuple `i` (0 when there is no sensitive column).
     ts: Vec<u32>,
@@ -136,11 +137,8 @@ pub struct Problem<'a> {
     nue_all_suppressed: f64,
     /// `supp_extra[q][l][b]`: extra entropy loss (bits) of suppressing base value `b` of `q` at level `l`.
     supp_extra: Vec<Vec<Vec<f64>>>,
-    /// Fewest distinct tuples for which [`Problem::fails_fast`] is tried
-    /// (default: never).
-    fail_fast_min_tuples: usize,
-    /// Fewest distinct tuples for which the proof reorders them.
-    reorder_min_tuples: usize,
+    /// Whether the proof climbs from failing nodes by roll-up (default on).
+    roll_up: bool,
 }
 
 /// Result of evaluating one node.
@@ -179,6 +177,10 @@ pub struct SearchResult {
     pub stopped_early: bool,
     /// Nodes shown failing by a pair of quasi-identifiers alone (no full evaluation).
     pub pruned_by_pairs: u64,
+    /// Further nodes evaluated exactly by rolling up the classes of an
+    /// evaluated failing node (one tuple per class) while climbing from it
+    /// (not counted in `nodes_evaluated`).
+    pub nodes_rolled_up: u64,
     /// Nodes skipped because the suppression of a more general passing node
     /// already puts their loss above the best found (not counting nodes whose
     /// no-suppression bound alone does).
@@ -376,7 +378,7 @@ impl<'a> Problem<'a> {
         Ok(Problem {
             hier,
             models,
-            tq,
+            nq,
             rows,
             ts,
             tw,
@@ -387,47 +389,54 @@ impl<'a> Problem<'a> {
             nue_nosupp,
             nue_all_suppressed,
             supp_extra,
-            // Off by default: on the proof's frontier (nodes that fail by a
-            // small margin) it measured slower than the direct count; it
-            // pays only on nodes that fail by far.
-            fail_fast_min_tuples: usize::MAX,
-            reorder_min_tuples: REORDER_MIN_TUPLES,
+            roll_up: true,
         })
     }
 
-    /// Use the fail-fast partitioned counting from this many distinct tuples
-    /// on (default: never). For tests and benchmarks.
-    #[doc(hidden)]
-    pub fn set_fail_fast_min_tuples(&mut self, n: usize) {
-        self.fail_fast_min_tuples = n;
-    }
-
-    /// A copy with the tuples sorted by their class at node `lv` (`None`
-    /// when the key does not fit 128 bits). Without per-row data: only for
-    /// evaluations without per-tuple flags.
-    fn reordered(&self, lv: &[usize]) -> Option<Problem<'a>> {
-        let nt = self.tw.len();
-        let mut perm: Vec<u32> = (0..nt as u32).collect();
-        match self.keys(lv) {
-            NodeKeys::Dense(k, _) => perm.sort_unstable_by_key(|&i| k[i as usize]),
-            NodeKeys::W64(k) => perm.sort_unstable_by_key(|&i| k[i as usize]),
-            NodeKeys::Wide(k) => perm.sort_unstable_by_key(|&i| k[i as usize]),
-            NodeKeys::Huge(_) => return None,
-        }
-        let nq = self.tq.len();
-        let mut rows = Vec::with_capacity(self.rows.len());
-        for &i in &perm {
+    /// The tuples collapsed to the classes of node `lv` (with the sensitive
+    /// value, when a model needs it): one tuple per class (or per class and
+    /// sensitive value) whose codes are those of one of its tuples and whose
+    /// weight is the sum of theirs. Every node at or above `lv` in the
+    /// lattice (each level at least that of `lv`) has exactly the same
+    /// classes, verdict and loss on the copy as on `self`: its classes are
+    /// unions of the classes of `lv`, and the loss of suppressing a tuple at
+    /// such a node depends only on its codes at `lv` (see `supp_extra`). This
+    /// is ARX's roll-up. Without per-row data: for the search only.
+    fn coarsened(&self, lv: &[usize]) -> Problem<'a> {
+        let keys = self.keys(lv);
+        let (rep, tw) = if self.models.needs_sensitive() {
+            let (gid, ng) = self.group(keys);
+            let mut rep: Vec<u32> = Vec::with_capacity(ng);
+            let mut tw: Vec<u64> = Vec::with_capacity(ng);
+            let mut m: IntMap<u64, u32> = IntMap::default();
+            for (i, ((&g, &sv), &w)) in gid.iter().zip(&self.ts).zip(&self.tw).enumerate() {
+                let key = ((g as u64) << 32) | sv as u64;
+                let next = rep.len() as u32;
+                let j = *m.entry(key).or_insert_with(|| {
+                    rep.push(i as u32);
+                    tw.push(0);
+                    next
+                });
+                tw[j as usize] += w;
+            }
+            (rep, tw)
+        } else {
+            self.class_reps(keys)
+        };
+        let nq = self.nq;
+        let mut rows = Vec::with_capacity(rep.len() * nq);
+        for &i in &rep {
             let i = i as usize;
             rows.extend_from_slice(&self.rows[i * nq..(i + 1) * nq]);
         }
-        let pick = |v: &[u32]| -> Vec<u32> { perm.iter().map(|&i| v[i as usize]).collect() };
-        Some(Problem {
+        let pick = |v: &[u32]| -> Vec<u32> { rep.iter().map(|&i| v[i as usize]).collect() };
+        Problem {
             hier: self.hier,
             models: self.models.clone(),
-            tq: self.tq.iter().map(|c| pick(c)).collect(),
+            nq: self.nq,
             rows,
             ts: pick(&self.ts),
-            tw: perm.iter().map(|&i| self.tw[i as usize]).collect(),
+            tw,
             row_tuple: Vec::new(),
             n: self.n,
             max_suppressed: self.max_suppressed,
@@ -435,16 +444,73 @@ impl<'a> Problem<'a> {
             nue_nosupp: self.nue_nosupp.clone(),
             nue_all_suppressed: self.nue_all_suppressed,
             supp_extra: self.supp_extra.clone(),
-            fail_fast_min_tuples: self.fail_fast_min_tuples,
-            reorder_min_tuples: self.reorder_min_tuples,
-        })
+            roll_up: self.roll_up,
+        }
     }
 
-    /// Reorder the tuples for the proof from this many distinct tuples on
-    /// (default 65 536). For tests.
+    /// One representative tuple per class (the first) and the class sizes,
+    /// in one pass over the keys.
+    fn class_reps(&self, keys: NodeKeys) -> (Vec<u32>, Vec<u64>) {
+        let mut rep: Vec<u32> = Vec::new();
+        let mut tw: Vec<u64> = Vec::new();
+        // `slot` holds the class index + 1 of a key (0: not seen yet).
+        let mut visit = |i: usize, slot: &mut u64| {
+            if *slot == 0 {
+                rep.push(i as u32);
+                tw.push(0);
+                *slot = rep.len() as u64;
+            }
+            tw[*slot as usize - 1] += self.tw[i];
+        };
+        match keys {
+            NodeKeys::Dense(keys, space) => with_scratch(space, |scratch| {
+                for (i, &k) in keys.iter().enumerate() {
+                    visit(i, &mut scratch[k as usize]);
+                }
+                for &k in &keys {
+                    scratch[k as usize] = 0;
+                }
+            }),
+            NodeKeys::W64(keys) => with_table(keys.len(), |t, _| {
+                for (i, &k) in keys.iter().enumerate() {
+                    let s = t.slot(k);
+                    visit(i, &mut t.vals[s]);
+                }
+                t.clear();
+            }),
+            NodeKeys::Wide(keys) => {
+                let mut m: IntMap<u128, u64> = IntMap::default();
+                for (i, &k) in keys.iter().enumerate() {
+                    visit(i, m.entry(k).or_default());
+                }
+            }
+            NodeKeys::Huge(keys) => {
+                let mut m: HashMap<Vec<u32>, u64> = HashMap::new();
+                for (i, k) in keys.into_iter().enumerate() {
+                    visit(i, m.entry(k).or_default());
+                }
+            }
+        }
+        (rep, tw)
+    }
+
+    /// Turn the roll-up climb of the proof on or off (default on; it
+    /// applies to monotone models only). For tests and benchmarks.
     #[doc(hidden)]
-    pub fn set_reorder_min_tuples(&mut self, n: usize) {
-        self.reorder_min_tuples = n;
+    pub fn set_roll_up(&mut self, on: bool) {
+        self.roll_up = on;
+    }
+
+    /// Evaluate node `lv` on the tuples collapsed to the classes of `base`
+    /// (which `lv` must generalise, level by level), as the proof's climb
+    /// does. For tests.
+    #[doc(hidden)]
+    pub fn evaluate_rolled_up(&self, base: &[usize], lv: &[usize]) -> NodeEval {
+        assert!(
+            base.iter().zip(lv).all(|(b, l)| b <= l),
+            "{lv:?} does not generalise {base:?}"
+        );
+        self.coarsened(base).evaluate_with(lv, false)
     }
 
     /// Number of distinct tuples after collapsing.
@@ -534,23 +600,39 @@ impl<'a> Problem<'a> {
                 .collect();
             NodeKeys::W64(keys)
         } else if space < u128::MAX {
-            let mut keys = vec![0u128; nt];
-            for (q, &l) in lv.iter().enumerate() {
-                let map = &self.hier[q].maps[l];
-                let card = self.hier[q].cardinality(l).max(1) as u128;
-                for (k, &c) in keys.iter_mut().zip(&self.tq[q]) {
-                    *k = *k * card + map[c as usize] as u128;
-                }
-            }
+            let maps: Vec<(&[u32], u128)> = lv
+                .iter()
+                .enumerate()
+                .map(|(q, &l)| {
+                    (
+                        self.hier[q].maps[l].as_slice(),
+                        self.hier[q].cardinality(l).max(1) as u128,
+                    )
+                })
+                .collect();
+            let keys: Vec<u128> = self
+                .rows
+                .chunks_exact(self.nq.max(1))
+                .map(|row| {
+                    row.iter().zip(&maps).fold(0u128, |k, (&c, (map, card))| {
+                        k * card + map[c as usize] as u128
+                    })
+                })
+                .collect();
             NodeKeys::Wide(keys)
         } else {
-            let mut keys = vec![Vec::with_capacity(lv.len()); nt];
-            for (q, &l) in lv.iter().enumerate() {
-                let map = &self.hier[q].maps[l];
-                for (k, &c) in keys.iter_mut().zip(&self.tq[q]) {
-                    k.push(map[c as usize]);
-                }
-            }
+            let keys: Vec<Vec<u32>> = self
+                .rows
+                .chunks_exact(self.nq.max(1))
+                .take(nt)
+                .map(|row| {
+                    row.iter()
+                        .zip(lv)
+                        .enumerate()
+                        .map(|(q, (&c, &l))| self.hier[q].maps[l][c as usize])
+                        .collect()
+                })
+                .collect();
             NodeKeys::Huge(keys)
         }
     }
@@ -616,14 +698,6 @@ impl<'a> Problem<'a> {
         self.evaluate_with(lv, true)
     }
 
-    /// Evaluate a node as the search does: without per-tuple flags, and a
-    /// failing node possibly recognised early (its `suppressed` is then a
-    /// lower bound). For benchmarks and tests.
-    #[doc(hidden)]
-    pub fn evaluate_for_search(&self, lv: &[usize]) -> NodeEval {
-        self.evaluate_with(lv, false)
-    }
-
     /// Extra entropy loss (bits) of suppressing tuple `i` at node `lv`.
     #[inline]
     fn tuple_supp_extra(&self, lv: &[usize], i: usize) -> f64 {
@@ -637,135 +711,9 @@ impl<'a> Problem<'a> {
             .sum()
     }
 
-    /// Fail-fast test for k-anonymity alone on many tuples: `Some(s)` when
-    /// the node certainly fails (at least `s` > allowed records are in
-    /// classes smaller than k), `None` when it may pass.
-    ///
-    /// The tuples' packed keys are scattered by hash into 256 partitions,
-    /// so that every class lies in one partition, and each partition is
-    /// counted in a small cache-resident table. After each partition the
-    /// records already known to be in small classes are a lower bound on
-    /// the suppression, so a failing node is usually recognised after a
-    /// fraction of the partitions.
-    fn fails_fast(&self, lv: &[usize]) -> Option<u64> {
-        const PBITS: u32 = 8;
-        const P: usize = 1 << PBITS;
-        let nt = self.tw.len();
-        if self.models.needs_sensitive()
-            || nt < self.fail_fast_min_tuples
-            || self.n > u32::MAX as u64
-        {
-            return None;
-        }
-        let mut space: u128 = 1;
-        for (q, &l) in lv.iter().enumerate() {
-            space = space.saturating_mul(self.hier[q].cardinality(l).max(1) as u128);
-        }
-        if space >= u64::MAX as u128 {
-            return None;
-        }
-        let k = self.models.k;
-        let maps: Vec<(&[u32], u64)> = lv
-            .iter()
-            .enumerate()
-            .map(|(q, &l)| {
-                (
-                    self.hier[q].maps[l].as_slice(),
-                    self.hier[q].cardinality(l).max(1) as u64,
-                )
-            })
-            .collect();
-        let nq = maps.len().max(1);
-        const MUL: u64 = 0x9e37_79b9_7f4a_7c15;
-        PART.with(|cell| {
-            let mut b = cell.borrow_mut();
-            let b = &mut *b;
-            b.keys.clear();
-            let mut hist = [0usize; P];
-            b.keys.extend(self.rows.chunks_exact(nq).map(|row| {
-                let key = row.iter().zip(&maps).fold(0u64, |k, (&c, (map, card))| {
-                    k * card + map[c as usize] as u64
-                });
-                hist[(key.wrapping_mul(MUL) >> (64 - PBITS)) as usize] += 1;
-                key
-            }));
-            let mut off = [0usize; P + 1];
-            for p in 0..P {
-                off[p + 1] = off[p] + hist[p];
-            }
-            b.pk.resize(nt, 0);
-            b.pw.resize(nt, 0);
-            let mut pos = off;
-            for (&key, &w) in b.keys.iter().zip(&self.tw) {
-                let p = (key.wrapping_mul(MUL) >> (64 - PBITS)) as usize;
-                b.pk[pos[p]] = key;
-                b.pw[pos[p]] = w as u32;
-                pos[p] += 1;
-            }
-            let largest = hist.iter().copied().max().unwrap_or(0);
-            let cap_max = (largest.max(8) * 2).next_power_of_two();
-            if b.tk.len() < cap_max {
-                b.tk.resize(cap_max, u64::MAX);
-                b.tv.resize(cap_max, 0);
-            }
-            let mut suppressed = 0u64;
-            for p in 0..P {
-                let (lo, hi) = (off[p], off[p + 1]);
-                if lo == hi {
-                    continue;
-                }
-                let cap = ((hi - lo).max(8) * 2).next_power_of_two();
-                let cbits = cap.trailing_zeros();
-                let mask = cap - 1;
-                b.used.clear();
-                for j in lo..hi {
-                    let key = b.pk[j];
-                    let mut i = ((key.wrapping_mul(MUL) << PBITS) >> (64 - cbits)) as usize;
-                    loop {
-                        let kk = b.tk[i];
-                        if kk == key {
-                            break;
-                        }
-                        if kk == u64::MAX {
-                            b.tk[i] = key;
-                            b.used.push(i as u32);
-                            break;
-                        }
-                        i = (i + 1) & mask;
-                    }
-                    b.tv[i] += b.pw[j] as u64;
-                }
-                for &i in &b.used {
-                    let c = b.tv[i as usize];
-                    if c < k {
-                        suppressed += c;
-                    }
-                    b.tk[i as usize] = u64::MAX;
-                    b.tv[i as usize] = 0;
-                }
-                if suppressed > self.max_suppressed {
-                    return Some(suppressed);
-                }
-            }
-            None
-        })
-    }
-
     /// Evaluate a node; `want_kept` also returns the per-tuple kept flags
-    /// (the search needs them only for the chosen node). Without them, a
-    /// failing node may report only a lower bound of its suppression.
+    /// (the search needs them only for the chosen node).
     fn evaluate_with(&self, lv: &[usize], want_kept: bool) -> NodeEval {
-        if !want_kept {
-            if let Some(suppressed) = self.fails_fast(lv) {
-                return NodeEval {
-                    passes: false,
-                    suppressed,
-                    classes: 0,
-                    loss: Loss::failed(),
-                    tuple_kept: Vec::new(),
-                };
-            }
-        }
         let keys = self.keys(lv);
         let k = self.models.k;
         let max_supp = self.max_suppressed;
@@ -1038,7 +986,9 @@ impl<'a> Problem<'a> {
         } else {
             Vec::new()
         };
-        for ((&x, &y), &w) in self.tq[a].iter().zip(&self.tq[b]).zip(&self.tw) {
+        let nq = self.nq.max(1);
+        for (row, &w) in self.rows.chunks_exact(nq).zip(&self.tw) {
+            let (x, y) = (row[a], row[b]);
             let key = ma[x as usize] as u64 * cb + mb[y as usize] as u64;
             if dense.is_empty() {
                 *counts.entry(key).or_default() += w;
@@ -1068,8 +1018,12 @@ impl<'a> Problem<'a> {
     /// solution quickly. Phase 2 visits every node whose loss lower bound
     /// is below the best loss found, from the highest bound down: a failing
     /// node marks everything below it as failing (monotonicity), a passing
-    /// one may improve the best. Every node is thus either evaluated,
-    /// implied failing, or provably no better than the result.
+    /// one may improve the best. With monotone models a failing node is
+    /// also climbed from: its generalisations are evaluated by roll-up and
+    /// the climb follows the one that fails with the most suppressed records
+    /// until none fails; that last node's down-set is marked failing. Every
+    /// node is thus either evaluated, implied failing, or provably no better
+    /// than the result.
     ///
     /// The proof of optimality in phase 2 can take long on big lattices;
     /// after `time_budget` seconds the search stops and returns the best
@@ -1140,12 +1094,17 @@ impl<'a> Problem<'a> {
         let mut evaluated: u64 = 0;
         let mut best: Option<(f64, Vec<usize>, NodeEval)> = None;
         let mut stack: Vec<usize> = Vec::new();
+        // Nodes evaluated on the data (directly or rolled up).
+        let mut seen = vec![false; total_us];
+        let mut rolled_up = 0u64;
         // Mark `start` and everything below it as failing.
         let fail_down =
             |start: usize, status: &mut Vec<u8>, resolved: &mut u64, stack: &mut Vec<usize>| {
+                // Nodes marked PASS before were skipped by their bound,
+                // already counted as resolved.
                 stack.clear();
                 if status[start] != FAIL {
-                    *resolved += 1;
+                    *resolved += (status[start] == UNKNOWN) as u64;
                     status[start] = FAIL;
                 }
                 stack.push(start);
@@ -1157,7 +1116,7 @@ impl<'a> Problem<'a> {
                         if l > 0 {
                             let j = i - st;
                             if status[j] != FAIL {
-                                *resolved += 1;
+                                *resolved += (status[j] == UNKNOWN) as u64;
                                 status[j] = FAIL;
                                 stack.push(j);
                             }
@@ -1229,6 +1188,7 @@ impl<'a> Problem<'a> {
         // Phase 1: greedy descent from the top.
         let top = total_us - 1;
         evaluated += 1;
+        seen[top] = true;
         let top_ev = eval_many(self, &[top]).pop();
         let top_passes = match top_ev {
             Some(ev) => apply(
@@ -1255,6 +1215,9 @@ impl<'a> Problem<'a> {
                     }
                 }
                 evaluated += cands.len() as u64;
+                for &j in &cands {
+                    seen[j] = true;
+                }
                 let evs = eval_many(self, &cands);
                 let mut next: Option<(f64, usize)> = None;
                 for (&j, ev) in cands.iter().zip(evs) {
@@ -1287,17 +1250,6 @@ impl<'a> Problem<'a> {
                 });
             }
         }
-        // The proof evaluates many nodes near the best one found so far.
-        // Reorder the tuples by their class at that node (in a copy; the
-        // verdicts and losses do not depend on the order): the tuples of a
-        // class of a nearby node then mostly sit together, so counting hits
-        // the cache instead of missing it once per tuple.
-        let reordered = if self.tw.len() >= self.reorder_min_tuples {
-            best.as_ref().and_then(|b| self.reordered(&b.1))
-        } else {
-            None
-        };
-        let evp: &Problem = reordered.as_ref().unwrap_or(self);
         // Phase 2: all nodes whose bound is below the best, highest bound first.
         let mut order: Vec<u32> = (0..total_us as u32).collect();
         // Ties: more general nodes first, so that they pass their bound on.
@@ -1314,6 +1266,54 @@ impl<'a> Problem<'a> {
                 .total_cmp(&lb[a as usize])
                 .then_with(|| height(b as usize).cmp(&height(a as usize)))
         });
+        // Climbing needs monotone models: the failure of a generalisation
+        // is marked down onto the node it was climbed from.
+        let climbing = self.roll_up && self.models.monotone();
+        // Evaluate `start` and, when it fails, climb: its classes are rolled
+        // up to its direct generalisations (one tuple per class, so far
+        // cheaper than a pass over all tuples), the one that fails with the
+        // most records suppressed becomes the next step, until none fails.
+        // Every node on the way is an exact evaluation, and the failure of
+        // the last one, marked down the lattice, covers `start` and much
+        // more. Returns the evaluations, `start` first.
+        let climb = |start: usize, status: &[u8], seen: &[bool]| -> Vec<(usize, NodeEval)> {
+            let mut lv = Vec::new();
+            decode(start, &mut lv);
+            if !climbing {
+                return vec![(start, self.evaluate_with(&lv, false))];
+            }
+            let mut here = self.coarsened(&lv);
+            let ev = here.evaluate_with(&lv, false);
+            let passes = ev.passes;
+            let mut out = vec![(start, ev)];
+            if passes {
+                return out;
+            }
+            let mut cur = start;
+            loop {
+                let mut next: Option<(u64, usize)> = None;
+                let mut rem = cur;
+                for (q, &st) in stride.iter().enumerate() {
+                    let l = rem / st;
+                    rem %= st;
+                    let par = cur + st;
+                    if l + 1 >= radix[q] || status[par] == FAIL || seen[par] {
+                        continue;
+                    }
+                    decode(par, &mut lv);
+                    let ev = here.evaluate_with(&lv, false);
+                    if !ev.passes && next.map(|n| ev.suppressed > n.0).unwrap_or(true) {
+                        next = Some((ev.suppressed, par));
+                    }
+                    out.push((par, ev));
+                }
+                let Some((_, par)) = next else { break };
+                decode(par, &mut lv);
+                here = here.coarsened(&lv);
+                cur = par;
+            }
+            out
+        };
         let mut pos = 0;
         let mut batch = Vec::with_capacity(threads);
         let mut pair_memo: HashMap<(usize, usize, usize, usize), bool> = HashMap::new();
@@ -1371,17 +1371,28 @@ impl<'a> Problem<'a> {
                 break;
             }
             evaluated += batch.len() as u64;
-            let evs = eval_many(evp, &batch);
-            for (&node, ev) in batch.iter().zip(evs) {
-                apply(
-                    node,
-                    ev,
-                    &mut extra,
-                    &mut status,
-                    &mut resolved,
-                    &mut stack,
-                    &mut best,
-                );
+            let results: Vec<Vec<(usize, NodeEval)>> = batch
+                .par_iter()
+                .map(|&node| climb(node, &status, &seen))
+                .collect();
+            for r in results {
+                rolled_up += r.len().saturating_sub(1) as u64;
+                for (node, ev) in r {
+                    // Two climbs of one batch may meet.
+                    if seen[node] {
+                        continue;
+                    }
+                    seen[node] = true;
+                    apply(
+                        node,
+                        ev,
+                        &mut extra,
+                        &mut status,
+                        &mut resolved,
+                        &mut stack,
+                        &mut best,
+                    );
+                }
             }
             if evaluated % 32 < threads as u64 {
                 progress(Progress {
@@ -1411,6 +1422,7 @@ impl<'a> Problem<'a> {
                     nodes_evaluated: evaluated,
                     optimal_guaranteed: self.models.monotone() && !stopped_early,
                     pruned_by_pairs: pair_pruned,
+                    nodes_rolled_up: rolled_up,
                     pruned_by_bound,
                     stopped_early,
                 })
@@ -1514,19 +1526,7 @@ fn with_table<R>(n: usize, f: impl FnOnce(&mut CountTable, &mut Vec<u32>) -> R) 
     })
 }
 
-/// Buffers of [`Problem::fails_fast`], one set per thread.
-#[derive(Default)]
-struct PartBufs {
-    keys: Vec<u64>,
-    pk: Vec<u64>,
-    pw: Vec<u32>,
-    tk: Vec<u64>,
-    tv: Vec<u64>,
-    used: Vec<u32>,
-}
-
 thread_local! {
-    static PART: std::cell::RefCell<PartBufs> = std::cell::RefCell::new(PartBufs::default());
     static SCRATCH: std::cell::RefCell<Vec<u64>> = const { std::cell::RefCell::new(Vec::new()) };
 }
 
@@ -1541,10 +1541,6 @@ fn with_scratch<R>(space: usize, f: impl FnOnce(&mut Vec<u64>) -> R) -> R {
         f(&mut s)
     })
 }
-
-/// Fewest distinct tuples for which the proof reorders them (below, every
-/// table fits the cache anyway).
-const REORDER_MIN_TUPLES: usize = 1 << 16;
 
 /// Largest key space counted in a dense array.
 const DENSE_LIMIT: usize = 1 << 24;

@@ -526,10 +526,9 @@ fn search_is_optimal_against_brute_force_for_every_model_and_metric() {
                     (lv, ev)
                 })
                 .collect();
-            for (mi, metric) in metrics.into_iter().enumerate() {
-                // Half the runs with the tuples reordered for the proof
-                // (normally only from 65 536 distinct tuples on).
-                prob.set_reorder_min_tuples(if mi % 2 == 0 { 0 } else { usize::MAX });
+            for (metric, roll_up) in metrics.into_iter().flat_map(|m| [(m, true), (m, false)]) {
+                // With and without the roll-up climb of the proof.
+                prob.set_roll_up(roll_up);
                 let best = evals
                     .iter()
                     .filter(|(_, e)| e.passes)
@@ -540,7 +539,7 @@ fn search_is_optimal_against_brute_force_for_every_model_and_metric() {
                         let v = res.loss.value(metric);
                         assert!(
                             (v - best).abs() <= 1e-9 * best.abs().max(1.0),
-                            "{m:?} supp {supp} {metric:?}: search {v} at {:?}, brute force {best}",
+                            "{m:?} supp {supp} {metric:?} roll-up {roll_up}: search {v} at {:?}, brute force {best}",
                             res.levels
                         );
                         // The reported node really has that loss and passes.
@@ -732,13 +731,13 @@ fn metrics_match_arx_definitions_on_a_hand_made_table() {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(16))]
-    /// The search's evaluation (fail-fast partitioned counting, forced on
-    /// here even for small tables) agrees with direct counting on every
-    /// node: same pass/fail, a failing node's reported suppression a lower
-    /// bound above the limit, a passing node's suppression and loss exact.
+    #![proptest_config(ProptestConfig::with_cases(24))]
+    /// Roll-up: a node evaluated on the tuples collapsed to the classes of
+    /// any node it generalises (as the proof's climb does) has exactly the
+    /// verdict, suppression, classes and losses of the direct evaluation,
+    /// for every model (the sensitive value is kept per class).
     #[test]
-    fn partitioned_counting_matches_direct_counting(seed in 0u64..1000, n in 50usize..3000, k in 2u64..12, supp in 0.0f64..0.2, nqi in 2usize..6) {
+    fn rolled_up_evaluation_matches_direct_evaluation(seed in 0u64..1000, n in 50usize..2000, k in 2u64..10, supp in 0.0f64..0.15, nqi in 2usize..5, model in 0usize..4) {
         let t = small_table(seed, n);
         let cfg = kuvert_deid::gen::config(nqi, k, supp);
         let hier = build_hier(&t, &cfg, std::path::Path::new("."));
@@ -747,22 +746,67 @@ proptest! {
             .iter()
             .map(|q| t.columns[t.col_index(q).unwrap()].codes.as_slice())
             .collect();
-        let mut prob = kuvert_deid::search::Problem::new(&hier, &codes, None, cfg.models.clone(), supp).unwrap();
-        prob.set_fail_fast_min_tuples(0);
+        let sc = t.col_index("diagnosis").unwrap();
+        let sens = (t.columns[sc].codes.as_slice(), t.columns[sc].dict.as_slice());
+        let m = match model {
+            0 => Models { k, ..Default::default() },
+            1 => Models { k, l: Some(2.0), ..Default::default() },
+            2 => Models { k, l: Some(1.5), l_kind: LKind::Entropy, ..Default::default() },
+            _ => Models { k, t: Some(0.5), t_distance: TDistance::Equal, ..Default::default() },
+        };
+        let s = if m.needs_sensitive() { Some(sens) } else { None };
+        let prob = kuvert_deid::search::Problem::new(&hier, &codes, s, m, supp).unwrap();
         let radix: Vec<usize> = hier.iter().map(|h| h.levels()).collect();
-        let max_supp = (supp * n as f64 + 1e-9).floor() as u64;
-        for lv in all_nodes(&radix) {
-            let direct = prob.evaluate(&lv);
-            let fast = prob.evaluate_for_search(&lv);
-            prop_assert_eq!(direct.passes, fast.passes, "{:?}", lv);
-            if fast.passes {
-                prop_assert_eq!(direct.suppressed, fast.suppressed);
-                prop_assert_eq!(direct.classes, fast.classes);
-                prop_assert!((direct.loss.non_uniform_entropy - fast.loss.non_uniform_entropy).abs() <= 1e-9 * direct.loss.non_uniform_entropy.max(1.0));
-                prop_assert_eq!(direct.loss.discernibility, fast.loss.discernibility);
-            } else {
-                prop_assert!(fast.suppressed > max_supp);
-                prop_assert!(fast.suppressed <= direct.suppressed);
+        let nodes = all_nodes(&radix);
+        let direct: Vec<_> = nodes.iter().map(|lv| prob.evaluate(lv)).collect();
+        // A few bases, every node above each.
+        for base in nodes.iter().step_by(nodes.len() / 5 + 1) {
+            for (lv, d) in nodes.iter().zip(&direct) {
+                if !base.iter().zip(lv).all(|(b, l)| b <= l) {
+                    continue;
+                }
+                let r = prob.evaluate_rolled_up(base, lv);
+                prop_assert_eq!(d.passes, r.passes, "{:?} from {:?}", lv, base);
+                prop_assert_eq!(d.suppressed, r.suppressed, "{:?} from {:?}", lv, base);
+                if d.passes {
+                    prop_assert_eq!(d.classes, r.classes);
+                    let close = |a: f64, b: f64| (a - b).abs() <= 1e-9 * a.abs().max(1.0);
+                    prop_assert!(close(d.loss.non_uniform_entropy, r.loss.non_uniform_entropy), "{:?}: {:?} vs {:?}", lv, d.loss, r.loss);
+                    prop_assert!(close(d.loss.monotonic_entropy, r.loss.monotonic_entropy));
+                    prop_assert!(close(d.loss.discernibility, r.loss.discernibility));
+                    prop_assert!(close(d.loss.precision, r.loss.precision));
+                    prop_assert!(close(d.loss.avg_class_size, r.loss.avg_class_size));
+                }
+            }
+        }
+    }
+
+    /// The search (with the roll-up climb) finds the brute-force optimum of
+    /// random lattices for k-anonymity with suppression.
+    #[test]
+    fn search_with_roll_up_is_optimal(seed in 0u64..1000, n in 100usize..1500, k in 2u64..10, supp in 0.0f64..0.1, nqi in 3usize..6) {
+        let t = small_table(seed, n);
+        let cfg = kuvert_deid::gen::config(nqi, k, supp);
+        let hier = build_hier(&t, &cfg, std::path::Path::new("."));
+        let codes: Vec<&[u32]> = cfg
+            .quasi
+            .iter()
+            .map(|q| t.columns[t.col_index(q).unwrap()].codes.as_slice())
+            .collect();
+        let prob = kuvert_deid::search::Problem::new(&hier, &codes, None, cfg.models.clone(), supp).unwrap();
+        let radix: Vec<usize> = hier.iter().map(|h| h.levels()).collect();
+        let evals: Vec<_> = all_nodes(&radix).into_iter().map(|lv| prob.evaluate(&lv)).collect();
+        for metric in [kuvert_deid::search::LossMetric::Entropy, kuvert_deid::search::LossMetric::Discernibility] {
+            let best = evals.iter().filter(|e| e.passes).map(|e| e.loss.value(metric)).fold(f64::INFINITY, f64::min);
+            let res = prob.search(metric, 1e9, &mut |_| {});
+            match res {
+                Ok(res) => {
+                    prop_assert!(res.optimal_guaranteed);
+                    let v = res.loss.value(metric);
+                    prop_assert!((v - best).abs() <= 1e-9 * best.abs().max(1.0), "{:?}: search {} at {:?}, brute force {}", metric, v, res.levels, best);
+                }
+                Err(DeidError::Unsatisfiable { .. }) => prop_assert!(best.is_infinite()),
+                Err(e) => panic!("{e}"),
             }
         }
     }
