@@ -22,6 +22,7 @@ use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
+use std::sync::Arc;
 
 /// A fast hasher for integer keys (multiply-shift; not DoS resistant, keys are ours).
 #[derive(Default, Clone, Copy)]
@@ -133,10 +134,10 @@ pub struct Problem<'a> {
     max_suppressed: u64,
     sdist: Option<SensitiveDist>,
     /// `nue_nosupp[q][l]`: entropy loss of `q` at level `l` without suppression.
-    nue_nosupp: Vec<Vec<f64>>,
+    nue_nosupp: Arc<Vec<Vec<f64>>>,
     nue_all_suppressed: f64,
     /// `supp_extra[q][l][b]`: extra entropy loss (bits) of suppressing base value `b` of `q` at level `l`.
-    supp_extra: Vec<Vec<Vec<f64>>>,
+    supp_extra: Arc<Vec<Vec<Vec<f64>>>>,
     /// Whether the proof climbs from failing nodes by roll-up (default on).
     roll_up: bool,
 }
@@ -386,9 +387,9 @@ impl<'a> Problem<'a> {
             n,
             max_suppressed: (max_suppression * n as f64 + 1e-9).floor() as u64,
             sdist,
-            nue_nosupp,
+            nue_nosupp: Arc::new(nue_nosupp),
             nue_all_suppressed,
-            supp_extra,
+            supp_extra: Arc::new(supp_extra),
             roll_up: true,
         })
     }
@@ -441,9 +442,9 @@ impl<'a> Problem<'a> {
             n: self.n,
             max_suppressed: self.max_suppressed,
             sdist: self.sdist.clone(),
-            nue_nosupp: self.nue_nosupp.clone(),
+            nue_nosupp: Arc::clone(&self.nue_nosupp),
             nue_all_suppressed: self.nue_all_suppressed,
-            supp_extra: self.supp_extra.clone(),
+            supp_extra: Arc::clone(&self.supp_extra),
             roll_up: self.roll_up,
         }
     }
