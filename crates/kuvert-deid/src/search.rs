@@ -436,7 +436,12 @@ impl<'a> Problem<'a> {
             models: self.models.clone(),
             nq: self.nq,
             rows,
-            ts: pick(&self.ts),
+            // Read only when a model needs the sensitive value.
+            ts: if self.models.needs_sensitive() {
+                pick(&self.ts)
+            } else {
+                vec![0; rep.len()]
+            },
             tw,
             row_tuple: Vec::new(),
             n: self.n,
@@ -548,6 +553,35 @@ impl<'a> Problem<'a> {
         }
     }
 
+    /// Mixed-radix key per tuple at node `lv` in an integer type wide
+    /// enough for the key space: one pass over the row-major tuples (less
+    /// memory traffic than per column).
+    fn packed_keys<K>(&self, lv: &[usize]) -> Vec<K>
+    where
+        K: Copy + From<u32> + std::ops::Mul<Output = K> + std::ops::Add<Output = K>,
+    {
+        let maps: Vec<(&[u32], K)> = lv
+            .iter()
+            .enumerate()
+            .map(|(q, &l)| {
+                (
+                    self.hier[q].maps[l].as_slice(),
+                    K::from(self.hier[q].cardinality(l).max(1) as u32),
+                )
+            })
+            .collect();
+        self.rows
+            .chunks_exact(self.nq.max(1))
+            .map(|row| {
+                row.iter()
+                    .zip(&maps)
+                    .fold(K::from(0), |k, (&c, &(map, card))| {
+                        k * card + K::from(map[c as usize])
+                    })
+            })
+            .collect()
+    }
+
     /// Packed key per tuple at node `lv` (mixed radix over the level cardinalities).
     fn keys(&self, lv: &[usize]) -> NodeKeys {
         let nt = self.tw.len();
@@ -556,76 +590,15 @@ impl<'a> Problem<'a> {
             space = space.saturating_mul(self.hier[q].cardinality(l).max(1) as u128);
         }
         if space <= DENSE_LIMIT.min(4 * nt.max(1)) as u128 {
-            // One pass over the row-major tuples (less memory traffic than per column).
-            let maps: Vec<(&[u32], u32)> = lv
-                .iter()
-                .enumerate()
-                .map(|(q, &l)| {
-                    (
-                        self.hier[q].maps[l].as_slice(),
-                        self.hier[q].cardinality(l).max(1) as u32,
-                    )
-                })
-                .collect();
-            let nq = maps.len().max(1);
-            let keys: Vec<u32> = self
-                .rows
-                .chunks_exact(nq)
-                .map(|row| {
-                    row.iter()
-                        .zip(&maps)
-                        .fold(0u32, |k, (&c, (map, card))| k * card + map[c as usize])
-                })
-                .collect();
-            NodeKeys::Dense(keys, space as usize)
+            NodeKeys::Dense(self.packed_keys(lv), space as usize)
         } else if space <= u64::MAX as u128 {
-            let maps: Vec<(&[u32], u64)> = lv
-                .iter()
-                .enumerate()
-                .map(|(q, &l)| {
-                    (
-                        self.hier[q].maps[l].as_slice(),
-                        self.hier[q].cardinality(l).max(1) as u64,
-                    )
-                })
-                .collect();
-            let nq = maps.len().max(1);
-            let keys: Vec<u64> = self
-                .rows
-                .chunks_exact(nq)
-                .map(|row| {
-                    row.iter().zip(&maps).fold(0u64, |k, (&c, (map, card))| {
-                        k * card + map[c as usize] as u64
-                    })
-                })
-                .collect();
-            NodeKeys::W64(keys)
+            NodeKeys::W64(self.packed_keys(lv))
         } else if space < u128::MAX {
-            let maps: Vec<(&[u32], u128)> = lv
-                .iter()
-                .enumerate()
-                .map(|(q, &l)| {
-                    (
-                        self.hier[q].maps[l].as_slice(),
-                        self.hier[q].cardinality(l).max(1) as u128,
-                    )
-                })
-                .collect();
-            let keys: Vec<u128> = self
-                .rows
-                .chunks_exact(self.nq.max(1))
-                .map(|row| {
-                    row.iter().zip(&maps).fold(0u128, |k, (&c, (map, card))| {
-                        k * card + map[c as usize] as u128
-                    })
-                })
-                .collect();
-            NodeKeys::Wide(keys)
+            NodeKeys::Wide(self.packed_keys(lv))
         } else {
             let keys: Vec<Vec<u32>> = self
                 .rows
                 .chunks_exact(self.nq.max(1))
-                .take(nt)
                 .map(|row| {
                     row.iter()
                         .zip(lv)

@@ -135,25 +135,8 @@ fn search_is_optimal_against_brute_force() {
     // the minimum with what the search returns.
     let t = small_table(4, 1500);
     let cfg = kuvert_deid::gen::config(4, 4, 0.05);
-    let hier: Vec<_> = cfg
-        .quasi
-        .iter()
-        .map(|q| {
-            let c = t.col_index(q).unwrap();
-            kuvert_deid::hierarchy::Hierarchy::build(
-                &t,
-                c,
-                &cfg.hierarchy[q],
-                std::path::Path::new("."),
-            )
-            .unwrap()
-        })
-        .collect();
-    let codes: Vec<&[u32]> = cfg
-        .quasi
-        .iter()
-        .map(|q| t.columns[t.col_index(q).unwrap()].codes.as_slice())
-        .collect();
+    let hier = build_hier(&t, &cfg, std::path::Path::new("."));
+    let codes = qi_codes(&t, &cfg);
     let prob =
         kuvert_deid::search::Problem::new(&hier, &codes, None, cfg.models.clone(), 0.05).unwrap();
     for metric in [
@@ -451,6 +434,14 @@ fn build_hier(
         .collect()
 }
 
+/// The base codes of `cfg.quasi` on `t`.
+fn qi_codes<'t>(t: &'t Table, cfg: &Config) -> Vec<&'t [u32]> {
+    cfg.quasi
+        .iter()
+        .map(|q| t.columns[t.col_index(q).unwrap()].codes.as_slice())
+        .collect()
+}
+
 /// Every node of the lattice, in mixed radix order.
 fn all_nodes(radix: &[usize]) -> Vec<Vec<usize>> {
     let mut out = Vec::new();
@@ -500,11 +491,7 @@ fn search_is_optimal_against_brute_force_for_every_model_and_metric() {
         for supp in [0.0, 0.04] {
             let cfg = kuvert_deid::gen::config(4, k, supp);
             let hier = build_hier(&t, &cfg, std::path::Path::new("."));
-            let codes: Vec<&[u32]> = cfg
-                .quasi
-                .iter()
-                .map(|q| t.columns[t.col_index(q).unwrap()].codes.as_slice())
-                .collect();
+            let codes = qi_codes(&t, &cfg);
             let m = Models {
                 k,
                 l,
@@ -741,11 +728,7 @@ proptest! {
         let t = small_table(seed, n);
         let cfg = kuvert_deid::gen::config(nqi, k, supp);
         let hier = build_hier(&t, &cfg, std::path::Path::new("."));
-        let codes: Vec<&[u32]> = cfg
-            .quasi
-            .iter()
-            .map(|q| t.columns[t.col_index(q).unwrap()].codes.as_slice())
-            .collect();
+        let codes = qi_codes(&t, &cfg);
         let sc = t.col_index("diagnosis").unwrap();
         let sens = (t.columns[sc].codes.as_slice(), t.columns[sc].dict.as_slice());
         let m = match model {
@@ -788,11 +771,7 @@ proptest! {
         let t = small_table(seed, n);
         let cfg = kuvert_deid::gen::config(nqi, k, supp);
         let hier = build_hier(&t, &cfg, std::path::Path::new("."));
-        let codes: Vec<&[u32]> = cfg
-            .quasi
-            .iter()
-            .map(|q| t.columns[t.col_index(q).unwrap()].codes.as_slice())
-            .collect();
+        let codes = qi_codes(&t, &cfg);
         let prob = kuvert_deid::search::Problem::new(&hier, &codes, None, cfg.models.clone(), supp).unwrap();
         let radix: Vec<usize> = hier.iter().map(|h| h.levels()).collect();
         let evals: Vec<_> = all_nodes(&radix).into_iter().map(|lv| prob.evaluate(&lv)).collect();
