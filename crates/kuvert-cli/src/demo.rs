@@ -1,21 +1,24 @@
 //! `kuvert demo`: the whole governed flow on one machine.
 //!
 //! ```text
-//! DIR/pki/            CA, node-0..2 certificates and receipt-signing keys,
-//!                     party certificates (fk, kommun, kontroll, coordinator)
+//! DIR/operators/    the three operators (kuvert_node::operators): operator-<i>/ca/ (its
+//!                     own CA), operator-<i>/node/ (node i's key, made there, its
+//!                     certificate, receipt key, node.toml, data/ with shares, sealed
+//!                     results, receipts and audit-node<i>.log, node.log),
+//!                     federation.toml (signed by all three), parties/ (the
+//!                     agencies' CA and party certificates), service/ (the
+//!                     coordinator's certificates)
 //! DIR/keys/*.key      the parties' approval and sealing keys (kuvert keygen)
 //! DIR/analysis.toml   the overlapping-benefits template, filled in
 //! DIR/inputs/*.csv    the two agencies' generated registers (cleartext:
 //!                     this directory stands for the agencies' own machines)
-//! DIR/node-N/         node N's config, data dir (shares, sealed results,
-//!                     receipts, audit-nodeN.log) and node.log
 //! DIR/coordinator/    coordinator.db (SQLite), audit-coordinator.log,
 //!                     coordinator.log
 //! DIR/results/*.csv   what each recipient reconstructed
 //! ```
 //!
 //! Nodes and coordinator are separate `kuvert` processes talking TLS and
-//! HTTP on loopback; the parties' steps are the same library calls as
+//! HTTPS on loopback; the parties' steps are the same library calls as
 //! `kuvert analysis submit|approve`, `kuvert upload` and `kuvert result`,
 //! and each is printed as the command a party would type.
 
@@ -35,6 +38,12 @@ const ANALYSIS: &str = "overlapping-benefits";
 /// The contributors, the recipient that only receives, and the coordinator.
 const CONTRIBUTORS: [&str; 2] = ["fk", "kommun"];
 const CONTROL: &str = "kontroll";
+/// The three organisations that run the demo's nodes.
+const OPERATORS: [&str; 3] = [
+    "Operator A (e.g. a state IT agency)",
+    "Operator B (e.g. a university data centre)",
+    "Operator C (e.g. a regional IT cooperative)",
+];
 
 /// `kuvert demo [--data-dir DIR] [--serve]`
 #[derive(Args, Debug)]
@@ -90,7 +99,10 @@ impl Children {
 fn log_of(name: &str) -> String {
     match name {
         "coordinator" => "coordinator/coordinator.log".into(),
-        n => format!("{n}/node.log"),
+        n => match n.strip_prefix("node-") {
+            Some(i) => format!("operators/operator-{i}/node/node.log"),
+            None => format!("{n}.log"),
+        },
     }
 }
 
@@ -138,29 +150,64 @@ pub fn run(a: DemoArgs) -> anyhow::Result<ExitCode> {
         dir.display()
     );
 
-    // 1. Deployment PKI and party keys.
+    // 1. Three operators, each with its own CA; the federation; the
+    //    agencies' certificates; the parties' keys.
     step(
         1,
-        "PKI for three nodes and four parties, and the parties' keys",
+        "three operators, each with its own CA; each node makes its own key; the federation they sign",
     );
-    let pki = dir.join("pki");
+    let client = [free_port()?, free_port()?, free_port()?];
+    let mpc = [free_port()?, free_port()?, free_port()?];
     let mut parties: Vec<String> = CONTRIBUTORS.iter().map(|s| s.to_string()).collect();
     parties.push(CONTROL.into());
-    parties.push("coordinator".into());
+    let ops = dir.join("operators");
+    for (i, org) in OPERATORS.iter().enumerate() {
+        let op = ops.join(format!("operator-{i}"));
+        eprintln!("  # operator {i}, on its CA machine and on node {i}'s machine:");
+        cmd(&format!(
+            "kuvert pki ca init --org \"{}\" --out {}",
+            org,
+            op.join("ca").display()
+        ));
+        cmd(&format!(
+            "kuvert pki request --node {i} --host 127.0.0.1 --out {}   # the key stays here",
+            op.join("node").display()
+        ));
+        cmd(&format!(
+            "kuvert pki sign --ca {} --csr {} --node {i}",
+            op.join("ca").display(),
+            op.join(format!("node/node-{i}.csr")).display()
+        ));
+        cmd(&format!(
+            "kuvert federation keygen --id {i} --dir {}",
+            op.join("node").display()
+        ));
+    }
     cmd(&format!(
-        "kuvert pki init --out {} --parties {}",
-        pki.display(),
-        parties.join(",")
+        "kuvert federation assemble --name kuvert-demo --out {} ENTRY-0 ENTRY-1 ENTRY-2   # then each operator: kuvert federation sign",
+        ops.join("federation.toml").display()
     ));
-    kuvert_net::pki::init(
-        &pki,
-        &kuvert_net::pki::InitOptions {
+    let dep = kuvert_node::operators::setup(
+        &ops,
+        &kuvert_node::operators::Plan {
+            name: "kuvert-demo".into(),
+            operators: OPERATORS.map(String::from),
+            mpc,
+            api: client,
             parties: parties.clone(),
-            validity_days: 30,
-            ..Default::default()
+            days: 30,
         },
-    )?;
-    kuvert_node::gov::ensure_signing_keys(&pki).map_err(|e| anyhow!(e))?;
+    )
+    .map_err(|e| anyhow!(e))?;
+    let fed = kuvert_net::Federation::load_verified(&dep.federation)?;
+    eprintln!("  federation {} signed by all three operators", fed.hash_hex());
+    // The parties' view: their certificates from the agencies' CA, and
+    // the nodes' public receipt keys from the federation.
+    let pki = dep.parties.clone();
+    cmd(&format!(
+        "kuvert pki request --party fk --out {}; kuvert pki sign --ca AGENCIES-CA --csr ... --party fk   # and so for each agency",
+        pki.display()
+    ));
     let keys_dir = dir.join("keys");
     std::fs::create_dir_all(&keys_dir)?;
     let mut keys = Vec::new();
@@ -182,7 +229,16 @@ pub fn run(a: DemoArgs) -> anyhow::Result<ExitCode> {
         "kuvert analysis template {ANALYSIS} --out {}   # then fill in keys and contact",
         spec_path.display()
     ));
-    let spec_text = fill_template(kuvert_gov::templates::get(ANALYSIS)?, &keys)?;
+    cmd(&format!(
+        "kuvert federation nodes {} >> {}   # the three [[nodes]] the contributors approve",
+        dep.federation.display(),
+        spec_path.display()
+    ));
+    let template = kuvert_gov::templates::set_nodes(
+        kuvert_gov::templates::get(ANALYSIS)?,
+        &dep.spec_nodes().map_err(|e| anyhow!(e))?,
+    )?;
+    let spec_text = fill_template(&template, &keys)?;
     std::fs::write(&spec_path, &spec_text)?;
 
     // 3. Inputs.
@@ -201,23 +257,16 @@ pub fn run(a: DemoArgs) -> anyhow::Result<ExitCode> {
         4,
         "three compute nodes (TLS 1.3) and the coordinator on 127.0.0.1",
     );
-    let client = [free_port()?, free_port()?, free_port()?];
-    let mpc = [free_port()?, free_port()?, free_port()?];
     let listen = match a.listen {
         Some(l) => l,
         None => free_port()?,
     };
     let mut children = Children(Vec::new());
-    for (i, addr) in client.iter().enumerate() {
-        let nd = dir.join(format!("node-{i}"));
-        std::fs::create_dir_all(&nd)?;
-        let cfg = format!(
-            "id = {i}\nlisten = \"{addr}\"\nnodes = [\"{}\", \"{}\", \"{}\"]\npki_dir = \"../pki\"\n\
-             data_dir = \"data\"\nio_timeout_secs = 60\nconnect_timeout_secs = 20\n",
-            mpc[0], mpc[1], mpc[2]
-        );
-        let cfg_path = nd.join("node.toml");
-        std::fs::write(&cfg_path, cfg)?;
+    for i in 0..3 {
+        // Each operator's node.toml (production mode: the federation, the
+        // client CAs; no dev_mode), written by operators::setup.
+        let nd = dep.node_dirs[i].clone();
+        let cfg_path = dep.node_config(i);
         cmd(&format!("kuvert node --config {}", cfg_path.display()));
         let log = std::fs::File::create(nd.join("node.log"))?;
         let child = Command::new(&exe)
@@ -237,10 +286,41 @@ pub fn run(a: DemoArgs) -> anyhow::Result<ExitCode> {
         .map(|a| a.to_string())
         .collect::<Vec<_>>()
         .join(",");
+    // HTTPS with the service operator's certificate; the agencies' CA
+    // issues the client certificates; fk may submit; a console token for
+    // the demo's operator.
+    let tls_cert = dep.service.join("server.crt");
+    let tls_key = dep.service.join("server.key");
+    let client_ca = pki.join("ca.crt");
+    let access = cdir.join("access.toml");
     cmd(&format!(
-        "kuvert coordinator --data-dir {} --listen {listen} --pki {} --nodes {nodes_arg}",
+        "kuvert coordinator token --name demo-console --roles operator,auditor   # its [[token]] goes into {}",
+        access.display()
+    ));
+    let console_token = kuvert_coord::auth::new_token();
+    let roles = kuvert_coord::auth::parse_roles("operator,auditor").map_err(|e| anyhow!(e))?;
+    std::fs::write(
+        &access,
+        format!(
+            "# Who may do what at the demo's coordinator (docs/service.md).\n\
+             # Parties by their client certificate's name; their roles in an\n\
+             # analysis (contributor, recipient) come from its spec.\n\
+             [[principal]]\nname = \"fk\"\nroles = [\"submitter\"]\n\n{}",
+            kuvert_coord::auth::token_stanza("demo-console", &roles, &console_token)
+        ),
+    )?;
+    let coord_flags = format!(
+        "--tls-cert {} --tls-key {} --client-ca {} --access {}",
+        tls_cert.display(),
+        tls_key.display(),
+        client_ca.display(),
+        access.display()
+    );
+    cmd(&format!(
+        "kuvert coordinator --data-dir {} --listen {listen} --pki {} --federation {} {coord_flags}",
         cdir.display(),
-        pki.display()
+        dep.service.display(),
+        dep.federation.display()
     ));
     let log = std::fs::File::create(cdir.join("coordinator.log"))?;
     let child = Command::new(&exe)
@@ -249,7 +329,17 @@ pub fn run(a: DemoArgs) -> anyhow::Result<ExitCode> {
         .arg("--listen")
         .arg(listen.to_string())
         .arg("--pki")
-        .arg(&pki)
+        .arg(&dep.service)
+        .arg("--federation")
+        .arg(&dep.federation)
+        .arg("--tls-cert")
+        .arg(&tls_cert)
+        .arg("--tls-key")
+        .arg(&tls_key)
+        .arg("--client-ca")
+        .arg(&client_ca)
+        .arg("--access")
+        .arg(&access)
         .args(["--nodes", &nodes_arg, "--poll-ms", "200"])
         .stdin(Stdio::piped())
         .stdout(Stdio::null())
@@ -257,8 +347,17 @@ pub fn run(a: DemoArgs) -> anyhow::Result<ExitCode> {
         .spawn()
         .with_context(|| format!("cannot start {}", exe.display()))?;
     children.0.push(("coordinator".into(), child));
-    let url = format!("http://{listen}");
-    let coord = Coordinator::new(&url);
+    let url = format!("https://{listen}");
+    // The parties trust the service operator's CA for the coordinator and
+    // present their own certificates; the demo's own calls (submit,
+    // status) are fk's.
+    let coord_ca = dep.service.join("ca.crt");
+    let cargs = CoordArgs {
+        coordinator_ca: Some(coord_ca.clone()),
+        pki: Some(pki.clone()),
+        ..CoordArgs::url(&url)
+    };
+    let coord = Coordinator::connect(&cargs, Some(&pki), Some("fk"))?;
     wait_until(
         &mut children,
         &dir,
@@ -266,11 +365,9 @@ pub fn run(a: DemoArgs) -> anyhow::Result<ExitCode> {
         "the coordinator to start",
         || Ok(coord.get_text("/api/health").is_ok()),
     )?;
-    let cargs = CoordArgs {
-        coordinator: url.clone(),
-    };
     eprintln!(
-        "  export KUVERT_COORDINATOR={url} KUVERT_PKI={}",
+        "  export KUVERT_COORDINATOR={url} KUVERT_COORDINATOR_CA={} KUVERT_PKI={}",
+        coord_ca.display(),
         pki.display()
     );
 
@@ -280,11 +377,24 @@ pub fn run(a: DemoArgs) -> anyhow::Result<ExitCode> {
     let id = coord.submit(&spec_text, &spec_path.display().to_string())?;
     eprintln!("  {id}");
     for c in CONTRIBUTORS {
+        // The contributor has read the spec it wrote (DIR/analysis.toml):
+        // --yes with that file, whose hash must be the id.
         cmd(&format!(
-            "kuvert analysis approve {id} --key {}",
-            key_path(c).display()
+            "kuvert analysis approve {id} --key {} --spec {} --yes",
+            key_path(c).display(),
+            spec_path.display()
         ));
-        service::approve_online(&id.to_hex(), &key_path(c), None, &cargs)?;
+        let code = service::approve_online(
+            &id.to_hex(),
+            &key_path(c),
+            Some(&spec_path),
+            true,
+            None,
+            &cargs,
+        )?;
+        if code != ExitCode::SUCCESS {
+            bail!("{c} did not approve analysis {id}");
+        }
     }
     wait_state(
         &mut children,
@@ -413,10 +523,12 @@ pub fn run(a: DemoArgs) -> anyhow::Result<ExitCode> {
     println!(
         "\nDone in {:.1} s. Look around:\n\
          \x20 console      {url}/   (Swedish; {url}/?lang=en for English){}\n\
-         \x20 status       KUVERT_COORDINATOR={url} kuvert status {id} --pki {}\n\
-         \x20 DPIA text    KUVERT_COORDINATOR={url} kuvert analysis describe {id} --format html --out dpia.html\n\
+         \x20 login        {url}/login with this console token (roles operator and auditor; printed only here):\n\
+         \x20 token        {console_token}\n\
+         \x20 status       {env} kuvert status {id} --pki {}\n\
+         \x20 DPIA text    {env} kuvert analysis describe {id} --format html --out dpia.html\n\
          \x20 audit        kuvert audit verify --data-dir {}\n\
-         \x20 files        {}  (inputs/ is the agencies' side; node-*/ hold only shares, now deleted)",
+         \x20 files        {}  (inputs/ is the agencies' side; operators/operator-*/node/data hold only shares, now deleted)",
         started.elapsed().as_secs_f64(),
         if a.serve {
             ""
@@ -426,6 +538,10 @@ pub fn run(a: DemoArgs) -> anyhow::Result<ExitCode> {
         pki.display(),
         dir.display(),
         dir.display(),
+        env = format!(
+            "KUVERT_COORDINATOR={url} KUVERT_COORDINATOR_CA={} KUVERT_COORDINATOR_PARTY=fk",
+            coord_ca.display()
+        ),
     );
     if !all_agree || !report.ok() || shares_left != 0 {
         return Ok(ExitCode::from(1));
@@ -456,15 +572,18 @@ pub fn run(a: DemoArgs) -> anyhow::Result<ExitCode> {
 fn fill_template(template: &str, keys: &[(String, PathBuf)]) -> anyhow::Result<String> {
     let mut text = template.to_string();
     for (name, path) in keys {
-        let k = PartyKey::load(path)?.public();
+        let key = PartyKey::load(path)?;
+        let k = key.public();
+        // The result key first: `public_key = "placeholder:X"` is also the
+        // tail of `kem_public_key = "placeholder:X"`.
         text = text
+            .replace(
+                &format!("kem_public_key = \"placeholder:{name}\""),
+                &format!("kem_public_key = \"{}\"", key.kem_public()?.to_base64()),
+            )
             .replace(
                 &format!("public_key = \"placeholder:{name}\""),
                 &format!("public_key = \"{}\"", k.ed25519),
-            )
-            .replace(
-                &format!("public_key_x25519 = \"placeholder:{name}\""),
-                &format!("public_key_x25519 = \"{}\"", k.x25519),
             );
     }
     let mut out = String::new();

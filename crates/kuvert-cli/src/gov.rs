@@ -11,17 +11,23 @@ use std::process::ExitCode;
 
 use clap::{Args, Subcommand, ValueEnum};
 use kuvert_gov::approval::{approve_spec, load_approval};
-use kuvert_gov::spec::{AnalysisId, AnalysisSpec, Validation};
+use kuvert_gov::describe::approval_summary;
+use kuvert_gov::spec::{parse_ed25519, AnalysisId, AnalysisSpec, Validation};
 use kuvert_gov::{audit, describe, templates, Format, GovError, PartyKey};
 
 #[derive(Subcommand, Debug)]
 pub enum GovCommand {
     /// Make a party's keys: an Ed25519 key to sign approvals and receipts,
-    /// and an X25519 key to receive sealed results.
+    /// and a post-quantum hybrid key (X-Wing: ML-KEM-768 + X25519) to
+    /// receive sealed results.
     ///
     /// Writes OUT (secret, mode 0600, never overwritten) and OUT.pub (the
     /// public keys, JSON), and prints the two lines to paste into an
-    /// analysis spec (`public_key = ...`, `public_key_x25519 = ...`).
+    /// analysis spec (`public_key = ...` for a contributor,
+    /// `kem_public_key = ...` for a recipient).
+    ///
+    /// `--upgrade KEYFILE` gives a key file from before post-quantum sealing
+    /// its X-Wing key in place, keeping its name and Ed25519 key.
     Keygen(KeygenArgs),
     /// Analysis specs: id, check, schema, approve, verify, describe, template.
     #[command(subcommand)]
@@ -34,12 +40,18 @@ pub enum GovCommand {
 #[derive(Args, Debug)]
 pub struct KeygenArgs {
     /// The secret key file to write, e.g. fk.key (OUT.pub is written beside it).
-    #[arg(long)]
-    out: PathBuf,
+    #[arg(long, required_unless_present = "upgrade")]
+    out: Option<PathBuf>,
     /// The party's name inside the files (default: OUT's file name without
     /// extension).
     #[arg(long)]
     name: Option<String>,
+    /// Add a post-quantum result key (X-Wing) to KEYFILE, a key file made
+    /// before sealed results became post-quantum: keeps its name, its
+    /// Ed25519 key and its old X25519 line, rewrites KEYFILE (mode 0600)
+    /// and KEYFILE.pub, and prints the new `kem_public_key` line for specs.
+    #[arg(long, value_name = "KEYFILE", conflicts_with_all = ["out", "name"])]
+    upgrade: Option<PathBuf>,
 }
 
 #[derive(Subcommand, Debug)]
@@ -77,13 +89,25 @@ pub enum AnalysisCommand {
         #[command(flatten)]
         coord: crate::service::CoordArgs,
     },
-    /// Approve an analysis as a contributor: sign its id with your key.
+    /// Approve an analysis as a contributor: read what it does, then sign
+    /// its id with your key.
     ///
-    /// Online (no --spec): fetches the spec from the coordinator, checks
-    /// that its hash is ID, signs, and posts the approval; every node checks
-    /// it again. Offline (--spec FILE): refuses unless FILE's id is ID, and
-    /// writes the approval to --out or stdout. Either way your key must be
-    /// the one the spec names for you.
+    /// Prints a summary of the spec (to stderr): id, purpose, legal basis,
+    /// the full SQL of every output with its recipients and their key
+    /// fingerprints, the three nodes, ε per output and which outputs are
+    /// exact, leakage opt-ins, retention, contributors and protocol. Then
+    /// asks `Approve analysis ID as contributor NAME? [y/N]` on the
+    /// terminal; anything but y/yes signs nothing (exit 1). Without a
+    /// terminal it signs only with --yes, which is accepted only with
+    /// --spec FILE: the spec you read, whose hash must be ID.
+    ///
+    /// Online (no --spec, or --spec with --coordinator/KUVERT_COORDINATOR):
+    /// fetches the spec from the coordinator, checks that its hash is ID
+    /// (and that --spec FILE's is too), signs, and posts the approval; every
+    /// node checks it again. Offline (--spec FILE, no coordinator named, or
+    /// --offline): refuses unless FILE's id is ID, and writes the approval
+    /// to --out or stdout. Either way your key must be the one the spec
+    /// names for you.
     Approve {
         /// The analysis id you agreed to (from `kuvert analysis submit` or
         /// `kuvert analysis id`).
@@ -91,9 +115,17 @@ pub enum AnalysisCommand {
         /// Your key file (from `kuvert keygen`).
         #[arg(long)]
         key: PathBuf,
-        /// The spec you read (offline approval).
+        /// The spec you read: the summary is of this file, and its hash
+        /// must be ID.
         #[arg(long)]
         spec: Option<PathBuf>,
+        /// Approve without asking (scripts). Only with --spec FILE.
+        #[arg(long)]
+        yes: bool,
+        /// With --spec: never contact the coordinator, even when one is
+        /// named; write the approval to --out or stdout.
+        #[arg(long, requires = "spec")]
+        offline: bool,
         /// Also write the approval (JSON) here; offline without it: stdout.
         #[arg(long)]
         out: Option<PathBuf>,
@@ -179,10 +211,14 @@ pub fn run(cmd: GovCommand) -> anyhow::Result<ExitCode> {
         GovCommand::Analysis(AnalysisCommand::Approve {
             id,
             key,
-            spec: None,
+            spec,
+            yes,
+            offline,
             out,
             coord,
-        }) => crate::service::approve_online(&id, &key, out.as_deref(), &coord),
+        }) if spec.is_none() || (!offline && coordinator_named()) => {
+            crate::service::approve_online(&id, &key, spec.as_deref(), yes, out.as_deref(), &coord)
+        }
         GovCommand::Analysis(AnalysisCommand::Describe {
             spec,
             format,
@@ -264,20 +300,37 @@ fn write_out(out: Option<&Path>, text: &str, create_new: bool) -> Result<(), Gov
 }
 
 fn keygen(a: KeygenArgs) -> Result<ExitCode, GovError> {
+    if let Some(path) = a.upgrade {
+        let (key, pub_path) = PartyKey::upgrade_file(&path)?;
+        println!("public_key = \"{}\"", key.public().ed25519);
+        println!("kem_public_key = \"{}\"", key.kem_public()?.to_base64());
+        eprintln!(
+            "upgraded {} (same name and Ed25519 key, new post-quantum result key) and wrote {}; \
+             put the kem_public_key line into the specs that name this party as a recipient",
+            path.display(),
+            pub_path.display()
+        );
+        return Ok(ExitCode::SUCCESS);
+    }
+    let Some(out) = a.out else {
+        // clap requires --out unless --upgrade is given.
+        return Err(GovError::BadKey {
+            origin: "kuvert keygen".into(),
+            message: "give --out FILE (or --upgrade KEYFILE)".into(),
+        });
+    };
     let name = a.name.unwrap_or_else(|| {
-        a.out
-            .file_stem()
+        out.file_stem()
             .map(|s| s.to_string_lossy().into_owned())
             .unwrap_or_else(|| "party".into())
     });
     let key = PartyKey::generate(&name);
-    let pub_path = key.write(&a.out)?;
-    let p = key.public();
-    println!("public_key = \"{}\"", p.ed25519);
-    println!("public_key_x25519 = \"{}\"", p.x25519);
+    let pub_path = key.write(&out)?;
+    println!("public_key = \"{}\"", key.public().ed25519);
+    println!("kem_public_key = \"{}\"", key.kem_public()?.to_base64());
     eprintln!(
         "wrote {} (secret: keep it, mode 0600) and {} (public: share it)",
-        a.out.display(),
+        out.display(),
         pub_path.display()
     );
     Ok(ExitCode::SUCCESS)
@@ -324,12 +377,21 @@ fn analysis(c: AnalysisCommand) -> Result<ExitCode, GovError> {
         }
         AnalysisCommand::Submit { .. } => unreachable!("handled by run"),
         AnalysisCommand::Approve {
-            id, key, spec, out, ..
+            id,
+            key,
+            spec,
+            yes,
+            out,
+            ..
         } => {
             let spec = spec.expect("online approval is handled by run");
             let expected: AnalysisId = id.parse()?;
-            let s = AnalysisSpec::load(&spec, Validation::Strict)?;
+            let s = local_spec(&spec, &expected)?;
             let k = PartyKey::load(&key)?;
+            let who = contributor_for(&s, &k)?;
+            if let Some(refused) = ask_approval(&s, &who, yes) {
+                return Ok(refused);
+            }
             let a = approve_spec(&s, &expected, &k)?;
             let mut text = serde_json::to_string_pretty(&a).unwrap_or_default();
             text.push('\n');
@@ -411,6 +473,101 @@ fn analysis(c: AnalysisCommand) -> Result<ExitCode, GovError> {
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Whether this command names a coordinator (`--coordinator URL` or
+/// `KUVERT_COORDINATOR`): then an approval with `--spec FILE` is also
+/// checked against the coordinator's copy and posted to it.
+fn coordinator_named() -> bool {
+    std::env::var_os("KUVERT_COORDINATOR").is_some_and(|v| !v.is_empty())
+        || std::env::args_os().any(|a| {
+            let a = a.to_string_lossy();
+            a == "--coordinator" || a.starts_with("--coordinator=")
+        })
+}
+
+/// The message when nobody can be asked and `--yes` was not given.
+pub(crate) const USE_YES_WITH_SPEC: &str = "use --yes with --spec FILE";
+
+/// The spec file the approver read, refused unless its hash is `expected`.
+pub(crate) fn local_spec(path: &Path, expected: &AnalysisId) -> Result<AnalysisSpec, GovError> {
+    let s = AnalysisSpec::load(path, Validation::Strict)?;
+    let actual = s.id();
+    if actual != *expected {
+        return Err(GovError::IdMismatch {
+            given: expected.to_hex(),
+            actual: actual.to_hex(),
+        });
+    }
+    Ok(s)
+}
+
+/// The id of the contributor whose key in `spec` is `key`'s (found before
+/// anything is shown or signed, so the question can name it).
+pub(crate) fn contributor_for(spec: &AnalysisSpec, key: &PartyKey) -> Result<String, GovError> {
+    let vk = key.verifying_key();
+    spec.contributors
+        .iter()
+        .find(|c| parse_ed25519(&c.public_key) == Some(vk))
+        .map(|c| c.id.clone())
+        .ok_or_else(|| GovError::UnknownContributor {
+            contributor: format!(
+                "(the holder of key {}, file name {:?})",
+                key.public().ed25519,
+                key.name()
+            ),
+            known: spec
+                .contributors
+                .iter()
+                .map(|c| c.id.as_str())
+                .collect::<Vec<_>>()
+                .join(", "),
+        })
+}
+
+/// Show `contributor` what it is about to approve (the approval summary,
+/// on stderr) and ask. `None`: approved, by the answer y/yes on the
+/// terminal or by `yes` (which callers accept only with a spec file whose
+/// hash is the id). `Some(code)`: not approved, the reason printed; the
+/// caller must sign and send nothing.
+pub(crate) fn ask_approval(spec: &AnalysisSpec, contributor: &str, yes: bool) -> Option<ExitCode> {
+    use std::io::{BufRead, IsTerminal};
+    let id = spec.id();
+    let mut err = std::io::stderr().lock();
+    let _ = write!(err, "{}", approval_summary(spec));
+    if yes {
+        let _ = writeln!(
+            err,
+            "--yes: approving analysis {id} as contributor {contributor} without asking"
+        );
+        return None;
+    }
+    if !std::io::stdin().is_terminal() {
+        let _ = writeln!(
+            err,
+            "error: not approved: there is no terminal to ask whether you approve (stdin is not \
+             one), so nothing was signed or sent. To approve without a question, read the spec \
+             and {USE_YES_WITH_SPEC} (the spec you read; its hash must be {id})"
+        );
+        return Some(ExitCode::from(2));
+    }
+    let _ = write!(
+        err,
+        "Approve analysis {id} as contributor {contributor}? [y/N] "
+    );
+    let _ = err.flush();
+    drop(err);
+    let mut line = String::new();
+    let read = std::io::stdin().lock().read_line(&mut line);
+    let answer = line.trim().to_ascii_lowercase();
+    if read.is_ok() && (answer == "y" || answer == "yes") {
+        return None;
+    }
+    if line.is_empty() {
+        eprintln!();
+    }
+    eprintln!("not approved: nothing was signed or sent");
+    Some(ExitCode::from(1))
 }
 
 fn print_report(r: &audit::DirReport) {

@@ -9,6 +9,7 @@ mod deid;
 mod demo;
 mod dp;
 mod example;
+mod federation;
 mod gov;
 mod node;
 mod pki;
@@ -59,6 +60,10 @@ enum Command {
     /// Deployment certificates: CA, compute nodes, parties.
     #[command(subcommand)]
     Pki(pki::PkiCommand),
+    /// The federation file: the three nodes, their operators' CAs and key
+    /// fingerprints, signed by all three operators.
+    #[command(subcommand)]
+    Federation(federation::FederationCommand),
     /// Run a compute node (one of the three).
     Node(node::NodeArgs),
     /// Contributor: validate a CSV, secret-share it on this machine and send
@@ -115,6 +120,7 @@ fn main() -> std::process::ExitCode {
     let result = match cli.command {
         Command::Bench(b) => bench::run(b),
         Command::Pki(p) => pki::run(p),
+        Command::Federation(f) => federation::run(f),
         Command::Node(a) => node::node(a),
         Command::Upload(a) => node::upload(a),
         Command::Job(c) => node::job(c),

@@ -2,7 +2,7 @@
 //! `kuvert analysis approve ID` (online), `kuvert upload ID`, `kuvert result
 //! ID`, `kuvert status ID`, `kuvert analysis describe ID`.
 //!
-//! The coordinator is reached over HTTP and trusted for nothing: every spec
+//! The coordinator is reached over HTTPS and trusted for nothing: every spec
 //! fetched from it is hashed here and compared with the id the party typed,
 //! approvals are signed here, shares are made here and sent straight to the
 //! nodes, and sealed results are opened here. See docs/service.md.
@@ -21,17 +21,58 @@ use kuvert_gov::{Approval, PartyKey};
 use kuvert_node::client::Nodes;
 use serde_json::Value;
 
-/// Where the coordinator is.
+/// Where the coordinator is, and how this party proves who it is there
+/// (HTTPS only). The credentials, in order: --coordinator-cert and
+/// --coordinator-key; else this party's certificate `party-NAME.crt/.key`
+/// in the PKI directory (--pki or KUVERT_PKI), NAME being the command's
+/// party (--as, or the name in --key), else --coordinator-party, else the
+/// only party certificate there. A bearer token in the environment
+/// variable KUVERT_COORDINATOR_TOKEN is sent as well.
 #[derive(Args, Debug, Clone)]
 pub struct CoordArgs {
-    /// The coordinator's base URL (the one `kuvert demo` or `kuvert
-    /// coordinator` prints).
+    /// The coordinator's base URL, https:// (the one `kuvert demo` or
+    /// `kuvert coordinator` prints).
     #[arg(
         long,
         env = "KUVERT_COORDINATOR",
-        default_value = "http://127.0.0.1:8080"
+        default_value = "https://127.0.0.1:8080"
     )]
     pub coordinator: String,
+    /// The CA certificate (PEM) that signed the coordinator's TLS
+    /// certificate (default: ca.crt of the PKI directory).
+    #[arg(long, env = "KUVERT_COORDINATOR_CA")]
+    pub coordinator_ca: Option<PathBuf>,
+    /// A client certificate (PEM) to present to the coordinator, instead
+    /// of the party's from the PKI directory; with --coordinator-key.
+    #[arg(long, env = "KUVERT_COORDINATOR_CERT")]
+    pub coordinator_cert: Option<PathBuf>,
+    /// The key of --coordinator-cert (PEM).
+    #[arg(long, env = "KUVERT_COORDINATOR_KEY")]
+    pub coordinator_key: Option<PathBuf>,
+    /// The party whose certificate in the PKI directory is presented to
+    /// the coordinator, for commands that name no party (submit, status,
+    /// describe).
+    #[arg(long, env = "KUVERT_COORDINATOR_PARTY")]
+    pub coordinator_party: Option<String>,
+    /// The PKI directory with the parties' certificates, when the caller
+    /// knows it (`kuvert demo`); not a flag: the commands' --pki and
+    /// KUVERT_PKI give it otherwise.
+    #[arg(skip)]
+    pub pki: Option<PathBuf>,
+}
+
+impl CoordArgs {
+    /// The coordinator at `url`, with the default credentials.
+    pub fn url(url: &str) -> CoordArgs {
+        CoordArgs {
+            coordinator: url.to_string(),
+            coordinator_ca: None,
+            coordinator_cert: None,
+            coordinator_key: None,
+            coordinator_party: None,
+            pki: None,
+        }
+    }
 }
 
 /// Who this party is towards the nodes (mutually authenticated TLS).
@@ -52,8 +93,8 @@ pub struct PartyTlsArgs {
 pub struct ResultArgs {
     /// The analysis id.
     id: String,
-    /// The recipient's key file (from `kuvert keygen`): its X25519 part
-    /// opens the sealed result shares.
+    /// The recipient's key file (from `kuvert keygen`): its post-quantum
+    /// X-Wing part opens the sealed result shares.
     #[arg(long)]
     key: PathBuf,
     /// Write the CSV here instead of stdout.
@@ -89,14 +130,20 @@ pub fn status_cmd(a: StatusArgs) -> anyhow::Result<ExitCode> {
     status(&a.id, a.json, a.pki.as_deref(), &a.coord)
 }
 
-/// A small blocking HTTP client for the coordinator's JSON API.
+/// A small blocking HTTPS client for the coordinator's JSON API.
 pub struct Coordinator {
     base: String,
     agent: ureq::Agent,
+    /// Who we are there, for messages ("party fk's client certificate").
+    who: String,
+    /// The CA the coordinator's certificate must chain to, for messages.
+    ca: PathBuf,
+    token: Option<String>,
 }
 
-/// An error answer from the coordinator, with its status.
-fn api_error(base: &str, path: &str, e: ureq::Error) -> anyhow::Error {
+/// An error answer from the coordinator, with its status and what to do.
+fn api_error(c: &Coordinator, path: &str, e: ureq::Error) -> anyhow::Error {
+    let base = &c.base;
     match e {
         ureq::Error::Status(code, resp) => {
             let body = resp.into_string().unwrap_or_default();
@@ -104,23 +151,169 @@ fn api_error(base: &str, path: &str, e: ureq::Error) -> anyhow::Error {
                 .ok()
                 .and_then(|v| v.get("error").and_then(|m| m.as_str()).map(str::to_string))
                 .unwrap_or(body);
-            anyhow!("the coordinator answered {code} to {path}: {msg}")
+            match code {
+                401 => anyhow!(
+                    "the coordinator at {base} answered 401 (not authenticated) to {path}; this \
+                     client sent {}: {msg}\n\
+                     Present this party's client certificate (the PKI directory --pki or \
+                     KUVERT_PKI with party-NAME.crt and .key, and --as NAME, --key, or \
+                     --coordinator-party NAME; or --coordinator-cert and --coordinator-key), or a \
+                     token from the coordinator's operator in KUVERT_COORDINATOR_TOKEN",
+                    c.who
+                ),
+                403 => anyhow!(
+                    "the coordinator answered 403 (forbidden) to {path} for {}: {msg}",
+                    c.who
+                ),
+                _ => anyhow!("the coordinator answered {code} to {path}: {msg}"),
+            }
         }
         ureq::Error::Transport(t) => anyhow!(
-            "cannot reach the coordinator at {base}: {t}. Is it running? \
-             (set --coordinator or KUVERT_COORDINATOR)"
+            "cannot reach the coordinator at {base}: {t}. Is it running, and did the CA in {} \
+             sign its certificate? (set --coordinator or KUVERT_COORDINATOR, and \
+             --coordinator-ca or KUVERT_COORDINATOR_CA)",
+            c.ca.display()
         ),
     }
 }
 
+/// The party certificates `party-NAME.crt` in a PKI directory.
+fn party_certs(pki: &Path) -> Vec<String> {
+    let mut out: Vec<String> = std::fs::read_dir(pki)
+        .into_iter()
+        .flatten()
+        .filter_map(|e| e.ok())
+        .filter_map(|e| {
+            let n = e.file_name().to_string_lossy().to_string();
+            n.strip_prefix("party-")
+                .and_then(|r| r.strip_suffix(".crt"))
+                .map(str::to_string)
+        })
+        .filter(|n| pki.join(format!("party-{n}.key")).exists())
+        .collect();
+    out.sort();
+    out
+}
+
 impl Coordinator {
-    pub fn new(base: &str) -> Coordinator {
-        Coordinator {
-            base: base.trim_end_matches('/').to_string(),
+    /// The coordinator of `args`, with the default credentials.
+    pub fn new(args: &CoordArgs) -> anyhow::Result<Coordinator> {
+        Coordinator::connect(args, None, None)
+    }
+
+    /// The coordinator of `args` over HTTPS, as `party` (the command's
+    /// --as or --key party) with the PKI directory `pki` (the command's
+    /// --pki; else KUVERT_PKI). See [`CoordArgs`] for the order.
+    pub fn connect(
+        args: &CoordArgs,
+        pki: Option<&Path>,
+        party: Option<&str>,
+    ) -> anyhow::Result<Coordinator> {
+        let url = args.coordinator.trim().trim_end_matches('/');
+        if let Some(rest) = url.strip_prefix("http://") {
+            bail!(
+                "{url}: the coordinator speaks only HTTPS; use https://{rest} \
+                 (--coordinator or KUVERT_COORDINATOR)"
+            );
+        }
+        if !url.starts_with("https://") {
+            bail!(
+                "{url:?} is not a coordinator URL: give https://HOST:PORT (--coordinator or \
+                 KUVERT_COORDINATOR)"
+            );
+        }
+        let env_pki = std::env::var_os("KUVERT_PKI")
+            .filter(|p| !p.is_empty())
+            .map(PathBuf::from);
+        let pki = pki
+            .map(Path::to_path_buf)
+            .or_else(|| args.pki.clone())
+            .or(env_pki);
+        let ca = match (&args.coordinator_ca, &pki) {
+            (Some(ca), _) => ca.clone(),
+            (None, Some(p)) if p.join("ca.crt").exists() => p.join("ca.crt"),
+            _ => bail!(
+                "which CA signed the coordinator's certificate? Give --coordinator-ca FILE (or \
+                 KUVERT_COORDINATOR_CA), or the PKI directory whose ca.crt it is (--pki or \
+                 KUVERT_PKI); the coordinator's operator has the file"
+            ),
+        };
+        let roots = kuvert_net::pki::load_roots(&ca)
+            .with_context(|| format!("the coordinator's CA {}", ca.display()))?;
+        let identity = match (&args.coordinator_cert, &args.coordinator_key) {
+            (Some(cert), Some(key)) => Some((
+                format!("the client certificate {}", cert.display()),
+                kuvert_net::pki::Identity::load(cert, key)
+                    .context("--coordinator-cert/--coordinator-key")?,
+            )),
+            (Some(_), None) | (None, Some(_)) => bail!(
+                "give --coordinator-cert and --coordinator-key together (the client certificate \
+                 and its key)"
+            ),
+            (None, None) => {
+                let explicit = args.coordinator_party.as_deref();
+                let name = party.or(explicit).map(str::to_string).or_else(|| {
+                    let only = pki.as_deref().map(party_certs).unwrap_or_default();
+                    (only.len() == 1).then(|| only[0].clone())
+                });
+                match (name, &pki) {
+                    (Some(n), Some(dir)) if dir.join(format!("party-{n}.crt")).exists() => Some((
+                        format!("party {n}'s client certificate"),
+                        kuvert_net::pki::Identity::load_party(dir, &n)
+                            .with_context(|| format!("party {n}'s TLS identity"))?,
+                    )),
+                    (Some(n), _) if explicit == Some(n.as_str()) => bail!(
+                        "no client certificate for party {n:?}: expected party-{n}.crt and .key \
+                         in the PKI directory (--pki or KUVERT_PKI)"
+                    ),
+                    _ => None,
+                }
+            }
+        };
+        let token = std::env::var("KUVERT_COORDINATOR_TOKEN")
+            .ok()
+            .map(|t| t.trim().to_string())
+            .filter(|t| !t.is_empty());
+        let builder = rustls::ClientConfig::builder_with_provider(kuvert_net::tls::provider())
+            .with_protocol_versions(&[&rustls::version::TLS13])
+            .map_err(|e| anyhow!("TLS: {e}"))?
+            .with_root_certificates(roots);
+        let (who, config) = match identity {
+            Some((who, id)) => (
+                who,
+                builder
+                    .with_client_auth_cert(id.certs.clone(), id.clone_key())
+                    .map_err(|e| anyhow!("the client certificate and key do not match: {e}"))?,
+            ),
+            None if token.is_some() => ("the token in KUVERT_COORDINATOR_TOKEN".into(), {
+                builder.with_no_client_auth()
+            }),
+            None => ("no credentials".into(), builder.with_no_client_auth()),
+        };
+        let who = match (&token, who.as_str()) {
+            (Some(_), w) if !w.starts_with("the token") => {
+                format!("{w} (and the token in KUVERT_COORDINATOR_TOKEN)")
+            }
+            _ => who,
+        };
+        Ok(Coordinator {
+            base: url.to_string(),
             agent: ureq::AgentBuilder::new()
+                .tls_config(std::sync::Arc::new(config))
                 .timeout_connect(Duration::from_secs(5))
                 .timeout(Duration::from_secs(60))
                 .build(),
+            who,
+            ca,
+            token,
+        })
+    }
+
+    fn request(&self, method: &str, path: &str) -> ureq::Request {
+        let r = self.agent.request(method, &self.url(path));
+        match &self.token {
+            Some(t) => r.set("authorization", &format!("Bearer {t}")),
+            None => r,
         }
     }
 
@@ -133,10 +326,9 @@ impl Coordinator {
     }
 
     pub fn get_text(&self, path: &str) -> anyhow::Result<String> {
-        self.agent
-            .get(&self.url(path))
+        self.request("GET", path)
             .call()
-            .map_err(|e| api_error(&self.base, path, e))?
+            .map_err(|e| api_error(self, path, e))?
             .into_string()
             .with_context(|| format!("reading the coordinator's answer to {path}"))
     }
@@ -149,11 +341,10 @@ impl Coordinator {
 
     fn post(&self, path: &str, content_type: &str, body: &str) -> anyhow::Result<Value> {
         let text = self
-            .agent
-            .post(&self.url(path))
+            .request("POST", path)
             .set("content-type", content_type)
             .send_string(body)
-            .map_err(|e| api_error(&self.base, path, e))?
+            .map_err(|e| api_error(self, path, e))?
             .into_string()
             .with_context(|| format!("reading the coordinator's answer to {path}"))?;
         Ok(serde_json::from_str(&text).unwrap_or(Value::String(text)))
@@ -230,19 +421,41 @@ pub fn parse_id(s: &str) -> anyhow::Result<AnalysisId> {
     })
 }
 
-/// A node client for `key`'s party, with the node addresses from the
-/// coordinator.
+/// A node client for `key`'s party towards the nodes that `spec` (already
+/// checked against its id) names: each node is pinned to the key
+/// fingerprint in the approved `[[nodes]]`. Addresses come from the spec's
+/// `endpoint`s, else from the coordinator; either way a node answering with
+/// another key is refused before anything is sent.
 fn node_client(
     coord: &Coordinator,
     tls: &PartyTlsArgs,
     key: &PartyKey,
+    id: &AnalysisId,
+    spec: &AnalysisSpec,
 ) -> anyhow::Result<(Nodes, String)> {
     let name = tls.party.clone().unwrap_or_else(|| key.name().to_string());
-    let addrs = coord.nodes()?;
-    let mut nodes = Nodes::new(&tls.pki, &name, addrs).with_context(|| {
+    let pins: [String; 3] = spec
+        .nodes
+        .iter()
+        .map(|n| n.fingerprint.trim().to_string())
+        .collect::<Vec<_>>()
+        .try_into()
+        .map_err(|_| anyhow!("analysis {id} does not name three nodes"))?;
+    let addrs = match spec_endpoints(spec)? {
+        Some(a) => a,
+        None => coord.nodes()?,
+    };
+    let mut nodes = Nodes::pinned(
+        &tls.pki,
+        &name,
+        addrs,
+        pins,
+        &format!("the approved analysis {id}"),
+    )
+    .with_context(|| {
         format!(
             "no TLS identity for party {name:?} in {} (expected party-{name}.crt and .key; \
-             `kuvert pki issue-party` makes them)",
+             `kuvert pki request --party {name}` and your CA's `kuvert pki sign` make them)",
             tls.pki.display()
         )
     })?;
@@ -250,11 +463,30 @@ fn node_client(
     Ok((nodes, name))
 }
 
+/// The nodes' client addresses from the spec's `endpoint`s, if all three
+/// are given.
+fn spec_endpoints(spec: &AnalysisSpec) -> anyhow::Result<Option<[SocketAddr; 3]>> {
+    use std::net::ToSocketAddrs;
+    let mut out = Vec::new();
+    for (j, n) in spec.nodes.iter().enumerate() {
+        let Some(e) = &n.endpoint else {
+            return Ok(None);
+        };
+        let a = e
+            .to_socket_addrs()
+            .with_context(|| format!("cannot resolve node {j}'s endpoint {e:?} from the spec"))?
+            .next()
+            .ok_or_else(|| anyhow!("node {j}'s endpoint {e:?} resolves to nothing"))?;
+        out.push(a);
+    }
+    Ok(out.try_into().ok())
+}
+
 /// `kuvert analysis submit SPEC`
 pub fn submit(spec: &Path, coord: &CoordArgs) -> anyhow::Result<ExitCode> {
     let text =
         std::fs::read_to_string(spec).with_context(|| format!("cannot read {}", spec.display()))?;
-    let c = Coordinator::new(&coord.coordinator);
+    let c = Coordinator::new(coord)?;
     let id = c.submit(&text, &spec.display().to_string())?;
     println!("{id}");
     eprintln!(
@@ -264,15 +496,54 @@ pub fn submit(spec: &Path, coord: &CoordArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// `kuvert analysis approve ID --key KEY` without `--spec`: fetch, check,
-/// sign, post.
+/// `kuvert analysis approve ID --key KEY [--spec FILE [--yes]]` against
+/// the coordinator: fetch the spec and check its hash is ID (and, with
+/// `local_spec`, that the file's is too), show the approval summary (of the
+/// file when given), ask (see [`crate::gov::ask_approval`]; `yes` only with
+/// `local_spec`), and only then sign and post. Refused: exit 2 for bad
+/// input (`--yes` without a spec file, a file of another id, a key that is
+/// no contributor's), exit 1 when the answer is not yes; nothing signed or
+/// sent either way.
 pub fn approve_online(
     id: &str,
     key: &Path,
+    local_spec: Option<&Path>,
+    yes: bool,
     out: Option<&Path>,
     coord: &CoordArgs,
 ) -> anyhow::Result<ExitCode> {
-    let (id, c, spec, k) = checked_spec_and_key(id, key, coord)?;
+    let refuse = |e: &dyn std::fmt::Display| {
+        eprintln!("error: {e}");
+        Ok(ExitCode::from(2))
+    };
+    if yes && local_spec.is_none() {
+        return refuse(&format!(
+            "--yes is accepted only together with --spec FILE, the spec you read (its hash must \
+             be the id): {}; nothing was signed or sent",
+            crate::gov::USE_YES_WITH_SPEC
+        ));
+    }
+    let parsed = match parse_id(id) {
+        Ok(parsed) => parsed,
+        Err(e) => return refuse(&e),
+    };
+    let local = match local_spec {
+        Some(p) => match crate::gov::local_spec(p, &parsed) {
+            Ok(s) => Some(s),
+            Err(e) => return refuse(&format!("{e}; nothing was signed or sent")),
+        },
+        None => None,
+    };
+    let (id, c, fetched, k) = checked_spec_and_key(id, key, coord, None)?;
+    // Both hash to `id`: the file is the coordinator's spec.
+    let spec = local.unwrap_or(fetched);
+    let who = match crate::gov::contributor_for(&spec, &k) {
+        Ok(who) => who,
+        Err(e) => return refuse(&format!("refusing to approve: {e}")),
+    };
+    if let Some(refused) = crate::gov::ask_approval(&spec, &who, yes) {
+        return Ok(refused);
+    }
     let a = approve_spec(&spec, &id, &k)?;
     if let Some(out) = out {
         let mut text = serde_json::to_string_pretty(&a)?;
@@ -298,17 +569,22 @@ pub fn approve_online(
     Ok(ExitCode::SUCCESS)
 }
 
-/// The analysis id, the coordinator, the spec fetched from it (its hash
-/// checked against the id) and the party's key.
+/// The analysis id, the coordinator (reached as the key's party, or
+/// `tls`'s), the spec fetched from it (its hash checked against the id) and
+/// the party's key.
 fn checked_spec_and_key(
     id: &str,
     key: &Path,
     coord: &CoordArgs,
+    tls: Option<&PartyTlsArgs>,
 ) -> anyhow::Result<(AnalysisId, Coordinator, AnalysisSpec, PartyKey)> {
     let id = parse_id(id)?;
-    let c = Coordinator::new(&coord.coordinator);
-    let (_, spec) = c.spec(&id)?;
     let k = PartyKey::load(key)?;
+    let party = tls
+        .and_then(|t| t.party.clone())
+        .unwrap_or_else(|| k.name().to_string());
+    let c = Coordinator::connect(coord, tls.map(|t| t.pki.as_path()), Some(&party))?;
+    let (_, spec) = c.spec(&id)?;
     Ok((id, c, spec, k))
 }
 
@@ -321,7 +597,7 @@ pub fn upload(
     coord: &CoordArgs,
     tls: &PartyTlsArgs,
 ) -> anyhow::Result<ExitCode> {
-    let (id, c, spec, k) = checked_spec_and_key(id, key, coord)?;
+    let (id, c, spec, k) = checked_spec_and_key(id, key, coord, Some(tls))?;
     let me = spec
         .contributors
         .iter()
@@ -369,7 +645,7 @@ pub fn upload(
         }
     }
     wait_registered(&c, &id)?;
-    let (nodes, _) = node_client(&c, tls, &k)?;
+    let (nodes, _) = node_client(&c, tls, &k, &id, &spec)?;
     for (name, table) in &loaded {
         let msgs = nodes.gov_upload(&id, &me.id, &k, name, table)?;
         for m in msgs {
@@ -437,11 +713,12 @@ pub fn result(
     coord: &CoordArgs,
     tls: &PartyTlsArgs,
 ) -> anyhow::Result<ExitCode> {
-    let (id, c, spec, k) = checked_spec_and_key(id, key, coord)?;
+    let (id, c, spec, k) = checked_spec_and_key(id, key, coord, Some(tls))?;
+    let mine = k.kem_public()?;
     let me = spec
         .recipients
         .iter()
-        .find(|r| kuvert_gov::spec::parse_x25519(&r.public_key_x25519) == Some(k.x25519_public()))
+        .find(|r| kuvert_gov::KemPublicKey::parse(&r.kem_public_key).as_ref() == Some(&mine))
         .ok_or_else(|| {
             anyhow!(
                 "the key {} is not a recipient's key in analysis {id}; only the named recipients \
@@ -449,7 +726,7 @@ pub fn result(
                 key.display()
             )
         })?;
-    let (nodes, _) = node_client(&c, tls, &k)?;
+    let (nodes, _) = node_client(&c, tls, &k, &id, &spec)?;
     let outputs = nodes.gov_fetch(&id, &me.id, &k)?;
     let text = results_csv(&outputs)?;
     match out {
@@ -485,7 +762,7 @@ pub fn status(
     coord: &CoordArgs,
 ) -> anyhow::Result<ExitCode> {
     let id = parse_id(id)?;
-    let c = Coordinator::new(&coord.coordinator);
+    let c = Coordinator::connect(coord, pki, None)?;
     let v = c.analysis(&id)?;
     if json {
         println!("{}", serde_json::to_string_pretty(&v)?);
@@ -607,7 +884,7 @@ pub fn describe_online(
     coord: &CoordArgs,
 ) -> anyhow::Result<ExitCode> {
     let id = parse_id(id)?;
-    let c = Coordinator::new(&coord.coordinator);
+    let c = Coordinator::new(coord)?;
     // Check the spec the DPIA is about.
     c.spec(&id)?;
     let text = c.get_text(&format!(

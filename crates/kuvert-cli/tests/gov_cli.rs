@@ -31,7 +31,7 @@ fn code(o: &Output) -> (i32, String) {
     )
 }
 
-/// (ed25519, x25519) printed by keygen.
+/// (public_key, kem_public_key) printed by keygen.
 fn keygen(dir: &Path, name: &str) -> (String, String) {
     let out = ok(&kuvert(dir, &["keygen", "--out", &format!("{name}.key")]));
     let mut lines = out.lines();
@@ -62,6 +62,12 @@ fn walk_through() {
         .contains(&fk.0));
     // keygen never overwrites a key.
     assert_eq!(code(&kuvert(d, &["keygen", "--out", "fk.key"])).0, 2);
+    assert!(std::fs::read_to_string(d.join("fk.key.pub"))
+        .unwrap()
+        .contains(&fk.1));
+    assert!(!std::fs::read_to_string(d.join("fk.key"))
+        .unwrap()
+        .contains("x25519"));
 
     // Template, filled in.
     let list = ok(&kuvert(d, &["analysis", "template", "--list"]));
@@ -81,25 +87,39 @@ fn walk_through() {
     let t = std::fs::read_to_string(d.join("ob.toml")).unwrap();
     let t = t
         .replace(
+            "kem_public_key = \"placeholder:fk\"",
+            &format!("kem_public_key = \"{}\"", fk.1),
+        )
+        .replace(
+            "kem_public_key = \"placeholder:kommun\"",
+            &format!("kem_public_key = \"{}\"", kommun.1),
+        )
+        .replace(
+            "kem_public_key = \"placeholder:kontroll\"",
+            &format!("kem_public_key = \"{}\"", kontroll.1),
+        )
+        .replace(
             "public_key = \"placeholder:fk\"",
             &format!("public_key = \"{}\"", fk.0),
         )
         .replace(
             "public_key = \"placeholder:kommun\"",
             &format!("public_key = \"{}\"", kommun.0),
-        )
-        .replace(
-            "public_key_x25519 = \"placeholder:fk\"",
-            &format!("public_key_x25519 = \"{}\"", fk.1),
-        )
-        .replace(
-            "public_key_x25519 = \"placeholder:kommun\"",
-            &format!("public_key_x25519 = \"{}\"", kommun.1),
-        )
-        .replace(
-            "public_key_x25519 = \"placeholder:kontroll\"",
-            &format!("public_key_x25519 = \"{}\"", kontroll.1),
         );
+    // Still refused: the nodes are placeholders.
+    std::fs::write(d.join("ob.toml"), &t).unwrap();
+    let (c, err) = code(&kuvert(d, &["analysis", "check", "ob.toml"]));
+    assert_eq!(c, 2);
+    assert!(err.contains("nodes[0].fingerprint"), "{err}");
+    let mut t = t;
+    for i in 0..3u8 {
+        let fp: String = std::iter::repeat_n(char::from(b'a' + i), 64).collect();
+        t = t.replace(&format!("\"placeholder:node-{i}\""), &format!("\"{fp}\""));
+        t = t.replace(
+            &format!("\"placeholder: the operator of node {i}\""),
+            &format!("\"Operator {i}\""),
+        );
+    }
     std::fs::write(d.join("ob.toml"), &t).unwrap();
     let id = ok(&kuvert(d, &["analysis", "check", "ob.toml"]))
         .trim()
@@ -116,6 +136,7 @@ fn walk_through() {
         d,
         &[
             "analysis", "approve", &id, "--key", "fk.key", "--spec", "ob.toml", "--out", "fk.json",
+            "--yes",
         ],
     ));
     ok(&kuvert(
@@ -130,6 +151,7 @@ fn walk_through() {
             "ob.toml",
             "--out",
             "kommun.json",
+            "--yes",
         ],
     ));
     // The control unit is no contributor: refused. A wrong id: refused.
@@ -307,4 +329,43 @@ fn walk_through() {
     let (c, msg) = code(&kuvert(d, &["analysis", "check", "broken.toml"]));
     assert_eq!(c, 2);
     assert!(msg.contains("broken.toml:1:"), "{msg}");
+}
+
+/// A key file from before post-quantum sealing: `keygen --upgrade` adds the
+/// X-Wing key in place and keeps the Ed25519 key; a second upgrade is
+/// refused.
+#[test]
+fn keygen_upgrade_adds_the_post_quantum_key() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    let (ed, _) = keygen(d, "new");
+    let text = std::fs::read_to_string(d.join("new.key")).unwrap();
+    let old: String = text
+        .lines()
+        .map(|l| {
+            if l.starts_with("xwing-secret") {
+                format!("x25519-secret: {}\n", "33".repeat(32))
+            } else {
+                format!("{l}\n")
+            }
+        })
+        .collect();
+    std::fs::write(d.join("old.key"), old).unwrap();
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(d.join("old.key"), std::fs::Permissions::from_mode(0o600))
+            .unwrap();
+    }
+    let out = ok(&kuvert(d, &["keygen", "--upgrade", "old.key"]));
+    assert!(out.contains(&format!("public_key = \"{ed}\"")), "{out}");
+    assert!(out.contains("kem_public_key = \""), "{out}");
+    let upgraded = std::fs::read_to_string(d.join("old.key")).unwrap();
+    assert!(upgraded.contains("xwing-secret: ") && upgraded.contains("x25519-secret: "));
+    assert!(std::fs::read_to_string(d.join("old.key.pub"))
+        .unwrap()
+        .contains("\"kem\""));
+    let (c, msg) = code(&kuvert(d, &["keygen", "--upgrade", "old.key"]));
+    assert_eq!(c, 2, "{msg}");
+    assert!(msg.contains("already"), "{msg}");
 }

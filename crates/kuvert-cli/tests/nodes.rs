@@ -48,7 +48,7 @@ impl Cluster {
         let mpc = [free_port(), free_port(), free_port()];
         for (i, listen) in client.iter().enumerate() {
             let cfg = format!(
-                "id = {i}\nlisten = \"{listen}\"\nnodes = [\"{}\", \"{}\", \"{}\"]\npki_dir = \"pki\"\ndata_dir = \"node{i}\"\nio_timeout_secs = 5\nconnect_timeout_secs = 5\n",
+                "id = {i}\nlisten = \"{listen}\"\nnodes = [\"{}\", \"{}\", \"{}\"]\npki_dir = \"pki\"\ndata_dir = \"node{i}\"\nio_timeout_secs = 5\nconnect_timeout_secs = 5\ndev_mode = true\n",
                 mpc[0], mpc[1], mpc[2]
             );
             std::fs::write(dir.path().join(format!("node{i}.toml")), cfg).unwrap();

@@ -9,7 +9,12 @@
 //! - a spec altered by the coordinator is refused by the parties' clients
 //!   (the nodes' own refusal is tested in kuvert-node's tests/gov.rs);
 //! - `kuvert audit verify` passes, and fails after one altered byte;
-//! - the web console renders in headless Chromium (screenshots kept when
+//! - the coordinator speaks only HTTPS and answers by role: `http://` is
+//!   refused by the client, a party without the role gets a 403 that says
+//!   what to do, no credentials a 401;
+//! - the web console renders in headless Chromium over HTTPS after a login
+//!   (a one-time login link; the coordinator's key pinned with
+//!   `--ignore-certificate-errors-spki-list`; screenshots kept when
 //!   `KUVERT_ARTIFACTS` names a directory; CI sets it and
 //!   `KUVERT_REQUIRE_CHROMIUM=1`).
 
@@ -79,20 +84,50 @@ fn chromium() -> Option<&'static str> {
     })
 }
 
-fn chromium_run(browser: &str, args: &[&str], url: &str) -> Output {
-    Command::new(browser)
-        .args([
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--disable-background-networking",
-            "--disable-dev-shm-usage",
-            "--hide-scrollbars",
-        ])
-        .args(args)
-        .arg(url)
-        .output()
-        .unwrap()
+/// Standard base64 (for Chromium's SPKI pin list).
+fn base64(bytes: &[u8]) -> String {
+    const A: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::new();
+    for c in bytes.chunks(3) {
+        let n = (c[0] as u32) << 16 | (*c.get(1).unwrap_or(&0) as u32) << 8 | *c.get(2).unwrap_or(&0) as u32;
+        for i in 0..4 {
+            if i <= c.len() {
+                out.push(A[(n >> (18 - 6 * i) & 63) as usize] as char);
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
+
+/// Headless Chromium that trusts exactly the coordinator's key (`pin`:
+/// base64 SHA-256 of its SubjectPublicKeyInfo; Chromium honours the pin
+/// list only with its own profile directory `profile`).
+struct Chromium {
+    browser: &'static str,
+    pin: String,
+    profile: PathBuf,
+}
+
+impl Chromium {
+    fn run(&self, args: &[&str], url: &str) -> Output {
+        Command::new(self.browser)
+            .args([
+                "--headless",
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-background-networking",
+                "--disable-dev-shm-usage",
+                "--hide-scrollbars",
+            ])
+            .arg(format!("--user-data-dir={}", self.profile.display()))
+            .arg(format!("--ignore-certificate-errors-spki-list={}", self.pin))
+            .args(args)
+            .arg(url)
+            .output()
+            .unwrap()
+    }
 }
 
 /// Every `PORT` written as `127.0.0.1:PORT` in these files.
@@ -134,7 +169,12 @@ fn demo_flow_security_checks_and_console() {
     // 1. No cleartext input value under the nodes' and coordinator's dirs.
     let (ids, amounts) = secrets(&dir.join("inputs"));
     let mut files = Vec::new();
-    for d in ["node-0", "node-1", "node-2", "coordinator"] {
+    for d in [
+        "operators/operator-0/node",
+        "operators/operator-1/node",
+        "operators/operator-2/node",
+        "coordinator",
+    ] {
         files_under(&dir.join(d), &mut files);
     }
     assert!(files.iter().any(|f| f.ends_with("audit-coordinator.log")));
@@ -174,9 +214,13 @@ fn demo_flow_security_checks_and_console() {
         );
     }
 
+    // The demo's exports (the coordinator's URL and CA, the parties' PKI);
+    // commands that name no party present fk's certificate.
+    let exported = demo.env();
     let env = |c: &mut Command| {
-        c.env("KUVERT_COORDINATOR", &url)
-            .env("KUVERT_PKI", dir.join("pki"));
+        c.envs(exported.iter().map(|(k, v)| (k, v)))
+            .env("KUVERT_COORDINATOR", &url)
+            .env("KUVERT_COORDINATOR_PARTY", "fk");
     };
     let kuvert = |args: &[&str]| {
         let mut c = Command::new(KUVERT);
@@ -222,6 +266,41 @@ fn demo_flow_security_checks_and_console() {
     assert!(d.status.success(), "{}", text(&d));
     assert!(String::from_utf8_lossy(&d.stdout).contains("OSL"));
 
+    // 5b. HTTPS only, and roles: `http://` is refused here; kommun may not
+    // submit (403 with what to do); without any credentials, 401.
+    let plain = url.replace("https://", "http://");
+    let o = Command::new(KUVERT)
+        .envs(exported.iter().map(|(k, v)| (k, v)))
+        .env("KUVERT_COORDINATOR", &plain)
+        .args(["status", &id])
+        .output()
+        .unwrap();
+    assert!(!o.status.success());
+    assert!(text(&o).contains("only HTTPS"), "{}", text(&o));
+    let spec = dir.join("analysis.toml").display().to_string();
+    let o = Command::new(KUVERT)
+        .envs(exported.iter().map(|(k, v)| (k, v)))
+        .env("KUVERT_COORDINATOR_PARTY", "kommun")
+        .args(["analysis", "submit", &spec])
+        .output()
+        .unwrap();
+    assert!(!o.status.success());
+    let t = text(&o);
+    assert!(
+        t.contains("party kommun has no role submitter") && t.contains("access file"),
+        "{t}"
+    );
+    let o = Command::new(KUVERT)
+        .env("KUVERT_COORDINATOR", &url)
+        .env("KUVERT_COORDINATOR_CA", demo.var("KUVERT_COORDINATOR_CA"))
+        .env_remove("KUVERT_PKI")
+        .env_remove("KUVERT_COORDINATOR_TOKEN")
+        .args(["status", &id])
+        .output()
+        .unwrap();
+    assert!(!o.status.success());
+    assert!(text(&o).contains("401"), "{}", text(&o));
+
     // 6. The web console in headless Chromium.
     match chromium() {
         None => {
@@ -236,26 +315,48 @@ fn demo_flow_security_checks_and_console() {
                 .map(PathBuf::from)
                 .unwrap_or_else(|| tmp.path().join("shots"));
             std::fs::create_dir_all(&shots).unwrap();
+            let cert = demo.coordinator_flag("--tls-cert");
+            let leaf = kuvert_net::pki::load_certs(Path::new(&cert)).unwrap()[0].clone();
+            let hex = kuvert_net::pki::spki_fingerprint(&leaf).unwrap();
+            let digest: Vec<u8> = (0..32)
+                .map(|i| u8::from_str_radix(&hex[2 * i..2 * i + 2], 16).unwrap())
+                .collect();
+            let chrome = Chromium {
+                browser,
+                pin: base64(&digest),
+                profile: tmp.path().join("chromium-profile"),
+            };
+            // Without a session: the login page, nothing of the analyses.
+            let dom = chrome.run(&["--dump-dom"], &format!("{url}/?lang=en"));
+            let html = String::from_utf8_lossy(&dom.stdout);
+            assert!(
+                html.contains("type=\"password\"") && !html.contains("id=\"analyses\""),
+                "{}",
+                text(&dom)
+            );
+            // Each page through a fresh one-time login link (the session
+            // cookie is Secure, HttpOnly, SameSite=Strict).
             let pages = [
-                ("console-list-sv.png", format!("{url}/"), vec!["analyses"]),
+                ("console-list-sv.png", "/".to_string(), vec!["analyses", "who"]),
                 (
                     "console-analysis-sv.png",
-                    format!("{url}/analyses/{id}"),
+                    format!("/analyses/{id}"),
                     vec!["approvals", "nodes", "learns", "receipts", "audit"],
                 ),
                 (
                     "console-analysis-en.png",
-                    format!("{url}/analyses/{id}?lang=en"),
+                    format!("/analyses/{id}?lang=en"),
                     vec!["approvals", "receipts"],
                 ),
                 (
                     "console-templates-en.png",
-                    format!("{url}/templates?lang=en"),
+                    "/templates?lang=en".to_string(),
                     vec![],
                 ),
             ];
-            for (shot, page, ids) in pages {
-                let dom = chromium_run(browser, &["--dump-dom"], &page);
+            for (shot, path, ids) in pages {
+                let page = demo.login_link(&path);
+                let dom = chrome.run(&["--dump-dom"], &page);
                 let html = String::from_utf8_lossy(&dom.stdout);
                 assert!(
                     dom.status.success() && html.contains("</html>"),
@@ -268,24 +369,26 @@ fn demo_flow_security_checks_and_console() {
                         "{page} lacks id={want}"
                     );
                 }
-                let path = shots.join(shot);
-                let s = chromium_run(
-                    browser,
+                let file = shots.join(shot);
+                let s = chrome.run(
                     &[
-                        &format!("--screenshot={}", path.display()),
+                        &format!("--screenshot={}", file.display()),
                         "--window-size=1280,1800",
                     ],
-                    &page,
+                    &demo.login_link(&path),
                 );
                 assert!(s.status.success(), "{}", text(&s));
-                let png = std::fs::read(&path).unwrap();
+                let png = std::fs::read(&file).unwrap();
                 assert!(
                     png.starts_with(b"\x89PNG") && png.len() > 10_000,
                     "{}",
-                    path.display()
+                    file.display()
                 );
             }
-            let dom = chromium_run(browser, &["--dump-dom"], &format!("{url}/analyses/{id}"));
+            let dom = chrome.run(
+                &["--dump-dom"],
+                &demo.login_link(&format!("/analyses/{id}")),
+            );
             let html = String::from_utf8_lossy(&dom.stdout);
             assert!(html.contains("Försäkringskassan"), "{html}");
             assert!(html.contains("lang=\"sv\""), "{html}");

@@ -20,13 +20,18 @@ const ANALYSIS: &str = "overlapping-benefits";
 struct Env {
     url: String,
     dir: PathBuf,
+    /// What the demo exported: the coordinator's URL and CA, the parties'
+    /// PKI directory.
+    vars: Vec<(String, String)>,
 }
 
 impl Env {
     fn kuvert(&self, args: &[&str]) -> Output {
         Command::new(KUVERT)
+            .envs(self.vars.iter().map(|(k, v)| (k, v)))
             .env("KUVERT_COORDINATOR", &self.url)
-            .env("KUVERT_PKI", self.dir.join("pki"))
+            // Submit and status as fk (which may submit).
+            .env("KUVERT_COORDINATOR_PARTY", "fk")
             .args(args)
             .output()
             .unwrap()
@@ -64,8 +69,19 @@ impl Env {
             .ok(&["analysis", "submit", &spec.display().to_string()])
             .trim()
             .to_string();
+        // Non-interactive: --yes with the spec file read (its hash is id).
+        let spec = spec.display().to_string();
         for c in ["fk", "kommun"] {
-            self.ok(&["analysis", "approve", &id, "--key", &self.key(c)]);
+            self.ok(&[
+                "analysis",
+                "approve",
+                &id,
+                "--key",
+                &self.key(c),
+                "--spec",
+                &spec,
+                "--yes",
+            ]);
         }
         id
     }
@@ -163,6 +179,7 @@ fn concurrent_analyses_coordinator_restart_and_node_down() {
     let env = Env {
         url: demo.url(),
         dir: dir.clone(),
+        vars: demo.env(),
     };
     let mut restarted = Kill(Vec::new());
 

@@ -1,16 +1,22 @@
 //! The JSON API (and the router that also serves the console). Errors are
-//! `{"error": "..."}` with 400 (bad input), 404 (unknown analysis or
-//! route), 409 (not now), 502 (the nodes) or 500 (the coordinator).
+//! `{"error": "..."}` with 400 (bad input), 401 (no or bad credentials),
+//! 403 (a role is missing), 404 (unknown analysis or route), 409 (not now),
+//! 502 (the nodes) or 500 (the coordinator).
+//!
+//! Every route is authenticated by [`crate::auth::middleware`] and needs
+//! what [`ROUTES`] says; handlers of one analysis check the per-analysis
+//! roles themselves (they know the spec).
 
 use axum::extract::{Path, Query, State as AxState};
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use axum::{Json, Router};
+use axum::{Extension, Json, Router};
 use kuvert_gov::{AnalysisSpec, Approval, ApprovalState, AuditEvent, Validation};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
+use crate::auth::{self, Auth, Principal, Role};
 use crate::sched::{parse_id, RunRequest};
 use crate::store::{AnalysisRow, NodeSeen, State};
 use crate::{console, CoordError, Coordinator};
@@ -35,32 +41,129 @@ pub(crate) fn bad(msg: impl Into<String>) -> ApiError {
     ApiError(StatusCode::BAD_REQUEST, msg.into())
 }
 
-/// Every route the router serves: (method, path). The OpenAPI document is
-/// checked against this list and the router source in the tests.
-pub const ROUTES: &[(&str, &str)] = &[
-    ("get", "/openapi.json"),
-    ("get", "/api/health"),
-    ("get", "/api/nodes"),
-    ("get", "/api/analyses"),
-    ("post", "/api/analyses"),
-    ("get", "/api/analyses/{id}"),
-    ("get", "/api/analyses/{id}/spec"),
-    ("get", "/api/analyses/{id}/approvals"),
-    ("post", "/api/analyses/{id}/approvals"),
-    ("post", "/api/analyses/{id}/run"),
-    ("get", "/api/analyses/{id}/describe"),
-    ("get", "/api/audit"),
-    ("get", "/api/budgets"),
-    ("get", "/"),
-    ("get", "/analyses/{id}"),
-    ("get", "/templates"),
-    ("get", "/templates/{name}"),
-    ("post", "/templates/{name}"),
-    ("get", "/audit"),
-    ("get", "/budgets"),
+/// What a route needs from the request's principal.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Need {
+    /// Nothing: anyone who reaches the port (over TLS).
+    Public,
+    /// Any authenticated principal (what it sees may still depend on its
+    /// roles).
+    Authenticated,
+    /// One of these global roles (from the access file).
+    Global(&'static [Role]),
+    /// One of these roles for the analysis in the path: operator and
+    /// auditor are global; contributor and recipient are implied by the
+    /// spec; submitter means "submitted this analysis".
+    Analysis(&'static [Role]),
+}
+
+impl Need {
+    /// The roles for `x-kuvert-roles` in the OpenAPI document.
+    pub fn roles(self) -> Vec<&'static str> {
+        match self {
+            Need::Public => vec![],
+            Need::Authenticated => Role::ALL.map(Role::as_str).to_vec(),
+            Need::Global(r) | Need::Analysis(r) => r.iter().map(|x| x.as_str()).collect(),
+        }
+    }
+
+    /// How the roles apply, for `x-kuvert-access`.
+    pub fn access(self) -> &'static str {
+        match self {
+            Need::Public => "public",
+            Need::Authenticated => "authenticated",
+            Need::Global(_) => "global-role",
+            Need::Analysis(_) => "analysis-role",
+        }
+    }
+}
+
+/// One route: method, path and what it needs.
+#[derive(Debug, Clone, Copy)]
+pub struct Route {
+    pub method: &'static str,
+    pub path: &'static str,
+    pub need: Need,
+}
+
+const fn r(method: &'static str, path: &'static str, need: Need) -> Route {
+    Route { method, path, need }
+}
+
+/// Read one analysis: its status, spec (and the console page).
+pub const READ_ANALYSIS: &[Role] = &[
+    Role::Operator,
+    Role::Auditor,
+    Role::Submitter,
+    Role::Contributor,
+    Role::Recipient,
+];
+/// Its approvals, DPIA text and audit records: not its recipients.
+pub const READ_GOVERNANCE: &[Role] = &[
+    Role::Operator,
+    Role::Auditor,
+    Role::Submitter,
+    Role::Contributor,
+];
+const OPS: &[Role] = &[Role::Operator, Role::Auditor];
+
+/// Every route the router serves, with what it needs. The OpenAPI document
+/// is checked against this list and the router source in the tests.
+pub const ROUTES: &[Route] = &[
+    r("get", "/openapi.json", Need::Public),
+    r("get", "/api/health", Need::Public),
+    r("get", "/api/nodes", Need::Authenticated),
+    r("get", "/api/analyses", Need::Authenticated),
+    r("post", "/api/analyses", Need::Global(&[Role::Submitter])),
+    r("get", "/api/analyses/{id}", Need::Analysis(READ_ANALYSIS)),
+    r("get", "/api/analyses/{id}/spec", Need::Analysis(READ_ANALYSIS)),
+    r(
+        "get",
+        "/api/analyses/{id}/approvals",
+        Need::Analysis(READ_GOVERNANCE),
+    ),
+    r(
+        "post",
+        "/api/analyses/{id}/approvals",
+        Need::Analysis(&[Role::Contributor]),
+    ),
+    r(
+        "post",
+        "/api/analyses/{id}/run",
+        Need::Global(&[Role::Operator]),
+    ),
+    r(
+        "get",
+        "/api/analyses/{id}/describe",
+        Need::Analysis(READ_GOVERNANCE),
+    ),
+    r("get", "/api/audit", Need::Global(OPS)),
+    r("get", "/api/budgets", Need::Global(OPS)),
+    r("post", "/api/login-links", Need::Authenticated),
+    r("get", "/", Need::Authenticated),
+    r("get", "/analyses/{id}", Need::Analysis(READ_ANALYSIS)),
+    r("get", "/templates", Need::Authenticated),
+    r("get", "/templates/{name}", Need::Authenticated),
+    r("post", "/templates/{name}", Need::Global(&[Role::Submitter])),
+    r("get", "/audit", Need::Global(OPS)),
+    r("get", "/budgets", Need::Global(OPS)),
+    r("get", "/login", Need::Public),
+    r("post", "/login", Need::Public),
+    r("post", "/logout", Need::Authenticated),
 ];
 
-/// The router: JSON API, OpenAPI document and console.
+/// What (method, path) needs; a route missing from [`ROUTES`] needs an
+/// authenticated principal.
+pub fn need(method: &str, path: &str) -> Need {
+    ROUTES
+        .iter()
+        .find(|r| r.method == method && r.path == path)
+        .map(|r| r.need)
+        .unwrap_or(Need::Authenticated)
+}
+
+/// The router: JSON API, OpenAPI document and console, behind the
+/// authentication middleware.
 pub fn router(c: Coordinator) -> Router {
     Router::new()
         .route("/openapi.json", get(openapi))
@@ -74,6 +177,7 @@ pub fn router(c: Coordinator) -> Router {
         .route("/api/analyses/{id}/describe", get(describe))
         .route("/api/audit", get(audit))
         .route("/api/budgets", get(budgets))
+        .route("/api/login-links", post(login_link))
         .route("/", get(console::index))
         .route("/analyses/{id}", get(console::analysis))
         .route("/templates", get(console::templates))
@@ -83,6 +187,12 @@ pub fn router(c: Coordinator) -> Router {
         )
         .route("/audit", get(console::audit))
         .route("/budgets", get(console::budgets))
+        .route("/login", get(console::login_form).post(console::login_submit))
+        .route("/logout", post(console::logout))
+        .route_layer(axum::middleware::from_fn_with_state(
+            c.clone(),
+            auth::middleware,
+        ))
         .fallback(|| async {
             ApiError(
                 StatusCode::NOT_FOUND,
@@ -96,9 +206,18 @@ async fn openapi() -> Json<Value> {
     Json(crate::openapi::document())
 }
 
-async fn health(AxState(c): AxState<Coordinator>) -> Result<Json<Value>, ApiError> {
-    let n = c.inner.store.analyses().await?.len();
-    Ok(Json(json!({ "status": "ok", "analyses": n })))
+/// Liveness for anyone; the number of analyses for operators.
+async fn health(
+    AxState(c): AxState<Coordinator>,
+    Extension(auth): Extension<Auth>,
+) -> Result<Json<Value>, ApiError> {
+    match &auth.0 {
+        Some(p) if p.has(Role::Operator) => {
+            let n = c.inner.store.analyses().await?.len();
+            Ok(Json(json!({ "status": "ok", "analyses": n })))
+        }
+        _ => Ok(Json(json!({ "status": "ok" }))),
+    }
 }
 
 async fn nodes(AxState(c): AxState<Coordinator>) -> Json<Value> {
@@ -159,10 +278,64 @@ pub(crate) async fn approval_rows(
         .collect())
 }
 
-async fn list(AxState(c): AxState<Coordinator>) -> Result<Json<Value>, ApiError> {
+/// The analyses `p` may see, newest first, with their specs: all for
+/// operators and auditors; otherwise those that name `p` as a contributor
+/// or recipient, and those it submitted.
+pub(crate) async fn visible_analyses(
+    c: &Coordinator,
+    p: &Principal,
+) -> Result<Vec<(AnalysisRow, AnalysisSpec)>, ApiError> {
+    let mine: std::collections::BTreeSet<String> = if p.has(Role::Submitter) {
+        c.inner
+            .store
+            .submitted_by(&p.name)
+            .await?
+            .into_iter()
+            .collect()
+    } else {
+        Default::default()
+    };
     let mut out = Vec::new();
     for a in c.inner.store.analyses().await? {
         let spec = Coordinator::spec_of(&a)?;
+        let named = spec.contributors.iter().any(|x| x.id == p.name)
+            || spec.recipients.iter().any(|x| x.id == p.name);
+        if p.reads_all() || named || mine.contains(&a.id) {
+            out.push((a, spec));
+        }
+    }
+    Ok(out)
+}
+
+/// Find analysis `id` and check that `auth`'s principal holds one of
+/// `allowed` for it: the row, the spec and the principal's roles there.
+pub(crate) async fn find_for(
+    c: &Coordinator,
+    auth: &Auth,
+    id: &str,
+    allowed: &[Role],
+) -> Result<
+    (
+        AnalysisRow,
+        AnalysisSpec,
+        std::collections::BTreeSet<Role>,
+    ),
+    ApiError,
+> {
+    let p = auth::principal(auth)?;
+    let a = find(c, id).await?;
+    let spec = Coordinator::spec_of(&a)?;
+    let roles = auth::require_analysis(c, p, &a.id, &spec, allowed).await?;
+    Ok((a, spec, roles))
+}
+
+async fn list(
+    AxState(c): AxState<Coordinator>,
+    Extension(auth): Extension<Auth>,
+) -> Result<Json<Value>, ApiError> {
+    let p = auth::principal(&auth)?;
+    let mut out = Vec::new();
+    for (a, spec) in visible_analyses(&c, p).await? {
         let rows = approval_rows(&c, &a, &spec).await?;
         let have = rows.iter().filter(|r| r["approved"] == true).count();
         out.push(json!({
@@ -177,8 +350,13 @@ async fn list(AxState(c): AxState<Coordinator>) -> Result<Json<Value>, ApiError>
     Ok(Json(Value::Array(out)))
 }
 
-/// Validate and store a spec; the id and whether it was new.
-pub(crate) async fn submit_text(c: &Coordinator, text: &str) -> Result<(String, bool), ApiError> {
+/// Validate and store a spec submitted by `by`; the id and whether it was
+/// new.
+pub(crate) async fn submit_text(
+    c: &Coordinator,
+    text: &str,
+    by: &Principal,
+) -> Result<(String, bool), ApiError> {
     let spec = AnalysisSpec::parse(text, "spec.toml", Validation::Strict).map_err(|e| {
         bad(format!(
             "{e}; fix the spec (kuvert analysis check FILE shows every problem) and submit again"
@@ -190,11 +368,13 @@ pub(crate) async fn submit_text(c: &Coordinator, text: &str) -> Result<(String, 
         .store
         .insert_analysis(&id.to_hex(), &spec.name, text)
         .await?;
+    c.inner.store.add_submitter(&id.to_hex(), &by.name).await?;
     if fresh {
         c.audit(
             AuditEvent::new("coordinator", "analysis.submitted")
                 .analysis(id)
                 .detail("name", spec.name.clone())
+                .detail("by", by.name.clone())
                 .detail("contributors", spec.contributors.len() as u64)
                 .detail("recipients", spec.recipients.len() as u64)
                 .detail("bytes", text.len() as u64),
@@ -203,8 +383,12 @@ pub(crate) async fn submit_text(c: &Coordinator, text: &str) -> Result<(String, 
     Ok((id.to_hex(), fresh))
 }
 
-async fn submit(AxState(c): AxState<Coordinator>, body: String) -> Result<Response, ApiError> {
-    let (id, fresh) = submit_text(&c, &body).await?;
+async fn submit(
+    AxState(c): AxState<Coordinator>,
+    Extension(auth): Extension<Auth>,
+    body: String,
+) -> Result<Response, ApiError> {
+    let (id, fresh) = submit_text(&c, &body, auth::principal(&auth)?).await?;
     let code = if fresh {
         StatusCode::CREATED
     } else {
@@ -215,10 +399,10 @@ async fn submit(AxState(c): AxState<Coordinator>, body: String) -> Result<Respon
 
 async fn show(
     AxState(c): AxState<Coordinator>,
+    Extension(auth): Extension<Auth>,
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    let a = find(&c, &id).await?;
-    let spec = Coordinator::spec_of(&a)?;
+    let (a, spec, _) = find_for(&c, &auth, &id, READ_ANALYSIS).await?;
     let approvals = approval_rows(&c, &a, &spec).await?;
     let seen = c.inner.store.nodes_seen(&a.id).await?;
     let nodes: Vec<Value> = seen
@@ -252,9 +436,10 @@ async fn show(
 
 async fn spec_text(
     AxState(c): AxState<Coordinator>,
+    Extension(auth): Extension<Auth>,
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
-    let a = find(&c, &id).await?;
+    let (a, _, _) = find_for(&c, &auth, &id, READ_ANALYSIS).await?;
     Ok((
         [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
         a.spec_toml,
@@ -264,9 +449,10 @@ async fn spec_text(
 
 async fn approvals(
     AxState(c): AxState<Coordinator>,
+    Extension(auth): Extension<Auth>,
     Path(id): Path<String>,
 ) -> Result<Json<Vec<Approval>>, ApiError> {
-    let a = find(&c, &id).await?;
+    let (a, _, _) = find_for(&c, &auth, &id, READ_GOVERNANCE).await?;
     Ok(Json(
         c.inner
             .store
@@ -280,10 +466,12 @@ async fn approvals(
 
 async fn approve(
     AxState(c): AxState<Coordinator>,
+    Extension(auth): Extension<Auth>,
     Path(id): Path<String>,
     body: String,
 ) -> Result<Json<Value>, ApiError> {
-    let a = find(&c, &id).await?;
+    let (a, spec, _) = find_for(&c, &auth, &id, &[Role::Contributor]).await?;
+    let me = auth::principal(&auth)?;
     let approval: Approval = serde_json::from_str(&body).map_err(|e| {
         bad(format!(
             "approval JSON at line {} column {}: {e}; send the file `kuvert analysis approve` wrote \
@@ -299,7 +487,17 @@ async fn approve(
             approval.contributor, approval.analysis_id, a.id, a.id
         )));
     }
-    let spec = Coordinator::spec_of(&a)?;
+    if approval.contributor != me.name {
+        return Err(ApiError(
+            StatusCode::FORBIDDEN,
+            format!(
+                "{} may post only its own approval, not {:?}'s: each contributor posts its \
+                 approval with its own credentials",
+                me.describe(),
+                approval.contributor
+            ),
+        ));
+    }
     let status = kuvert_gov::approval_status(&spec, std::slice::from_ref(&approval));
     match status.iter().find(|(who, _)| *who == approval.contributor) {
         Some((_, ApprovalState::Approved)) => {}
@@ -315,7 +513,8 @@ async fn approve(
     c.audit(
         AuditEvent::new("coordinator", "approval.received")
             .analysis(parse_id(&a.id)?)
-            .detail("contributor", approval.contributor.clone()),
+            .detail("contributor", approval.contributor.clone())
+            .detail("by", me.name.clone()),
     )?;
     let remaining = c.remaining_approvals(&a).await?;
     if remaining.is_empty() {
@@ -329,9 +528,10 @@ async fn approve(
 
 async fn run(
     AxState(c): AxState<Coordinator>,
+    Extension(auth): Extension<Auth>,
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    let a = find(&c, &id).await?;
+    let (a, _, _) = find_for(&c, &auth, &id, &[Role::Operator]).await?;
     match c.request_run(&a).await? {
         RunRequest::Started => Ok(Json(json!({ "id": a.id, "state": State::Running }))),
         RunRequest::NotReady(why) => Err(ApiError(StatusCode::CONFLICT, why)),
@@ -370,10 +570,11 @@ pub(crate) fn audit_records(
 
 async fn describe(
     AxState(c): AxState<Coordinator>,
+    Extension(auth): Extension<Auth>,
     Path(id): Path<String>,
     Query(q): Query<DescribeQuery>,
 ) -> Result<Response, ApiError> {
-    let a = find(&c, &id).await?;
+    let (a, spec, _) = find_for(&c, &auth, &id, READ_GOVERNANCE).await?;
     let (format, ctype) = match q.format.as_deref().unwrap_or("md") {
         "md" | "markdown" => (kuvert_gov::Format::Markdown, "text/markdown; charset=utf-8"),
         "html" => (kuvert_gov::Format::Html, "text/html; charset=utf-8"),
@@ -383,7 +584,6 @@ async fn describe(
             )))
         }
     };
-    let spec = Coordinator::spec_of(&a)?;
     let approvals: Vec<Approval> = c
         .inner
         .store
@@ -439,4 +639,24 @@ async fn budgets(AxState(c): AxState<Coordinator>) -> Result<Json<Vec<BudgetView
             })
             .collect(),
     ))
+}
+
+/// `POST /api/login-links`: a one-time link that opens a console session
+/// for the caller (a client certificate or a bearer token), valid for
+/// [`auth::TICKET_TTL`].
+async fn login_link(
+    AxState(c): AxState<Coordinator>,
+    Extension(auth): Extension<Auth>,
+) -> Result<Response, ApiError> {
+    let p = auth::principal(&auth)?;
+    let ticket = c.inner.auth.new_ticket(p);
+    Ok((
+        StatusCode::CREATED,
+        Json(json!({
+            "path": format!("/login?ticket={ticket}"),
+            "principal": p.name,
+            "expires_in_secs": auth::TICKET_TTL.as_secs(),
+        })),
+    )
+        .into_response())
 }

@@ -5,18 +5,28 @@
 //! focus and dark-on-light text. Every value that comes from a spec, a form
 //! or a node is HTML-escaped. Stable element ids for tests and scripts:
 //! `analyses`, `approvals`, `nodes`, `learns`, `receipts`, `audit`.
+//!
+//! Every page but `/login` needs a console session (opened at `/login`
+//! with a bearer token, or with a one-time login link) or a client
+//! certificate; without one, a page redirects to `/login`. Forms that
+//! change state carry a CSRF token (`_csrf`).
 
 use std::collections::HashMap;
 use std::fmt::Write;
 
 use axum::extract::{Form, Path, Query, State as AxState};
-use axum::http::{header, StatusCode};
+use axum::http::{header, StatusCode, Uri};
 use axum::response::{Html, IntoResponse, Response};
+use axum::Extension;
 use kuvert_gov::describe::escape_html as e;
 use kuvert_gov::{AnalysisSpec, AuditRecord, Validation};
 use serde::Deserialize;
 
-use crate::api::{approval_rows, audit_records, find, submit_text, ApiError};
+use crate::api::{
+    approval_rows, audit_records, find_for, submit_text, visible_analyses, ApiError,
+    READ_ANALYSIS, READ_GOVERNANCE,
+};
+use crate::auth::{self, Auth, Principal, Via};
 use crate::sched::gov_state_text;
 use crate::store::{NodeSeen, State};
 use crate::Coordinator;
@@ -58,6 +68,82 @@ impl LangQuery {
     }
 }
 
+/// The language a query string asks for (`lang=en`, else Swedish).
+pub(crate) fn lang_of(query: Option<&str>) -> Lang {
+    let en = query
+        .unwrap_or_default()
+        .split('&')
+        .any(|kv| kv == "lang=en");
+    if en {
+        Lang::En
+    } else {
+        Lang::Sv
+    }
+}
+
+/// Who is looking at a page: the line under the menu (name, roles and
+/// the logout button), and which menu entries it may use.
+struct Viewer {
+    bar: String,
+    reads_all: bool,
+}
+
+impl Viewer {
+    fn none() -> Viewer {
+        Viewer {
+            bar: String::new(),
+            reads_all: false,
+        }
+    }
+
+    fn of(c: &Coordinator, l: Lang, auth: &Auth) -> Viewer {
+        let Some(p) = &auth.0 else {
+            return Viewer::none();
+        };
+        let roles = if p.roles.is_empty() {
+            l.t(
+                "roller enligt analysernas specifikationer",
+                "roles as the analyses' specs name it",
+            )
+            .to_string()
+        } else {
+            p.roles
+                .iter()
+                .map(|r| r.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        let how = match p.via {
+            Via::Certificate => l.t("klientcertifikat", "client certificate"),
+            Via::Token => l.t("token", "token"),
+            Via::Session => l.t("inloggad", "logged in"),
+        };
+        let mut bar = format!(
+            "<div id=\"who\"><p>{} <strong>{}</strong> ({how}; {})</p>\n",
+            l.t("Du är", "You are"),
+            e(&p.name),
+            e(&roles)
+        );
+        if p.via == Via::Session {
+            if let Some(csrf) = c.inner.auth.csrf(p) {
+                let _ = writeln!(
+                    bar,
+                    "<form method=\"post\" action=\"/logout?lang={}\"><input type=\"hidden\" name=\"_csrf\" value=\"{}\">\
+<button type=\"submit\">{}</button></form>",
+                    l.code(),
+                    e(&csrf),
+                    l.t("Logga ut", "Log out")
+                );
+            }
+        }
+        bar.push_str("</div>\n");
+        Viewer {
+            bar,
+            reads_all: p.reads_all(),
+        }
+    }
+}
+
 /// A state in words.
 pub fn state_label(l: Lang, s: State) -> &'static str {
     match s {
@@ -87,29 +173,45 @@ text-align:left;vertical-align:top}caption{text-align:left;font-weight:bold}pre{
 white-space:pre-wrap;overflow-wrap:anywhere}dt{font-weight:bold}main{overflow-wrap:anywhere}.skip{position:absolute;left:-999px}.skip:focus{left:1rem}nav ul{list-style:none;padding:0;display:flex;\
 gap:1.5rem;flex-wrap:wrap}label{display:block;font-weight:bold;margin-top:.5rem}input{width:100%;max-width:40rem;\
 padding:.3rem;border:1px solid #333}button{margin-top:1rem;padding:.4rem 1rem;background:#0645ad;color:#fff;border:0}\
-.error{border:2px solid #b00;padding:.5rem;color:#600}";
+.error{border:2px solid #b00;padding:.5rem;color:#600}#who{display:flex;gap:1rem;align-items:center;flex-wrap:wrap}\
+#who p{margin:0}#who button{margin-top:0}";
 
-fn page(l: Lang, path: &str, title: &str, body: &str) -> Html<String> {
+fn page(l: Lang, v: &Viewer, path: &str, title: &str, body: &str) -> Html<String> {
     let other = match l {
         Lang::Sv => Lang::En,
         Lang::En => Lang::Sv,
     };
     let q = format!("?lang={}", l.code());
+    let ops = if v.reads_all {
+        format!(
+            "<li><a href=\"/audit{q}\">{}</a></li>\n<li><a href=\"/budgets{q}\">{}</a></li>\n",
+            l.t("Granskningslogg", "Audit log"),
+            l.t("Integritetsbudget", "Privacy budgets"),
+        )
+    } else {
+        String::new()
+    };
+    let menu = if v.bar.is_empty() {
+        String::new()
+    } else {
+        format!(
+            "<li><a href=\"/{q}\">{}</a></li>\n<li><a href=\"/templates{q}\">{}</a></li>\n{ops}",
+            l.t("Analyser", "Analyses"),
+            l.t("Mallar", "Templates"),
+        )
+    };
     Html(format!(
         "<!DOCTYPE html>\n<html lang=\"{lang}\">\n<head>\n<meta charset=\"utf-8\">\n\
 <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n<title>{title} – Kuvert</title>\n\
 <style>{STYLE}</style>\n</head>\n<body>\n<a class=\"skip\" href=\"#main\">{skip}</a>\n<header>\n\
-<nav aria-label=\"{navl}\"><ul>\n<li><a href=\"/{q}\">{analyses}</a></li>\n<li><a href=\"/templates{q}\">{templates}</a></li>\n\
-<li><a href=\"/audit{q}\">{audit}</a></li>\n<li><a href=\"/budgets{q}\">{budgets}</a></li>\n<li><a href=\"{path}?lang={oc}\" lang=\"{oc}\" hreflang=\"{oc}\">{switch}</a></li>\n\
-</ul></nav>\n</header>\n<main id=\"main\">\n<h1>{title}</h1>\n{body}</main>\n</body>\n</html>\n",
+<nav aria-label=\"{navl}\"><ul>\n{menu}\
+<li><a href=\"{path}?lang={oc}\" lang=\"{oc}\" hreflang=\"{oc}\">{switch}</a></li>\n\
+</ul></nav>\n{bar}</header>\n<main id=\"main\">\n<h1>{title}</h1>\n{body}</main>\n</body>\n</html>\n",
         lang = l.code(),
         title = e(title),
         skip = l.t("Hoppa till innehållet", "Skip to content"),
         navl = l.t("Huvudmeny", "Main menu"),
-        analyses = l.t("Analyser", "Analyses"),
-        templates = l.t("Mallar", "Templates"),
-        audit = l.t("Granskningslogg", "Audit log"),
-        budgets = l.t("Integritetsbudget", "Privacy budgets"),
+        bar = v.bar,
         path = e(path),
         oc = other.code(),
         switch = match l {
@@ -119,23 +221,77 @@ fn page(l: Lang, path: &str, title: &str, body: &str) -> Html<String> {
     ))
 }
 
-fn error_page(l: Lang, path: &str, err: ApiError) -> Response {
-    let body = format!("<p class=\"error\" role=\"alert\">{}</p>\n", e(&err.1));
-    (err.0, page(l, path, l.t("Fel", "Error"), &body)).into_response()
+fn error_page(l: Lang, v: &Viewer, path: &str, err: ApiError) -> Response {
+    let mut body = format!("<p class=\"error\" role=\"alert\">{}</p>\n", e(&err.1));
+    if err.0 == StatusCode::UNAUTHORIZED {
+        let _ = writeln!(
+            body,
+            "<p><a href=\"/login?lang={}\">{}</a></p>",
+            l.code(),
+            l.t("Logga in", "Log in")
+        );
+    }
+    (err.0, page(l, v, path, l.t("Fel", "Error"), &body)).into_response()
 }
 
-/// `/`: the analyses.
-pub async fn index(AxState(c): AxState<Coordinator>, Query(q): Query<LangQuery>) -> Response {
-    let l = q.lang();
-    match index_body(&c, l).await {
-        Ok(body) => page(l, "/", l.t("Analyser", "Analyses"), &body).into_response(),
-        Err(err) => error_page(l, "/", err),
+/// An error page for a request the middleware refused (401 or 403).
+pub(crate) fn error_response(l: Lang, path: &str, err: ApiError) -> Response {
+    error_page(l, &Viewer::none(), path, err)
+}
+
+/// A page asked for without credentials: to the login page, and back here
+/// afterwards.
+pub(crate) fn to_login(l: Lang, uri: &Uri) -> Response {
+    let next = uri
+        .path_and_query()
+        .map(|p| p.as_str())
+        .unwrap_or("/");
+    (
+        StatusCode::SEE_OTHER,
+        [(
+            header::LOCATION,
+            format!("/login?lang={}&next={}", l.code(), url_encode(next)),
+        )],
+    )
+        .into_response()
+}
+
+fn url_encode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' | b'/' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+/// Where to go after login: a path on this site only.
+fn safe_next(next: Option<&str>, l: Lang) -> String {
+    match next {
+        Some(n) if n.starts_with('/') && !n.starts_with("//") && !n.contains('\\') => n.to_string(),
+        _ => format!("/?lang={}", l.code()),
     }
 }
 
-async fn index_body(c: &Coordinator, l: Lang) -> Result<String, ApiError> {
+/// `/`: the analyses.
+pub async fn index(
+    AxState(c): AxState<Coordinator>,
+    Extension(auth): Extension<Auth>,
+    Query(q): Query<LangQuery>,
+) -> Response {
+    let l = q.lang();
+    let v = Viewer::of(&c, l, &auth);
+    match index_body(&c, &auth, l).await {
+        Ok(body) => page(l, &v, "/", l.t("Analyser", "Analyses"), &body).into_response(),
+        Err(err) => error_page(l, &v, "/", err),
+    }
+}
+
+async fn index_body(c: &Coordinator, auth: &Auth, l: Lang) -> Result<String, ApiError> {
     let mut s = String::new();
-    let rows = c.inner.store.analyses().await?;
+    let rows = visible_analyses(c, auth::principal(auth)?).await?;
     let _ = write!(
         s,
         "<p>{}</p>\n<table id=\"analyses\">\n<caption>{}</caption>\n<thead><tr><th scope=\"col\">{}</th>\
@@ -144,16 +300,18 @@ async fn index_body(c: &Coordinator, l: Lang) -> Result<String, ApiError> {
             "Analyser som myndigheterna har kommit överens om. Ny analys: välj en mall.",
             "Analyses the agencies agreed on. New analysis: pick a template."
         ),
-        l.t("Alla analyser, nyaste först", "All analyses, newest first"),
+        l.t(
+            "Analyserna du får se, nyaste först",
+            "The analyses you may see, newest first"
+        ),
         l.t("Namn", "Name"),
         l.t("Status", "State"),
         l.t("Godkännanden", "Approvals"),
         l.t("Inskickad", "Submitted"),
         l.t("Id", "Id"),
     );
-    for a in &rows {
-        let spec = Coordinator::spec_of(a)?;
-        let ap = approval_rows(c, a, &spec).await?;
+    for (a, spec) in &rows {
+        let ap = approval_rows(c, a, spec).await?;
         let have = ap.iter().filter(|r| r["approved"] == true).count();
         let _ = writeln!(
             s,
@@ -183,14 +341,16 @@ async fn index_body(c: &Coordinator, l: Lang) -> Result<String, ApiError> {
 /// `/analyses/{id}`: one analysis.
 pub async fn analysis(
     AxState(c): AxState<Coordinator>,
+    Extension(auth): Extension<Auth>,
     Path(id): Path<String>,
     Query(q): Query<LangQuery>,
 ) -> Response {
     let l = q.lang();
+    let v = Viewer::of(&c, l, &auth);
     let path = format!("/analyses/{id}");
-    match analysis_body(&c, &id, l).await {
-        Ok((title, body)) => page(l, &path, &title, &body).into_response(),
-        Err(err) => error_page(l, &path, err),
+    match analysis_body(&c, &auth, &id, l).await {
+        Ok((title, body)) => page(l, &v, &path, &title, &body).into_response(),
+        Err(err) => error_page(l, &v, &path, err),
     }
 }
 
@@ -203,9 +363,14 @@ fn th(cols: &[&str]) -> String {
     s
 }
 
-async fn analysis_body(c: &Coordinator, id: &str, l: Lang) -> Result<(String, String), ApiError> {
-    let a = find(c, id).await?;
-    let spec = Coordinator::spec_of(&a)?;
+async fn analysis_body(
+    c: &Coordinator,
+    auth: &Auth,
+    id: &str,
+    l: Lang,
+) -> Result<(String, String), ApiError> {
+    let (a, spec, roles) = find_for(c, auth, id, READ_ANALYSIS).await?;
+    let governance = READ_GOVERNANCE.iter().any(|r| roles.contains(r));
     let mut s = String::new();
     let _ = write!(
         s,
@@ -219,13 +384,22 @@ async fn analysis_body(c: &Coordinator, id: &str, l: Lang) -> Result<(String, St
         state_label(l, a.state),
         e(&a.detail),
     );
-    let _ = writeln!(
-        s,
-        "<p><a href=\"/api/analyses/{id}/describe?format=html\">{}</a> · <a href=\"/api/analyses/{id}/spec\">{}</a></p>",
-        l.t("Beskrivning för konsekvensbedömning (DPIA)", "Description for the DPIA"),
-        l.t("Specifikationen (TOML)", "The spec (TOML)"),
-        id = e(&a.id),
-    );
+    if governance {
+        let _ = writeln!(
+            s,
+            "<p><a href=\"/api/analyses/{id}/describe?format=html\">{}</a> · <a href=\"/api/analyses/{id}/spec\">{}</a></p>",
+            l.t("Beskrivning för konsekvensbedömning (DPIA)", "Description for the DPIA"),
+            l.t("Specifikationen (TOML)", "The spec (TOML)"),
+            id = e(&a.id),
+        );
+    } else {
+        let _ = writeln!(
+            s,
+            "<p><a href=\"/api/analyses/{id}/spec\">{}</a></p>",
+            l.t("Specifikationen (TOML)", "The spec (TOML)"),
+            id = e(&a.id),
+        );
+    }
 
     // The spec.
     let _ = write!(
@@ -461,15 +635,17 @@ async fn analysis_body(c: &Coordinator, id: &str, l: Lang) -> Result<(String, St
     }
     s.push_str("</tbody>\n</table>\n</section>\n");
 
-    // Audit.
-    let records = audit_records(c, Some(&a.id))?;
-    let _ = write!(
-        s,
-        "<section aria-labelledby=\"h-audit\">\n<h2 id=\"h-audit\">{}</h2>\n",
-        l.t("Granskningslogg för analysen", "Audit log of this analysis")
-    );
-    s.push_str(&audit_table(l, &records));
-    s.push_str("</section>\n");
+    // Audit: not for a recipient that has no other role here.
+    if governance {
+        let records = audit_records(c, Some(&a.id))?;
+        let _ = write!(
+            s,
+            "<section aria-labelledby=\"h-audit\">\n<h2 id=\"h-audit\">{}</h2>\n",
+            l.t("Granskningslogg för analysen", "Audit log of this analysis")
+        );
+        s.push_str(&audit_table(l, &records));
+        s.push_str("</section>\n");
+    }
     Ok((spec.name.clone(), s))
 }
 
@@ -622,8 +798,13 @@ fn audit_table(l: Lang, records: &[AuditRecord]) -> String {
 }
 
 /// `/audit`: the coordinator's whole audit log.
-pub async fn audit(AxState(c): AxState<Coordinator>, Query(q): Query<LangQuery>) -> Response {
+pub async fn audit(
+    AxState(c): AxState<Coordinator>,
+    Extension(auth): Extension<Auth>,
+    Query(q): Query<LangQuery>,
+) -> Response {
     let l = q.lang();
+    let v = Viewer::of(&c, l, &auth);
     match audit_records(&c, None) {
         Ok(records) => {
             let body = format!(
@@ -632,19 +813,24 @@ pub async fn audit(AxState(c): AxState<Coordinator>, Query(q): Query<LangQuery>)
                 e(&c.inner.audit_path.display().to_string()),
                 audit_table(l, &records)
             );
-            page(l, "/audit", l.t("Granskningslogg", "Audit log"), &body).into_response()
+            page(l, &v, "/audit", l.t("Granskningslogg", "Audit log"), &body).into_response()
         }
-        Err(err) => error_page(l, "/audit", err),
+        Err(err) => error_page(l, &v, "/audit", err),
     }
 }
 
 /// `/budgets`: the differential-privacy budget of every dataset account.
-pub async fn budgets(AxState(c): AxState<Coordinator>, Query(q): Query<LangQuery>) -> Response {
+pub async fn budgets(
+    AxState(c): AxState<Coordinator>,
+    Extension(auth): Extension<Auth>,
+    Query(q): Query<LangQuery>,
+) -> Response {
     let l = q.lang();
+    let v = Viewer::of(&c, l, &auth);
     let title = l.t("Integritetsbudget", "Privacy budgets");
     let accounts = match c.inner.store.dp_accounts().await {
         Ok(a) => a,
-        Err(err) => return error_page(l, "/budgets", ApiError::from(err)),
+        Err(err) => return error_page(l, &v, "/budgets", ApiError::from(err)),
     };
     let mut s = format!(
         "<p>{}</p>\n",
@@ -689,12 +875,17 @@ pub async fn budgets(AxState(c): AxState<Coordinator>, Query(q): Query<LangQuery
         );
     }
     s.push_str("</tbody>\n</table>\n");
-    page(l, "/budgets", title, &s).into_response()
+    page(l, &v, "/budgets", title, &s).into_response()
 }
 
 /// `/templates`: the templates.
-pub async fn templates(Query(q): Query<LangQuery>) -> Response {
+pub async fn templates(
+    AxState(c): AxState<Coordinator>,
+    Extension(auth): Extension<Auth>,
+    Query(q): Query<LangQuery>,
+) -> Response {
     let l = q.lang();
+    let v = Viewer::of(&c, l, &auth);
     let mut s = format!(
         "<p>{}</p>\n<ul>\n",
         l.t(
@@ -715,7 +906,7 @@ pub async fn templates(Query(q): Query<LangQuery>) -> Response {
         );
     }
     s.push_str("</ul>\n");
-    page(l, "/templates", l.t("Mallar", "Templates"), &s).into_response()
+    page(l, &v, "/templates", l.t("Mallar", "Templates"), &s).into_response()
 }
 
 /// The form of template `name`, prefilled with `values` (or the
@@ -725,6 +916,7 @@ fn form(
     name: &str,
     values: &HashMap<String, String>,
     error: Option<&str>,
+    csrf: Option<&str>,
 ) -> Option<String> {
     let spec = kuvert_gov::templates::spec(name).ok()?;
     let mut s = String::new();
@@ -740,8 +932,8 @@ fn form(
         "<p>{}</p>\n<p>{}</p>",
         e(spec.purpose.trim()),
         l.t(
-            "Nycklarna finns i partens .pub-fil från `kuvert keygen` (ed25519 för bidragsgivare, x25519 för mottagare).",
-            "The keys are in the party's .pub file from `kuvert keygen` (ed25519 for contributors, x25519 for recipients)."
+            "Nycklarna finns i partens .pub-fil från `kuvert keygen` (ed25519 för bidragsgivare, kem för mottagare).",
+            "The keys are in the party's .pub file from `kuvert keygen` (ed25519 for contributors, kem for recipients)."
         )
     );
     let _ = writeln!(
@@ -750,6 +942,9 @@ fn form(
         e(name),
         l.code()
     );
+    if let Some(t) = csrf {
+        let _ = writeln!(s, "<input type=\"hidden\" name=\"_csrf\" value=\"{}\">", e(t));
+    }
     let val = |k: &str, default: &str| -> String {
         e(values.get(k).map(String::as_str).unwrap_or(default))
     };
@@ -807,12 +1002,12 @@ fn form(
         if rc.is_some() {
             field(
                 &mut s,
-                format!("x.{id}"),
+                format!("kem.{id}"),
                 l.t(
-                    "Publik nyckel för resultat (x25519, hex)",
-                    "Public result key (x25519, hex)",
+                    "Publik nyckel för resultat (kem, base64, postkvantsäker X-Wing)",
+                    "Public result key (kem, base64, post-quantum X-Wing)",
                 ),
-                val(&format!("x.{id}"), ""),
+                val(&format!("kem.{id}"), ""),
             );
         }
         s.push_str("</fieldset>\n");
@@ -832,13 +1027,21 @@ fn form(
 }
 
 /// `GET /templates/{name}`: the form.
-pub async fn template_form(Path(name): Path<String>, Query(q): Query<LangQuery>) -> Response {
+pub async fn template_form(
+    AxState(c): AxState<Coordinator>,
+    Extension(auth): Extension<Auth>,
+    Path(name): Path<String>,
+    Query(q): Query<LangQuery>,
+) -> Response {
     let l = q.lang();
+    let v = Viewer::of(&c, l, &auth);
     let path = format!("/templates/{name}");
-    match form(l, &name, &HashMap::new(), None) {
-        Some(body) => page(l, &path, &name, &body).into_response(),
+    let csrf = auth.0.as_ref().and_then(|p| c.inner.auth.csrf(p));
+    match form(l, &name, &HashMap::new(), None, csrf.as_deref()) {
+        Some(body) => page(l, &v, &path, &name, &body).into_response(),
         None => error_page(
             l,
+            &v,
             &path,
             ApiError(
                 StatusCode::NOT_FOUND,
@@ -852,7 +1055,7 @@ pub async fn template_form(Path(name): Path<String>, Query(q): Query<LangQuery>)
 }
 
 /// Fill template `name` with form values: `org.ID`, `ctrl.ID`, `ed.ID`
-/// (contributor's Ed25519 key), `x.ID` (recipient's X25519 key) and
+/// (contributor's Ed25519 key), `kem.ID` (recipient's X-Wing result key) and
 /// `contact`. Empty values leave the template's text. Comments and layout
 /// of the template are kept (toml_edit).
 pub fn fill_template(name: &str, values: &HashMap<String, String>) -> Result<String, String> {
@@ -895,7 +1098,7 @@ pub fn fill_template(name: &str, values: &HashMap<String, String>) -> Result<Str
                 .unwrap_or("")
                 .to_string();
             set(t, "organisation", get(format!("org.{id}")));
-            set(t, "public_key_x25519", get(format!("x.{id}")));
+            set(t, "kem_public_key", get(format!("kem.{id}")));
         }
     }
     Ok(doc.to_string())
@@ -904,20 +1107,33 @@ pub fn fill_template(name: &str, values: &HashMap<String, String>) -> Result<Str
 /// `POST /templates/{name}`: fill, validate strictly, submit, redirect.
 pub async fn template_submit(
     AxState(c): AxState<Coordinator>,
+    Extension(auth): Extension<Auth>,
     Path(name): Path<String>,
     Query(q): Query<LangQuery>,
     Form(values): Form<HashMap<String, String>>,
 ) -> Response {
     let l = q.lang();
+    let v = Viewer::of(&c, l, &auth);
     let path = format!("/templates/{name}");
+    let p = match auth::principal(&auth) {
+        Ok(p) => p,
+        Err(err) => return error_page(l, &v, &path, err),
+    };
+    if let Err(err) = c
+        .inner
+        .auth
+        .check_csrf(p, values.get("_csrf").map(String::as_str))
+    {
+        return error_page(l, &v, &path, err);
+    }
     if kuvert_gov::templates::get(&name).is_err() {
-        return template_form(Path(name), Query(q)).await;
+        return template_form(AxState(c), Extension(auth), Path(name), Query(q)).await;
     }
     let result = match fill_template(&name, &values) {
         Ok(text) => {
             // Check here first for a message that names the form's fields.
             match AnalysisSpec::parse(&text, &format!("{name} (form)"), Validation::Strict) {
-                Ok(_) => submit_text(&c, &text).await.map_err(|e| e.1),
+                Ok(_) => submit_text(&c, &text, p).await.map_err(|e| e.1),
                 Err(err) => Err(err.to_string()),
             }
         }
@@ -933,8 +1149,150 @@ pub async fn template_submit(
         )
             .into_response(),
         Err(err) => {
-            let body = form(l, &name, &values, Some(&err)).unwrap_or_default();
-            (StatusCode::BAD_REQUEST, page(l, &path, &name, &body)).into_response()
+            let csrf = c.inner.auth.csrf(p);
+            let body = form(l, &name, &values, Some(&err), csrf.as_deref()).unwrap_or_default();
+            (StatusCode::BAD_REQUEST, page(l, &v, &path, &name, &body)).into_response()
         }
     }
+}
+
+#[derive(Debug, Deserialize)]
+pub struct LoginQuery {
+    lang: Option<String>,
+    next: Option<String>,
+    ticket: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct LoginForm {
+    #[serde(default)]
+    token: String,
+    next: Option<String>,
+}
+
+fn login_page(l: Lang, next: Option<&str>, error: Option<&str>) -> Html<String> {
+    let mut s = String::new();
+    if let Some(err) = error {
+        let _ = writeln!(s, "<div class=\"error\" role=\"alert\"><p>{}</p></div>", e(err));
+    }
+    let _ = writeln!(
+        s,
+        "<p>{}</p>\n<form method=\"post\" action=\"/login?lang={}\">",
+        l.t(
+            "Logga in med den token som koordinatorns operatör gav dig (`kuvert coordinator token`). \
+             En webbläsare med en parts klientcertifikat behöver ingen inloggning.",
+            "Log in with the token the coordinator's operator gave you (`kuvert coordinator token`). \
+             A browser with a party's client certificate needs no login."
+        ),
+        l.code()
+    );
+    if let Some(n) = next {
+        let _ = writeln!(s, "<input type=\"hidden\" name=\"next\" value=\"{}\">", e(n));
+    }
+    let _ = writeln!(
+        s,
+        "<label for=\"token\">{}</label>\n<input id=\"token\" name=\"token\" type=\"password\" \
+autocomplete=\"current-password\" required>\n<button type=\"submit\">{}</button>\n</form>",
+        l.t("Token", "Token"),
+        l.t("Logga in", "Log in")
+    );
+    page(l, &Viewer::none(), "/login", l.t("Logga in", "Log in"), &s)
+}
+
+/// Open a session for `p` and go to `next`.
+fn open_session(c: &Coordinator, p: &Principal, next: String) -> Response {
+    let id = c.inner.auth.new_session(p);
+    (
+        StatusCode::SEE_OTHER,
+        [
+            (header::SET_COOKIE, auth::session_cookie(&id)),
+            (header::LOCATION, next),
+            (header::CACHE_CONTROL, "no-store".to_string()),
+        ],
+    )
+        .into_response()
+}
+
+/// `GET /login`: the login form; with `?ticket=` (a one-time login link
+/// from `POST /api/login-links`) it opens the session at once.
+pub async fn login_form(AxState(c): AxState<Coordinator>, Query(q): Query<LoginQuery>) -> Response {
+    let l = match q.lang.as_deref() {
+        Some("en") => Lang::En,
+        _ => Lang::Sv,
+    };
+    let next = safe_next(q.next.as_deref(), l);
+    if let Some(t) = &q.ticket {
+        return match c.inner.auth.redeem(t) {
+            Some(p) => open_session(&c, &p, next),
+            None => (
+                StatusCode::UNAUTHORIZED,
+                login_page(
+                    l,
+                    q.next.as_deref(),
+                    Some(l.t(
+                        "Inloggningslänken är okänd, redan använd eller för gammal; be om en ny eller logga in med din token.",
+                        "The login link is unknown, used already or too old; ask for a new one or log in with your token.",
+                    )),
+                ),
+            )
+                .into_response(),
+        };
+    }
+    login_page(l, q.next.as_deref(), None).into_response()
+}
+
+/// `POST /login`: check the token, open a session (cookie), go on.
+pub async fn login_submit(
+    AxState(c): AxState<Coordinator>,
+    Query(q): Query<LangQuery>,
+    Form(f): Form<LoginForm>,
+) -> Response {
+    let l = q.lang();
+    match c.inner.auth.access.token(f.token.trim()) {
+        Some(p) => open_session(&c, &p, safe_next(f.next.as_deref(), l)),
+        None => (
+            StatusCode::UNAUTHORIZED,
+            login_page(
+                l,
+                f.next.as_deref(),
+                Some(l.t(
+                    "Fel token: den finns inte i koordinatorns åtkomstfil. Kontrollera att du kopierade hela.",
+                    "Wrong token: it is not in the coordinator's access file. Check that you copied all of it.",
+                )),
+            ),
+        )
+            .into_response(),
+    }
+}
+
+#[derive(Debug, Deserialize)]
+pub struct LogoutForm {
+    #[serde(rename = "_csrf")]
+    csrf: Option<String>,
+}
+
+/// `POST /logout`: end the session.
+pub async fn logout(
+    AxState(c): AxState<Coordinator>,
+    Extension(auth): Extension<Auth>,
+    Query(q): Query<LangQuery>,
+    Form(f): Form<LogoutForm>,
+) -> Response {
+    let l = q.lang();
+    let p = match auth::principal(&auth) {
+        Ok(p) => p,
+        Err(err) => return error_page(l, &Viewer::none(), "/logout", err),
+    };
+    if let Err(err) = c.inner.auth.check_csrf(p, f.csrf.as_deref()) {
+        return error_page(l, &Viewer::of(&c, l, &auth), "/logout", err);
+    }
+    c.inner.auth.end_session(p);
+    (
+        StatusCode::SEE_OTHER,
+        [
+            (header::SET_COOKIE, auth::clear_cookie()),
+            (header::LOCATION, format!("/login?lang={}", l.code())),
+        ],
+    )
+        .into_response()
 }

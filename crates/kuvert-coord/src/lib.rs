@@ -40,10 +40,13 @@
 //!   approvals (signatures), node states (names and row counts), deletion
 //!   receipts (signed by the nodes) and the audit log (sizes and names,
 //!   never values).
-//! - The HTTP API has **no authentication of its own**: bind it to loopback
-//!   or put it behind the operator's authenticating reverse proxy. Anyone
-//!   who can reach it can submit specs (which nobody has approved) and read
-//!   the catalogue; nobody can make a node accept an analysis its
+//! - It speaks **only HTTPS** (TLS 1.3, [`https`]) and every route but
+//!   `/api/health`, `/openapi.json` and the login page needs a principal:
+//!   a verified client certificate (its party name), a bearer token from
+//!   the access file, or a console session. Roles (submitter, contributor,
+//!   recipient, auditor, operator) decide what each may do ([`auth`],
+//!   [`api::ROUTES`]); a missing role is a 403 that changes nothing. Even
+//!   a principal with every role cannot make a node accept an analysis its
 //!   contributors did not sign.
 //! - All user text (spec fields, form values) is HTML-escaped in the
 //!   console; no page runs scripts.
@@ -62,7 +65,9 @@ use kuvert_gov::{AuditEvent, AuditLog};
 use tokio::sync::{watch, Notify};
 
 pub mod api;
+pub mod auth;
 pub mod console;
+pub mod https;
 pub mod nodes;
 pub mod openapi;
 pub mod sched;
@@ -92,6 +97,10 @@ pub enum CoordError {
     Pki(String),
     #[error("the HTTP server failed: {0}")]
     Serve(String),
+    #[error("HTTPS: {0}")]
+    Tls(String),
+    #[error("{0}; fix the access file (docs/service.md#principals-and-roles) and start again")]
+    Access(String),
 }
 
 impl CoordError {
@@ -100,7 +109,11 @@ impl CoordError {
     pub fn is_user_error(&self) -> bool {
         matches!(
             self,
-            CoordError::Pki(_) | CoordError::Connect { .. } | CoordError::Bind { .. }
+            CoordError::Pki(_)
+                | CoordError::Connect { .. }
+                | CoordError::Bind { .. }
+                | CoordError::Tls(_)
+                | CoordError::Access(_)
         )
     }
 }
@@ -111,13 +124,27 @@ pub struct Config {
     /// Holds `coordinator.db` (SQLite, unless `database_url`) and
     /// `audit-coordinator.log`.
     pub data_dir: PathBuf,
-    /// HTTP listen address (API and console).
+    /// HTTPS listen address (API and console).
     pub listen: SocketAddr,
+    /// The server certificate (PEM, chain) and its key. Required by
+    /// [`start`]: the coordinator serves only HTTPS.
+    pub tls_cert: Option<PathBuf>,
+    pub tls_key: Option<PathBuf>,
+    /// CA certificates (PEM) that client certificates must chain to; empty:
+    /// the deployment CA `pki_dir/ca.crt`, if it exists.
+    pub client_ca: Vec<PathBuf>,
+    /// The access file: principals' and tokens' roles. None: no global
+    /// roles (only those the specs imply).
+    pub access: Option<PathBuf>,
     /// `postgres://user:pass@host/db` or `sqlite://FILE`; default
     /// `sqlite://DATA_DIR/coordinator.db` (created).
     pub database_url: Option<String>,
     /// The deployment's PKI directory (`party-coordinator.crt/.key`).
     pub pki_dir: PathBuf,
+    /// The federation file: the coordinator reaches node `i` only if it
+    /// presents the key the federation lists for it. `None` only for a
+    /// development cluster (nodes verified against `pki_dir/ca.crt`).
+    pub federation: Option<PathBuf>,
     /// The three nodes' client API addresses.
     pub nodes: [SocketAddr; 3],
     /// Scheduler period in milliseconds.
@@ -146,8 +173,13 @@ impl Config {
         Config {
             data_dir,
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            tls_cert: None,
+            tls_key: None,
+            client_ca: Vec::new(),
+            access: None,
             database_url: None,
             pki_dir,
+            federation: None,
             nodes,
             poll_ms: 1000,
             node_timeout_secs: 60,
@@ -180,6 +212,7 @@ pub(crate) struct Inner {
     /// (`node-<i>.gov.pub`), when present.
     pub(crate) receipt_keys: [Option<ed25519_dalek::VerifyingKey>; 3],
     pub(crate) dp_budget: kuvert_dp::ledger::Budget,
+    pub(crate) auth: auth::AuthState,
 }
 
 /// A coordinator: storage, node access and audit log. Cheap to clone.
@@ -198,6 +231,10 @@ impl Coordinator {
     /// Open the data dir, the database (running migrations) and the audit
     /// log; talk to the nodes through `nodes`.
     pub async fn open(config: &Config, nodes: Arc<dyn NodeApi>) -> Result<Coordinator, CoordError> {
+        let access = match &config.access {
+            Some(p) => auth::Access::load(p).map_err(CoordError::Access)?,
+            None => auth::Access::empty(),
+        };
         std::fs::create_dir_all(&config.data_dir).map_err(|e| CoordError::Io {
             path: config.data_dir.clone(),
             message: e.to_string(),
@@ -217,6 +254,7 @@ impl Coordinator {
                 wake: Notify::new(),
                 receipt_keys: [0, 1, 2].map(|i| receipt_key(&config.pki_dir, i)),
                 dp_budget: config.dp_budget,
+                auth: auth::AuthState::new(access),
             }),
         })
     }
@@ -307,8 +345,10 @@ impl Running {
 }
 
 /// Open the coordinator, bind `config.listen` (port 0 picks a free port),
-/// and serve the API and console and run the scheduler in the background.
+/// and serve the API and console over HTTPS and run the scheduler in the
+/// background.
 pub async fn start(config: &Config, nodes: Arc<dyn NodeApi>) -> Result<Running, CoordError> {
+    let tls = https::server_config(config)?;
     let coordinator = Coordinator::open(config, nodes).await?;
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
@@ -322,14 +362,7 @@ pub async fn start(config: &Config, nodes: Arc<dyn NodeApi>) -> Result<Running, 
     })?;
     let (stop, rx) = watch::channel(false);
     let app = api::router(coordinator.clone());
-    let mut srx = rx.clone();
-    let server = tokio::spawn(async move {
-        axum::serve(listener, app)
-            .with_graceful_shutdown(async move {
-                let _ = srx.wait_for(|s| *s).await;
-            })
-            .await
-    });
+    let server = tokio::spawn(https::serve(listener, tls, app, rx.clone()));
     let c = coordinator.clone();
     let scheduler = tokio::spawn(async move { c.run_scheduler(rx).await });
     Ok(Running {
@@ -349,17 +382,32 @@ pub async fn serve(config: Config) -> Result<(), CoordError> {
     let per_stage = (config.node_timeout_secs.clamp(1, 10) / 3).max(1);
     let nodes = TlsNodes::new(
         &config.pki_dir,
+        config.federation.as_deref(),
         config.nodes,
         Duration::from_secs(per_stage),
     )
     .map_err(CoordError::Pki)?;
     let mut running = start(&config, Arc::new(nodes)).await?;
     eprintln!(
-        "kuvert coordinator: API and console on http://{} (database {}, audit log {})",
+        "kuvert coordinator: API and console on https://{} (database {}, audit log {})",
         running.addr,
         store::redact(&config.database_url()),
         running.coordinator.audit_path().display()
     );
+    let cas = https::client_cas(&config);
+    if cas.is_empty() {
+        eprintln!("  client certificates: none accepted (no --client-ca, no PKI ca.crt); bearer tokens only");
+    } else {
+        let list: Vec<String> = cas.iter().map(|p| p.display().to_string()).collect();
+        eprintln!("  client certificates: those issued by {}", list.join(", "));
+    }
+    match &config.access {
+        Some(p) => eprintln!("  roles: {}", p.display()),
+        None => eprintln!(
+            "  roles: no --access file, so nobody may submit, audit or operate; parties have only \
+             the roles their analyses' specs give them"
+        ),
+    }
     tokio::select! {
         r = running.wait() => r,
         _ = tokio::signal::ctrl_c() => running.stop().await,

@@ -72,10 +72,30 @@ const MAX_ANSWER: u64 = 1 << 20;
 
 impl TlsNodes {
     /// The party certificate `pki_dir/party-coordinator.crt` (and `.key`)
-    /// is the coordinator's TLS identity; `ca.crt` is the trust anchor.
-    pub fn new(pki_dir: &Path, addrs: [SocketAddr; 3], timeout: Duration) -> Result<Self, String> {
-        let config = tls::party_client_config(pki_dir, "coordinator")
-            .map_err(|e| format!("cannot load party \"coordinator\"'s TLS identity: {e}"))?;
+    /// is the coordinator's TLS identity. With a federation file, node `i`
+    /// is reached only if it presents the key the (verified) federation
+    /// lists; without one (development), `pki_dir/ca.crt` is the anchor.
+    pub fn new(
+        pki_dir: &Path,
+        federation: Option<&Path>,
+        addrs: [SocketAddr; 3],
+        timeout: Duration,
+    ) -> Result<Self, String> {
+        let config = match federation {
+            Some(f) => {
+                let fed = kuvert_net::Federation::load_verified(f).map_err(|e| e.to_string())?;
+                let id = kuvert_net::Identity::load_party(pki_dir, "coordinator")
+                    .map_err(|e| format!("cannot load party \"coordinator\"'s TLS identity: {e}"))?;
+                tls::pinned_client_config(
+                    [0, 1, 2].map(|j| fed.nodes[j].fingerprint.clone()),
+                    &format!("federation {:?}", fed.name),
+                    &id,
+                )
+                .map_err(|e| e.to_string())?
+            }
+            None => tls::party_client_config(pki_dir, "coordinator")
+                .map_err(|e| format!("cannot load party \"coordinator\"'s TLS identity: {e}"))?,
+        };
         Ok(TlsNodes {
             config,
             addrs,

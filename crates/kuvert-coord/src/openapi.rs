@@ -1,7 +1,43 @@
 //! The OpenAPI 3.1 document served at `/openapi.json`, written by hand
-//! (one entry per route; the tests check it against the router).
+//! (one entry per route; the tests check it against the router). Each
+//! operation's `security` and `x-kuvert-roles` come from
+//! [`crate::api::ROUTES`], the table the middleware enforces.
 
 use serde_json::{json, Map, Value};
+
+use crate::api::{Need, ROUTES};
+
+/// Add what `need` means to an operation: its security requirements, the
+/// roles (`x-kuvert-roles`, `x-kuvert-access`) and the 401/403 answers.
+fn secure(path: &str, method: &str, op: &mut Value) {
+    let need = ROUTES
+        .iter()
+        .find(|r| r.path == path && r.method == method)
+        .map(|r| r.need)
+        .unwrap_or(Need::Authenticated);
+    let api = path.starts_with("/api/");
+    let security = match need {
+        Need::Public => json!([]),
+        _ if api && method == "get" => json!([
+            {"clientCertificate": []}, {"bearerToken": []}, {"consoleSession": []}
+        ]),
+        _ if api => json!([{"clientCertificate": []}, {"bearerToken": []}]),
+        _ => json!([{"consoleSession": []}, {"clientCertificate": []}, {"bearerToken": []}]),
+    };
+    op["security"] = security;
+    op["x-kuvert-roles"] = json!(need.roles());
+    op["x-kuvert-access"] = json!(need.access());
+    if need != Need::Public {
+        if api {
+            op["responses"]["401"] = err();
+        } else if method == "get" {
+            op["responses"]["303"] = json!({"description": "no session or client certificate: to /login"});
+        }
+        if need != Need::Authenticated {
+            op["responses"]["403"] = err();
+        }
+    }
+}
 
 fn err() -> Value {
     json!({"description": "error", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}})
@@ -34,7 +70,8 @@ pub fn document() -> Value {
         )
     };
     let mut paths = Map::new();
-    let mut add = |path: &str, method: &str, op: Value| {
+    let mut add = |path: &str, method: &str, mut op: Value| {
+        secure(path, method, &mut op);
         let entry = paths.entry(path.to_string()).or_insert_with(|| json!({}));
         entry[method] = op;
     };
@@ -49,7 +86,7 @@ pub fn document() -> Value {
         "/api/health",
         "get",
         json!({
-        "summary": "Liveness and the number of analyses", "tags": ["api"],
+        "summary": "Liveness (and, for operators, the number of analyses)", "tags": ["api"],
         "responses": {"200": ok_json("ok", json!({"type": "object", "properties": {
             "status": {"type": "string"}, "analyses": {"type": "integer"}}}))}}),
     );
@@ -158,10 +195,53 @@ pub fn document() -> Value {
             "500": err()}}),
     );
     add(
+        "/api/login-links",
+        "post",
+        json!({
+        "summary": "A one-time link that opens a console session for the caller (client certificate or bearer token); valid for 5 minutes, usable once",
+        "tags": ["api"],
+        "responses": {"201": ok_json("the link's path (append it to the coordinator's base URL)", json!({"type": "object", "properties": {
+            "path": {"type": "string"}, "principal": {"type": "string"}, "expires_in_secs": {"type": "integer"}}}))}}),
+    );
+    add(
+        "/login",
+        "get",
+        json!({
+        "summary": "Console: the login form (a bearer token); with ?ticket= (a one-time login link) opens the session at once",
+        "tags": ["console"],
+        "parameters": [lang_param(),
+            {"name": "next", "in": "query", "required": false, "description": "where to go after login (a path here)", "schema": {"type": "string"}},
+            {"name": "ticket", "in": "query", "required": false, "description": "a one-time login ticket", "schema": {"type": "string"}}],
+        "responses": {"200": ok_type("page", "text/html"),
+                      "303": {"description": "logged in (Set-Cookie: a Secure, HttpOnly, SameSite=Strict session); to next"},
+                      "401": ok_type("the form again: the ticket is unknown, used or expired", "text/html")}}),
+    );
+    add(
+        "/login",
+        "post",
+        json!({
+        "summary": "Console: log in with a bearer token from the access file; sets the session cookie",
+        "tags": ["console"], "parameters": [lang_param()],
+        "requestBody": {"required": true, "content": {"application/x-www-form-urlencoded": {"schema": {"type": "object",
+            "properties": {"token": {"type": "string"}, "next": {"type": "string"}}, "required": ["token"]}}}},
+        "responses": {"303": {"description": "logged in; to next"},
+                      "401": ok_type("the form again, with the error", "text/html")}}),
+    );
+    add(
+        "/logout",
+        "post",
+        json!({
+        "summary": "Console: end the session (the form carries the CSRF token _csrf)",
+        "tags": ["console"], "parameters": [lang_param()],
+        "requestBody": {"required": true, "content": {"application/x-www-form-urlencoded": {"schema": {"type": "object",
+            "properties": {"_csrf": {"type": "string"}}}}}},
+        "responses": {"303": {"description": "logged out; to /login"}}}),
+    );
+    add(
         "/",
         "get",
         json!({
-        "summary": "Console: the analyses", "tags": ["console"], "parameters": [lang_param()],
+        "summary": "Console: the analyses the viewer may see", "tags": ["console"], "parameters": [lang_param()],
         "responses": {"200": ok_type("page", "text/html")}}),
     );
     add(
@@ -197,7 +277,7 @@ pub fn document() -> Value {
         "/templates/{name}",
         "post",
         json!({
-        "summary": "Console: fill the template with the form's values and submit it (303 to the analysis)",
+        "summary": "Console: fill the template with the form's values and submit it (303 to the analysis); the form carries the CSRF token _csrf",
         "tags": ["console"], "parameters": [id_param("name", "template name"), lang_param()],
         "requestBody": {"required": true, "content": {"application/x-www-form-urlencoded": {"schema": {"type": "object"}}}},
         "responses": {"303": {"description": "submitted; see the analysis"},
@@ -218,10 +298,26 @@ pub fn document() -> Value {
             "title": "Kuvert coordinator",
             "version": env!("CARGO_PKG_VERSION"),
             "description": "Catalogue, approvals, scheduling and status of governed Kuvert analyses. \
-                The coordinator never holds keys, shares or results. See docs/service.md."
+                The coordinator never holds keys, shares or results. See docs/service.md. \
+                HTTPS only. Every operation says what it needs: `security` (a client certificate \
+                from one of the coordinator's client CAs, a bearer token from its access file, or \
+                a console session) and `x-kuvert-roles`, the roles of which the principal needs \
+                one; `x-kuvert-access` says how they apply: `public` (nothing needed), \
+                `authenticated` (any principal; what it sees depends on its roles), \
+                `global-role` (a role from the access file) or `analysis-role` (a role for the \
+                analysis in the path: operator and auditor are global, contributor and recipient \
+                are implied by the spec's ids, submitter means the principal submitted it). \
+                Without credentials: 401; without the role: 403, and nothing changes."
         },
+        "security": [{"clientCertificate": []}, {"bearerToken": []}],
         "paths": Value::Object(paths),
-        "components": {"schemas": {
+        "components": {
+        "securitySchemes": {
+            "clientCertificate": {"type": "mutualTLS", "description": "A TLS client certificate issued by one of the coordinator's client CAs; the principal is its subject CN (a PKI party name such as fk)."},
+            "bearerToken": {"type": "http", "scheme": "bearer", "description": "A token from the coordinator's access file (kuvert coordinator token); the principal is the token's name."},
+            "consoleSession": {"type": "apiKey", "in": "cookie", "name": "__Host-kuvert-session", "description": "The console's session cookie, from POST /login or a login link; GET requests and console forms only."}
+        },
+        "schemas": {
             "Error": {"type": "object", "required": ["error"], "properties": {"error": {"type": "string"}}},
             "Id": {"type": "object", "required": ["id"], "properties": {"id": {"type": "string"}}},
             "Node": {"type": "object", "properties": {"index": {"type": "integer"}, "addr": {"type": "string"}}},

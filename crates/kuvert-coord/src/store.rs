@@ -106,6 +106,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "dp_ledger",
         include_str!("../migrations/0002_dp_ledger.sql"),
     ),
+    (
+        3,
+        "submitters",
+        include_str!("../migrations/0003_submitters.sql"),
+    ),
 ];
 
 type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
@@ -235,6 +240,44 @@ impl Store {
             .await
             .map_err(db_err)?;
         r.as_ref().map(Store::row).transpose()
+    }
+
+    /// Record that `principal` submitted analysis `id` (idempotent).
+    pub async fn add_submitter(&self, id: &str, principal: &str) -> Result<(), CoordError> {
+        sqlx::query(
+            "INSERT INTO submitters (analysis_id, principal, submitted_at) VALUES ($1, $2, $3) \
+             ON CONFLICT (analysis_id, principal) DO NOTHING",
+        )
+        .bind(id)
+        .bind(principal)
+        .bind(now_rfc3339())
+        .execute(&self.pool)
+        .await
+        .map_err(db_err)?;
+        Ok(())
+    }
+
+    /// Whether `principal` submitted analysis `id`.
+    pub async fn is_submitter(&self, id: &str, principal: &str) -> Result<bool, CoordError> {
+        let r = sqlx::query("SELECT principal FROM submitters WHERE analysis_id = $1 AND principal = $2")
+            .bind(id)
+            .bind(principal)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(db_err)?;
+        Ok(r.is_some())
+    }
+
+    /// The ids of the analyses `principal` submitted.
+    pub async fn submitted_by(&self, principal: &str) -> Result<Vec<String>, CoordError> {
+        let rows = sqlx::query("SELECT analysis_id FROM submitters WHERE principal = $1")
+            .bind(principal)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(db_err)?;
+        rows.iter()
+            .map(|r| r.try_get::<String, _>("analysis_id").map_err(db_err))
+            .collect()
     }
 
     /// All analyses, newest first.

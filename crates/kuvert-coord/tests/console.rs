@@ -226,16 +226,16 @@ async fn submit_from_a_template_form() {
         ("org.fk", "Försäkringskassan"),
         ("ctrl.fk", "Försäkringskassan"),
         ("ed.fk", fk.ed25519.as_str()),
-        ("x.fk", fk.x25519.as_str()),
+        ("kem.fk", fk.kem.as_deref().unwrap()),
         ("org.kommun", "Socialnämnden i Exempelkommun"),
         ("ctrl.kommun", "Socialnämnden i Exempelkommun"),
         ("ed.kommun", kommun.ed25519.as_str()),
-        ("x.kommun", kommun.x25519.as_str()),
+        ("kem.kommun", kommun.kem.as_deref().unwrap()),
         (
             "org.kontroll",
             "The control unit named in the agreement (kontrollfunktion)",
         ),
-        ("x.kontroll", kontroll.x25519.as_str()),
+        ("kem.kontroll", kontroll.kem.as_deref().unwrap()),
         ("contact", "mpc-analys@fk.example"),
     ];
     // The form has a labelled field for each of these.
@@ -283,8 +283,8 @@ async fn submit_from_a_template_form() {
     );
     assert_eq!(spec.contributor("fk").unwrap().public_key, fk.ed25519);
     assert_eq!(
-        spec.recipient("kontroll").unwrap().public_key_x25519,
-        kontroll.x25519
+        Some(spec.recipient("kontroll").unwrap().kem_public_key.clone()),
+        kontroll.kem
     );
 
     // A bad key: the form comes back (400) with the error and the values,
@@ -324,6 +324,10 @@ async fn openapi_lists_every_route() {
     let doc = json(&body);
     assert_eq!(doc["openapi"], "3.1.0");
     let mut documented = BTreeSet::new();
+    let schemes = doc["components"]["securitySchemes"].as_object().unwrap();
+    for s in ["clientCertificate", "bearerToken", "consoleSession"] {
+        assert!(schemes.contains_key(s), "security scheme {s}");
+    }
     for (path, ops) in doc["paths"].as_object().unwrap() {
         for (method, op) in ops.as_object().unwrap() {
             assert!(
@@ -331,12 +335,55 @@ async fn openapi_lists_every_route() {
                 "{method} {path} has no responses"
             );
             documented.insert((method.clone(), path.clone()));
+            // Every operation says who may call it, as the router enforces.
+            let route = api::ROUTES
+                .iter()
+                .find(|r| r.method == method && r.path == path)
+                .unwrap_or_else(|| panic!("{method} {path} is not in ROUTES"));
+            let roles: Vec<&str> = op["x-kuvert-roles"]
+                .as_array()
+                .unwrap_or_else(|| panic!("{method} {path} has no x-kuvert-roles"))
+                .iter()
+                .map(|r| r.as_str().unwrap())
+                .collect();
+            assert_eq!(roles, route.need.roles(), "{method} {path}");
+            assert_eq!(op["x-kuvert-access"], route.need.access(), "{method} {path}");
+            let security = op["security"].as_array().unwrap();
+            if route.need == api::Need::Public {
+                assert!(roles.is_empty() && security.is_empty(), "{method} {path}");
+            } else {
+                assert!(!roles.is_empty(), "{method} {path} names no role");
+                assert!(!security.is_empty(), "{method} {path} has no security");
+                for req in security {
+                    for scheme in req.as_object().unwrap().keys() {
+                        assert!(schemes.contains_key(scheme), "{method} {path}: {scheme}");
+                    }
+                }
+                if path.starts_with("/api/") {
+                    assert!(op["responses"]["401"].is_object(), "{method} {path}");
+                }
+            }
         }
     }
+    // Only these stay public.
+    let public: BTreeSet<(&str, &str)> = api::ROUTES
+        .iter()
+        .filter(|r| r.need == api::Need::Public)
+        .map(|r| (r.method, r.path))
+        .collect();
+    assert_eq!(
+        public,
+        BTreeSet::from([
+            ("get", "/openapi.json"),
+            ("get", "/api/health"),
+            ("get", "/login"),
+            ("post", "/login")
+        ])
+    );
     // 1. The list the crate keeps.
     let listed: BTreeSet<(String, String)> = api::ROUTES
         .iter()
-        .map(|(m, p)| (m.to_string(), p.to_string()))
+        .map(|r| (r.method.to_string(), r.path.to_string()))
         .collect();
     assert_eq!(documented, listed);
     // 2. The router's source: every `.route(PATH, get(..).post(..))`.

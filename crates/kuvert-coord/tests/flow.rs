@@ -274,7 +274,7 @@ async fn bad_inputs_are_refused_with_reasons() {
             .contains("signed with key"),
         "{body}"
     );
-    // A party that is not a contributor.
+    // A party that is not a contributor (posted as itself): no role for it.
     let stranger = kuvert_gov::sign_approval(&id, "kontroll", &p.kontroll);
     let (code, body) = call(
         &app,
@@ -283,12 +283,12 @@ async fn bad_inputs_are_refused_with_reasons() {
         &serde_json::to_string(&stranger).unwrap(),
     )
     .await;
-    assert_eq!(code, StatusCode::BAD_REQUEST);
+    assert_eq!(code, StatusCode::FORBIDDEN);
     assert!(
         json(&body)["error"]
             .as_str()
             .unwrap()
-            .contains("does not list"),
+            .contains("only its contributors"),
         "{body}"
     );
     // An approval of another analysis id, posted here.
@@ -308,8 +308,16 @@ async fn bad_inputs_are_refused_with_reasons() {
             .contains("is for analysis"),
         "{body}"
     );
-    // Not JSON.
-    let (code, body) = call(&app, "POST", &url, "{\"analysis_id\": ").await;
+    // Not JSON (from a contributor).
+    let (code, body) = call_as(
+        &app,
+        Some(party_token("fk")),
+        "POST",
+        &url,
+        "{\"analysis_id\": ",
+        "application/json",
+    )
+    .await;
     assert_eq!(code, StatusCode::BAD_REQUEST);
     assert!(
         json(&body)["error"].as_str().unwrap().contains("line 1"),

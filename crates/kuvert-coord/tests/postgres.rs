@@ -1,6 +1,8 @@
 //! The same flows on PostgreSQL, when `KUVERT_TEST_POSTGRES_URL` names a
 //! server whose user may create databases (CI starts one). Each test gets
-//! a fresh database, dropped at the end.
+//! a fresh database, dropped at the end. One runs over TLS
+//! (`sslmode=require`: Debian's PostgreSQL has `ssl = on` with its snakeoil
+//! certificate), checked on the server side in `pg_stat_ssl`.
 
 mod common;
 
@@ -78,6 +80,59 @@ async fn flow_and_restart_on_postgres() {
     tick_flow(&cfg).await;
     // Nothing was written to an SQLite file by mistake.
     assert!(!dir.path().join("coordinator.db").exists());
+    drop_db(&name).await;
+}
+
+/// `url` with `sslmode=MODE` (replacing one that is there).
+fn with_sslmode(url: &str, mode: &str) -> String {
+    let (main, query) = match url.split_once('?') {
+        Some((m, q)) => (m, q),
+        None => (url, ""),
+    };
+    let mut params: Vec<&str> = query
+        .split('&')
+        .filter(|kv| !kv.is_empty() && !kv.starts_with("sslmode="))
+        .collect();
+    let mode = format!("sslmode={mode}");
+    params.push(&mode);
+    format!("{main}?{}", params.join("&"))
+}
+
+#[test]
+fn sslmode_is_set() {
+    assert_eq!(
+        with_sslmode("postgres://h/db", "require"),
+        "postgres://h/db?sslmode=require"
+    );
+    assert_eq!(
+        with_sslmode("postgres://h/db?sslmode=disable&x=1", "require"),
+        "postgres://h/db?x=1&sslmode=require"
+    );
+}
+
+#[tokio::test]
+async fn flow_over_tls_on_postgres() {
+    let Some((url, name)) = fresh_db("tls").await else {
+        return;
+    };
+    let url = with_sslmode(&url, "require");
+    // The session is encrypted: the server says so.
+    let mut conn = sqlx::PgConnection::connect(&url)
+        .await
+        .expect("connect with sslmode=require (is ssl = on in postgresql.conf?)");
+    let (ssl, version): (bool, Option<String>) =
+        sqlx::query_as("SELECT ssl, version FROM pg_stat_ssl WHERE pid = pg_backend_pid()")
+            .fetch_one(&mut conn)
+            .await
+            .unwrap();
+    assert!(ssl, "sslmode=require gave a plain connection");
+    println!("PostgreSQL session over {}", version.unwrap_or_default());
+    drop(conn);
+    // The coordinator's store (sqlx `any`) over the same TLS URL.
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = config(dir.path());
+    cfg.database_url = Some(url);
+    tick_flow(&cfg).await;
     drop_db(&name).await;
 }
 

@@ -87,7 +87,7 @@ async fn tls_nodes_speak_the_wire_protocol() {
         .local_addr()
         .unwrap();
 
-    let nodes = TlsNodes::new(&pki_dir, [a0, a1, a2], Duration::from_secs(2)).unwrap();
+    let nodes = TlsNodes::new(&pki_dir, None, [a0, a1, a2], Duration::from_secs(2)).unwrap();
     let id = "ab".repeat(32);
     let st = nodes.status(&id).await;
     match &st[0] {
@@ -124,7 +124,7 @@ async fn tls_nodes_speak_the_wire_protocol() {
     // A node that takes the request and then says nothing: one timeout
     // for it, the other nodes' answers are not lost.
     let quiet = node(&pki_dir, 2, seen.clone(), true);
-    let nodes2 = TlsNodes::new(&pki_dir, [a0, a1, quiet], Duration::from_secs(1)).unwrap();
+    let nodes2 = TlsNodes::new(&pki_dir, None, [a0, a1, quiet], Duration::from_secs(1)).unwrap();
     let t0 = std::time::Instant::now();
     let st = nodes2.status(&id).await;
     assert!(t0.elapsed() < Duration::from_secs(5), "{:?}", t0.elapsed());
@@ -164,7 +164,7 @@ fn missing_pki_is_a_clear_error() {
     let dir = tempfile::tempdir().unwrap();
     let a = SocketAddr::from(([127, 0, 0, 1], 1));
     let err =
-        TlsNodes::new(&dir.path().join("nope"), [a, a, a], Duration::from_secs(1)).unwrap_err();
+        TlsNodes::new(&dir.path().join("nope"), None, [a, a, a], Duration::from_secs(1)).unwrap_err();
     assert!(err.contains("coordinator"), "{err}");
     let e = kuvert_coord::CoordError::Pki(err);
     assert!(e.is_user_error());

@@ -73,7 +73,7 @@ fn main() {
         let t = Instant::now();
         let mut b = None;
         for _ in 0..reps {
-            b = Some(seal(&key.x25519_public(), &id, 1, &data).expect("seal"));
+            b = Some(seal(&key.kem_public().expect("kem key"), &id, 1, &data).expect("seal"));
         }
         per(&format!("HPKE seal {size} B"), reps, t, "boxes");
         let b = b.expect("sealed");

@@ -4,12 +4,22 @@
 //! and writes it as Markdown or as a self-contained HTML page (`lang`
 //! attribute, one `h1`, nested headings, table headers with `scope`, no
 //! scripts, styles or external resources).
+//!
+//! [`approval_summary`] (and [`approval_summary_html`]) is the shorter text
+//! a contributor reads before approving: everything the approval binds,
+//! each output's SQL in full, every key with its fingerprint.
 
 use std::fmt::Write;
 
+use sha2::{Digest, Sha256};
+
 use crate::approval::{approval_status, Approval, ApprovalState};
 use crate::audit::AuditRecord;
-use crate::spec::{AnalysisSpec, Deadline};
+use crate::keys::KemPublicKey;
+use crate::spec::{
+    decode_key32, AnalysisSpec, Deadline, Output, Recipient, PLACEHOLDER_PREFIX,
+    PROTOCOL_RSS3_SEMI_HONEST,
+};
 
 /// Output format of [`describe`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -459,4 +469,785 @@ fn html(title: &str, doc: &[Block]) -> String {
     }
     s.push_str("</main>\n</body>\n</html>\n");
     s
+}
+
+// ---- the approval summary ------------------------------------------------
+
+/// How many hex digits of a key's SHA-256 [`key_fingerprint`] shows (128
+/// bits: short enough to read out over the phone, long enough that nobody
+/// can make another key with the same fingerprint).
+pub const KEY_FINGERPRINT_HEX: usize = 32;
+
+/// The short fingerprint of a public key as a spec writes it (an Ed25519
+/// key in hex or base64, or a recipient's X-Wing result key in base64): the
+/// first [`KEY_FINGERPRINT_HEX`] lowercase hex digits of the SHA-256 of the
+/// key's raw bytes (32 for Ed25519, 1216 for X-Wing), so the same key
+/// written in hex or in any base64 alphabet has the same fingerprint.
+/// `None` for a placeholder or for text that is neither key. A party
+/// compares it with the key holder out of band (phone, letter) before
+/// approving.
+pub fn key_fingerprint(key: &str) -> Option<String> {
+    let bytes = match decode_key32(key) {
+        Some(k) => k.to_vec(),
+        None => KemPublicKey::parse(key)?.to_bytes(),
+    };
+    let digest = Sha256::digest(&bytes);
+    let mut fp = crate::hex::encode(&digest);
+    fp.truncate(KEY_FINGERPRINT_HEX);
+    Some(fp)
+}
+
+/// What a contributor approves, in plain text: the analysis id, name,
+/// purpose and legal basis; the full SQL of every output with its
+/// recipients and their key fingerprints; the three compute nodes (operator
+/// and key fingerprint); ε and δ of each differentially private output and,
+/// plainly, which outputs are exact; the leakage opt-ins; retention; the
+/// contributors with their tables and keys; the protocol. `kuvert analysis
+/// approve` prints it before it asks. Every value is printed as the spec
+/// writes it (SQL verbatim, not re-indented).
+pub fn approval_summary(spec: &AnalysisSpec) -> String {
+    summary_text(&summary(spec))
+}
+
+/// [`approval_summary`] as an HTML fragment (one `<section>`, headings
+/// `h2` to `h4`, no scripts, styles or attributes other than `class`) for
+/// a page that embeds it, e.g. the web console. Every value is escaped.
+pub fn approval_summary_html(spec: &AnalysisSpec) -> String {
+    summary_html(&summary(spec))
+}
+
+/// The approval summary as data: a title, lead paragraphs, sections.
+struct Summary {
+    title: String,
+    lead: Vec<String>,
+    sections: Vec<Section>,
+}
+
+struct Section {
+    title: String,
+    paras: Vec<String>,
+    fields: Vec<(String, String)>,
+    entries: Vec<Entry>,
+}
+
+/// One thing in a section (an output, a contributor, a node): its fields
+/// and, for outputs, its SQL.
+struct Entry {
+    title: String,
+    fields: Vec<(String, String)>,
+    code: Option<(String, String)>,
+}
+
+impl Section {
+    fn new(title: impl Into<String>) -> Section {
+        Section {
+            title: title.into(),
+            paras: Vec::new(),
+            fields: Vec::new(),
+            entries: Vec::new(),
+        }
+    }
+}
+
+fn field(label: &str, value: impl Into<String>) -> (String, String) {
+    (label.to_string(), value.into())
+}
+
+/// A key as the spec writes it (and an Ed25519 key's hex form when written
+/// otherwise).
+fn key_value(kind: &str, raw: &str) -> String {
+    let raw = raw.trim();
+    if raw.starts_with(PLACEHOLDER_PREFIX) {
+        return format!("{raw} (a placeholder, not a key: this spec cannot be approved yet)");
+    }
+    if kind == KEM {
+        return match KemPublicKey::parse(raw) {
+            Some(_) => raw.to_string(),
+            None => format!("{raw} (NOT a valid {kind} key)"),
+        };
+    }
+    match decode_key32(raw) {
+        Some(bytes) => {
+            let hex = crate::hex::encode(&bytes);
+            if hex == raw {
+                raw.to_string()
+            } else {
+                format!("{raw} (hex {hex})")
+            }
+        }
+        None => format!("{raw} (NOT a valid {kind} key)"),
+    }
+}
+
+/// How the summary names a recipient's result key.
+const KEM: &str = "X-Wing (ML-KEM-768 + X25519)";
+
+fn fingerprint_value(raw: &str) -> String {
+    match key_fingerprint(raw) {
+        Some(fp) => format!("SHA-256 {fp}"),
+        None => "none (not a key)".into(),
+    }
+}
+
+fn deadline_text(d: &Deadline) -> String {
+    match d {
+        Deadline::Days(n) => format!("{n} days after the job ends"),
+        Deadline::At(t) => format!("at {t}"),
+    }
+}
+
+/// The distinct outputs in the order the spec first names them, each with
+/// the recipients that read it.
+fn distinct_outputs(spec: &AnalysisSpec) -> Vec<(&Output, Vec<&Recipient>)> {
+    let mut out: Vec<(&Output, Vec<&Recipient>)> = Vec::new();
+    for r in &spec.recipients {
+        for o in &r.outputs {
+            match out.iter_mut().find(|(x, _)| x.name == o.name) {
+                Some((_, rs)) => rs.push(r),
+                None => out.push((o, vec![r])),
+            }
+        }
+    }
+    out
+}
+
+fn summary(spec: &AnalysisSpec) -> Summary {
+    let id = spec.id();
+    let outputs = distinct_outputs(spec);
+    let dp_of = |name: &str| spec.dp.iter().find(|d| d.output == name);
+    let privacy = |name: &str| match dp_of(name) {
+        Some(d) => format!(
+            "differentially private: ε = {}, δ = {} (noise drawn inside the MPC)",
+            d.epsilon, d.delta
+        ),
+        None => "EXACT: no differential privacy; the recipients get the true result, \
+                 without noise"
+            .into(),
+    };
+
+    let lead = vec![format!(
+        "You are asked to approve analysis {id}. Approving signs this id with your Ed25519 key. \
+         The id is the SHA-256 of the canonical spec, so your signature covers exactly what is \
+         listed here; any change to any of it gives another id, which your approval does not \
+         cover. Compare the keys and fingerprints with their holders out of band before you \
+         approve."
+    )];
+
+    let mut a = Section::new("Analysis");
+    a.fields = vec![
+        field("analysis id", id.to_hex()),
+        field("name", spec.name.as_str()),
+        field("purpose", spec.purpose.as_str()),
+        field("legal basis", spec.legal_basis.reference.as_str()),
+        field("legal basis text", spec.legal_basis.text.as_str()),
+        field("contact", spec.contact.as_str()),
+    ];
+
+    let mut o = Section::new(format!("Outputs ({})", outputs.len()));
+    o.paras.push(
+        "What leaves the computation: each output is a query computed under MPC on the shares; \
+         its result is sealed to the recipients named and nobody else (no node, not the \
+         coordinator) can read it."
+            .into(),
+    );
+    for (out, rs) in &outputs {
+        let mut fields = vec![field(
+            "read by",
+            rs.iter()
+                .map(|r| format!("{} ({})", r.id, r.organisation))
+                .collect::<Vec<_>>()
+                .join(", "),
+        )];
+        // The full result keys are under Recipients; here their
+        // fingerprints, to compare.
+        for r in rs {
+            fields.push(field(
+                &format!("{} result key fingerprint", r.id),
+                fingerprint_value(&r.kem_public_key),
+            ));
+        }
+        fields.push(field("privacy", privacy(&out.name)));
+        if let Some(d) = &out.description {
+            fields.push(field("description", d.as_str()));
+        }
+        o.entries.push(Entry {
+            title: format!("output {}", out.name),
+            fields,
+            code: Some((format!("SQL of output {}", out.name), out.sql.clone())),
+        });
+    }
+
+    let mut dp = Section::new("Differential privacy");
+    let exact: Vec<&str> = outputs
+        .iter()
+        .filter(|(x, _)| dp_of(&x.name).is_none())
+        .map(|(x, _)| x.name.as_str())
+        .collect();
+    dp.paras.push(if spec.dp.is_empty() {
+        "No output is differentially private: every output is EXACT.".into()
+    } else if exact.is_empty() {
+        "Every output is differentially private.".into()
+    } else {
+        format!(
+            "Exact outputs, without any differential privacy: {}.",
+            exact.join(", ")
+        )
+    });
+    for (out, _) in &outputs {
+        dp.fields.push(field(
+            &out.name,
+            match dp_of(&out.name) {
+                Some(d) => format!("ε = {}, δ = {}", d.epsilon, d.delta),
+                None => "exact (no differential privacy)".into(),
+            },
+        ));
+    }
+    if !spec.dp.is_empty() {
+        let eps: f64 = spec.dp.iter().map(|d| d.epsilon).sum();
+        let delta: f64 = spec.dp.iter().map(|d| d.delta).sum();
+        dp.fields.push(field(
+            "total (basic composition)",
+            format!("ε = {eps}, δ = {delta}"),
+        ));
+    }
+
+    let mut lk = Section::new("Leakage opt-ins");
+    if spec.leakage_opt_ins.is_empty() {
+        lk.paras.push(
+            "None: the parties learn only the declared outputs and the number of rows of each \
+             input table."
+                .into(),
+        );
+    } else {
+        lk.paras.push(
+            "Beyond the outputs and the input sizes, the parties accept this leakage:".into(),
+        );
+        for l in &spec.leakage_opt_ins {
+            lk.entries.push(Entry {
+                title: format!("leakage {}", l.name),
+                fields: vec![
+                    field("name", l.name.as_str()),
+                    field("learned by", l.learned_by.join(", ")),
+                    field("statement", l.statement.as_str()),
+                ],
+                code: None,
+            });
+        }
+    }
+
+    let mut ret = Section::new("Retention");
+    let deadline = deadline_text(&spec.retention.result_deadline);
+    ret.fields = vec![
+        field(
+            "delete shares at job end",
+            if spec.retention.delete_shares_at_job_end {
+                "yes: every node deletes the input shares, intermediate state and session keys \
+                 when the job ends"
+                    .to_string()
+            } else {
+                format!(
+                    "no: input shares, intermediate state and session keys are kept until the \
+                     result deadline ({deadline}), then deleted"
+                )
+            },
+        ),
+        field(
+            "result deadline",
+            format!("{deadline}: until then the recipients can fetch the sealed results; then they are deleted"),
+        ),
+    ];
+
+    let mut n = Section::new(format!("Compute nodes ({})", spec.nodes.len()));
+    if spec.nodes.is_empty() {
+        n.paras
+            .push("This spec names no compute nodes: no node accepts it.".into());
+    } else {
+        n.paras.push(
+            "Your data goes, as secret shares, only to these nodes, each pinned by the SHA-256 of \
+             its TLS certificate's public key. Compare each fingerprint with its operator (`kuvert \
+             pki fingerprint node-I.crt`)."
+                .into(),
+        );
+    }
+    for (i, node) in spec.nodes.iter().enumerate() {
+        n.entries.push(Entry {
+            title: format!("node {i}: {}", node.operator),
+            fields: vec![
+                field("operator", node.operator.as_str()),
+                field("fingerprint", node.fingerprint.as_str()),
+                field(
+                    "client address",
+                    node.endpoint.as_deref().unwrap_or(
+                        "not named (taken from the coordinator; the pinned key decides)",
+                    ),
+                ),
+            ],
+            code: None,
+        });
+    }
+
+    let mut c = Section::new(format!("Contributors ({})", spec.contributors.len()));
+    c.paras.push(
+        "Each contributor approves this id with the Ed25519 key named here; the nodes accept data \
+         only when every one of them has."
+            .into(),
+    );
+    for x in &spec.contributors {
+        let mut fields = vec![
+            field("id", x.id.as_str()),
+            field("organisation", x.organisation.as_str()),
+            field("controller", x.controller.as_str()),
+            field("Ed25519 key", key_value("Ed25519", &x.public_key)),
+            field("Ed25519 fingerprint", fingerprint_value(&x.public_key)),
+        ];
+        for t in &x.tables {
+            fields.push(field(&format!("table {}", t.name), t.schema.as_str()));
+        }
+        c.entries.push(Entry {
+            title: format!("contributor {}: {}", x.id, x.organisation),
+            fields,
+            code: None,
+        });
+    }
+
+    let mut r = Section::new(format!("Recipients ({})", spec.recipients.len()));
+    for x in &spec.recipients {
+        let mut fields = vec![
+            field("id", x.id.as_str()),
+            field("organisation", x.organisation.as_str()),
+            field(
+                "result key fingerprint",
+                fingerprint_value(&x.kem_public_key),
+            ),
+        ];
+        if let Some(me) = spec.contributor(&x.id) {
+            fields.push(field("Ed25519 key", key_value("Ed25519", &me.public_key)));
+            fields.push(field(
+                "Ed25519 fingerprint",
+                fingerprint_value(&me.public_key),
+            ));
+        }
+        fields.push(field(
+            "outputs",
+            x.outputs
+                .iter()
+                .map(|o| o.name.as_str())
+                .collect::<Vec<_>>()
+                .join(", "),
+        ));
+        // Last: 1624 characters of base64.
+        fields.push(field("result key", key_value(KEM, &x.kem_public_key)));
+        r.entries.push(Entry {
+            title: format!("recipient {}: {}", x.id, x.organisation),
+            fields,
+            code: None,
+        });
+    }
+
+    let mut p = Section::new("Protocol");
+    p.fields.push(field("protocol", spec.protocol.as_str()));
+    p.paras.push(if spec.protocol == PROTOCOL_RSS3_SEMI_HONEST {
+        "Replicated secret sharing over the three nodes, honest majority, semi-honest: no single \
+         node sees any value in the clear. Two colluding nodes, or a node that deviates from the \
+         protocol, break this guarantee."
+            .into()
+    } else {
+        "An unknown protocol: the nodes refuse it.".into()
+    });
+
+    // The gist again, next to the question that follows the summary.
+    let mut short = Section::new("In short");
+    for (out, rs) in &outputs {
+        short.fields.push(field(
+            &format!("output {}", out.name),
+            format!(
+                "{}, to {}",
+                match dp_of(&out.name) {
+                    Some(d) => format!("ε = {}, δ = {}", d.epsilon, d.delta),
+                    None => "EXACT (no differential privacy)".into(),
+                },
+                rs.iter()
+                    .map(|r| r.id.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        ));
+    }
+    short.fields.push(field(
+        "leakage opt-ins",
+        if spec.leakage_opt_ins.is_empty() {
+            "none".to_string()
+        } else {
+            spec.leakage_opt_ins
+                .iter()
+                .map(|l| format!("{} (learned by {})", l.name, l.learned_by.join(", ")))
+                .collect::<Vec<_>>()
+                .join("; ")
+        },
+    ));
+    short.fields.push(field(
+        "retention",
+        format!(
+            "shares deleted {}; results deleted {deadline}",
+            if spec.retention.delete_shares_at_job_end {
+                "at job end"
+            } else {
+                "at the result deadline"
+            }
+        ),
+    ));
+    short.fields.push(field(
+        "nodes",
+        spec.nodes
+            .iter()
+            .map(|n| n.operator.as_str())
+            .collect::<Vec<_>>()
+            .join(", "),
+    ));
+    short.fields.push(field("analysis id", id.to_hex()));
+
+    Summary {
+        title: format!("Approval summary: analysis {}", spec.name),
+        lead,
+        sections: vec![a, o, dp, lk, ret, n, c, r, p, short],
+    }
+}
+
+/// `s` with every character that could hide or rearrange text on a
+/// terminal or a page shown as a visible escape (`<U+202E>`): control
+/// characters other than newline and tab (ANSI escapes, carriage return)
+/// and the bidirectional overrides and isolates ("Trojan Source"). What
+/// the approver reads is then what the id covers.
+pub fn visible(s: &str) -> std::borrow::Cow<'_, str> {
+    let hidden = |c: char| {
+        (c.is_control() && c != '\n' && c != '\t')
+            || matches!(c, '\u{200E}' | '\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}')
+    };
+    if !s.chars().any(hidden) {
+        return std::borrow::Cow::Borrowed(s);
+    }
+    let mut out = String::with_capacity(s.len() + 16);
+    for c in s.chars() {
+        if hidden(c) {
+            let _ = write!(out, "<U+{:04X}>", c as u32);
+        } else {
+            out.push(c);
+        }
+    }
+    std::borrow::Cow::Owned(out)
+}
+
+/// `label: value` lines, labels padded to one width; a value of several
+/// lines starts on the line after its label and is printed as it is.
+fn text_fields(s: &mut String, indent: &str, fields: &[(String, String)]) {
+    let width = fields
+        .iter()
+        .filter(|(_, v)| !v.contains('\n'))
+        .map(|(l, _)| l.chars().count())
+        .max()
+        .unwrap_or(0);
+    for (label, value) in fields {
+        let (label, value) = (visible(label), visible(value));
+        if value.contains('\n') {
+            let _ = writeln!(s, "{indent}{label}:");
+            s.push_str(&value);
+            if !value.ends_with('\n') {
+                s.push('\n');
+            }
+        } else {
+            let pad = width.saturating_sub(label.chars().count());
+            let _ = writeln!(s, "{indent}{label}:{} {value}", " ".repeat(pad));
+        }
+    }
+}
+
+fn summary_text(doc: &Summary) -> String {
+    let v = visible;
+    let mut s = String::new();
+    let _ = writeln!(s, "{}", v(&doc.title));
+    let _ = writeln!(s, "{}\n", "=".repeat(v(&doc.title).chars().count()));
+    for p in &doc.lead {
+        let _ = writeln!(s, "{}\n", v(p));
+    }
+    for sec in &doc.sections {
+        let _ = writeln!(s, "{}", v(&sec.title));
+        let _ = writeln!(s, "{}", "-".repeat(v(&sec.title).chars().count()));
+        for p in &sec.paras {
+            let _ = writeln!(s, "{}", v(p));
+        }
+        text_fields(&mut s, "", &sec.fields);
+        for e in &sec.entries {
+            let _ = writeln!(s, "\n* {}", v(&e.title));
+            text_fields(&mut s, "    ", &e.fields);
+            if let Some((label, code)) = &e.code {
+                let (label, code) = (v(label), v(code));
+                let _ = writeln!(s, "    ----- {label} (full text) -----");
+                s.push_str(&code);
+                if !code.ends_with('\n') {
+                    s.push('\n');
+                }
+                let _ = writeln!(s, "    ----- end of {label} -----");
+            }
+        }
+        s.push('\n');
+    }
+    s
+}
+
+/// Escaped for HTML, hidden characters made [`visible`].
+fn esc(s: &str) -> String {
+    escape_html(&visible(s))
+}
+
+fn html_fields(s: &mut String, fields: &[(String, String)]) {
+    if fields.is_empty() {
+        return;
+    }
+    s.push_str("<dl>\n");
+    for (label, value) in fields {
+        let _ = writeln!(s, "<dt>{}</dt><dd>{}</dd>", esc(label), esc(value));
+    }
+    s.push_str("</dl>\n");
+}
+
+fn summary_html(doc: &Summary) -> String {
+    let e = esc;
+    let mut s = String::from("<section class=\"kuvert-approval-summary\">\n");
+    let _ = writeln!(s, "<h2>{}</h2>", e(&doc.title));
+    for p in &doc.lead {
+        let _ = writeln!(s, "<p>{}</p>", e(p));
+    }
+    for sec in &doc.sections {
+        s.push_str("<section>\n");
+        let _ = writeln!(s, "<h3>{}</h3>", e(&sec.title));
+        for p in &sec.paras {
+            let _ = writeln!(s, "<p>{}</p>", e(p));
+        }
+        html_fields(&mut s, &sec.fields);
+        for x in &sec.entries {
+            let _ = writeln!(s, "<h4>{}</h4>", e(&x.title));
+            html_fields(&mut s, &x.fields);
+            if let Some((label, code)) = &x.code {
+                let _ = writeln!(s, "<p>{} (full text):</p>", e(label));
+                let _ = writeln!(s, "<pre><code>{}</code></pre>", e(code));
+            }
+        }
+        s.push_str("</section>\n");
+    }
+    s.push_str("</section>\n");
+    s
+}
+
+#[cfg(test)]
+mod approval_summary_tests {
+    use super::*;
+    use crate::spec::{DpOutput, LeakageOptIn, SpecNode, Validation};
+    use crate::PartyKey;
+
+    /// The overlapping-benefits template with real keys, three nodes, an
+    /// endpoint, a DP output, a leakage opt-in and markup in its texts.
+    fn spec() -> AnalysisSpec {
+        let mut s = crate::templates::spec("overlapping-benefits").unwrap();
+        let fk = PartyKey::generate("fk");
+        let kommun = PartyKey::generate("kommun");
+        let kontroll = PartyKey::generate("kontroll");
+        s.contributors[0].public_key = fk.public().ed25519;
+        s.contributors[1].public_key = kommun.public().ed25519;
+        s.recipients[0].kem_public_key = fk.public().kem.unwrap();
+        s.recipients[1].kem_public_key = kommun.public().kem.unwrap();
+        s.recipients[2].kem_public_key = kontroll.public().kem.unwrap();
+        s.contact = "mpc-analys@fk.example".into();
+        s.purpose = "Find <script>alert(1)</script> overlaps & \"more\"".into();
+        s.recipients[2].outputs[0].sql =
+            "SELECT DISTINCT f.pnr FROM fk f WHERE f.belopp < 10 AND '<script>' <> ''".into();
+        s.nodes = ['a', 'b', 'c']
+            .iter()
+            .enumerate()
+            .map(|(i, c)| SpecNode {
+                operator: format!("Operator {i} AB"),
+                fingerprint: std::iter::repeat_n(*c, 64).collect(),
+                endpoint: (i == 1).then(|| "node1.example:7100".to_string()),
+            })
+            .collect();
+        s.dp.push(DpOutput {
+            output: "persons".into(),
+            epsilon: 0.5,
+            delta: 0.000001,
+        });
+        s.leakage_opt_ins.push(LeakageOptIn {
+            name: "join-equality-pattern".into(),
+            learned_by: vec!["nodes".into(), "kontroll".into()],
+            statement: "which pseudonymised keys are equal".into(),
+        });
+        s.validate(Validation::Strict).unwrap();
+        s
+    }
+
+    #[test]
+    fn every_field_appears() {
+        let s = spec();
+        let text = approval_summary(&s);
+        let mut want: Vec<String> = vec![
+            s.id().to_hex(),
+            s.name.clone(),
+            s.purpose.clone(),
+            s.legal_basis.reference.clone(),
+            s.legal_basis.text.clone(),
+            s.contact.clone(),
+            s.protocol.clone(),
+            "30 days after the job ends".into(),
+            "ε = 0.5, δ = 0.000001".into(),
+            "EXACT".into(),
+            "Exact outputs, without any differential privacy: ids.".into(),
+            "node1.example:7100".into(),
+        ];
+        for c in &s.contributors {
+            want.extend([
+                c.id.clone(),
+                c.organisation.clone(),
+                c.controller.clone(),
+                c.public_key.clone(),
+                key_fingerprint(&c.public_key).unwrap(),
+            ]);
+            for t in &c.tables {
+                want.extend([t.name.clone(), t.schema.clone()]);
+            }
+        }
+        for r in &s.recipients {
+            want.extend([
+                r.id.clone(),
+                r.organisation.clone(),
+                r.kem_public_key.clone(),
+                key_fingerprint(&r.kem_public_key).unwrap(),
+            ]);
+            for o in &r.outputs {
+                want.extend([
+                    o.name.clone(),
+                    o.sql.clone(),
+                    o.description.clone().unwrap(),
+                ]);
+            }
+        }
+        for n in &s.nodes {
+            want.extend([n.operator.clone(), n.fingerprint.clone()]);
+        }
+        for l in &s.leakage_opt_ins {
+            want.extend([l.name.clone(), l.learned_by.join(", "), l.statement.clone()]);
+        }
+        for w in &want {
+            assert!(text.contains(w.as_str()), "missing {w:?} in\n{text}");
+        }
+        assert!(text.contains("delete shares at job end: yes"), "{text}");
+        // Every output's SQL once, verbatim, however many recipients read it.
+        let sql = &s.recipients[0].outputs[0].sql;
+        assert_eq!(text.matches(sql.as_str()).count(), 1, "{text}");
+        // The HTML variant carries the same values, escaped.
+        let html = approval_summary_html(&s);
+        for w in &want {
+            assert!(html.contains(&escape_html(w)), "missing {w:?} in\n{html}");
+        }
+    }
+
+    #[test]
+    fn exact_outputs_and_no_leakage_are_said_plainly() {
+        let mut s = spec();
+        s.dp.clear();
+        s.leakage_opt_ins.clear();
+        s.retention.delete_shares_at_job_end = false;
+        s.retention.result_deadline = Deadline::At("2027-06-30T00:00:00Z".into());
+        let text = approval_summary(&s);
+        for w in [
+            "No output is differentially private: every output is EXACT.",
+            "persons: exact (no differential privacy)",
+            "None: the parties learn only the declared outputs",
+            "delete shares at job end: no",
+            "2027-06-30T00:00:00Z",
+        ] {
+            assert!(text.contains(w), "missing {w:?} in\n{text}");
+        }
+    }
+
+    #[test]
+    fn keys_get_fingerprints_and_placeholders_say_so() {
+        use base64::Engine;
+        let p = PartyKey::generate("x").public();
+        let fp = key_fingerprint(&p.ed25519).unwrap();
+        assert_eq!(fp.len(), KEY_FINGERPRINT_HEX);
+        let bytes = decode_key32(&p.ed25519).unwrap();
+        assert!(crate::hex::encode(&Sha256::digest(bytes)).starts_with(&fp));
+        // The same key in base64 has the same fingerprint.
+        let b64 = base64::engine::general_purpose::STANDARD.encode(bytes);
+        assert_eq!(key_fingerprint(&b64), Some(fp));
+        // A result key: SHA-256 of its 1216 bytes, whatever the alphabet.
+        let kem = p.kem.unwrap();
+        let kem_bytes = KemPublicKey::parse(&kem).unwrap().to_bytes();
+        let fp = key_fingerprint(&kem).unwrap();
+        assert!(crate::hex::encode(&Sha256::digest(&kem_bytes)).starts_with(&fp));
+        let url = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(&kem_bytes);
+        assert_eq!(key_fingerprint(&url), Some(fp));
+        assert_eq!(key_fingerprint("placeholder:fk"), None);
+        let t = crate::templates::spec("overlapping-benefits").unwrap();
+        let text = approval_summary(&t);
+        assert!(
+            text.contains("placeholder:fk (a placeholder, not a key"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn hidden_characters_are_shown() {
+        let mut s = spec();
+        s.purpose = "ok\u{1b}[8mhidden\u{1b}[0m\rover".into();
+        s.recipients[2].outputs[0].sql = "SELECT 1 /* \u{202E} } \u{2066} */".into();
+        for out in [approval_summary(&s), approval_summary_html(&s)] {
+            assert!(
+                !out.chars().any(|c| (c.is_control() && c != '\n')
+                    || ('\u{2066}'..='\u{2069}').contains(&c)
+                    || c == '\u{202E}'),
+                "{out:?}"
+            );
+            assert!(
+                out.contains("ok<U+001B>[8mhidden") || out.contains("ok&lt;U+001B&gt;[8mhidden")
+            );
+            assert!(out.contains("U+202E"));
+        }
+        assert_eq!(visible("plain\tsql\n"), "plain\tsql\n");
+    }
+
+    #[test]
+    fn html_escapes_everything() {
+        let s = spec();
+        let html = approval_summary_html(&s);
+        assert!(!html.contains("<script"), "{html}");
+        assert!(html.contains(
+            "Find &lt;script&gt;alert(1)&lt;/script&gt; overlaps &amp; &quot;more&quot;"
+        ));
+        assert!(html.contains("&#39;&lt;script&gt;&#39;"), "{html}");
+        // Only the fragment's own elements, each closed.
+        let mut stack = Vec::new();
+        let mut rest = html.as_str();
+        while let Some(open) = rest.find('<') {
+            assert!(
+                !rest[..open].contains('>'),
+                "raw '>' in {:?}",
+                &rest[..open]
+            );
+            let close = rest[open..].find('>').unwrap() + open;
+            let tag = &rest[open + 1..close];
+            if let Some(name) = tag.strip_prefix('/') {
+                assert_eq!(stack.pop(), Some(name.to_string()));
+            } else {
+                let name = tag.split_whitespace().next().unwrap();
+                assert!(
+                    ["section", "h2", "h3", "h4", "p", "dl", "dt", "dd", "pre", "code"]
+                        .contains(&name),
+                    "<{tag}>"
+                );
+                stack.push(name.to_string());
+            }
+            rest = &rest[close + 1..];
+        }
+        assert!(stack.is_empty() && rest.trim().is_empty());
+        assert!(html.starts_with("<section class=\"kuvert-approval-summary\">"));
+    }
 }

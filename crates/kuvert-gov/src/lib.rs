@@ -4,18 +4,20 @@
 //!   spec        the analysis (TOML): purpose, legal basis, contributors and their tables,
 //!               recipients and their outputs (SQL), protocol, leakage opt-ins, retention, DP
 //!               -> validate -> canonical JSON (RFC 8785 form) -> SHA-256 = the analysis id
-//!   keys        a party's key file: Ed25519 (signing) + X25519 (receiving sealed results)
+//!   keys        a party's key file: Ed25519 (signing) + X-Wing (receiving sealed results)
 //!   approval    a contributor's Ed25519 signature over "kuvert-approval-v1" || id;
 //!               verify_approvals(spec, approvals) is what every node runs before it
 //!               accepts a share
-//!   seal        HPKE (X25519-HKDF-SHA256, HKDF-SHA256, ChaCha20-Poly1305, mode Base):
+//!   seal        HPKE (KEM X-Wing = ML-KEM-768 + X25519, HKDF-SHA256, ChaCha20-Poly1305,
+//!               mode Base):
 //!               a node's result shares, readable only by the named recipient, bound to
 //!               the analysis id and the node index
 //!   audit       append-only, hash-chained JSON-lines files (audit*.log); verify a file, or a
 //!               directory of them with cross-file checks (same job -> same analysis, same
 //!               input sizes on every node)
 //!   receipt     a node's signed statement that it deleted a job's shares, state and keys
-//!   describe    the DPIA text (Markdown or HTML) for legal officers
+//!   describe    the DPIA text (Markdown or HTML) for legal officers, and the approval
+//!               summary a contributor reads before it signs
 //!   templates   the six reference analyses as ready-made specs
 //! ```
 //!
@@ -44,7 +46,9 @@
 //!   no small-order keys, no malleable signatures) over domain-separated
 //!   messages (`kuvert-approval-v1`, `kuvert-deletion-v1`), so a signature made
 //!   for one purpose is never valid for another.
-//! - Results are sealed with HPKE (RFC 9180) mode Base: confidentiality and
+//! - Results are sealed with HPKE (RFC 9180) mode Base over the post-quantum
+//!   hybrid KEM X-Wing (a recording of a box does not open with a future
+//!   quantum computer unless ML-KEM-768 falls too): confidentiality and
 //!   integrity against everyone but the recipient. Mode Base does **not**
 //!   authenticate the sender: the recipient learns that the box was made for
 //!   this analysis and node index, not by whom. Node authentication comes from
@@ -82,9 +86,9 @@ mod hex;
 
 pub use approval::{approval_status, sign_approval, verify_approvals, Approval, ApprovalState};
 pub use audit::{verify_dir, verify_file, AuditEvent, AuditLog, AuditRecord};
-pub use describe::{describe, Format};
+pub use describe::{approval_summary, approval_summary_html, describe, Format};
 pub use error::GovError;
-pub use keys::{PartyKey, PublicKeys};
+pub use keys::{KemPublicKey, PartyKey, PublicKeys};
 pub use receipt::{Deleted, DeletionReceipt};
 pub use seal::{open, seal, SealedBox};
 pub use spec::{AnalysisId, AnalysisSpec, Validation};

@@ -18,7 +18,7 @@
 //! [[recipients]]
 //! id = "kontroll"
 //! organisation = "..."
-//! public_key_x25519 = "<X25519, hex or base64>"
+//! kem_public_key = "<X-Wing public key, base64, from `kuvert keygen`>"
 //! outputs = [{ name = "ids", sql = "SELECT ...", description = "..." }]
 //! [retention]
 //! delete_shares_at_job_end = true
@@ -82,6 +82,35 @@ pub struct AnalysisSpec {
     /// Differential privacy per output (optional).
     #[serde(default)]
     pub dp: Vec<DpOutput>,
+    /// The three compute nodes that may compute this analysis, in node
+    /// order, each pinned by its TLS key's fingerprint. A contributor's
+    /// approval therefore binds *who computes*: nodes refuse to register an
+    /// analysis whose `[[nodes]]` are not their federation's, and clients
+    /// send shares only to a node presenting the pinned key.
+    #[serde(default)]
+    pub nodes: Vec<SpecNode>,
+}
+
+/// One compute node of an analysis (`[[nodes]]`, three of them).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SpecNode {
+    /// The organisation that runs the node (as in the federation file).
+    pub operator: String,
+    /// Lowercase hex SHA-256 of the node certificate's
+    /// SubjectPublicKeyInfo (DER): `kuvert pki fingerprint node-I.crt`, or
+    /// `kuvert federation show`. `placeholder:<label>` in templates.
+    pub fingerprint: String,
+    /// The node's client API address (`host:port`), where contributors
+    /// and recipients connect. Optional: without it clients take the
+    /// address from the coordinator, and the pinned key still decides.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub endpoint: Option<String>,
+}
+
+/// True for a node key fingerprint: 64 lowercase hex digits.
+pub fn is_fingerprint(s: &str) -> bool {
+    s.len() == 64 && s.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
 }
 
 /// The legal basis: a reference to the provision and its text or summary.
@@ -130,9 +159,11 @@ pub struct Recipient {
     pub id: String,
     /// The organisation or function that receives.
     pub organisation: String,
-    /// X25519 public key the result is sealed to (hex or base64 of 32
-    /// bytes; `placeholder:<label>` in templates).
-    pub public_key_x25519: String,
+    /// The post-quantum hybrid key the results are sealed to: an X-Wing
+    /// public key (ML-KEM-768 + X25519, 1216 bytes) in base64, the `kem`
+    /// field of the recipient's `.pub` file from `kuvert keygen`;
+    /// `placeholder:<label>` in templates.
+    pub kem_public_key: String,
     /// The outputs this recipient may read.
     pub outputs: Vec<Output>,
 }
@@ -425,6 +456,62 @@ impl AnalysisSpec {
                 0,
             );
         }
+        if self.nodes.len() != 3 {
+            return fail(
+                "nodes".into(),
+                format!(
+                    "names {} compute nodes; an analysis names exactly three [[nodes]], each with \
+                     its operator and key fingerprint (`kuvert federation nodes FEDERATION` prints them)",
+                    self.nodes.len()
+                ),
+                None,
+                0,
+            );
+        }
+        let mut prints = BTreeSet::new();
+        for (i, n) in self.nodes.iter().enumerate() {
+            let f = format!("nodes[{i}]");
+            if n.operator.trim().is_empty() {
+                return fail(
+                    format!("{f}.operator"),
+                    "is empty; name the organisation that runs this node".into(),
+                    None,
+                    0,
+                );
+            }
+            let fp = n.fingerprint.trim();
+            let placeholder_ok = mode == Validation::AllowPlaceholders && is_placeholder(fp);
+            if !placeholder_ok && !is_fingerprint(fp) {
+                return fail(
+                    format!("{f}.fingerprint"),
+                    format!(
+                        "{fp:?} is not a node key fingerprint (64 lowercase hex digits: the SHA-256 \
+                         of the node certificate's public key, `kuvert pki fingerprint node-{i}.crt`)"
+                    ),
+                    Some(fp),
+                    0,
+                );
+            }
+            if !prints.insert(fp) {
+                return fail(
+                    format!("{f}.fingerprint"),
+                    "is listed twice; the three nodes must have three different keys".into(),
+                    Some(fp),
+                    1,
+                );
+            }
+            if let Some(e) = &n.endpoint {
+                let t = e.trim();
+                if t.is_empty() || t.contains(char::is_whitespace) || !t.contains(':') {
+                    return fail(
+                        format!("{f}.endpoint"),
+                        format!("{e:?} is not host:port"),
+                        Some(e),
+                        0,
+                    );
+                }
+            }
+        }
         if self.contributors.is_empty() {
             return fail(
                 "contributors".into(),
@@ -542,13 +629,8 @@ impl AnalysisSpec {
                     0,
                 );
             }
-            if let Err(m) = check_key(&r.public_key_x25519, KeyKind::X25519, mode) {
-                return fail(
-                    format!("{f}.public_key_x25519"),
-                    m,
-                    Some(&r.public_key_x25519),
-                    0,
-                );
+            if let Err(m) = check_key(&r.kem_public_key, KeyKind::Kem, mode) {
+                return fail(format!("{f}.kem_public_key"), m, Some(&r.kem_public_key), 0);
             }
             if r.outputs.is_empty() {
                 return fail(
@@ -715,6 +797,13 @@ impl AnalysisSpec {
                     .unwrap_or_else(|| s.trim().to_string())
             }
         };
+        // A result key in standard padded base64 (it may be written in any
+        // base64 alphabet); placeholders and invalid keys as written.
+        let kem_key = |s: &str| -> String {
+            crate::keys::KemPublicKey::parse(s)
+                .map(|k| k.to_base64())
+                .unwrap_or_else(|| s.trim().to_string())
+        };
         let schema = |s: &str| -> String {
             kuvert_data::Schema::parse_compact(s.trim())
                 .map(|sc| sc.to_compact())
@@ -749,7 +838,7 @@ impl AnalysisSpec {
             "recipients": self.recipients.iter().map(|r| json!({
                 "id": r.id,
                 "organisation": r.organisation,
-                "public_key_x25519": key(&r.public_key_x25519),
+                "kem_public_key": kem_key(&r.kem_public_key),
                 "outputs": r.outputs.iter().map(|o| json!({
                     "name": o.name,
                     "sql": o.sql.trim(),
@@ -771,6 +860,11 @@ impl AnalysisSpec {
                 "output": d.output,
                 "epsilon": decimal(d.epsilon),
                 "delta": decimal(d.delta),
+            })).collect::<Vec<_>>(),
+            "nodes": self.nodes.iter().map(|n| json!({
+                "operator": n.operator,
+                "fingerprint": n.fingerprint.trim(),
+                "endpoint": n.endpoint.as_deref().map(str::trim),
             })).collect::<Vec<_>>(),
         })
     }
@@ -814,7 +908,8 @@ fn decimal(x: f64) -> String {
 #[derive(Clone, Copy)]
 enum KeyKind {
     Ed25519,
-    X25519,
+    /// A recipient's X-Wing result key.
+    Kem,
 }
 
 fn check_key(s: &str, kind: KeyKind, mode: Validation) -> Result<(), String> {
@@ -825,29 +920,43 @@ fn check_key(s: &str, kind: KeyKind, mode: Validation) -> Result<(), String> {
                 "{s:?} is a placeholder; put the party's real key here (the line `{}` that `kuvert keygen` printed, or the \"{}\" field of its .pub file)",
                 match kind {
                     KeyKind::Ed25519 => "public_key = ...",
-                    KeyKind::X25519 => "public_key_x25519 = ...",
+                    KeyKind::Kem => "kem_public_key = ...",
                 },
                 match kind {
                     KeyKind::Ed25519 => "ed25519",
-                    KeyKind::X25519 => "x25519",
+                    KeyKind::Kem => "kem",
                 }
             )),
         };
     }
-    let ok = match kind {
-        KeyKind::Ed25519 => parse_ed25519(s).is_some(),
-        KeyKind::X25519 => parse_x25519(s).is_some(),
-    };
-    if ok {
-        Ok(())
+    match kind {
+        KeyKind::Ed25519 if parse_ed25519(s).is_some() => Ok(()),
+        KeyKind::Kem if crate::keys::KemPublicKey::parse(s).is_some() => Ok(()),
+        KeyKind::Ed25519 => Err(format!(
+            "{s:?} is not a valid Ed25519 public key (32 bytes as 64 hex digits or base64); copy it from the party's .pub file"
+        )),
+        KeyKind::Kem if decode_key32(s).is_some() => Err(format!(
+            "{s:?} is a 32-byte key, not a post-quantum result key: results are sealed with X-Wing \
+             (1216 bytes, base64). Copy the \"kem\" field of the recipient's .pub file; a key file \
+             from before post-quantum sealing gets one with `kuvert keygen --upgrade KEYFILE`"
+        )),
+        KeyKind::Kem => Err(format!(
+            "{} is not a valid X-Wing public key (1216 bytes in base64); copy the \"kem\" field of the recipient's .pub file (`kuvert keygen`)",
+            abbreviate(s)
+        )),
+    }
+}
+
+/// A long key in an error message: its first and last characters.
+fn abbreviate(s: &str) -> String {
+    let s = s.trim();
+    let n = s.chars().count();
+    if n <= 40 {
+        format!("{s:?}")
     } else {
-        Err(format!(
-            "{s:?} is not a valid {} public key (32 bytes as 64 hex digits or base64); copy it from the party's .pub file",
-            match kind {
-                KeyKind::Ed25519 => "Ed25519",
-                KeyKind::X25519 => "X25519",
-            }
-        ))
+        let head: String = s.chars().take(16).collect();
+        let tail: String = s.chars().skip(n - 8).collect();
+        format!("\"{head}...{tail}\" ({n} characters)")
     }
 }
 

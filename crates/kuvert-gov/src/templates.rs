@@ -4,7 +4,7 @@
 //! agencies' lawyers must check.
 
 use crate::error::GovError;
-use crate::spec::{AnalysisSpec, Validation};
+use crate::spec::{AnalysisSpec, SpecNode, Validation};
 
 macro_rules! t {
     ($name:literal) => {
@@ -49,4 +49,94 @@ pub fn spec(name: &str) -> Result<AnalysisSpec, GovError> {
         &format!("templates/{name}.toml"),
         Validation::AllowPlaceholders,
     )
+}
+
+/// Replace the `[[nodes]]` of a spec's TOML text with `nodes` (comments and
+/// layout of everything else kept). This is how a filled-in template gets
+/// the federation's three nodes (`kuvert federation nodes`, `kuvert demo`).
+pub fn set_nodes(toml_text: &str, nodes: &[SpecNode]) -> Result<String, GovError> {
+    let mut doc: toml_edit::DocumentMut =
+        toml_text.parse().map_err(|e: toml_edit::TomlError| GovError::Invalid {
+            at: String::new(),
+            field: "nodes".into(),
+            message: format!("the spec does not parse as TOML: {e}"),
+        })?;
+    let mut arr = toml_edit::ArrayOfTables::new();
+    for n in nodes {
+        let mut t = toml_edit::Table::new();
+        t["operator"] = toml_edit::value(n.operator.as_str());
+        t["fingerprint"] = toml_edit::value(n.fingerprint.as_str());
+        if let Some(e) = &n.endpoint {
+            t["endpoint"] = toml_edit::value(e.as_str());
+        }
+        arr.push(t);
+    }
+    doc["nodes"] = toml_edit::Item::ArrayOfTables(arr);
+    Ok(doc.to_string())
+}
+
+#[cfg(test)]
+mod node_tests {
+    use super::*;
+
+    #[test]
+    fn set_nodes_fills_a_template_that_then_validates_the_nodes() {
+        let fp = |c: char| std::iter::repeat_n(c, 64).collect::<String>();
+        let nodes: Vec<SpecNode> = ['a', 'b', 'c']
+            .iter()
+            .enumerate()
+            .map(|(i, c)| SpecNode {
+                operator: format!("Operator {i}"),
+                fingerprint: fp(*c),
+                endpoint: (i == 1).then(|| "node1.example:7100".to_string()),
+            })
+            .collect();
+        for name in names() {
+            let text = set_nodes(get(name).unwrap(), &nodes).unwrap();
+            let spec =
+                AnalysisSpec::parse(&text, name, Validation::AllowPlaceholders).unwrap();
+            assert_eq!(spec.nodes, nodes, "{name}");
+            // The nodes are part of the id: another node, another analysis.
+            let mut other = nodes.clone();
+            other[2].fingerprint = fp('d');
+            let text2 = set_nodes(&text, &other).unwrap();
+            let spec2 =
+                AnalysisSpec::parse(&text2, name, Validation::AllowPlaceholders).unwrap();
+            assert_ne!(spec.id(), spec2.id(), "{name}");
+        }
+    }
+
+    #[test]
+    fn nodes_are_checked() {
+        let text = get("overlapping-benefits").unwrap();
+        let base = spec("overlapping-benefits").unwrap();
+        assert_eq!(base.nodes.len(), 3);
+        let fp = |c: char| std::iter::repeat_n(c, 64).collect::<String>();
+        let mk = |fps: &[String]| -> Vec<SpecNode> {
+            fps.iter()
+                .map(|f| SpecNode {
+                    operator: "Op".into(),
+                    fingerprint: f.clone(),
+                    endpoint: None,
+                })
+                .collect()
+        };
+        let check = |nodes: Vec<SpecNode>| {
+            let t = set_nodes(text, &nodes).unwrap();
+            AnalysisSpec::parse(&t, "t", Validation::AllowPlaceholders)
+                .unwrap_err()
+                .to_string()
+        };
+        let e = check(mk(&[fp('a'), fp('b')]));
+        assert!(e.contains("exactly three"), "{e}");
+        let e = check(mk(&[fp('a'), fp('a'), fp('b')]));
+        assert!(e.contains("twice"), "{e}");
+        let e = check(mk(&[fp('a'), "ABC".into(), fp('b')]));
+        assert!(e.contains("not a node key fingerprint"), "{e}");
+        let e = check(mk(&[fp('a'), fp('A'), fp('b')]));
+        assert!(e.contains("not a node key fingerprint"), "{e}");
+        // Placeholders pass only while a template is being filled in.
+        let e = AnalysisSpec::parse(text, "t", Validation::Strict).unwrap_err().to_string();
+        assert!(!e.is_empty());
+    }
 }

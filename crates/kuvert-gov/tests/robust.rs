@@ -35,9 +35,10 @@ proptest! {
     }
 
     #[test]
-    fn sealed_box_fields_never_panic(enc in "[0-9a-f]{0,70}", ct in "[A-Za-z0-9+/=]{0,80}", node: u8) {
+    fn sealed_box_fields_never_panic(enc in "[A-Za-z0-9+/=]{0,1600}", ct in "[A-Za-z0-9+/=]{0,80}", node: u8, pq: bool) {
         let p = common::key("r", 4);
-        let b = kuvert_gov::SealedBox { analysis_id: kuvert_gov::AnalysisId([1; 32]), node, enc, ciphertext: ct };
+        let suite = if pq { kuvert_gov::seal::SUITE.to_string() } else { String::new() };
+        let b = kuvert_gov::SealedBox { analysis_id: kuvert_gov::AnalysisId([1; 32]), node, suite, enc, ciphertext: ct };
         prop_assert!(kuvert_gov::open(&p, &b).is_err());
     }
 }

@@ -36,19 +36,31 @@ tables = [{ name = "ta", schema = " pnr : idnr , n:int" }]
 [[recipients]]
 id = "r"
 organisation = "R"
-public_key_x25519 = "placeholder:r"
+kem_public_key = "placeholder:r"
 outputs = [{ name = "o", sql = "  SELECT COUNT(*) FROM ta;\n" }]
 [[dp]]
 output = "o"
 epsilon = 0.5
+[[nodes]]
+operator = "O0"
+fingerprint = "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+endpoint = " n0.example:7100"
+[[nodes]]
+operator = "O1"
+fingerprint = "placeholder:n1"
+[[nodes]]
+operator = "O2"
+fingerprint = "placeholder:n2"
 "#;
 
 const TINY_CANONICAL: &str = concat!(
     r#"{"contact":"c","contributors":[{"controller":"A","id":"a","organisation":"A","public_key":"placeholder:a","#,
     r#""tables":[{"name":"ta","schema":"pnr:idnr,n:int"}]}],"dp":[{"delta":"0","epsilon":"0.5","output":"o"}],"#,
     r#""format":"kuvert-analysis-v1","leakage_opt_ins":[],"legal_basis":{"reference":"OSL 10 kap. 27 §","text":"x"},"#,
-    r#""name":"t","protocol":"rss3-semi-honest","purpose":"p","recipients":[{"id":"r","organisation":"R","#,
-    r#""outputs":[{"description":null,"name":"o","sql":"SELECT COUNT(*) FROM ta;"}],"public_key_x25519":"placeholder:r"}],"#,
+    r#""name":"t","nodes":[{"endpoint":"n0.example:7100","fingerprint":"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa","operator":"O0"},"#,
+    r#"{"endpoint":null,"fingerprint":"placeholder:n1","operator":"O1"},{"endpoint":null,"fingerprint":"placeholder:n2","operator":"O2"}],"#,
+    r#""protocol":"rss3-semi-honest","purpose":"p","recipients":[{"id":"r","kem_public_key":"placeholder:r","organisation":"R","#,
+    r#""outputs":[{"description":null,"name":"o","sql":"SELECT COUNT(*) FROM ta;"}]}],"#,
     r#""retention":{"delete_shares_at_job_end":true,"result_deadline":{"at":"2027-06-30T00:00:00Z"}}}"#
 );
 
@@ -81,8 +93,11 @@ fn equivalent_spellings_give_the_same_id() {
     // surrounding whitespace, an explicit empty dp list, comments.
     use base64::Engine;
     let b64 = base64::engine::general_purpose::STANDARD.encode(p.fk.verifying_key().as_bytes());
+    let kem_url = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .encode(p.kontroll.kem_public().unwrap().to_bytes());
     let text2 = text
         .replace(&p.fk.public().ed25519, &b64)
+        .replace(&common::kem(&p.kontroll), &kem_url)
         .replace(
             "\"pnr:idnr,fran:date,till:date,belopp:int\"",
             "\" pnr:idnr, fran:date, till:date, belopp:int \"",
@@ -168,10 +183,8 @@ fn any_change_changes_the_id() {
             Box::new(|s| s.recipients[2].organisation.push('x')),
         ),
         (
-            "x25519 key",
-            Box::new(|s| {
-                s.recipients[2].public_key_x25519 = s.recipients[0].public_key_x25519.clone()
-            }),
+            "result key",
+            Box::new(|s| s.recipients[2].kem_public_key = s.recipients[0].kem_public_key.clone()),
         ),
         (
             "output name",
@@ -325,13 +338,46 @@ fn validation_errors_name_field_and_place() {
         e.contains("contributors[1].public_key") && e.contains("not a valid Ed25519"),
         "{e}"
     );
-    let t = good.replace(&p.kontroll.public().x25519, "placeholder:kontroll");
+    let t = good.replace(&common::kem(&p.kontroll), "placeholder:kontroll");
     let e = err(&t);
     assert!(
-        e.contains("recipients[2].public_key_x25519") && e.contains("placeholder"),
+        e.contains("recipients[2].kem_public_key") && e.contains("placeholder"),
         "{e}"
     );
     assert!(AnalysisSpec::parse(&t, "s", Validation::AllowPlaceholders).is_ok());
+    // A classical 32-byte X25519 key where the result key belongs.
+    let t = good.replace(&common::kem(&p.kontroll), &"ab".repeat(32));
+    let e = err(&t);
+    assert!(
+        e.contains("recipients[2].kem_public_key")
+            && e.contains("not a post-quantum result key")
+            && e.contains("kuvert keygen --upgrade"),
+        "{e}"
+    );
+    // A damaged result key: its X25519 part zeroed (a small-order point).
+    use base64::Engine;
+    let mut bytes = p.kontroll.kem_public().unwrap().to_bytes();
+    let n = bytes.len();
+    bytes[n - 32..].fill(0);
+    let t = good.replace(
+        &common::kem(&p.kontroll),
+        &base64::engine::general_purpose::STANDARD.encode(&bytes),
+    );
+    let e = err(&t);
+    assert!(
+        e.contains("recipients[2].kem_public_key") && e.contains("not a valid X-Wing public key"),
+        "{e}"
+    );
+    // A spec written for the classical sealing names the field it lacks.
+    let t = good.replace(
+        &format!("kem_public_key = \"{}\"", common::kem(&p.kontroll)),
+        &format!("public_key_x25519 = \"{}\"", "ab".repeat(32)),
+    );
+    let e = err(&t);
+    assert!(
+        e.contains("public_key_x25519") && e.contains("kem_public_key"),
+        "{e}"
+    );
 
     // Unknown ids in leakage opt-ins, unknown output in dp.
     let t = good.replace(
@@ -415,7 +461,7 @@ fn json_schema_file_is_current() {
     // It describes the fields a reader looks for.
     for field in [
         "legal_basis",
-        "public_key_x25519",
+        "kem_public_key",
         "leakage_opt_ins",
         "result_deadline",
         "epsilon",

@@ -17,11 +17,15 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::crypto::CryptoProvider;
-use rustls::pki_types::ServerName;
+use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
+use rustls::server::danger::{ClientCertVerified, ClientCertVerifier};
+use rustls::{DigitallySignedStruct, DistinguishedName, SignatureScheme};
 use rustls::server::WebPkiClientVerifier;
 use rustls::{ClientConfig, ClientConnection, RootCertStore, ServerConfig, ServerConnection};
 
+use crate::federation::Federation;
 use crate::pki::{self, Identity, PeerIdentity, PkiError, PkiLayout};
 use kuvert_mpc::PartyId;
 
@@ -44,7 +48,19 @@ pub enum TlsError {
 
 /// The `ring` crypto provider (avoids aws-lc-rs, which needs cmake).
 pub fn provider() -> Arc<CryptoProvider> {
-    Arc::new(rustls::crypto::ring::default_provider())
+    // Key exchange, in order of preference: the hybrid post-quantum
+    // X25519MLKEM768 (crate::pq; ring has no ML-KEM), then plain X25519 and
+    // P-256 for peers without it (browsers and tools that predate the
+    // hybrid). Every connection between our own nodes, clients and
+    // coordinator negotiates the hybrid. P-384 and the ring default's other
+    // groups are dropped: nothing here needs them.
+    let mut p = rustls::crypto::ring::default_provider();
+    p.kx_groups = vec![
+        crate::pq::X25519MLKEM768,
+        rustls::crypto::ring::kx_group::X25519,
+        rustls::crypto::ring::kx_group::SECP256R1,
+    ];
+    Arc::new(p)
 }
 
 /// A server configuration that demands a client certificate issued by the
@@ -81,10 +97,85 @@ pub fn client_config(
     Ok(Arc::new(config))
 }
 
+/// A server configuration together with the rule that names the peer of
+/// an accepted connection: what [`accept`] needs.
+pub trait Accepting {
+    /// The rustls configuration (which verifies the client's certificate).
+    fn server_config(&self) -> &Arc<ServerConfig>;
+    /// Who the verified end-entity certificate belongs to.
+    fn identify(&self, cert: &CertificateDer<'_>) -> Result<PeerIdentity, String>;
+}
+
+/// A bare configuration: one deployment CA, identity from the certificate's
+/// names ([`pki::peer_identity`]). Development clusters and tests.
+impl Accepting for Arc<ServerConfig> {
+    fn server_config(&self) -> &Arc<ServerConfig> {
+        self
+    }
+    fn identify(&self, cert: &CertificateDer<'_>) -> Result<PeerIdentity, String> {
+        pki::peer_identity(cert).map_err(|e| e.to_string())
+    }
+}
+
+/// How a node tells who is at the other end of a connection.
+#[derive(Clone)]
+pub enum Trust {
+    /// Development (`dev_mode`): one CA issued everything; node `i` is
+    /// whoever holds a certificate named `node-<i>` from it.
+    SingleCa,
+    /// Production: node `i` is exactly the key the federation lists for
+    /// it, in a certificate from node `i`'s operator's CA; any other
+    /// certificate naming a node is refused; parties chain to the client
+    /// CAs the operator configured.
+    Federation(Arc<Federation>),
+}
+
+/// A node's server side: configuration plus [`Trust`].
+#[derive(Clone)]
+pub struct Acceptor {
+    pub config: Arc<ServerConfig>,
+    pub trust: Trust,
+}
+
+impl Accepting for Acceptor {
+    fn server_config(&self) -> &Arc<ServerConfig> {
+        &self.config
+    }
+    fn identify(&self, cert: &CertificateDer<'_>) -> Result<PeerIdentity, String> {
+        match &self.trust {
+            Trust::SingleCa => pki::peer_identity(cert).map_err(|e| e.to_string()),
+            Trust::Federation(fed) => federation_identity(fed, cert),
+        }
+    }
+}
+
+/// The identity of a certificate under a federation: node `j` by its
+/// pinned key, or a party by its common name. A certificate that names a
+/// node (`node-<i>`) but carries a key the federation does not list for
+/// any node is an impostor and refused.
+pub fn federation_identity(
+    fed: &Federation,
+    cert: &CertificateDer<'_>,
+) -> Result<PeerIdentity, String> {
+    let fp = pki::spki_fingerprint(cert).map_err(|e| e.to_string())?;
+    if let Some(j) = fed.node_by_fingerprint(&fp) {
+        return Ok(PeerIdentity::Node(j));
+    }
+    match pki::peer_identity(cert) {
+        Ok(PeerIdentity::Node(i)) => Err(format!(
+            "certificate claims to be node {i} but its key {fp} is not in federation {:?} \
+             (node {i} is {}): impostor refused",
+            fed.name, fed.nodes[i].fingerprint
+        )),
+        Ok(p) => Ok(p),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
 /// Both TLS configurations of one compute node.
 #[derive(Clone)]
 pub struct NodeTls {
-    pub server: Arc<ServerConfig>,
+    pub server: Acceptor,
     pub client: Arc<ClientConfig>,
 }
 
@@ -95,11 +186,56 @@ impl std::fmt::Debug for NodeTls {
 }
 
 impl NodeTls {
-    /// From a CA store and this node's identity.
+    /// From one CA store and this node's identity (development clusters:
+    /// [`Trust::SingleCa`]).
     pub fn new(roots: RootCertStore, identity: &Identity) -> Result<NodeTls, TlsError> {
         Ok(NodeTls {
-            server: server_config(roots.clone(), identity)?,
+            server: Acceptor {
+                config: server_config(roots.clone(), identity)?,
+                trust: Trust::SingleCa,
+            },
             client: client_config(roots, identity)?,
+        })
+    }
+
+    /// Node `id` of a federation: peers are pinned by the federation,
+    /// parties (and the coordinator) must chain to `client_cas`. Refuses an
+    /// identity whose key is not the one the federation lists for `id`.
+    pub fn federated(
+        fed: Arc<Federation>,
+        id: PartyId,
+        identity: &Identity,
+        client_cas: RootCertStore,
+    ) -> Result<NodeTls, TlsError> {
+        let mine = pki::spki_fingerprint(&identity.certs[0])?;
+        if fed.nodes[id].fingerprint != mine {
+            return Err(TlsError::Config(format!(
+                "this node's certificate has key {mine}, but federation {:?} lists {} for node {id}: \
+                 wrong certificate, wrong id, or a federation file made before this key",
+                fed.name, fed.nodes[id].fingerprint
+            )));
+        }
+        let provider = provider();
+        let verifier = Arc::new(FedClientVerifier::new(fed.clone(), client_cas, provider.clone())?);
+        let server = ServerConfig::builder_with_provider(provider.clone())
+            .with_protocol_versions(&[&rustls::version::TLS13])
+            .map_err(|e| TlsError::Config(e.to_string()))?
+            .with_client_cert_verifier(verifier)
+            .with_single_cert(identity.certs.clone(), identity.clone_key())
+            .map_err(|e| TlsError::Config(e.to_string()))?;
+        let client = ClientConfig::builder_with_provider(provider.clone())
+            .with_protocol_versions(&[&rustls::version::TLS13])
+            .map_err(|e| TlsError::Config(e.to_string()))?
+            .dangerous()
+            .with_custom_certificate_verifier(Arc::new(FedServerVerifier::new(fed.clone(), provider)?))
+            .with_client_auth_cert(identity.certs.clone(), identity.clone_key())
+            .map_err(|e| TlsError::Config(e.to_string()))?;
+        Ok(NodeTls {
+            server: Acceptor {
+                config: Arc::new(server),
+                trust: Trust::Federation(fed),
+            },
+            client: Arc::new(client),
         })
     }
 
@@ -148,20 +284,21 @@ where
 /// peer is logged at `warn` level with its address and the reason.
 pub fn accept(
     mut tcp: TcpStream,
-    config: &Arc<ServerConfig>,
+    server: &impl Accepting,
     timeout: Duration,
 ) -> Result<(ServerConnection, TcpStream, PeerIdentity), TlsError> {
     let addr = peer_addr(&tcp);
     let result = (|| {
         set_timeouts(&tcp, Some(timeout)).map_err(|e| e.to_string())?;
         let _ = tcp.set_nodelay(true);
-        let mut conn = ServerConnection::new(config.clone()).map_err(|e| e.to_string())?;
+        let mut conn =
+            ServerConnection::new(server.server_config().clone()).map_err(|e| e.to_string())?;
         handshake(&mut conn, &mut tcp).map_err(|e| e.to_string())?;
         let id = conn
             .peer_certificates()
             .and_then(|c| c.first())
             .ok_or_else(|| "no client certificate".to_string())
-            .and_then(|c| pki::peer_identity(c).map_err(|e| e.to_string()))?;
+            .and_then(|c| server.identify(c))?;
         set_timeouts(&tcp, None).map_err(|e| e.to_string())?;
         Ok((conn, id))
     })();
@@ -281,4 +418,305 @@ pub fn write_plain_all(
         conn.write_tls(tcp)?;
     }
     tcp.flush()
+}
+
+// ----- verifiers: the federation's pins, and a client's pins -------------
+
+fn tls13_sig(
+    provider: &CryptoProvider,
+    message: &[u8],
+    cert: &CertificateDer<'_>,
+    dss: &DigitallySignedStruct,
+) -> Result<HandshakeSignatureValid, rustls::Error> {
+    rustls::crypto::verify_tls13_signature(
+        message,
+        cert,
+        dss,
+        &provider.signature_verification_algorithms,
+    )
+}
+
+fn fingerprint_of(cert: &CertificateDer<'_>) -> Result<String, rustls::Error> {
+    pki::spki_fingerprint(cert).map_err(|e| rustls::Error::General(e.to_string()))
+}
+
+/// Which node a server name `node-<j>` means.
+fn node_of(name: &ServerName<'_>) -> Option<PartyId> {
+    let ServerName::DnsName(d) = name else {
+        return None;
+    };
+    (0..kuvert_mpc::transport::PARTIES).find(|j| d.as_ref() == pki::node_name(*j))
+}
+
+/// Node side, client certificates: a key the federation lists for node
+/// `j` must chain to node `j`'s CA; a certificate naming a node with any
+/// other key is refused; everything else must chain to the client CAs.
+#[derive(Debug)]
+struct FedClientVerifier {
+    fed: Arc<Federation>,
+    nodes: Vec<Arc<dyn ClientCertVerifier>>,
+    parties: Option<Arc<dyn ClientCertVerifier>>,
+    provider: Arc<CryptoProvider>,
+}
+
+impl FedClientVerifier {
+    fn new(
+        fed: Arc<Federation>,
+        client_cas: RootCertStore,
+        provider: Arc<CryptoProvider>,
+    ) -> Result<FedClientVerifier, TlsError> {
+        let build = |roots: RootCertStore| {
+            WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider.clone())
+                .build()
+                .map_err(|e| TlsError::Config(e.to_string()))
+        };
+        let nodes = (0..3)
+            .map(|j| build(fed.ca_roots(j)))
+            .collect::<Result<Vec<_>, _>>()?;
+        let parties = if client_cas.is_empty() {
+            None
+        } else {
+            Some(build(client_cas)?)
+        };
+        Ok(FedClientVerifier {
+            fed,
+            nodes,
+            parties,
+            provider,
+        })
+    }
+}
+
+impl ClientCertVerifier for FedClientVerifier {
+    fn root_hint_subjects(&self) -> &[DistinguishedName] {
+        &[]
+    }
+
+    fn verify_client_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        now: UnixTime,
+    ) -> Result<ClientCertVerified, rustls::Error> {
+        let fp = fingerprint_of(end_entity)?;
+        if let Some(j) = self.fed.node_by_fingerprint(&fp) {
+            return self.nodes[j].verify_client_cert(end_entity, intermediates, now);
+        }
+        if let Err(reason) = federation_identity(&self.fed, end_entity) {
+            tracing::warn!(key = %fp, %reason, "refused a client certificate");
+            return Err(rustls::Error::General(reason));
+        }
+        match &self.parties {
+            Some(v) => v.verify_client_cert(end_entity, intermediates, now),
+            None => Err(rustls::Error::General(format!(
+                "key {fp} is none of the federation's nodes and this node trusts no client CA \
+                 (client_cas in node.toml)"
+            ))),
+        }
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        _message: &[u8],
+        _cert: &CertificateDer<'_>,
+        _dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        Err(rustls::Error::General("TLS 1.2 is not offered".into()))
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        tls13_sig(&self.provider, message, cert, dss)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.provider
+            .signature_verification_algorithms
+            .supported_schemes()
+    }
+}
+
+/// Node side, dialling node `j`: its key must be the federation's for `j`
+/// and its certificate must chain to node `j`'s CA and name `node-<j>`.
+#[derive(Debug)]
+struct FedServerVerifier {
+    fed: Arc<Federation>,
+    nodes: Vec<Arc<rustls::client::WebPkiServerVerifier>>,
+    provider: Arc<CryptoProvider>,
+}
+
+impl FedServerVerifier {
+    fn new(fed: Arc<Federation>, provider: Arc<CryptoProvider>) -> Result<FedServerVerifier, TlsError> {
+        let nodes = (0..3)
+            .map(|j| {
+                rustls::client::WebPkiServerVerifier::builder_with_provider(
+                    Arc::new(fed.ca_roots(j)),
+                    provider.clone(),
+                )
+                .build()
+                .map_err(|e| TlsError::Config(e.to_string()))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(FedServerVerifier {
+            fed,
+            nodes,
+            provider,
+        })
+    }
+}
+
+impl ServerCertVerifier for FedServerVerifier {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        server_name: &ServerName<'_>,
+        ocsp: &[u8],
+        now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        let j = node_of(server_name).ok_or_else(|| {
+            rustls::Error::General(format!("{server_name:?} is not a node name"))
+        })?;
+        let fp = fingerprint_of(end_entity)?;
+        if fp != self.fed.nodes[j].fingerprint {
+            let reason = format!(
+                "the server answering for node {j} presented key {fp}, but federation {:?} lists {}: impostor refused",
+                self.fed.name, self.fed.nodes[j].fingerprint
+            );
+            tracing::warn!(node = j, %reason, "refused a node's certificate");
+            return Err(rustls::Error::General(reason));
+        }
+        self.nodes[j].verify_server_cert(end_entity, intermediates, server_name, ocsp, now)
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        _message: &[u8],
+        _cert: &CertificateDer<'_>,
+        _dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        Err(rustls::Error::General("TLS 1.2 is not offered".into()))
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        tls13_sig(&self.provider, message, cert, dss)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.provider
+            .signature_verification_algorithms
+            .supported_schemes()
+    }
+}
+
+/// A client's view of the three nodes: each is exactly the key pinned for
+/// it (from the approved analysis spec, or the federation), whatever CA
+/// issued its certificate and whoever told the client the address. A
+/// mismatch fails the handshake before any application byte, so no share
+/// leaves the client.
+#[derive(Debug)]
+struct PinnedNodes {
+    pins: [String; 3],
+    what: String,
+    provider: Arc<CryptoProvider>,
+}
+
+impl ServerCertVerifier for PinnedNodes {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        _intermediates: &[CertificateDer<'_>],
+        server_name: &ServerName<'_>,
+        _ocsp: &[u8],
+        now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        let j = node_of(server_name).ok_or_else(|| {
+            rustls::Error::General(format!("{server_name:?} is not a node name"))
+        })?;
+        let fp = fingerprint_of(end_entity)?;
+        if fp != self.pins[j] {
+            let reason = format!(
+                "node {j} presented key {fp}, but {} pins {}: this is not the node the \
+                 contributors approved (whoever gave you its address pointed you elsewhere). \
+                 Nothing was sent",
+                self.what, self.pins[j]
+            );
+            tracing::warn!(node = j, %reason, "refused a node");
+            return Err(rustls::Error::General(reason));
+        }
+        // The key is pinned; still refuse an expired certificate.
+        let (_, x509) = x509_parser::parse_x509_certificate(end_entity.as_ref())
+            .map_err(|e| rustls::Error::General(e.to_string()))?;
+        let t = now.as_secs() as i64;
+        if t < x509.validity().not_before.timestamp() || t > x509.validity().not_after.timestamp() {
+            return Err(rustls::Error::InvalidCertificate(
+                rustls::CertificateError::Expired,
+            ));
+        }
+        Ok(ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        _message: &[u8],
+        _cert: &CertificateDer<'_>,
+        _dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        Err(rustls::Error::General("TLS 1.2 is not offered".into()))
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        tls13_sig(&self.provider, message, cert, dss)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.provider
+            .signature_verification_algorithms
+            .supported_schemes()
+    }
+}
+
+/// A client configuration (a party, or the coordinator) that reaches node
+/// `j` only if it presents the key `pins[j]` (lowercase hex SPKI SHA-256;
+/// `what` names where the pins come from, for the error). `identity` is
+/// the client certificate it presents.
+pub fn pinned_client_config(
+    pins: [String; 3],
+    what: &str,
+    identity: &Identity,
+) -> Result<Arc<ClientConfig>, TlsError> {
+    for (j, p) in pins.iter().enumerate() {
+        if !pki::is_fingerprint(p) {
+            return Err(TlsError::Config(format!(
+                "pin of node {j} {p:?} is not a key fingerprint (64 lowercase hex digits)"
+            )));
+        }
+    }
+    let provider = provider();
+    let config = ClientConfig::builder_with_provider(provider.clone())
+        .with_protocol_versions(&[&rustls::version::TLS13])
+        .map_err(|e| TlsError::Config(e.to_string()))?
+        .dangerous()
+        .with_custom_certificate_verifier(Arc::new(PinnedNodes {
+            pins,
+            what: what.to_string(),
+            provider,
+        }))
+        .with_client_auth_cert(identity.certs.clone(), identity.clone_key())
+        .map_err(|e| TlsError::Config(e.to_string()))?;
+    Ok(Arc::new(config))
 }

@@ -11,6 +11,11 @@
 //! id). The first frame in each direction is a `Hello` with the sender's id,
 //! which must agree with its certificate.
 //!
+//! The acceptor runs each TLS handshake on its own thread, so a client that
+//! connects and then stalls or trickles bytes holds only that thread, not
+//! the session setup; at most 64 are in flight (the
+//! oldest is closed to make room).
+//!
 //! # Rounds without deadlock and with bounded memory
 //! Each link has one writer thread and one reader thread, which own the two
 //! halves of the socket and share the rustls connection behind a mutex (held
@@ -52,6 +57,11 @@ use crate::tls::{self, NodeTls};
 const ENCRYPT_PIECE: usize = 256 << 10;
 /// Socket read buffer of the reader threads.
 const NET_READ: usize = 256 << 10;
+/// Unfinished TLS handshakes on the node-to-node port at once; one more
+/// closes the oldest.
+const MAX_PENDING_HANDSHAKES: usize = 64;
+/// Connections taken from the listener before results are looked at.
+const ACCEPT_BATCH: usize = 16;
 
 /// Settings of one node's transport.
 #[derive(Debug, Clone)]
@@ -216,46 +226,112 @@ impl TlsTransport {
         listener
             .set_nonblocking(true)
             .map_err(|e| local(format!("listener: {e}")))?;
-        while (0..me).any(|j| conns[j].is_none()) {
-            if Instant::now() >= deadline {
-                let missing: Vec<_> = (0..me).filter(|j| conns[*j].is_none()).collect();
-                return Err(TransportError::Timeout {
-                    peer: missing[0],
-                    seconds: config.connect_timeout.as_secs(),
-                });
+        // Handshakes run concurrently, one scoped thread per accepted
+        // socket, so a client that connects and then stalls (or trickles
+        // bytes) holds only its own thread, never the session setup. The
+        // results come back over a channel; identities are checked here.
+        let config = &config;
+        let (done_tx, done_rx) = crossbeam_channel::unbounded();
+        std::thread::scope(|s| {
+            // Handshakes in flight: a clone of each socket, to end it.
+            let mut pending: std::collections::BTreeMap<u64, (SocketAddr, TcpStream)> =
+                std::collections::BTreeMap::new();
+            let mut next_key = 0u64;
+            let result = (|| -> Result<(), TransportError> {
+                while (0..me).any(|j| conns[j].is_none()) {
+                    if Instant::now() >= deadline {
+                        let missing: Vec<_> = (0..me).filter(|j| conns[*j].is_none()).collect();
+                        return Err(TransportError::Timeout {
+                            peer: missing[0],
+                            seconds: config.connect_timeout.as_secs(),
+                        });
+                    }
+                    let mut accepted = 0;
+                    while accepted < ACCEPT_BATCH {
+                        let (tcp, from) = match listener.accept() {
+                            Ok(x) => x,
+                            Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                            Err(e) => return Err(local(format!("accept: {e}"))),
+                        };
+                        accepted += 1;
+                        let watch = match tcp.set_nonblocking(false).and_then(|()| tcp.try_clone())
+                        {
+                            Ok(w) => w,
+                            Err(e) => {
+                                tracing::warn!(peer = %from, error = %e, node = me, "cannot use an accepted socket; closed");
+                                continue;
+                            }
+                        };
+                        if pending.len() >= MAX_PENDING_HANDSHAKES {
+                            // Real nodes finish their handshake in
+                            // milliseconds: the oldest unfinished one is
+                            // the likeliest to be a stalled client.
+                            if let Some((_, (old, sock))) = pending.pop_first() {
+                                let _ = sock.shutdown(Shutdown::Both);
+                                tracing::warn!(peer = %old, node = me, limit = MAX_PENDING_HANDSHAKES,
+                                    "too many unfinished TLS handshakes; closed the oldest");
+                            }
+                        }
+                        let left = deadline
+                            .saturating_duration_since(Instant::now())
+                            .clamp(Duration::from_secs(1), Duration::from_secs(10));
+                        let key = next_key;
+                        next_key += 1;
+                        let tx = done_tx.clone();
+                        let spawned = std::thread::Builder::new()
+                            .name(format!("node{me}-handshake"))
+                            .spawn_scoped(s, move || {
+                                let r = tls::accept(tcp, &config.tls.server, left);
+                                let _ = tx.send((key, from, left, r));
+                            });
+                        match spawned {
+                            Ok(_) => {
+                                pending.insert(key, (from, watch));
+                            }
+                            Err(e) => {
+                                let _ = watch.shutdown(Shutdown::Both);
+                                tracing::warn!(peer = %from, error = %e, node = me, "cannot start a handshake thread; connection closed");
+                            }
+                        }
+                    }
+                    let wait = if accepted > 0 {
+                        Duration::ZERO
+                    } else {
+                        Duration::from_millis(5)
+                    };
+                    let Ok((key, from, left, done)) = done_rx.recv_timeout(wait) else {
+                        continue;
+                    };
+                    pending.remove(&key);
+                    let Ok((conn, tcp, id)) = done else {
+                        continue; // logged by tls::accept; keep waiting for the real nodes
+                    };
+                    let j = match id {
+                        PeerIdentity::Node(j) if j < me && conns[j].is_none() => j,
+                        other => {
+                            tracing::warn!(peer = %from, identity = ?other, node = me,
+                                "refused connection: only nodes with a lower id connect to this node, once each");
+                            continue;
+                        }
+                    };
+                    let mut conn = rustls::Connection::Server(conn);
+                    match hello(&mut conn, tcp, me, j, left) {
+                        Ok(tcp) => conns[j] = Some((conn, tcp)),
+                        Err(e) => {
+                            tracing::warn!(peer = %from, error = %e, "hello exchange failed");
+                            continue;
+                        }
+                    }
+                }
+                Ok(())
+            })();
+            // End the handshakes still in flight, so the scope's threads
+            // finish now rather than at their timeout.
+            for (_, sock) in pending.values() {
+                let _ = sock.shutdown(Shutdown::Both);
             }
-            let (tcp, from) = match listener.accept() {
-                Ok(x) => x,
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                    std::thread::sleep(Duration::from_millis(5));
-                    continue;
-                }
-                Err(e) => return Err(local(format!("accept: {e}"))),
-            };
-            tcp.set_nonblocking(false).map_err(local)?;
-            let left = deadline
-                .saturating_duration_since(Instant::now())
-                .clamp(Duration::from_secs(1), Duration::from_secs(10));
-            let Ok((conn, tcp, id)) = tls::accept(tcp, &config.tls.server, left) else {
-                continue; // logged by tls::accept; keep waiting for the real nodes
-            };
-            let j = match id {
-                PeerIdentity::Node(j) if j < me && conns[j].is_none() => j,
-                other => {
-                    tracing::warn!(peer = %from, identity = ?other, node = me,
-                        "refused connection: only nodes with a lower id connect to this node, once each");
-                    continue;
-                }
-            };
-            let mut conn = rustls::Connection::Server(conn);
-            match hello(&mut conn, tcp, me, j, left) {
-                Ok(tcp) => conns[j] = Some((conn, tcp)),
-                Err(e) => {
-                    tracing::warn!(peer = %from, error = %e, "hello exchange failed");
-                    continue;
-                }
-            }
-        }
+            result
+        })?;
 
         let mut links: Vec<Option<Link>> = (0..PARTIES).map(|_| None).collect();
         for (j, c) in conns.into_iter().enumerate() {
@@ -875,5 +951,84 @@ fn reader_loop(
                 return;
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Clients that connect to the node-to-node ports before the session
+    /// starts and then stall (silent, or a partial ClientHello, or one byte
+    /// at a time) do not hold up the real nodes' handshakes: each handshake
+    /// has its own thread. (Accepting them one after the other, the first
+    /// silent socket alone would take the whole connect timeout.)
+    #[test]
+    fn stalled_clients_do_not_hold_up_the_session_setup() {
+        let dir = std::env::temp_dir().join(format!(
+            "kuvert-net-stall-{}-{:?}",
+            std::process::id(),
+            Instant::now()
+        ));
+        crate::pki::init(&dir, &crate::pki::InitOptions::default()).unwrap();
+        let ls: Vec<TcpListener> = (0..PARTIES)
+            .map(|_| TcpListener::bind("127.0.0.1:0").unwrap())
+            .collect();
+        let addrs: [SocketAddr; PARTIES] = std::array::from_fn(|i| ls[i].local_addr().unwrap());
+        // Queued on nodes 1 and 2 before they accept anything, so they are
+        // the first sockets each acceptor sees.
+        let mut stalled = Vec::new();
+        for addr in &addrs[1..] {
+            for k in 0..3 {
+                let mut t = TcpStream::connect(addr).unwrap();
+                if k == 1 {
+                    // A TLS record header announcing a 512-byte
+                    // handshake message, then the first byte of it.
+                    t.write_all(&[0x16, 0x03, 0x01, 0x02, 0x00, 0x01]).unwrap();
+                }
+                stalled.push(t);
+            }
+        }
+        let trickle_stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let trickler = {
+            let stop = Arc::clone(&trickle_stop);
+            let mut t = TcpStream::connect(addrs[2]).unwrap();
+            std::thread::spawn(move || {
+                let hello = [0x16, 0x03, 0x01, 0x02, 0x00, 0x01, 0x00, 0x01, 0xfc, 0x03];
+                for b in hello.iter().cycle() {
+                    if stop.load(std::sync::atomic::Ordering::SeqCst) || t.write_all(&[*b]).is_err()
+                    {
+                        return;
+                    }
+                    std::thread::sleep(Duration::from_millis(200));
+                }
+            })
+        };
+        let started = Instant::now();
+        let results: Vec<Result<(), TransportError>> = std::thread::scope(|s| {
+            let hs: Vec<_> = ls
+                .into_iter()
+                .enumerate()
+                .map(|(i, l)| {
+                    let dir = &dir;
+                    s.spawn(move || {
+                        let mut c = NetConfig::new(i, addrs, NodeTls::load(dir, i).unwrap());
+                        c.connect_timeout = Duration::from_secs(6);
+                        c.io_timeout = Duration::from_secs(6);
+                        TlsTransport::connect_with_listener(c, l).map(TlsTransport::close)
+                    })
+                })
+                .collect();
+            hs.into_iter().map(|h| h.join().unwrap()).collect()
+        });
+        let took = started.elapsed();
+        trickle_stop.store(true, std::sync::atomic::Ordering::SeqCst);
+        let _ = trickler.join();
+        drop(stalled);
+        let _ = std::fs::remove_dir_all(&dir);
+        for (i, r) in results.iter().enumerate() {
+            assert!(r.is_ok(), "node {i}: {r:?}");
+        }
+        assert!(took < Duration::from_secs(4), "the setup took {took:?}");
     }
 }

@@ -90,7 +90,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         std::fs::write(
             &path,
             format!(
-                "id = {i}\nlisten = \"{listen}\"\nnodes = [\"{}\", \"{}\", \"{}\"]\npki_dir = \"pki\"\ndata_dir = \"node{i}\"\nio_timeout_secs = 60\nconnect_timeout_secs = 30\n",
+                "id = {i}\nlisten = \"{listen}\"\nnodes = [\"{}\", \"{}\", \"{}\"]\npki_dir = \"pki\"\ndata_dir = \"node{i}\"\nio_timeout_secs = 60\nconnect_timeout_secs = 30\ndev_mode = true\n",
                 mpc[0], mpc[1], mpc[2]
             ),
         )?;
@@ -108,24 +108,24 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     );
     let text = kuvert_gov::templates::get("overlapping-benefits")?
         .replace(
+            "kem_public_key = \"placeholder:fk\"",
+            &format!("kem_public_key = \"{}\"", fk.kem_public().unwrap().to_base64()),
+        )
+        .replace(
+            "kem_public_key = \"placeholder:kommun\"",
+            &format!("kem_public_key = \"{}\"", kommun.kem_public().unwrap().to_base64()),
+        )
+        .replace(
+            "kem_public_key = \"placeholder:kontroll\"",
+            &format!("kem_public_key = \"{}\"", kontroll.kem_public().unwrap().to_base64()),
+        )
+        .replace(
             "public_key = \"placeholder:fk\"",
             &format!("public_key = \"{}\"", fk.public().ed25519),
         )
         .replace(
             "public_key = \"placeholder:kommun\"",
             &format!("public_key = \"{}\"", kommun.public().ed25519),
-        )
-        .replace(
-            "public_key_x25519 = \"placeholder:fk\"",
-            &format!("public_key_x25519 = \"{}\"", fk.public().x25519),
-        )
-        .replace(
-            "public_key_x25519 = \"placeholder:kommun\"",
-            &format!("public_key_x25519 = \"{}\"", kommun.public().x25519),
-        )
-        .replace(
-            "public_key_x25519 = \"placeholder:kontroll\"",
-            &format!("public_key_x25519 = \"{}\"", kontroll.public().x25519),
         )
         .replace(
             "contact = \"placeholder: the analysis owner's functional mailbox, e.g. mpc-analys@myndighet.example\"",

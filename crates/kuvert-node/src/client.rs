@@ -102,6 +102,29 @@ impl Nodes {
         })
     }
 
+    /// Party `name`'s view of an analysis's three nodes: node `j` is
+    /// reached only if it presents the key `pins[j]` (from the approved
+    /// spec's `[[nodes]]`), whoever supplied `addrs`. The party's client
+    /// certificate is `pki_dir/party-<name>.crt` (and `.key`).
+    pub fn pinned(
+        pki_dir: &Path,
+        name: &str,
+        addrs: [SocketAddr; 3],
+        pins: [String; 3],
+        what: &str,
+    ) -> Result<Nodes, ClientError> {
+        let identity = kuvert_net::Identity::load_party(pki_dir, name).map_err(|e| {
+            ClientError::Local(format!("cannot load party {name:?}'s TLS identity: {e}"))
+        })?;
+        let config = tls::pinned_client_config(pins, what, &identity)
+            .map_err(|e| ClientError::Local(e.to_string()))?;
+        Ok(Nodes {
+            addrs,
+            config,
+            timeout: Duration::from_secs(10),
+        })
+    }
+
     /// Open a verified TLS connection to node `i`.
     pub fn connect(&self, i: usize) -> Result<NodeConn, ClientError> {
         let addr = self.addrs[i];
@@ -403,6 +426,12 @@ impl Nodes {
         table: &Table,
     ) -> Result<Vec<String>, ClientError> {
         use sha2::Digest;
+        // Authenticate all three nodes (their pinned keys) before any share
+        // is made or sent: a wrong node anywhere stops the upload with
+        // nothing sent to any node.
+        let mut conns = (0..3)
+            .map(|i| self.connect(i))
+            .collect::<Result<Vec<_>, _>>()?;
         let shares = kuvert_data::share_table(table, ShareKind::Arithmetic, &mut rand_core::OsRng);
         let mut msgs = Vec::new();
         for (i, s) in shares.iter().enumerate() {
@@ -433,7 +462,13 @@ impl Nodes {
                 rows: s.rows as u64,
                 signature: crate::gov::encode_hex(&sig.to_bytes()),
             };
-            msgs.push(self.ok(i, &req, &payload)?);
+            msgs.push(match conns[i].ask(&req, &payload)?.0 {
+                Response::Ok { message } => message,
+                Response::Error { message } => {
+                    return Err(ClientError::Refused { node: i, message })
+                }
+                other => return Err(proto(i, &other)),
+            });
         }
         Ok(msgs)
     }

@@ -89,6 +89,16 @@ pub fn ensure_signing_keys(pki_dir: &Path) -> Result<Vec<PathBuf>, NodeGovError>
     Ok(written)
 }
 
+/// Create node `i`'s receipt signing key in `dir` if it does not exist
+/// yet (on the node's own machine; `node-<i>.gov.key` and `.gov.pub`).
+pub fn ensure_signing_key(dir: &Path, i: usize) -> Result<Vec<PathBuf>, NodeGovError> {
+    let key = signing_key_path(dir, i);
+    if key.exists() {
+        return Ok(Vec::new());
+    }
+    create_signing_key(&key, i)
+}
+
 /// Load node `i`'s public receipt key from `pki_dir/node-<i>.gov.pub`.
 pub fn node_public_key(
     pki_dir: &Path,
@@ -131,6 +141,8 @@ pub enum NodeGovError {
     NotRegistered { node: usize, analysis: String },
     #[error("node {node} refuses the spec: {source}")]
     Spec { node: usize, source: GovError },
+    #[error("node {node} refuses the spec's [[nodes]]: {message}")]
+    WrongNodes { node: usize, message: String },
     #[error("node {node} refuses the approvals of analysis {analysis}: {source}")]
     Approval {
         node: usize,
@@ -327,8 +339,21 @@ pub struct MpcLink {
     pub busy: Arc<Mutex<()>>,
 }
 
+/// Which node keys this node computes with: its own certificate's key
+/// fingerprint, and (in a federation) all three nodes' in node order. A
+/// spec is registered only if its `[[nodes]]` are exactly these, so an
+/// approval binds who computes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NodePins {
+    pub own: String,
+    pub federation: Option<[String; 3]>,
+}
+
 /// The governed side of one node.
 pub struct Gov {
+    /// Which node keys this node computes with (given at [`Gov::open`],
+    /// before stored analyses are re-checked; [`Gov::pin_nodes`] replaces).
+    pins: Mutex<Option<NodePins>>,
     node: usize,
     dir: PathBuf,
     key: PartyKey,
@@ -395,6 +420,7 @@ impl Gov {
         signing_key: &Path,
         explicit_key: bool,
         trusted_keys: Option<&[String]>,
+        pins: NodePins,
     ) -> Result<Gov, NodeGovError> {
         std::fs::create_dir_all(data_dir).map_err(|e| NodeGovError::store(data_dir, e))?;
         let key = load_or_create_key(signing_key, node, explicit_key)?;
@@ -418,6 +444,7 @@ impl Gov {
         let audit = AuditLog::open(&data_dir.join(format!("audit-node{node}.log")))
             .map_err(NodeGovError::Gov)?;
         let gov = Gov {
+            pins: Mutex::new(Some(pins)),
             node,
             dir: data_dir.join("analyses"),
             key,
@@ -479,11 +506,60 @@ impl Gov {
     }
 
     /// Check a spec and its approvals as this node, and plan every output.
+    /// This node's receipt-signing public key, lowercase hex (as the
+    /// federation file lists it).
+    pub fn public_signing_key_hex(&self) -> String {
+        self.key
+            .verifying_key()
+            .to_bytes()
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect()
+    }
+
+    /// Replace the node keys this node computes with (its own, and the
+    /// federation's); analyses registered later are checked against them.
+    pub fn pin_nodes(&self, pins: NodePins) {
+        *lock(&self.pins) = Some(pins);
+    }
+
+    /// The spec's `[[nodes]]` must be this node (at its index) and, in a
+    /// federation, exactly the federation's three nodes.
+    fn check_nodes(&self, spec: &AnalysisSpec) -> Result<(), NodeGovError> {
+        let node = self.node;
+        let wrong = |message: String| NodeGovError::WrongNodes { node, message };
+        let pins = lock(&self.pins).clone().ok_or_else(|| {
+            wrong("this node does not know its own key yet (not started through Node::new)".into())
+        })?;
+        let named: Vec<&str> = spec.nodes.iter().map(|n| n.fingerprint.trim()).collect();
+        if named.get(node) != Some(&pins.own.as_str()) {
+            return Err(wrong(format!(
+                "the spec names {} as node {node}, but this node's key is {}: the contributors \
+                 approved other nodes",
+                named.get(node).unwrap_or(&"nothing"),
+                pins.own
+            )));
+        }
+        if let Some(fed) = &pins.federation {
+            for (j, fp) in fed.iter().enumerate() {
+                if named.get(j) != Some(&fp.as_str()) {
+                    return Err(wrong(format!(
+                        "the spec names {} as node {j}, but this node's federation lists {fp}: \
+                         the contributors approved other nodes",
+                        named.get(j).unwrap_or(&"nothing")
+                    )));
+                }
+            }
+        }
+        Ok(())
+    }
+
     fn check(&self, text: &str, approvals: &[Approval]) -> Result<AnalysisSpec, NodeGovError> {
         let node = self.node;
         let spec = AnalysisSpec::parse(text, "spec", Validation::Strict)
             .map_err(|source| NodeGovError::Spec { node, source })?;
         let id = spec.id();
+        self.check_nodes(&spec)?;
         kuvert_gov::verify_approvals(&spec, approvals).map_err(|source| {
             NodeGovError::Approval {
                 node,
@@ -1469,11 +1545,14 @@ impl Gov {
         // failure releases nothing.
         let mut sealed: Vec<(String, Vec<SealedOutput>, Vec<SealedSize>)> = Vec::new();
         for r in &spec.recipients {
-            let Some(pk) = kuvert_gov::spec::parse_x25519(&r.public_key_x25519) else {
+            let Some(pk) = kuvert_gov::KemPublicKey::parse(&r.kem_public_key) else {
                 self.restore(id, tables);
                 self.fail(
                     id,
-                    format!("recipient {:?}'s X25519 key does not parse", r.id),
+                    format!(
+                        "recipient {:?}'s result key (kem_public_key) does not parse",
+                        r.id
+                    ),
                     true,
                 );
                 return Ok(());
@@ -1738,6 +1817,18 @@ mod tests {
         let text = kuvert_gov::templates::get("overlapping-benefits")
             .unwrap()
             .replace(
+                "kem_public_key = \"placeholder:fk\"",
+                &format!("kem_public_key = \"{}\"", fk.kem_public().unwrap().to_base64()),
+            )
+            .replace(
+                "kem_public_key = \"placeholder:kommun\"",
+                &format!("kem_public_key = \"{}\"", kommun.kem_public().unwrap().to_base64()),
+            )
+            .replace(
+                "kem_public_key = \"placeholder:kontroll\"",
+                &format!("kem_public_key = \"{}\"", kommun.kem_public().unwrap().to_base64()),
+            )
+            .replace(
                 "public_key = \"placeholder:fk\"",
                 &format!("public_key = \"{}\"", fk.public().ed25519),
             )
@@ -1746,21 +1837,18 @@ mod tests {
                 &format!("public_key = \"{}\"", kommun.public().ed25519),
             )
             .replace(
-                "public_key_x25519 = \"placeholder:fk\"",
-                &format!("public_key_x25519 = \"{}\"", fk.public().x25519),
-            )
-            .replace(
-                "public_key_x25519 = \"placeholder:kommun\"",
-                &format!("public_key_x25519 = \"{}\"", kommun.public().x25519),
-            )
-            .replace(
-                "public_key_x25519 = \"placeholder:kontroll\"",
-                &format!("public_key_x25519 = \"{}\"", kommun.public().x25519),
-            )
-            .replace(
                 "contact = \"placeholder: the analysis owner's functional mailbox, e.g. mpc-analys@myndighet.example\"",
                 "contact = \"x@example.org\"",
             );
+        let fp = |c: char| std::iter::repeat_n(c, 64).collect::<String>();
+        let nodes: Vec<kuvert_gov::spec::SpecNode> = ['a', 'b', 'c']
+            .map(|c| kuvert_gov::spec::SpecNode {
+                operator: "Op".into(),
+                fingerprint: fp(c),
+                endpoint: None,
+            })
+            .to_vec();
+        let text = kuvert_gov::templates::set_nodes(&text, &nodes).unwrap();
         let spec = AnalysisSpec::parse(&text, "t", Validation::Strict).unwrap();
         let id = spec.id();
         let approvals = vec![
@@ -1768,7 +1856,32 @@ mod tests {
             kuvert_gov::sign_approval(&id, "kommun", &kommun),
         ];
         let dir = tempfile::tempdir().unwrap();
-        let g = Gov::open(0, dir.path(), &dir.path().join("n.gov.key"), false, None).unwrap();
+        // Pinned as another node's key: the spec did not approve this node.
+        let g = Gov::open(
+            0,
+            dir.path(),
+            &dir.path().join("n.gov.key"),
+            false,
+            None,
+            NodePins {
+                own: fp('d'),
+                federation: None,
+            },
+        )
+        .unwrap();
+        let e = g.register("coordinator", &text, &approvals).unwrap_err();
+        assert!(e.to_string().contains("approved other nodes"), "{e}");
+        // In a federation whose node 2 differs from the spec's.
+        g.pin_nodes(NodePins {
+            own: fp('a'),
+            federation: Some([fp('a'), fp('b'), fp('e')]),
+        });
+        let e = g.register("coordinator", &text, &approvals).unwrap_err();
+        assert!(e.to_string().contains("as node 2"), "{e}");
+        g.pin_nodes(NodePins {
+            own: fp('a'),
+            federation: Some([fp('a'), fp('b'), fp('c')]),
+        });
         g.register("coordinator", &text, &approvals).unwrap();
         let schema: Schema = "pnr:idnr,forman:text,fran:date,till:date,belopp:int"
             .parse()

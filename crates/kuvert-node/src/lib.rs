@@ -40,7 +40,8 @@
 //! signature over the analysis id, the node index, table, schema, row
 //! count and the SHA-256 of the shares, checked against the key in the
 //! approved spec. Results leave a node only sealed to the recipient's
-//! X25519 key from the spec, and only to a TLS client whose certificate
+//! post-quantum hybrid result key (X-Wing, `kem_public_key`) from the
+//! spec, and only to a TLS client whose certificate
 //! names that recipient; a failed run releases nothing. The three nodes
 //! agree on which analysis they run before the session starts, so an
 //! analysis is never computed against another's inputs. What a node
@@ -49,10 +50,23 @@
 //! overwritten (kuvert-mpc's share types do not zeroize), and the file
 //! system may keep deleted blocks (use encrypted storage on the nodes).
 //!
-//! The ungoverned jobs (`Upload`/`Run`, used by `kuvert run` and the
-//! benchmarks) predate approvals: any party with a certificate can start a
-//! program over a job's tables and names the recipient. Do not serve them
-//! on nodes of the governed service.
+//! The ungoverned jobs (`Upload`/`Run`/`Status`/`Fetch`, used by `kuvert
+//! run` and the benchmarks) predate approvals: any party with a
+//! certificate can start a program over a job's tables and names the
+//! recipient. A node serves them only with `dev_mode = true` in its
+//! `node.toml` ([`config::NodeConfig::dev_mode`], default false, allowed
+//! only when every address is a loopback address; [`local`] sets it);
+//! otherwise it refuses them, stores nothing and logs the refusal.
+//!
+//! Denial of service (docs/service.md, "Denial of service"): one thread
+//! per client connection; connections are capped per IP address
+//! (`max_connections_per_peer`, 16) and in all (`max_connections`, 256),
+//! and closed before the TLS handshake over a cap; a handshake must finish
+//! within 10 s; a client silent for `client_idle_timeout_secs` (300) is
+//! disconnected; an upload's buffer grows with the bytes received, not
+//! from the announced length. The node-to-node port handshakes each
+//! connection on its own thread (`kuvert_net::TlsTransport`), so a stalled
+//! client cannot hold up a job's session setup.
 //!
 //! A query's nodes learn the input sizes and nothing else from the
 //! executor (see `kuvert_sql`); what a node reports in its status (progress
@@ -71,5 +85,6 @@ pub mod exec;
 pub mod gov;
 pub mod infer;
 pub mod local;
+pub mod operators;
 pub mod server;
 pub mod wire;

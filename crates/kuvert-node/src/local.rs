@@ -6,7 +6,8 @@
 //! ```text
 //!  LocalCluster::start(exe)
 //!    temp dir: pki/ (CA, node-0..2, parties "contributor" and "recipient")
-//!              node{i}.toml, node{i}/ (shares), node{i}.log (stderr)
+//!              node{i}.toml (dev_mode = true: the ungoverned job API),
+//!              node{i}/ (shares), node{i}.log (stderr)
 //!    exe node --config node{i}.toml   × 3, children of this process
 //!  run_query(cluster, tables, sql)
 //!    contributor: validate + share each table locally, upload (client.rs)
@@ -185,7 +186,7 @@ impl LocalCluster {
             // dead peer; a killed node closes its sockets and is noticed at
             // once anyway.
             let cfg = format!(
-                "id = {i}\nlisten = \"{listen}\"\nnodes = [\"{}\", \"{}\", \"{}\"]\npki_dir = \"pki\"\ndata_dir = \"node{i}\"\nio_timeout_secs = 60\nconnect_timeout_secs = 20\n",
+                "id = {i}\nlisten = \"{listen}\"\nnodes = [\"{}\", \"{}\", \"{}\"]\npki_dir = \"pki\"\ndata_dir = \"node{i}\"\nio_timeout_secs = 60\nconnect_timeout_secs = 20\ndev_mode = true\n",
                 mpc[0], mpc[1], mpc[2]
             );
             let path = cluster.path(&format!("node{i}.toml"));

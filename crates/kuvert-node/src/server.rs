@@ -4,12 +4,17 @@
 //! Threads: one accept loop, one thread per client connection, one worker
 //! per running job. Jobs run one at a time per node (the MPC listener is
 //! the node's single `nodes[id]` address).
+//!
+//! Without `dev_mode` (the default) a node serves governed analyses only:
+//! the ungoverned job requests (`Upload`, `Run`, `Status`, `Fetch`) are
+//! refused and logged. Client connections are capped per IP address and in
+//! all, and closed after `client_idle_timeout_secs` without a byte.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::io::{BufReader, BufWriter};
-use std::net::{TcpListener, TcpStream};
+use std::net::{IpAddr, TcpListener, TcpStream};
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -78,13 +83,14 @@ impl std::fmt::Debug for Node {
 impl Node {
     /// Load the node's TLS identity and prepare its data directory.
     pub fn new(cfg: NodeConfig) -> Result<Arc<Node>, String> {
-        let tls = NodeTls::load(&cfg.pki_dir, cfg.id).map_err(|e| {
+        let tls = cfg.tls().map_err(|e| {
             format!(
-                "cannot load node {}'s TLS identity from {}: {e}",
+                "cannot set up node {}'s TLS from {}: {e}",
                 cfg.id,
                 cfg.pki_dir.display()
             )
         })?;
+        let federation = cfg.load_federation()?;
         std::fs::create_dir_all(&cfg.data_dir).map_err(|e| {
             format!(
                 "cannot create the data directory {}: {e}",
@@ -95,14 +101,43 @@ impl Node {
             Some(k) => (k.clone(), true),
             None => (crate::gov::signing_key_path(&cfg.pki_dir, cfg.id), false),
         };
+        let own_cert = kuvert_net::pki::load_certs(cfg.cert.as_ref().expect("set by load"))
+            .map_err(|e| e.to_string())?;
+        let own = kuvert_net::pki::spki_fingerprint(&own_cert[0]).map_err(|e| e.to_string())?;
+        let pins = crate::gov::NodePins {
+            own,
+            federation: federation
+                .as_ref()
+                .map(|f| [0, 1, 2].map(|j| f.nodes[j].fingerprint.clone())),
+        };
         let gov = Gov::open(
             cfg.id,
             &cfg.data_dir,
             &key,
             explicit,
             cfg.trusted_keys.as_deref(),
+            pins,
         )
         .map_err(|e| format!("node {}: {e}", cfg.id))?;
+        if let Some(fed) = &federation {
+            let listed = &fed.nodes[cfg.id].signing_key;
+            let mine = gov.public_signing_key_hex();
+            if *listed != mine {
+                return Err(format!(
+                    "node {}: its receipt-signing key {} is {mine}, but federation {:?} lists {listed} \
+                     for node {}: use the key the federation was made with",
+                    cfg.id,
+                    key.display(),
+                    fed.name,
+                    cfg.id
+                ));
+            }
+        }
+        tracing::info!(
+            node = cfg.id,
+            federation = federation.as_ref().map(|f| f.hash_hex()).unwrap_or_else(|| "none (dev_mode)".into()),
+            "node identity pinned"
+        );
         let gov = Arc::new(gov);
         let mpc = Arc::new(Mutex::new(()));
         let link = MpcLink {
@@ -175,16 +210,81 @@ impl Node {
     }
 
     /// Serve clients on an already bound listener, until [`Node::shutdown`].
+    ///
+    /// One thread per connection, so a slow TLS handshake or a silent
+    /// client holds only its own thread. Connections over
+    /// `max_connections_per_peer` from one IP address, or over
+    /// `max_connections` in all, are closed before the handshake.
     pub fn serve_on(self: &Arc<Node>, listener: TcpListener) -> Result<(), String> {
-        tracing::info!(node = self.cfg.id, listen = %self.cfg.listen, "node ready");
+        if self.cfg.dev_mode {
+            tracing::warn!(
+                node = self.cfg.id,
+                listen = %self.cfg.listen,
+                dev_mode = true,
+                "node ready in dev mode: it also serves the ungoverned job API (upload, run, \
+                 status, fetch by job id) to any party certificate; for throw-away local clusters only"
+            );
+        } else {
+            tracing::info!(
+                node = self.cfg.id,
+                listen = %self.cfg.listen,
+                dev_mode = false,
+                "node ready: serves governed analyses only"
+            );
+        }
         *self.bound.lock().unwrap_or_else(|e| e.into_inner()) = listener.local_addr().ok();
+        let limits = Arc::new(ConnLimits::new(
+            self.cfg.max_connections_per_peer,
+            self.cfg.max_connections,
+        ));
+        let handshakes = Arc::new(Handshakes::default());
+        {
+            // Ends once this loop and every client thread are gone.
+            let hs = Arc::clone(&handshakes);
+            let reaper = std::thread::Builder::new()
+                .name(format!("node{}-handshakes", self.cfg.id))
+                .spawn(move || {
+                    while Arc::strong_count(&hs) > 1 {
+                        std::thread::sleep(Duration::from_millis(250));
+                        hs.reap();
+                    }
+                });
+            reaper.map_err(|e| format!("cannot start the handshake watchdog: {e}"))?;
+        }
         for tcp in listener.incoming() {
             if self.stop.load(Ordering::SeqCst) {
                 break;
             }
             let Ok(tcp) = tcp else { continue };
+            let Ok(peer) = tcp.peer_addr() else { continue };
+            let slot = match limits.admit(peer.ip()) {
+                Ok(slot) => slot,
+                Err(cap) => {
+                    drop(tcp); // closed before any TLS work
+                    if let Some(refused) = limits.report_refusal() {
+                        tracing::warn!(
+                            node = self.cfg.id,
+                            peer = %peer,
+                            cap,
+                            refused,
+                            "too many client connections; closed before the handshake \
+                             (count: refusals since the last such message)"
+                        );
+                    }
+                    continue;
+                }
+            };
             let node = Arc::clone(self);
-            std::thread::spawn(move || node.client(tcp));
+            let hs = Arc::clone(&handshakes);
+            let spawned = std::thread::Builder::new()
+                .name(format!("node{}-client", self.cfg.id))
+                .spawn(move || {
+                    let _slot = slot;
+                    node.client(tcp, &hs)
+                });
+            if let Err(e) = spawned {
+                tracing::warn!(node = self.cfg.id, peer = %peer, error = %e, "cannot start a client thread; connection closed");
+            }
         }
         Ok(())
     }
@@ -207,12 +307,16 @@ impl Node {
         &self.gov
     }
 
-    fn client(self: Arc<Node>, tcp: TcpStream) {
-        let (conn, tcp, who) =
-            match kuvert_net::tls::accept(tcp, &self.tls.server, Duration::from_secs(10)) {
-                Ok(x) => x,
-                Err(_) => return, // refused and logged by accept()
-            };
+    fn client(self: Arc<Node>, tcp: TcpStream, handshakes: &Handshakes) {
+        let Some(watch) = handshakes.watch(&tcp) else {
+            return;
+        };
+        let accepted = kuvert_net::tls::accept(tcp, &self.tls.server, HANDSHAKE_TIMEOUT);
+        handshakes.done(watch);
+        let (conn, tcp, who) = match accepted {
+            Ok(x) => x,
+            Err(_) => return, // refused and logged by accept()
+        };
         let name = match who {
             PeerIdentity::Party(name) => name,
             PeerIdentity::Node(i) => {
@@ -224,6 +328,13 @@ impl Node {
                 return;
             }
         };
+        // A client that sends nothing (or reads nothing) for this long is
+        // disconnected; a flowing upload resets the clock with every read.
+        let idle = Duration::from_secs(self.cfg.client_idle_timeout_secs);
+        if let Err(e) = kuvert_net::tls::set_timeouts(&tcp, Some(idle)) {
+            tracing::warn!(node = self.cfg.id, party = %name, error = %e, "cannot set the idle timeout; closing");
+            return;
+        }
         let stream = rustls::StreamOwned::new(conn, tcp);
         let mut stream = BufReader::with_capacity(1 << 20, stream);
         loop {
@@ -233,6 +344,15 @@ impl Node {
             ) {
                 Ok(m) => m,
                 Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => return,
+                Err(e) if is_timeout(&e) => {
+                    tracing::info!(
+                        node = self.cfg.id,
+                        party = %name,
+                        idle_secs = idle.as_secs(),
+                        "client idle for too long; disconnected"
+                    );
+                    return;
+                }
                 Err(e) => {
                     tracing::warn!(node = self.cfg.id, party = %name, error = %e, "bad request; closing");
                     let _ = wire::write_msg(
@@ -259,6 +379,23 @@ impl Node {
         payload: Vec<u8>,
     ) -> (Response, Vec<u8>) {
         let err = |m: String| (Response::Error { message: m }, Vec::new());
+        if let Some(kind) = ungoverned_kind(&req) {
+            if !self.cfg.dev_mode {
+                tracing::warn!(
+                    node = self.cfg.id,
+                    party,
+                    request = kind,
+                    "ungoverned request refused: this node serves governed analyses only"
+                );
+                return err(format!(
+                    "node {} serves only governed analyses (register an approved analysis through \
+                     the coordinator); the ungoverned job API ({kind} by job id) is for throw-away \
+                     local clusters: use `kuvert run`, or dev_mode = true in node.toml of a \
+                     loopback-only cluster",
+                    self.cfg.id
+                ));
+            }
+        }
         match req {
             Request::Register { spec, approvals } => {
                 ok_or(self.gov.register(party, &spec, &approvals))
@@ -572,6 +709,179 @@ impl Node {
     }
 }
 
+/// The name of an ungoverned job request (served only in dev mode), or
+/// `None` for the governed ones.
+fn ungoverned_kind(req: &Request) -> Option<&'static str> {
+    match req {
+        Request::Upload { .. } => Some("upload"),
+        Request::Run { .. } => Some("run"),
+        Request::Status { .. } => Some("status"),
+        Request::Fetch { .. } => Some("fetch"),
+        Request::Register { .. }
+        | Request::GovUpload { .. }
+        | Request::GovRun { .. }
+        | Request::GovStatus { .. }
+        | Request::GovFetch { .. } => None,
+    }
+}
+
+/// A socket read or write that ran into its timeout.
+fn is_timeout(e: &std::io::Error) -> bool {
+    matches!(
+        e.kind(),
+        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+    )
+}
+
+/// The caps on open client connections: per IP address and in all.
+struct ConnLimits {
+    per_peer: usize,
+    total: usize,
+    open: Mutex<ConnCount>,
+}
+
+#[derive(Default)]
+struct ConnCount {
+    all: usize,
+    by_ip: HashMap<IpAddr, usize>,
+    /// Refusals not yet reported in the log.
+    unreported: u64,
+    last_report: Option<Instant>,
+}
+
+/// How often refusals over the caps are logged (at most).
+const REFUSAL_REPORT: Duration = Duration::from_secs(10);
+
+/// How long a client may take for its whole TLS handshake.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The client TLS handshakes in progress, with their deadlines. The
+/// handshake's own timeout is per read, so a client that trickles bytes
+/// would keep it going; the watchdog thread of [`Node::serve_on`] closes
+/// the socket of every handshake past its deadline ([`Handshakes::reap`]).
+#[derive(Default)]
+struct Handshakes {
+    next: AtomicU64,
+    open: Mutex<BTreeMap<u64, (Instant, TcpStream)>>,
+}
+
+impl Handshakes {
+    fn open(&self) -> std::sync::MutexGuard<'_, BTreeMap<u64, (Instant, TcpStream)>> {
+        self.open.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Start the clock on a handshake over `tcp`; `None` (logged) when the
+    /// socket cannot be watched, and then it must not be served.
+    fn watch(&self, tcp: &TcpStream) -> Option<u64> {
+        match tcp.try_clone() {
+            Ok(clone) => {
+                let key = self.next.fetch_add(1, Ordering::SeqCst);
+                self.open()
+                    .insert(key, (Instant::now() + HANDSHAKE_TIMEOUT, clone));
+                Some(key)
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot watch a client handshake; connection closed");
+                None
+            }
+        }
+    }
+
+    /// The handshake `key` ended (either way).
+    fn done(&self, key: u64) {
+        self.open().remove(&key);
+    }
+
+    /// Close every handshake past its deadline; returns how many.
+    fn reap(&self) -> usize {
+        let now = Instant::now();
+        let mut open = self.open();
+        let late: Vec<u64> = open
+            .iter()
+            .filter(|(_, (deadline, _))| *deadline <= now)
+            .map(|(k, _)| *k)
+            .collect();
+        for k in &late {
+            if let Some((_, tcp)) = open.remove(k) {
+                let peer = tcp
+                    .peer_addr()
+                    .map(|a| a.to_string())
+                    .unwrap_or_else(|_| "unknown address".into());
+                let _ = tcp.shutdown(std::net::Shutdown::Both);
+                tracing::warn!(%peer, secs = HANDSHAKE_TIMEOUT.as_secs(),
+                    "client TLS handshake not finished in time; connection closed");
+            }
+        }
+        late.len()
+    }
+}
+
+/// One admitted connection; gives its place back when dropped.
+struct ConnSlot {
+    limits: Arc<ConnLimits>,
+    ip: IpAddr,
+}
+
+impl ConnLimits {
+    fn new(per_peer: usize, total: usize) -> ConnLimits {
+        ConnLimits {
+            per_peer,
+            total,
+            open: Mutex::new(ConnCount::default()),
+        }
+    }
+
+    fn count(&self) -> std::sync::MutexGuard<'_, ConnCount> {
+        self.open.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// A place for one more connection from `ip`, or the name of the cap
+    /// it would exceed.
+    fn admit(self: &Arc<Self>, ip: IpAddr) -> Result<ConnSlot, &'static str> {
+        let ip = ip.to_canonical();
+        let mut c = self.count();
+        if c.all >= self.total {
+            return Err("max_connections");
+        }
+        let n = c.by_ip.entry(ip).or_insert(0);
+        if *n >= self.per_peer {
+            return Err("max_connections_per_peer");
+        }
+        *n += 1;
+        c.all += 1;
+        Ok(ConnSlot {
+            limits: Arc::clone(self),
+            ip,
+        })
+    }
+
+    /// Count a refusal; `Some(refusals)` when it is time to log them (the
+    /// first one, then at most once per [`REFUSAL_REPORT`]).
+    fn report_refusal(&self) -> Option<u64> {
+        let mut c = self.count();
+        c.unreported += 1;
+        let due = c.last_report.is_none_or(|t| t.elapsed() >= REFUSAL_REPORT);
+        if !due {
+            return None;
+        }
+        c.last_report = Some(Instant::now());
+        Some(std::mem::take(&mut c.unreported))
+    }
+}
+
+impl Drop for ConnSlot {
+    fn drop(&mut self) {
+        let mut c = self.limits.count();
+        c.all = c.all.saturating_sub(1);
+        if let Some(n) = c.by_ip.get_mut(&self.ip) {
+            *n -= 1;
+            if *n == 0 {
+                c.by_ip.remove(&self.ip);
+            }
+        }
+    }
+}
+
 /// A governed request's answer: `Ok` with the node's message, or the
 /// refusal's message.
 fn ok_or(r: Result<String, crate::gov::NodeGovError>) -> (Response, Vec<u8>) {
@@ -636,4 +946,95 @@ pub(crate) fn load_table(path: &std::path::Path) -> Result<StoredTable, String> 
         rows,
         columns,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn connection_caps_per_address_and_in_all() {
+        let limits = Arc::new(ConnLimits::new(2, 3));
+        let a: IpAddr = "10.0.0.1".parse().unwrap();
+        let b: IpAddr = "10.0.0.2".parse().unwrap();
+        // An IPv4-mapped IPv6 address is the same peer.
+        let a6: IpAddr = "::ffff:10.0.0.1".parse().unwrap();
+        let s1 = limits.admit(a).unwrap();
+        let s2 = limits.admit(a6).unwrap();
+        assert_eq!(limits.admit(a).err(), Some("max_connections_per_peer"));
+        let s3 = limits.admit(b).unwrap();
+        assert_eq!(limits.admit(b).err(), Some("max_connections"));
+        drop(s1);
+        let s4 = limits.admit(a).unwrap();
+        assert_eq!(limits.admit(b).err(), Some("max_connections"));
+        drop((s2, s3, s4));
+        let c = limits.count();
+        assert_eq!((c.all, c.by_ip.len()), (0, 0));
+    }
+
+    #[test]
+    fn handshakes_past_their_deadline_are_closed() {
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        let mut client = TcpStream::connect(l.local_addr().unwrap()).unwrap();
+        let (server, _) = l.accept().unwrap();
+        let hs = Handshakes::default();
+        let k = hs.watch(&server).unwrap();
+        assert_eq!(hs.reap(), 0);
+        let k2 = hs.watch(&server).unwrap();
+        hs.done(k2);
+        hs.open().get_mut(&k).unwrap().0 = Instant::now();
+        assert_eq!(hs.reap(), 1);
+        assert!(hs.open().is_empty());
+        client
+            .set_read_timeout(Some(Duration::from_secs(5)))
+            .unwrap();
+        let mut b = [0u8; 1];
+        let n = std::io::Read::read(&mut client, &mut b).unwrap_or(0);
+        assert_eq!(n, 0, "the server side was shut down");
+    }
+
+    #[test]
+    fn refusals_are_logged_first_then_at_most_every_ten_seconds() {
+        let limits = ConnLimits::new(1, 1);
+        assert_eq!(limits.report_refusal(), Some(1));
+        assert_eq!(limits.report_refusal(), None);
+        assert_eq!(limits.report_refusal(), None);
+        limits.count().last_report = Some(Instant::now() - REFUSAL_REPORT);
+        assert_eq!(limits.report_refusal(), Some(3));
+    }
+
+    #[test]
+    fn the_ungoverned_requests_are_exactly_the_job_api() {
+        let job = || "j".to_string();
+        let ungoverned = [
+            Request::Upload {
+                job: job(),
+                table: "t".into(),
+                schema: "a:int".into(),
+                rows: 0,
+            },
+            Request::Run {
+                job: job(),
+                program: Program::Soak { rounds: 1, n: 1 },
+                recipient: "r".into(),
+            },
+            Request::Status { job: job() },
+            Request::Fetch { job: job() },
+        ];
+        let kinds: Vec<_> = ungoverned.iter().map(ungoverned_kind).collect();
+        assert_eq!(
+            kinds,
+            [Some("upload"), Some("run"), Some("status"), Some("fetch")]
+        );
+        for r in [
+            Request::GovRun { analysis: job() },
+            Request::GovStatus { analysis: job() },
+            Request::GovFetch {
+                analysis: job(),
+                recipient: "r".into(),
+            },
+        ] {
+            assert_eq!(ungoverned_kind(&r), None);
+        }
+    }
 }

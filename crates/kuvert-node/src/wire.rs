@@ -68,7 +68,7 @@ pub enum Request {
     /// Where an analysis stands on this node.
     GovStatus { analysis: String },
     /// A recipient's request for its sealed results (only the recipient's
-    /// own TLS identity may ask; the boxes open only with its X25519 key).
+    /// own TLS identity may ask; the boxes open only with its X-Wing key).
     GovFetch { analysis: String, recipient: String },
 }
 
@@ -330,7 +330,9 @@ pub fn write_msg<W: Write, T: Serialize>(w: &mut W, header: &T, payload: &[u8]) 
 }
 
 /// Read one message, refusing headers over [`MAX_HEADER`] and payloads over
-/// `max_payload` bytes before allocating them.
+/// `max_payload` bytes before reading them. The payload buffer grows as
+/// bytes arrive (starting at 1 MiB at most), so memory follows what the
+/// peer actually sent, not the length it announced.
 pub fn read_msg<R: Read, T: for<'de> Deserialize<'de>>(
     r: &mut R,
     max_payload: u64,
@@ -358,10 +360,22 @@ pub fn read_msg<R: Read, T: for<'de> Deserialize<'de>>(
             format!("payload of {pl} bytes exceeds the limit of {max_payload}"),
         ));
     }
-    let mut payload = vec![0u8; pl as usize];
-    r.read_exact(&mut payload)?;
+    // The buffer grows with the bytes that actually arrive, never from the
+    // announced length alone: a peer that announces gigabytes and sends
+    // little costs little memory.
+    let mut payload = Vec::with_capacity(pl.min(PAYLOAD_CHUNK as u64) as usize);
+    let got = r.take(pl).read_to_end(&mut payload)? as u64;
+    if got < pl {
+        return Err(io::Error::new(
+            io::ErrorKind::UnexpectedEof,
+            format!("payload ended after {got} of {pl} bytes"),
+        ));
+    }
     Ok((header, payload))
 }
+
+/// Initial capacity of a payload buffer; it grows as bytes arrive.
+const PAYLOAD_CHUNK: usize = 1 << 20;
 
 /// Little-endian bytes of words.
 pub fn words_to_bytes(w: &[u64]) -> Vec<u8> {
@@ -421,6 +435,47 @@ mod tests {
         assert!(check_name("job", "a-b_1").is_ok());
         assert!(check_name("job", "../x").is_err());
         assert!(check_name("job", "").is_err());
+    }
+
+    #[test]
+    fn an_announced_payload_is_not_reserved_before_it_arrives() {
+        // A header announcing 2^40 bytes (1 TiB) with no limit, then 10
+        // bytes and the end of the stream: a reader that reserved from
+        // the prefix would abort on the allocation; this one errors out.
+        let mut buf = Vec::new();
+        let req = Request::Status { job: "j".into() };
+        let h = serde_json::to_vec(&req).unwrap();
+        buf.extend((h.len() as u32).to_be_bytes());
+        buf.extend(&h);
+        buf.extend((1u64 << 40).to_be_bytes());
+        buf.extend([7u8; 10]);
+        let e = read_msg::<_, Request>(&mut &buf[..], u64::MAX).unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::UnexpectedEof, "{e}");
+        assert!(
+            e.to_string().contains("after 10 of 1099511627776 bytes"),
+            "{e}"
+        );
+        // The same with u64::MAX announced.
+        let at = 4 + h.len();
+        buf[at..at + 8].copy_from_slice(&u64::MAX.to_be_bytes());
+        let e = read_msg::<_, Request>(&mut &buf[..], u64::MAX).unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::UnexpectedEof, "{e}");
+        // A payload larger than the first chunk still arrives whole, also
+        // when the reader hands it over in small pieces.
+        struct Trickle<'a>(&'a [u8]);
+        impl Read for Trickle<'_> {
+            fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
+                let n = out.len().min(self.0.len()).min(4099);
+                out[..n].copy_from_slice(&self.0[..n]);
+                self.0 = &self.0[n..];
+                Ok(n)
+            }
+        }
+        let big: Vec<u8> = (0..(3 << 20) + 5).map(|i| (i % 251) as u8).collect();
+        let mut buf = Vec::new();
+        write_msg(&mut buf, &req, &big).unwrap();
+        let (got, pl): (Request, Vec<u8>) = read_msg(&mut Trickle(&buf), big.len() as u64).unwrap();
+        assert_eq!((got, pl == big), (req, true));
     }
 
     #[test]

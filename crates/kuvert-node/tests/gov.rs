@@ -216,25 +216,35 @@ fn spec_text(k: &Keys, retention: &str) -> String {
     let t = kuvert_gov::templates::get("overlapping-benefits").unwrap();
     let mut s = t
         .replace(
+            "kem_public_key = \"placeholder:fk\"",
+            &format!(
+                "kem_public_key = \"{}\"",
+                k.fk.kem_public().unwrap().to_base64()
+            ),
+        )
+        .replace(
+            "kem_public_key = \"placeholder:kommun\"",
+            &format!(
+                "kem_public_key = \"{}\"",
+                k.kommun.kem_public().unwrap().to_base64()
+            ),
+        )
+        .replace(
+            "kem_public_key = \"placeholder:kontroll\"",
+            &format!(
+                "kem_public_key = \"{}\"",
+                k.kontroll.kem_public().unwrap().to_base64()
+            ),
+        )
+        .replace(
             "public_key = \"placeholder:fk\"",
             &format!("public_key = \"{}\"", k.fk.public().ed25519),
         )
         .replace(
             "public_key = \"placeholder:kommun\"",
             &format!("public_key = \"{}\"", k.kommun.public().ed25519),
-        )
-        .replace(
-            "public_key_x25519 = \"placeholder:fk\"",
-            &format!("public_key_x25519 = \"{}\"", k.fk.public().x25519),
-        )
-        .replace(
-            "public_key_x25519 = \"placeholder:kommun\"",
-            &format!("public_key_x25519 = \"{}\"", k.kommun.public().x25519),
-        )
-        .replace(
-            "public_key_x25519 = \"placeholder:kontroll\"",
-            &format!("public_key_x25519 = \"{}\"", k.kontroll.public().x25519),
         );
+    s = kuvert_gov::templates::set_nodes(&s, &current_nodes()).unwrap();
     let contact = s.find("contact = ").unwrap();
     let end = contact + s[contact..].find('\n').unwrap();
     s.replace_range(contact..end, "contact = \"mpc-analys@fk.example\"");
@@ -242,6 +252,38 @@ fn spec_text(k: &Keys, retention: &str) -> String {
     let end = r + s[r..].find("\n\n").unwrap();
     s.replace_range(r..end, &format!("[retention]\n{retention}"));
     s
+}
+
+thread_local! {
+    /// The nodes of the cluster this test thread started (specs name them).
+    static NODES: std::cell::RefCell<Option<Vec<kuvert_gov::spec::SpecNode>>> =
+        const { std::cell::RefCell::new(None) };
+}
+
+/// Fixed fingerprints for tests that drive a `Gov` without a cluster.
+fn fixed_fingerprint(i: usize) -> String {
+    std::iter::repeat_n(char::from(b'a' + i as u8), 64).collect()
+}
+
+fn current_nodes() -> Vec<kuvert_gov::spec::SpecNode> {
+    NODES.with(|n| n.borrow().clone()).unwrap_or_else(|| {
+        (0..3)
+            .map(|i| kuvert_gov::spec::SpecNode {
+                operator: format!("Operator {i}"),
+                fingerprint: fixed_fingerprint(i),
+                endpoint: None,
+            })
+            .collect()
+    })
+}
+
+/// The pins of a `Gov` driven without a cluster, as node `i` of the fixed
+/// nodes.
+fn pins_fixed(i: usize) -> gov::NodePins {
+    gov::NodePins {
+        own: fixed_fingerprint(i),
+        federation: None,
+    }
 }
 
 const AT_JOB_END: &str = "delete_shares_at_job_end = true\nresult_deadline = 30";
@@ -262,7 +304,12 @@ fn approve(text: &str, k: &Keys) -> (AnalysisId, Vec<Approval>) {
 
 struct Cluster {
     dir: tempfile::TempDir,
+    /// The parties' directory (their certificates, the nodes' receipt keys).
     pki: PathBuf,
+    /// The service operator's directory (the coordinator's certificate).
+    service: PathBuf,
+    /// The three nodes' key fingerprints.
+    pins: [String; 3],
     addrs: [SocketAddr; 3],
     nodes: Vec<Option<Arc<Node>>>,
 }
@@ -283,34 +330,48 @@ fn free_port() -> SocketAddr {
 }
 
 impl Cluster {
+    /// Three operators, each with its own CA and node key made by
+    /// request/sign, a federation signed by all three, production nodes
+    /// (no dev_mode) pinned by it.
     fn start(connect_timeout: u64) -> Cluster {
         let dir = tempfile::tempdir().unwrap();
-        let pki = dir.path().join("pki");
-        kuvert_net::pki::init(
-            &pki,
-            &kuvert_net::pki::InitOptions {
-                nodes: 3,
-                parties: ["coordinator", "fk", "kommun", "kontroll", "intruder"]
+        let mpc = [free_port(), free_port(), free_port()];
+        let addrs = [free_port(), free_port(), free_port()];
+        let dep = kuvert_node::operators::setup(
+            &dir.path().join("ops"),
+            &kuvert_node::operators::Plan {
+                name: "test-federation".into(),
+                operators: ["Operator A", "Operator B", "Operator C"].map(String::from),
+                mpc,
+                api: addrs,
+                parties: ["fk", "kommun", "kontroll", "intruder"]
                     .map(String::from)
                     .to_vec(),
-                validity_days: 30,
-                force: false,
+                days: 30,
             },
         )
         .unwrap();
-        assert_eq!(gov::ensure_signing_keys(&pki).unwrap().len(), 6);
-        let mpc = [free_port(), free_port(), free_port()];
-        let addrs = [free_port(), free_port(), free_port()];
+        NODES.with(|n| *n.borrow_mut() = Some(dep.spec_nodes().unwrap()));
         for (i, listen) in addrs.iter().enumerate() {
             let toml = format!(
-                "id = {i}\nlisten = \"{listen}\"\nnodes = [\"{}\", \"{}\", \"{}\"]\npki_dir = \"pki\"\ndata_dir = \"node{i}\"\nio_timeout_secs = 10\nconnect_timeout_secs = {connect_timeout}\nsweep_secs = 3600\n",
-                mpc[0], mpc[1], mpc[2]
+                "id = {i}\nlisten = \"{listen}\"\npki_dir = \"{}\"\ndata_dir = \"node{i}\"\n\
+                 federation = \"{}\"\nclient_cas = [\"{}\", \"{}\"]\n\
+                 io_timeout_secs = 10\nconnect_timeout_secs = {connect_timeout}\nsweep_secs = 3600\n",
+                dep.node_dirs[i].display(),
+                dep.federation.display(),
+                dep.parties.join("ca.crt").display(),
+                dep.service.join("ca.crt").display(),
             );
             std::fs::write(dir.path().join(format!("node{i}.toml")), toml).unwrap();
         }
+        let pki = dep.parties.clone();
+        let service = dep.service.clone();
+        let pins = dep.fingerprints.clone();
         let mut c = Cluster {
             dir,
             pki,
+            service,
+            pins,
             addrs,
             nodes: vec![None, None, None],
         };
@@ -345,7 +406,12 @@ impl Cluster {
     }
 
     fn client(&self, party: &str) -> Nodes {
-        Nodes::new(&self.pki, party, self.addrs).unwrap()
+        let dir = if party == "coordinator" {
+            &self.service
+        } else {
+            &self.pki
+        };
+        Nodes::pinned(dir, party, self.addrs, self.pins.clone(), "the test federation").unwrap()
     }
 
     /// Poll until every node is done (or one failed); returns the states.
@@ -787,7 +853,7 @@ fn a_failed_run_releases_nothing_keeps_inputs_and_a_restarted_node_resumes() {
 
     // Node 2 goes down; the other two are told to run and cannot.
     c.stop_node(2);
-    let all = Nodes::new(&c.pki, "coordinator", c.addrs).unwrap();
+    let all = c.client("coordinator");
     for i in 0..2 {
         let mut conn = all.connect(i).unwrap();
         let (resp, _) = conn
@@ -934,7 +1000,15 @@ fn a_node_with_a_trust_list_refuses_analyses_with_other_keys() {
     let dir = tempfile::tempdir().unwrap();
     let key = dir.path().join("node-0.gov.key");
     let only_fk = [k.fk.public().ed25519];
-    let g = gov::Gov::open(0, &dir.path().join("data"), &key, false, Some(&only_fk)).unwrap();
+    let g = gov::Gov::open(
+        0,
+        &dir.path().join("data"),
+        &key,
+        false,
+        Some(&only_fk),
+        pins_fixed(0),
+    )
+    .unwrap();
     let text = spec_text(&k, AT_JOB_END);
     let (_, approvals) = approve(&text, &k);
     let e = g.register("coordinator", &text, &approvals).unwrap_err();
@@ -946,7 +1020,15 @@ fn a_node_with_a_trust_list_refuses_analyses_with_other_keys() {
     // The key file was created on first start, with its public part.
     assert!(key.exists() && dir.path().join("node-0.gov.pub").exists());
     let both = [k.fk.public().ed25519, k.kommun.public().ed25519];
-    let g = gov::Gov::open(0, &dir.path().join("data"), &key, true, Some(&both)).unwrap();
+    let g = gov::Gov::open(
+        0,
+        &dir.path().join("data"),
+        &key,
+        true,
+        Some(&both),
+        pins_fixed(0),
+    )
+    .unwrap();
     g.register("coordinator", &text, &approvals).unwrap();
 }
 
@@ -1021,7 +1103,15 @@ fn an_output_promised_as_differentially_private_without_noise_in_its_sql_is_refu
     );
     let (_, approvals) = approve(&text, &k);
     let dir = tempfile::tempdir().unwrap();
-    let g = gov::Gov::open(1, dir.path(), &dir.path().join("k.gov.key"), false, None).unwrap();
+    let g = gov::Gov::open(
+        1,
+        dir.path(),
+        &dir.path().join("k.gov.key"),
+        false,
+        None,
+        pins_fixed(1),
+    )
+    .unwrap();
     let e = g.register("coordinator", &text, &approvals).unwrap_err();
     assert!(
         e.to_string().contains("output \"persons\"")

@@ -1,11 +1,13 @@
 #![allow(dead_code)]
 //! Test helpers: seeded keys, a filled spec, an in-memory fake of the
 //! three nodes (it verifies approvals like a real node, and can be told to
-//! be down, hang, refuse or fail), and HTTP helpers.
+//! be down, hang, refuse or fail), HTTPS material (one test CA per test
+//! binary, the coordinator's server certificate, the parties' client
+//! certificates, an access file with test tokens) and HTTP helpers.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -46,8 +48,24 @@ pub fn parties() -> Parties {
 /// replacement (independent of the console's toml_edit filling). `tag`
 /// goes into the purpose so that each tag gives another analysis id.
 pub fn spec_text(p: &Parties, tag: &str) -> String {
-    let t = kuvert_gov::templates::get("overlapping-benefits").unwrap();
+    let t = kuvert_gov::templates::set_nodes(
+        kuvert_gov::templates::get("overlapping-benefits").unwrap(),
+        &spec_nodes(),
+    )
+    .unwrap();
     let mut s = t
+        .replace(
+            "kem_public_key = \"placeholder:fk\"",
+            &format!("kem_public_key = \"{}\"", p.fk.kem_public().unwrap().to_base64()),
+        )
+        .replace(
+            "kem_public_key = \"placeholder:kommun\"",
+            &format!("kem_public_key = \"{}\"", p.kommun.kem_public().unwrap().to_base64()),
+        )
+        .replace(
+            "kem_public_key = \"placeholder:kontroll\"",
+            &format!("kem_public_key = \"{}\"", p.kontroll.kem_public().unwrap().to_base64()),
+        )
         .replace(
             "public_key = \"placeholder:fk\"",
             &format!("public_key = \"{}\"", p.fk.public().ed25519),
@@ -55,18 +73,6 @@ pub fn spec_text(p: &Parties, tag: &str) -> String {
         .replace(
             "public_key = \"placeholder:kommun\"",
             &format!("public_key = \"{}\"", p.kommun.public().ed25519),
-        )
-        .replace(
-            "public_key_x25519 = \"placeholder:fk\"",
-            &format!("public_key_x25519 = \"{}\"", p.fk.public().x25519),
-        )
-        .replace(
-            "public_key_x25519 = \"placeholder:kommun\"",
-            &format!("public_key_x25519 = \"{}\"", p.kommun.public().x25519),
-        )
-        .replace(
-            "public_key_x25519 = \"placeholder:kontroll\"",
-            &format!("public_key_x25519 = \"{}\"", p.kontroll.public().x25519),
         )
         .replace(
             "contact = \"placeholder: the analysis owner's functional mailbox, e.g. mpc-analys@myndighet.example\"",
@@ -79,6 +85,18 @@ pub fn spec_text(p: &Parties, tag: &str) -> String {
         );
     }
     s
+}
+
+/// The three `[[nodes]]` of the test specs (the fake nodes do not check
+/// their keys).
+pub fn spec_nodes() -> Vec<kuvert_gov::spec::SpecNode> {
+    (0..3)
+        .map(|i| kuvert_gov::spec::SpecNode {
+            operator: format!("Operator {i}"),
+            fingerprint: format!("{i}").repeat(64),
+            endpoint: None,
+        })
+        .collect()
 }
 
 pub fn id_of(text: &str) -> AnalysisId {
@@ -369,6 +387,82 @@ pub fn write_node_pub(dir: &Path, i: usize, key: &PartyKey) {
     .unwrap();
 }
 
+/// The test tokens of the access file: (token, name, roles).
+pub const ADMIN: &str = "kvt_test_admin";
+pub const SUBMITTER: &str = "kvt_test_submitter";
+pub const AUDITOR: &str = "kvt_test_auditor";
+pub const TOKENS: &[(&str, &str, &str)] = &[
+    (ADMIN, "admin", "submitter,operator,auditor"),
+    (SUBMITTER, "analyst", "submitter"),
+    (AUDITOR, "auditor", "auditor"),
+    // The parties as tokens (roles only as their specs imply), for
+    // requests on the router without TLS.
+    ("kvt_test_fk", "fk", ""),
+    ("kvt_test_kommun", "kommun", ""),
+    ("kvt_test_kontroll", "kontroll", ""),
+];
+
+/// The token of party `who` (fk, kommun, kontroll).
+pub fn party_token(who: &str) -> &'static str {
+    TOKENS
+        .iter()
+        .find(|(_, n, _)| *n == who)
+        .map(|(t, _, _)| *t)
+        .unwrap_or_else(|| panic!("no test token for {who}"))
+}
+
+/// The HTTPS material of this test binary, made once: a deployment PKI
+/// (`ca.crt`, client certificates of the parties fk, kommun, kontroll and
+/// outsider), the coordinator's server certificate `server.crt/.key` for
+/// 127.0.0.1 and localhost, and `access.toml` (fk may submit; the
+/// [`TOKENS`]).
+pub fn tls_dir() -> &'static Path {
+    static DIR: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    DIR.get_or_init(|| {
+        use kuvert_net::pki::{self, CertRole, InitOptions};
+        // Under cargo's scratch directory for tests, one per process.
+        let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
+            .join(format!("coord-tls-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        pki::init(
+            &dir,
+            &InitOptions {
+                nodes: 3,
+                parties: ["fk", "kommun", "kontroll", "outsider"]
+                    .map(String::from)
+                    .to_vec(),
+                validity_days: 2,
+                force: true,
+            },
+        )
+        .unwrap();
+        pki::request(
+            &dir,
+            &CertRole::Server,
+            &["127.0.0.1".into(), "localhost".into()],
+            false,
+        )
+        .unwrap();
+        pki::sign_request(
+            &dir,
+            &dir.join("server.csr"),
+            &CertRole::Server,
+            &dir.join("server.crt"),
+            2,
+            false,
+        )
+        .unwrap();
+        let mut access = String::from("[[principal]]\nname = \"fk\"\nroles = [\"submitter\"]\n\n");
+        for (t, name, roles) in TOKENS {
+            let roles = kuvert_coord::auth::parse_roles(roles).unwrap();
+            access.push_str(&kuvert_coord::auth::token_stanza(name, &roles, t));
+            access.push('\n');
+        }
+        std::fs::write(dir.join("access.toml"), access).unwrap();
+        dir
+    })
+}
+
 pub fn config(dir: &Path) -> Config {
     let a = |p| SocketAddr::from(([127, 0, 0, 1], p));
     let mut c = Config::new(
@@ -379,10 +473,33 @@ pub fn config(dir: &Path) -> Config {
     c.listen = a(0);
     c.poll_ms = 20;
     c.node_timeout_secs = 1;
+    let tls = tls_dir();
+    c.tls_cert = Some(tls.join("server.crt"));
+    c.tls_key = Some(tls.join("server.key"));
+    c.client_ca = vec![tls.join("ca.crt")];
+    c.access = Some(tls.join("access.toml"));
     c
 }
 
-/// One request on the router (no network).
+/// The token a router request of the tests is sent with: an approval is
+/// posted by its contributor, everything else by the test operator
+/// ([`ADMIN`]: submitter, operator and auditor).
+fn token_for(method: &str, uri: &str, body: &str) -> &'static str {
+    if method == "POST" && uri.ends_with("/approvals") {
+        if let Some(who) = serde_json::from_str::<serde_json::Value>(body)
+            .ok()
+            .and_then(|v| v["contributor"].as_str().map(str::to_string))
+        {
+            if let Some((t, _, _)) = TOKENS.iter().find(|(_, n, _)| *n == who) {
+                return t;
+            }
+        }
+    }
+    ADMIN
+}
+
+/// One request on the router (no network), with the credentials of
+/// [`token_for`].
 pub async fn call(app: &Router, method: &str, uri: &str, body: &str) -> (StatusCode, String) {
     call_ct(app, method, uri, body, "text/plain").await
 }
@@ -394,34 +511,134 @@ pub async fn call_ct(
     body: &str,
     ctype: &str,
 ) -> (StatusCode, String) {
-    let req = Request::builder()
+    let token = token_for(method, uri, body);
+    call_as(app, Some(token), method, uri, body, ctype).await
+}
+
+/// One request on the router with bearer token `token` (or none).
+pub async fn call_as(
+    app: &Router,
+    token: Option<&str>,
+    method: &str,
+    uri: &str,
+    body: &str,
+    ctype: &str,
+) -> (StatusCode, String) {
+    let (status, _, body) = call_full(app, token, &[], method, uri, body, ctype).await;
+    (status, body)
+}
+
+/// One request on the router: bearer `token`, extra `headers`; status,
+/// response headers and body.
+pub async fn call_full(
+    app: &Router,
+    token: Option<&str>,
+    headers: &[(&str, &str)],
+    method: &str,
+    uri: &str,
+    body: &str,
+    ctype: &str,
+) -> (StatusCode, axum::http::HeaderMap, String) {
+    let mut req = Request::builder()
         .method(method)
         .uri(uri)
-        .header("content-type", ctype)
-        .body(Body::from(body.to_string()))
-        .unwrap();
+        .header("content-type", ctype);
+    if let Some(t) = token {
+        req = req.header("authorization", format!("Bearer {t}"));
+    }
+    for (k, v) in headers {
+        req = req.header(*k, *v);
+    }
+    let req = req.body(Body::from(body.to_string())).unwrap();
     let resp = app.clone().oneshot(req).await.unwrap();
+    let headers = resp.headers().clone();
     let status = resp.status();
     let bytes = axum::body::to_bytes(resp.into_body(), usize::MAX)
         .await
         .unwrap();
-    (status, String::from_utf8(bytes.to_vec()).unwrap())
+    (status, headers, String::from_utf8(bytes.to_vec()).unwrap())
 }
 
 pub fn json(s: &str) -> serde_json::Value {
     serde_json::from_str(s).unwrap_or_else(|e| panic!("not JSON ({e}): {s}"))
 }
 
-/// A minimal HTTP/1.1 client over a real TCP connection.
+/// How a request over the network authenticates.
+#[derive(Debug, Clone, Copy)]
+pub enum Cred<'a> {
+    /// Nothing.
+    None,
+    /// `Authorization: Bearer TOKEN`.
+    Token(&'a str),
+    /// The client certificate of this party (from [`tls_dir`]).
+    Cert(&'a str),
+}
+
+/// The TLS client configuration of the tests: trusts the test CA, presents
+/// `party`'s certificate when given.
+pub fn client_tls(party: Option<&str>) -> Arc<rustls::ClientConfig> {
+    let roots = kuvert_net::pki::load_roots(&tls_dir().join("ca.crt")).unwrap();
+    let b = rustls::ClientConfig::builder_with_provider(kuvert_net::tls::provider())
+        .with_protocol_versions(&[&rustls::version::TLS13])
+        .unwrap()
+        .with_root_certificates(roots);
+    Arc::new(match party {
+        Some(p) => {
+            let id = kuvert_net::pki::Identity::load_party(tls_dir(), p).unwrap();
+            b.with_client_auth_cert(id.certs.clone(), id.clone_key())
+                .unwrap()
+        }
+        None => b.with_no_client_auth(),
+    })
+}
+
+/// A minimal HTTPS/1.1 client over a real TCP connection, with the
+/// credentials of [`token_for`], except that an approval is posted with
+/// its contributor's client certificate.
 pub async fn http(addr: SocketAddr, method: &str, path: &str, body: &str) -> (u16, String) {
-    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let cred = match token_for(method, path, body) {
+        ADMIN => Cred::Token(ADMIN),
+        t => Cred::Cert(
+            TOKENS
+                .iter()
+                .find(|(x, _, _)| *x == t)
+                .map(|(_, n, _)| *n)
+                .unwrap(),
+        ),
+    };
+    https(addr, cred, method, path, body).await
+}
+
+/// One HTTPS request with `cred`; status and body.
+pub async fn https(
+    addr: SocketAddr,
+    cred: Cred<'_>,
+    method: &str,
+    path: &str,
+    body: &str,
+) -> (u16, String) {
+    let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let party = match cred {
+        Cred::Cert(p) => Some(p),
+        _ => None,
+    };
+    let connector = tokio_rustls::TlsConnector::from(client_tls(party));
+    let name = rustls::pki_types::ServerName::try_from("127.0.0.1").unwrap();
+    let mut s = connector.connect(name, tcp).await.unwrap();
+    let auth = match cred {
+        Cred::Token(t) => format!("Authorization: Bearer {t}\r\n"),
+        _ => String::new(),
+    };
     let req = format!(
-        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Type: text/plain\r\nContent-Length: {}\r\n\r\n{body}",
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Type: text/plain\r\n{auth}Content-Length: {}\r\n\r\n{body}",
         body.len()
     );
     s.write_all(req.as_bytes()).await.unwrap();
     let mut buf = Vec::new();
-    s.read_to_end(&mut buf).await.unwrap();
+    // A peer that closes without close_notify still sent the whole answer.
+    if let Err(e) = s.read_to_end(&mut buf).await {
+        assert_eq!(e.kind(), std::io::ErrorKind::UnexpectedEof, "{e}");
+    }
     let text = String::from_utf8(buf).unwrap();
     let (head, body) = text.split_once("\r\n\r\n").unwrap();
     let status: u16 = head.split(' ').nth(1).unwrap().parse().unwrap();

@@ -10,6 +10,11 @@ pub fn key(name: &str, seed: u64) -> PartyKey {
     PartyKey::generate_with(name, &mut rng)
 }
 
+/// A party's result key as a spec holds it (`kem_public_key`).
+pub fn kem(k: &PartyKey) -> String {
+    k.kem_public().unwrap().to_base64()
+}
+
 pub struct Parties {
     pub fk: PartyKey,
     pub kommun: PartyKey,
@@ -36,14 +41,14 @@ pub fn spec_text(p: &Parties) -> String {
             "public_key = \"placeholder:kommun\"" => {
                 format!("public_key = \"{}\"", p.kommun.public().ed25519)
             }
-            "public_key_x25519 = \"placeholder:fk\"" => {
-                format!("public_key_x25519 = \"{}\"", p.fk.public().x25519)
+            "kem_public_key = \"placeholder:fk\"" => {
+                format!("kem_public_key = \"{}\"", kem(&p.fk))
             }
-            "public_key_x25519 = \"placeholder:kommun\"" => {
-                format!("public_key_x25519 = \"{}\"", p.kommun.public().x25519)
+            "kem_public_key = \"placeholder:kommun\"" => {
+                format!("kem_public_key = \"{}\"", kem(&p.kommun))
             }
-            "public_key_x25519 = \"placeholder:kontroll\"" => {
-                format!("public_key_x25519 = \"{}\"", p.kontroll.public().x25519)
+            "kem_public_key = \"placeholder:kontroll\"" => {
+                format!("kem_public_key = \"{}\"", kem(&p.kontroll))
             }
             other => other.to_string(),
         };
@@ -54,7 +59,18 @@ pub fn spec_text(p: &Parties) -> String {
         "contact = \"placeholder: the analysis owner's functional mailbox, e.g. mpc-analys@myndighet.example\"",
         "contact = \"mpc-analys@fk.example\"",
     );
-    s
+    kuvert_gov::templates::set_nodes(&s, &nodes()).unwrap()
+}
+
+/// Three nodes with fixed key fingerprints (`[[nodes]]` of the test specs).
+pub fn nodes() -> Vec<kuvert_gov::spec::SpecNode> {
+    (0..3u8)
+        .map(|i| kuvert_gov::spec::SpecNode {
+            operator: format!("Operator {i}"),
+            fingerprint: std::iter::repeat_n(char::from(b'a' + i), 64).collect(),
+            endpoint: None,
+        })
+        .collect()
 }
 
 pub fn spec(p: &Parties) -> AnalysisSpec {
