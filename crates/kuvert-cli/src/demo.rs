@@ -200,7 +200,10 @@ pub fn run(a: DemoArgs) -> anyhow::Result<ExitCode> {
     )
     .map_err(|e| anyhow!(e))?;
     let fed = kuvert_net::Federation::load_verified(&dep.federation)?;
-    eprintln!("  federation {} signed by all three operators", fed.hash_hex());
+    eprintln!(
+        "  federation {} signed by all three operators",
+        fed.hash_hex()
+    );
     // The parties' view: their certificates from the agencies' CA, and
     // the nodes' public receipt keys from the federation.
     let pki = dep.parties.clone();

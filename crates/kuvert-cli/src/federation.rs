@@ -128,12 +128,17 @@ pub fn run(cmd: FederationCommand) -> anyhow::Result<ExitCode> {
             }
             let key = kuvert_gov::PublicKeys::load(&signing_pub)
                 .and_then(|k| k.verifying_key())
-                .with_context(|| format!("{}: not a node's public receipt key", signing_pub.display()))?;
+                .with_context(|| {
+                    format!("{}: not a node's public receipt key", signing_pub.display())
+                })?;
             let hexkey: String = key.to_bytes().iter().map(|b| format!("{b:02x}")).collect();
             let entry = federation::entry(id, &operator, &mpc, &api, &ca, &cert, &hexkey)?;
             let text = toml::to_string_pretty(&entry)?;
-            std::fs::write(&out, format!("# Federation entry of node {id}, run by {operator}.\n{text}"))
-                .with_context(|| format!("cannot write {}", out.display()))?;
+            std::fs::write(
+                &out,
+                format!("# Federation entry of node {id}, run by {operator}.\n{text}"),
+            )
+            .with_context(|| format!("cannot write {}", out.display()))?;
             eprintln!(
                 "wrote {}: node {id}, key fingerprint {}\nnext: send it to the other two operators; \
                  `kuvert federation assemble` joins the three entries",
@@ -171,7 +176,10 @@ pub fn run(cmd: FederationCommand) -> anyhow::Result<ExitCode> {
             let k = kuvert_gov::PartyKey::load(&key)?;
             let sig = k.sign_federation(&fed.hash());
             fed.add_signature(id, &sig.to_bytes()).map_err(|e| {
-                anyhow!("{e}\n(the key {} is not node {id}'s signing_key in the file)", key.display())
+                anyhow!(
+                    "{e}\n(the key {} is not node {id}'s signing_key in the file)",
+                    key.display()
+                )
             })?;
             std::fs::write(&file, fed.to_toml())
                 .with_context(|| format!("cannot write {}", file.display()))?;
@@ -179,7 +187,11 @@ pub fn run(cmd: FederationCommand) -> anyhow::Result<ExitCode> {
                 .filter(|n| !fed.signatures.iter().any(|s| s.node == *n))
                 .map(|n| n.to_string())
                 .collect();
-            eprintln!("node {id} signed federation {} ({})", fed.name, fed.hash_hex());
+            eprintln!(
+                "node {id} signed federation {} ({})",
+                fed.name,
+                fed.hash_hex()
+            );
             if missing.is_empty() {
                 eprintln!("all three operators have signed: give the file to every node (federation = ... in node.toml), the coordinator and the parties");
             } else {

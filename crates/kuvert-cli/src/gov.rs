@@ -69,9 +69,11 @@ pub enum AnalysisCommand {
         #[arg(long)]
         canonical: bool,
     },
-    /// Validate a spec: ids, keys, table names, schemas, SQL, retention, DP.
-    /// Prints its id and a summary; exit 2 with the field and place of the
-    /// first problem.
+    /// Validate a spec: ids, keys, table names, schemas, SQL, retention, DP;
+    /// then compile every output as the nodes will (the SQL against the
+    /// declared schemas, the [[dp]] section against the WITH PRIVACY
+    /// clauses). Prints its id and a summary; exit 2 with the field and
+    /// place, or the output, of the first problem.
     Check {
         /// The analysis spec (TOML).
         spec: PathBuf,
@@ -352,6 +354,14 @@ fn analysis(c: AnalysisCommand) -> Result<ExitCode, GovError> {
         }
         AnalysisCommand::Check { spec, template } => {
             let s = AnalysisSpec::load(&spec, mode(template))?;
+            // Compile every output exactly as the nodes will before they
+            // register it (SQL against the declared schemas, [[dp]] against
+            // WITH PRIVACY), so a spec that cannot run is caught before
+            // anyone approves it.
+            if let Err(e) = kuvert_node::gov::compile_spec(&s) {
+                eprintln!("error: {}: {e}", spec.display());
+                return Ok(ExitCode::from(2));
+            }
             let outputs: std::collections::BTreeSet<&str> = s
                 .recipients
                 .iter()

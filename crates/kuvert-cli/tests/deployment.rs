@@ -59,14 +59,31 @@ fn the_three_operator_setup_of_deployment_md_runs_and_the_nodes_pin_each_other()
         //    receipt key; the CA signs; the fingerprint.
         kuvert(&["pki", "ca", "init", "--org", orgs[i], "--out", s(&ca)]);
         kuvert(&[
-            "pki", "request", "--node", &id, "--host", "localhost", "--host", "127.0.0.1",
-            "--out", s(&node),
+            "pki",
+            "request",
+            "--node",
+            &id,
+            "--host",
+            "localhost",
+            "--host",
+            "127.0.0.1",
+            "--out",
+            s(&node),
         ]);
         kuvert(&["federation", "keygen", "--id", &id, "--dir", s(&node)]);
         let csr = node.join(format!("node-{i}.csr"));
         let crt = node.join(format!("node-{i}.crt"));
         kuvert(&[
-            "pki", "sign", "--ca", s(&ca), "--csr", s(&csr), "--node", &id, "--out", s(&crt),
+            "pki",
+            "sign",
+            "--ca",
+            s(&ca),
+            "--csr",
+            s(&csr),
+            "--node",
+            &id,
+            "--out",
+            s(&crt),
         ]);
         assert!(!ca.join(format!("node-{i}.key")).exists());
         let fp = kuvert(&["pki", "fingerprint", s(&crt)]);
@@ -76,18 +93,38 @@ fn the_three_operator_setup_of_deployment_md_runs_and_the_nodes_pin_each_other()
         // 2. The operator's federation entry.
         let entry = d.join(format!("entry-{i}.toml"));
         kuvert(&[
-            "federation", "entry", "--id", &id, "--operator", orgs[i],
-            "--mpc", &mpc[i].to_string(), "--api", &api[i].to_string(),
-            "--ca", s(&ca.join("ca.crt")), "--cert", s(&crt),
-            "--signing-pub", s(&node.join(format!("node-{i}.gov.pub"))),
-            "--out", s(&entry),
+            "federation",
+            "entry",
+            "--id",
+            &id,
+            "--operator",
+            orgs[i],
+            "--mpc",
+            &mpc[i].to_string(),
+            "--api",
+            &api[i].to_string(),
+            "--ca",
+            s(&ca.join("ca.crt")),
+            "--cert",
+            s(&crt),
+            "--signing-pub",
+            s(&node.join(format!("node-{i}.gov.pub"))),
+            "--out",
+            s(&entry),
         ]);
         entries.push(entry);
     }
     let fed = d.join("federation.toml");
     let out = kuvert(&[
-        "federation", "assemble", "--name", "kuvert-test", "--out", s(&fed),
-        s(&entries[0]), s(&entries[1]), s(&entries[2]),
+        "federation",
+        "assemble",
+        "--name",
+        "kuvert-test",
+        "--out",
+        s(&fed),
+        s(&entries[0]),
+        s(&entries[1]),
+        s(&entries[2]),
     ]);
     let hash = String::from_utf8(out.stdout).unwrap().trim().to_string();
     // Unsigned: verify fails and names the missing signature.
@@ -106,7 +143,12 @@ fn the_three_operator_setup_of_deployment_md_runs_and_the_nodes_pin_each_other()
     assert!(!wrong.status.success());
     for i in 0..3 {
         kuvert(&[
-            "federation", "sign", s(&fed), "--id", &i.to_string(), "--key",
+            "federation",
+            "sign",
+            s(&fed),
+            "--id",
+            &i.to_string(),
+            "--key",
             s(&d.join(format!("node-{i}-machine/node-{i}.gov.key"))),
         ]);
     }
@@ -120,11 +162,27 @@ fn the_three_operator_setup_of_deployment_md_runs_and_the_nodes_pin_each_other()
 
     // The agencies' CA and one party.
     let agencies = d.join("agencies");
-    kuvert(&["pki", "ca", "init", "--org", "The agencies", "--out", s(&agencies)]);
+    kuvert(&[
+        "pki",
+        "ca",
+        "init",
+        "--org",
+        "The agencies",
+        "--out",
+        s(&agencies),
+    ]);
     kuvert(&["pki", "request", "--party", "fk", "--out", s(&agencies)]);
     kuvert(&[
-        "pki", "sign", "--ca", s(&agencies), "--csr", s(&agencies.join("party-fk.csr")),
-        "--party", "fk", "--out", s(&agencies.join("party-fk.crt")),
+        "pki",
+        "sign",
+        "--ca",
+        s(&agencies),
+        "--csr",
+        s(&agencies.join("party-fk.csr")),
+        "--party",
+        "fk",
+        "--out",
+        s(&agencies.join("party-fk.crt")),
     ]);
 
     // 5. Three production nodes.
@@ -170,12 +228,11 @@ fn the_three_operator_setup_of_deployment_md_runs_and_the_nodes_pin_each_other()
                 Ok(mut c) => {
                     // A production node: governed requests answered, the
                     // ungoverned API refused.
-                    let r = c
-                        .ask(&Request::Status { job: "j".into() }, &[])
-                        .unwrap()
-                        .0;
+                    let r = c.ask(&Request::Status { job: "j".into() }, &[]).unwrap().0;
                     match r {
-                        Response::Error { message } => assert!(message.contains("governed"), "{message}"),
+                        Response::Error { message } => {
+                            assert!(message.contains("governed"), "{message}")
+                        }
                         other => panic!("node {i} served the ungoverned API: {other:?}"),
                     }
                     break;
@@ -194,6 +251,9 @@ fn the_three_operator_setup_of_deployment_md_runs_and_the_nodes_pin_each_other()
     }
     for i in 0..3 {
         let log = std::fs::read_to_string(d.join(format!("node-{i}-machine/node.log"))).unwrap();
-        assert!(log.contains(&hash), "node {i} does not log its federation: {log}");
+        assert!(
+            log.contains(&hash),
+            "node {i} does not log its federation: {log}"
+        );
     }
 }

@@ -89,7 +89,9 @@ fn base64(bytes: &[u8]) -> String {
     const A: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
     let mut out = String::new();
     for c in bytes.chunks(3) {
-        let n = (c[0] as u32) << 16 | (*c.get(1).unwrap_or(&0) as u32) << 8 | *c.get(2).unwrap_or(&0) as u32;
+        let n = (c[0] as u32) << 16
+            | (*c.get(1).unwrap_or(&0) as u32) << 8
+            | *c.get(2).unwrap_or(&0) as u32;
         for i in 0..4 {
             if i <= c.len() {
                 out.push(A[(n >> (18 - 6 * i) & 63) as usize] as char);
@@ -122,7 +124,10 @@ impl Chromium {
                 "--hide-scrollbars",
             ])
             .arg(format!("--user-data-dir={}", self.profile.display()))
-            .arg(format!("--ignore-certificate-errors-spki-list={}", self.pin))
+            .arg(format!(
+                "--ignore-certificate-errors-spki-list={}",
+                self.pin
+            ))
             .args(args)
             .arg(url)
             .output()
@@ -337,7 +342,11 @@ fn demo_flow_security_checks_and_console() {
             // Each page through a fresh one-time login link (the session
             // cookie is Secure, HttpOnly, SameSite=Strict).
             let pages = [
-                ("console-list-sv.png", "/".to_string(), vec!["analyses", "who"]),
+                (
+                    "console-list-sv.png",
+                    "/".to_string(),
+                    vec!["analyses", "who"],
+                ),
                 (
                     "console-analysis-sv.png",
                     format!("/analyses/{id}"),

@@ -116,7 +116,11 @@ pub const ROUTES: &[Route] = &[
     r("get", "/api/analyses", Need::Authenticated),
     r("post", "/api/analyses", Need::Global(&[Role::Submitter])),
     r("get", "/api/analyses/{id}", Need::Analysis(READ_ANALYSIS)),
-    r("get", "/api/analyses/{id}/spec", Need::Analysis(READ_ANALYSIS)),
+    r(
+        "get",
+        "/api/analyses/{id}/spec",
+        Need::Analysis(READ_ANALYSIS),
+    ),
     r(
         "get",
         "/api/analyses/{id}/approvals",
@@ -144,7 +148,11 @@ pub const ROUTES: &[Route] = &[
     r("get", "/analyses/{id}", Need::Analysis(READ_ANALYSIS)),
     r("get", "/templates", Need::Authenticated),
     r("get", "/templates/{name}", Need::Authenticated),
-    r("post", "/templates/{name}", Need::Global(&[Role::Submitter])),
+    r(
+        "post",
+        "/templates/{name}",
+        Need::Global(&[Role::Submitter]),
+    ),
     r("get", "/audit", Need::Global(OPS)),
     r("get", "/budgets", Need::Global(OPS)),
     r("get", "/login", Need::Public),
@@ -187,7 +195,10 @@ pub fn router(c: Coordinator) -> Router {
         )
         .route("/audit", get(console::audit))
         .route("/budgets", get(console::budgets))
-        .route("/login", get(console::login_form).post(console::login_submit))
+        .route(
+            "/login",
+            get(console::login_form).post(console::login_submit),
+        )
         .route("/logout", post(console::logout))
         .route_layer(axum::middleware::from_fn_with_state(
             c.clone(),
@@ -314,14 +325,7 @@ pub(crate) async fn find_for(
     auth: &Auth,
     id: &str,
     allowed: &[Role],
-) -> Result<
-    (
-        AnalysisRow,
-        AnalysisSpec,
-        std::collections::BTreeSet<Role>,
-    ),
-    ApiError,
-> {
+) -> Result<(AnalysisRow, AnalysisSpec, std::collections::BTreeSet<Role>), ApiError> {
     let p = auth::principal(auth)?;
     let a = find(c, id).await?;
     let spec = Coordinator::spec_of(&a)?;

@@ -45,9 +45,7 @@ use crate::api::{ApiError, Need};
 use crate::Coordinator;
 
 /// A global or per-analysis role.
-#[derive(
-    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
-)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Role {
     /// Submits analyses; reads the analyses it submitted.
@@ -796,9 +794,11 @@ mod tests {
         assert_eq!(p.roles, BTreeSet::from([Role::Operator, Role::Auditor]));
         assert!(a.token("kvt_wrong").is_none());
         assert!(Access::parse("[[principal]]\nname = \"FK\"\nroles = []\n").is_err());
-        assert!(Access::parse("[[principal]]\nname = \"fk\"\nroles = [\"admin\"]\n")
-            .unwrap_err()
-            .contains("submitter, contributor"));
+        assert!(
+            Access::parse("[[principal]]\nname = \"fk\"\nroles = [\"admin\"]\n")
+                .unwrap_err()
+                .contains("submitter, contributor")
+        );
         assert!(Access::parse("[[token]]\nname = \"x\"\nsha256 = \"ab\"\nroles = []\n").is_err());
         assert!(Access::parse("[[nobody]]\n").is_err());
         assert!(parse_roles("operator, bogus").is_err());

@@ -23,8 +23,8 @@ use kuvert_gov::{AnalysisSpec, AuditRecord, Validation};
 use serde::Deserialize;
 
 use crate::api::{
-    approval_rows, audit_records, find_for, submit_text, visible_analyses, ApiError,
-    READ_ANALYSIS, READ_GOVERNANCE,
+    approval_rows, audit_records, find_for, submit_text, visible_analyses, ApiError, READ_ANALYSIS,
+    READ_GOVERNANCE,
 };
 use crate::auth::{self, Auth, Principal, Via};
 use crate::sched::gov_state_text;
@@ -242,10 +242,7 @@ pub(crate) fn error_response(l: Lang, path: &str, err: ApiError) -> Response {
 /// A page asked for without credentials: to the login page, and back here
 /// afterwards.
 pub(crate) fn to_login(l: Lang, uri: &Uri) -> Response {
-    let next = uri
-        .path_and_query()
-        .map(|p| p.as_str())
-        .unwrap_or("/");
+    let next = uri.path_and_query().map(|p| p.as_str()).unwrap_or("/");
     (
         StatusCode::SEE_OTHER,
         [(
@@ -398,6 +395,24 @@ async fn analysis_body(
             "<p><a href=\"/api/analyses/{id}/spec\">{}</a></p>",
             l.t("Specifikationen (TOML)", "The spec (TOML)"),
             id = e(&a.id),
+        );
+    }
+
+    // While approvals are awaited: exactly what each contributor approves
+    // (the same summary `kuvert analysis approve` prints before it asks),
+    // then how to approve. Signing happens on the contributor's machine,
+    // with its key; the console never holds one.
+    if a.state == State::Submitted {
+        let _ = writeln!(
+            s,
+            "<section aria-labelledby=\"h-approve\">\n<h2 id=\"h-approve\">{}</h2>\n{}\n<p>{} <code>kuvert analysis approve {} --key CONTRIBUTOR.key</code></p>\n</section>",
+            l.t("Det här godkänns", "What is approved"),
+            kuvert_gov::describe::approval_summary_html(&spec),
+            l.t(
+                "Varje bidragsgivare läser detta och godkänner på sin egen dator:",
+                "Each contributor reads this and approves on its own machine:"
+            ),
+            e(&a.id),
         );
     }
 
@@ -917,6 +932,7 @@ fn form(
     values: &HashMap<String, String>,
     error: Option<&str>,
     csrf: Option<&str>,
+    nodes: Option<&[kuvert_gov::spec::SpecNode]>,
 ) -> Option<String> {
     let spec = kuvert_gov::templates::spec(name).ok()?;
     let mut s = String::new();
@@ -943,7 +959,11 @@ fn form(
         l.code()
     );
     if let Some(t) = csrf {
-        let _ = writeln!(s, "<input type=\"hidden\" name=\"_csrf\" value=\"{}\">", e(t));
+        let _ = writeln!(
+            s,
+            "<input type=\"hidden\" name=\"_csrf\" value=\"{}\">",
+            e(t)
+        );
     }
     let val = |k: &str, default: &str| -> String {
         e(values.get(k).map(String::as_str).unwrap_or(default))
@@ -1012,6 +1032,56 @@ fn form(
         }
         s.push_str("</fieldset>\n");
     }
+    // The compute nodes the contributors will approve: the federation's
+    // (shown, not editable), or entered by hand when this coordinator has
+    // no federation file.
+    let _ = writeln!(
+        s,
+        "<fieldset>\n<legend>{}</legend>",
+        l.t(
+            "Beräkningsnoderna (nyckelfingeravtryck)",
+            "The compute nodes (key fingerprints)"
+        )
+    );
+    match nodes {
+        Some(nodes) => {
+            s.push_str("<ol start=\"0\">\n");
+            for n in nodes {
+                let _ = writeln!(
+                    s,
+                    "<li>{} <code>{}</code></li>",
+                    e(&n.operator),
+                    e(&n.fingerprint)
+                );
+            }
+            s.push_str("</ol>\n");
+        }
+        None => {
+            for i in 0..3 {
+                for (key, label) in [
+                    (format!("operator.{i}"), l.t("Operatör", "Operator")),
+                    (
+                        format!("node.{i}"),
+                        l.t(
+                            "Nyckelns fingeravtryck (kuvert federation nodes)",
+                            "Key fingerprint (kuvert federation nodes)",
+                        ),
+                    ),
+                ] {
+                    let fid = key.replace('.', "-");
+                    let _ = writeln!(
+                        s,
+                        "<label for=\"{fid}\">{} {i}: {}</label>\n<input id=\"{fid}\" name=\"{}\" value=\"{}\" required>",
+                        l.t("Nod", "Node"),
+                        e(label),
+                        e(&key),
+                        val(&key, "")
+                    );
+                }
+            }
+        }
+    }
+    s.push_str("</fieldset>\n");
     let _ = writeln!(
         s,
         "<label for=\"contact\">{}</label>\n<input id=\"contact\" name=\"contact\" type=\"email\" value=\"{}\" required>",
@@ -1037,7 +1107,14 @@ pub async fn template_form(
     let v = Viewer::of(&c, l, &auth);
     let path = format!("/templates/{name}");
     let csrf = auth.0.as_ref().and_then(|p| c.inner.auth.csrf(p));
-    match form(l, &name, &HashMap::new(), None, csrf.as_deref()) {
+    match form(
+        l,
+        &name,
+        &HashMap::new(),
+        None,
+        csrf.as_deref(),
+        c.inner.spec_nodes.as_deref(),
+    ) {
         Some(body) => page(l, &v, &path, &name, &body).into_response(),
         None => error_page(
             l,
@@ -1057,9 +1134,42 @@ pub async fn template_form(
 /// Fill template `name` with form values: `org.ID`, `ctrl.ID`, `ed.ID`
 /// (contributor's Ed25519 key), `kem.ID` (recipient's X-Wing result key) and
 /// `contact`. Empty values leave the template's text. Comments and layout
-/// of the template are kept (toml_edit).
-pub fn fill_template(name: &str, values: &HashMap<String, String>) -> Result<String, String> {
-    let text = kuvert_gov::templates::get(name).map_err(|e| e.to_string())?;
+/// of the template are kept (toml_edit). `nodes` (the coordinator's
+/// federation, when it has one) become the spec's `[[nodes]]`; without
+/// them the form's `node.I` (key fingerprint) and `operator.I` fill them.
+pub fn fill_template(
+    name: &str,
+    values: &HashMap<String, String>,
+    nodes: Option<&[kuvert_gov::spec::SpecNode]>,
+) -> Result<String, String> {
+    let base = kuvert_gov::templates::get(name).map_err(|e| e.to_string())?;
+    let from_form: Vec<kuvert_gov::spec::SpecNode>;
+    let nodes = match nodes {
+        Some(n) => Some(n),
+        None => {
+            let v = |k: String| values.get(&k).map(|v| v.trim()).filter(|v| !v.is_empty());
+            from_form = (0..3)
+                .filter_map(|i| {
+                    v(format!("node.{i}")).map(|fp| kuvert_gov::spec::SpecNode {
+                        operator: v(format!("operator.{i}"))
+                            .unwrap_or("(operator not given)")
+                            .to_string(),
+                        fingerprint: fp.to_string(),
+                        endpoint: None,
+                    })
+                })
+                .collect();
+            (from_form.len() == 3).then_some(&from_form[..])
+        }
+    };
+    let filled;
+    let text = match nodes {
+        Some(n) => {
+            filled = kuvert_gov::templates::set_nodes(base, n).map_err(|e| e.to_string())?;
+            filled.as_str()
+        }
+        None => base,
+    };
     let mut doc: toml_edit::DocumentMut = text
         .parse()
         .map_err(|e| format!("template {name} does not parse: {e}"))?;
@@ -1129,7 +1239,7 @@ pub async fn template_submit(
     if kuvert_gov::templates::get(&name).is_err() {
         return template_form(AxState(c), Extension(auth), Path(name), Query(q)).await;
     }
-    let result = match fill_template(&name, &values) {
+    let result = match fill_template(&name, &values, c.inner.spec_nodes.as_deref()) {
         Ok(text) => {
             // Check here first for a message that names the form's fields.
             match AnalysisSpec::parse(&text, &format!("{name} (form)"), Validation::Strict) {
@@ -1150,7 +1260,15 @@ pub async fn template_submit(
             .into_response(),
         Err(err) => {
             let csrf = c.inner.auth.csrf(p);
-            let body = form(l, &name, &values, Some(&err), csrf.as_deref()).unwrap_or_default();
+            let body = form(
+                l,
+                &name,
+                &values,
+                Some(&err),
+                csrf.as_deref(),
+                c.inner.spec_nodes.as_deref(),
+            )
+            .unwrap_or_default();
             (StatusCode::BAD_REQUEST, page(l, &v, &path, &name, &body)).into_response()
         }
     }
@@ -1173,7 +1291,11 @@ pub struct LoginForm {
 fn login_page(l: Lang, next: Option<&str>, error: Option<&str>) -> Html<String> {
     let mut s = String::new();
     if let Some(err) = error {
-        let _ = writeln!(s, "<div class=\"error\" role=\"alert\"><p>{}</p></div>", e(err));
+        let _ = writeln!(
+            s,
+            "<div class=\"error\" role=\"alert\"><p>{}</p></div>",
+            e(err)
+        );
     }
     let _ = writeln!(
         s,
@@ -1187,7 +1309,11 @@ fn login_page(l: Lang, next: Option<&str>, error: Option<&str>) -> Html<String> 
         l.code()
     );
     if let Some(n) = next {
-        let _ = writeln!(s, "<input type=\"hidden\" name=\"next\" value=\"{}\">", e(n));
+        let _ = writeln!(
+            s,
+            "<input type=\"hidden\" name=\"next\" value=\"{}\">",
+            e(n)
+        );
     }
     let _ = writeln!(
         s,

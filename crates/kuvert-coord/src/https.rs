@@ -26,7 +26,7 @@ use tokio::sync::watch;
 use tokio_rustls::TlsAcceptor;
 
 use crate::auth::ClientCert;
-use crate::{CoordError, Config};
+use crate::{Config, CoordError};
 
 /// A TLS handshake (and the first byte before it) must come this fast.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -79,9 +79,7 @@ pub fn server_config(config: &Config) -> Result<Arc<ServerConfig>, CoordError> {
         let mut roots = RootCertStore::empty();
         for ca in &cas {
             for c in pki::load_certs(ca).map_err(|e| tls_err("client CA", ca, e))? {
-                roots
-                    .add(c)
-                    .map_err(|e| tls_err("client CA", ca, e))?;
+                roots.add(c).map_err(|e| tls_err("client CA", ca, e))?;
             }
         }
         WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider.clone())
@@ -168,8 +166,7 @@ pub(crate) async fn serve(
                 let _ = tcp.shutdown().await;
                 return;
             }
-            let stream = match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await
-            {
+            let stream = match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
                 Ok(Ok(s)) => s,
                 Ok(Err(e)) => {
                     tracing::debug!("TLS handshake: {e}");
@@ -187,12 +184,13 @@ pub(crate) async fn serve(
                     // A node's certificate, or no usable name: no principal.
                     _ => None,
                 });
-            let svc = tower::ServiceExt::map_request(app, move |mut req: hyper::Request<Incoming>| {
-                if let Some(c) = &cert {
-                    req.extensions_mut().insert(c.clone());
-                }
-                req
-            });
+            let svc =
+                tower::ServiceExt::map_request(app, move |mut req: hyper::Request<Incoming>| {
+                    if let Some(c) = &cert {
+                        req.extensions_mut().insert(c.clone());
+                    }
+                    req
+                });
             let conn = hyper::server::conn::http1::Builder::new()
                 .timer(TokioTimer::new())
                 .header_read_timeout(HEADER_TIMEOUT)

@@ -213,6 +213,9 @@ pub(crate) struct Inner {
     pub(crate) receipt_keys: [Option<ed25519_dalek::VerifyingKey>; 3],
     pub(crate) dp_budget: kuvert_dp::ledger::Budget,
     pub(crate) auth: auth::AuthState,
+    /// The federation's three nodes as a spec names them (`[[nodes]]`),
+    /// filled into specs made from templates in the console.
+    pub(crate) spec_nodes: Option<Vec<kuvert_gov::spec::SpecNode>>,
 }
 
 /// A coordinator: storage, node access and audit log. Cheap to clone.
@@ -239,6 +242,13 @@ impl Coordinator {
             path: config.data_dir.clone(),
             message: e.to_string(),
         })?;
+        let federation = match &config.federation {
+            Some(f) => Some(
+                kuvert_net::Federation::load_verified(f)
+                    .map_err(|e| CoordError::Pki(e.to_string()))?,
+            ),
+            None => None,
+        };
         let store = Store::open(&config.database_url()).await?;
         let audit_path = config.data_dir.join("audit-coordinator.log");
         let audit = AuditLog::open(&audit_path)?;
@@ -252,7 +262,14 @@ impl Coordinator {
                 node_timeout_secs: config.node_timeout_secs.max(1),
                 poll: Duration::from_millis(config.poll_ms.max(10)),
                 wake: Notify::new(),
-                receipt_keys: [0, 1, 2].map(|i| receipt_key(&config.pki_dir, i)),
+                receipt_keys: match &federation {
+                    // The federation lists each node's receipt key.
+                    Some(f) => {
+                        [0, 1, 2].map(|i| kuvert_gov::spec::parse_ed25519(&f.nodes[i].signing_key))
+                    }
+                    None => [0, 1, 2].map(|i| receipt_key(&config.pki_dir, i)),
+                },
+                spec_nodes: federation.as_ref().map(kuvert_node::operators::spec_nodes),
                 dp_budget: config.dp_budget,
                 auth: auth::AuthState::new(access),
             }),

@@ -84,8 +84,9 @@ impl TlsNodes {
         let config = match federation {
             Some(f) => {
                 let fed = kuvert_net::Federation::load_verified(f).map_err(|e| e.to_string())?;
-                let id = kuvert_net::Identity::load_party(pki_dir, "coordinator")
-                    .map_err(|e| format!("cannot load party \"coordinator\"'s TLS identity: {e}"))?;
+                let id = kuvert_net::Identity::load_party(pki_dir, "coordinator").map_err(|e| {
+                    format!("cannot load party \"coordinator\"'s TLS identity: {e}")
+                })?;
                 tls::pinned_client_config(
                     [0, 1, 2].map(|j| fed.nodes[j].fingerprint.clone()),
                     &format!("federation {:?}", fed.name),

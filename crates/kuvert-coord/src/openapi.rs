@@ -31,7 +31,8 @@ fn secure(path: &str, method: &str, op: &mut Value) {
         if api {
             op["responses"]["401"] = err();
         } else if method == "get" {
-            op["responses"]["303"] = json!({"description": "no session or client certificate: to /login"});
+            op["responses"]["303"] =
+                json!({"description": "no session or client certificate: to /login"});
         }
         if need != Need::Authenticated {
             op["responses"]["403"] = err();

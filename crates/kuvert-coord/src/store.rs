@@ -259,12 +259,14 @@ impl Store {
 
     /// Whether `principal` submitted analysis `id`.
     pub async fn is_submitter(&self, id: &str, principal: &str) -> Result<bool, CoordError> {
-        let r = sqlx::query("SELECT principal FROM submitters WHERE analysis_id = $1 AND principal = $2")
-            .bind(id)
-            .bind(principal)
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(db_err)?;
+        let r = sqlx::query(
+            "SELECT principal FROM submitters WHERE analysis_id = $1 AND principal = $2",
+        )
+        .bind(id)
+        .bind(principal)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(db_err)?;
         Ok(r.is_some())
     }
 

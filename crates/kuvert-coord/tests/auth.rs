@@ -47,7 +47,10 @@ async fn plain_http_is_refused() {
     let (code, body) = https(running.addr, Cred::None, "GET", "/api/health", "").await;
     assert_eq!(code, 200, "{body}");
     assert_eq!(json(&body)["status"], "ok");
-    assert!(json(&body).get("analyses").is_none(), "counts only for operators");
+    assert!(
+        json(&body).get("analyses").is_none(),
+        "counts only for operators"
+    );
     let (_, body) = https(running.addr, Cred::Token(ADMIN), "GET", "/api/health", "").await;
     assert_eq!(json(&body)["analyses"], 0);
     running.stop().await.unwrap();
@@ -69,7 +72,13 @@ async fn without_credentials_every_api_route_is_401() {
         .contains("client certificate"));
     let (code, _) = https(addr, Cred::None, "POST", "/api/analyses", &text).await;
     assert_eq!(code, 401);
-    assert!(running.coordinator.store().analyses().await.unwrap().is_empty());
+    assert!(running
+        .coordinator
+        .store()
+        .analyses()
+        .await
+        .unwrap()
+        .is_empty());
     // A wrong token is 401 too, even with a valid certificate.
     let (code, body) = https(addr, Cred::Token("kvt_wrong"), "GET", "/api/analyses", "").await;
     assert_eq!(code, 401);
@@ -147,9 +156,23 @@ async fn roles_decide_over_https() {
     // contributor: 403, and nothing changes.
     let kommuns = serde_json::to_string(&approval(&p, "kommun", &id)).unwrap();
     let fks = serde_json::to_string(&approval(&p, "fk", &id)).unwrap();
-    let (code, body) = https(addr, Cred::Cert("kontroll"), "POST", &path("/approvals"), &fks).await;
+    let (code, body) = https(
+        addr,
+        Cred::Cert("kontroll"),
+        "POST",
+        &path("/approvals"),
+        &fks,
+    )
+    .await;
     assert_eq!(code, 403, "{body}");
-    let (code, body) = https(addr, Cred::Cert("fk"), "POST", &path("/approvals"), &kommuns).await;
+    let (code, body) = https(
+        addr,
+        Cred::Cert("fk"),
+        "POST",
+        &path("/approvals"),
+        &kommuns,
+    )
+    .await;
     assert_eq!(code, 403, "{body}");
     assert!(body.contains("only its own approval"), "{body}");
     // A token that stands for another principal cannot either.
@@ -160,7 +183,14 @@ async fn roles_decide_over_https() {
     // Each contributor approves for itself: 200.
     let (code, body) = https(addr, Cred::Cert("fk"), "POST", &path("/approvals"), &fks).await;
     assert_eq!(code, 200, "{body}");
-    let (code, body) = https(addr, Cred::Cert("kommun"), "POST", &path("/approvals"), &kommuns).await;
+    let (code, body) = https(
+        addr,
+        Cred::Cert("kommun"),
+        "POST",
+        &path("/approvals"),
+        &kommuns,
+    )
+    .await;
     assert_eq!(code, 200, "{body}");
     let recs = kuvert_gov::verify_file(c.audit_path()).unwrap();
     assert_eq!(recs[0].details["by"], "fk");
@@ -194,7 +224,14 @@ async fn roles_decide_over_https() {
     assert_eq!(json(&body), serde_json::json!([]));
     let text2 = spec_text(&p, "analyst's own");
     let id2 = id_of(&text2);
-    let (code, _) = https(addr, Cred::Token(SUBMITTER), "POST", "/api/analyses", &text2).await;
+    let (code, _) = https(
+        addr,
+        Cred::Token(SUBMITTER),
+        "POST",
+        "/api/analyses",
+        &text2,
+    )
+    .await;
     assert_eq!(code, 201);
     let (code, _) = https(
         addr,
@@ -254,7 +291,16 @@ async fn console_login_session_csrf_and_logout() {
     let get = |cookie: String, uri: &'static str| {
         let app = app.clone();
         async move {
-            call_full(&app, None, &[("cookie", &cookie)], "GET", uri, "", "text/plain").await
+            call_full(
+                &app,
+                None,
+                &[("cookie", &cookie)],
+                "GET",
+                uri,
+                "",
+                "text/plain",
+            )
+            .await
         }
     };
 
@@ -262,11 +308,22 @@ async fn console_login_session_csrf_and_logout() {
     let (code, h, _) = call_full(&app, None, &[], "GET", "/audit?lang=en", "", "text/plain").await;
     assert_eq!(code, StatusCode::SEE_OTHER);
     let to = h["location"].to_str().unwrap();
-    assert!(to.starts_with("/login?lang=en&next=%2Faudit") || to.contains("next=/audit"), "{to}");
+    assert!(
+        to.starts_with("/login?lang=en&next=%2Faudit") || to.contains("next=/audit"),
+        "{to}"
+    );
 
     // A wrong token: the form again, 401, no cookie.
-    let (code, h, html) =
-        call_full(&app, None, &[], "POST", "/login?lang=en", "token=kvt_nope", form).await;
+    let (code, h, html) = call_full(
+        &app,
+        None,
+        &[],
+        "POST",
+        "/login?lang=en",
+        "token=kvt_nope",
+        form,
+    )
+    .await;
     assert_eq!(code, StatusCode::UNAUTHORIZED);
     assert!(h.get("set-cookie").is_none());
     assert!(html.contains("Wrong token"), "{html}");
@@ -293,7 +350,10 @@ async fn console_login_session_csrf_and_logout() {
     let cookie = cookie_of(&h);
     let (code, _, html) = get(cookie.clone(), "/audit?lang=en").await;
     assert_eq!(code, StatusCode::OK, "{html}");
-    assert!(html.contains("id=\"who\"") && html.contains("auditor"), "{html}");
+    assert!(
+        html.contains("id=\"who\"") && html.contains("auditor"),
+        "{html}"
+    );
     // An auditor is no submitter: the template form is refused.
     let (code, _, html) = get(cookie.clone(), "/templates/opt-out?lang=en").await;
     assert_eq!(code, StatusCode::OK);
@@ -405,8 +465,15 @@ async fn one_time_login_links() {
     let app = api::router(c.clone());
     let (code, _) = call_as(&app, None, "POST", "/api/login-links", "", "text/plain").await;
     assert_eq!(code, StatusCode::UNAUTHORIZED);
-    let (code, body) =
-        call_as(&app, Some(AUDITOR), "POST", "/api/login-links", "", "text/plain").await;
+    let (code, body) = call_as(
+        &app,
+        Some(AUDITOR),
+        "POST",
+        "/api/login-links",
+        "",
+        "text/plain",
+    )
+    .await;
     assert_eq!(code, StatusCode::CREATED, "{body}");
     let v = json(&body);
     assert_eq!(v["principal"], "auditor");
@@ -415,27 +482,34 @@ async fn one_time_login_links() {
     assert_eq!(code, StatusCode::SEE_OTHER);
     assert_eq!(h["location"], "/budgets");
     let cookie = cookie_of(&h);
-    let (code, _, html) =
-        call_full(&app, None, &[("cookie", &cookie)], "GET", "/budgets", "", "text/plain").await;
+    let (code, _, html) = call_full(
+        &app,
+        None,
+        &[("cookie", &cookie)],
+        "GET",
+        "/budgets",
+        "",
+        "text/plain",
+    )
+    .await;
     assert_eq!(code, StatusCode::OK, "{html}");
     // Used once only; unknown tickets are refused.
     let (code, h, _) = call_full(&app, None, &[], "GET", &link, "", "text/plain").await;
     assert_eq!(code, StatusCode::UNAUTHORIZED);
     assert!(h.get("set-cookie").is_none());
-    let (code, _, _) = call_full(
+    let (code, _, _) =
+        call_full(&app, None, &[], "GET", "/login?ticket=00", "", "text/plain").await;
+    assert_eq!(code, StatusCode::UNAUTHORIZED);
+    // `next` never leaves the site.
+    let (_, body) = call_as(
         &app,
-        None,
-        &[],
-        "GET",
-        "/login?ticket=00",
+        Some(AUDITOR),
+        "POST",
+        "/api/login-links",
         "",
         "text/plain",
     )
     .await;
-    assert_eq!(code, StatusCode::UNAUTHORIZED);
-    // `next` never leaves the site.
-    let (_, body) =
-        call_as(&app, Some(AUDITOR), "POST", "/api/login-links", "", "text/plain").await;
     let link = format!(
         "{}&next=%2F%2Fevil.example%2F",
         json(&body)["path"].as_str().unwrap()

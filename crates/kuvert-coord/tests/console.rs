@@ -222,6 +222,7 @@ async fn submit_from_a_template_form() {
     let app = api::router(c.clone());
     let p = parties();
     let (fk, kommun, kontroll) = (p.fk.public(), p.kommun.public(), p.kontroll.public());
+    let nodes = common::spec_nodes();
     let values = [
         ("org.fk", "Försäkringskassan"),
         ("ctrl.fk", "Försäkringskassan"),
@@ -237,6 +238,12 @@ async fn submit_from_a_template_form() {
         ),
         ("kem.kontroll", kontroll.kem.as_deref().unwrap()),
         ("contact", "mpc-analys@fk.example"),
+        ("operator.0", "Operator 0"),
+        ("node.0", nodes[0].fingerprint.as_str()),
+        ("operator.1", "Operator 1"),
+        ("node.1", nodes[1].fingerprint.as_str()),
+        ("operator.2", "Operator 2"),
+        ("node.2", nodes[2].fingerprint.as_str()),
     ];
     // The form has a labelled field for each of these.
     let (_, html) = call(&app, "GET", "/templates/overlapping-benefits?lang=en", "").await;
@@ -263,6 +270,17 @@ async fn submit_from_a_template_form() {
     assert_eq!(row.state, State::Submitted);
     // The template's comments survive the filling (toml_edit).
     assert!(row.spec_toml.contains("# What each party learns:"));
+    // While approvals are awaited, the page shows what is approved: the
+    // summary `kuvert analysis approve` prints (SQL, nodes, keys ...).
+    let (code, page) = call(&app, "GET", &format!("/analyses/{id}?lang=en"), "").await;
+    assert_eq!(code, StatusCode::OK);
+    assert!(page.contains("What is approved"), "{page}");
+    assert!(page.contains(&nodes[1].fingerprint), "{page}");
+    assert!(page.contains("COUNT(DISTINCT f.pnr)"), "{page}");
+    assert!(
+        page.contains(&format!("kuvert analysis approve {id}")),
+        "{page}"
+    );
 
     // Direct check of the filling, with another organisation name.
     let mut m: HashMap<String, String> = values
@@ -270,7 +288,19 @@ async fn submit_from_a_template_form() {
         .map(|(k, v)| (k.to_string(), v.to_string()))
         .collect();
     m.insert("org.kommun".into(), "Socialnämnden i Åby".into());
-    let filled = console::fill_template("overlapping-benefits", &m).unwrap();
+    let filled = console::fill_template("overlapping-benefits", &m, None).unwrap();
+    // With the coordinator's federation, its nodes are filled in instead.
+    let other: Vec<kuvert_gov::spec::SpecNode> = nodes
+        .iter()
+        .map(|n| kuvert_gov::spec::SpecNode {
+            fingerprint: n.fingerprint.replace('0', "9"),
+            ..n.clone()
+        })
+        .collect();
+    let with_fed = console::fill_template("overlapping-benefits", &m, Some(&other)).unwrap();
+    let spec_fed =
+        kuvert_gov::AnalysisSpec::parse(&with_fed, "f", kuvert_gov::Validation::Strict).unwrap();
+    assert_eq!(spec_fed.nodes, other);
     let spec =
         kuvert_gov::AnalysisSpec::parse(&filled, "f", kuvert_gov::Validation::Strict).unwrap();
     assert_eq!(
@@ -347,7 +377,11 @@ async fn openapi_lists_every_route() {
                 .map(|r| r.as_str().unwrap())
                 .collect();
             assert_eq!(roles, route.need.roles(), "{method} {path}");
-            assert_eq!(op["x-kuvert-access"], route.need.access(), "{method} {path}");
+            assert_eq!(
+                op["x-kuvert-access"],
+                route.need.access(),
+                "{method} {path}"
+            );
             let security = op["security"].as_array().unwrap();
             if route.need == api::Need::Public {
                 assert!(roles.is_empty() && security.is_empty(), "{method} {path}");

@@ -163,8 +163,13 @@ async fn tls_nodes_speak_the_wire_protocol() {
 fn missing_pki_is_a_clear_error() {
     let dir = tempfile::tempdir().unwrap();
     let a = SocketAddr::from(([127, 0, 0, 1], 1));
-    let err =
-        TlsNodes::new(&dir.path().join("nope"), None, [a, a, a], Duration::from_secs(1)).unwrap_err();
+    let err = TlsNodes::new(
+        &dir.path().join("nope"),
+        None,
+        [a, a, a],
+        Duration::from_secs(1),
+    )
+    .unwrap_err();
     assert!(err.contains("coordinator"), "{err}");
     let e = kuvert_coord::CoordError::Pki(err);
     assert!(e.is_user_error());

@@ -46,7 +46,7 @@ use crate::{canonical, hex};
 pub const PROTOCOL_RSS3_SEMI_HONEST: &str = "rss3-semi-honest";
 
 /// Tag of the canonical document (part of what is hashed).
-pub const CANONICAL_FORMAT: &str = "kuvert-analysis-v1";
+pub const CANONICAL_FORMAT: &str = "kuvert-analysis-v2";
 
 /// A key written as `placeholder:<label>` stands for a key that is not
 /// known yet (templates). It is accepted only with
@@ -110,7 +110,9 @@ pub struct SpecNode {
 
 /// True for a node key fingerprint: 64 lowercase hex digits.
 pub fn is_fingerprint(s: &str) -> bool {
-    s.len() == 64 && s.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    s.len() == 64
+        && s.bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
 }
 
 /// The legal basis: a reference to the provision and its text or summary.

@@ -56,11 +56,13 @@ pub fn spec(name: &str) -> Result<AnalysisSpec, GovError> {
 /// the federation's three nodes (`kuvert federation nodes`, `kuvert demo`).
 pub fn set_nodes(toml_text: &str, nodes: &[SpecNode]) -> Result<String, GovError> {
     let mut doc: toml_edit::DocumentMut =
-        toml_text.parse().map_err(|e: toml_edit::TomlError| GovError::Invalid {
-            at: String::new(),
-            field: "nodes".into(),
-            message: format!("the spec does not parse as TOML: {e}"),
-        })?;
+        toml_text
+            .parse()
+            .map_err(|e: toml_edit::TomlError| GovError::Invalid {
+                at: String::new(),
+                field: "nodes".into(),
+                message: format!("the spec does not parse as TOML: {e}"),
+            })?;
     let mut arr = toml_edit::ArrayOfTables::new();
     for n in nodes {
         let mut t = toml_edit::Table::new();
@@ -93,15 +95,13 @@ mod node_tests {
             .collect();
         for name in names() {
             let text = set_nodes(get(name).unwrap(), &nodes).unwrap();
-            let spec =
-                AnalysisSpec::parse(&text, name, Validation::AllowPlaceholders).unwrap();
+            let spec = AnalysisSpec::parse(&text, name, Validation::AllowPlaceholders).unwrap();
             assert_eq!(spec.nodes, nodes, "{name}");
             // The nodes are part of the id: another node, another analysis.
             let mut other = nodes.clone();
             other[2].fingerprint = fp('d');
             let text2 = set_nodes(&text, &other).unwrap();
-            let spec2 =
-                AnalysisSpec::parse(&text2, name, Validation::AllowPlaceholders).unwrap();
+            let spec2 = AnalysisSpec::parse(&text2, name, Validation::AllowPlaceholders).unwrap();
             assert_ne!(spec.id(), spec2.id(), "{name}");
         }
     }
@@ -136,7 +136,9 @@ mod node_tests {
         let e = check(mk(&[fp('a'), fp('A'), fp('b')]));
         assert!(e.contains("not a node key fingerprint"), "{e}");
         // Placeholders pass only while a template is being filled in.
-        let e = AnalysisSpec::parse(text, "t", Validation::Strict).unwrap_err().to_string();
+        let e = AnalysisSpec::parse(text, "t", Validation::Strict)
+            .unwrap_err()
+            .to_string();
         assert!(!e.is_empty());
     }
 }

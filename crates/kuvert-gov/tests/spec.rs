@@ -56,7 +56,7 @@ fingerprint = "placeholder:n2"
 const TINY_CANONICAL: &str = concat!(
     r#"{"contact":"c","contributors":[{"controller":"A","id":"a","organisation":"A","public_key":"placeholder:a","#,
     r#""tables":[{"name":"ta","schema":"pnr:idnr,n:int"}]}],"dp":[{"delta":"0","epsilon":"0.5","output":"o"}],"#,
-    r#""format":"kuvert-analysis-v1","leakage_opt_ins":[],"legal_basis":{"reference":"OSL 10 kap. 27 §","text":"x"},"#,
+    r#""format":"kuvert-analysis-v2","leakage_opt_ins":[],"legal_basis":{"reference":"OSL 10 kap. 27 §","text":"x"},"#,
     r#""name":"t","nodes":[{"endpoint":"n0.example:7100","fingerprint":"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa","operator":"O0"},"#,
     r#"{"endpoint":null,"fingerprint":"placeholder:n1","operator":"O1"},{"endpoint":null,"fingerprint":"placeholder:n2","operator":"O2"}],"#,
     r#""protocol":"rss3-semi-honest","purpose":"p","recipients":[{"id":"r","kem_public_key":"placeholder:r","organisation":"R","#,

@@ -188,7 +188,9 @@ impl Federation {
                 return Err(bad(format!("nodes[{i}].operator is empty")));
             }
             for (field, v) in [("mpc", &n.mpc), ("api", &n.api)] {
-                if v.rsplit_once(':').is_none_or(|(h, p)| h.is_empty() || p.parse::<u16>().is_err()) {
+                if v.rsplit_once(':')
+                    .is_none_or(|(h, p)| h.is_empty() || p.parse::<u16>().is_err())
+                {
                     return Err(bad(format!("nodes[{i}].{field} {v:?} is not host:port")));
                 }
             }
@@ -221,9 +223,9 @@ impl Federation {
             }
             let mut roots = RootCertStore::empty();
             for c in &certs {
-                roots
-                    .add(c.clone())
-                    .map_err(|e| bad(format!("nodes[{i}].ca is not a usable CA certificate: {e}")))?;
+                roots.add(c.clone()).map_err(|e| {
+                    bad(format!("nodes[{i}].ca is not a usable CA certificate: {e}"))
+                })?;
             }
             cas[i] = certs;
         }
@@ -288,7 +290,11 @@ impl Federation {
 
     /// Add (or replace) node `node`'s signature, after checking that it
     /// verifies with that node's `signing_key`.
-    pub fn add_signature(&mut self, node: usize, signature: &[u8; 64]) -> Result<(), FederationError> {
+    pub fn add_signature(
+        &mut self,
+        node: usize,
+        signature: &[u8; 64],
+    ) -> Result<(), FederationError> {
         if node > 2 {
             return Err(FederationError::Invalid {
                 origin: self.origin.clone(),
@@ -317,20 +323,18 @@ impl Federation {
     /// Check that all three operators signed this exact content.
     pub fn verify(&self) -> Result<(), FederationError> {
         for node in 0..3 {
-            let s = self
-                .signatures
-                .iter()
-                .find(|s| s.node == node)
-                .ok_or(FederationError::Unsigned {
+            let s = self.signatures.iter().find(|s| s.node == node).ok_or(
+                FederationError::Unsigned {
                     origin: self.origin.clone(),
                     node,
-                })?;
-            let sig: [u8; 64] = unhex(&s.signature)
-                .and_then(|v| v.try_into().ok())
-                .ok_or(FederationError::BadSignature {
+                },
+            )?;
+            let sig: [u8; 64] = unhex(&s.signature).and_then(|v| v.try_into().ok()).ok_or(
+                FederationError::BadSignature {
                     origin: self.origin.clone(),
                     node,
-                })?;
+                },
+            )?;
             self.check_signature(node, &sig)?;
         }
         Ok(())
@@ -421,11 +425,10 @@ pub fn entry(
         origin: node_cert.display().to_string(),
         message: e.to_string(),
     })?;
-    let fingerprint =
-        pki::spki_fingerprint(&certs[0]).map_err(|e| FederationError::Invalid {
-            origin: node_cert.display().to_string(),
-            message: e.to_string(),
-        })?;
+    let fingerprint = pki::spki_fingerprint(&certs[0]).map_err(|e| FederationError::Invalid {
+        origin: node_cert.display().to_string(),
+        message: e.to_string(),
+    })?;
     Ok(FedNode {
         id,
         operator: operator.to_string(),
@@ -519,7 +522,10 @@ mod tests {
         ] {
             let changed = text.replacen(&from, &to, 1);
             assert_ne!(changed, text);
-            let e = Federation::parse(&changed, "changed").unwrap().verify().unwrap_err();
+            let e = Federation::parse(&changed, "changed")
+                .unwrap()
+                .verify()
+                .unwrap_err();
             assert!(matches!(e, FederationError::BadSignature { .. }), "{e}");
         }
         // Another operator's CA certificate in node 0's place.
@@ -537,14 +543,20 @@ mod tests {
         let mut f = Federation::new("t", nodes).unwrap();
         let by_1 = keys[1].sign(&f.signed_message());
         let e = f.add_signature(0, &by_1.to_bytes()).unwrap_err();
-        assert!(matches!(e, FederationError::BadSignature { node: 0, .. }), "{e}");
+        assert!(
+            matches!(e, FederationError::BadSignature { node: 0, .. }),
+            "{e}"
+        );
         // A signature over the bare hash (no domain tag) is refused too.
         let untagged = keys[0].sign(&f.hash());
         assert!(f.add_signature(0, &untagged.to_bytes()).is_err());
         f.add_signature(0, &keys[0].sign(&f.signed_message()).to_bytes())
             .unwrap();
         let e = f.verify().unwrap_err();
-        assert!(matches!(e, FederationError::Unsigned { node: 1, .. }), "{e}");
+        assert!(
+            matches!(e, FederationError::Unsigned { node: 1, .. }),
+            "{e}"
+        );
     }
 
     #[test]
@@ -557,17 +569,27 @@ mod tests {
             let e = Federation::new("t", n).unwrap_err().to_string();
             assert!(e.contains(want), "{e} (wanted {want:?})");
         };
-        bad(&|n| { n.pop(); }, "exactly three");
+        bad(
+            &|n| {
+                n.pop();
+            },
+            "exactly three",
+        );
         bad(&|n| n[1].id = 0, "ids must be 0, 1 and 2");
-        bad(&|n| n[2].fingerprint = n[0].fingerprint.clone(), "three nodes need three keys");
+        bad(
+            &|n| n[2].fingerprint = n[0].fingerprint.clone(),
+            "three nodes need three keys",
+        );
         bad(&|n| n[1].fingerprint = "abc".into(), "nodes[1].fingerprint");
         bad(&|n| n[0].mpc = "no-port".into(), "nodes[0].mpc");
         bad(&|n| n[2].signing_key = "00".into(), "nodes[2].signing_key");
         bad(&|n| n[1].ca = "not pem".into(), "nodes[1].ca");
         bad(&|n| n[0].operator = " ".into(), "nodes[0].operator");
-        assert!(Federation::parse("name = \"x\"\nnodes = []\nbogus = 1\n", "f")
-            .unwrap_err()
-            .to_string()
-            .contains("bogus"));
+        assert!(
+            Federation::parse("name = \"x\"\nnodes = []\nbogus = 1\n", "f")
+                .unwrap_err()
+                .to_string()
+                .contains("bogus")
+        );
     }
 }

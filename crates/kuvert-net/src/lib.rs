@@ -51,7 +51,7 @@ pub mod pq;
 pub mod tls;
 pub mod transport;
 
-pub use pki::{Identity, PeerIdentity, PkiError};
 pub use federation::Federation;
+pub use pki::{Identity, PeerIdentity, PkiError};
 pub use tls::{NodeTls, TlsError};
 pub use transport::{NetConfig, TlsTransport};

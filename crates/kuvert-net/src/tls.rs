@@ -21,9 +21,9 @@ use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, Server
 use rustls::crypto::CryptoProvider;
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use rustls::server::danger::{ClientCertVerified, ClientCertVerifier};
-use rustls::{DigitallySignedStruct, DistinguishedName, SignatureScheme};
 use rustls::server::WebPkiClientVerifier;
 use rustls::{ClientConfig, ClientConnection, RootCertStore, ServerConfig, ServerConnection};
+use rustls::{DigitallySignedStruct, DistinguishedName, SignatureScheme};
 
 use crate::federation::Federation;
 use crate::pki::{self, Identity, PeerIdentity, PkiError, PkiLayout};
@@ -216,7 +216,11 @@ impl NodeTls {
             )));
         }
         let provider = provider();
-        let verifier = Arc::new(FedClientVerifier::new(fed.clone(), client_cas, provider.clone())?);
+        let verifier = Arc::new(FedClientVerifier::new(
+            fed.clone(),
+            client_cas,
+            provider.clone(),
+        )?);
         let server = ServerConfig::builder_with_provider(provider.clone())
             .with_protocol_versions(&[&rustls::version::TLS13])
             .map_err(|e| TlsError::Config(e.to_string()))?
@@ -227,7 +231,10 @@ impl NodeTls {
             .with_protocol_versions(&[&rustls::version::TLS13])
             .map_err(|e| TlsError::Config(e.to_string()))?
             .dangerous()
-            .with_custom_certificate_verifier(Arc::new(FedServerVerifier::new(fed.clone(), provider)?))
+            .with_custom_certificate_verifier(Arc::new(FedServerVerifier::new(
+                fed.clone(),
+                provider,
+            )?))
             .with_client_auth_cert(identity.certs.clone(), identity.clone_key())
             .map_err(|e| TlsError::Config(e.to_string()))?;
         Ok(NodeTls {
@@ -550,7 +557,10 @@ struct FedServerVerifier {
 }
 
 impl FedServerVerifier {
-    fn new(fed: Arc<Federation>, provider: Arc<CryptoProvider>) -> Result<FedServerVerifier, TlsError> {
+    fn new(
+        fed: Arc<Federation>,
+        provider: Arc<CryptoProvider>,
+    ) -> Result<FedServerVerifier, TlsError> {
         let nodes = (0..3)
             .map(|j| {
                 rustls::client::WebPkiServerVerifier::builder_with_provider(
@@ -578,9 +588,8 @@ impl ServerCertVerifier for FedServerVerifier {
         ocsp: &[u8],
         now: UnixTime,
     ) -> Result<ServerCertVerified, rustls::Error> {
-        let j = node_of(server_name).ok_or_else(|| {
-            rustls::Error::General(format!("{server_name:?} is not a node name"))
-        })?;
+        let j = node_of(server_name)
+            .ok_or_else(|| rustls::Error::General(format!("{server_name:?} is not a node name")))?;
         let fp = fingerprint_of(end_entity)?;
         if fp != self.fed.nodes[j].fingerprint {
             let reason = format!(
@@ -639,9 +648,8 @@ impl ServerCertVerifier for PinnedNodes {
         _ocsp: &[u8],
         now: UnixTime,
     ) -> Result<ServerCertVerified, rustls::Error> {
-        let j = node_of(server_name).ok_or_else(|| {
-            rustls::Error::General(format!("{server_name:?} is not a node name"))
-        })?;
+        let j = node_of(server_name)
+            .ok_or_else(|| rustls::Error::General(format!("{server_name:?} is not a node name")))?;
         let fp = fingerprint_of(end_entity)?;
         if fp != self.pins[j] {
             let reason = format!(

@@ -21,7 +21,7 @@
 //! # sweep_secs = 60                        # how often expired results are deleted
 //! # Denial of service (docs/service.md, "Denial of service"):
 //! # client_idle_timeout_secs = 300         # a client silent this long is disconnected
-//! # max_connections_per_peer = 16          # open client connections per IP address
+//! # max_connections_per_peer = 64          # open client connections per IP address
 //! # max_connections = 256                  # open client connections in all
 //! # The ungoverned job API (`Upload`/`Run`/`Status`/`Fetch`) of `kuvert run`
 //! # and `kuvert bench`: any party certificate may start any program and name
@@ -110,8 +110,11 @@ fn unset_nodes() -> [SocketAddr; 3] {
 fn default_client_idle_timeout() -> u64 {
     300
 }
+/// One address may be a whole agency behind NAT, and each upload opens
+/// one connection per node: 64 leaves room for parallel uploads while the
+/// global cap still bounds the total.
 fn default_max_connections_per_peer() -> usize {
-    16
+    64
 }
 fn default_max_connections() -> usize {
     256

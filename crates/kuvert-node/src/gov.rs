@@ -410,6 +410,70 @@ fn spec_catalog(spec: &AnalysisSpec) -> Result<kuvert_sql::Catalog, String> {
     Ok(c)
 }
 
+/// Why an analysis spec's outputs cannot run (see [`compile_spec`]): the
+/// output (`"(schemas)"` for a table schema) and what is wrong.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("output {output:?}: {message}")]
+pub struct CompileError {
+    pub output: String,
+    pub message: String,
+}
+
+/// Whether two privacy parameters are the same number (as written in the
+/// spec and in the SQL; a rounding difference is not a disagreement).
+fn same_param(a: f64, b: f64) -> bool {
+    a == b || (a - b).abs() <= 1e-12 * a.abs().max(b.abs())
+}
+
+/// Compile every distinct output of `spec` exactly as the nodes do before
+/// they register it: build the catalog from the contributors' schemas,
+/// prepare each output's SQL against it, and check that the spec's `[[dp]]`
+/// section and the outputs' `WITH PRIVACY` clauses agree (docs/dp.md,
+/// "The spec's [[dp]] section and WITH PRIVACY"): an output has a `[[dp]]`
+/// entry if and only if its SQL has a `WITH PRIVACY` clause, with the same
+/// ε and δ, and δ > 0 (the distributed Skellam mechanism is (ε, δ)-DP).
+/// The person column is checked by `prepare` (it must be a column of the
+/// aggregated rows). Keys are not looked at, so templates compile too.
+pub fn compile_spec(spec: &AnalysisSpec) -> Result<(), CompileError> {
+    let catalog = spec_catalog(spec).map_err(|message| CompileError {
+        output: "(schemas)".into(),
+        message,
+    })?;
+    for (name, sql) in distinct_outputs(spec) {
+        let out = |message: String| CompileError {
+            output: name.clone(),
+            message,
+        };
+        let q = kuvert_sql::prepare(&sql, &catalog).map_err(|e| out(e.to_string()))?;
+        let dp = spec.dp.iter().find(|d| d.output == name);
+        match (dp, &q.privacy) {
+            (None, None) => {}
+            (Some(dp), None) => return Err(out(format!(
+                "the spec promises differential privacy (ε = {}) but the SQL has no WITH PRIVACY clause; a node never releases an exact answer for it: add WITH PRIVACY (epsilon = {}, delta = ..., person = ...) to the SQL or remove the [[dp]] entry",
+                dp.epsilon, dp.epsilon
+            ))),
+            (None, Some(p)) => return Err(out(format!(
+                "the SQL adds noise WITH PRIVACY (ε = {}, δ = {}) but the spec has no [[dp]] entry for it, so its privacy loss would be neither approved nor charged to any budget: add [[dp]] output = {name:?}, epsilon = {}, delta = {}",
+                p.epsilon, p.delta, p.epsilon, p.delta
+            ))),
+            (Some(dp), Some(p)) if dp.delta <= 0.0 => return Err(out(format!(
+                "the spec's [[dp]] entry gives δ = {} but WITH PRIVACY uses the distributed Skellam mechanism, which is (ε, δ)-DP and needs δ > 0: set delta = {} in the [[dp]] entry, as in the SQL",
+                dp.delta, p.delta
+            ))),
+            (Some(dp), Some(p))
+                if !same_param(p.epsilon, dp.epsilon) || !same_param(p.delta, dp.delta) =>
+            {
+                return Err(out(format!(
+                    "the SQL's WITH PRIVACY spends ε = {}, δ = {} but the spec's [[dp]] entry says ε = {}, δ = {}; give the same ε and δ in both",
+                    p.epsilon, p.delta, dp.epsilon, dp.delta
+                )))
+            }
+            (Some(_), Some(_)) => {}
+        }
+    }
+    Ok(())
+}
+
 impl Gov {
     /// Open the node's governed store under `data_dir`, load its signing
     /// key (creating the default one on first start) and reload every
@@ -586,34 +650,11 @@ impl Gov {
                 message,
             })?;
         }
-        let catalog = spec_catalog(&spec).map_err(|message| NodeGovError::Output {
+        compile_spec(&spec).map_err(|e| NodeGovError::Output {
             node,
-            output: "(schemas)".into(),
-            message,
+            output: e.output,
+            message: e.message,
         })?;
-        for (name, sql) in distinct_outputs(&spec) {
-            let out = |message: String| NodeGovError::Output {
-                node,
-                output: name.clone(),
-                message,
-            };
-            let q = kuvert_sql::prepare(&sql, &catalog).map_err(|e| out(e.to_string()))?;
-            if let Some(dp) = spec.dp.iter().find(|d| d.output == name) {
-                match &q.privacy {
-                    None => return Err(out(format!(
-                        "the spec promises differential privacy (ε = {}) but the SQL has no WITH PRIVACY clause; a node never releases an exact answer for it",
-                        dp.epsilon
-                    ))),
-                    Some(p) if p.epsilon > dp.epsilon || p.delta > dp.delta => {
-                        return Err(out(format!(
-                            "the SQL spends ε = {}, δ = {} but the spec allows ε = {}, δ = {}",
-                            p.epsilon, p.delta, dp.epsilon, dp.delta
-                        )))
-                    }
-                    Some(_) => {}
-                }
-            }
-        }
         Ok(spec)
     }
 
@@ -1957,5 +1998,95 @@ mod tests {
         // A second call keeps the keys.
         assert!(ensure_signing_keys(dir.path()).unwrap().is_empty());
         assert_eq!(node_public_key(dir.path(), 1).unwrap(), pk);
+    }
+
+    /// The overlapping-benefits template with output `persons` given `sql`
+    /// (for every recipient) and the given `[[dp]]` entry (ε, δ).
+    fn spec_with(sql: &str, dp: Option<(f64, f64)>) -> AnalysisSpec {
+        let mut s = kuvert_gov::templates::spec("overlapping-benefits").unwrap();
+        for o in s.recipients.iter_mut().flat_map(|r| r.outputs.iter_mut()) {
+            if o.name == "persons" {
+                o.sql = sql.to_string();
+            }
+        }
+        s.dp = dp
+            .map(|(epsilon, delta)| kuvert_gov::spec::DpOutput {
+                output: "persons".into(),
+                epsilon,
+                delta,
+            })
+            .into_iter()
+            .collect();
+        s
+    }
+
+    fn compile_err(sql: &str, dp: Option<(f64, f64)>) -> CompileError {
+        compile_spec(&spec_with(sql, dp)).unwrap_err()
+    }
+
+    const DP_SQL: &str = "SELECT COUNT(*) AS n, SUM(belopp) AS s FROM fk \
+        WITH PRIVACY (epsilon = 1, delta = 1e-6, person = pnr, max_rows = 2, lo = 0, hi = 100)";
+
+    #[test]
+    fn compile_spec_accepts_every_template_and_a_consistent_dp_output() {
+        for name in kuvert_gov::templates::names() {
+            let s = kuvert_gov::templates::spec(name).unwrap();
+            compile_spec(&s).unwrap_or_else(|e| panic!("{name}: {e}"));
+        }
+        compile_spec(&spec_with(DP_SQL, Some((1.0, 1e-6)))).unwrap();
+        compile_spec(&spec_with("SELECT COUNT(*) AS n FROM fk", None)).unwrap();
+    }
+
+    #[test]
+    fn compile_spec_refuses_a_column_the_tables_do_not_declare() {
+        let e = compile_err("SELECT COUNT(*) AS n FROM fk WHERE kommun = 1", None);
+        assert_eq!(e.output, "persons");
+        assert!(e.message.contains("kommun"), "{e}");
+        assert!(e.to_string().starts_with("output \"persons\": "), "{e}");
+        // A schema that does not parse is named as "(schemas)".
+        let mut s = spec_with("SELECT COUNT(*) AS n FROM fk", None);
+        s.contributors[0].tables[0].schema = "pnr:nosuchtype".into();
+        assert_eq!(compile_spec(&s).unwrap_err().output, "(schemas)");
+    }
+
+    #[test]
+    fn compile_spec_refuses_a_dp_entry_without_with_privacy() {
+        let e = compile_err("SELECT COUNT(*) AS n FROM fk", Some((1.0, 1e-6)));
+        assert_eq!(e.output, "persons");
+        assert!(
+            e.message.contains("promises differential privacy")
+                && e.message.contains("no WITH PRIVACY clause"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn compile_spec_refuses_with_privacy_without_a_dp_entry() {
+        let e = compile_err(DP_SQL, None);
+        assert_eq!(e.output, "persons");
+        assert!(e.message.contains("no [[dp]] entry"), "{e}");
+    }
+
+    #[test]
+    fn compile_spec_refuses_delta_zero_and_differing_parameters() {
+        let e = compile_err(DP_SQL, Some((1.0, 0.0)));
+        assert_eq!(e.output, "persons");
+        assert!(e.message.contains("needs δ > 0"), "{e}");
+        for dp in [(0.5, 1e-6), (2.0, 1e-6), (1.0, 1e-7), (1.0, 1e-5)] {
+            let e = compile_err(DP_SQL, Some(dp));
+            assert_eq!(e.output, "persons");
+            assert!(e.message.contains("give the same ε and δ"), "{dp:?}: {e}");
+        }
+    }
+
+    #[test]
+    fn compile_spec_refuses_with_privacy_without_a_person_column() {
+        let sql = "SELECT COUNT(*) AS n FROM fk WITH PRIVACY (epsilon = 1, delta = 1e-6, person = patient)";
+        let e = compile_err(sql, Some((1.0, 1e-6)));
+        assert_eq!(e.output, "persons");
+        assert!(e.message.contains("person = patient"), "{e}");
+        let sql = "SELECT COUNT(*) AS n FROM fk WITH PRIVACY (epsilon = 1, delta = 1e-6)";
+        let e = compile_err(sql, Some((1.0, 1e-6)));
+        assert!(e.message.contains("needs person = <column>"), "{e}");
     }
 }

@@ -156,7 +156,8 @@ pub fn setup(root: &Path, plan: &Plan) -> Result<Deployment, String> {
         let key = kuvert_gov::PartyKey::load(&gov::signing_key_path(nd, i))
             .map_err(e(&format!("node {i}'s receipt key")))?;
         let sig = key.sign_federation(&fed.hash());
-        fed.add_signature(i, &sig.to_bytes()).map_err(|e| e.to_string())?;
+        fed.add_signature(i, &sig.to_bytes())
+            .map_err(|e| e.to_string())?;
     }
     fed.verify().map_err(|e| e.to_string())?;
     let fed_path = root.join("federation.toml");
@@ -170,12 +171,22 @@ pub fn setup(root: &Path, plan: &Plan) -> Result<Deployment, String> {
         let role = CertRole::Party(p.clone());
         pki::request(&parties, &role, &[], false).map_err(e(&format!("party {p}")))?;
         let l = pki::PkiLayout::new(&parties);
-        pki::sign_request(&parties, &l.csr_for(&role), &role, &l.cert_for(&role), days, false)
-            .map_err(e(&format!("party {p}")))?;
+        pki::sign_request(
+            &parties,
+            &l.csr_for(&role),
+            &role,
+            &l.cert_for(&role),
+            days,
+            false,
+        )
+        .map_err(e(&format!("party {p}")))?;
     }
     for (i, nd) in node_dirs.iter().enumerate() {
-        std::fs::copy(gov::signing_pub_path(nd, i), gov::signing_pub_path(&parties, i))
-            .map_err(e("copying a node's public receipt key"))?;
+        std::fs::copy(
+            gov::signing_pub_path(nd, i),
+            gov::signing_pub_path(&parties, i),
+        )
+        .map_err(e("copying a node's public receipt key"))?;
     }
 
     // The service operator: the coordinator's HTTPS certificate and its
@@ -191,8 +202,15 @@ pub fn setup(root: &Path, plan: &Plan) -> Result<Deployment, String> {
         };
         pki::request(&service, &role, &hosts, false).map_err(e("the coordinator's key"))?;
         let l = pki::PkiLayout::new(&service);
-        pki::sign_request(&service, &l.csr_for(&role), &role, &l.cert_for(&role), days, false)
-            .map_err(e("the coordinator's certificate"))?;
+        pki::sign_request(
+            &service,
+            &l.csr_for(&role),
+            &role,
+            &l.cert_for(&role),
+            days,
+            false,
+        )
+        .map_err(e("the coordinator's certificate"))?;
     }
 
     // Each operator's node.toml.

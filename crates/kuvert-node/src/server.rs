@@ -135,7 +135,10 @@ impl Node {
         }
         tracing::info!(
             node = cfg.id,
-            federation = federation.as_ref().map(|f| f.hash_hex()).unwrap_or_else(|| "none (dev_mode)".into()),
+            federation = federation
+                .as_ref()
+                .map(|f| f.hash_hex())
+                .unwrap_or_else(|| "none (dev_mode)".into()),
             "node identity pinned"
         );
         let gov = Arc::new(gov);
@@ -338,9 +341,20 @@ impl Node {
         let stream = rustls::StreamOwned::new(conn, tcp);
         let mut stream = BufReader::with_capacity(1 << 20, stream);
         loop {
-            let (req, payload): (Request, Vec<u8>) = match wire::read_msg(
+            // Decided from the header alone: a production node refuses an
+            // ungoverned request before it receives any payload.
+            let dev = self.cfg.dev_mode;
+            let max = self.cfg.max_upload_bytes;
+            let (req, payload): (Request, Vec<u8>) = match wire::read_msg_checked(
                 &mut stream,
-                self.cfg.max_upload_bytes,
+                |req: &Request| match ungoverned_kind(req) {
+                    Some(kind) if !dev => Err(format!(
+                        "this node serves only governed analyses; the ungoverned {kind} request \
+                         exists only on a throw-away local cluster (kuvert run, or dev_mode = true \
+                         on loopback)"
+                    )),
+                    _ => Ok(max),
+                },
             ) {
                 Ok(m) => m,
                 Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => return,
@@ -350,6 +364,22 @@ impl Node {
                         party = %name,
                         idle_secs = idle.as_secs(),
                         "client idle for too long; disconnected"
+                    );
+                    return;
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => {
+                    tracing::warn!(
+                        node = self.cfg.id,
+                        party = %name,
+                        reason = %e,
+                        "ungoverned request refused before its payload; closing"
+                    );
+                    let _ = wire::write_msg(
+                        &mut BufWriter::new(stream.get_mut()),
+                        &Response::Error {
+                            message: format!("node {}: {e}", self.cfg.id),
+                        },
+                        &[],
                     );
                     return;
                 }

@@ -337,6 +337,18 @@ pub fn read_msg<R: Read, T: for<'de> Deserialize<'de>>(
     r: &mut R,
     max_payload: u64,
 ) -> io::Result<(T, Vec<u8>)> {
+    read_msg_checked(r, |_: &T| Ok(max_payload))
+}
+
+/// [`read_msg`] with the payload limit decided from the header, before any
+/// payload byte is read: `limit` returns the most bytes this request may
+/// carry, or an error message that refuses the request outright (e.g. an
+/// ungoverned upload at a production node is refused without receiving
+/// its shares).
+pub fn read_msg_checked<R: Read, T: for<'de> Deserialize<'de>>(
+    r: &mut R,
+    limit: impl FnOnce(&T) -> Result<u64, String>,
+) -> io::Result<(T, Vec<u8>)> {
     let mut len = [0u8; 4];
     r.read_exact(&mut len)?;
     let hl = u32::from_be_bytes(len) as usize;
@@ -351,6 +363,8 @@ pub fn read_msg<R: Read, T: for<'de> Deserialize<'de>>(
     let header: T = serde_json::from_slice(&h).map_err(|e| {
         io::Error::new(io::ErrorKind::InvalidData, format!("malformed header: {e}"))
     })?;
+    let max_payload =
+        limit(&header).map_err(|m| io::Error::new(io::ErrorKind::PermissionDenied, m))?;
     let mut pl = [0u8; 8];
     r.read_exact(&mut pl)?;
     let pl = u64::from_be_bytes(pl);

@@ -411,7 +411,14 @@ impl Cluster {
         } else {
             &self.pki
         };
-        Nodes::pinned(dir, party, self.addrs, self.pins.clone(), "the test federation").unwrap()
+        Nodes::pinned(
+            dir,
+            party,
+            self.addrs,
+            self.pins.clone(),
+            "the test federation",
+        )
+        .unwrap()
     }
 
     /// Poll until every node is done (or one failed); returns the states.

@@ -79,7 +79,15 @@ fn federation() -> Fed {
 fn forged(ca_dir: &Path, role: CertRole, out: &Path) -> Identity {
     pki::request(out, &role, &["127.0.0.1".into()], false).unwrap();
     let l = pki::PkiLayout::new(out);
-    pki::sign_request(ca_dir, &l.csr_for(&role), &role, &l.cert_for(&role), 30, false).unwrap();
+    pki::sign_request(
+        ca_dir,
+        &l.csr_for(&role),
+        &role,
+        &l.cert_for(&role),
+        30,
+        false,
+    )
+    .unwrap();
     Identity::load(&l.cert_for(&role), &l.key_for(&role)).unwrap()
 }
 
@@ -148,12 +156,18 @@ fn every_operator_has_its_own_ca_and_no_key_left_its_machine() {
         assert!(ca.join("ca.key").exists());
         assert!(!ca.join(format!("node-{i}.key")).exists());
         let cert = pki::load_certs(&nd.join(format!("node-{i}.crt"))).unwrap();
-        assert_eq!(pki::spki_fingerprint(&cert[0]).unwrap(), fed.nodes[i].fingerprint);
+        assert_eq!(
+            pki::spki_fingerprint(&cert[0]).unwrap(),
+            fed.nodes[i].fingerprint
+        );
     }
     // A federation changed after signing does not verify.
     let text = std::fs::read_to_string(&f.dep.federation).unwrap();
     let changed = text.replacen(&f.api[1].to_string(), "203.0.113.7:7100", 1);
-    let e = Federation::parse(&changed, "changed").unwrap().verify().unwrap_err();
+    let e = Federation::parse(&changed, "changed")
+        .unwrap()
+        .verify()
+        .unwrap_err();
     assert!(e.to_string().contains("does not verify"), "{e}");
 }
 
@@ -186,11 +200,49 @@ fn a_party_certificate_calling_the_ungoverned_api_of_a_production_node_is_refuse
             let mut c = fk.connect(i).unwrap();
             match c.ask(&req, &[]).unwrap().0 {
                 Response::Error { message } => {
-                    assert!(message.contains("governed"), "{what} at node {i}: {message}")
+                    assert!(
+                        message.contains("governed"),
+                        "{what} at node {i}: {message}"
+                    )
                 }
                 other => panic!("{what} at node {i} was served: {other:?}"),
             }
         }
+    }
+    // An ungoverned upload announcing 1 GiB of shares is refused from its
+    // header: the answer comes without one payload byte sent.
+    let id = Identity::load_party(&f.dep.parties, "fk").unwrap();
+    let config = tls::pinned_client_config(f.dep.fingerprints.clone(), "the test", &id).unwrap();
+    let tcp = TcpStream::connect(f.api[0]).unwrap();
+    let (conn, tcp) = tls::connect(
+        tcp,
+        &config,
+        tls::node_server_name(0),
+        Duration::from_secs(5),
+    )
+    .unwrap();
+    let mut st = rustls::StreamOwned::new(conn, tcp);
+    st.sock
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    let h = serde_json::to_vec(&Request::Upload {
+        job: "j".into(),
+        table: "t".into(),
+        schema: "n:int".into(),
+        rows: 1 << 27,
+    })
+    .unwrap();
+    use std::io::Write;
+    st.write_all(&(h.len() as u32).to_be_bytes()).unwrap();
+    st.write_all(&h).unwrap();
+    st.write_all(&(1u64 << 30).to_be_bytes()).unwrap();
+    st.flush().unwrap();
+    match kuvert_node::wire::read_msg::<_, Response>(&mut st, 1 << 20)
+        .unwrap()
+        .0
+    {
+        Response::Error { message } => assert!(message.contains("governed"), "{message}"),
+        other => panic!("an ungoverned upload was accepted: {other:?}"),
     }
     for i in 0..3 {
         assert_eq!(share_files(&f.dep.node_dirs[i].join("data")), 0);
@@ -226,10 +278,17 @@ fn an_impostor_node_from_a_stolen_operator_ca_gets_no_share() {
         matches!(e, ClientError::Unreachable { node: 1, .. }),
         "{msg}"
     );
-    assert!(msg.contains("not the node the contributors approved"), "{msg}");
+    assert!(
+        msg.contains("not the node the contributors approved"),
+        "{msg}"
+    );
     assert!(msg.contains(&f.dep.fingerprints[1]), "{msg}");
     std::thread::sleep(Duration::from_millis(200));
-    assert_eq!(received.load(Ordering::SeqCst), 0, "the impostor received bytes");
+    assert_eq!(
+        received.load(Ordering::SeqCst),
+        0,
+        "the impostor received bytes"
+    );
     for i in 0..3 {
         assert_eq!(share_files(&f.dep.node_dirs[i].join("data")), 0);
     }
@@ -247,7 +306,12 @@ fn a_certificate_from_operator_a_claiming_operator_bs_node_is_refused_by_every_p
         tls::pinned_client_config(f.dep.fingerprints.clone(), "the federation", &evil).unwrap();
     for i in 0..3 {
         let tcp = TcpStream::connect(f.api[i]).unwrap();
-        let answered = match tls::connect(tcp, &config, tls::node_server_name(i), Duration::from_secs(5)) {
+        let answered = match tls::connect(
+            tcp,
+            &config,
+            tls::node_server_name(i),
+            Duration::from_secs(5),
+        ) {
             Err(_) => false,
             Ok((conn, tcp)) => {
                 let mut s = rustls::StreamOwned::new(conn, tcp);
@@ -259,8 +323,7 @@ fn a_certificate_from_operator_a_claiming_operator_bs_node_is_refused_by_every_p
                     },
                     &[],
                 );
-                sent.is_ok()
-                    && kuvert_node::wire::read_msg::<_, Response>(&mut s, 1 << 20).is_ok()
+                sent.is_ok() && kuvert_node::wire::read_msg::<_, Response>(&mut s, 1 << 20).is_ok()
             }
         };
         assert!(!answered, "node {i} served a forged node certificate");
@@ -269,11 +332,19 @@ fn a_certificate_from_operator_a_claiming_operator_bs_node_is_refused_by_every_p
     // this configuration), and so does a party pinned by the spec.
     let (evil_addr, _) = impostor_server(&evil, &f.dep.operator_cas[0].join("ca.crt"));
     for i in [0, 2] {
-        let node_tls = NodeConfig::load(&f.dep.node_config(i)).unwrap().tls().unwrap();
+        let node_tls = NodeConfig::load(&f.dep.node_config(i))
+            .unwrap()
+            .tls()
+            .unwrap();
         let tcp = TcpStream::connect(evil_addr).unwrap();
-        let e = tls::connect(tcp, &node_tls.client, tls::node_server_name(1), Duration::from_secs(5))
-            .map(|_| ())
-            .unwrap_err();
+        let e = tls::connect(
+            tcp,
+            &node_tls.client,
+            tls::node_server_name(1),
+            Duration::from_secs(5),
+        )
+        .map(|_| ())
+        .unwrap_err();
         assert!(e.to_string().contains("impostor refused"), "node {i}: {e}");
     }
 }

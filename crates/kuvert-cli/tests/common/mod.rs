@@ -99,9 +99,7 @@ impl Demo {
             .unwrap()
             .with_root_certificates(roots)
             .with_no_client_auth();
-        let agent = ureq::AgentBuilder::new()
-            .tls_config(Arc::new(cfg))
-            .build();
+        let agent = ureq::AgentBuilder::new().tls_config(Arc::new(cfg)).build();
         let url = self.url();
         let body = agent
             .post(&format!("{url}/api/login-links"))

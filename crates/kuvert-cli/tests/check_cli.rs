@@ -1,0 +1,162 @@
+//! `kuvert analysis check` compiles every output as the nodes will before
+//! they register it: every template compiles, and a spec whose SQL names an
+//! undeclared column or whose `[[dp]]` section disagrees with its
+//! `WITH PRIVACY` clauses exits 2 naming the output.
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+fn kuvert(dir: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_kuvert"))
+        .current_dir(dir)
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+fn show(o: &Output) -> String {
+    format!(
+        "exit {:?}\nstdout: {}\nstderr: {}",
+        o.status.code(),
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+const NAMES: [&str; 6] = [
+    "overlapping-benefits",
+    "non-take-up",
+    "double-registration",
+    "opt-out",
+    "parallel-assistance",
+    "quality-indicators",
+];
+
+#[test]
+fn every_template_compiles() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    let list = String::from_utf8(kuvert(d, &["analysis", "template", "--list"]).stdout).unwrap();
+    for name in NAMES {
+        assert!(list.contains(name), "{list}");
+        let file = format!("{name}.toml");
+        let o = kuvert(d, &["analysis", "template", name, "--out", &file]);
+        assert!(o.status.success(), "{name}: {}", show(&o));
+        let o = kuvert(d, &["analysis", "check", "--template", &file]);
+        assert_eq!(o.status.code(), Some(0), "{name}: {}", show(&o));
+    }
+}
+
+const PERSONS_SQL: &str = "SELECT COUNT(DISTINCT f.pnr) AS personer, SUM(f.belopp) AS fk_belopp FROM fk f\n  WHERE EXISTS (SELECT 1 FROM ek e WHERE e.pnr = f.pnr AND e.fran <= f.till AND f.fran <= e.till);";
+
+const DP_SQL: &str = "SELECT COUNT(*) AS n, SUM(belopp) AS s FROM fk\n  WITH PRIVACY (epsilon = 1, delta = 1e-6, person = pnr, max_rows = 2, lo = 0, hi = 1000);";
+
+fn dp(epsilon: &str, delta: &str) -> String {
+    format!("\n[[dp]]\noutput = \"persons\"\nepsilon = {epsilon}\ndelta = {delta}\n")
+}
+
+/// The overlapping-benefits template changed by `edit`, checked with
+/// --template: exit 2, and stderr names `output` and contains `what`.
+fn refused(d: &Path, case: &str, edit: impl Fn(&str) -> String, output: &str, what: &str) {
+    let text = std::fs::read_to_string(d.join("ob.toml")).unwrap();
+    let changed = edit(&text);
+    assert_ne!(changed, text, "{case}: the edit changed nothing");
+    let file = format!("{case}.toml");
+    std::fs::write(d.join(&file), changed).unwrap();
+    let o = kuvert(d, &["analysis", "check", "--template", &file]);
+    assert_eq!(o.status.code(), Some(2), "{case}: {}", show(&o));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains(&format!("output \"{output}\"")) && err.contains(what),
+        "{case}: {}",
+        show(&o)
+    );
+    assert!(o.stdout.is_empty(), "{case}: {}", show(&o));
+}
+
+#[test]
+fn a_spec_that_cannot_run_is_refused_naming_the_output() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    let o = kuvert(
+        d,
+        &[
+            "analysis",
+            "template",
+            "overlapping-benefits",
+            "--out",
+            "ob.toml",
+        ],
+    );
+    assert!(o.status.success(), "{}", show(&o));
+    let text = std::fs::read_to_string(d.join("ob.toml")).unwrap();
+    assert!(text.contains(PERSONS_SQL));
+
+    // A column the tables do not declare.
+    refused(
+        d,
+        "undeclared-column",
+        |t| {
+            t.replace(
+                "SELECT DISTINCT f.pnr FROM fk f",
+                "SELECT DISTINCT f.kommun FROM fk f",
+            )
+        },
+        "ids",
+        "kommun",
+    );
+    // A [[dp]] entry, but the SQL has no WITH PRIVACY.
+    refused(
+        d,
+        "dp-without-privacy",
+        |t| format!("{t}{}", dp("1.0", "1e-6")),
+        "persons",
+        "no WITH PRIVACY clause",
+    );
+    // WITH PRIVACY, but no [[dp]] entry (never charged to any budget).
+    refused(
+        d,
+        "privacy-without-dp",
+        |t| t.replace(PERSONS_SQL, DP_SQL),
+        "persons",
+        "no [[dp]] entry",
+    );
+    // δ = 0 in [[dp]], where WITH PRIVACY needs δ > 0.
+    refused(
+        d,
+        "delta-zero",
+        |t| format!("{}{}", t.replace(PERSONS_SQL, DP_SQL), dp("1.0", "0.0")),
+        "persons",
+        "needs δ > 0",
+    );
+    // ε differs between [[dp]] and WITH PRIVACY.
+    refused(
+        d,
+        "epsilon-differs",
+        |t| format!("{}{}", t.replace(PERSONS_SQL, DP_SQL), dp("2.0", "1e-6")),
+        "persons",
+        "give the same ε and δ",
+    );
+    // WITH PRIVACY names no person column the rows have.
+    refused(
+        d,
+        "no-person",
+        |t| {
+            format!(
+                "{}{}",
+                t.replace(
+                    PERSONS_SQL,
+                    &DP_SQL.replace("person = pnr", "person = patient")
+                ),
+                dp("1.0", "1e-6")
+            )
+        },
+        "persons",
+        "person = patient",
+    );
+    // And the consistent version passes.
+    let good = format!("{}{}", text.replace(PERSONS_SQL, DP_SQL), dp("1.0", "1e-6"));
+    std::fs::write(d.join("good.toml"), good).unwrap();
+    let o = kuvert(d, &["analysis", "check", "--template", "good.toml"]);
+    assert_eq!(o.status.code(), Some(0), "{}", show(&o));
+}
