@@ -668,7 +668,13 @@ fn wait_registered(c: &Coordinator, id: &AnalysisId) -> anyhow::Result<()> {
         let v = c.analysis(id)?;
         let state = s(&v, "state");
         match state {
-            "registered" | "running" | "failed" => return Ok(()),
+            "registered" | "running" => return Ok(()),
+            "failed" => bail!(
+                "analysis {id} has failed at the coordinator ({}); nothing was sent. A failed \
+                 analysis (for example refused for its privacy budget) takes no uploads; see \
+                 `kuvert status {id}`",
+                s(&v, "detail")
+            ),
             "submitted" => {
                 let waiting: Vec<&str> = v
                     .get("approvals")

@@ -366,6 +366,15 @@ pub(crate) async fn submit_text(
             "{e}; fix the spec (kuvert analysis check FILE shows every problem) and submit again"
         ))
     })?;
+    // Every output compiled exactly as the nodes will (same planner, same
+    // privacy checks): a spec that cannot run is refused before anyone
+    // approves it and before any budget is touched.
+    kuvert_node::gov::compile_spec(&spec).map_err(|e| {
+        bad(format!(
+            "{e}; the nodes could not run this analysis. Fix the spec (kuvert analysis check FILE \
+             compiles it the same way) and submit again"
+        ))
+    })?;
     let id = spec.id();
     let fresh = c
         .inner

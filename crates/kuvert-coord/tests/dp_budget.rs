@@ -11,8 +11,16 @@ use common::*;
 use kuvert_coord::{api, Coordinator, State};
 use kuvert_dp::ledger::Budget;
 
+/// The spec with one more output for the control unit: a noisy count of
+/// the persons in both registers, released with DP inside the MPC, and its
+/// `[[dp]]` entry (the two must agree, or the coordinator refuses it).
 fn with_dp(text: &str, eps: f64) -> String {
-    format!("{text}\n[[dp]]\noutput = \"persons\"\nepsilon = {eps}\n")
+    format!(
+        "{text}\n[[recipients.outputs]]\nname = \"noisy\"\nsql = \"\"\"\n\
+         SELECT COUNT(*) AS n FROM fk f WHERE EXISTS (SELECT 1 FROM ek e WHERE e.pnr = f.pnr)\n\
+         WITH PRIVACY (epsilon = {eps}, delta = 1e-6, person = pnr, max_rows = 4)\n\"\"\"\n\
+         \n[[dp]]\noutput = \"noisy\"\nepsilon = {eps}\ndelta = 1e-6\n"
+    )
 }
 
 async fn submit_approve(app: &axum::Router, p: &Parties, text: &str) -> kuvert_gov::AnalysisId {
@@ -104,4 +112,36 @@ async fn budgets_are_charged_before_registration_and_enforced() {
     assert!(html.contains("Förbrukat ε"));
     let recs = kuvert_gov::verify_file(c.audit_path()).unwrap();
     assert_eq!(recs.iter().filter(|r| r.action == "dp.charged").count(), 1);
+}
+
+/// A spec the nodes could not run is refused at submission, before anyone
+/// approves it or any budget is touched: the coordinator compiles every
+/// output as the nodes will. Here the `[[dp]]` section promises DP for an
+/// output whose SQL has no `WITH PRIVACY` (once charged nowhere).
+#[tokio::test]
+async fn a_spec_whose_outputs_cannot_run_is_refused_at_submission() {
+    let dir = tempfile::tempdir().unwrap();
+    let c = Coordinator::open(&config(dir.path()), Fake::new())
+        .await
+        .unwrap();
+    let app = api::router(c.clone());
+    let p = parties();
+    let bad = format!(
+        "{}\n[[dp]]\noutput = \"persons\"\nepsilon = 1\n",
+        spec_text(&p, "X")
+    );
+    let (code, body) = call(&app, "POST", "/api/analyses", &bad).await;
+    assert_eq!(code, StatusCode::BAD_REQUEST, "{body}");
+    assert!(body.contains("output \\\"persons\\\""), "{body}");
+    assert!(body.contains("no WITH PRIVACY"), "{body}");
+    assert!(c
+        .store()
+        .analysis(&id_of(&bad).to_hex())
+        .await
+        .unwrap()
+        .is_none());
+    let unknown = spec_text(&p, "Y").replace("SUM(f.belopp)", "SUM(f.no_such_column)");
+    let (code, body) = call(&app, "POST", "/api/analyses", &unknown).await;
+    assert_eq!(code, StatusCode::BAD_REQUEST, "{body}");
+    assert!(body.contains("no_such_column"), "{body}");
 }

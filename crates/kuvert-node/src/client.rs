@@ -18,7 +18,7 @@ use rustls::{ClientConfig, ClientConnection};
 
 use kuvert_sql::output::{ResultShares, ResultTable};
 
-use crate::wire::{self, JobState, JobStats, Program, Progress, Request, Response};
+use crate::wire::{self, GovState, JobState, JobStats, Program, Progress, Request, Response};
 
 /// One node's answer to a status request.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -432,6 +432,33 @@ impl Nodes {
         let mut conns = (0..3)
             .map(|i| self.connect(i))
             .collect::<Result<Vec<_>, _>>()?;
+        // Every node must still accept tables for this analysis: one that
+        // has not registered it, ran it, failed it or let it expire stops
+        // the upload before any share is made, so no node is left holding
+        // a table the others refused.
+        for (i, c) in conns.iter_mut().enumerate() {
+            let req = Request::GovStatus {
+                analysis: id.to_hex(),
+            };
+            match c.ask(&req, &[])?.0 {
+                Response::GovStatus(st) => match &st.state {
+                    GovState::Waiting { .. } | GovState::Ready => {}
+                    other => {
+                        return Err(ClientError::Refused {
+                            node: i,
+                            message: format!(
+                                "analysis {id} takes no uploads at node {i}: it is {}; nothing was sent",
+                                gov_state_words(other)
+                            ),
+                        })
+                    }
+                },
+                Response::Error { message } => {
+                    return Err(ClientError::Refused { node: i, message })
+                }
+                other => return Err(proto(i, &other)),
+            }
+        }
         let shares = kuvert_data::share_table(table, ShareKind::Arithmetic, &mut rand_core::OsRng);
         let mut msgs = Vec::new();
         for (i, s) in shares.iter().enumerate() {
@@ -597,5 +624,18 @@ impl Nodes {
             Response::Error { message } => Err(ClientError::Refused { node: i, message }),
             other => Err(proto(i, &other)),
         }
+    }
+}
+
+/// A governed state in words, for a client's message.
+fn gov_state_words(s: &GovState) -> String {
+    match s {
+        GovState::Unknown => "not registered there (every contributor must approve first)".into(),
+        GovState::Waiting { .. } => "waiting for tables".into(),
+        GovState::Ready => "ready".into(),
+        GovState::Running { .. } => "running".into(),
+        GovState::Done { .. } => "already run".into(),
+        GovState::Failed { reason, .. } => format!("failed ({reason})"),
+        GovState::Expired => "expired (past its deadline; everything deleted)".into(),
     }
 }

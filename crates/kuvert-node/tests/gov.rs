@@ -591,7 +591,7 @@ fn full_flow_gives_the_oracle_answer_deletes_signs_and_leaks_no_value() {
         c.client("fk")
             .gov_upload(&id, "fk", &k.fk, "fk", &fk_table(&fk)),
     );
-    assert!(e.contains("only before the run"), "{e}");
+    assert!(e.contains("it is already run; nothing was sent"), "{e}");
     assert!(coord.gov_run(&id).unwrap()[0].contains("already run"));
 
     // Receipts: one per node, verifying against that node's key only.
@@ -689,9 +689,30 @@ fn altered_specs_forged_approvals_and_bad_uploads_are_refused_with_the_reason() 
         c.client("fk")
             .gov_upload(&id, "fk", &k.fk, "fk", &fk_table(&fk)),
     );
+    // The client asks every node first and sends nothing.
     assert!(
-        e.contains("not registered at node 0: all contributors must approve first"),
+        e.contains("takes no uploads at node 0: it is not registered there"),
         "{e}"
+    );
+    // A client that sends anyway is refused by the node itself.
+    let mut conn = c.client("fk").connect(0).unwrap();
+    let (resp, _) = conn
+        .ask(
+            &Request::GovUpload {
+                analysis: id.to_hex(),
+                contributor: "fk".into(),
+                table: "fk".into(),
+                schema: FK_SCHEMA.into(),
+                rows: 0,
+                signature: "00".repeat(64),
+            },
+            &[],
+        )
+        .unwrap();
+    assert!(
+        matches!(&resp, Response::Error { message }
+            if message.contains("not registered at node 0: all contributors must approve first")),
+        "{resp:?}"
     );
 
     // One byte of the spec changed: every node refuses (the approvals are
