@@ -194,13 +194,24 @@ pub enum DescribeFormat {
 #[derive(Subcommand, Debug)]
 pub enum AuditCommand {
     /// Verify every audit log (files named audit*) under a directory: each
-    /// hash chain, and that logs of different nodes agree on each job's
-    /// analysis id and input sizes. One line per chain, then a summary;
-    /// exit 1 on any failure, naming file and line.
+    /// hash chain, that logs of different nodes agree on each job's
+    /// analysis id and input sizes, that every deletion receipt (files
+    /// named receipt*.json under the directory, and --receipts) is pinned
+    /// in its node's log, that every shares_deleted record has its receipt,
+    /// and that each node's log holds what the other logs imply (a log cut
+    /// short fails). One line per chain, then what is missing, then a
+    /// summary; exit 1 on any failure, naming node, file and line.
     Verify {
         /// The directory to search (recursively).
         #[arg(long)]
         data_dir: PathBuf,
+        /// More deletion receipt files (receipt JSON) to check.
+        #[arg(long, num_args = 1..)]
+        receipts: Vec<PathBuf>,
+        /// Only the logs are at hand: do not require a receipt for every
+        /// shares_deleted record (receipts found are still checked).
+        #[arg(long)]
+        logs_only: bool,
     },
 }
 
@@ -243,7 +254,17 @@ fn run_offline(cmd: GovCommand) -> anyhow::Result<ExitCode> {
     let result = match cmd {
         GovCommand::Keygen(a) => keygen(a),
         GovCommand::Analysis(c) => analysis(c),
-        GovCommand::Audit(AuditCommand::Verify { data_dir }) => audit_verify(&data_dir),
+        GovCommand::Audit(AuditCommand::Verify {
+            data_dir,
+            receipts,
+            logs_only,
+        }) => audit_verify(
+            &data_dir,
+            &audit::VerifyOptions {
+                receipts,
+                require_receipts: !logs_only,
+            },
+        ),
     };
     match result {
         Ok(code) => Ok(code),
@@ -595,10 +616,35 @@ fn print_report(r: &audit::DirReport) {
     for x in &r.cross {
         println!("FAIL  {x}");
     }
+    for (path, rc) in &r.receipts {
+        if let Some(h) = &rc.audit_head {
+            println!(
+                "      receipt {} node {} job {} pins record {} hash {}",
+                path.display(),
+                rc.node,
+                rc.job,
+                h.records,
+                h.hash
+            );
+        }
+    }
+    for h in &r.releases {
+        println!(
+            "      sealed result {} node {} output {} pins record {} hash {}",
+            h.path.display(),
+            h.node,
+            h.output,
+            h.audit_head.records,
+            h.audit_head.hash
+        );
+    }
+    for x in &r.missing {
+        println!("FAIL  missing: {x}");
+    }
 }
 
-fn audit_verify(dir: &Path) -> Result<ExitCode, GovError> {
-    let r = audit::verify_dir(dir)?;
+fn audit_verify(dir: &Path, opts: &audit::VerifyOptions) -> Result<ExitCode, GovError> {
+    let r = audit::verify_dir_with(dir, opts)?;
     print_report(&r);
     let records = r.records().len();
     let failed = r.chains.iter().filter(|c| c.result.is_err()).count();
@@ -610,11 +656,14 @@ fn audit_verify(dir: &Path) -> Result<ExitCode, GovError> {
         return Ok(ExitCode::from(1));
     }
     println!(
-        "{} chains, {} records, {} broken chains, {} cross-file disagreements: {}",
+        "{} chains, {} records, {} receipts, {} broken chains, {} cross-file disagreements, \
+         {} missing: {}",
         r.chains.len(),
         records,
+        r.receipts.len(),
         failed,
         r.cross.len(),
+        r.missing.len(),
         if r.ok() { "all verified" } else { "FAILED" }
     );
     Ok(if r.ok() {

@@ -835,13 +835,48 @@ pub fn status_text(v: &Value, pki: Option<&Path>) -> String {
                 .map(|e| format!("unreachable: {e}"))
                 .unwrap_or_else(|| st.to_string()),
         };
-        o += &format!("  node {idx}    {line}\n");
+        // When the node deletes what it holds (fixed at registration,
+        // the result deadline once the job ended); older nodes send none.
+        let by = st
+            .get("delete_by")
+            .and_then(|x| x.as_str())
+            .map(|t| {
+                if line == "expired" {
+                    format!("; deleted (due {t})")
+                } else {
+                    format!("; deletes by {t}")
+                }
+            })
+            .unwrap_or_default();
+        o += &format!("  node {idx}    {line}{by}\n");
     }
-    let receipts: Vec<kuvert_gov::DeletionReceipt> = v
+    let mut receipts: Vec<kuvert_gov::DeletionReceipt> = v
         .get("receipts")
         .cloned()
         .and_then(|r| serde_json::from_value(r).ok())
         .unwrap_or_default();
+    // Receipts the nodes reported for analyses that did not end as done
+    // (deleted at the deletion time without a run) are in their status.
+    for n in v
+        .get("nodes")
+        .and_then(|a| a.as_array())
+        .into_iter()
+        .flatten()
+    {
+        let r = n
+            .get("state")
+            .and_then(|st| st.get("receipt"))
+            .cloned()
+            .and_then(|r| serde_json::from_value::<kuvert_gov::DeletionReceipt>(r).ok());
+        if let Some(r) = r {
+            if !receipts
+                .iter()
+                .any(|x| x.node == r.node && x.signature == r.signature)
+            {
+                receipts.push(r);
+            }
+        }
+    }
     o += "deletion receipts\n";
     if receipts.is_empty() {
         o += "  none yet\n";
@@ -910,4 +945,35 @@ pub fn describe_online(
 /// Whether a describe/approve argument is an id rather than a file.
 pub fn looks_like_id(s: &str) -> bool {
     s.len() == 64 && s.bytes().all(|b| b.is_ascii_hexdigit()) && !Path::new(s).exists()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn status_shows_each_nodes_deletion_time() {
+        let t = "2027-01-02T03:04:05Z";
+        let v = serde_json::json!({
+            "id": "ab", "name": "n", "state": "registered", "detail": "",
+            "approvals": [],
+            "nodes": [
+                {"index": 0, "state": {"node": 0, "analysis": "ab", "state": {"state": "ready"}, "delete_by": t}},
+                {"index": 1, "state": {"node": 1, "analysis": "ab", "state": {"state": "expired"}, "delete_by": t}},
+                {"index": 2, "state": {"node": 2, "analysis": "ab", "state": {"state": "ready"}}},
+            ],
+            "receipts": [],
+        });
+        let o = status_text(&v, None);
+        assert!(
+            o.contains(&format!("node 0    ready; deletes by {t}\n")),
+            "{o}"
+        );
+        assert!(
+            o.contains(&format!("node 1    expired; deleted (due {t})\n")),
+            "{o}"
+        );
+        assert!(o.contains("node 2    ready\n"), "{o}");
+        assert!(o.contains("none yet"), "{o}");
+    }
 }

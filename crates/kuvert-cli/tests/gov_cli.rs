@@ -369,3 +369,106 @@ fn keygen_upgrade_adds_the_post_quantum_key() {
     assert_eq!(c, 2, "{msg}");
     assert!(msg.contains("already"), "{msg}");
 }
+
+/// Three nodes' logs of one job, each with its deletion receipt pinning the
+/// shares_deleted record; then a log is cut and a receipt deleted.
+#[test]
+fn audit_verify_detects_a_cut_log_and_a_missing_receipt() {
+    use kuvert_gov::audit::action;
+    use kuvert_gov::{AuditEvent, AuditLog, Deleted, DeletionReceipt, PartyKey};
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let id = kuvert_gov::AnalysisId([0x42; 32]);
+    let job = id.to_hex();
+    for node in 0..3u8 {
+        let nd = d.join(format!("node{node}"));
+        std::fs::create_dir_all(&nd).unwrap();
+        let mut log = AuditLog::open(&nd.join(format!("audit-node{node}.log"))).unwrap();
+        let actor = format!("node{node}");
+        let ev = |a: &str| AuditEvent::new(&actor, a).analysis(id).job(&job);
+        log.append(AuditEvent::new(&actor, action::ANALYSIS_ACCEPTED).analysis(id))
+            .unwrap();
+        log.append(ev(action::JOB_STARTED)).unwrap();
+        log.append(
+            ev(action::RESULT_SEALED)
+                .detail("output", "n")
+                .detail("recipient", "kontroll")
+                .detail("rows", 1),
+        )
+        .unwrap();
+        log.append(ev(action::SHARES_DELETED).detail("tables", vec!["fk"]))
+            .unwrap();
+        let (records, hash) = log.head();
+        let r = DeletionReceipt::sign(
+            &PartyKey::generate(&actor),
+            id,
+            &job,
+            node,
+            Deleted {
+                tables: vec!["fk".into()],
+                intermediate_state: true,
+                session_keys: true,
+            },
+            Some(kuvert_gov::receipt::AuditHead {
+                records,
+                hash: hash.to_string(),
+            }),
+        );
+        std::fs::write(nd.join("receipt.json"), serde_json::to_vec(&r).unwrap()).unwrap();
+        log.append(ev(action::JOB_FINISHED).detail("status", "ok"))
+            .unwrap();
+    }
+    let out = ok(&kuvert(d, &["audit", "verify", "--data-dir", "."]));
+    assert!(
+        out.contains("3 chains, 15 records, 3 receipts") && out.contains("all verified"),
+        "{out}"
+    );
+
+    // A receipt deleted (kept-receipt-node2.json is not a receipt*.json
+    // name): named; with --logs-only not required; given: verifies.
+    let kept = d.join("kept-receipt-node2.json");
+    std::fs::rename(d.join("node2/receipt.json"), &kept).unwrap();
+    let (c, msg) = code(&kuvert(d, &["audit", "verify", "--data-dir", "."]));
+    assert_eq!(c, 1, "{msg}");
+    assert!(
+        msg.contains("FAIL  missing: node2:")
+            && msg.contains("audit-node2.log:4")
+            && msg.contains("receipt is missing"),
+        "{msg}"
+    );
+    ok(&kuvert(
+        d,
+        &["audit", "verify", "--data-dir", ".", "--logs-only"],
+    ));
+    ok(&kuvert(
+        d,
+        &[
+            "audit",
+            "verify",
+            "--data-dir",
+            ".",
+            "--receipts",
+            "kept-receipt-node2.json",
+        ],
+    ));
+
+    // Node 0's log cut after job_started (3 lines gone): still a chain,
+    // but its receipt and the other logs name what is missing.
+    let log = d.join("node0/audit-node0.log");
+    let text = std::fs::read_to_string(&log).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    std::fs::write(&log, format!("{}\n", lines[..2].join("\n"))).unwrap();
+    let (c, msg) = code(&kuvert(d, &["audit", "verify", "--data-dir", "."]));
+    assert_eq!(c, 1, "{msg}");
+    assert!(msg.contains("ok    ") && msg.contains("FAILED"), "{msg}");
+    assert!(
+        msg.contains("node0: ")
+            && msg.contains("ends at record 2")
+            && msg.contains("pins record 4")
+            && msg.contains("the log was cut"),
+        "{msg}"
+    );
+    for what in ["result_sealed", "shares_deleted", "job_finished"] {
+        assert!(msg.contains(&format!("has no {what}")), "{what}: {msg}");
+    }
+}

@@ -231,7 +231,7 @@ fn concurrent_analyses_coordinator_restart_and_node_down() {
 
     // 3. Node 2 is down: registration waits, the upload fails naming the
     // node, the status says so; nothing hangs.
-    let node2 = dir.join("node-2/node.toml");
+    let node2 = dir.join("operators/operator-2/node/node.toml");
     pkill(&format!(
         "node --exit-with-parent --config {}",
         node2.display()
@@ -264,7 +264,7 @@ fn concurrent_analyses_coordinator_restart_and_node_down() {
             "--config".into(),
             node2.display().to_string(),
         ],
-        &dir.join("node-2/restarted.log"),
+        &dir.join("operators/operator-2/node/restarted.log"),
     ));
     let t = Instant::now();
     loop {

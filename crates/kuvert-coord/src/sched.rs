@@ -424,6 +424,7 @@ impl Coordinator {
                     progress: None,
                     stats: None,
                     receipt: None,
+                    delete_by: None,
                 },
             })
             .collect();

@@ -53,6 +53,7 @@ fn node(
                     progress: None,
                     stats: None,
                     receipt: None,
+                    delete_by: None,
                 })),
                 _ => Response::Ok {
                     message: "ok".into(),

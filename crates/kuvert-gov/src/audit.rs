@@ -18,7 +18,10 @@
 //! seen in one file (see the crate's `# Security`): compare heads.
 //! [`verify_dir`] verifies every `audit*` file under a directory and checks
 //! that records of different files about the same job agree (see
-//! [`CROSS_CHECKED`]).
+//! [`CROSS_CHECKED`]), that every receipt and sealed result found there is
+//! pinned in its node's log, and that each log holds what the others imply
+//! ([`verify_dir_with`]: a log cut short is caught unless everything that
+//! pins it is cut too).
 
 use std::collections::BTreeMap;
 use std::fs::File;
@@ -32,7 +35,10 @@ use sha2::{Digest, Sha256};
 use crate::canonical;
 use crate::error::GovError;
 use crate::hex;
+use crate::receipt::{AuditHead, DeletionReceipt};
 use crate::spec::AnalysisId;
+
+mod truncation;
 
 /// `prev` of the first record.
 pub const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
@@ -399,12 +405,24 @@ pub struct DirReport {
     pub chains: Vec<ChainReport>,
     /// Disagreements between files, each naming both files and lines.
     pub cross: Vec<String>,
+    /// The deletion receipts read (found under the directory or given),
+    /// each with its file.
+    pub receipts: Vec<(PathBuf, DeletionReceipt)>,
+    /// The audit heads carried by sealed results (`*.sealed.json` files
+    /// under the directory that name one).
+    pub releases: Vec<ReleaseHead>,
+    /// What is missing: records that a receipt or another party's log
+    /// implies but a log lacks (a log cut short), receipts a log says were
+    /// signed but that were not found, and receipts that do not read or
+    /// verify. Each names the node, the file and the record.
+    pub missing: Vec<String>,
 }
 
 impl DirReport {
     pub fn ok(&self) -> bool {
         !self.chains.is_empty()
             && self.cross.is_empty()
+            && self.missing.is_empty()
             && self.chains.iter().all(|c| c.result.is_ok())
     }
 
@@ -422,14 +440,103 @@ impl DirReport {
     }
 }
 
+/// The audit head a node's sealed result carries: the node's head just
+/// after its `result_sealed` record of that output.
+#[derive(Debug, Clone)]
+pub struct ReleaseHead {
+    /// The `*.sealed.json` file.
+    pub path: PathBuf,
+    /// The node that sealed it.
+    pub node: u8,
+    pub analysis_id: AnalysisId,
+    pub output: String,
+    pub audit_head: AuditHead,
+}
+
+/// The audit heads in a node's sealed-results file (a JSON array of
+/// `{output, sealed: {analysis_id, node, ..}, audit_head}`); boxes without
+/// a head (older nodes) are skipped.
+fn read_release_heads(path: &Path) -> Result<Vec<ReleaseHead>, String> {
+    #[derive(Deserialize)]
+    struct BoxIds {
+        analysis_id: AnalysisId,
+        node: u8,
+    }
+    #[derive(Deserialize)]
+    struct Out {
+        output: String,
+        sealed: BoxIds,
+        #[serde(default)]
+        audit_head: Option<AuditHead>,
+    }
+    let bytes = std::fs::read(path).map_err(|e| e.to_string())?;
+    let outs: Vec<Out> = serde_json::from_slice(&bytes).map_err(|e| e.to_string())?;
+    Ok(outs
+        .into_iter()
+        .filter_map(|o| {
+            Some(ReleaseHead {
+                path: path.to_path_buf(),
+                node: o.sealed.node,
+                analysis_id: o.sealed.analysis_id,
+                output: o.output,
+                audit_head: o.audit_head?,
+            })
+        })
+        .collect())
+}
+
+/// What [`verify_dir_with`] reads besides the audit files under the
+/// directory.
+#[derive(Debug, Clone, Default)]
+pub struct VerifyOptions {
+    /// Deletion receipt files to check in addition to those found under
+    /// the directory (files named `receipt*.json`).
+    pub receipts: Vec<PathBuf>,
+    /// Every `shares_deleted` record must have its receipt among those
+    /// read (a receipt deleted from where receipts are kept is reported).
+    /// Off, only the receipts that are there are checked.
+    pub require_receipts: bool,
+}
+
 /// Find every file under `dir` (recursively) whose name begins with
 /// `audit`, verify each chain, and check cross-file consistency: records
-/// about the same job must name the same analysis id, and the
-/// [`CROSS_CHECKED`] actions must agree on their sizes.
+/// about the same job must name the same analysis id, the
+/// [`CROSS_CHECKED`] actions must agree on their sizes, every receipt
+/// found under `dir` (`receipt*.json`) must be pinned in its node's log,
+/// and each node's log must hold the records the other logs imply (see
+/// [`verify_dir_with`]). Receipts are not required (a directory of logs
+/// alone verifies).
 pub fn verify_dir(dir: &Path) -> Result<DirReport, GovError> {
+    verify_dir_with(dir, &VerifyOptions::default())
+}
+
+/// [`verify_dir`], plus the receipts in `opts`, and with
+/// `opts.require_receipts` a receipt for every `shares_deleted` record.
+///
+/// Truncation checks ([`DirReport::missing`]):
+/// - each receipt's `audit_head` must be a record of its node's log (the
+///   node's `shares_deleted` record of that job, at line `records`, with
+///   that hash): a log cut before it, or rewritten, fails;
+/// - likewise the head each sealed result carries (`*.sealed.json` under
+///   the directory): the node's `result_sealed` record of that output;
+/// - an analysis one node accepted is accepted by every node;
+/// - a result one node sealed (job, output, recipient) is sealed by every
+///   node, unless that node logged the job as failed;
+/// - shares one node deleted for a job are deleted at every node, unless
+///   that node logged the job as failed;
+/// - a job one node finished `ok` is finished (in any way) at every node;
+/// - a job the coordinator logged `job.done` is finished `ok` at every
+///   node.
+pub fn verify_dir_with(dir: &Path, opts: &VerifyOptions) -> Result<DirReport, GovError> {
     let mut files = Vec::new();
-    collect(dir, &mut files)?;
+    let mut receipt_files = Vec::new();
+    let mut sealed_files = Vec::new();
+    collect_files(dir, &mut files, &mut receipt_files, &mut sealed_files)?;
+    sealed_files.sort();
     files.sort();
+    receipt_files.sort();
+    receipt_files.extend(opts.receipts.iter().cloned());
+    receipt_files.dedup();
     let chains: Vec<ChainReport> = files
         .into_iter()
         .map(|path| {
@@ -437,15 +544,49 @@ pub fn verify_dir(dir: &Path) -> Result<DirReport, GovError> {
             ChainReport { path, result }
         })
         .collect();
+    let mut missing = Vec::new();
+    let mut receipts = Vec::new();
+    for path in receipt_files {
+        match std::fs::read(&path)
+            .map_err(|e| e.to_string())
+            .and_then(|b| serde_json::from_slice::<DeletionReceipt>(&b).map_err(|e| e.to_string()))
+        {
+            Ok(r) => receipts.push((path, r)),
+            Err(e) => missing.push(format!(
+                "receipt {}: not a readable deletion receipt ({e})",
+                path.display()
+            )),
+        }
+    }
+    let mut releases = Vec::new();
+    for path in sealed_files {
+        match read_release_heads(&path) {
+            Ok(heads) => releases.extend(heads),
+            Err(e) => missing.push(format!(
+                "sealed results {}: not a readable sealed-results file ({e})",
+                path.display()
+            )),
+        }
+    }
     let mut report = DirReport {
         chains,
         cross: Vec::new(),
+        receipts,
+        releases,
+        missing,
     };
     report.cross = cross_check(&report.records());
+    let more = truncation::check(&report, opts.require_receipts);
+    report.missing.extend(more);
     Ok(report)
 }
 
-fn collect(dir: &Path, out: &mut Vec<PathBuf>) -> Result<(), GovError> {
+fn collect_files(
+    dir: &Path,
+    audit: &mut Vec<PathBuf>,
+    receipts: &mut Vec<PathBuf>,
+    sealed: &mut Vec<PathBuf>,
+) -> Result<(), GovError> {
     let hint = "; give the directory that holds the audit logs";
     let entries = std::fs::read_dir(dir).map_err(|e| GovError::io(dir, hint, e))?;
     for entry in entries {
@@ -454,15 +595,16 @@ fn collect(dir: &Path, out: &mut Vec<PathBuf>) -> Result<(), GovError> {
             .file_type()
             .map_err(|e| GovError::io(entry.path(), hint, e))?;
         let path = entry.path();
+        let name = entry.file_name();
+        let name = name.to_str().unwrap_or("");
         if ty.is_dir() {
-            collect(&path, out)?;
-        } else if ty.is_file()
-            && entry
-                .file_name()
-                .to_str()
-                .is_some_and(|n| n.starts_with("audit"))
-        {
-            out.push(path);
+            collect_files(&path, audit, receipts, sealed)?;
+        } else if ty.is_file() && name.starts_with("audit") {
+            audit.push(path);
+        } else if ty.is_file() && name.starts_with("receipt") && name.ends_with(".json") {
+            receipts.push(path);
+        } else if ty.is_file() && name.ends_with(".sealed.json") {
+            sealed.push(path);
         }
     }
     Ok(())

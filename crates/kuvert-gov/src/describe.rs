@@ -279,7 +279,10 @@ fn build(spec: &AnalysisSpec, approvals: &[Approval], audit: &[AuditRecord]) -> 
 
     d.push(H(2, "Retention and deletion".into()));
     let deadline = match &spec.retention.result_deadline {
-        Deadline::Days(n) => format!("{n} days after the job ends"),
+        Deadline::Days(n) => format!(
+            "{n} days after the job ends (if the job never runs or fails, the shares are deleted \
+             {n} days after the analysis was registered at the nodes)"
+        ),
         Deadline::At(t) => format!("until {t}"),
     };
     d.push(List(vec![
@@ -591,7 +594,9 @@ fn fingerprint_value(raw: &str) -> String {
 
 fn deadline_text(d: &Deadline) -> String {
     match d {
-        Deadline::Days(n) => format!("{n} days after the job ends"),
+        Deadline::Days(n) => format!(
+            "{n} days after the job ends (a job that never ends: {n} days after registration at the nodes)"
+        ),
         Deadline::At(t) => format!("at {t}"),
     }
 }

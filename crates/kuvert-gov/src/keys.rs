@@ -123,17 +123,7 @@ impl KemPublicKey {
     /// From base64 (standard or URL-safe, padded or not), as in specs and
     /// `.pub` files.
     pub fn parse(s: &str) -> Option<KemPublicKey> {
-        let s = s.trim();
-        let engines = [
-            base64::engine::general_purpose::STANDARD,
-            base64::engine::general_purpose::STANDARD_NO_PAD,
-            base64::engine::general_purpose::URL_SAFE,
-            base64::engine::general_purpose::URL_SAFE_NO_PAD,
-        ];
-        engines
-            .iter()
-            .find_map(|e| e.decode(s).ok())
-            .and_then(|b| KemPublicKey::from_bytes(&b))
+        crate::spec::decode_base64_any(s).and_then(|b| KemPublicKey::from_bytes(&b))
     }
 
     pub fn to_bytes(&self) -> Vec<u8> {

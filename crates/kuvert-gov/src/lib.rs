@@ -60,10 +60,13 @@
 //!   reordered line **except the removal of the last lines** (a shorter
 //!   chain is still a valid chain). Truncation is detected by comparing the
 //!   head (last seq and hash) with a copy held elsewhere: the heads that
-//!   `kuvert audit verify` prints, the other nodes' logs (cross-file checks)
-//!   or the head a deletion receipt carries ([`receipt::DeletionReceipt::audit_head`]).
+//!   `kuvert audit verify` prints, the other nodes' and the coordinator's
+//!   logs (what one log implies another must hold), the head a deletion
+//!   receipt signs ([`receipt::DeletionReceipt::audit_head`]) and the head
+//!   each sealed result carries; [`audit::verify_dir_with`] checks them all.
 //!   The chain is not signed: a node that rewrites its whole file from the
-//!   start produces a valid chain; the copies held by others are what catch it.
+//!   start produces a valid chain; the copies held by others are what catch
+//!   it, and all parties truncating together is caught by none of them.
 //! - Out of scope here: transport (kuvert-net), the MPC protocol itself
 //!   (kuvert-mpc), and whether the legal basis named in a spec is the right
 //!   one (the agencies' lawyers decide that; the templates' legal references
@@ -85,7 +88,9 @@ mod error;
 mod hex;
 
 pub use approval::{approval_status, sign_approval, verify_approvals, Approval, ApprovalState};
-pub use audit::{verify_dir, verify_file, AuditEvent, AuditLog, AuditRecord};
+pub use audit::{
+    verify_dir, verify_dir_with, verify_file, AuditEvent, AuditLog, AuditRecord, VerifyOptions,
+};
 pub use describe::{approval_summary, approval_summary_html, describe, Format};
 pub use error::GovError;
 pub use keys::{KemPublicKey, PartyKey, PublicKeys};

@@ -3,9 +3,10 @@
 //!
 //! The signature is Ed25519 over `"kuvert-deletion-v1" || canonical JSON of
 //! the receipt without its `signature` member` (the canonical form of
-//! [`crate::canonical`]). The receipt may carry the node's audit head (the
-//! number of records and the last hash at deletion time), which pins the
-//! audit log: a log later cut short no longer reaches that head.
+//! [`crate::canonical`]). The receipt carries the node's audit head just
+//! after its `shares_deleted` record (the number of records and that
+//! record's hash), which pins the audit log: a log later cut short no
+//! longer reaches that head, which [`crate::audit::verify_dir_with`] reports.
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;

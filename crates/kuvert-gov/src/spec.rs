@@ -338,16 +338,19 @@ pub fn decode_key32(s: &str) -> Option<[u8; 32]> {
     if let Some(k) = hex::decode_array::<32>(s) {
         return Some(k);
     }
+    decode_base64_any(s).and_then(|v| <[u8; 32]>::try_from(v.as_slice()).ok())
+}
+
+/// Bytes from base64 in any of the usual spellings (standard or URL-safe,
+/// padded or not), as keys are pasted into specs and `.pub` files.
+pub fn decode_base64_any(s: &str) -> Option<Vec<u8>> {
     let engines = [
         base64::engine::general_purpose::STANDARD,
         base64::engine::general_purpose::STANDARD_NO_PAD,
         base64::engine::general_purpose::URL_SAFE,
         base64::engine::general_purpose::URL_SAFE_NO_PAD,
     ];
-    engines
-        .iter()
-        .find_map(|e| e.decode(s).ok())
-        .and_then(|v| <[u8; 32]>::try_from(v.as_slice()).ok())
+    engines.iter().find_map(|e| e.decode(s.trim()).ok())
 }
 
 /// The Ed25519 key the spec names, if it is a valid (non-weak) point.

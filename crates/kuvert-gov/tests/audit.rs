@@ -261,3 +261,311 @@ fn directory_verification_cross_checks_jobs() {
     let empty = tempfile::tempdir().unwrap();
     assert!(!verify_dir(empty.path()).unwrap().ok());
 }
+
+/// A node's log of a whole job with its signed deletion receipt (in
+/// `dir/node<N>/receipt.json`): accepted, received, started, sealed,
+/// deleted (pinned by the receipt), receipt signed, finished.
+fn write_node_job(dir: &Path, node: u8, job: &str, id: AnalysisId) {
+    use kuvert_gov::receipt::AuditHead;
+    use kuvert_gov::{Deleted, DeletionReceipt, PartyKey};
+    let nd = dir.join(format!("node{node}"));
+    std::fs::create_dir_all(&nd).unwrap();
+    let mut log = AuditLog::open(&nd.join(format!("audit-node{node}.log"))).unwrap();
+    let actor = format!("node{node}");
+    let ev = |a: &str| AuditEvent::new(&actor, a).analysis(id).job(job);
+    log.append_at(
+        AuditEvent::new(&actor, action::ANALYSIS_ACCEPTED)
+            .analysis(id)
+            .detail("contributors", 2),
+        t(0),
+    )
+    .unwrap();
+    log.append_at(
+        AuditEvent::shares_received(node, id, job, "fk", "fk", 1000, 5),
+        t(1),
+    )
+    .unwrap();
+    log.append_at(ev(action::JOB_STARTED).detail("node", node), t(2))
+        .unwrap();
+    log.append_at(
+        ev(action::RESULT_SEALED)
+            .detail("output", "count")
+            .detail("recipient", "kontroll")
+            .detail("rows", 1)
+            .detail("bytes", 120),
+        t(3),
+    )
+    .unwrap();
+    // The node's sealed-results file: each box carries the head after its
+    // result_sealed record.
+    let (records, hash) = log.head();
+    std::fs::create_dir_all(nd.join("results")).unwrap();
+    let boxes = serde_json::json!([{
+        "output": "count",
+        "sealed": { "analysis_id": id.to_hex(), "node": node, "suite": "", "enc": "", "ciphertext": "" },
+        "audit_head": { "records": records, "hash": hash },
+    }]);
+    std::fs::write(
+        nd.join("results/kontroll.sealed.json"),
+        serde_json::to_vec(&boxes).unwrap(),
+    )
+    .unwrap();
+    log.append_at(
+        ev(action::SHARES_DELETED)
+            .detail("node", node)
+            .detail("tables", vec!["fk"]),
+        t(4),
+    )
+    .unwrap();
+    let (records, hash) = log.head();
+    let key = PartyKey::generate(&actor);
+    let receipt = DeletionReceipt::sign(
+        &key,
+        id,
+        job,
+        node,
+        Deleted {
+            tables: vec!["fk".into()],
+            intermediate_state: true,
+            session_keys: true,
+        },
+        Some(AuditHead {
+            records,
+            hash: hash.to_string(),
+        }),
+    );
+    std::fs::write(
+        nd.join("receipt.json"),
+        serde_json::to_vec(&receipt).unwrap(),
+    )
+    .unwrap();
+    log.append_at(
+        ev("receipt_signed").detail("receipt", receipt.signature.as_str()),
+        t(5),
+    )
+    .unwrap();
+    log.append_at(
+        ev(action::JOB_FINISHED)
+            .detail("node", node)
+            .detail("status", "ok"),
+        t(6),
+    )
+    .unwrap();
+}
+
+fn strict() -> kuvert_gov::VerifyOptions {
+    kuvert_gov::VerifyOptions {
+        receipts: Vec::new(),
+        require_receipts: true,
+    }
+}
+
+/// Drop the last `n` lines of a file.
+fn cut(path: &Path, n: usize) {
+    let text = std::fs::read_to_string(path).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    let kept = &lines[..lines.len() - n];
+    std::fs::write(path, format!("{}\n", kept.join("\n"))).unwrap();
+}
+
+#[test]
+fn intact_logs_and_receipts_verify_and_each_receipt_is_pinned() {
+    let dir = tempfile::tempdir().unwrap();
+    for node in 0..3 {
+        write_node_job(dir.path(), node, "job-1", ID);
+    }
+    let r = kuvert_gov::verify_dir_with(dir.path(), &strict()).unwrap();
+    assert!(r.ok(), "{:?} {:?}", r.cross, r.missing);
+    assert_eq!(r.receipts.len(), 3);
+    assert_eq!(r.releases.len(), 3);
+    assert!(r.releases.iter().all(|h| h.audit_head.records == 4));
+    // Each receipt pins its node's shares_deleted record (line 5).
+    for (_, rc) in &r.receipts {
+        assert_eq!(rc.audit_head.as_ref().unwrap().records, 5);
+    }
+}
+
+#[test]
+fn a_log_cut_before_its_receipts_record_is_detected() {
+    let dir = tempfile::tempdir().unwrap();
+    for node in 0..3 {
+        write_node_job(dir.path(), node, "job-1", ID);
+    }
+    // Node 1's last four lines: sealed, deleted, receipt signed, finished.
+    let log = dir.path().join("node1/audit-node1.log");
+    cut(&log, 4);
+    assert_eq!(verify_file(&log).unwrap().len(), 3, "still a valid chain");
+    let r = verify_dir(dir.path()).unwrap();
+    assert!(r.cross.is_empty() && r.chains.iter().all(|c| c.result.is_ok()));
+    assert!(!r.ok());
+    let all = r.missing.join("\n");
+    // The receipt names the missing record.
+    assert!(
+        r.missing.iter().any(|m| m.starts_with("node1:")
+            && m.contains("audit-node1.log ends at record 3")
+            && m.contains("node1/receipt.json")
+            && m.contains("pins record 5")
+            && m.contains("cut")),
+        "{all}"
+    );
+    // So does the sealed result.
+    assert!(
+        r.missing.iter().any(|m| m.starts_with("node1:")
+            && m.contains("sealed result")
+            && m.contains("kontroll.sealed.json")
+            && m.contains("pins record 4")),
+        "{all}"
+    );
+    // The other nodes' logs imply what node 1's lacks.
+    for what in [
+        "result_sealed (or failure) of job \"job-1\" output \"count\"",
+        "shares_deleted (or failure) of job \"job-1\"",
+        "job_finished of job \"job-1\"",
+    ] {
+        assert!(
+            r.missing
+                .iter()
+                .any(|m| m.starts_with("node1:") && m.contains(what)),
+            "{what}: {all}"
+        );
+    }
+    assert!(
+        !r.missing
+            .iter()
+            .any(|m| m.starts_with("node0:") || m.starts_with("node2:")),
+        "{all}"
+    );
+
+    // Without the receipt, the other logs still catch it.
+    std::fs::remove_file(dir.path().join("node1/receipt.json")).unwrap();
+    let r = verify_dir(dir.path()).unwrap();
+    assert!(!r.ok());
+    assert!(
+        r.missing
+            .iter()
+            .any(|m| m.starts_with("node1:") && m.contains("shares_deleted")),
+        "{:?}",
+        r.missing
+    );
+
+    // A node whose log is gone altogether.
+    std::fs::remove_file(&log).unwrap();
+    let r = verify_dir(dir.path()).unwrap();
+    assert!(
+        r.missing
+            .iter()
+            .any(|m| m.starts_with("node1: no verified audit log")),
+        "{:?}",
+        r.missing
+    );
+}
+
+#[test]
+fn an_analysis_accepted_by_one_node_is_accepted_by_all() {
+    let dir = tempfile::tempdir().unwrap();
+    for node in 0..3 {
+        write_node_job(dir.path(), node, "job-1", ID);
+    }
+    // Node 0 accepted a second analysis that the others' logs lack.
+    let other = AnalysisId([7; 32]);
+    let mut log = AuditLog::open(&dir.path().join("node0/audit-node0.log")).unwrap();
+    log.append_at(
+        AuditEvent::new("node0", action::ANALYSIS_ACCEPTED)
+            .analysis(other)
+            .detail("contributors", 1),
+        t(10),
+    )
+    .unwrap();
+    let r = verify_dir(dir.path()).unwrap();
+    assert_eq!(r.missing.len(), 2, "{:?}", r.missing);
+    for (m, node) in r.missing.iter().zip(["node1:", "node2:"]) {
+        assert!(
+            m.starts_with(node)
+                && m.contains(&format!("analysis_accepted of analysis {other}"))
+                && m.contains("audit-node0.log:8"),
+            "{m}"
+        );
+    }
+}
+
+#[test]
+fn a_deleted_or_altered_receipt_is_detected() {
+    let dir = tempfile::tempdir().unwrap();
+    for node in 0..3 {
+        write_node_job(dir.path(), node, "job-1", ID);
+    }
+    let receipt = dir.path().join("node2/receipt.json");
+    let kept = std::fs::read(&receipt).unwrap();
+    std::fs::remove_file(&receipt).unwrap();
+    // Only the logs: fine without receipts; required: the missing one named.
+    assert!(verify_dir(dir.path()).unwrap().ok());
+    let r = kuvert_gov::verify_dir_with(dir.path(), &strict()).unwrap();
+    assert!(!r.ok());
+    assert_eq!(r.missing.len(), 1, "{:?}", r.missing);
+    assert!(
+        r.missing[0].starts_with("node2:")
+            && r.missing[0].contains("audit-node2.log:5")
+            && r.missing[0].contains("receipt is missing"),
+        "{}",
+        r.missing[0]
+    );
+    // Kept elsewhere and given: verifies again.
+    let elsewhere = tempfile::tempdir().unwrap();
+    let moved = elsewhere.path().join("node2-receipt.json");
+    std::fs::write(&moved, &kept).unwrap();
+    let mut opts = strict();
+    opts.receipts.push(moved.clone());
+    let r = kuvert_gov::verify_dir_with(dir.path(), &opts).unwrap();
+    assert!(r.ok(), "{:?}", r.missing);
+    // A receipt pointing at another head: altered (signature) and not pinned.
+    let text = String::from_utf8(kept)
+        .unwrap()
+        .replace("\"records\":5", "\"records\":6");
+    std::fs::write(&moved, text).unwrap();
+    let r = kuvert_gov::verify_dir_with(dir.path(), &opts).unwrap();
+    assert!(!r.ok());
+    assert!(
+        r.missing
+            .iter()
+            .any(|m| m.contains("signature does not verify")),
+        "{:?}",
+        r.missing
+    );
+    assert!(
+        r.missing
+            .iter()
+            .any(|m| m.contains("pins hash") && m.contains("rewritten")),
+        "{:?}",
+        r.missing
+    );
+}
+
+#[test]
+fn the_coordinators_done_job_implies_every_nodes_finish() {
+    let dir = tempfile::tempdir().unwrap();
+    for node in 0..3 {
+        write_node_job(dir.path(), node, "job-1", ID);
+    }
+    let mut c = AuditLog::open(&dir.path().join("audit-coordinator.log")).unwrap();
+    c.append_at(
+        AuditEvent::new("coordinator", "job.done").analysis(ID),
+        t(9),
+    )
+    .unwrap();
+    assert!(verify_dir(dir.path()).unwrap().ok());
+    // All three nodes cut their last line (job_finished): only the
+    // coordinator's log shows it.
+    for node in 0..3 {
+        cut(
+            &dir.path().join(format!("node{node}/audit-node{node}.log")),
+            1,
+        );
+    }
+    let r = verify_dir(dir.path()).unwrap();
+    assert!(!r.ok());
+    assert_eq!(r.missing.len(), 3, "{:?}", r.missing);
+    assert!(r
+        .missing
+        .iter()
+        .all(|m| m.contains("coordinator logged as done")));
+}

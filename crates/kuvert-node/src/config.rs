@@ -374,7 +374,7 @@ mod tests {
                 c.max_connections_per_peer,
                 c.max_connections
             ),
-            (300, 16, 256)
+            (300, 64, 256)
         );
         std::fs::write(
             &p,

@@ -12,7 +12,9 @@
 //!                             -> run each distinct output -> seal per recipient (HPKE)
 //!                             -> delete shares + state + session keys -> signed receipt
 //!  GovStatus / GovFetch       state, sizes, receipt / the recipient's sealed boxes only
-//!  sweeper                    past the deadline: delete sealed results (and shares) -> Expired
+//!  sweeper                    past the deadline: delete sealed results (and shares) -> Expired;
+//!                             never ran by the time fixed at registration: delete the
+//!                             shares -> signed receipt -> Expired
 //! ```
 //!
 //! On disk, under `data_dir/analyses/<id hex>/`: `spec.toml` (exactly as
@@ -259,6 +261,12 @@ struct Persisted {
     tables: Vec<TableInfo>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     stats: Option<JobStats>,
+    /// When this node deletes everything it holds of the analysis (RFC
+    /// 3339, UTC). Fixed at registration by [`delete_by`]; when the job
+    /// ends it becomes the result deadline. Missing only in state files
+    /// written before it existed (fixed on reload).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    delete_by: Option<String>,
 }
 
 /// One registered analysis at this node.
@@ -374,6 +382,28 @@ impl std::fmt::Debug for Gov {
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// RFC 3339 in UTC.
+fn rfc3339(t: time::OffsetDateTime) -> String {
+    t.to_offset(time::UtcOffset::UTC)
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_default()
+}
+
+/// The absolute deletion time of an analysis registered at `registered`:
+/// the spec's time for `Deadline::At`, `registered` + N days for
+/// `Deadline::Days(N)`. An analysis whose job has not ended by then (never
+/// ran, waiting, ready, failed with its inputs kept) is deleted then; once
+/// the job ends, the result deadline (job end + N days) replaces it.
+fn delete_by(
+    deadline: &Deadline,
+    registered: time::OffsetDateTime,
+) -> Option<time::OffsetDateTime> {
+    match deadline {
+        Deadline::Days(d) => Some(registered + time::Duration::days(i64::from(*d))),
+        Deadline::At(s) => parse_time(s),
+    }
 }
 
 fn parse_time(s: &str) -> Option<time::OffsetDateTime> {
@@ -534,6 +564,18 @@ impl Gov {
             .map_err(NodeGovError::Gov)
     }
 
+    /// Log `ev` and return the head just after it (its record), read
+    /// under the same lock: what receipts and sealed results pin.
+    fn log_head(&self, ev: AuditEvent) -> Result<kuvert_gov::receipt::AuditHead, NodeGovError> {
+        let mut audit = lock(&self.audit);
+        audit.append(ev).map_err(NodeGovError::Gov)?;
+        let (records, hash) = audit.head();
+        Ok(kuvert_gov::receipt::AuditHead {
+            records,
+            hash: hash.to_string(),
+        })
+    }
+
     fn event(&self, action: &str, id: AnalysisId) -> AuditEvent {
         AuditEvent::new(&self.actor(), action)
             .analysis(id)
@@ -687,12 +729,18 @@ impl Gov {
         let dir = self.adir(&id);
         write_atomic(&dir.join("spec.toml"), text.as_bytes())?;
         write_atomic(&dir.join("approvals.json"), &json(&approvals))?;
+        let delete_by = delete_by(
+            &spec.retention.result_deadline,
+            time::OffsetDateTime::now_utc(),
+        )
+        .map(rfc3339);
         let mut entry = Entry {
             spec,
             persisted: Persisted {
                 state: GovState::Unknown,
                 tables: Vec::new(),
                 stats: None,
+                delete_by,
             },
             tables: BTreeMap::new(),
             progress: None,
@@ -994,6 +1042,24 @@ impl Gov {
             }
             _ => {}
         }
+        // Past its deletion time the analysis is the sweeper's, not the
+        // worker's: a run now would keep shares past the approved time.
+        if let Some(t) = e.persisted.delete_by.as_deref().and_then(parse_time) {
+            if t <= time::OffsetDateTime::now_utc() {
+                let err = NodeGovError::WrongState {
+                    node,
+                    analysis: id.to_hex(),
+                    state: "expired".into(),
+                    what: format!(
+                        "its deletion time {} has passed and its inputs are being deleted; submit the analysis again",
+                        rfc3339(t)
+                    ),
+                };
+                drop(entries);
+                self.log_refusal(Some(id), "run", party, &err);
+                return Err(err);
+            }
+        }
         let missing = e.missing();
         if !missing.is_empty() {
             let err = NodeGovError::MissingTables {
@@ -1035,6 +1101,7 @@ impl Gov {
                 progress: None,
                 stats: None,
                 receipt: None,
+                delete_by: None,
             },
             Some(e) => GovStatus {
                 node: self.node,
@@ -1044,6 +1111,10 @@ impl Gov {
                 progress: e.progress,
                 stats: e.persisted.stats,
                 receipt: e.receipt.clone(),
+                delete_by: match &e.persisted.state {
+                    GovState::Done { deadline } => Some(deadline.clone()),
+                    _ => e.persisted.delete_by.clone(),
+                },
             },
         })
     }
@@ -1208,6 +1279,20 @@ impl Gov {
         let receipt = std::fs::read(dir.join("receipt.json"))
             .ok()
             .and_then(|b| serde_json::from_slice::<DeletionReceipt>(&b).ok());
+        if persisted.delete_by.is_none() {
+            // A state file from before deletion times were fixed at
+            // registration: the registration time is when spec.toml was
+            // written (now, if the file system does not say).
+            let registered = std::fs::metadata(dir.join("spec.toml"))
+                .and_then(|m| m.modified())
+                .map(time::OffsetDateTime::from)
+                .unwrap_or_else(|_| time::OffsetDateTime::now_utc());
+            persisted.delete_by = match &persisted.state {
+                GovState::Done { deadline } => Some(deadline.clone()),
+                _ => delete_by(&spec.retention.result_deadline, registered).map(rfc3339),
+            };
+            write_atomic(&dir.join("state.json"), &json(&persisted))?;
+        }
         if matches!(persisted.state, GovState::Running { .. }) {
             // Boxes sealed before the stop are never released: the run
             // did not finish.
@@ -1623,25 +1708,30 @@ impl Gov {
                 boxes.push(SealedOutput {
                     output: o.name.clone(),
                     sealed: b,
+                    audit_head: None,
                 });
             }
             sealed.push((r.id.clone(), boxes, sizes));
         }
         let dir = self.adir(&id);
-        for (recipient, boxes, sizes) in &sealed {
+        for (recipient, boxes, sizes) in &mut sealed {
+            // Each box carries the audit head just after its result_sealed
+            // record, which `kuvert audit verify` finds in the node's log.
+            for ((output, rows, bytes), b) in sizes.iter().zip(boxes.iter_mut()) {
+                b.audit_head = Some(
+                    self.log_head(
+                        self.event(action::RESULT_SEALED, id)
+                            .detail("output", output.as_str())
+                            .detail("recipient", recipient.as_str())
+                            .detail("rows", *rows)
+                            .detail("bytes", *bytes),
+                    )?,
+                );
+            }
             write_atomic(
                 &dir.join("results").join(format!("{recipient}.sealed.json")),
                 &json(boxes),
             )?;
-            for (output, rows, bytes) in sizes {
-                self.log(
-                    self.event(action::RESULT_SEALED, id)
-                        .detail("output", output.as_str())
-                        .detail("recipient", recipient.as_str())
-                        .detail("rows", *rows)
-                        .detail("bytes", *bytes),
-                )?;
-            }
         }
         let deadline = match &spec.retention.result_deadline {
             Deadline::Days(d) => (time::OffsetDateTime::now_utc()
@@ -1669,6 +1759,9 @@ impl Gov {
                 e.persisted.state = GovState::Done {
                     deadline: deadline.clone(),
                 };
+                // The job ended: the result deadline replaces the time
+                // fixed at registration.
+                e.persisted.delete_by = Some(deadline.clone());
                 e.persisted.stats = Some(stats);
                 e.progress = None;
                 e.queued_at = None;
@@ -1703,7 +1796,10 @@ impl Gov {
         if shares.exists() {
             std::fs::remove_dir_all(&shares).map_err(|e| NodeGovError::store(&shares, e))?;
         }
-        self.log(
+        // The head the receipt pins is the shares_deleted record itself:
+        // appended and read under one lock, so no other record (a refusal
+        // on another thread) can come between.
+        let head = self.log_head(
             self.event(action::SHARES_DELETED, id)
                 .detail("node", node as u64)
                 .detail("tables", tables.to_vec())
@@ -1711,25 +1807,18 @@ impl Gov {
                 .detail("session_keys", true)
                 .detail("when", when),
         )?;
-        let receipt = {
-            let audit = lock(&self.audit);
-            let (records, hash) = audit.head();
-            DeletionReceipt::sign(
-                &self.key,
-                id,
-                &id.to_hex(),
-                node as u8,
-                Deleted {
-                    tables: tables.to_vec(),
-                    intermediate_state: true,
-                    session_keys: true,
-                },
-                Some(kuvert_gov::receipt::AuditHead {
-                    records,
-                    hash: hash.to_string(),
-                }),
-            )
-        };
+        let receipt = DeletionReceipt::sign(
+            &self.key,
+            id,
+            &id.to_hex(),
+            node as u8,
+            Deleted {
+                tables: tables.to_vec(),
+                intermediate_state: true,
+                session_keys: true,
+            },
+            Some(head),
+        );
         write_atomic(&self.adir(&id).join("receipt.json"), &json(&receipt))?;
         self.log(
             self.event(actions::RECEIPT_SIGNED, id)
@@ -1743,34 +1832,55 @@ impl Gov {
         Ok(())
     }
 
-    /// Delete everything whose deadline has passed: sealed results, and
-    /// shares still held (with a receipt). Returns the analyses expired.
+    /// Delete everything whose deadline has passed now: see
+    /// [`Gov::sweep_at`].
     pub fn sweep(&self) -> Vec<AnalysisId> {
-        let now = time::OffsetDateTime::now_utc();
-        let due: Vec<(AnalysisId, Vec<String>, bool)> = {
+        self.sweep_at(time::OffsetDateTime::now_utc())
+    }
+
+    /// Delete everything whose deadline is at or before `now`: sealed
+    /// results of done analyses past the result deadline, and analyses
+    /// whose job never ended (waiting, ready, failed) past the deletion
+    /// time fixed at registration. Shares still held are deleted with a
+    /// signed receipt; the analysis becomes `Expired`. Returns the
+    /// analyses expired.
+    pub fn sweep_at(&self, now: time::OffsetDateTime) -> Vec<AnalysisId> {
+        let due: Vec<(AnalysisId, Vec<String>, bool, bool)> = {
             let entries = lock(&self.entries);
             entries
                 .iter()
                 .filter_map(|(id, e)| {
-                    let deadline = match (&e.persisted.state, &e.spec.retention.result_deadline) {
-                        (GovState::Done { deadline }, _) => parse_time(deadline),
-                        (GovState::Running { .. } | GovState::Expired, _) => None,
-                        // A fixed deadline also ends analyses that never ran.
-                        (_, Deadline::At(s)) => parse_time(s),
-                        _ => None,
-                    }?;
-                    (deadline <= now).then(|| {
+                    let (deadline, ran) = match &e.persisted.state {
+                        GovState::Done { deadline } => (parse_time(deadline), true),
+                        GovState::Running { .. } | GovState::Expired => (None, false),
+                        // Never ran, waiting, ready, failed: the time fixed
+                        // at registration (the spec's, for a state file
+                        // that has none).
+                        _ => (
+                            e.persisted
+                                .delete_by
+                                .as_deref()
+                                .and_then(parse_time)
+                                .or_else(|| match &e.spec.retention.result_deadline {
+                                    Deadline::At(s) => parse_time(s),
+                                    Deadline::Days(_) => None,
+                                }),
+                            false,
+                        ),
+                    };
+                    (deadline? <= now).then(|| {
                         (
                             *id,
                             e.tables.keys().cloned().collect(),
                             e.receipt.is_none() && !e.tables.is_empty(),
+                            ran,
                         )
                     })
                 })
                 .collect()
         };
         let mut done = Vec::new();
-        for (id, tables, shares_held) in due {
+        for (id, tables, shares_held, ran) in due {
             let r = (|| -> Result<(), NodeGovError> {
                 let results = self.adir(&id).join("results");
                 if results.exists() {
@@ -1778,7 +1888,12 @@ impl Gov {
                         .map_err(|e| NodeGovError::store(&results, e))?;
                 }
                 if shares_held {
-                    self.delete_inputs(id, &tables, "deadline")?;
+                    let when = if ran {
+                        "deadline"
+                    } else {
+                        "deletion time, job never ended"
+                    };
+                    self.delete_inputs(id, &tables, when)?;
                 }
                 let mut entries = lock(&self.entries);
                 if let Some(e) = entries.get_mut(&id) {
@@ -1788,12 +1903,13 @@ impl Gov {
                 drop(entries);
                 self.log(
                     self.event(actions::RESULTS_EXPIRED, id)
-                        .detail("node", self.node as u64),
+                        .detail("node", self.node as u64)
+                        .detail("ran", ran),
                 )
             })();
             match r {
                 Ok(()) => {
-                    tracing::info!(node = self.node, analysis = %id, "deadline passed: results deleted");
+                    tracing::info!(node = self.node, analysis = %id, ran, "deadline passed: results and shares deleted");
                     done.push(id);
                 }
                 Err(e) => {
@@ -2088,5 +2204,86 @@ mod tests {
         let sql = "SELECT COUNT(*) AS n FROM fk WITH PRIVACY (epsilon = 1, delta = 1e-6)";
         let e = compile_err(sql, Some((1.0, 1e-6)));
         assert!(e.message.contains("needs person = <column>"), "{e}");
+    }
+
+    /// Node 0 of `registered()`, opened again on the same data directory.
+    fn reopen(dir: &Path) -> Gov {
+        let fp = |c: char| std::iter::repeat_n(c, 64).collect::<String>();
+        Gov::open(
+            0,
+            dir,
+            &dir.join("n.gov.key"),
+            false,
+            None,
+            NodePins {
+                own: fp('a'),
+                federation: Some([fp('a'), fp('b'), fp('c')]),
+            },
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn the_deletion_time_is_fixed_at_registration_and_survives_a_restart() {
+        let before = time::OffsetDateTime::now_utc();
+        let (dir, g, id, (schema, rows, payload, sig)) = registered();
+        let after = time::OffsetDateTime::now_utc();
+        let hex = id.to_hex();
+        g.upload("fk", &hex, "fk", "fk", &schema, rows, &sig, payload)
+            .unwrap();
+        // The template's `result_deadline = 30` (days): 30 days from
+        // registration, although the job never ended.
+        let by = g.status(&hex).unwrap().delete_by.expect("a deletion time");
+        let t = parse_time(&by).unwrap();
+        let month = time::Duration::days(30);
+        assert!(before + month <= t && t <= after + month, "{by}");
+        drop(g);
+
+        // A restart keeps it (and the share).
+        let g = reopen(dir.path());
+        let st = g.status(&hex).unwrap();
+        assert_eq!(st.delete_by.as_deref(), Some(by.as_str()));
+        assert_eq!(st.tables.len(), 1);
+        assert!(g.sweep_at(t - time::Duration::seconds(1)).is_empty());
+        drop(g);
+
+        // A state file written before deletion times existed gets one on
+        // reload, from the registration (spec.toml's time).
+        let state = dir.path().join("analyses").join(&hex).join("state.json");
+        let mut v: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(&state).unwrap()).unwrap();
+        v.as_object_mut().unwrap().remove("delete_by");
+        std::fs::write(&state, serde_json::to_vec(&v).unwrap()).unwrap();
+        let g = reopen(dir.path());
+        let fixed = parse_time(&g.status(&hex).unwrap().delete_by.unwrap()).unwrap();
+        assert!(
+            (fixed - t).abs() < time::Duration::minutes(1),
+            "{fixed} vs {t}"
+        );
+        drop(g);
+        let g = reopen(dir.path());
+        assert_eq!(
+            parse_time(&g.status(&hex).unwrap().delete_by.unwrap()),
+            Some(fixed)
+        );
+
+        // At that time the sweeper deletes the share with a signed receipt.
+        assert_eq!(g.sweep_at(fixed), vec![id]);
+        assert!(g.sweep_at(fixed).is_empty());
+        let st = g.status(&hex).unwrap();
+        assert_eq!(st.state, GovState::Expired);
+        let r = st.receipt.expect("a receipt");
+        assert_eq!(r.deleted.tables, vec!["fk".to_string()]);
+        r.verify(&g.key.verifying_key()).unwrap();
+        assert!(!dir
+            .path()
+            .join("analyses")
+            .join(&hex)
+            .join("shares")
+            .exists());
+        drop(g);
+        let g = reopen(dir.path());
+        assert_eq!(g.status(&hex).unwrap().state, GovState::Expired);
+        assert!(g.status(&hex).unwrap().receipt.is_some());
     }
 }

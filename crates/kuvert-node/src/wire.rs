@@ -158,6 +158,12 @@ pub struct GovStatus {
     /// The node's signed deletion receipt, once it deleted the inputs.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub receipt: Option<kuvert_gov::DeletionReceipt>,
+    /// When this node deletes everything it still holds of the analysis
+    /// (RFC 3339, UTC): fixed at registration (the spec's deadline, or
+    /// registration + N days), replaced by the result deadline when the
+    /// job ends. Older nodes do not send it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub delete_by: Option<String>,
 }
 
 /// One sealed output in a [`Response::Sealed`] answer.
@@ -169,6 +175,12 @@ pub struct SealedOutput {
     /// analysis id and node; the plaintext starts with the output name
     /// (u32 BE length + UTF-8) so a box cannot be passed off as another output.
     pub sealed: kuvert_gov::SealedBox,
+    /// The node's audit head just after it logged this output's
+    /// `result_sealed` record (that record's number and hash): a copy of
+    /// the head held outside the node, which `kuvert audit verify` finds in
+    /// the node's log. Older nodes do not send it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub audit_head: Option<kuvert_gov::receipt::AuditHead>,
 }
 
 /// A computation a node can run. Every node compiles the same program into

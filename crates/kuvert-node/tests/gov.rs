@@ -673,6 +673,89 @@ fn full_flow_gives_the_oracle_answer_deletes_signs_and_leaks_no_value() {
         assert!(n >= 3, "{a} logged {n} times: {actions:?}");
     }
     assert!(actions.contains(&"request_refused"));
+
+    // Every receipt is pinned in its node's log (its audit head is that
+    // node's shares_deleted record) and every shares_deleted record has
+    // its receipt.
+    let strict = kuvert_gov::VerifyOptions {
+        receipts: Vec::new(),
+        require_receipts: true,
+    };
+    let report = kuvert_gov::verify_dir_with(c.dir.path(), &strict).unwrap();
+    assert!(report.ok(), "{:?} {:?}", report.cross, report.missing);
+    assert_eq!(report.receipts.len(), 3);
+    // Every sealed result carries its node's head (its result_sealed record).
+    assert!(report.releases.len() >= 3, "{:?}", report.releases);
+    for n in 0..3u8 {
+        assert!(report
+            .releases
+            .iter()
+            .any(|r| r.node == n && r.analysis_id == id));
+    }
+
+    // A copy of the logs and receipts with node 1's log cut after its
+    // job_started record (its sealed results and deletion gone): still a
+    // valid chain, but the receipt and the other logs show the cut.
+    let copy = tempfile::tempdir().unwrap();
+    for (path, bytes) in files(c.dir.path()) {
+        let name = path.file_name().unwrap().to_string_lossy().to_string();
+        if name.starts_with("audit")
+            || name.starts_with("receipt")
+            || name.ends_with(".sealed.json")
+        {
+            let to = copy.path().join(path.strip_prefix(c.dir.path()).unwrap());
+            std::fs::create_dir_all(to.parent().unwrap()).unwrap();
+            std::fs::write(&to, bytes).unwrap();
+        }
+    }
+    assert!(kuvert_gov::verify_dir_with(copy.path(), &strict)
+        .unwrap()
+        .ok());
+    let log = files(copy.path())
+        .into_iter()
+        .map(|(p, _)| p)
+        .find(|p| p.file_name().unwrap().to_string_lossy() == "audit-node1.log")
+        .expect("node 1's log");
+    let text = std::fs::read_to_string(&log).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    let started = lines
+        .iter()
+        .position(|l| l.contains("\"action\":\"job_started\""))
+        .unwrap();
+    assert!(lines[started + 1..]
+        .iter()
+        .any(|l| l.contains("\"action\":\"result_sealed\"")));
+    std::fs::write(&log, format!("{}\n", lines[..=started].join("\n"))).unwrap();
+    let report = kuvert_gov::verify_dir_with(copy.path(), &strict).unwrap();
+    assert!(!report.ok());
+    assert!(report.chains.iter().all(|ch| ch.result.is_ok()));
+    let all = report.missing.join("\n");
+    assert!(
+        report.missing.iter().any(|m| m.starts_with("node1:")
+            && m.contains("receipt.json")
+            && m.contains("the log was cut")),
+        "{all}"
+    );
+    assert!(
+        report.missing.iter().any(|m| m.starts_with("node1:")
+            && m.contains("sealed result")
+            && m.contains("kontroll.sealed.json")
+            && m.contains("the log was cut")),
+        "{all}"
+    );
+    for what in ["result_sealed", "shares_deleted", "job_finished"] {
+        assert!(
+            report
+                .missing
+                .iter()
+                .any(|m| m.starts_with("node1:") && m.contains(what)),
+            "{what}: {all}"
+        );
+    }
+    assert!(
+        report.missing.iter().all(|m| m.starts_with("node1:")),
+        "{all}"
+    );
 }
 
 #[test]
@@ -991,6 +1074,9 @@ fn past_the_deadline_everything_is_deleted_with_a_receipt_and_refused() {
     c.client("fk")
         .gov_upload(&id, "fk", &k.fk, "fk", &fk_table(&fk))
         .unwrap();
+    // Past its deletion time no node runs it, even before the sweeper came.
+    let e = refused(coord.gov_run(&id));
+    assert!(e.contains("deletion time"), "{e}");
     for i in 0..3 {
         let n = c.nodes[i].as_ref().unwrap();
         assert_eq!(n.gov().sweep(), vec![id]);
@@ -1020,6 +1106,98 @@ fn past_the_deadline_everything_is_deleted_with_a_receipt_and_refused() {
     let e = refused(coord.gov_run(&id));
     assert!(e.contains("expired"), "{e}");
     assert!(kuvert_gov::verify_dir(c.dir.path()).unwrap().ok());
+}
+
+/// `result_deadline = 1` (day): the job never ends (node 2 never ran it,
+/// nodes 0 and 1 failed with the inputs kept), and still every node
+/// deletes the shares one day after registration, with a signed receipt.
+#[test]
+fn an_analysis_whose_job_never_ends_is_deleted_at_the_time_fixed_at_registration() {
+    let k = keys();
+    let (fk, ek) = data();
+    let mut c = Cluster::start(2);
+    let coord = c.client("coordinator");
+    let before = time::OffsetDateTime::now_utc();
+    let text = spec_text(&k, "delete_shares_at_job_end = false\nresult_deadline = 1");
+    let (id, approvals) = approve(&text, &k);
+    coord.register(&text, &approvals).unwrap();
+    let after = time::OffsetDateTime::now_utc();
+    c.client("fk")
+        .gov_upload(&id, "fk", &k.fk, "fk", &fk_table(&fk))
+        .unwrap();
+    c.client("kommun")
+        .gov_upload(&id, "kommun", &k.kommun, "ek", &ek_table(&ek))
+        .unwrap();
+
+    // Nodes 0 and 1 are told to run without node 2: they fail, inputs kept.
+    c.stop_node(2);
+    for i in 0..2 {
+        let mut conn = coord.connect(i).unwrap();
+        let (resp, _) = conn
+            .ask(
+                &Request::GovRun {
+                    analysis: id.to_hex(),
+                },
+                &[],
+            )
+            .unwrap();
+        assert!(matches!(resp, Response::Ok { .. }), "{resp:?}");
+    }
+    let start = Instant::now();
+    for i in 0..2 {
+        while !matches!(
+            coord.gov_status(i, &id).unwrap().state,
+            GovState::Failed {
+                inputs_kept: true,
+                ..
+            }
+        ) {
+            assert!(start.elapsed() < Duration::from_secs(30));
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+    c.start_node(2);
+    assert_eq!(coord.gov_status(2, &id).unwrap().state, GovState::Ready);
+
+    let day = time::Duration::days(1);
+    for i in 0..3 {
+        let n = c.nodes[i].as_ref().unwrap();
+        // Every node fixed the time at registration: one day later.
+        let by = coord.gov_status(i, &id).unwrap().delete_by.unwrap();
+        let t = time::OffsetDateTime::parse(&by, &time::format_description::well_known::Rfc3339)
+            .unwrap();
+        assert!(before + day <= t && t <= after + day, "{by}");
+        // Not yet.
+        assert!(n.gov().sweep().is_empty());
+        assert!(n.gov().sweep_at(t - time::Duration::seconds(1)).is_empty());
+        // Two days on.
+        assert_eq!(n.gov().sweep_at(before + day * 2), vec![id]);
+        assert!(n.gov().sweep_at(before + day * 2).is_empty());
+        let st = coord.gov_status(i, &id).unwrap();
+        assert_eq!(st.state, GovState::Expired);
+        let r = st.receipt.expect("a receipt for the deleted shares");
+        assert_eq!(r.deleted.tables, vec!["ek".to_string(), "fk".to_string()]);
+        r.verify(&gov::node_public_key(&c.pki, i).unwrap()).unwrap();
+        let adir = c.data_dir(i).join("analyses").join(id.to_hex());
+        assert!(!adir.join("shares").exists());
+        assert!(!adir.join("results").exists());
+        assert!(adir.join("receipt.json").exists());
+    }
+    let e = refused(
+        c.client("fk")
+            .gov_upload(&id, "fk", &k.fk, "fk", &fk_table(&fk)),
+    );
+    assert!(e.contains("expired"), "{e}");
+    let e = refused(coord.gov_run(&id));
+    assert!(e.contains("expired"), "{e}");
+    // A restart keeps it expired, with its receipt.
+    c.stop_node(1);
+    c.start_node(1);
+    let st = coord.gov_status(1, &id).unwrap();
+    assert_eq!(st.state, GovState::Expired);
+    assert!(st.receipt.is_some());
+    let report = kuvert_gov::verify_dir(c.dir.path()).unwrap();
+    assert!(report.ok(), "{:?}", report.cross);
 }
 
 #[test]

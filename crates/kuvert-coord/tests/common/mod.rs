@@ -341,6 +341,7 @@ impl NodeApi for Fake {
                         progress: None,
                         stats: None,
                         receipt: None,
+                        delete_by: None,
                     });
                 };
                 let n = &mut nodes[i];
@@ -371,6 +372,7 @@ impl NodeApi for Fake {
                     progress: None,
                     stats: None,
                     receipt: n.receipt.clone(),
+                    delete_by: None,
                 })
             };
             [one(0, &mut jobs), one(1, &mut jobs), one(2, &mut jobs)]
