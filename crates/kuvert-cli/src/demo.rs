@@ -383,15 +383,17 @@ pub fn run(a: DemoArgs) -> anyhow::Result<ExitCode> {
         // The contributor has read the spec it wrote (DIR/analysis.toml):
         // --yes with that file, whose hash must be the id.
         cmd(&format!(
-            "kuvert analysis approve {id} --key {} --spec {} --yes",
+            "kuvert analysis approve {id} --key {} --spec {} --federation {} --yes",
             key_path(c).display(),
-            spec_path.display()
+            spec_path.display(),
+            dep.federation.display()
         ));
         let code = service::approve_online(
             &id.to_hex(),
             &key_path(c),
             Some(&spec_path),
             true,
+            Some(&dep.federation),
             None,
             &cargs,
         )?;

@@ -124,6 +124,11 @@ pub enum AnalysisCommand {
         /// Approve without asking (scripts). Only with --spec FILE.
         #[arg(long)]
         yes: bool,
+        /// The federation file the three node operators gave you (checked:
+        /// all three signatures). The spec's [[nodes]] must be exactly its
+        /// nodes, or nothing is signed: your approval binds who computes.
+        #[arg(long, env = "KUVERT_FEDERATION")]
+        federation: Option<PathBuf>,
         /// With --spec: never contact the coordinator, even when one is
         /// named; write the approval to --out or stdout.
         #[arg(long, requires = "spec")]
@@ -226,11 +231,20 @@ pub fn run(cmd: GovCommand) -> anyhow::Result<ExitCode> {
             key,
             spec,
             yes,
+            federation,
             offline,
             out,
             coord,
         }) if spec.is_none() || (!offline && coordinator_named()) => {
-            crate::service::approve_online(&id, &key, spec.as_deref(), yes, out.as_deref(), &coord)
+            crate::service::approve_online(
+                &id,
+                &key,
+                spec.as_deref(),
+                yes,
+                federation.as_deref(),
+                out.as_deref(),
+                &coord,
+            )
         }
         GovCommand::Analysis(AnalysisCommand::Describe {
             spec,
@@ -412,6 +426,7 @@ fn analysis(c: AnalysisCommand) -> Result<ExitCode, GovError> {
             key,
             spec,
             yes,
+            federation,
             out,
             ..
         } => {
@@ -420,7 +435,7 @@ fn analysis(c: AnalysisCommand) -> Result<ExitCode, GovError> {
             let s = local_spec(&spec, &expected)?;
             let k = PartyKey::load(&key)?;
             let who = contributor_for(&s, &k)?;
-            if let Some(refused) = ask_approval(&s, &who, yes) {
+            if let Some(refused) = ask_approval(&s, &who, yes, federation.as_deref()) {
                 return Ok(refused);
             }
             let a = approve_spec(&s, &expected, &k)?;
@@ -561,9 +576,24 @@ pub(crate) fn contributor_for(spec: &AnalysisSpec, key: &PartyKey) -> Result<Str
 /// terminal or by `yes` (which callers accept only with a spec file whose
 /// hash is the id). `Some(code)`: not approved, the reason printed; the
 /// caller must sign and send nothing.
-pub(crate) fn ask_approval(spec: &AnalysisSpec, contributor: &str, yes: bool) -> Option<ExitCode> {
+pub(crate) fn ask_approval(
+    spec: &AnalysisSpec,
+    contributor: &str,
+    yes: bool,
+    federation: Option<&Path>,
+) -> Option<ExitCode> {
     use std::io::{BufRead, IsTerminal};
     let id = spec.id();
+    if let Some(f) = federation {
+        if let Err(e) = nodes_are_the_federations(spec, f) {
+            eprintln!("error: not approved, nothing was signed or sent: {e}");
+            return Some(ExitCode::from(2));
+        }
+        eprintln!(
+            "the spec's [[nodes]] are exactly the nodes of the federation in {}",
+            f.display()
+        );
+    }
     let mut err = std::io::stderr().lock();
     let _ = write!(err, "{}", approval_summary(spec));
     if yes {
@@ -671,4 +701,30 @@ fn audit_verify(dir: &Path, opts: &audit::VerifyOptions) -> Result<ExitCode, Gov
     } else {
         ExitCode::from(1)
     })
+}
+
+/// The spec's `[[nodes]]` are exactly the (verified) federation's nodes, in
+/// order; otherwise says which node differs.
+pub(crate) fn nodes_are_the_federations(
+    spec: &AnalysisSpec,
+    federation: &Path,
+) -> anyhow::Result<()> {
+    let fed = kuvert_net::Federation::load_verified(federation)?;
+    if spec.nodes.len() != 3 {
+        anyhow::bail!("the spec names {} nodes, not three", spec.nodes.len());
+    }
+    for (j, n) in spec.nodes.iter().enumerate() {
+        if n.fingerprint.trim() != fed.nodes[j].fingerprint {
+            anyhow::bail!(
+                "the spec names {} as node {j}, but federation {:?} ({}) lists {} ({}): this \
+                 analysis would be computed by a node your operators did not agree on",
+                n.fingerprint.trim(),
+                fed.name,
+                federation.display(),
+                fed.nodes[j].fingerprint,
+                fed.nodes[j].operator
+            );
+        }
+    }
+    Ok(())
 }

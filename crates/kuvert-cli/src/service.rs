@@ -509,6 +509,7 @@ pub fn approve_online(
     key: &Path,
     local_spec: Option<&Path>,
     yes: bool,
+    federation: Option<&Path>,
     out: Option<&Path>,
     coord: &CoordArgs,
 ) -> anyhow::Result<ExitCode> {
@@ -541,7 +542,7 @@ pub fn approve_online(
         Ok(who) => who,
         Err(e) => return refuse(&format!("refusing to approve: {e}")),
     };
-    if let Some(refused) = crate::gov::ask_approval(&spec, &who, yes) {
+    if let Some(refused) = crate::gov::ask_approval(&spec, &who, yes, federation) {
         return Ok(refused);
     }
     let a = approve_spec(&spec, &id, &k)?;

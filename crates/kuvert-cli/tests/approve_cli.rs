@@ -419,3 +419,77 @@ fn online_approval_posts_nothing_without_yes() {
     assert!(approved_at_coordinator(&env, &id, "fk"));
     assert!(!approved_at_coordinator(&env, &id, "kommun"));
 }
+
+/// With `--federation FILE` (the operators' signed federation), approve
+/// signs only a spec whose `[[nodes]]` are exactly the federation's nodes:
+/// a spec naming another key for one node is refused before the summary,
+/// and nothing is written.
+#[test]
+fn approve_with_a_federation_refuses_a_spec_naming_other_nodes() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let free = || kuvert_node::local::free_loopback_port().unwrap();
+    let dep = kuvert_node::operators::setup(
+        &d.join("ops"),
+        &kuvert_node::operators::Plan {
+            name: "approve-test".into(),
+            operators: ["A", "B", "C"].map(String::from),
+            mpc: [free(), free(), free()],
+            api: [free(), free(), free()],
+            parties: vec![],
+            days: 30,
+        },
+    )
+    .unwrap();
+    let fed = dep.federation.to_str().unwrap().to_string();
+    let mut good = spec(d, "federated");
+    good.nodes = dep.spec_nodes().unwrap();
+    let id = write_spec(d, "good.toml", &good);
+    let o = kuvert(
+        d,
+        &[
+            "analysis",
+            "approve",
+            &id,
+            "--key",
+            "fk.key",
+            "--spec",
+            "good.toml",
+            "--yes",
+            "--federation",
+            &fed,
+            "--out",
+            "good.json",
+        ],
+        None,
+    );
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(d.join("good.json").exists());
+    // Node 1 swapped for another key (an impostor the submitter chose).
+    let mut bad = good.clone();
+    bad.name = "impostor".into();
+    bad.nodes[1].fingerprint = "e".repeat(64);
+    let id = write_spec(d, "bad.toml", &bad);
+    let o = kuvert(
+        d,
+        &[
+            "analysis",
+            "approve",
+            &id,
+            "--key",
+            "fk.key",
+            "--spec",
+            "bad.toml",
+            "--yes",
+            "--federation",
+            &fed,
+            "--out",
+            "bad.json",
+        ],
+        None,
+    );
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert!(text(&o).contains("as node 1"), "{}", text(&o));
+    assert!(text(&o).contains("nothing was signed"), "{}", text(&o));
+    assert!(!d.join("bad.json").exists());
+}
