@@ -131,7 +131,7 @@ pub fn run(cmd: FederationCommand) -> anyhow::Result<ExitCode> {
                 .with_context(|| {
                     format!("{}: not a node's public receipt key", signing_pub.display())
                 })?;
-            let hexkey: String = key.to_bytes().iter().map(|b| format!("{b:02x}")).collect();
+            let hexkey = kuvert_node::gov::encode_hex(&key.to_bytes());
             let entry = federation::entry(id, &operator, &mpc, &api, &ca, &cert, &hexkey)?;
             let text = toml::to_string_pretty(&entry)?;
             std::fs::write(

@@ -48,7 +48,7 @@ use rustls::RootCertStore;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use crate::pki;
+use crate::pki::{self, hex};
 
 /// Domain tag of an operator's signature: the signed message is this tag
 /// followed by the 32-byte [`Federation::hash`].
@@ -443,10 +443,6 @@ pub fn entry(
 fn parse_key(h: &str) -> Option<VerifyingKey> {
     let b: [u8; 32] = unhex(h)?.try_into().ok()?;
     VerifyingKey::from_bytes(&b).ok()
-}
-
-pub(crate) fn hex(b: &[u8]) -> String {
-    b.iter().map(|x| format!("{x:02x}")).collect()
 }
 
 fn unhex(s: &str) -> Option<Vec<u8>> {

@@ -374,7 +374,7 @@ fn new_ca(cn_prefix: &str, org: &str, days: i64) -> Result<Issuer> {
     let mut params = CertificateParams::default();
     let mut tag = [0u8; 4];
     ring_fill(&mut tag)?;
-    let tag: String = tag.iter().map(|b| format!("{b:02x}")).collect();
+    let tag = hex(&tag);
     let mut dn = DistinguishedName::new();
     dn.push(
         DnType::CommonName,
@@ -736,10 +736,7 @@ fn parse_request(path: &Path, der: &[u8]) -> Result<RequestInfo> {
         }
     }
     use sha2::{Digest, Sha256};
-    let fingerprint = Sha256::digest(info.subject_pki.raw)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect();
+    let fingerprint = hex(&Sha256::digest(info.subject_pki.raw));
     Ok(RequestInfo {
         subject: info.subject.to_string(),
         common_name: if cns.len() == 1 {
@@ -1436,7 +1433,7 @@ pub fn spki_fingerprint(cert: &CertificateDer<'_>) -> Result<String> {
     let (_, x509) = x509_parser::parse_x509_certificate(cert.as_ref())
         .map_err(|e| PkiError::BadPeerCert(e.to_string()))?;
     let digest = Sha256::digest(x509.tbs_certificate.subject_pki.raw);
-    Ok(digest.iter().map(|b| format!("{b:02x}")).collect())
+    Ok(hex(&digest))
 }
 
 /// True when `s` has the form of [`spki_fingerprint`]: 64 lowercase hex digits.
@@ -2186,4 +2183,9 @@ mod tests {
         let _ = fs::remove_dir_all(&p);
         p
     }
+}
+
+/// Lowercase hex of `bytes` (fingerprints, tags, keys in the federation).
+pub(crate) fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }

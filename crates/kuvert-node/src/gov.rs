@@ -359,9 +359,9 @@ pub struct NodePins {
 
 /// The governed side of one node.
 pub struct Gov {
-    /// Which node keys this node computes with (given at [`Gov::open`],
-    /// before stored analyses are re-checked; [`Gov::pin_nodes`] replaces).
-    pins: Mutex<Option<NodePins>>,
+    /// Which node keys this node computes with: fixed at [`Gov::open`],
+    /// before stored analyses are re-checked.
+    pins: NodePins,
     node: usize,
     dir: PathBuf,
     key: PartyKey,
@@ -538,7 +538,7 @@ impl Gov {
         let audit = AuditLog::open(&data_dir.join(format!("audit-node{node}.log")))
             .map_err(NodeGovError::Gov)?;
         let gov = Gov {
-            pins: Mutex::new(Some(pins)),
+            pins,
             node,
             dir: data_dir.join("analyses"),
             key,
@@ -615,18 +615,7 @@ impl Gov {
     /// This node's receipt-signing public key, lowercase hex (as the
     /// federation file lists it).
     pub fn public_signing_key_hex(&self) -> String {
-        self.key
-            .verifying_key()
-            .to_bytes()
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect()
-    }
-
-    /// Replace the node keys this node computes with (its own, and the
-    /// federation's); analyses registered later are checked against them.
-    pub fn pin_nodes(&self, pins: NodePins) {
-        *lock(&self.pins) = Some(pins);
+        encode_hex(&self.key.verifying_key().to_bytes())
     }
 
     /// The spec's `[[nodes]]` must be this node (at its index) and, in a
@@ -634,9 +623,7 @@ impl Gov {
     fn check_nodes(&self, spec: &AnalysisSpec) -> Result<(), NodeGovError> {
         let node = self.node;
         let wrong = |message: String| NodeGovError::WrongNodes { node, message };
-        let pins = lock(&self.pins).clone().ok_or_else(|| {
-            wrong("this node does not know its own key yet (not started through Node::new)".into())
-        })?;
+        let pins = &self.pins;
         let named: Vec<&str> = spec.nodes.iter().map(|n| n.fingerprint.trim()).collect();
         if named.get(node) != Some(&pins.own.as_str()) {
             return Err(wrong(format!(
@@ -2013,29 +2000,32 @@ mod tests {
             kuvert_gov::sign_approval(&id, "kommun", &kommun),
         ];
         let dir = tempfile::tempdir().unwrap();
+        let open = |pins: NodePins| {
+            Gov::open(
+                0,
+                dir.path(),
+                &dir.path().join("n.gov.key"),
+                false,
+                None,
+                pins,
+            )
+            .unwrap()
+        };
         // Pinned as another node's key: the spec did not approve this node.
-        let g = Gov::open(
-            0,
-            dir.path(),
-            &dir.path().join("n.gov.key"),
-            false,
-            None,
-            NodePins {
-                own: fp('d'),
-                federation: None,
-            },
-        )
-        .unwrap();
+        let g = open(NodePins {
+            own: fp('d'),
+            federation: None,
+        });
         let e = g.register("coordinator", &text, &approvals).unwrap_err();
         assert!(e.to_string().contains("approved other nodes"), "{e}");
         // In a federation whose node 2 differs from the spec's.
-        g.pin_nodes(NodePins {
+        let g = open(NodePins {
             own: fp('a'),
             federation: Some([fp('a'), fp('b'), fp('e')]),
         });
         let e = g.register("coordinator", &text, &approvals).unwrap_err();
         assert!(e.to_string().contains("as node 2"), "{e}");
-        g.pin_nodes(NodePins {
+        let g = open(NodePins {
             own: fp('a'),
             federation: Some([fp('a'), fp('b'), fp('c')]),
         });

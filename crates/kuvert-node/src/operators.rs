@@ -133,7 +133,7 @@ pub fn setup(root: &Path, plan: &Plan) -> Result<Deployment, String> {
         let pubk = kuvert_gov::PublicKeys::load(&gov::signing_pub_path(&nd, i))
             .and_then(|k| k.verifying_key())
             .map_err(e(&format!("node {i}'s receipt key")))?;
-        let hexkey: String = pubk.to_bytes().iter().map(|b| format!("{b:02x}")).collect();
+        let hexkey = gov::encode_hex(&pubk.to_bytes());
         entries.push(
             federation::entry(
                 i,
