@@ -1495,6 +1495,11 @@ pub fn cert_summary(cert: &CertificateDer<'_>) -> Result<CertSummary> {
     })
 }
 
+/// Lowercase hex of `bytes` (fingerprints, tags, keys in the federation).
+pub(crate) fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -2183,9 +2188,4 @@ mod tests {
         let _ = fs::remove_dir_all(&p);
         p
     }
-}
-
-/// Lowercase hex of `bytes` (fingerprints, tags, keys in the federation).
-pub(crate) fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
