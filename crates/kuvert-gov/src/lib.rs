@@ -15,6 +15,8 @@
 //!   audit       append-only, hash-chained JSON-lines files (audit*.log); verify a file, or a
 //!               directory of them with cross-file checks (same job -> same analysis, same
 //!               input sizes on every node)
+//!   budget      a contributor's signed privacy-budget limit for one of its datasets
+//!               (the nodes keep the ledgers and charge every DP output)
 //!   receipt     a node's signed statement that it deleted a job's shares, state and keys
 //!   describe    the DPIA text (Markdown or HTML) for legal officers, and the approval
 //!               summary a contributor reads before it signs
@@ -76,6 +78,7 @@
 
 pub mod approval;
 pub mod audit;
+pub mod budget;
 pub mod canonical;
 pub mod describe;
 pub mod keys;
@@ -91,6 +94,7 @@ pub use approval::{approval_status, sign_approval, verify_approvals, Approval, A
 pub use audit::{
     verify_dir, verify_dir_with, verify_file, AuditEvent, AuditLog, AuditRecord, VerifyOptions,
 };
+pub use budget::BudgetLimit;
 pub use describe::{approval_summary, approval_summary_html, describe, Format};
 pub use error::GovError;
 pub use keys::{KemPublicKey, PartyKey, PublicKeys};

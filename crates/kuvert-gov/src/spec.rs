@@ -150,6 +150,29 @@ pub struct Table {
     pub name: String,
     /// Compact schema `name:type,...` with types int, date, bool, idnr, text.
     pub schema: String,
+    /// The contributor's dataset whose privacy budget this table draws on
+    /// (letters, digits, `-`, `_`, `.`). Absent: the contributor's
+    /// [`DEFAULT_DATASET`]. A node charges every differentially private
+    /// output to the account (contributor's public key, dataset) of every
+    /// table it reads, and only up to the limit the contributor signed for
+    /// that account (`kuvert budget set`): a renamed table or organisation
+    /// draws on the same account, and a dataset the contributor never
+    /// gave a limit is refused.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dataset: Option<String>,
+}
+
+/// The dataset a table without `dataset = ...` draws on.
+pub const DEFAULT_DATASET: &str = "default";
+
+impl Table {
+    /// The dataset whose budget this table draws on.
+    pub fn dataset_id(&self) -> &str {
+        self.dataset
+            .as_deref()
+            .map(str::trim)
+            .unwrap_or(DEFAULT_DATASET)
+    }
 }
 
 /// A party that receives outputs.
@@ -597,6 +620,16 @@ impl AnalysisSpec {
                         *seen - 1,
                     );
                 }
+                if let Some(d) = &t.dataset {
+                    if let Err(m) = check_id(d.trim()) {
+                        return fail(
+                            format!("{tf}.dataset"),
+                            format!("dataset of table {:?}: {m}", t.name),
+                            Some(d),
+                            0,
+                        );
+                    }
+                }
                 if let Err(e) = kuvert_data::Schema::parse_compact(t.schema.trim()) {
                     return fail(
                         format!("{tf}.schema"),
@@ -835,10 +868,18 @@ impl AnalysisSpec {
                 "organisation": c.organisation,
                 "controller": c.controller,
                 "public_key": key(&c.public_key),
-                "tables": c.tables.iter().map(|t| json!({
-                    "name": t.name,
-                    "schema": schema(&t.schema),
-                })).collect::<Vec<_>>(),
+                "tables": c.tables.iter().map(|t| {
+                    let mut v = json!({
+                        "name": t.name,
+                        "schema": schema(&t.schema),
+                    });
+                    // Only when written, so that specs without datasets
+                    // keep their ids.
+                    if let Some(d) = &t.dataset {
+                        v["dataset"] = json!(d.trim());
+                    }
+                    v
+                }).collect::<Vec<_>>(),
             })).collect::<Vec<_>>(),
             "recipients": self.recipients.iter().map(|r| json!({
                 "id": r.id,

@@ -509,6 +509,44 @@ impl Nodes {
         (0..3).map(|i| self.ok(i, &req, &[])).collect()
     }
 
+    /// Send a contributor's signed budget limit to all three nodes; each
+    /// node's answer (the account as it now stands there).
+    pub fn gov_budget(&self, limit: &kuvert_gov::BudgetLimit) -> Result<Vec<String>, ClientError> {
+        let req = Request::GovBudget {
+            limit: limit.clone(),
+        };
+        (0..3).map(|i| self.ok(i, &req, &[])).collect()
+    }
+
+    /// Node `i`'s privacy-budget accounts (of `contributor_key`, when given).
+    pub fn gov_ledger(
+        &self,
+        i: usize,
+        contributor_key: Option<&str>,
+    ) -> Result<Vec<crate::budget::Account>, ClientError> {
+        let req = Request::GovLedger {
+            contributor_key: contributor_key.map(str::to_string),
+        };
+        match self.ask(i, &req, &[])? {
+            (Response::Ledger { node, accounts }, payload) if node == i => {
+                let a: Vec<crate::budget::Account> =
+                    serde_json::from_slice(&payload).map_err(|e| ClientError::Protocol {
+                        node: i,
+                        detail: format!("ledger: {e}"),
+                    })?;
+                if a.len() as u64 != accounts {
+                    return Err(ClientError::Protocol {
+                        node: i,
+                        detail: "ledger account count differs from the header".into(),
+                    });
+                }
+                Ok(a)
+            }
+            (Response::Error { message }, _) => Err(ClientError::Refused { node: i, message }),
+            (other, _) => Err(proto(i, &other)),
+        }
+    }
+
     /// Where the analysis stands at node `i`.
     pub fn gov_status(
         &self,

@@ -5,10 +5,14 @@
 //! ```text
 //!  Register{spec, approvals}  parse (strict) -> id -> verify every approval (kuvert-gov)
 //!                             -> trust list -> plan every output (kuvert-sql) -> store
+//!                             -> privacy budget: every DP output's accounts can pay (budget.rs)
+//!  GovBudget{limit}           a contributor's signed limit -> this node's ledger
 //!  GovUpload{..} + shares     registered? contributor owns the table? schema = spec's?
 //!                             size right? Ed25519 signature over upload_message(..)? -> store
 //!  GovRun                     all tables in -> queue; the MPC worker agrees with the other
 //!                             two nodes which queued analysis to run (pending-set exchange)
+//!                             -> charge the DP outputs to this node's ledger (refused: nothing
+//!                             runs; refunded only if the session fails before any share is used)
 //!                             -> run each distinct output -> seal per recipient (HPKE)
 //!                             -> delete shares + state + session keys -> signed receipt
 //!  GovStatus / GovFetch       state, sizes, receipt / the recipient's sealed boxes only
@@ -21,7 +25,8 @@
 //! approved), `approvals.json`, `state.json` (state, table sizes, deadline,
 //! costs), `shares/<table>.shares` (this node's shares only, written to a
 //! temporary file and renamed), `results/<recipient>.sealed.json` (HPKE
-//! boxes), `receipt.json`. Audit records go to `data_dir/audit-node<id>.log`
+//! boxes), `receipt.json`. The privacy-budget ledger is
+//! `data_dir/budget-ledger.json` ([`crate::budget`]). Audit records go to `data_dir/audit-node<id>.log`
 //! (kuvert-gov's hash-chained log), with sizes and names, never values.
 //!
 //! Invariant: nothing here ever holds a cleartext input or result value.
@@ -61,6 +66,15 @@ pub mod actions {
     pub const RESULTS_EXPIRED: &str = "results_expired";
     /// A refused request (what and why; never values).
     pub const REFUSED: &str = "request_refused";
+    /// A contributor's signed budget limit was recorded. details:
+    /// `contributor_key`, `dataset`, `epsilon`, `delta`, `version`.
+    pub const BUDGET_LIMIT_SET: &str = "budget_limit_set";
+    /// DP outputs were charged at the start of a computation. details:
+    /// `batch`, `epsilon` (sum over outputs), `accounts`.
+    pub const BUDGET_CHARGED: &str = "budget_charged";
+    /// A charge was returned: the computation stopped before any share was
+    /// used. details: `batch`, `reason`.
+    pub const BUDGET_REFUNDED: &str = "budget_refunded";
 }
 
 /// Most analyses one node offers in one agreement round with the others.
@@ -242,6 +256,11 @@ pub enum NodeGovError {
     Store { path: PathBuf, detail: String },
     #[error("{0}")]
     Gov(GovError),
+    #[error("node {node}: {source}")]
+    Budget {
+        node: usize,
+        source: crate::budget::BudgetError,
+    },
 }
 
 impl NodeGovError {
@@ -372,6 +391,8 @@ pub struct Gov {
     pending: Mutex<BTreeSet<AnalysisId>>,
     wake: Condvar,
     stop: std::sync::atomic::AtomicBool,
+    /// This node's privacy-budget ledger (its own; never the coordinator's).
+    ledger: Mutex<crate::budget::Ledger>,
 }
 
 impl std::fmt::Debug for Gov {
@@ -537,6 +558,8 @@ impl Gov {
         };
         let audit = AuditLog::open(&data_dir.join(format!("audit-node{node}.log")))
             .map_err(NodeGovError::Gov)?;
+        let ledger = crate::budget::Ledger::open(&data_dir.join("budget-ledger.json"))
+            .map_err(|source| NodeGovError::Budget { node, source })?;
         let gov = Gov {
             pins,
             node,
@@ -548,6 +571,7 @@ impl Gov {
             pending: Mutex::new(BTreeSet::new()),
             wake: Condvar::new(),
             stop: std::sync::atomic::AtomicBool::new(false),
+            ledger: Mutex::new(ledger),
         };
         gov.reload()?;
         Ok(gov)
@@ -687,6 +711,86 @@ impl Gov {
         Ok(spec)
     }
 
+    /// The (output, account) pairs `spec` charges.
+    fn demands(&self, spec: &AnalysisSpec) -> Result<Vec<crate::budget::Demand>, NodeGovError> {
+        crate::budget::demands(spec).map_err(|message| NodeGovError::Output {
+            node: self.node,
+            output: "(privacy budget)".into(),
+            message,
+        })
+    }
+
+    /// Whether this node's ledger can pay every DP output of `spec` now
+    /// (nothing is charged; the charge is made when the computation starts).
+    fn check_budget(&self, spec: &AnalysisSpec) -> Result<(), NodeGovError> {
+        let demands = self.demands(spec)?;
+        lock(&self.ledger)
+            .check(&demands)
+            .map_err(|source| NodeGovError::Budget {
+                node: self.node,
+                source,
+            })
+    }
+
+    /// `GovBudget{limit}`: record a contributor's signed limit (the
+    /// signature is checked; only a higher version replaces a limit; with a
+    /// trust list, only for a trusted key).
+    pub fn set_budget(
+        &self,
+        party: &str,
+        limit: &kuvert_gov::BudgetLimit,
+    ) -> Result<String, NodeGovError> {
+        let node = self.node;
+        let r = (|| {
+            if let Some(trusted) = &self.trusted {
+                let k =
+                    kuvert_gov::spec::parse_ed25519(&limit.contributor_key).map(|k| k.to_bytes());
+                if !k.is_some_and(|k| trusted.contains(&k)) {
+                    return Err(NodeGovError::Untrusted {
+                        node,
+                        contributor: "(budget limit)".into(),
+                        key: limit.contributor_key.clone(),
+                    });
+                }
+            }
+            let a = lock(&self.ledger)
+                .set_limit(limit.clone())
+                .map_err(|source| NodeGovError::Budget { node, source })?;
+            self.log(
+                AuditEvent::new(&self.actor(), actions::BUDGET_LIMIT_SET)
+                    .detail("contributor_key", a.contributor_key.as_str())
+                    .detail("dataset", a.dataset.as_str())
+                    .detail("epsilon", format!("{}", a.limit.epsilon))
+                    .detail("delta", format!("{}", a.limit.delta))
+                    .detail("version", a.limit.version)
+                    .detail("from", party),
+            )?;
+            let (se, sd) = a.spent();
+            let (re, rd) = a.remaining();
+            Ok(format!(
+                "node {node} recorded the limit of dataset {:?} (version {}): ε = {} (δ = {}); spent ε = {se} (δ = {sd}), remaining ε = {re} (δ = {rd})",
+                a.dataset, a.limit.version, a.limit.epsilon, a.limit.delta
+            ))
+        })();
+        if let Err(e) = &r {
+            self.log_refusal(None, "budget", party, e);
+        }
+        r
+    }
+
+    /// `GovLedger`: this node's accounts (of one contributor key, when
+    /// given): limits, charges and refunds. Budgets are not secret from
+    /// the parties of the federation; values never appear here.
+    pub fn ledger(&self, key: Option<&str>) -> Vec<crate::budget::Account> {
+        match key {
+            None => lock(&self.ledger).accounts(None),
+            Some(k) => match kuvert_gov::spec::parse_ed25519(k) {
+                Some(k) => lock(&self.ledger).accounts(Some(&encode_hex(k.as_bytes()))),
+                None => Vec::new(),
+            },
+        }
+    }
+
     /// `Register{spec, approvals}`.
     pub fn register(
         &self,
@@ -712,6 +816,14 @@ impl Gov {
                 self.node,
                 state_name(&e.persisted.state)
             ));
+        }
+        // A new analysis whose DP outputs this node's ledger cannot pay is
+        // refused here, before any contributor sends a share (the charge
+        // itself is made when the computation starts).
+        if let Err(e) = self.check_budget(&spec) {
+            drop(entries);
+            self.log_refusal(Some(id), "register", party, &e);
+            return Err(e);
         }
         let dir = self.adir(&id);
         write_atomic(&dir.join("spec.toml"), text.as_bytes())?;
@@ -1054,6 +1166,13 @@ impl Gov {
                 analysis: id.to_hex(),
                 missing,
             };
+            drop(entries);
+            self.log_refusal(Some(id), "run", party, &err);
+            return Err(err);
+        }
+        // Refused now rather than after the other nodes agreed: the
+        // ledger cannot pay for this run (the charge is made at the start).
+        if let Err(err) = self.check_budget(&e.spec) {
             drop(entries);
             self.log_refusal(Some(id), "run", party, &err);
             return Err(err);
@@ -1532,12 +1651,22 @@ impl Gov {
     /// seal, delete and sign.
     fn run_one(&self, transport: TlsTransport, id: AnalysisId) {
         let started = Instant::now();
-        let (outputs, mut tables) = {
+        let (outputs, mut tables, spec) = {
             let mut entries = lock(&self.entries);
             let Some(e) = entries.get_mut(&id) else {
                 return;
             };
-            (e.outputs(), std::mem::take(&mut e.tables))
+            (e.outputs(), std::mem::take(&mut e.tables), e.spec.clone())
+        };
+        // The privacy budget is charged here, synced to disk before any
+        // share is used; refused, nothing runs and the inputs stay.
+        let batch = match self.charge(id, &spec) {
+            Ok(b) => b,
+            Err(err) => {
+                self.restore(id, tables);
+                self.fail(id, err.to_string(), true);
+                return;
+            }
         };
         if let Err(err) = self.log(
             self.event(action::JOB_STARTED, id)
@@ -1545,6 +1674,7 @@ impl Gov {
                 .detail("outputs", outputs.len() as u64),
         ) {
             self.restore(id, tables);
+            self.refund(id, batch, "the audit log could not be written");
             self.fail(id, format!("cannot write the audit log: {err}"), false);
             return;
         }
@@ -1552,6 +1682,12 @@ impl Gov {
             Ok(p) => p,
             Err(err) => {
                 self.restore(id, tables);
+                // No share has been used: the session never started.
+                self.refund(
+                    id,
+                    batch,
+                    "the session with the other nodes could not be set up",
+                );
                 self.fail(
                     id,
                     format!("session setup with the other nodes failed: {err}"),
@@ -1560,6 +1696,7 @@ impl Gov {
                 return;
             }
         };
+        // From here on shares are used: the charge is never refunded.
         let compute_start = Instant::now();
         let total = outputs.len() as u64;
         let mut results: BTreeMap<String, Zeroizing<Vec<u8>>> = BTreeMap::new();
@@ -1621,6 +1758,55 @@ impl Gov {
                 format!("could not store the results: {err}; fix the node's storage and run again"),
                 false,
             );
+        }
+    }
+
+    /// Charge `spec`'s DP outputs to this node's ledger as one batch
+    /// (`None`: it has none) and log it.
+    fn charge(&self, id: AnalysisId, spec: &AnalysisSpec) -> Result<Option<u64>, NodeGovError> {
+        let node = self.node;
+        let demands = self.demands(spec)?;
+        if demands.is_empty() {
+            return Ok(None);
+        }
+        let batch = lock(&self.ledger)
+            .charge(&id.to_hex(), &demands)
+            .map_err(|source| NodeGovError::Budget { node, source })?;
+        let outputs: BTreeSet<&str> = demands.iter().map(|d| d.output.as_str()).collect();
+        let epsilon: f64 = demands.iter().map(|d| d.epsilon).sum();
+        let logged = self.log(
+            self.event(actions::BUDGET_CHARGED, id)
+                .detail("batch", batch)
+                .detail("charges", demands.len() as u64)
+                .detail("outputs", outputs.into_iter().collect::<Vec<_>>().join(","))
+                .detail("epsilon", format!("{epsilon}")),
+        );
+        if let Err(e) = logged {
+            self.refund(id, Some(batch), "the audit log could not be written");
+            return Err(e);
+        }
+        tracing::info!(node, analysis = %id, batch, "privacy budget charged");
+        Ok(Some(batch))
+    }
+
+    /// Return the charges of `batch` (allowed only while no share was used).
+    fn refund(&self, id: AnalysisId, batch: Option<u64>, reason: &str) {
+        let Some(batch) = batch else { return };
+        match lock(&self.ledger).refund(batch, reason) {
+            Ok(n) => {
+                let r = self.log(
+                    self.event(actions::BUDGET_REFUNDED, id)
+                        .detail("batch", batch)
+                        .detail("charges", n as u64)
+                        .detail("reason", reason),
+                );
+                if let Err(e) = r {
+                    tracing::error!(node = self.node, error = %e, "cannot log a budget refund");
+                }
+            }
+            Err(e) => {
+                tracing::error!(node = self.node, error = %e, "cannot refund a budget charge; it stays charged")
+            }
         }
     }
 

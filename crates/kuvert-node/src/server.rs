@@ -448,6 +448,17 @@ impl Node {
                 payload,
             )),
             Request::GovRun { analysis } => ok_or(self.gov.run(party, &analysis)),
+            Request::GovBudget { limit } => ok_or(self.gov.set_budget(party, &limit)),
+            Request::GovLedger { contributor_key } => {
+                let accounts = self.gov.ledger(contributor_key.as_deref());
+                (
+                    Response::Ledger {
+                        node: self.cfg.id,
+                        accounts: accounts.len() as u64,
+                    },
+                    serde_json::to_vec(&accounts).unwrap_or_default(),
+                )
+            }
             Request::GovStatus { analysis } => match self.gov.status(&analysis) {
                 Ok(st) => (Response::GovStatus(Box::new(st)), Vec::new()),
                 Err(e) => err(e.to_string()),
@@ -751,7 +762,9 @@ fn ungoverned_kind(req: &Request) -> Option<&'static str> {
         | Request::GovUpload { .. }
         | Request::GovRun { .. }
         | Request::GovStatus { .. }
-        | Request::GovFetch { .. } => None,
+        | Request::GovFetch { .. }
+        | Request::GovBudget { .. }
+        | Request::GovLedger { .. } => None,
     }
 }
 

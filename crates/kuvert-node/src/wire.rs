@@ -70,6 +70,16 @@ pub enum Request {
     /// A recipient's request for its sealed results (only the recipient's
     /// own TLS identity may ask; the boxes open only with its X-Wing key).
     GovFetch { analysis: String, recipient: String },
+    /// A contributor's signed privacy-budget limit for one of its datasets
+    /// (`kuvert budget set`). Self-authenticating: the node verifies the
+    /// contributor's signature, so anyone may carry it.
+    GovBudget { limit: kuvert_gov::BudgetLimit },
+    /// This node's privacy-budget accounts (of one contributor key, hex or
+    /// base64, when given): answered with [`Response::Ledger`].
+    GovLedger {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        contributor_key: Option<String>,
+    },
 }
 
 /// Domain tag of a contributor's upload signature.
@@ -328,6 +338,12 @@ pub enum Response {
     Sealed {
         node: usize,
         outputs: u64,
+    },
+    /// Answer to [`Request::GovLedger`]: JSON array of
+    /// `kuvert_node::budget::Account` in the payload.
+    Ledger {
+        node: usize,
+        accounts: u64,
     },
 }
 

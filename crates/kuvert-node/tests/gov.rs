@@ -1330,3 +1330,295 @@ fn an_output_promised_as_differentially_private_without_noise_in_its_sql_is_refu
     assert_eq!(records.len(), 1);
     assert_eq!(records[0].action, "request_refused");
 }
+
+// ------------------------------------------------------- privacy budgets
+
+/// A spec with one DP output (a noisy count over `table`, contributed by
+/// fk) and one exact output over kommun's table; `name`, the table name,
+/// fk's organisation and the dataset vary to try the bypasses.
+fn dp_spec(
+    k: &Keys,
+    name: &str,
+    table: &str,
+    org: &str,
+    dataset: Option<&str>,
+    eps: f64,
+) -> String {
+    let ds = dataset
+        .map(|d| format!(", dataset = \"{d}\""))
+        .unwrap_or_default();
+    let mut s = format!(
+        r#"name = "{name}"
+purpose = "Test the privacy budget."
+protocol = "rss3-semi-honest"
+contact = "test@example.invalid"
+[legal_basis]
+reference = "test"
+text = "test"
+[retention]
+delete_shares_at_job_end = true
+result_deadline = 30
+[[contributors]]
+id = "fk"
+organisation = "{org}"
+controller = "{org}"
+public_key = "{fk}"
+tables = [{{ name = "{table}", schema = "pnr:idnr,belopp:int"{ds} }}]
+[[contributors]]
+id = "kommun"
+organisation = "Kommunen"
+controller = "Kommunen"
+public_key = "{kommun}"
+tables = [{{ name = "ek", schema = "pnr:idnr,belopp:int" }}]
+[[recipients]]
+id = "kontroll"
+organisation = "Kontroll"
+kem_public_key = "{kem}"
+[[recipients.outputs]]
+name = "noisy"
+sql = "SELECT COUNT(*) AS n, SUM(belopp) AS s FROM {table} WITH PRIVACY (epsilon = {eps}, delta = 1e-6, person = pnr, max_rows = 1, lo = 0, hi = 1000)"
+[[recipients.outputs]]
+name = "exact"
+sql = "SELECT COUNT(*) AS n FROM ek"
+[[dp]]
+output = "noisy"
+epsilon = {eps}
+delta = 1e-6
+"#,
+        fk = k.fk.public().ed25519,
+        kommun = k.kommun.public().ed25519,
+        kem = k.kontroll.kem_public().unwrap().to_base64(),
+    );
+    s = kuvert_gov::templates::set_nodes(&s, &current_nodes()).unwrap();
+    s
+}
+
+fn small(schema: &str, rows: &[(String, i64)]) -> Table {
+    let mut csv = "pnr,belopp\n".to_string();
+    for (p, b) in rows {
+        csv.push_str(&format!("{p},{b}\n"));
+    }
+    table(&csv, schema)
+}
+
+/// Register, upload both tables, run; the nodes' states.
+fn run_dp(c: &Cluster, k: &Keys, text: &str, table_name: &str) -> (AnalysisId, Vec<GovState>) {
+    let spec = AnalysisSpec::parse(text, "t.toml", Validation::Strict).unwrap();
+    let (id, approvals) = approve(text, k);
+    assert_eq!(id, spec.id());
+    let coord = c.client("coordinator");
+    coord.register(text, &approvals).unwrap();
+    let rows: Vec<(String, i64)> = (0..5)
+        .map(|i| (pnr(1960 + i, 1, 2, 100 + i), 10 * i as i64))
+        .collect();
+    c.client("fk")
+        .gov_upload(
+            &id,
+            "fk",
+            &k.fk,
+            table_name,
+            &small("pnr:idnr,belopp:int", &rows),
+        )
+        .unwrap();
+    c.client("kommun")
+        .gov_upload(
+            &id,
+            "kommun",
+            &k.kommun,
+            "ek",
+            &small("pnr:idnr,belopp:int", &rows),
+        )
+        .unwrap();
+    coord.gov_run(&id).unwrap();
+    (id, c.wait(&id))
+}
+
+fn set_limit(c: &Cluster, key: &PartyKey, dataset: &str, eps: f64, version: u64) -> Vec<String> {
+    let l = kuvert_gov::BudgetLimit::sign(key, dataset, eps, 1e-4, version, "2026-12-07T00:00:00Z")
+        .unwrap();
+    c.client("fk").gov_budget(&l).unwrap()
+}
+
+#[test]
+fn the_nodes_enforce_the_contributors_budgets_against_every_bypass() {
+    let k = keys();
+    let c = Cluster::start(10);
+    let coord = c.client("coordinator");
+
+    // No limit signed yet: a DP analysis is refused at registration, by
+    // every node, naming the dataset.
+    let first = dp_spec(&k, "budget-1", "fk", "Försäkringskassan", None, 1.0);
+    let (_, approvals) = approve(&first, &k);
+    let e = refused(coord.register(&first, &approvals));
+    assert!(
+        e.contains("no privacy budget") && e.contains("\"default\""),
+        "{e}"
+    );
+
+    // fk signs a limit of ε = 2.5 on its default dataset; each node says
+    // what remains.
+    for m in set_limit(&c, &k.fk, "default", 2.5, 1) {
+        assert!(m.contains("remaining ε = 2.5"), "{m}");
+    }
+    // A forged (altered) limit is refused by the nodes.
+    let mut forged = kuvert_gov::BudgetLimit::sign(&k.fk, "default", 2.5, 1e-4, 2, "t").unwrap();
+    forged.epsilon = 100.0;
+    let e = refused(c.client("fk").gov_budget(&forged));
+    assert!(e.contains("does not verify"), "{e}");
+
+    // Run 1 (ε = 1) and a repeat under another name (ε = 1): both charged.
+    let (_, states) = run_dp(&c, &k, &first, "fk");
+    assert!(
+        states.iter().all(|s| matches!(s, GovState::Done { .. })),
+        "{states:?}"
+    );
+    let repeat = dp_spec(&k, "budget-2", "fk", "Försäkringskassan", None, 1.0);
+    let (_, states) = run_dp(&c, &k, &repeat, "fk");
+    assert!(
+        states.iter().all(|s| matches!(s, GovState::Done { .. })),
+        "{states:?}"
+    );
+    for i in 0..3 {
+        let l = coord.gov_ledger(i, Some(&k.fk.public().ed25519)).unwrap();
+        assert_eq!(l.len(), 1);
+        assert!((l[0].spent().0 - 2.0).abs() < 1e-9, "node {i}: {:?}", l[0]);
+    }
+
+    // A third release: every bypass is refused by the nodes with what remains.
+    let remaining = "remaining ε = 0.5";
+    // (a) the same analysis again under a new name: averaging is stopped.
+    let again = dp_spec(&k, "budget-3", "fk", "Försäkringskassan", None, 1.0);
+    // (b) the table renamed, (c) the organisation renamed.
+    let renamed = dp_spec(&k, "budget-4", "fk_ny", "Försäkringskassan", None, 1.0);
+    let org = dp_spec(&k, "budget-5", "fk", "FK (new name)", None, 1.0);
+    for text in [&again, &renamed, &org] {
+        let (_, approvals) = approve(text, &k);
+        // (d) registered directly at the nodes (no coordinator involved:
+        // this client is the coordinator's certificate, but nothing it
+        // decided matters).
+        let e = refused(coord.register(text, &approvals));
+        assert!(e.contains(remaining) && e.contains("does not allow"), "{e}");
+    }
+    // (e) a dataset the contributor never gave a limit.
+    let fresh = dp_spec(
+        &k,
+        "budget-6",
+        "fk",
+        "Försäkringskassan",
+        Some("fresh"),
+        1.0,
+    );
+    let (_, approvals) = approve(&fresh, &k);
+    let e = refused(coord.register(&fresh, &approvals));
+    assert!(
+        e.contains("no privacy budget") && e.contains("\"fresh\""),
+        "{e}"
+    );
+    // (f) omitting the [[dp]] entry is refused before the budget (compile).
+    let no_dp = again.replace(
+        "[[dp]]\noutput = \"noisy\"\nepsilon = 1\ndelta = 1e-6\n",
+        "",
+    );
+    assert_ne!(no_dp, again, "the [[dp]] entry was not removed");
+    let (_, approvals) = approve(&no_dp, &k);
+    let e = refused(coord.register(&no_dp, &approvals));
+    assert!(e.contains("no [[dp]] entry"), "{e}");
+
+    // What fits is still allowed: ε = 0.5 exactly.
+    let last = dp_spec(&k, "budget-7", "fk", "Försäkringskassan", None, 0.5);
+    let (_, states) = run_dp(&c, &k, &last, "fk");
+    assert!(
+        states.iter().all(|s| matches!(s, GovState::Done { .. })),
+        "{states:?}"
+    );
+
+    // A lower limit with a higher version takes effect; an older (more
+    // generous) one cannot be replayed.
+    set_limit(&c, &k.fk, "default", 2.5, 2);
+    let e = c
+        .client("fk")
+        .gov_budget(&kuvert_gov::BudgetLimit::sign(&k.fk, "default", 9.0, 1e-4, 1, "t").unwrap())
+        .unwrap_err();
+    assert!(e.to_string().contains("higher --version"), "{e}");
+
+    // The charges are in every node's audit log, and the ledger survives
+    // a restart.
+    let mut c = c;
+    c.stop_node(1);
+    c.start_node(1);
+    let l = c
+        .client("coordinator")
+        .gov_ledger(1, Some(&k.fk.public().ed25519))
+        .unwrap();
+    assert!((l[0].spent().0 - 2.5).abs() < 1e-9, "{:?}", l[0]);
+    assert_eq!(l[0].charges.len(), 3);
+    let records = kuvert_gov::verify_file(&c.data_dir(1).join("audit-node1.log")).unwrap();
+    assert_eq!(
+        records
+            .iter()
+            .filter(|r| r.action == "budget_charged")
+            .count(),
+        3
+    );
+    // kommun's exact output was never charged to anything of kommun's.
+    assert!(c
+        .client("coordinator")
+        .gov_ledger(0, Some(&k.kommun.public().ed25519))
+        .unwrap()
+        .is_empty());
+}
+
+#[test]
+fn a_run_refused_by_the_ledger_at_start_uses_no_share_and_keeps_the_inputs() {
+    // Two analyses registered while both fit; the first run spends the
+    // budget, so the second is refused when its computation would start
+    // (GovRun), before any share is used, and its inputs stay.
+    let k = keys();
+    let c = Cluster::start(10);
+    set_limit(&c, &k.fk, "default", 1.0, 1);
+    let a = dp_spec(&k, "race-a", "fk", "Försäkringskassan", None, 1.0);
+    let b = dp_spec(&k, "race-b", "fk", "Försäkringskassan", None, 1.0);
+    let coord = c.client("coordinator");
+    let (id_b, approvals_b) = approve(&b, &k);
+    coord.register(&b, &approvals_b).unwrap();
+    let (_, states) = run_dp(&c, &k, &a, "fk");
+    assert!(
+        states.iter().all(|s| matches!(s, GovState::Done { .. })),
+        "{states:?}"
+    );
+    let rows: Vec<(String, i64)> = (0..5)
+        .map(|i| (pnr(1960 + i, 1, 2, 100 + i), i as i64))
+        .collect();
+    c.client("fk")
+        .gov_upload(
+            &id_b,
+            "fk",
+            &k.fk,
+            "fk",
+            &small("pnr:idnr,belopp:int", &rows),
+        )
+        .unwrap();
+    c.client("kommun")
+        .gov_upload(
+            &id_b,
+            "kommun",
+            &k.kommun,
+            "ek",
+            &small("pnr:idnr,belopp:int", &rows),
+        )
+        .unwrap();
+    let e = refused(coord.gov_run(&id_b));
+    assert!(e.contains("remaining ε = 0"), "{e}");
+    for i in 0..3 {
+        let st = coord.gov_status(i, &id_b).unwrap();
+        assert_eq!(st.state, GovState::Ready, "node {i}");
+        let l = coord.gov_ledger(i, None).unwrap();
+        assert_eq!(l[0].charges.len(), 1, "node {i}");
+    }
+    assert!(c
+        .data_dir(0)
+        .join("analyses")
+        .join(id_b.to_hex())
+        .join("shares")
+        .exists());
+}

@@ -178,9 +178,37 @@ impl Query {
     pub fn fields(&self) -> Vec<Field> {
         self.root.fields()
     }
+
+    /// The contributed tables the query reads (what a node charges a
+    /// differentially private output to).
+    pub fn tables(&self) -> std::collections::BTreeSet<String> {
+        let mut out = std::collections::BTreeSet::new();
+        self.root.collect_tables(&mut out);
+        out
+    }
 }
 
 impl Plan {
+    fn collect_tables(&self, out: &mut std::collections::BTreeSet<String>) {
+        match self {
+            Plan::Scan { table, .. } => {
+                out.insert(table.clone());
+            }
+            Plan::Filter { input, .. }
+            | Plan::Project { input, .. }
+            | Plan::Aggregate { input, .. } => input.collect_tables(out),
+            Plan::UnionAll { inputs } => inputs.iter().for_each(|p| p.collect_tables(out)),
+            Plan::Join { left, right, .. } => {
+                left.collect_tables(out);
+                right.collect_tables(out);
+            }
+            Plan::SemiJoin { probe, build, .. } => {
+                probe.collect_tables(out);
+                build.collect_tables(out);
+            }
+        }
+    }
+
     /// The output columns.
     pub fn fields(&self) -> Vec<Field> {
         match self {
