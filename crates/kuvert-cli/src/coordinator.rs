@@ -68,13 +68,11 @@ pub struct CoordinatorArgs {
     /// A running job fails when a node stays silent this many seconds.
     #[arg(long, default_value_t = 60)]
     node_timeout_secs: u64,
-    /// The differential-privacy budget of each dataset account (a
-    /// contributor organisation's table name) when it is first charged:
-    /// EPSILON or EPSILON,DELTA. Analyses whose DP outputs would exceed it
-    /// are refused before anything is registered at the nodes; see
-    /// GET /api/budgets.
-    #[arg(long, default_value = "10,1e-6", value_parser = parse_budget)]
-    dp_budget: kuvert_dp::ledger::Budget,
+    /// Removed: privacy budgets are set by each contributor and kept by
+    /// the nodes (`kuvert budget set`); given, the coordinator says so and
+    /// stops.
+    #[arg(long, hide = true)]
+    dp_budget: Option<String>,
     /// Exit when standard input closes: `kuvert demo` starts its
     /// coordinator with this, so that it ends with the demo even if the
     /// demo is killed outright.
@@ -178,7 +176,13 @@ pub fn run(a: CoordinatorArgs) -> anyhow::Result<ExitCode> {
     config.database_url = a.database_url;
     config.poll_ms = a.poll_ms;
     config.node_timeout_secs = a.node_timeout_secs;
-    config.dp_budget = a.dp_budget;
+    if a.dp_budget.is_some() {
+        anyhow::bail!(
+            "--dp-budget is gone: the coordinator no longer sets or keeps privacy budgets. Each \
+             contributor signs a limit per dataset (`kuvert budget set`) and the three nodes keep \
+             and enforce it; GET /api/budgets shows what the nodes report"
+        );
+    }
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
@@ -193,16 +197,4 @@ pub fn run(a: CoordinatorArgs) -> anyhow::Result<ExitCode> {
         }
         Err(e) => Err(e.into()),
     }
-}
-
-fn parse_budget(s: &str) -> Result<kuvert_dp::ledger::Budget, String> {
-    let (e, d) = s.split_once(',').unwrap_or((s, "0"));
-    let num = |x: &str, what: &str| {
-        x.trim()
-            .parse::<f64>()
-            .map_err(|_| format!("{what} {x:?} is not a number (give EPSILON or EPSILON,DELTA)"))
-    };
-    let (epsilon, delta) = (num(e, "ε")?, num(d, "δ")?);
-    kuvert_dp::accounting::check_eps_delta(epsilon, delta).map_err(|e| e.to_string())?;
-    Ok(kuvert_dp::ledger::Budget { epsilon, delta })
 }

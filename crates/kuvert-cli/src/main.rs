@@ -4,6 +4,7 @@
 use clap::{Parser, Subcommand};
 
 mod bench;
+mod budget;
 mod coordinator;
 mod deid;
 mod demo;
@@ -104,6 +105,10 @@ enum Command {
     /// Where a governed analysis stands: approvals, job state per node,
     /// signed deletion receipts (from the coordinator).
     Status(service::StatusArgs),
+    /// Contributor: your privacy-budget limits, which the three nodes keep
+    /// and enforce (`set` signs and sends one, `show` reads the ledgers).
+    #[command(subcommand)]
+    Budget(budget::BudgetCommand),
     /// Governance: `keygen`, `analysis` (id, check, approve, verify,
     /// describe, template) and `audit verify`.
     #[command(flatten)]
@@ -135,6 +140,7 @@ fn main() -> std::process::ExitCode {
         Command::Result(a) => service::result_cmd(a),
         Command::Status(a) => service::status_cmd(a),
         Command::Gov(c) => gov::run(c),
+        Command::Budget(c) => budget::run(c),
         Command::Coordinator(a) => coordinator::run(*a),
     };
     match result {

@@ -13,7 +13,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Extension, Json, Router};
 use kuvert_gov::{AnalysisSpec, Approval, ApprovalState, AuditEvent, Validation};
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use serde_json::{json, Value};
 
 use crate::auth::{self, Auth, Principal, Role};
@@ -622,36 +622,12 @@ async fn audit(
     Ok(Json(audit_records(&c, q.analysis.as_deref())?))
 }
 
-/// One DP account as the API shows it.
-#[derive(Serialize)]
-struct BudgetView {
-    account: String,
-    contributor: Option<String>,
-    dataset: String,
-    budget_epsilon: f64,
-    budget_delta: f64,
-    spent_epsilon: f64,
-    remaining_epsilon: f64,
-    releases: Vec<kuvert_dp::ledger::ReleaseRecord>,
-}
-
-async fn budgets(AxState(c): AxState<Coordinator>) -> Result<Json<Vec<BudgetView>>, ApiError> {
-    let accounts = c.inner.store.dp_accounts().await?;
-    Ok(Json(
-        accounts
-            .into_iter()
-            .map(|l| BudgetView {
-                account: crate::store::account_name(&l.key),
-                contributor: l.key.contributor.clone(),
-                dataset: l.key.dataset.clone(),
-                budget_epsilon: l.budget.epsilon,
-                budget_delta: l.budget.delta,
-                spent_epsilon: l.spent(),
-                remaining_epsilon: l.remaining(),
-                releases: l.releases,
-            })
-            .collect(),
-    ))
+/// `GET /api/budgets`: every node's privacy-budget accounts, side by
+/// side (the nodes enforce them; see [`crate::budgets`]).
+async fn budgets(
+    AxState(c): AxState<Coordinator>,
+) -> Result<Json<crate::budgets::BudgetView>, ApiError> {
+    Ok(Json(c.budgets().await?))
 }
 
 /// `POST /api/login-links`: a one-time link that opens a console session

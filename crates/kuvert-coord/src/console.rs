@@ -834,7 +834,7 @@ pub async fn audit(
     }
 }
 
-/// `/budgets`: the differential-privacy budget of every dataset account.
+/// `/budgets`: the privacy budgets as the three nodes report them.
 pub async fn budgets(
     AxState(c): AxState<Coordinator>,
     Extension(auth): Extension<Auth>,
@@ -843,51 +843,88 @@ pub async fn budgets(
     let l = q.lang();
     let v = Viewer::of(&c, l, &auth);
     let title = l.t("Integritetsbudget", "Privacy budgets");
-    let accounts = match c.inner.store.dp_accounts().await {
+    let view = match c.budgets().await {
         Ok(a) => a,
         Err(err) => return error_page(l, &v, "/budgets", ApiError::from(err)),
     };
     let mut s = format!(
         "<p>{}</p>\n",
         l.t(
-            "Varje dataregister (organisation och tabell) har en budget för differentiell integritet. En analys med DP-resultat belastar budgeten när alla bidragsgivare har godkänt den, innan några data skickas; en analys som skulle överskrida budgeten avvisas.",
-            "Each register (organisation and table) has a differential-privacy budget. An analysis with DP outputs is charged when every contributor has approved it, before any data moves; one that would exceed a budget is refused."
+            "Budgetarna för differentiell integritet hålls av de tre beräkningsnoderna, var och en i sin egen liggare. Varje bidragsgivare sätter med sin nyckel en gräns per datamängd (kuvert budget set). En nod belastar varje DP-resultat när beräkningen startar och vägrar en analys som skulle överskrida gränsen. Samordnaren visar bara vad noderna rapporterar.",
+            "The differential-privacy budgets are kept by the three compute nodes, each in its own ledger. Each contributor signs a limit per dataset with its key (kuvert budget set). A node charges every DP output when the computation starts and refuses an analysis that would exceed a limit. The coordinator only shows what the nodes report."
         )
     );
+    for u in &view.unreachable {
+        let _ = writeln!(
+            s,
+            "<p class=\"warn\">{} {}</p>",
+            l.t("Svarade inte:", "Did not answer:"),
+            e(u)
+        );
+    }
     let _ = writeln!(
         s,
         "<table id=\"budgets\">\n<caption>{}</caption>\n<thead><tr><th scope=\"col\">{}</th><th scope=\"col\">{}</th>\
-<th scope=\"col\">{}</th><th scope=\"col\">{}</th><th scope=\"col\">{}</th><th scope=\"col\">{}</th></tr></thead>\n<tbody>",
-        l.t("Konton, ε vid kontots δ", "Accounts, ε at the account's δ"),
-        l.t("Organisation", "Organisation"),
-        l.t("Tabell", "Table"),
-        l.t("Budget ε (δ)", "Budget ε (δ)"),
+<th scope=\"col\">{}</th><th scope=\"col\">{}</th><th scope=\"col\">{}</th><th scope=\"col\">{}</th><th scope=\"col\">{}</th></tr></thead>\n<tbody>",
+        l.t("Konton per nod, ε (δ)", "Accounts per node, ε (δ)"),
+        l.t("Bidragsgivare", "Contributor"),
+        l.t("Datamängd", "Dataset"),
+        l.t("Nod", "Node"),
+        l.t("Gräns ε (δ)", "Limit ε (δ)"),
         l.t("Förbrukat ε", "Spent ε"),
         l.t("Kvar ε", "Remaining ε"),
         l.t("Utlämnanden", "Releases"),
     );
-    if accounts.is_empty() {
+    if view.accounts.is_empty() {
         let _ = writeln!(
             s,
-            "<tr><td colspan=\"6\">{}</td></tr>",
+            "<tr><td colspan=\"7\">{}</td></tr>",
             l.t(
-                "Inga DP-resultat har belastat någon budget ännu.",
-                "No DP output has been charged yet."
+                "Ingen bidragsgivare har satt någon budget hos noderna ännu.",
+                "No contributor has set a budget at the nodes yet."
             )
         );
     }
-    for a in &accounts {
-        let _ = writeln!(
-            s,
-            "<tr><td>{}</td><td><code>{}</code></td><td>{} ({})</td><td>{:.3}</td><td>{:.3}</td><td>{}</td></tr>",
-            e(a.key.contributor.as_deref().unwrap_or("")),
-            e(&a.key.dataset),
-            a.budget.epsilon,
-            a.budget.delta,
-            a.spent(),
-            a.remaining(),
-            a.releases.len()
-        );
+    for a in &view.accounts {
+        let who = if a.contributors.is_empty() {
+            format!(
+                "<code>{}…</code>",
+                e(&a.contributor_key[..a.contributor_key.len().min(16)])
+            )
+        } else {
+            e(&a.contributors.join(", "))
+        };
+        for (i, n) in a.nodes.iter().enumerate() {
+            let cells = match n {
+                Some(n) => format!(
+                    "<td>{} ({})</td><td>{:.3}</td><td>{:.3}</td><td>{}</td>",
+                    n.limit_epsilon,
+                    n.limit_delta,
+                    n.spent_epsilon,
+                    n.remaining_epsilon,
+                    n.releases
+                ),
+                None => format!(
+                    "<td colspan=\"4\">{}</td>",
+                    l.t("inget konto", "no account")
+                ),
+            };
+            let _ = writeln!(
+                s,
+                "<tr><td>{who}</td><td><code>{}</code></td><td>{i}</td>{cells}</tr>",
+                e(&a.dataset)
+            );
+        }
+        if !a.agree {
+            let _ = writeln!(
+                s,
+                "<tr><td colspan=\"7\" class=\"warn\">{}</td></tr>",
+                l.t(
+                    "Nodernas liggare skiljer sig för detta konto: varje nod tillämpar sin egen, så en analys körs bara om alla tre kan betala.",
+                    "The nodes' ledgers differ for this account: each node enforces its own, so an analysis runs only if all three can pay."
+                )
+            );
+        }
     }
     s.push_str("</tbody>\n</table>\n");
     page(l, &v, "/budgets", title, &s).into_response()

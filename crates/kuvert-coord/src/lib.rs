@@ -66,6 +66,7 @@ use tokio::sync::{watch, Notify};
 
 pub mod api;
 pub mod auth;
+pub mod budgets;
 pub mod console;
 pub mod https;
 pub mod nodes;
@@ -152,20 +153,7 @@ pub struct Config {
     /// A running job whose node stays silent this long fails. Each single
     /// node call also times out after min(this, 10) seconds.
     pub node_timeout_secs: u64,
-    /// The differential-privacy budget of every dataset account (one per
-    /// contributor organisation and table name) when it is first charged.
-    /// An analysis whose DP outputs would exceed an account's remaining
-    /// budget is refused before anything is registered at the nodes.
-    pub dp_budget: kuvert_dp::ledger::Budget,
 }
-
-/// The default DP budget of a dataset account: ε = 10, δ = 1e-6 over the
-/// dataset's lifetime. A policy choice for the operator and the
-/// controllers to set (`kuvert coordinator --dp-budget`), not a rule.
-pub const DEFAULT_DP_BUDGET: kuvert_dp::ledger::Budget = kuvert_dp::ledger::Budget {
-    epsilon: 10.0,
-    delta: 1e-6,
-};
 
 impl Config {
     /// Defaults for everything but the data dir, the PKI and the nodes.
@@ -183,7 +171,6 @@ impl Config {
             nodes,
             poll_ms: 1000,
             node_timeout_secs: 60,
-            dp_budget: DEFAULT_DP_BUDGET,
         }
     }
 
@@ -211,7 +198,6 @@ pub(crate) struct Inner {
     /// Each node's receipt-signing key from the PKI directory
     /// (`node-<i>.gov.pub`), when present.
     pub(crate) receipt_keys: [Option<ed25519_dalek::VerifyingKey>; 3],
-    pub(crate) dp_budget: kuvert_dp::ledger::Budget,
     pub(crate) auth: auth::AuthState,
     /// The federation's three nodes as a spec names them (`[[nodes]]`),
     /// filled into specs made from templates in the console.
@@ -270,7 +256,6 @@ impl Coordinator {
                     None => [0, 1, 2].map(|i| receipt_key(&config.pki_dir, i)),
                 },
                 spec_nodes: federation.as_ref().map(kuvert_node::operators::spec_nodes),
-                dp_budget: config.dp_budget,
                 auth: auth::AuthState::new(access),
             }),
         })
@@ -284,6 +269,20 @@ impl Coordinator {
     /// The audit log file.
     pub fn audit_path(&self) -> &std::path::Path {
         &self.inner.audit_path
+    }
+
+    /// The coordinator's audit head: records so far and the last hash.
+    pub(crate) fn audit_head(&self) -> Result<kuvert_gov::receipt::AuditHead, CoordError> {
+        let log = self
+            .inner
+            .audit
+            .lock()
+            .map_err(|_| CoordError::Db("audit log lock poisoned".into()))?;
+        let (records, hash) = log.head();
+        Ok(kuvert_gov::receipt::AuditHead {
+            records,
+            hash: hash.to_string(),
+        })
     }
 
     pub(crate) fn audit(&self, ev: AuditEvent) -> Result<(), CoordError> {

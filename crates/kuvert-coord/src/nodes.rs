@@ -2,8 +2,10 @@
 //! its real implementation over the nodes' TLS API as PKI party
 //! `coordinator` ([`TlsNodes`]).
 //!
-//! The coordinator only ever sends `Register`, `GovRun` and `GovStatus`:
-//! it never uploads, never fetches, and holds no key that opens a result.
+//! The coordinator only ever sends `Register`, `GovRun` (with its audit
+//! head, which each node countersigns into its own log), `GovStatus` and
+//! `GovLedger` (to show the nodes' privacy budgets): it never uploads,
+//! never fetches, and holds no key that opens a result.
 
 use std::future::Future;
 use std::io::BufReader;
@@ -13,8 +15,10 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
+use kuvert_gov::receipt::AuditHead;
 use kuvert_gov::Approval;
 use kuvert_net::tls;
+use kuvert_node::budget::Account;
 use kuvert_node::wire::{self, GovStatus, Request, Response};
 
 /// A boxed future (the trait is used as `Arc<dyn NodeApi>`).
@@ -42,8 +46,16 @@ pub trait NodeApi: Send + Sync + 'static {
         spec_toml: &'a str,
         approvals: &'a [Approval],
     ) -> BoxFut<'a, [Result<(), NodeError>; 3]>;
-    /// Send `GovRun` to every node.
-    fn run<'a>(&'a self, analysis: &'a str) -> BoxFut<'a, [Result<(), NodeError>; 3]>;
+    /// Send `GovRun` to every node, with the coordinator's audit head for
+    /// the nodes to countersign.
+    fn run<'a>(
+        &'a self,
+        analysis: &'a str,
+        head: Option<AuditHead>,
+    ) -> BoxFut<'a, [Result<(), NodeError>; 3]>;
+    /// Every node's privacy-budget ledger (the nodes enforce the budgets;
+    /// the coordinator only shows them).
+    fn ledgers(&self) -> BoxFut<'_, [Result<Vec<Account>, NodeError>; 3]>;
     /// Ask every node for `GovStatus`.
     fn status<'a>(&'a self, analysis: &'a str) -> BoxFut<'a, [Result<GovStatus, NodeError>; 3]>;
 }
@@ -67,8 +79,9 @@ impl std::fmt::Debug for TlsNodes {
     }
 }
 
-/// Largest answer accepted from a node (status answers carry no payload).
-const MAX_ANSWER: u64 = 1 << 20;
+/// Largest answer accepted from a node (status answers carry no payload;
+/// a ledger carries every account's charges).
+const MAX_ANSWER: u64 = 16 << 20;
 
 impl TlsNodes {
     /// The party certificate `pki_dir/party-coordinator.crt` (and `.key`)
@@ -105,7 +118,7 @@ impl TlsNodes {
     }
 
     /// One request to node `i`, one answer.
-    fn ask(&self, i: usize, req: &Request) -> Result<Response, NodeError> {
+    fn ask(&self, i: usize, req: &Request) -> Result<(Response, Vec<u8>), NodeError> {
         let addr = self.addrs[i];
         let un =
             |d: String| NodeError::Unreachable(format!("node {i} ({addr}) is unreachable: {d}"));
@@ -115,19 +128,19 @@ impl TlsNodes {
         tls::set_timeouts(&tcp, Some(self.timeout)).map_err(|e| un(e.to_string()))?;
         let mut s = BufReader::new(rustls::StreamOwned::new(conn, tcp));
         wire::write_msg(s.get_mut(), req, &[]).map_err(|e| un(format!("sending failed: {e}")))?;
-        let (resp, _payload) = wire::read_msg::<_, Response>(&mut s, MAX_ANSWER).map_err(|e| {
+        let (resp, payload) = wire::read_msg::<_, Response>(&mut s, MAX_ANSWER).map_err(|e| {
             un(format!(
                 "no answer within {} s: {e}",
                 self.timeout.as_secs()
             ))
         })?;
-        Ok(resp)
+        Ok((resp, payload))
     }
 
     async fn each<T: Send + 'static>(
         &self,
         req: Request,
-        f: fn(Response) -> Result<T, NodeError>,
+        f: fn((Response, Vec<u8>)) -> Result<T, NodeError>,
     ) -> [Result<T, NodeError>; 3] {
         let req = Arc::new(req);
         let handles = [0, 1, 2].map(|i| {
@@ -155,6 +168,25 @@ fn ok_answer(r: Response) -> Result<(), NodeError> {
     }
 }
 
+fn ledger_answer(r: (Response, Vec<u8>)) -> Result<Vec<Account>, NodeError> {
+    match r {
+        (Response::Ledger { accounts, .. }, payload) => {
+            let a: Vec<Account> = serde_json::from_slice(&payload)
+                .map_err(|e| NodeError::Unreachable(format!("unreadable ledger: {e}")))?;
+            if a.len() as u64 != accounts {
+                return Err(NodeError::Unreachable(
+                    "the ledger's account count differs from its header".into(),
+                ));
+            }
+            Ok(a)
+        }
+        (Response::Error { message }, _) => Err(NodeError::Refused(message)),
+        (other, _) => Err(NodeError::Unreachable(format!(
+            "unexpected answer {other:?}; is the node a current version?"
+        ))),
+    }
+}
+
 fn status_answer(r: Response) -> Result<GovStatus, NodeError> {
     match r {
         Response::GovStatus(s) => Ok(*s),
@@ -175,20 +207,32 @@ impl NodeApi for TlsNodes {
             spec: spec_toml.to_string(),
             approvals: approvals.to_vec(),
         };
-        Box::pin(self.each(req, ok_answer))
+        Box::pin(self.each(req, |r| ok_answer(r.0)))
     }
 
-    fn run<'a>(&'a self, analysis: &'a str) -> BoxFut<'a, [Result<(), NodeError>; 3]> {
+    fn run<'a>(
+        &'a self,
+        analysis: &'a str,
+        head: Option<AuditHead>,
+    ) -> BoxFut<'a, [Result<(), NodeError>; 3]> {
         let req = Request::GovRun {
             analysis: analysis.to_string(),
+            coordinator_head: head,
         };
-        Box::pin(self.each(req, ok_answer))
+        Box::pin(self.each(req, |r| ok_answer(r.0)))
+    }
+
+    fn ledgers(&self) -> BoxFut<'_, [Result<Vec<Account>, NodeError>; 3]> {
+        let req = Request::GovLedger {
+            contributor_key: None,
+        };
+        Box::pin(self.each(req, ledger_answer))
     }
 
     fn status<'a>(&'a self, analysis: &'a str) -> BoxFut<'a, [Result<GovStatus, NodeError>; 3]> {
         let req = Request::GovStatus {
             analysis: analysis.to_string(),
         };
-        Box::pin(self.each(req, status_answer))
+        Box::pin(self.each(req, |r| status_answer(r.0)))
     }
 }

@@ -186,13 +186,19 @@ pub fn document() -> Value {
         "/api/budgets",
         "get",
         json!({
-        "summary": "The differential-privacy budget of every dataset account: budget, spent and remaining ε, and the releases charged (an analysis is charged its DP outputs before it is registered at the nodes)",
+        "summary": "The privacy budgets as the three nodes report them: per account (contributor key, dataset) each node's signed limit, spent and remaining ε and δ, and whether the nodes agree. The nodes keep, check and charge the budgets; the coordinator only shows them",
         "tags": ["api"],
-        "responses": {"200": ok_json("accounts", json!({"type": "array", "items": {"type": "object",
-            "properties": {"account": {"type": "string"}, "contributor": {"type": ["string", "null"]},
-                "dataset": {"type": "string"}, "budget_epsilon": {"type": "number"},
-                "budget_delta": {"type": "number"}, "spent_epsilon": {"type": "number"},
-                "remaining_epsilon": {"type": "number"}, "releases": {"type": "array", "items": {"type": "object"}}}}})),
+        "responses": {"200": ok_json("the nodes' accounts", json!({"type": "object", "properties": {
+            "unreachable": {"type": "array", "items": {"type": "string"}},
+            "accounts": {"type": "array", "items": {"type": "object", "properties": {
+                "contributor_key": {"type": "string"}, "contributors": {"type": "array", "items": {"type": "string"}},
+                "dataset": {"type": "string"}, "agree": {"type": "boolean"},
+                "nodes": {"type": "array", "items": {"type": ["object", "null"], "properties": {
+                    "node": {"type": "integer"}, "limit_epsilon": {"type": "number"}, "limit_delta": {"type": "number"},
+                    "limit_version": {"type": "integer"}, "spent_epsilon": {"type": "number"}, "spent_delta": {"type": "number"},
+                    "remaining_epsilon": {"type": "number"}, "remaining_delta": {"type": "number"},
+                    "releases": {"type": "integer"}, "refunds": {"type": "integer"}}}},
+                "charges": {"type": "array", "items": {"type": "object"}}}}}}})),
             "500": err()}}),
     );
     add(

@@ -6,7 +6,7 @@
 //! submitted --all approvals--> approved --Register at 3 nodes--> registered
 //! registered --3 nodes Ready--> running (GovRun) --3 nodes Done--> done --deadline--> expired
 //! running --a node Failed / silent past node_timeout_secs--> failed --POST run--> running
-//! approved --DP outputs exceed a dataset's budget--> failed (nothing registered)
+//! approved --a node refuses (approvals, SQL, its privacy-budget ledger)--> failed (nothing sent)
 //! ```
 
 use std::collections::BTreeSet;
@@ -137,7 +137,7 @@ impl Coordinator {
     }
 
     /// Time out a node call as a whole: a hung node never hangs the round.
-    async fn bounded<T>(
+    pub(crate) async fn bounded<T>(
         &self,
         f: impl std::future::Future<Output = [Result<T, NodeError>; 3]>,
     ) -> [Result<T, NodeError>; 3] {
@@ -154,68 +154,6 @@ impl Coordinator {
                 [e(), e(), e()]
             }
         }
-    }
-
-    /// Charge the analysis' DP outputs to the budget of every dataset they
-    /// read, before anything is registered at the nodes (so before any
-    /// data moves). `Err(reason)` when an account would be exceeded;
-    /// nothing is charged then. Charging twice is a no-op.
-    ///
-    /// Each output under `dp` costs its declared (ε, δ) on every table of
-    /// the analysis (conservative: an output that reads fewer tables is
-    /// still charged to all), and releases compose by basic composition.
-    /// A dataset account is (contributor organisation, table name), so the
-    /// same register used by several analyses draws on one budget.
-    async fn charge_dp(&self, a: &AnalysisRow) -> Result<Result<(), String>, CoordError> {
-        use kuvert_dp::ledger::{DatasetKey, DatasetLedger, ReleaseCost, ReleaseRecord};
-        let spec = Self::spec_of(a)?;
-        if spec.dp.is_empty() || self.inner.store.dp_charged(&a.id).await? {
-            return Ok(Ok(()));
-        }
-        let mut accounts: Vec<DatasetLedger> = self.inner.store.dp_accounts().await?;
-        let mut charged: Vec<DatasetLedger> = Vec::new();
-        for c in &spec.contributors {
-            for t in &c.tables {
-                let key = DatasetKey {
-                    dataset: t.name.clone(),
-                    contributor: Some(c.organisation.clone()),
-                };
-                let mut ledger = match accounts.iter().position(|l| l.key == key) {
-                    Some(i) => accounts.swap_remove(i),
-                    None => DatasetLedger::new(key.clone(), self.inner.dp_budget)
-                        .map_err(|e| CoordError::Db(e.to_string()))?,
-                };
-                for d in &spec.dp {
-                    let cost = ReleaseCost {
-                        epsilon: d.epsilon,
-                        delta: d.delta,
-                        rho: None,
-                        rdp: Vec::new(),
-                    };
-                    match ledger.check(cost) {
-                        Ok(ok) => ledger.releases.push(ReleaseRecord {
-                            time: crate::now_rfc3339(),
-                            query_sha256: format!("analysis {} output {}", a.id, d.output),
-                            mechanism: "distributed_skellam (analysis output)".into(),
-                            cost: ok.cost().clone(),
-                        }),
-                        Err(e) => {
-                            return Ok(Err(format!("output {:?} of this analysis: {e}", d.output)))
-                        }
-                    }
-                }
-                charged.push(ledger);
-            }
-        }
-        self.inner.store.dp_charge(&a.id, &charged).await?;
-        let eps: f64 = spec.dp.iter().map(|d| d.epsilon).sum();
-        self.audit(
-            AuditEvent::new("coordinator", "dp.charged")
-                .analysis(parse_id(&a.id)?)
-                .detail("epsilon", format!("{eps}"))
-                .detail("datasets", charged.len() as u64),
-        )?;
-        Ok(Ok(()))
     }
 
     /// Move the analysis from one of `from` to `failed` with `detail`, and
@@ -238,20 +176,11 @@ impl Coordinator {
         Ok(())
     }
 
+    /// Register the approved analysis at the three nodes. Each node checks
+    /// the approvals, the `[[nodes]]`, the SQL and its own privacy-budget
+    /// ledger itself; a refusal (e.g. a budget that cannot pay) fails the
+    /// analysis with the node's reason, before any data moves.
     async fn register(&self, a: &AnalysisRow) -> Result<(), CoordError> {
-        if let Err(why) = self.charge_dp(a).await? {
-            let detail = format!(
-                "refused before any data moved: the privacy budget does not allow it. {why}"
-            );
-            self.fail(
-                a,
-                &[State::Approved],
-                &detail,
-                AuditEvent::new("coordinator", "job.failed").detail("stage", "dp-budget"),
-            )
-            .await?;
-            return Ok(());
-        }
         let approvals: Vec<_> = self
             .inner
             .store
@@ -581,7 +510,10 @@ impl Coordinator {
         if first {
             self.audit(AuditEvent::new("coordinator", "job.started").analysis(parse_id(&a.id)?))?;
         }
-        let answers = self.bounded(self.inner.nodes.run(&a.id)).await;
+        // The nodes countersign the coordinator's audit head into their own
+        // logs, so this log cannot be rewritten before it unnoticed.
+        let head = self.audit_head()?;
+        let answers = self.bounded(self.inner.nodes.run(&a.id, Some(head))).await;
         if let Some((i, why)) = answers.iter().enumerate().find_map(|(i, r)| match r {
             Err(NodeError::Refused(m)) if care[i] => Some((i, m.clone())),
             _ => None,

@@ -127,3 +127,48 @@ impl DeletionReceipt {
             .map_err(|_| bad())
     }
 }
+
+/// Domain tag of a node's countersignature of the coordinator's audit head.
+pub const COORDINATOR_HEAD_TAG: &[u8] = b"kuvert-coordinator-head-v1\0";
+
+/// The message a node signs when it countersigns the coordinator's audit
+/// head at a job: [`COORDINATOR_HEAD_TAG`] || analysis id || records (u64
+/// BE) || the head hash's text.
+pub fn coordinator_head_message(analysis: &AnalysisId, head: &AuditHead) -> Vec<u8> {
+    let mut m = COORDINATOR_HEAD_TAG.to_vec();
+    m.extend_from_slice(&analysis.0);
+    m.extend_from_slice(&head.records.to_be_bytes());
+    m.extend_from_slice(head.hash.as_bytes());
+    m
+}
+
+/// A node's countersignature (hex) of the coordinator's head `head`, given
+/// when the coordinator asks it to run `analysis`. The node also records
+/// it in its own hash-chained log, so the coordinator's operator cannot
+/// rewrite its chain before that head alone (`kuvert audit verify`).
+pub fn countersign_coordinator_head(
+    key: &PartyKey,
+    analysis: &AnalysisId,
+    head: &AuditHead,
+) -> String {
+    hex::encode(
+        &key.sign(&coordinator_head_message(analysis, head))
+            .to_bytes(),
+    )
+}
+
+/// Verify a countersignature made by [`countersign_coordinator_head`].
+pub fn verify_coordinator_head(
+    node_key: &ed25519_dalek::VerifyingKey,
+    analysis: &AnalysisId,
+    head: &AuditHead,
+    signature: &str,
+) -> bool {
+    hex::decode_array::<64>(signature.trim())
+        .map(|b| ed25519_dalek::Signature::from_bytes(&b))
+        .is_some_and(|s| {
+            node_key
+                .verify_strict(&coordinator_head_message(analysis, head), &s)
+                .is_ok()
+        })
+}

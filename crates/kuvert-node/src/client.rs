@@ -505,6 +505,7 @@ impl Nodes {
     pub fn gov_run(&self, id: &kuvert_gov::AnalysisId) -> Result<Vec<String>, ClientError> {
         let req = Request::GovRun {
             analysis: id.to_hex(),
+            coordinator_head: None,
         };
         (0..3).map(|i| self.ok(i, &req, &[])).collect()
     }
@@ -516,6 +517,18 @@ impl Nodes {
             limit: limit.clone(),
         };
         (0..3).map(|i| self.ok(i, &req, &[])).collect()
+    }
+
+    /// Send a contributor's signed budget limit to node `i` only.
+    pub fn gov_budget_at(
+        &self,
+        i: usize,
+        limit: &kuvert_gov::BudgetLimit,
+    ) -> Result<String, ClientError> {
+        let req = Request::GovBudget {
+            limit: limit.clone(),
+        };
+        self.ok(i, &req, &[])
     }
 
     /// Node `i`'s privacy-budget accounts (of `contributor_key`, when given).

@@ -75,6 +75,10 @@ pub mod actions {
     /// A charge was returned: the computation stopped before any share was
     /// used. details: `batch`, `reason`.
     pub const BUDGET_REFUNDED: &str = "budget_refunded";
+    /// The coordinator's audit head, countersigned when it asked to run an
+    /// analysis. details: `records`, `hash`, `signature` (this node's
+    /// Ed25519 over `kuvert_gov::receipt::coordinator_head_message`).
+    pub const COORDINATOR_HEAD: &str = "coordinator_head";
 }
 
 /// Most analyses one node offers in one agreement round with the others.
@@ -1097,10 +1101,29 @@ impl Gov {
         ))
     }
 
-    /// `GovRun`: queue the analysis for the MPC worker.
-    pub fn run(&self, party: &str, analysis: &str) -> Result<String, NodeGovError> {
+    /// `GovRun`: queue the analysis for the MPC worker. With the
+    /// coordinator's audit head, the node first countersigns it into its
+    /// own log (only for an analysis registered here).
+    pub fn run(
+        &self,
+        party: &str,
+        analysis: &str,
+        coordinator_head: Option<&kuvert_gov::receipt::AuditHead>,
+    ) -> Result<String, NodeGovError> {
         let id = self.parse_id(analysis)?;
         let node = self.node;
+        if let Some(head) = coordinator_head {
+            if lock(&self.entries).contains_key(&id) {
+                let sig = kuvert_gov::receipt::countersign_coordinator_head(&self.key, &id, head);
+                self.log(
+                    self.event(actions::COORDINATOR_HEAD, id)
+                        .detail("records", head.records)
+                        .detail("hash", head.hash.as_str())
+                        .detail("signature", sig)
+                        .detail("from", party),
+                )?;
+            }
+        }
         let mut entries = lock(&self.entries);
         let e = match entries.get_mut(&id) {
             Some(e) => e,

@@ -447,7 +447,10 @@ impl Node {
                 &signature,
                 payload,
             )),
-            Request::GovRun { analysis } => ok_or(self.gov.run(party, &analysis)),
+            Request::GovRun {
+                analysis,
+                coordinator_head,
+            } => ok_or(self.gov.run(party, &analysis, coordinator_head.as_ref())),
             Request::GovBudget { limit } => ok_or(self.gov.set_budget(party, &limit)),
             Request::GovLedger { contributor_key } => {
                 let accounts = self.gov.ledger(contributor_key.as_deref());
@@ -1070,7 +1073,10 @@ mod tests {
             [Some("upload"), Some("run"), Some("status"), Some("fetch")]
         );
         for r in [
-            Request::GovRun { analysis: job() },
+            Request::GovRun {
+                analysis: job(),
+                coordinator_head: None,
+            },
             Request::GovStatus { analysis: job() },
             Request::GovFetch {
                 analysis: job(),

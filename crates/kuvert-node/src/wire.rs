@@ -64,7 +64,15 @@ pub enum Request {
     },
     /// Run every output of a registered analysis whose tables are all in.
     /// Each of the three nodes must be told (the coordinator does it).
-    GovRun { analysis: String },
+    GovRun {
+        analysis: String,
+        /// The coordinator's audit head when it asks (records, last hash):
+        /// the node records it in its own log with its countersignature
+        /// (`kuvert_gov::receipt::countersign_coordinator_head`), so the
+        /// coordinator's chain cannot be rewritten before it unnoticed.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        coordinator_head: Option<kuvert_gov::receipt::AuditHead>,
+    },
     /// Where an analysis stands on this node.
     GovStatus { analysis: String },
     /// A recipient's request for its sealed results (only the recipient's

@@ -140,6 +140,10 @@ pub struct Fake {
     pub deadline: Mutex<String>,
     pub registers: std::sync::atomic::AtomicUsize,
     pub runs: std::sync::atomic::AtomicUsize,
+    /// What each node's ledger holds (the tests set it).
+    pub ledgers: Mutex<[Vec<kuvert_node::budget::Account>; 3]>,
+    /// The coordinator audit heads sent with each run.
+    pub heads: Mutex<Vec<kuvert_gov::receipt::AuditHead>>,
 }
 
 impl Fake {
@@ -154,6 +158,8 @@ impl Fake {
             refuse_register: Mutex::new(None),
             deadline: Mutex::new("2999-01-01T00:00:00Z".into()),
             registers: Default::default(),
+            ledgers: Default::default(),
+            heads: Default::default(),
             runs: Default::default(),
         })
     }
@@ -265,8 +271,27 @@ impl NodeApi for Fake {
         })
     }
 
-    fn run<'a>(&'a self, analysis: &'a str) -> BoxFut<'a, [Result<(), NodeError>; 3]> {
+    fn ledgers(&self) -> BoxFut<'_, [Result<Vec<kuvert_node::budget::Account>, NodeError>; 3]> {
         Box::pin(async move {
+            let l = self.ledgers.lock().unwrap().clone();
+            let [a, b, c] = l;
+            [
+                self.gate(0).map(|_| a),
+                self.gate(1).map(|_| b),
+                self.gate(2).map(|_| c),
+            ]
+        })
+    }
+
+    fn run<'a>(
+        &'a self,
+        analysis: &'a str,
+        head: Option<kuvert_gov::receipt::AuditHead>,
+    ) -> BoxFut<'a, [Result<(), NodeError>; 3]> {
+        Box::pin(async move {
+            if let Some(h) = head {
+                self.heads.lock().unwrap().push(h);
+            }
             self.maybe_hang().await;
             self.runs.fetch_add(1, Ordering::SeqCst);
             let fail = self.fail_next_run.lock().unwrap().take();
