@@ -177,6 +177,13 @@ pub enum AnalysisCommand {
     },
     /// Print (or write) a ready-made spec of one of the six reference
     /// analyses, with placeholder keys and example legal references.
+    ///
+    /// quality-indicators (one contributor per region; by default the 21
+    /// regions) and parallel-assistance (one per municipality; by default
+    /// three) are generated from a list of contributors: --contributors
+    /// FILE writes them for yours, with one table per contributor and the
+    /// SQL over all of them.
+    #[command(after_help = TEMPLATE_HELP)]
     Template {
         /// The template, e.g. overlapping-benefits (see --list).
         #[arg(required_unless_present = "list")]
@@ -187,8 +194,45 @@ pub enum AnalysisCommand {
         /// Write to this file (not overwritten if it exists) instead of stdout.
         #[arg(long)]
         out: Option<PathBuf>,
+        /// Generate quality-indicators or parallel-assistance for this list
+        /// of contributors: a CSV file (UTF-8) with the header
+        /// `id,organisation` (quality-indicators: `id,organisation,region`)
+        /// and one line per contributor, in table order.
+        #[arg(long, value_name = "FILE", conflicts_with = "list")]
+        contributors: Option<PathBuf>,
     },
 }
+
+/// The `--contributors` format, with an example (`kuvert analysis template
+/// --help`).
+const TEMPLATE_HELP: &str = "\
+A list of contributors (--contributors FILE) is CSV in UTF-8: a header naming
+the columns, in any order, then one line per contributor, in table order:
+  id            the contributor id: letters, digits, '-', '_', '.' (unique)
+  organisation  its name, also the controller of its data
+  region        quality-indicators only: the region's code (unique; e.g. the
+                county code, 01 = Stockholm): the value of the region column
+                in its rows and one group of the regions histogram
+At least 2 contributors (quality-indicators: at most 64). Quote a field that
+holds a comma (\"Region Skåne, Syd\"); `;` separates when the header has no
+comma; empty lines and lines starting with # are skipped. The tables are
+region_01, region_02, ... or bistand_1, bistand_2, ... in the list's order.
+A problem exits 2 naming the file, line and column.
+
+Example:
+  $ cat regions.csv
+  id,organisation,region
+  region-01,Region Stockholm,01
+  region-12,Region Skåne,12
+  region-14,Västra Götalandsregionen,14
+  $ kuvert analysis template quality-indicators --contributors regions.csv --out qi.toml
+  $ kuvert analysis check --template qi.toml
+
+  $ cat kommuner.csv
+  id,organisation
+  kommun-2584,Socialnämnden i Kiruna kommun
+  kommun-2580,Socialnämnden i Luleå kommun
+  $ kuvert analysis template parallel-assistance --contributors kommuner.csv --out pa.toml";
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
 pub enum DescribeFormat {
@@ -507,18 +551,67 @@ fn analysis(c: AnalysisCommand) -> Result<ExitCode, GovError> {
             };
             write_out(out.as_deref(), &describe(&s, &list, &records, f), false)?;
         }
-        AnalysisCommand::Template { name, list, out } => {
+        AnalysisCommand::Template {
+            name,
+            list,
+            out,
+            contributors,
+        } => {
             if list {
                 for n in templates::names() {
                     let s = templates::spec(n)?;
                     println!("{n}\t{}", s.purpose);
                 }
             } else if let Some(n) = name {
-                write_out(out.as_deref(), templates::get(&n)?, true)?;
+                let base = templates::get(&n)?;
+                match contributors {
+                    None => write_out(out.as_deref(), base, true)?,
+                    Some(file) => {
+                        if !templates::GENERATED.contains(&n.as_str()) {
+                            eprintln!(
+                                "error: --contributors: template {n} has a fixed set of contributors; only {} \
+                                 are generated from a list. Write it with `kuvert analysis template {n} --out FILE` \
+                                 and edit its [[contributors]]",
+                                templates::GENERATED.join(" and ")
+                            );
+                            return Ok(ExitCode::from(2));
+                        }
+                        let text = read_list(&file)?;
+                        let members =
+                            templates::parse_members(&n, &text, &file.display().to_string())?;
+                        write_out(out.as_deref(), &templates::generate(&n, &members)?, true)?;
+                        eprintln!(
+                            "{n} for the {} contributors of {}",
+                            members.len(),
+                            file.display()
+                        );
+                    }
+                }
             }
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// A list of contributors as text: UTF-8, or a syntax error (exit 2) at the
+/// first byte that is not.
+fn read_list(path: &Path) -> Result<String, GovError> {
+    let bytes = std::fs::read(path).map_err(|e| GovError::Io {
+        path: path.to_path_buf(),
+        hint: "; give the CSV list of contributors (see `kuvert analysis template --help`)",
+        source: e,
+    })?;
+    String::from_utf8(bytes).map_err(|e| {
+        let good = &e.as_bytes()[..e.utf8_error().valid_up_to()];
+        let good = std::str::from_utf8(good).unwrap_or_default();
+        let line_start = good.rfind('\n').map(|i| i + 1).unwrap_or(0);
+        GovError::Syntax {
+            origin: path.display().to_string(),
+            line: good.matches('\n').count() + 1,
+            column: good[line_start..].chars().count() + 1,
+            message: "not UTF-8 text; save the list as UTF-8 (in a spreadsheet: CSV UTF-8)".into(),
+        }
+    })
 }
 
 /// Whether this command names a coordinator (`--coordinator URL` or

@@ -160,3 +160,168 @@ fn a_spec_that_cannot_run_is_refused_naming_the_output() {
     let o = kuvert(d, &["analysis", "check", "--template", "good.toml"]);
     assert_eq!(o.status.code(), Some(0), "{}", show(&o));
 }
+
+/// `kuvert analysis template NAME --contributors FILE --out F`, then
+/// `kuvert analysis check --template F`: both exit 0; F is returned.
+fn generated(d: &Path, name: &str, list: &str, csv: &str) -> String {
+    std::fs::write(d.join(list), csv).unwrap();
+    let out = format!("{list}.toml");
+    let o = kuvert(
+        d,
+        &[
+            "analysis",
+            "template",
+            name,
+            "--contributors",
+            list,
+            "--out",
+            &out,
+        ],
+    );
+    assert_eq!(o.status.code(), Some(0), "{name}: {}", show(&o));
+    let o = kuvert(d, &["analysis", "check", "--template", &out]);
+    assert_eq!(o.status.code(), Some(0), "{name}: {}", show(&o));
+    std::fs::read_to_string(d.join(out)).unwrap()
+}
+
+#[test]
+fn a_list_of_contributors_makes_a_template_that_compiles() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    let text = generated(
+        d,
+        "quality-indicators",
+        "regions.csv",
+        "id,organisation,region\n\
+         region-01,Region Stockholm,01\n\
+         region-12,\"Region Skåne, Syd\",12\n\
+         region-14,Västra Götalandsregionen,14\n\
+         region-09,Region Gotland,9\n\
+         region-25,Region Norrbotten,25\n",
+    );
+    assert_eq!(text.matches("[[contributors]]").count(), 5);
+    assert_eq!(text.matches("\n[[recipients]]").count(), 6);
+    assert!(text.contains("name = \"region_05\""));
+    assert!(!text.contains("region_06"));
+    assert!(text.contains("organisation = \"Region Skåne, Syd\""));
+    assert!(text.contains("groups = (1, 12, 14, 9, 25));"));
+    let text = generated(
+        d,
+        "parallel-assistance",
+        "kommuner.csv",
+        "id,organisation\n\
+         kommun-2584,Socialnämnden i Kiruna kommun\n\
+         kommun-2580,Socialnämnden i Luleå kommun\n\
+         kommun-2581,Socialnämnden i Piteå kommun\n\
+         kommun-2582,Socialnämnden i Bodens kommun\n",
+    );
+    assert_eq!(text.matches("[[contributors]]").count(), 4);
+    assert!(text.contains("UNION ALL SELECT pnr, manad, 4 FROM bistand_4)"));
+    // As many regions as WITH PRIVACY takes groups (64) compile; one more
+    // is refused before anything is written.
+    let mut big = String::from("id,organisation,region\n");
+    for i in 1..=64 {
+        big.push_str(&format!("r{i},Region {i},{}\n", i * 3));
+    }
+    let text = generated(d, "quality-indicators", "big.csv", &big);
+    assert!(text.contains("name = \"region_64\""));
+    big.push_str("r65,Region 65,1000\n");
+    std::fs::write(d.join("big65.csv"), big).unwrap();
+    let o = kuvert(
+        d,
+        &[
+            "analysis",
+            "template",
+            "quality-indicators",
+            "--contributors",
+            "big65.csv",
+        ],
+    );
+    assert_eq!(o.status.code(), Some(2), "{}", show(&o));
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("at most 64"),
+        "{}",
+        show(&o)
+    );
+    assert!(o.stdout.is_empty());
+    // The help teaches the list with an example.
+    let o = kuvert(d, &["analysis", "template", "--help"]);
+    let help = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        help.contains("--contributors <FILE>")
+            && help.contains("id,organisation,region")
+            && help.contains("--contributors regions.csv --out qi.toml"),
+        "{help}"
+    );
+}
+
+#[test]
+fn a_bad_list_of_contributors_exits_2_naming_line_and_column() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    let refused = |name: &str, csv: &[u8], what: &[&str]| {
+        std::fs::write(d.join("list.csv"), csv).unwrap();
+        let o = kuvert(
+            d,
+            &[
+                "analysis",
+                "template",
+                name,
+                "--contributors",
+                "list.csv",
+                "--out",
+                "out.toml",
+            ],
+        );
+        assert_eq!(o.status.code(), Some(2), "{what:?}: {}", show(&o));
+        let err = String::from_utf8_lossy(&o.stderr);
+        for w in what {
+            assert!(err.contains(w), "{w:?}: {}", show(&o));
+        }
+        assert!(!d.join("out.toml").exists(), "{what:?}: written");
+    };
+    let head = "id,organisation,region\n";
+    refused(
+        "quality-indicators",
+        format!("{head}region-01,Region Stockholm,1\nregion 03,Region Uppsala,3\n").as_bytes(),
+        &["list.csv:3:1:", "not a contributor id"],
+    );
+    refused(
+        "quality-indicators",
+        format!("{head}a,A,1\nb,B,2\na,C,3\n").as_bytes(),
+        &["list.csv:4:1:", "given twice", "first on line 2"],
+    );
+    refused(
+        "quality-indicators",
+        format!("{head}a,A,1\nb,B,two\n").as_bytes(),
+        &["list.csv:3:5:", "not a whole number"],
+    );
+    refused(
+        "quality-indicators",
+        format!("{head}a,A,1\nb,\"B,2\n").as_bytes(),
+        &["list.csv:3:3:", "no closing"],
+    );
+    refused(
+        "quality-indicators",
+        b"id,organisation\na,A\nb,B\n",
+        &["list.csv:1:1:", "no \"region\" column"],
+    );
+    refused(
+        "parallel-assistance",
+        b"id,organisation\nkommun1,Socialn\xe4mnden\n",
+        &["list.csv:2:", "not UTF-8"],
+    );
+    refused(
+        "parallel-assistance",
+        b"id,organisation\nkommun1,A\n",
+        &["list.csv", "at least 2"],
+    );
+    refused(
+        "opt-out",
+        b"id,organisation\na,A\nb,B\n",
+        &[
+            "fixed set of contributors",
+            "kuvert analysis template opt-out --out FILE",
+        ],
+    );
+}
