@@ -569,3 +569,97 @@ fn the_coordinators_done_job_implies_every_nodes_finish() {
         .iter()
         .all(|m| m.contains("coordinator logged as done")));
 }
+
+/// The nodes countersign the coordinator's head at each job; a
+/// coordinator log rewritten or cut before that head is detected.
+#[test]
+fn a_coordinator_log_rewritten_or_cut_before_a_countersigned_head_is_detected() {
+    use kuvert_gov::receipt::{countersign_coordinator_head, verify_coordinator_head, AuditHead};
+    let dir = tempfile::tempdir().unwrap();
+    let cpath = dir.path().join("audit-coordinator.log");
+    let coordinator = |path: &Path, tag: &str| -> AuditHead {
+        let mut c = AuditLog::open(path).unwrap();
+        for (i, a) in ["analysis.submitted", "analysis.approved", "job.started"]
+            .iter()
+            .enumerate()
+        {
+            c.append_at(
+                AuditEvent::new("coordinator", a)
+                    .analysis(ID)
+                    .detail("note", tag),
+                t(i as i64),
+            )
+            .unwrap();
+        }
+        let (records, hash) = c.head();
+        AuditHead {
+            records,
+            hash: hash.to_string(),
+        }
+    };
+    let head = coordinator(&cpath, "original");
+    for node in 0..3u8 {
+        let key = kuvert_gov::PartyKey::generate(&format!("node{node}"));
+        let sig = countersign_coordinator_head(&key, &ID, &head);
+        assert!(verify_coordinator_head(
+            &key.verifying_key(),
+            &ID,
+            &head,
+            &sig
+        ));
+        let other = AuditHead {
+            records: head.records - 1,
+            hash: head.hash.clone(),
+        };
+        assert!(!verify_coordinator_head(
+            &key.verifying_key(),
+            &ID,
+            &other,
+            &sig
+        ));
+        let nd = dir.path().join(format!("node{node}"));
+        std::fs::create_dir_all(&nd).unwrap();
+        let mut log = AuditLog::open(&nd.join(format!("audit-node{node}.log"))).unwrap();
+        let actor = format!("node{node}");
+        log.append_at(
+            AuditEvent::new(&actor, action::ANALYSIS_ACCEPTED).analysis(ID),
+            t(0),
+        )
+        .unwrap();
+        log.append_at(
+            AuditEvent::new(&actor, "coordinator_head")
+                .analysis(ID)
+                .detail("records", head.records)
+                .detail("hash", head.hash.as_str())
+                .detail("signature", sig),
+            t(5),
+        )
+        .unwrap();
+    }
+    assert!(verify_dir(dir.path()).unwrap().ok());
+
+    // The operator rewrites its whole log (a valid chain, other text).
+    std::fs::remove_file(&cpath).unwrap();
+    let forged = coordinator(&cpath, "rewritten");
+    assert_ne!(forged.hash, head.hash);
+    let r = verify_dir(dir.path()).unwrap();
+    assert!(!r.ok());
+    assert_eq!(r.missing.len(), 3, "{:?}", r.missing);
+    assert!(
+        r.missing.iter().all(|m| m.contains("was rewritten")),
+        "{:?}",
+        r.missing
+    );
+
+    // Or cuts it short.
+    std::fs::remove_file(&cpath).unwrap();
+    coordinator(&cpath, "original");
+    assert!(verify_dir(dir.path()).unwrap().ok());
+    cut(&cpath, 1);
+    let r = verify_dir(dir.path()).unwrap();
+    assert!(
+        r.missing.iter().any(|m| m.contains("was cut")),
+        "{:?}",
+        r.missing
+    );
+}

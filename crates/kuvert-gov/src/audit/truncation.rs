@@ -15,6 +15,9 @@ use crate::spec::AnalysisId;
 const COORD_JOB_DONE: &str = "job.done";
 /// The node's record of a signed receipt (kuvert-node), detail `receipt`.
 const RECEIPT_SIGNED: &str = "receipt_signed";
+/// The node's countersignature of the coordinator's audit head
+/// (kuvert-node), details `records`, `hash`, `signature`.
+const COORDINATOR_HEAD: &str = "coordinator_head";
 
 struct Log<'a> {
     path: &'a Path,
@@ -301,6 +304,65 @@ pub(super) fn check(report: &DirReport, require_receipts: bool) -> Vec<String> {
                             lb.path.display(),
                             lc.path.display(),
                             i + 1
+                        ));
+                    }
+                }
+            }
+        }
+    }
+    // The coordinator's heads the nodes countersigned: each must be a
+    // record of the coordinator's log, with that hash.
+    if !coord.is_empty() {
+        for (n, logs) in &nodes {
+            let key = report
+                .receipts
+                .iter()
+                .find(|(_, r)| r.node == *n)
+                .and_then(|(_, r)| hex::decode_array::<32>(r.node_public_key.trim()))
+                .and_then(|b| ed25519_dalek::VerifyingKey::from_bytes(&b).ok());
+            for log in logs {
+                for (i, rec) in log.records.iter().enumerate() {
+                    if rec.action != COORDINATOR_HEAD {
+                        continue;
+                    }
+                    let at = format!("{}:{}", log.path.display(), i + 1);
+                    let Some(records) = rec.details.get("records").and_then(Value::as_u64) else {
+                        out.push(format!("node{n}: {at} countersigns no record number"));
+                        continue;
+                    };
+                    let head = AuditHead {
+                        records,
+                        hash: text(rec.details.get("hash")),
+                    };
+                    if let (Some(k), Some(id)) = (&key, rec.analysis_id) {
+                        let sig = text(rec.details.get("signature"));
+                        if !crate::receipt::verify_coordinator_head(k, &id, &head, &sig) {
+                            out.push(format!(
+                                "node{n}: the countersignature of the coordinator's head at {at}                                  does not verify with node {n}'s receipt key"
+                            ));
+                        }
+                    }
+                    let found = coord.iter().any(|lc| {
+                        let k = records as usize;
+                        k >= 1 && k <= lc.records.len() && lc.records[k - 1].hash == head.hash
+                    });
+                    if !found {
+                        let lc = &coord[0];
+                        let why = if records as usize > lc.records.len() {
+                            format!(
+                                "{} ends at record {}: the coordinator's log was cut",
+                                lc.path.display(),
+                                lc.records.len()
+                            )
+                        } else {
+                            format!(
+                                "{}:{records} has another hash: the coordinator's log was rewritten",
+                                lc.path.display()
+                            )
+                        };
+                        out.push(format!(
+                            "coordinator: node{n} countersigned its record {records} (hash {}) at                              {at}, but {why}",
+                            head.hash
                         ));
                     }
                 }
