@@ -28,9 +28,14 @@ use serde::{Deserialize, Serialize};
 /// Slack for float sums against a limit.
 const TOLERANCE: f64 = 1e-9;
 
-/// At most this many accounts (a party cannot grow a node's ledger without
-/// bound by signing limits for made-up datasets).
+/// At most this many accounts in all (a node's ledger does not grow
+/// without bound).
 pub const MAX_ACCOUNTS: usize = 100_000;
+
+/// At most this many accounts created by one TLS party: anyone can sign a
+/// limit with a key it made up, so without this one party could fill the
+/// ledger and lock the real contributors out.
+pub const MAX_ACCOUNTS_PER_PARTY: usize = 1_000;
 
 /// One (DP output, account) pair an analysis would charge.
 #[derive(Debug, Clone, PartialEq)]
@@ -76,6 +81,9 @@ pub struct Account {
     pub limit: BudgetLimit,
     #[serde(default)]
     pub charges: Vec<Charge>,
+    /// The TLS party that first brought a limit for this account.
+    #[serde(default)]
+    pub created_by: String,
 }
 
 impl Account {
@@ -205,6 +213,8 @@ pub fn demands(spec: &AnalysisSpec) -> Result<Vec<Demand>, String> {
 pub struct Ledger {
     path: PathBuf,
     file: LedgerFile,
+    /// [`MAX_ACCOUNTS_PER_PARTY`] (smaller in tests).
+    party_cap: usize,
 }
 
 fn now() -> String {
@@ -244,6 +254,7 @@ impl Ledger {
         Ok(Ledger {
             path: path.to_path_buf(),
             file,
+            party_cap: MAX_ACCOUNTS_PER_PARTY,
         })
     }
 
@@ -286,8 +297,9 @@ impl Ledger {
     }
 
     /// Set a contributor's limit (verified; only a higher version replaces
-    /// the current one). Returns the account as it now stands.
-    pub fn set_limit(&mut self, limit: BudgetLimit) -> Result<Account, BudgetError> {
+    /// the current one), brought by TLS party `party`. Returns the account
+    /// as it now stands.
+    pub fn set_limit(&mut self, limit: BudgetLimit, party: &str) -> Result<Account, BudgetError> {
         limit.verify().map_err(BudgetError::BadLimit)?;
         let dataset = limit.dataset.clone();
         let key = limit
@@ -318,11 +330,24 @@ impl Ledger {
                         "this node's ledger already holds {MAX_ACCOUNTS} accounts"
                     )));
                 }
+                let mine = self
+                    .file
+                    .accounts
+                    .iter()
+                    .filter(|a| a.created_by == party)
+                    .count();
+                if mine >= self.party_cap {
+                    return Err(BudgetError::BadLimit(format!(
+                        "party {party:?} already created {} accounts at this node",
+                        self.party_cap
+                    )));
+                }
                 self.file.accounts.push(Account {
                     contributor_key: key.clone(),
                     dataset: limit.dataset.clone(),
                     limit,
                     charges: Vec::new(),
+                    created_by: party.to_string(),
                 });
             }
         }
@@ -471,8 +496,11 @@ mod tests {
         let mut l = Ledger::open(&path).unwrap();
         let d = [demand(&k, "default", "o", 1.0)];
         assert!(matches!(l.check(&d), Err(BudgetError::NoLimit { .. })));
-        l.set_limit(BudgetLimit::sign(&k, "default", 2.5, 1e-5, 1, "t").unwrap())
-            .unwrap();
+        l.set_limit(
+            BudgetLimit::sign(&k, "default", 2.5, 1e-5, 1, "t").unwrap(),
+            "t",
+        )
+        .unwrap();
         l.charge("a1", &d).unwrap();
         l.charge("a1", &d).unwrap();
         let e = l.charge("a1", &d).unwrap_err().to_string();
@@ -488,7 +516,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let k = key(2);
         let mut l = Ledger::open(&dir.path().join("l.json")).unwrap();
-        l.set_limit(BudgetLimit::sign(&k, "d", 1.0, 1e-5, 1, "t").unwrap())
+        l.set_limit(BudgetLimit::sign(&k, "d", 1.0, 1e-5, 1, "t").unwrap(), "t")
             .unwrap();
         let b1 = l.charge("a", &[demand(&k, "d", "o", 0.4)]).unwrap();
         let _b2 = l.charge("b", &[demand(&k, "d", "o", 0.4)]).unwrap();
@@ -503,16 +531,19 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let k = key(3);
         let mut l = Ledger::open(&dir.path().join("l.json")).unwrap();
-        l.set_limit(BudgetLimit::sign(&k, "d", 1.0, 1e-5, 2, "t").unwrap())
+        l.set_limit(BudgetLimit::sign(&k, "d", 1.0, 1e-5, 2, "t").unwrap(), "t")
             .unwrap();
         let e = l
-            .set_limit(BudgetLimit::sign(&k, "d", 9.0, 1e-5, 1, "t").unwrap())
+            .set_limit(BudgetLimit::sign(&k, "d", 9.0, 1e-5, 1, "t").unwrap(), "t")
             .unwrap_err();
         assert!(e.to_string().contains("higher --version"), "{e}");
         let mut forged = BudgetLimit::sign(&k, "d", 1.0, 1e-5, 3, "t").unwrap();
         forged.epsilon = 50.0;
-        assert!(matches!(l.set_limit(forged), Err(BudgetError::BadLimit(_))));
-        l.set_limit(BudgetLimit::sign(&k, "d", 0.5, 1e-5, 3, "t").unwrap())
+        assert!(matches!(
+            l.set_limit(forged, "t"),
+            Err(BudgetError::BadLimit(_))
+        ));
+        l.set_limit(BudgetLimit::sign(&k, "d", 0.5, 1e-5, 3, "t").unwrap(), "t")
             .unwrap();
         assert_eq!(l.accounts(None)[0].limit.epsilon, 0.5);
     }
@@ -523,7 +554,7 @@ mod tests {
         let path = dir.path().join("l.json");
         let k = key(4);
         let mut l = Ledger::open(&path).unwrap();
-        l.set_limit(BudgetLimit::sign(&k, "d", 1.0, 1e-5, 1, "t").unwrap())
+        l.set_limit(BudgetLimit::sign(&k, "d", 1.0, 1e-5, 1, "t").unwrap(), "t")
             .unwrap();
         let text = std::fs::read_to_string(&path).unwrap();
         std::fs::write(
@@ -536,11 +567,44 @@ mod tests {
     }
 
     #[test]
+    fn one_party_cannot_fill_the_ledger_with_made_up_keys() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut l = Ledger::open(&dir.path().join("l.json")).unwrap();
+        l.party_cap = 2;
+        for seed in 10..12 {
+            l.set_limit(
+                BudgetLimit::sign(&key(seed), "d", 1.0, 1e-5, 1, "t").unwrap(),
+                "mallory",
+            )
+            .unwrap();
+        }
+        let e = l
+            .set_limit(
+                BudgetLimit::sign(&key(12), "d", 1.0, 1e-5, 1, "t").unwrap(),
+                "mallory",
+            )
+            .unwrap_err();
+        assert!(e.to_string().contains("already created 2"), "{e}");
+        // Another party (the real contributor) is not locked out, and a
+        // new version of an existing account is not a new account.
+        l.set_limit(
+            BudgetLimit::sign(&key(13), "d", 1.0, 1e-5, 1, "t").unwrap(),
+            "fk",
+        )
+        .unwrap();
+        l.set_limit(
+            BudgetLimit::sign(&key(10), "d", 0.5, 1e-5, 2, "t").unwrap(),
+            "mallory",
+        )
+        .unwrap();
+    }
+
+    #[test]
     fn two_outputs_over_one_account_are_summed() {
         let dir = tempfile::tempdir().unwrap();
         let k = key(5);
         let mut l = Ledger::open(&dir.path().join("l.json")).unwrap();
-        l.set_limit(BudgetLimit::sign(&k, "d", 1.0, 1e-5, 1, "t").unwrap())
+        l.set_limit(BudgetLimit::sign(&k, "d", 1.0, 1e-5, 1, "t").unwrap(), "t")
             .unwrap();
         let both = [demand(&k, "d", "a", 0.6), demand(&k, "d", "b", 0.6)];
         let e = l.check(&both).unwrap_err().to_string();

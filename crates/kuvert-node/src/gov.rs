@@ -758,7 +758,7 @@ impl Gov {
                 }
             }
             let a = lock(&self.ledger)
-                .set_limit(limit.clone())
+                .set_limit(limit.clone(), party)
                 .map_err(|source| NodeGovError::Budget { node, source })?;
             self.log(
                 AuditEvent::new(&self.actor(), actions::BUDGET_LIMIT_SET)
