@@ -51,6 +51,7 @@ fn account(
         contributor_key: l.key_hex().unwrap(),
         dataset: "default".into(),
         limit: l,
+        created_by: "fk".into(),
         charges: charges
             .iter()
             .enumerate()

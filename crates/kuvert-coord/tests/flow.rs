@@ -521,7 +521,7 @@ async fn run_reaching_only_some_nodes_is_completed() {
         .await
         .unwrap());
     fake.down[2].store(true, Ordering::SeqCst);
-    let r = kuvert_coord::NodeApi::run(&*fake, &id.to_hex()).await;
+    let r = kuvert_coord::NodeApi::run(&*fake, &id.to_hex(), None).await;
     assert!(r[2].is_err());
     fake.down[2].store(false, Ordering::SeqCst);
     // Nodes 0 and 1 run, node 2 is Ready: the coordinator completes the run.

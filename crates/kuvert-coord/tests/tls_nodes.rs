@@ -119,7 +119,11 @@ async fn tls_nodes_speak_the_wire_protocol() {
     assert_eq!(r[0], Ok(()));
     assert!(matches!(r[1], Err(NodeError::Refused(_))));
     assert!(matches!(r[2], Err(NodeError::Unreachable(_))));
-    let r = nodes.run(&id).await;
+    let head = kuvert_gov::receipt::AuditHead {
+        records: 3,
+        hash: "cd".repeat(32),
+    };
+    let r = nodes.run(&id, Some(head.clone())).await;
     assert_eq!(r[0], Ok(()));
 
     // A node that takes the request and then says nothing: one timeout
@@ -147,7 +151,8 @@ async fn tls_nodes_speak_the_wire_protocol() {
         analysis: id.clone()
     }));
     assert!(reqs.contains(&&Request::GovRun {
-        analysis: id.clone()
+        analysis: id.clone(),
+        coordinator_head: Some(head),
     }));
     assert!(reqs.iter().any(|r| matches!(r, Request::Register { spec, approvals } if spec == "name = \"x\"" && approvals.is_empty())));
     // Never an upload or a fetch.

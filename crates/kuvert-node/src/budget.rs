@@ -132,27 +132,32 @@ pub enum BudgetError {
         output: String,
         epsilon: f64,
     },
-    #[error(
-        "the privacy budget of contributor {contributor:?}'s dataset {dataset:?} does not allow this analysis: limit ε = {limit_epsilon} (δ = {limit_delta}), spent ε = {spent_epsilon} (δ = {spent_delta}) in {releases} release(s), remaining ε = {remaining_epsilon} (δ = {remaining_delta}); this analysis asks for ε = {asked_epsilon} (δ = {asked_delta}) over output(s) {outputs}. Nothing was charged; ask for less, or the contributor may raise its limit with `kuvert budget set`"
-    )]
-    Exceeded {
-        contributor: String,
-        dataset: String,
-        limit_epsilon: f64,
-        limit_delta: f64,
-        spent_epsilon: f64,
-        spent_delta: f64,
-        releases: usize,
-        remaining_epsilon: f64,
-        remaining_delta: f64,
-        asked_epsilon: f64,
-        asked_delta: f64,
-        outputs: String,
-    },
+    #[error(transparent)]
+    Exceeded(Box<Overdraw>),
     #[error("the budget limit is refused: {0}")]
     BadLimit(String),
     #[error("the budget ledger {}: {detail}; check the node's data directory", path.display())]
     Store { path: PathBuf, detail: String },
+}
+
+/// What an account lacks for an analysis (boxed in [`BudgetError`]).
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error(
+    "the privacy budget of contributor {contributor:?}'s dataset {dataset:?} does not allow this analysis: limit ε = {limit_epsilon} (δ = {limit_delta}), spent ε = {spent_epsilon} (δ = {spent_delta}) in {releases} release(s), remaining ε = {remaining_epsilon} (δ = {remaining_delta}); this analysis asks for ε = {asked_epsilon} (δ = {asked_delta}) over output(s) {outputs}. Nothing was charged; ask for less, or the contributor may raise its limit with `kuvert budget set`"
+)]
+pub struct Overdraw {
+    pub contributor: String,
+    pub dataset: String,
+    pub limit_epsilon: f64,
+    pub limit_delta: f64,
+    pub spent_epsilon: f64,
+    pub spent_delta: f64,
+    pub releases: usize,
+    pub remaining_epsilon: f64,
+    pub remaining_delta: f64,
+    pub asked_epsilon: f64,
+    pub asked_delta: f64,
+    pub outputs: String,
 }
 
 /// The (output, account) pairs that `spec`'s differentially private
@@ -385,7 +390,7 @@ impl Ledger {
             };
             if !(fits(se, asked_e, a.limit.epsilon) && fits(sd, asked_d, a.limit.delta)) {
                 let (re, rd) = a.remaining();
-                return Err(BudgetError::Exceeded {
+                return Err(BudgetError::Exceeded(Box::new(Overdraw {
                     contributor: ds[0].contributor.clone(),
                     dataset: dataset.to_string(),
                     limit_epsilon: a.limit.epsilon,
@@ -402,7 +407,7 @@ impl Ledger {
                         .map(|d| format!("{:?}", d.output))
                         .collect::<Vec<_>>()
                         .join(", "),
-                });
+                })));
             }
         }
         Ok(())

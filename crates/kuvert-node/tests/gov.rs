@@ -971,6 +971,7 @@ fn a_failed_run_releases_nothing_keeps_inputs_and_a_restarted_node_resumes() {
             .ask(
                 &Request::GovRun {
                     analysis: id.to_hex(),
+                    coordinator_head: None,
                 },
                 &[],
             )
@@ -1137,6 +1138,7 @@ fn an_analysis_whose_job_never_ends_is_deleted_at_the_time_fixed_at_registration
             .ask(
                 &Request::GovRun {
                     analysis: id.to_hex(),
+                    coordinator_head: None,
                 },
                 &[],
             )
@@ -1268,11 +1270,17 @@ fn concurrent_analyses_asked_in_different_orders_each_get_their_own_answer() {
     let orders = [[0, 1, 2, 3, 4, 5], [5, 4, 3, 2, 1, 0], [2, 4, 0, 5, 1, 3]];
     for (i, order) in orders.iter().enumerate() {
         let mut conn = coord.connect(i).unwrap();
+        // The coordinator's head, for the nodes to countersign.
+        let head = kuvert_gov::receipt::AuditHead {
+            records: 7,
+            hash: "ab".repeat(32),
+        };
         for j in order {
             let (resp, _) = conn
                 .ask(
                     &Request::GovRun {
                         analysis: ids[*j].to_hex(),
+                        coordinator_head: Some(head.clone()),
                     },
                     &[],
                 )
@@ -1298,6 +1306,45 @@ fn concurrent_analyses_asked_in_different_orders_each_get_their_own_answer() {
         );
     }
     assert!(kuvert_gov::verify_dir(c.dir.path()).unwrap().ok());
+    // Each node countersigned the coordinator's head once per analysis,
+    // with its receipt key.
+    for i in 0..3 {
+        let log = c.data_dir(i).join(format!("audit-node{i}.log"));
+        let heads: Vec<_> = kuvert_gov::verify_file(&log)
+            .unwrap()
+            .into_iter()
+            .filter(|r| r.action == "coordinator_head")
+            .collect();
+        assert_eq!(heads.len(), ids.len(), "node {i}");
+        for r in heads {
+            let id = r.analysis_id.unwrap();
+            assert_eq!(r.details["records"], 7);
+            let receipt: kuvert_gov::DeletionReceipt = serde_json::from_slice(
+                &std::fs::read(
+                    c.data_dir(i)
+                        .join("analyses")
+                        .join(id.to_hex())
+                        .join("receipt.json"),
+                )
+                .unwrap(),
+            )
+            .unwrap();
+            let key = ed25519_dalek::VerifyingKey::from_bytes(
+                &kuvert_node::gov::decode_hex::<32>(&receipt.node_public_key).unwrap(),
+            )
+            .unwrap();
+            let head = kuvert_gov::receipt::AuditHead {
+                records: 7,
+                hash: "ab".repeat(32),
+            };
+            assert!(kuvert_gov::receipt::verify_coordinator_head(
+                &key,
+                &id,
+                &head,
+                r.details["signature"].as_str().unwrap()
+            ));
+        }
+    }
 }
 
 #[test]
