@@ -714,6 +714,30 @@ fn summary(spec: &AnalysisSpec) -> Summary {
             "total (basic composition)",
             format!("ε = {eps}, δ = {delta}"),
         ));
+        // Where the nodes charge it: each contributor's datasets.
+        let mut accounts = Vec::new();
+        for c in &spec.contributors {
+            let mut per: Vec<(String, Vec<&str>)> = Vec::new();
+            for t in &c.tables {
+                let d = t.dataset_id().to_string();
+                match per.iter_mut().find(|(x, _)| *x == d) {
+                    Some((_, ts)) => ts.push(&t.name),
+                    None => per.push((d, vec![&t.name])),
+                }
+            }
+            for (d, ts) in per {
+                accounts.push(format!("{}: dataset {d} (tables {})", c.id, ts.join(", ")));
+            }
+        }
+        dp.fields.push(field(
+            "budgets charged",
+            format!(
+                "each node charges every DP output, when the computation starts, to the dataset of \
+                 every table it reads, and refuses it unless the contributor's own signed limit \
+                 (kuvert budget set) allows it: {}",
+                accounts.join("; ")
+            ),
+        ));
     }
 
     let mut lk = Section::new("Leakage opt-ins");
