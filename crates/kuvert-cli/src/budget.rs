@@ -149,7 +149,7 @@ fn ledgers(nodes: &Nodes, key: &PartyKey) -> anyhow::Result<[Vec<Account>; 3]> {
 /// of `federation` as the key's party (TLS identity from `pki`). `version`
 /// `None`: one above the highest the nodes hold for this dataset. Returns
 /// each node's answer, or `Err` naming every node that refused.
-#[allow(clippy::too_many_arguments, dead_code)]
+#[allow(clippy::too_many_arguments)]
 pub fn set_limit(
     key_path: &Path,
     dataset: &str,

@@ -1,4 +1,5 @@
-//! `kuvert demo`: the whole governed flow on one machine.
+//! `kuvert demo`: the whole governed flow on one machine, for any of the
+//! six analysis templates (`--template NAME`, default overlapping-benefits).
 //!
 //! ```text
 //! DIR/operators/    the three operators (kuvert_node::operators): operator-<i>/ca/ (its
@@ -9,8 +10,8 @@
 //!                     agencies' CA and party certificates), service/ (the
 //!                     coordinator's certificates)
 //! DIR/keys/*.key      the parties' approval and sealing keys (kuvert keygen)
-//! DIR/analysis.toml   the overlapping-benefits template, filled in
-//! DIR/inputs/*.csv    the two agencies' generated registers (cleartext:
+//! DIR/analysis.toml   the template, filled in
+//! DIR/inputs/*.csv    the contributors' generated registers (cleartext:
 //!                     this directory stands for the agencies' own machines)
 //! DIR/coordinator/    coordinator.db (SQLite), audit-coordinator.log,
 //!                     coordinator.log
@@ -21,6 +22,15 @@
 //! HTTPS on loopback; the parties' steps are the same library calls as
 //! `kuvert analysis submit|approve`, `kuvert upload` and `kuvert result`,
 //! and each is printed as the command a party would type.
+//!
+//! Who takes part comes from the template's spec: every contributor gets a
+//! key and a client certificate, approves and uploads its tables; every
+//! recipient fetches and opens its outputs; the first contributor submits.
+//! Each opened output is checked against SQLite on the cleartext inputs
+//! ([`check`]): exact outputs must be the same rows, differentially private
+//! ones (`WITH PRIVACY`) within the noise bound.
+
+mod check;
 
 use std::io::IsTerminal;
 use std::net::SocketAddr;
@@ -30,14 +40,15 @@ use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, Context};
 use clap::Args;
-use kuvert_gov::PartyKey;
+use kuvert_data::Schema;
+use kuvert_gov::{AnalysisSpec, PartyKey};
 
 use crate::service::{self, CoordArgs, Coordinator, PartyTlsArgs};
 
-const ANALYSIS: &str = "overlapping-benefits";
-/// The contributors, the recipient that only receives, and the coordinator.
-const CONTRIBUTORS: [&str; 2] = ["fk", "kommun"];
-const CONTROL: &str = "kontroll";
+use check::{Input, Reference};
+
+/// The template `kuvert demo` runs without `--template`.
+const DEFAULT_TEMPLATE: &str = "overlapping-benefits";
 /// The three organisations that run the demo's nodes.
 const OPERATORS: [&str; 3] = [
     "Operator A (e.g. a state IT agency)",
@@ -45,14 +56,20 @@ const OPERATORS: [&str; 3] = [
     "Operator C (e.g. a regional IT cooperative)",
 ];
 
-/// `kuvert demo [--data-dir DIR] [--serve]`
+/// `kuvert demo [--template NAME] [--data-dir DIR] [--serve]`
 #[derive(Args, Debug)]
 pub struct DemoArgs {
+    /// The analysis template to run: overlapping-benefits, non-take-up,
+    /// double-registration, opt-out, parallel-assistance or
+    /// quality-indicators (`kuvert analysis template NAME` prints it).
+    #[arg(long, default_value = DEFAULT_TEMPLATE)]
+    template: String,
     /// Where everything goes (created; must be empty or absent). Default: a
     /// new temporary directory, kept afterwards so you can look around.
     #[arg(long)]
     data_dir: Option<PathBuf>,
-    /// Rows in each agency's generated register.
+    /// Rows in each agency's generated register (quality-indicators: patient
+    /// episodes over all 21 regions, at least 21).
     #[arg(long, default_value_t = 2000)]
     rows: usize,
     /// Seed of the generated data (not of any secret: shares and keys come
@@ -67,6 +84,61 @@ pub struct DemoArgs {
     /// flow, until Ctrl-C.
     #[arg(long)]
     serve: bool,
+}
+
+/// Who takes part, as the template names them.
+struct Cast {
+    /// The contributors, in the spec's order.
+    contributors: Vec<String>,
+    /// The recipients, in the spec's order.
+    recipients: Vec<String>,
+    /// Every party once: the contributors, then the recipients that
+    /// contribute nothing.
+    parties: Vec<String>,
+    /// Who submits the analysis to the coordinator: the first contributor.
+    submitter: String,
+}
+
+impl Cast {
+    fn of(spec: &AnalysisSpec) -> anyhow::Result<Cast> {
+        let contributors: Vec<String> = spec.contributors.iter().map(|c| c.id.clone()).collect();
+        let recipients: Vec<String> = spec.recipients.iter().map(|r| r.id.clone()).collect();
+        let mut parties = contributors.clone();
+        for r in &recipients {
+            if !parties.contains(r) {
+                parties.push(r.clone());
+            }
+        }
+        let submitter = contributors
+            .first()
+            .cloned()
+            .ok_or_else(|| anyhow!("the template {} names no contributor", spec.name))?;
+        Ok(Cast {
+            contributors,
+            recipients,
+            parties,
+            submitter,
+        })
+    }
+}
+
+/// What the parties have once the nodes and the coordinator run and the
+/// spec is written, before it is submitted: see [`before_approval`]. (The
+/// nodes' client addresses and the federation are in scope at the call, to
+/// add here when a step needs them.)
+struct Setup<'a> {
+    /// The filled-in spec (DIR/analysis.toml).
+    spec: &'a AnalysisSpec,
+    spec_path: &'a Path,
+    /// Each party's key file (DIR/keys/<id>.key).
+    keys_dir: &'a Path,
+    /// The parties' PKI directory (their client certificates, the nodes'
+    /// receipt keys).
+    pki: &'a Path,
+    /// How the parties reach the coordinator.
+    cargs: &'a CoordArgs,
+    /// The federation file (the nodes' addresses and pinned keys).
+    federation: &'a Path,
 }
 
 /// The demo's child processes; killed when dropped (and, through their
@@ -120,6 +192,11 @@ fn cmd(line: &str) {
 
 pub fn run(a: DemoArgs) -> anyhow::Result<ExitCode> {
     let started = Instant::now();
+    let name = a.template.as_str();
+    // The template, parsed: who contributes which tables, who receives
+    // which outputs.
+    let template_spec = kuvert_gov::templates::spec(name)?;
+    let cast = Cast::of(&template_spec)?;
     let dir = match &a.data_dir {
         Some(d) => {
             if d.exists() && std::fs::read_dir(d)?.next().is_some() {
@@ -143,23 +220,32 @@ pub fn run(a: DemoArgs) -> anyhow::Result<ExitCode> {
         std::process::exit(130);
     });
 
-    eprintln!(
-        "Kuvert demo: two agencies find persons who received both a social-insurance benefit and\n\
-         economic assistance for overlapping periods, without either seeing the other's register.\n\
-         Everything lives in {}",
-        dir.display()
-    );
+    if name == DEFAULT_TEMPLATE {
+        eprintln!(
+            "Kuvert demo: two agencies find persons who received both a social-insurance benefit and\n\
+             economic assistance for overlapping periods, without either seeing the other's register.\n\
+             Everything lives in {}",
+            dir.display()
+        );
+    } else {
+        eprintln!(
+            "Kuvert demo, template {name}: {}\n\
+             {} contributors, {} recipients. Everything lives in {}",
+            template_spec.purpose,
+            cast.contributors.len(),
+            cast.recipients.len(),
+            dir.display()
+        );
+    }
 
     // 1. Three operators, each with its own CA; the federation; the
-    //    agencies' certificates; the parties' keys.
+    //    parties' certificates; the parties' keys.
     step(
         1,
         "three operators, each with its own CA; each node makes its own key; the federation they sign",
     );
     let client = [free_port()?, free_port()?, free_port()?];
     let mpc = [free_port()?, free_port()?, free_port()?];
-    let mut parties: Vec<String> = CONTRIBUTORS.iter().map(|s| s.to_string()).collect();
-    parties.push(CONTROL.into());
     let ops = dir.join("operators");
     for (i, org) in OPERATORS.iter().enumerate() {
         let op = ops.join(format!("operator-{i}"));
@@ -194,7 +280,7 @@ pub fn run(a: DemoArgs) -> anyhow::Result<ExitCode> {
             operators: OPERATORS.map(String::from),
             mpc,
             api: client,
-            parties: parties.clone(),
+            parties: cast.parties.clone(),
             days: 30,
         },
     )
@@ -208,28 +294,26 @@ pub fn run(a: DemoArgs) -> anyhow::Result<ExitCode> {
     // the nodes' public receipt keys from the federation.
     let pki = dep.parties.clone();
     cmd(&format!(
-        "kuvert pki request --party fk --out {}; kuvert pki sign --ca AGENCIES-CA --csr ... --party fk   # and so for each agency",
-        pki.display()
+        "kuvert pki request --party {s} --out {}; kuvert pki sign --ca AGENCIES-CA --csr ... --party {s}   # and so for each agency",
+        pki.display(),
+        s = cast.submitter
     ));
     let keys_dir = dir.join("keys");
     std::fs::create_dir_all(&keys_dir)?;
     let mut keys = Vec::new();
-    for p in CONTRIBUTORS.iter().chain([&CONTROL]) {
+    for p in &cast.parties {
         let path = keys_dir.join(format!("{p}.key"));
         cmd(&format!("kuvert keygen --out {}", path.display()));
         PartyKey::generate(p).write(&path)?;
         keys.push((p.to_string(), path));
     }
-    let key_path = |name: &str| keys_dir.join(format!("{name}.key"));
+    let key_path = |party: &str| keys_dir.join(format!("{party}.key"));
 
     // 2. The analysis spec from the template.
-    step(
-        2,
-        "the analysis spec, from the overlapping-benefits template",
-    );
+    step(2, &format!("the analysis spec, from the {name} template"));
     let spec_path = dir.join("analysis.toml");
     cmd(&format!(
-        "kuvert analysis template {ANALYSIS} --out {}   # then fill in keys and contact",
+        "kuvert analysis template {name} --out {}   # then fill in keys and contact",
         spec_path.display()
     ));
     cmd(&format!(
@@ -238,21 +322,22 @@ pub fn run(a: DemoArgs) -> anyhow::Result<ExitCode> {
         spec_path.display()
     ));
     let template = kuvert_gov::templates::set_nodes(
-        kuvert_gov::templates::get(ANALYSIS)?,
+        kuvert_gov::templates::get(name)?,
         &dep.spec_nodes().map_err(|e| anyhow!(e))?,
     )?;
     let spec_text = fill_template(&template, &keys)?;
     std::fs::write(&spec_path, &spec_text)?;
+    let spec = AnalysisSpec::parse(&spec_text, "spec", kuvert_gov::Validation::Strict)?;
 
     // 3. Inputs.
     step(
         3,
         "the agencies' registers (generated; cleartext stays here)",
     );
-    let inputs = dir.join("inputs");
-    let files = kuvert_examples::gen::write_inputs(ANALYSIS, a.rows, a.seed, &inputs)?;
-    for f in &files {
-        eprintln!("  {}", f.display());
+    let inputs_dir = dir.join("inputs");
+    let inputs = write_template_inputs(&spec, a.rows, a.seed, &inputs_dir)?;
+    for i in &inputs {
+        eprintln!("  {}", i.path.display());
     }
 
     // 4. Nodes and coordinator.
@@ -290,8 +375,8 @@ pub fn run(a: DemoArgs) -> anyhow::Result<ExitCode> {
         .collect::<Vec<_>>()
         .join(",");
     // HTTPS with the service operator's certificate; the agencies' CA
-    // issues the client certificates; fk may submit; a console token for
-    // the demo's operator.
+    // issues the client certificates; the submitter may submit; a console
+    // token for the demo's operator.
     let tls_cert = dep.service.join("server.crt");
     let tls_key = dep.service.join("server.key");
     let client_ca = pki.join("ca.crt");
@@ -308,7 +393,8 @@ pub fn run(a: DemoArgs) -> anyhow::Result<ExitCode> {
             "# Who may do what at the demo's coordinator (docs/service.md).\n\
              # Parties by their client certificate's name; their roles in an\n\
              # analysis (contributor, recipient) come from its spec.\n\
-             [[principal]]\nname = \"fk\"\nroles = [\"submitter\"]\n\n{}",
+             [[principal]]\nname = \"{}\"\nroles = [\"submitter\"]\n\n{}",
+            cast.submitter,
             kuvert_coord::auth::token_stanza("demo-console", &roles, &console_token)
         ),
     )?;
@@ -353,14 +439,14 @@ pub fn run(a: DemoArgs) -> anyhow::Result<ExitCode> {
     let url = format!("https://{listen}");
     // The parties trust the service operator's CA for the coordinator and
     // present their own certificates; the demo's own calls (submit,
-    // status) are fk's.
+    // status) are the submitter's.
     let coord_ca = dep.service.join("ca.crt");
     let cargs = CoordArgs {
         coordinator_ca: Some(coord_ca.clone()),
         pki: Some(pki.clone()),
         ..CoordArgs::url(&url)
     };
-    let coord = Coordinator::connect(&cargs, Some(&pki), Some("fk"))?;
+    let coord = Coordinator::connect(&cargs, Some(&pki), Some(&cast.submitter))?;
     wait_until(
         &mut children,
         &dir,
@@ -374,12 +460,28 @@ pub fn run(a: DemoArgs) -> anyhow::Result<ExitCode> {
         pki.display()
     );
 
+    // Each contributor's own steps before the analysis is submitted.
+    before_approval(&Setup {
+        spec: &spec,
+        spec_path: &spec_path,
+        keys_dir: &keys_dir,
+        pki: &pki,
+        cargs: &cargs,
+        federation: &dep.federation,
+    })?;
+
     // 5. Submit and approve.
-    step(5, "submit the analysis; both contributors approve its hash");
+    step(
+        5,
+        &match cast.contributors.len() {
+            2 => "submit the analysis; both contributors approve its hash".to_string(),
+            n => format!("submit the analysis; all {n} contributors approve its hash"),
+        },
+    );
     cmd(&format!("kuvert analysis submit {}", spec_path.display()));
     let id = coord.submit(&spec_text, &spec_path.display().to_string())?;
     eprintln!("  {id}");
-    for c in CONTRIBUTORS {
+    for c in &cast.contributors {
         // The contributor has read the spec it wrote (DIR/analysis.toml):
         // --yes with that file, whose hash must be the id.
         cmd(&format!(
@@ -414,28 +516,28 @@ pub fn run(a: DemoArgs) -> anyhow::Result<ExitCode> {
         6,
         "each agency shares its register locally and sends each node only its shares",
     );
-    let uploads = [("fk", "fk"), ("kommun", "ek")];
-    for (party, table) in uploads {
-        let path = inputs.join(format!("{table}.csv"));
+    for c in &cast.contributors {
+        let tables: Vec<String> = inputs
+            .iter()
+            .filter(|i| &i.contributor == c)
+            .map(|i| format!("{}={}", i.table, i.path.display()))
+            .collect();
         cmd(&format!(
-            "kuvert upload {id} --table {table}={} --key {}",
-            path.display(),
-            key_path(party).display()
+            "kuvert upload {id} {} --key {}",
+            tables
+                .iter()
+                .map(|t| format!("--table {t}"))
+                .collect::<Vec<_>>()
+                .join(" "),
+            key_path(c).display()
         ));
         let tls = PartyTlsArgs {
             pki: pki.clone(),
             party: None,
         };
-        let code = service::upload(
-            &id.to_hex(),
-            &[format!("{table}={}", path.display())],
-            &key_path(party),
-            ',',
-            &cargs,
-            &tls,
-        )?;
+        let code = service::upload(&id.to_hex(), &tables, &key_path(c), ',', &cargs, &tls)?;
         if code != ExitCode::SUCCESS {
-            bail!("the upload of {table} failed");
+            bail!("the upload of {c}'s tables ({}) failed", tables.join(", "));
         }
     }
 
@@ -444,7 +546,9 @@ pub fn run(a: DemoArgs) -> anyhow::Result<ExitCode> {
         7,
         "the nodes verify the approvals, compute under MPC, seal, delete, sign receipts",
     );
+    let compute_started = Instant::now();
     wait_done(&mut children, &dir, &coord, &id)?;
+    let compute = compute_started.elapsed();
 
     // 8. Results.
     step(
@@ -453,9 +557,12 @@ pub fn run(a: DemoArgs) -> anyhow::Result<ExitCode> {
     );
     let results = dir.join("results");
     std::fs::create_dir_all(&results)?;
-    let spec = kuvert_gov::AnalysisSpec::parse(&spec_text, "spec", kuvert_gov::Validation::Strict)?;
-    let mut all_agree = true;
-    for r in ["fk", CONTROL] {
+    // The plaintext reference: SQLite over the cleartext inputs (which
+    // only this demo machine has).
+    let reference = Reference::load(&inputs)?;
+    let (mut checked, mut exact, mut noisy) = (0usize, 0usize, 0usize);
+    let mut disagree: Vec<String> = Vec::new();
+    for r in &cast.recipients {
         let out = results.join(format!("{r}.csv"));
         cmd(&format!(
             "kuvert result {id} --key {} --out {}",
@@ -468,49 +575,70 @@ pub fn run(a: DemoArgs) -> anyhow::Result<ExitCode> {
         };
         service::result(&id.to_hex(), &key_path(r), Some(&out), &cargs, &tls)?;
         let text = std::fs::read_to_string(&out)?;
-        // The recipient's one output, checked against SQLite on the
-        // cleartext inputs (which only this demo machine has).
-        let output = if r == CONTROL { "ids" } else { "persons" };
-        let reference = kuvert_examples::sqlite::reference(ANALYSIS, output, &inputs)?;
-        let mut want = reference.rows.clone();
-        let mut got: Vec<Vec<String>> = text
-            .lines()
-            .skip(1)
-            .map(|l| l.split(',').map(str::to_string).collect())
-            .collect();
-        want.sort();
-        got.sort();
-        let agree = got == want;
-        all_agree &= agree;
-        let lines: Vec<&str> = text.lines().collect();
-        let described = spec
+        let recipient = spec
             .recipient(r)
-            .and_then(|x| x.outputs.iter().find(|o| o.name == output))
-            .and_then(|o| o.description.clone())
-            .unwrap_or_default();
-        println!(
-            "\n{r} receives {output:?} ({described}): {}",
-            if agree {
-                "same as SQLite on the cleartext inputs"
+            .ok_or_else(|| anyhow!("{r} is no recipient of the spec"))?;
+        let names: Vec<String> = recipient.outputs.iter().map(|o| o.name.clone()).collect();
+        let opened = check::split_outputs(&text, &names)
+            .with_context(|| format!("reading {}", out.display()))?;
+        for o in &recipient.outputs {
+            let got = &opened[&o.name];
+            // The template's own SQL, run by SQLite on the cleartext inputs.
+            let verdict = reference
+                .check(&o.sql, got)
+                .with_context(|| format!("checking output {:?} of {r}", o.name))?;
+            checked += 1;
+            if !verdict.agrees() {
+                disagree.push(format!("{r}/{}", o.name));
+            } else if check::privacy_clause(&o.sql).is_some() {
+                noisy += 1;
             } else {
-                "DIFFERS FROM SQLite"
+                exact += 1;
             }
-        );
-        for l in lines.iter().take(8) {
-            println!("  {l}");
-        }
-        if lines.len() > 8 {
             println!(
-                "  ... ({} rows in all, in {})",
-                lines.len() - 1,
-                out.display()
+                "\n{r} receives {:?} ({}): {}",
+                o.name,
+                o.description.clone().unwrap_or_default(),
+                verdict.describe()
             );
+            let lines = std::iter::once(&got.header).chain(&got.rows);
+            for l in lines.clone().take(8) {
+                println!("  {}", l.join(","));
+            }
+            if got.rows.len() > 7 {
+                println!(
+                    "  ... ({} rows in all, in {})",
+                    got.rows.len(),
+                    out.display()
+                );
+            }
         }
     }
+    let all_agree = disagree.is_empty() && checked > 0;
+    println!(
+        "\nanswers: {}",
+        if all_agree {
+            format!(
+                "all {checked} outputs agree with SQLite on the cleartext inputs ({exact} same as \
+                 SQLite, {noisy} within the noise bound)"
+            )
+        } else {
+            format!(
+                "{} of {checked} outputs DISAGREE with SQLite: {}",
+                disagree.len(),
+                disagree.join(", ")
+            )
+        }
+    );
 
     // Status with the receipts, and the audit chains.
     let v = coord.analysis(&id)?;
     println!("\n{}", service::status_text(&v, Some(&pki)));
+    let receipts = verified_receipts(&v, &pki, &id, &inputs);
+    println!(
+        "deletion receipts: {} of 3 nodes signed one for this analysis that verifies and names every input table",
+        receipts
+    );
     let report = kuvert_gov::verify_dir(&dir)?;
     println!(
         "audit: {} hash-chained logs under {}: {}",
@@ -524,6 +652,11 @@ pub fn run(a: DemoArgs) -> anyhow::Result<ExitCode> {
     );
     let shares_left = count_files(&dir, ".shares")?;
     println!("share files left at the nodes: {shares_left}");
+    println!(
+        "time: {:.1} s for the whole flow, {:.1} s for the compute step (from the last upload to done)",
+        started.elapsed().as_secs_f64(),
+        compute.as_secs_f64()
+    );
 
     println!(
         "\nDone in {:.1} s. Look around:\n\
@@ -544,11 +677,12 @@ pub fn run(a: DemoArgs) -> anyhow::Result<ExitCode> {
         dir.display(),
         dir.display(),
         env = format!(
-            "KUVERT_COORDINATOR={url} KUVERT_COORDINATOR_CA={} KUVERT_COORDINATOR_PARTY=fk",
-            coord_ca.display()
+            "KUVERT_COORDINATOR={url} KUVERT_COORDINATOR_CA={} KUVERT_COORDINATOR_PARTY={}",
+            coord_ca.display(),
+            cast.submitter
         ),
     );
-    if !all_agree || !report.ok() || shares_left != 0 {
+    if !all_agree || !report.ok() || shares_left != 0 || receipts != 3 {
         return Ok(ExitCode::from(1));
     }
     if a.serve {
@@ -571,6 +705,197 @@ pub fn run(a: DemoArgs) -> anyhow::Result<ExitCode> {
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Each contributor's own steps after the spec is written and the nodes
+/// and the coordinator run, before the analysis is submitted and any
+/// contributor approves it. Per-contributor setup at the nodes goes here
+/// (for example, for an analysis with differentially private outputs, each
+/// contributor's signed privacy-budget limit, which the nodes check when the
+/// analysis is registered).
+///
+/// Today each contributor checks what it brings to the approval: that the
+/// filled-in spec names its own approval key (as `kuvert analysis check`
+/// shows it), and that its client certificate for the coordinator and the
+/// nodes is in the PKI directory, so that a later refusal cannot come from
+/// a mix-up of keys or certificates.
+fn before_approval(s: &Setup) -> anyhow::Result<()> {
+    for c in &s.spec.contributors {
+        let key_path = s.keys_dir.join(format!("{}.key", c.id));
+        let key = PartyKey::load(&key_path)?;
+        if kuvert_gov::spec::parse_ed25519(&c.public_key) != Some(key.verifying_key()) {
+            bail!(
+                "the spec {} names another public key for contributor {} than its key {}; \
+                 fill in its .pub file's ed25519 key and run `kuvert analysis check {}`",
+                s.spec_path.display(),
+                c.id,
+                key_path.display(),
+                s.spec_path.display()
+            );
+        }
+        Coordinator::connect(s.cargs, Some(s.pki), Some(&c.id)).with_context(|| {
+            format!(
+                "contributor {} has no usable client certificate in {} (party-{}.crt and .key); \
+                 issue one with `kuvert pki request --party {}` and `kuvert pki sign`",
+                c.id,
+                s.pki.display(),
+                c.id,
+                c.id
+            )
+        })?;
+    }
+    eprintln!(
+        "  each of the {} contributors finds its own key in {} and has its client certificate",
+        s.spec.contributors.len(),
+        s.spec_path.display()
+    );
+    set_budgets(s)
+}
+
+/// With DP outputs, every contributor signs a privacy-budget limit for its
+/// datasets and sends it to the three nodes (`kuvert budget set`): the
+/// nodes refuse any DP output over a dataset without one. The demo's
+/// limit is twice what this analysis spends (a policy for each controller
+/// to choose, not a rule).
+fn set_budgets(s: &Setup) -> anyhow::Result<()> {
+    if s.spec.dp.is_empty() {
+        return Ok(());
+    }
+    let eps: f64 = s.spec.dp.iter().map(|d| d.epsilon).sum();
+    let delta: f64 = s.spec.dp.iter().map(|d| d.delta).sum();
+    // Rounded to three significant digits (10 × 2e-6 is 1.9999999999999998e-5).
+    let round = |x: f64| format!("{x:.2e}").parse::<f64>().unwrap_or(x);
+    let (limit_eps, limit_delta) = (round(2.0 * eps), round(10.0 * delta));
+    let mut said = 0;
+    for c in &s.spec.contributors {
+        let key_path = s.keys_dir.join(format!("{}.key", c.id));
+        let mut datasets: Vec<&str> = c.tables.iter().map(|t| t.dataset_id()).collect();
+        datasets.dedup();
+        for d in datasets {
+            if said < 2 {
+                cmd(&format!(
+                    "kuvert budget set --key {} --dataset {d} --epsilon {limit_eps} --delta {limit_delta} --federation {} --pki {}",
+                    key_path.display(),
+                    s.federation.display(),
+                    s.pki.display()
+                ));
+            } else if said == 2 {
+                eprintln!("  ... and so for every contributor");
+            }
+            said += 1;
+            crate::budget::set_limit(
+                &key_path,
+                d,
+                limit_eps,
+                limit_delta,
+                None,
+                s.federation,
+                s.pki,
+                None,
+            )
+            .with_context(|| format!("contributor {}'s budget for dataset {d}", c.id))?;
+        }
+    }
+    eprintln!(
+        "  {said} budget limit(s) of ε = {limit_eps}, δ = {limit_delta} signed by the contributors and kept by each node; this analysis spends ε = {eps}, δ = {delta} on each"
+    );
+    Ok(())
+}
+
+/// Generate the contributors' tables in `dir` as the template declares
+/// them (`tables = [{ name, schema }]`): the reference generator of
+/// kuvert-examples where its schemas are the template's, its variant with
+/// a `pnr` column where the template adds one (quality-indicators).
+fn write_template_inputs(
+    spec: &AnalysisSpec,
+    rows: usize,
+    seed: u64,
+    dir: &Path,
+) -> anyhow::Result<Vec<Input>> {
+    let name = spec.name.as_str();
+    let mut declared = Vec::new();
+    for c in &spec.contributors {
+        for t in &c.tables {
+            let schema = Schema::parse_compact(&t.schema)
+                .with_context(|| format!("the template's schema of table {}", t.name))?;
+            declared.push((c.id.clone(), t.name.clone(), schema));
+        }
+    }
+    let analysis = kuvert_examples::get(name).with_context(|| {
+        format!(
+            "the demo generates inputs with kuvert-examples' generators; template {name} has none"
+        )
+    })?;
+    let reference = |t: &str| analysis.table(t).map(|x| x.schema.to_compact());
+    let with_pnr = |t: &str| {
+        kuvert_examples::gen::schema_with_pnr(name, t)
+            .ok()
+            .flatten()
+    };
+    let mismatch = |schema_of: &dyn Fn(&str) -> Option<String>| {
+        declared.iter().find_map(|(_, t, s)| {
+            let generated = schema_of(t);
+            let same = generated
+                .as_deref()
+                .and_then(|g| Schema::parse_compact(g).ok())
+                .is_some_and(|g| &g == s);
+            (!same).then(|| {
+                format!(
+                    "table {t}: the template declares {}, the generator writes {}",
+                    s.to_compact(),
+                    generated.unwrap_or_else(|| "no such table".into())
+                )
+            })
+        })
+    };
+    let paths = match (mismatch(&reference), mismatch(&with_pnr)) {
+        (None, _) => kuvert_examples::gen::write_inputs(name, rows, seed, dir)?,
+        (Some(_), None) => kuvert_examples::gen::write_inputs_with_pnr(name, rows, seed, dir)?,
+        (Some(a), Some(b)) => bail!(
+            "no generator writes the tables of template {name} ({a}; with pnr: {b}); extend \
+             kuvert_examples::gen so that its tables match the template's"
+        ),
+    };
+    declared
+        .into_iter()
+        .map(|(contributor, table, schema)| {
+            let path = dir.join(format!("{table}.csv"));
+            if !paths.contains(&path) {
+                bail!("the generator wrote no {}", path.display());
+            }
+            Ok(Input {
+                table,
+                contributor,
+                schema,
+                path,
+            })
+        })
+        .collect()
+}
+
+/// How many of the three nodes signed a deletion receipt for analysis `id`
+/// that verifies under the node's key in `pki` and names every input table.
+fn verified_receipts(
+    v: &serde_json::Value,
+    pki: &Path,
+    id: &kuvert_gov::AnalysisId,
+    inputs: &[Input],
+) -> usize {
+    let receipts: Vec<kuvert_gov::DeletionReceipt> = v
+        .get("receipts")
+        .cloned()
+        .and_then(|r| serde_json::from_value(r).ok())
+        .unwrap_or_default();
+    let mut nodes = std::collections::BTreeSet::new();
+    for r in &receipts {
+        let ok = r.analysis_id == *id
+            && service::node_gov_key(pki, r.node as usize).is_ok_and(|k| r.verify(&k).is_ok())
+            && inputs.iter().all(|i| r.deleted.tables.contains(&i.table));
+        if ok && r.node < 3 {
+            nodes.insert(r.node);
+        }
+    }
+    nodes.len()
 }
 
 /// Fill the template's placeholders with the parties' keys.

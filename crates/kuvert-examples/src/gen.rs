@@ -99,6 +99,66 @@ pub fn write_inputs(name: &str, rows: usize, seed: u64, dir: &Path) -> Result<Ve
     write_tables(dir, &with_schema)
 }
 
+/// The inputs of analysis `name` with the person's identity number `pnr`
+/// as the first column of every table, for the governed templates
+/// (`templates/<name>.toml`), which declare one wherever an output caps
+/// each person's rows (`WITH PRIVACY (person = pnr, ...)`).
+///
+/// Only quality-indicators differs from [`generate`]: its reference tables
+/// have no patient column, while the template's `region_NN` tables are
+/// `pnr:idnr,region:int,vardtid:int,aterinskriven:bool`. Its variant keeps
+/// the template's contribution bounds, so the capped and clamped answer
+/// equals the plain SQL answer: every patient has 1 to 3 episodes, all in
+/// one region (`max_rows = 3`), and lengths of stay are 1 to 60 days
+/// (`lo = 0, hi = 60`). `rows` is the number of episodes in all, split by
+/// population as in [`generate`]. Every other analysis already has `pnr`
+/// in each table: the same tables as [`generate`].
+pub fn generate_with_pnr(name: &str, rows: usize, seed: u64) -> Result<Vec<CsvTable>, Error> {
+    if get(name)?.name != "quality-indicators" {
+        return generate(name, rows, seed);
+    }
+    let min = min_rows(name);
+    if rows < min {
+        return Err(Error::TooFewRows {
+            analysis: name.to_string(),
+            rows,
+            min,
+        });
+    }
+    check_max(name, rows)?;
+    Ok(Gen::new(seed).quality_indicators_patients(rows))
+}
+
+/// The compact schema of table `table` of [`generate_with_pnr`]`(name, ..)`.
+pub fn schema_with_pnr(name: &str, table: &str) -> Result<Option<String>, Error> {
+    let analysis = get(name)?;
+    Ok(analysis.table(table).map(|t| {
+        let s = t.schema.to_compact();
+        if t.schema.columns().iter().any(|c| c.name == "pnr") {
+            s
+        } else {
+            format!("pnr:idnr,{s}")
+        }
+    }))
+}
+
+/// [`generate_with_pnr`], written like [`write_inputs`] (`dir/<table>.csv`
+/// and `dir/<table>.schema`). Returns the CSV paths.
+pub fn write_inputs_with_pnr(
+    name: &str,
+    rows: usize,
+    seed: u64,
+    dir: &Path,
+) -> Result<Vec<PathBuf>, Error> {
+    let tables = generate_with_pnr(name, rows, seed)?;
+    let mut with_schema = Vec::with_capacity(tables.len());
+    for (t, csv) in tables {
+        let schema = schema_with_pnr(name, &t)?.unwrap_or_default();
+        with_schema.push((t, csv, schema));
+    }
+    write_tables(dir, &with_schema)
+}
+
 fn write_tables(dir: &Path, tables: &[(String, String, String)]) -> Result<Vec<PathBuf>, Error> {
     std::fs::create_dir_all(dir).map_err(|e| Error::Io {
         path: dir.to_path_buf(),
@@ -614,5 +674,88 @@ impl Gen {
             out.push((format!("region_{:02}", i + 1), s));
         }
         out
+    }
+
+    /// region_01..21 with the patient first: `rows` episodes in all, split
+    /// by population as [`Gen::quality_indicators`] does; each patient has
+    /// 1 to 3 episodes in one region; length of stay 1 to 60 days,
+    /// exponential-like with a mean of 3 to 7 days by region; readmitted
+    /// with a probability of 6 to 16 % by region.
+    fn quality_indicators_patients(&mut self, rows: usize) -> Vec<CsvTable> {
+        let total: usize = REGION_WEIGHTS.iter().sum();
+        let spare = rows - REGIONS.len();
+        let mut sizes: Vec<usize> = REGION_WEIGHTS
+            .iter()
+            .map(|w| 1 + spare * w / total)
+            .collect();
+        sizes[0] += rows - sizes.iter().sum::<usize>();
+        let mut out = Vec::new();
+        for (i, ((code, _), n)) in REGIONS.iter().zip(sizes).enumerate() {
+            let mean = self.rng.gen_range(3.0..7.0f64);
+            let p = self.rng.gen_range(0.06..0.16f64);
+            let mut episodes: Vec<(i64, i64, bool)> = Vec::with_capacity(n);
+            while episodes.len() < n {
+                let id = self.person(1930, 2024);
+                let k = self.rng.gen_range(1..=3).min(n - episodes.len());
+                for _ in 0..k {
+                    let u: f64 = self.rng.gen_range(f64::EPSILON..1.0);
+                    let vardtid = (1.0 + (-u.ln() * mean).floor()).min(60.0) as i64;
+                    episodes.push((id, vardtid, self.rng.gen_bool(p)));
+                }
+            }
+            episodes.shuffle(&mut self.rng);
+            let mut s = String::with_capacity(32 * n);
+            s.push_str("pnr,region,vardtid,aterinskriven\n");
+            for (id, vardtid, re) in episodes {
+                self.idnr(&mut s, id);
+                let _ = writeln!(s, ",{code},{vardtid},{re}");
+            }
+            out.push((format!("region_{:02}", i + 1), s));
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use kuvert_data::{CsvOptions, Schema};
+    use std::collections::HashMap;
+
+    /// The template-shaped quality-indicators tables parse under their
+    /// schema and keep the template's bounds: at most 3 episodes per
+    /// patient over all regions, lengths of stay within 0..=60.
+    #[test]
+    fn quality_indicators_with_pnr_keeps_the_templates_bounds() {
+        let rows = 400;
+        let tables = generate_with_pnr("quality-indicators", rows, 5).unwrap();
+        assert_eq!(tables.len(), REGIONS.len());
+        let mut per_patient: HashMap<i64, usize> = HashMap::new();
+        let mut total = 0;
+        for (name, csv) in &tables {
+            let schema = schema_with_pnr("quality-indicators", name)
+                .unwrap()
+                .unwrap();
+            assert_eq!(schema, "pnr:idnr,region:int,vardtid:int,aterinskriven:bool");
+            let schema = Schema::parse_compact(&schema).unwrap();
+            let t = kuvert_data::read_csv(csv.as_bytes(), name, &schema, &CsvOptions::default())
+                .unwrap_or_else(|e| panic!("{name}: {e}"));
+            assert!(t.rows() >= 1, "{name} is empty");
+            total += t.rows();
+            for r in 0..t.rows() {
+                *per_patient.entry(t.cell(r, 0)[0] as i64).or_default() += 1;
+                let vardtid = t.cell(r, 2)[0] as i64;
+                assert!((1..=60).contains(&vardtid), "{name}: vardtid {vardtid}");
+            }
+        }
+        assert_eq!(total, rows);
+        assert!(per_patient.values().all(|&n| n <= 3));
+        assert!(per_patient.values().any(|&n| n > 1));
+        // Other analyses: the reference tables unchanged.
+        assert_eq!(
+            generate_with_pnr("opt-out", 50, 3).unwrap(),
+            generate("opt-out", 50, 3).unwrap()
+        );
+        assert!(generate_with_pnr("quality-indicators", 20, 1).is_err());
     }
 }

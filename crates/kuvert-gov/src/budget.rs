@@ -42,9 +42,13 @@ pub struct BudgetLimit {
     /// tables that name none).
     pub dataset: String,
     /// Total ε that all releases over the dataset may spend together
-    /// (basic composition).
+    /// (basic composition). Written as a decimal string, so that the value
+    /// signed is exactly the value read back (JSON number parsers may
+    /// round).
+    #[serde(with = "decimal_text")]
     pub epsilon: f64,
     /// Total δ likewise.
+    #[serde(with = "decimal_text")]
     pub delta: f64,
     /// Replaces the account's limit only when higher than the current one.
     pub version: u64,
@@ -56,6 +60,23 @@ pub struct BudgetLimit {
 
 fn decimal(x: f64) -> String {
     format!("{x}")
+}
+
+/// ε and δ as Rust's shortest round-trip decimal text (`"0.00002"`),
+/// parsed back with correct rounding: the same `f64` on both sides.
+mod decimal_text {
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(x: &f64, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&super::decimal(*x))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
+        let t = String::deserialize(d)?;
+        t.trim()
+            .parse::<f64>()
+            .map_err(|_| serde::de::Error::custom(format!("{t:?} is not a decimal number")))
+    }
 }
 
 /// Why a limit's values cannot be a budget (before any signature).
@@ -184,6 +205,16 @@ mod tests {
         let mut m = l.clone();
         m.signature = hex::encode(&other.sign(&l.message()).to_bytes());
         assert!(m.verify().is_err());
+    }
+
+    #[test]
+    fn a_limit_survives_json_exactly_and_still_verifies() {
+        // 10 × 2e-6 is 2.0000000000000003e-5: a JSON number parser that
+        // rounds would change it and break the signature.
+        let l = BudgetLimit::sign(&key(), "default", 3.0, 10.0 * 2e-6, 1, "t").unwrap();
+        let back: BudgetLimit = serde_json::from_str(&serde_json::to_string(&l).unwrap()).unwrap();
+        assert_eq!(back, l);
+        back.verify().unwrap();
     }
 
     #[test]

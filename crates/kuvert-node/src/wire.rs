@@ -10,8 +10,13 @@ use std::io::{self, Read, Write};
 
 use serde::{Deserialize, Serialize};
 
-/// Largest accepted header.
-pub const MAX_HEADER: usize = 64 << 10;
+/// Largest accepted header: 1 MiB. A `Register` header carries the whole
+/// spec, and a spec with 21 contributors and 22 recipients (each with a
+/// 1.6 kB post-quantum result key and its outputs' SQL) is about 80 kB; the
+/// bound holds a few hundred contributors. Read only after the TLS
+/// handshake authenticated the party, and at most `max_connections` at
+/// once.
+pub const MAX_HEADER: usize = 1 << 20;
 
 /// A request from a client (contributor, recipient or operator).
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
