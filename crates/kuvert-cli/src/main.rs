@@ -94,9 +94,11 @@ enum Command {
     /// Answer one SQL query over CSV files with three local nodes under MPC
     /// (TLS on 127.0.0.1, throw-away PKI), and print the answer as CSV.
     Run(Box<run::RunArgs>),
-    /// The whole governed flow on this machine: PKI, coordinator and three
-    /// nodes on loopback, two agencies and a recipient; submit, approve ×2,
-    /// upload ×2, compute, sealed results, deletion receipts, audit.
+    /// The whole governed flow on this machine: three operators' PKI, the
+    /// coordinator and three nodes on loopback, the agencies of a template
+    /// (overlapping-benefits by default, `--template NAME` for any of the
+    /// six); submit, approve, upload, compute, sealed results checked
+    /// against SQLite, deletion receipts, audit.
     Demo(demo::DemoArgs),
     /// Recipient of a governed analysis: fetch the sealed result shares
     /// from the nodes, open them with your key and reconstruct the result
