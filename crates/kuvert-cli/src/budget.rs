@@ -112,20 +112,13 @@ fn connect(a: &NodeArgs, key: &PartyKey) -> anyhow::Result<Nodes> {
     let addrs = fed.api_addrs()?;
     let pins: [String; 3] = std::array::from_fn(|i| fed.nodes[i].fingerprint.clone());
     let name = a.party.clone().unwrap_or_else(|| key.name().to_string());
-    let mut nodes = Nodes::pinned(
+    let mut nodes = crate::service::pinned_nodes(
         &a.pki,
         &name,
         addrs,
         pins,
         &format!("federation {}", fed.name),
-    )
-    .with_context(|| {
-        format!(
-            "no TLS identity for party {name:?} in {} (expected party-{name}.crt and .key; \
-             `kuvert pki request --party {name}` and your CA's `kuvert pki sign` make them)",
-            a.pki.display()
-        )
-    })?;
+    )?;
     nodes.timeout = std::time::Duration::from_secs(30);
     Ok(nodes)
 }

@@ -445,22 +445,33 @@ fn node_client(
         Some(a) => a,
         None => coord.nodes()?,
     };
-    let mut nodes = Nodes::pinned(
+    let mut nodes = pinned_nodes(
         &tls.pki,
         &name,
         addrs,
         pins,
         &format!("the approved analysis {id}"),
-    )
-    .with_context(|| {
+    )?;
+    nodes.timeout = Duration::from_secs(120);
+    Ok((nodes, name))
+}
+
+/// A client to three nodes pinned to `pins`, as party `name` (its TLS
+/// identity from `pki`), with an error that says how to get one.
+pub fn pinned_nodes(
+    pki: &Path,
+    name: &str,
+    addrs: [SocketAddr; 3],
+    pins: [String; 3],
+    what: &str,
+) -> anyhow::Result<Nodes> {
+    Nodes::pinned(pki, name, addrs, pins, what).with_context(|| {
         format!(
             "no TLS identity for party {name:?} in {} (expected party-{name}.crt and .key; \
              `kuvert pki request --party {name}` and your CA's `kuvert pki sign` make them)",
-            tls.pki.display()
+            pki.display()
         )
-    })?;
-    nodes.timeout = Duration::from_secs(120);
-    Ok((nodes, name))
+    })
 }
 
 /// The nodes' client addresses from the spec's `endpoint`s, if all three

@@ -247,6 +247,19 @@ const REGION_WEIGHTS: [usize; 21] = [
     245, 40, 30, 47, 37, 20, 25, 6, 16, 140, 34, 175, 28, 31, 28, 29, 29, 24, 13, 28, 25,
 ];
 
+/// `rows` episodes split over the 21 regions by population, at least one
+/// each.
+fn region_sizes(rows: usize) -> Vec<usize> {
+    let total: usize = REGION_WEIGHTS.iter().sum();
+    let spare = rows - REGIONS.len();
+    let mut sizes: Vec<usize> = REGION_WEIGHTS
+        .iter()
+        .map(|w| 1 + spare * w / total)
+        .collect();
+    sizes[0] += rows - sizes.iter().sum::<usize>();
+    sizes
+}
+
 struct Gen {
     rng: ChaCha20Rng,
     seen: HashSet<i64>,
@@ -652,13 +665,7 @@ impl Gen {
     /// exponential-like with a mean of 3 to 7 days depending on the
     /// region; readmitted with a probability of 6 to 16 % by region.
     fn quality_indicators(&mut self, rows: usize) -> Vec<CsvTable> {
-        let total: usize = REGION_WEIGHTS.iter().sum();
-        let spare = rows - REGIONS.len();
-        let mut sizes: Vec<usize> = REGION_WEIGHTS
-            .iter()
-            .map(|w| 1 + spare * w / total)
-            .collect();
-        sizes[0] += rows - sizes.iter().sum::<usize>();
+        let sizes = region_sizes(rows);
         let mut out = Vec::new();
         for (i, ((code, _), n)) in REGIONS.iter().zip(sizes).enumerate() {
             let mean = self.rng.gen_range(3.0..7.0f64);
@@ -682,13 +689,7 @@ impl Gen {
     /// exponential-like with a mean of 3 to 7 days by region; readmitted
     /// with a probability of 6 to 16 % by region.
     fn quality_indicators_patients(&mut self, rows: usize) -> Vec<CsvTable> {
-        let total: usize = REGION_WEIGHTS.iter().sum();
-        let spare = rows - REGIONS.len();
-        let mut sizes: Vec<usize> = REGION_WEIGHTS
-            .iter()
-            .map(|w| 1 + spare * w / total)
-            .collect();
-        sizes[0] += rows - sizes.iter().sum::<usize>();
+        let sizes = region_sizes(rows);
         let mut out = Vec::new();
         for (i, ((code, _), n)) in REGIONS.iter().zip(sizes).enumerate() {
             let mean = self.rng.gen_range(3.0..7.0f64);
