@@ -365,6 +365,33 @@ impl Ledger {
         Ok(a.cloned().expect("just written"))
     }
 
+    /// What the accounts `demands` draw on have left, in words
+    /// ("contributor "fk"'s dataset "default": remaining ε = 0.5 (δ = ...)";
+    /// "no limit" for an account without one); empty without demands.
+    pub fn remaining_text(&self, demands: &[Demand]) -> String {
+        let mut seen = BTreeSet::new();
+        let mut parts = Vec::new();
+        for d in demands {
+            if !seen.insert((d.key.as_str(), d.dataset.as_str())) {
+                continue;
+            }
+            parts.push(match self.account(&d.key, &d.dataset) {
+                Some(a) => {
+                    let (re, rd) = a.remaining();
+                    format!(
+                        "contributor {:?}'s dataset {:?}: remaining ε = {re} (δ = {rd})",
+                        d.contributor, d.dataset
+                    )
+                }
+                None => format!(
+                    "contributor {:?}'s dataset {:?}: no limit set",
+                    d.contributor, d.dataset
+                ),
+            });
+        }
+        parts.join("; ")
+    }
+
     /// Whether every account can pay its share of `demands` (nothing is
     /// charged). The first account that cannot is named.
     pub fn check(&self, demands: &[Demand]) -> Result<(), BudgetError> {

@@ -804,11 +804,20 @@ impl Gov {
     ) -> Result<String, NodeGovError> {
         let spec = match self.check(text, approvals) {
             Ok(s) => s,
-            Err(e) => {
-                let id = AnalysisSpec::parse(text, "spec", Validation::Strict)
-                    .ok()
-                    .map(|s| s.id());
-                self.log_refusal(id, "register", party, &e);
+            Err(mut e) => {
+                let parsed = AnalysisSpec::parse(text, "spec", Validation::Strict).ok();
+                // A spec refused for its outputs (e.g. WITH PRIVACY without
+                // a [[dp]] entry) still says what the budgets its SQL would
+                // draw on have left.
+                if let (NodeGovError::Output { message, .. }, Some(s)) = (&mut e, &parsed) {
+                    if let Ok(demands) = crate::budget::demands(s) {
+                        let left = lock(&self.ledger).remaining_text(&demands);
+                        if !left.is_empty() {
+                            message.push_str(&format!(" (budgets its SQL draws on: {left})"));
+                        }
+                    }
+                }
+                self.log_refusal(parsed.map(|s| s.id()), "register", party, &e);
                 return Err(e);
             }
         };

@@ -1569,7 +1569,10 @@ fn the_nodes_enforce_the_contributors_budgets_against_every_bypass() {
     assert_ne!(no_dp, again, "the [[dp]] entry was not removed");
     let (_, approvals) = approve(&no_dp, &k);
     let e = refused(coord.register(&no_dp, &approvals));
-    assert!(e.contains("no [[dp]] entry"), "{e}");
+    assert!(
+        e.contains("no [[dp]] entry") && e.contains(remaining),
+        "{e}"
+    );
 
     // What fits is still allowed: ε = 0.5 exactly.
     let last = dp_spec(&k, "budget-7", "fk", "Försäkringskassan", None, 0.5);
