@@ -79,6 +79,10 @@ pub mod actions {
     /// analysis. details: `records`, `hash`, `signature` (this node's
     /// Ed25519 over `kuvert_gov::receipt::coordinator_head_message`).
     pub const COORDINATOR_HEAD: &str = "coordinator_head";
+    /// A stored analysis no longer checks out at start (e.g. approved
+    /// under another federation): it will not run; its shares are deleted
+    /// at `delete_by`. details: `reason`, `delete_by`.
+    pub const QUARANTINED: &str = "analysis_quarantined";
 }
 
 /// Most analyses one node offers in one agreement round with the others.
@@ -397,6 +401,10 @@ pub struct Gov {
     stop: std::sync::atomic::AtomicBool,
     /// This node's privacy-budget ledger (its own; never the coordinator's).
     ledger: Mutex<crate::budget::Ledger>,
+    /// Stored analyses that no longer check out at this node (e.g. approved
+    /// under another federation): they never run here, but their shares
+    /// are still deleted at their deletion time, with a receipt.
+    quarantined: Mutex<BTreeMap<AnalysisId, time::OffsetDateTime>>,
 }
 
 impl std::fmt::Debug for Gov {
@@ -576,6 +584,7 @@ impl Gov {
             wake: Condvar::new(),
             stop: std::sync::atomic::AtomicBool::new(false),
             ledger: Mutex::new(ledger),
+            quarantined: Mutex::new(BTreeMap::new()),
         };
         gov.reload()?;
         Ok(gov)
@@ -1357,7 +1366,28 @@ impl Gov {
                 }
                 Ok(None) => {}
                 Err(err) => {
-                    tracing::warn!(node = self.node, dir = %dir.display(), error = %err, "skipping an analysis directory that does not check out")
+                    let Ok(id) = name.parse::<AnalysisId>() else {
+                        continue;
+                    };
+                    // It never runs here, but whatever shares it holds are
+                    // deleted at the time fixed at registration (now, when
+                    // that cannot be read).
+                    let when = std::fs::read(dir.join("state.json"))
+                        .ok()
+                        .and_then(|b| serde_json::from_slice::<Persisted>(&b).ok())
+                        .and_then(|p| p.delete_by)
+                        .and_then(|t| parse_time(&t))
+                        .unwrap_or_else(time::OffsetDateTime::now_utc);
+                    tracing::warn!(node = self.node, dir = %dir.display(), error = %err, delete_by = %rfc3339(when), "an analysis directory does not check out any more: it will not run, and its shares are deleted at its deletion time");
+                    let logged = self.log(
+                        self.event(actions::QUARANTINED, id)
+                            .detail("reason", err.to_string())
+                            .detail("delete_by", rfc3339(when)),
+                    );
+                    if let Err(e) = logged {
+                        tracing::error!(node = self.node, error = %e, "cannot write the audit log");
+                    }
+                    lock(&self.quarantined).insert(id, when);
                 }
             }
         }
@@ -2085,6 +2115,52 @@ impl Gov {
                 .collect()
         };
         let mut done = Vec::new();
+        // Analyses that no longer check out: delete their shares and
+        // results at their deletion time, with a receipt.
+        let gone: Vec<AnalysisId> = lock(&self.quarantined)
+            .iter()
+            .filter(|(_, t)| **t <= now)
+            .map(|(id, _)| *id)
+            .collect();
+        for id in gone {
+            let r = (|| -> Result<(), NodeGovError> {
+                let adir = self.adir(&id);
+                let results = adir.join("results");
+                if results.exists() {
+                    std::fs::remove_dir_all(&results)
+                        .map_err(|e| NodeGovError::store(&results, e))?;
+                }
+                let tables: Vec<String> = std::fs::read_dir(adir.join("shares"))
+                    .map(|d| {
+                        d.flatten()
+                            .filter_map(|f| {
+                                f.file_name()
+                                    .to_string_lossy()
+                                    .strip_suffix(".shares")
+                                    .map(str::to_string)
+                            })
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                if !tables.is_empty() {
+                    self.delete_inputs(
+                        id,
+                        &tables,
+                        "deletion time; the analysis no longer checks out at this node",
+                    )?;
+                }
+                Ok(())
+            })();
+            match r {
+                Ok(()) => {
+                    lock(&self.quarantined).remove(&id);
+                    done.push(id);
+                }
+                Err(e) => {
+                    tracing::error!(node = self.node, analysis = %id, error = %e, "could not delete a quarantined analysis' shares")
+                }
+            }
+        }
         for (id, tables, shares_held, ran) in due {
             let r = (|| -> Result<(), NodeGovError> {
                 let results = self.adir(&id).join("results");
@@ -2493,5 +2569,52 @@ mod tests {
         let g = reopen(dir.path());
         assert_eq!(g.status(&hex).unwrap().state, GovState::Expired);
         assert!(g.status(&hex).unwrap().receipt.is_some());
+    }
+
+    #[test]
+    fn shares_of_an_analysis_that_no_longer_checks_out_are_still_deleted_on_time() {
+        let (dir, g, id, (schema, rows, payload, sig)) = registered();
+        let hex = id.to_hex();
+        g.upload("fk", &hex, "fk", "fk", &schema, rows, &sig, payload)
+            .unwrap();
+        let by = parse_time(&g.status(&hex).unwrap().delete_by.unwrap()).unwrap();
+        drop(g);
+        // The node restarts in another federation: the stored analysis names
+        // other nodes, so it is not loaded and can never run here ...
+        let fp = |c: char| std::iter::repeat_n(c, 64).collect::<String>();
+        let g = Gov::open(
+            0,
+            dir.path(),
+            &dir.path().join("n.gov.key"),
+            false,
+            None,
+            NodePins {
+                own: fp('a'),
+                federation: Some([fp('a'), fp('e'), fp('f')]),
+            },
+        )
+        .unwrap();
+        assert_eq!(g.status(&hex).unwrap().state, GovState::Unknown);
+        let shares = dir
+            .path()
+            .join("analyses")
+            .join(&hex)
+            .join("shares/fk.shares");
+        assert!(shares.exists());
+        // ... but its shares go at the deletion time fixed at registration,
+        // with a signed receipt, and not before.
+        assert!(g.sweep_at(by - time::Duration::seconds(1)).is_empty());
+        assert!(shares.exists());
+        assert_eq!(g.sweep_at(by), vec![id]);
+        assert!(!shares.exists());
+        let receipt: DeletionReceipt = serde_json::from_slice(
+            &std::fs::read(dir.path().join("analyses").join(&hex).join("receipt.json")).unwrap(),
+        )
+        .unwrap();
+        assert_eq!(receipt.deleted.tables, vec!["fk".to_string()]);
+        receipt.verify(&g.key.verifying_key()).unwrap();
+        let log = kuvert_gov::verify_file(&dir.path().join("audit-node0.log")).unwrap();
+        assert!(log.iter().any(|r| r.action == actions::QUARANTINED));
+        assert!(g.sweep_at(by).is_empty());
     }
 }
