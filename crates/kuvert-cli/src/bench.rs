@@ -127,7 +127,7 @@ pub fn run(cmd: BenchCommand) -> anyhow::Result<std::process::ExitCode> {
                 println!();
                 for (r, l) in reports.iter().zip(&local) {
                     println!(
-                        "{:<8} network / in-process throughput: {:>5.1}%",
+                        "{:<15} network / in-process throughput: {:>5.1}%",
                         r.op,
                         100.0 * r.per_sec() / l.per_sec()
                     );
@@ -214,12 +214,12 @@ pub(crate) fn progress_bar(len: u64) -> indicatif::ProgressBar {
 fn print_table(setting: &str, n: usize, reports: &[OpReport], rss: &str) {
     println!("kuvert bench micro: n = {n}, {setting}, peak RSS {rss}");
     println!(
-        "{:<8} {:>14} {:>10} {:>7} {:>16} {:>16}",
+        "{:<15} {:>14} {:>10} {:>7} {:>16} {:>16}",
         "op", "elements/s", "time", "rounds", "bytes/elem/party", "max bytes/elem"
     );
     for r in reports {
         println!(
-            "{:<8} {:>14.0} {:>9.3}s {:>7} {:>16.1} {:>16.1}",
+            "{:<15} {:>14.0} {:>9.3}s {:>7} {:>16.1} {:>16.1}",
             r.op,
             r.per_sec(),
             r.elapsed.as_secs_f64(),

@@ -15,7 +15,21 @@ use crate::{AShare, BShare};
 /// The operations measured, in order.
 /// `lt` is exact over the whole 64-bit range; `lt63` is [`Party::lt_bounded`]
 /// (values in `[-2^62, 2^62)`), the semantics of most frameworks' "less".
-pub const MICRO_OPS: [&str; 8] = ["mul", "and", "lt", "lt63", "eq", "a2b", "b2a", "shuffle"];
+/// `reveal` is the semi-honest open of an arithmetic column to all three
+/// parties, `reveal_verified` the verified open of [`crate::verified`]
+/// (one more round and 34 more bytes per call).
+pub const MICRO_OPS: [&str; 10] = [
+    "mul",
+    "and",
+    "lt",
+    "lt63",
+    "eq",
+    "a2b",
+    "b2a",
+    "shuffle",
+    "reveal",
+    "reveal_verified",
+];
 
 /// One operation's measurement at one party.
 #[derive(Clone, Debug)]
@@ -102,6 +116,8 @@ fn run_op(p: &mut Party, op: &str, x: &AShare, y: &AShare, xb: &BShare, yb: &BSh
         "eq" => drop(p.eq(x, y)?),
         "a2b" => drop(p.a2b(x)?),
         "b2a" => drop(p.b2a(xb)?),
+        "reveal" => drop(p.reveal_a(x, None)?),
+        "reveal_verified" => drop(p.reveal_a_verified(x)?),
         "shuffle" => {
             let mut cols = vec![Column::Arith(x.clone())];
             p.shuffle(&mut cols)?;
@@ -150,4 +166,20 @@ pub fn micro_inproc(
         })
     })?;
     Ok(combine(&per_party))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn verified_open_costs_one_round_and_34_bytes_more() {
+        let n = 1000;
+        let r = micro_inproc(n, &["reveal", "reveal_verified"], |_| {}).unwrap();
+        assert_eq!((r[0].op, r[0].rounds), ("reveal", 1));
+        assert_eq!((r[1].op, r[1].rounds), ("reveal_verified", 2));
+        assert_eq!(r[0].bytes_per_elem, 8.0);
+        assert_eq!(r[1].bytes_per_elem, (8 * n + 34) as f64 / n as f64);
+        assert_eq!(r[1].max_bytes_per_elem, r[1].bytes_per_elem);
+    }
 }

@@ -5,7 +5,7 @@ use rand_chacha::ChaCha20Rng;
 
 use crate::inproc::InProcTransport;
 use crate::party::{Party, Result};
-use crate::transport::PARTIES;
+use crate::transport::{Transport, PARTIES};
 
 /// Where the parties' PRF keys come from.
 #[derive(Clone, Copy, Debug)]
@@ -45,7 +45,7 @@ where
             .into_iter()
             .map(|net| {
                 s.spawn(move || {
-                    let id = crate::transport::Transport::party(&net);
+                    let id = Transport::party(&net);
                     let mut party = match keys {
                         Keys::Os => Party::setup(Box::new(net), &mut rand::rngs::OsRng)?,
                         Keys::Seeded(seed) => {
@@ -74,4 +74,47 @@ where
     let r1 = it.next().expect("party 1")?;
     let r2 = it.next().expect("party 2")?;
     Ok([r0, r1, r2])
+}
+
+/// Run `f` as each of the three parties in its own thread over the given
+/// transports (indexed by party id; e.g. [`InProcTransport::triple`] with
+/// one end wrapped in a [`crate::faulty::FaultyTransport`]), and return each
+/// party's own result, errors included: unlike [`run3`], one party's error
+/// does not hide what the others returned.
+pub fn run3_over<T, F>(
+    nets: [Box<dyn Transport>; PARTIES],
+    keys: Keys,
+    f: F,
+) -> [Result<T>; PARTIES]
+where
+    T: Send,
+    F: Fn(&mut Party) -> Result<T> + Sync,
+{
+    let f = &f;
+    let results: Vec<Result<T>> = std::thread::scope(|s| {
+        let handles: Vec<_> = nets
+            .into_iter()
+            .map(|net| {
+                s.spawn(move || {
+                    let id = net.party();
+                    let mut party = match keys {
+                        Keys::Os => Party::setup(net, &mut rand::rngs::OsRng)?,
+                        Keys::Seeded(seed) => {
+                            let mut rng = ChaCha20Rng::seed_from_u64(
+                                seed.wrapping_mul(3).wrapping_add(id as u64),
+                            );
+                            Party::setup(net, &mut rng)?
+                        }
+                    };
+                    f(&mut party)
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().expect("party thread panicked"))
+            .collect()
+    });
+    let mut it = results.into_iter();
+    std::array::from_fn(|_| it.next().expect("three results"))
 }

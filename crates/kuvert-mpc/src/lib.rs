@@ -1,7 +1,8 @@
 //! # kuvert-mpc: the three-party computation engine
 //!
 //! Replicated secret sharing among three parties with an honest majority
-//! (Araki et al. 2016; ABY3), semi-honest security, over Z_2^64
+//! (Araki et al. 2016; ABY3), semi-honest security (a first verified
+//! primitive against a malicious party: [`verified`]), over Z_2^64
 //! (arithmetic) and over 64-bit words of bits (boolean).
 //!
 //! ```text
@@ -9,7 +10,8 @@
 //!                           │
 //!                           ├── bits      bit-slicing (64×64 transposes)
 //!                           ├── gadgets   A2B, B2A, bit injection, MSB, <, ==, select
-//!                           └── shuffle   three-pass resharing shuffle
+//!                           ├── shuffle   three-pass resharing shuffle
+//!                           └── verified  verified open (checked against one malicious party)
 //! ```
 //!
 //! Architecture invariant: **this crate does no I/O.** It talks to the other
@@ -19,11 +21,21 @@
 //! # Security
 //! - Adversary: one of the three parties, semi-honest (follows the protocol,
 //!   tries to learn more), possibly colluding with any contributor or
-//!   recipient who is not a computing party. Malicious behaviour is not
-//!   detected yet; the primitives in [`party`] are the seam where a verified
-//!   variant will go.
+//!   recipient who is not a computing party. This is the level of every
+//!   protocol the SQL engine and the node programs use.
+//! - Malicious security is in progress (security with abort against one
+//!   actively corrupt party). Built so far: only the verified open of
+//!   [`verified`] ([`party::Party::reveal_a_verified`],
+//!   [`party::Party::reveal_b_verified`]): if one party alters its messages
+//!   of the open, every honest party aborts instead of returning values
+//!   (barring a SHA-256 collision). Through the abort round it can still
+//!   force an abort at one honest party while the other gets the correct
+//!   values (selective abort). Inputs, multiplications, ANDs, the gadgets and the shuffle are
+//!   still only semi-honest, and nothing outside this crate calls the
+//!   verified open yet. [`faulty`] tampers with one party's messages in tests.
 //! - Leakage: none beyond what [`party::Party::reveal_a`] /
-//!   [`party::Party::reveal_b`] open explicitly, and the lengths of columns.
+//!   [`party::Party::reveal_b`] (and their verified variants) open
+//!   explicitly, and the lengths of columns.
 //! - Randomness: PRF keys from a CSPRNG at session start, AES-128-CTR
 //!   streams with a fresh nonce per operation; keys are wiped on drop and
 //!   have no `Debug`. Share vectors are wiped on drop and print only their
@@ -31,6 +43,7 @@
 
 pub mod bench;
 pub mod bits;
+pub mod faulty;
 pub mod gadgets;
 pub mod harness;
 pub mod inproc;
@@ -39,7 +52,9 @@ pub mod prf;
 pub mod share;
 pub mod shuffle;
 pub mod transport;
+pub mod verified;
 
 pub use party::{MpcError, Party, Result, Stats};
 pub use share::{AShare, BShare, BitShare};
 pub use transport::{PartyId, Transport, TransportError};
+pub use verified::Verified;

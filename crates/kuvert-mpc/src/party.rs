@@ -10,8 +10,10 @@
 //! # Security
 //! Semi-honest, honest majority: one party may be corrupted and follow the
 //! protocol while trying to learn more. Every message a party receives is
-//! masked by a fresh zero-sharing or PRF output; only [`Party::reveal`]
-//! (and gadgets that document a reveal) disclose values.
+//! masked by a fresh zero-sharing or PRF output; only [`Party::reveal_a`],
+//! [`Party::reveal_b`] (and gadgets that document a reveal) disclose values.
+//! The one primitive with a check against a *malicious* party so far is the
+//! verified open in [`crate::verified`].
 
 use rand::{CryptoRng, RngCore};
 use zeroize::Zeroize;
@@ -29,6 +31,14 @@ pub enum MpcError {
     /// input owner passed no values). A bug in the caller, not a peer.
     #[error("invalid use of the engine: {0}")]
     Usage(String),
+    /// A consistency check of a verified protocol failed, here or (through
+    /// the abort signal) at another party: some party sent a message that
+    /// does not fit the honest protocol. `check` names the check (`"open"`,
+    /// `"abort-signal"`); `detail` says what did not match and, where it can
+    /// be told, which party's message it was. The operation's values are
+    /// withheld; the session must not continue.
+    #[error("check {check:?} failed: {detail}")]
+    Check { check: String, detail: String },
 }
 
 pub type Result<T> = std::result::Result<T, MpcError>;
@@ -187,7 +197,7 @@ impl Party {
         self.nonce << 8
     }
 
-    fn round_bytes(
+    pub(crate) fn round_bytes(
         &mut self,
         sends: &[(PartyId, &[u8])],
         recvs: &mut [(PartyId, &mut [u8])],
