@@ -588,12 +588,11 @@ mod tests {
         let mut l = Ledger::open(&path).unwrap();
         l.set_limit(BudgetLimit::sign(&k, "d", 1.0, 1e-5, 1, "t").unwrap(), "t")
             .unwrap();
-        let text = std::fs::read_to_string(&path).unwrap();
-        std::fs::write(
-            &path,
-            text.replace("\"epsilon\": 1.0", "\"epsilon\": 100.0"),
-        )
-        .unwrap();
+        let mut v: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+        assert_eq!(v["accounts"][0]["limit"]["epsilon"], "1");
+        v["accounts"][0]["limit"]["epsilon"] = "100".into();
+        std::fs::write(&path, serde_json::to_vec(&v).unwrap()).unwrap();
         let e = Ledger::open(&path).unwrap_err().to_string();
         assert!(e.contains("does not verify"), "{e}");
     }
