@@ -54,11 +54,8 @@ pub fn min_rows(analysis: &str) -> usize {
     }
 }
 
-/// Generate the input tables of analysis `name`: `rows` rows in its main
-/// table(s), deterministic per `seed`. Returns `(table, csv text)` in the
-/// analysis' table order.
-pub fn generate(name: &str, rows: usize, seed: u64) -> Result<Vec<CsvTable>, Error> {
-    let analysis = get(name)?;
+/// `rows` must be within the analysis' bounds ([`min_rows`], and the cap).
+fn check_rows(name: &str, rows: usize) -> Result<(), Error> {
     let min = min_rows(name);
     if rows < min {
         return Err(Error::TooFewRows {
@@ -67,7 +64,15 @@ pub fn generate(name: &str, rows: usize, seed: u64) -> Result<Vec<CsvTable>, Err
             min,
         });
     }
-    check_max(name, rows)?;
+    check_max(name, rows)
+}
+
+/// Generate the input tables of analysis `name`: `rows` rows in its main
+/// table(s), deterministic per `seed`. Returns `(table, csv text)` in the
+/// analysis' table order.
+pub fn generate(name: &str, rows: usize, seed: u64) -> Result<Vec<CsvTable>, Error> {
+    let analysis = get(name)?;
+    check_rows(name, rows)?;
     let mut g = Gen::new(seed);
     Ok(match analysis.name.as_str() {
         "overlapping-benefits" => g.overlapping_benefits(rows),
@@ -117,15 +122,7 @@ pub fn generate_with_pnr(name: &str, rows: usize, seed: u64) -> Result<Vec<CsvTa
     if get(name)?.name != "quality-indicators" {
         return generate(name, rows, seed);
     }
-    let min = min_rows(name);
-    if rows < min {
-        return Err(Error::TooFewRows {
-            analysis: name.to_string(),
-            rows,
-            min,
-        });
-    }
-    check_max(name, rows)?;
+    check_rows(name, rows)?;
     Ok(Gen::new(seed).quality_indicators_patients(rows))
 }
 
