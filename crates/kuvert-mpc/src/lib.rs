@@ -1,8 +1,8 @@
 //! # kuvert-mpc: the three-party computation engine
 //!
 //! Replicated secret sharing among three parties with an honest majority
-//! (Araki et al. 2016; ABY3), semi-honest security (a first verified
-//! primitive against a malicious party: [`verified`]), over Z_2^64
+//! (Araki et al. 2016; ABY3), semi-honest security (first checks
+//! against a malicious party: [`verified`], [`consistency`]), over Z_2^64
 //! (arithmetic) and over 64-bit words of bits (boolean).
 //!
 //! ```text
@@ -11,7 +11,8 @@
 //!                           ├── bits      bit-slicing (64×64 transposes)
 //!                           ├── gadgets   A2B, B2A, bit injection, MSB, <, ==, select
 //!                           ├── shuffle   three-pass resharing shuffle
-//!                           └── verified  verified open (checked against one malicious party)
+//!                           ├── verified  verified open (checked against one malicious party)
+//!                           └── consistency  both copies of every share component agree
 //! ```
 //!
 //! Architecture invariant: **this crate does no I/O.** It talks to the other
@@ -24,15 +25,22 @@
 //!   recipient who is not a computing party. This is the level of every
 //!   protocol the SQL engine and the node programs use.
 //! - Malicious security is in progress (security with abort against one
-//!   actively corrupt party). Built so far: only the verified open of
+//!   actively corrupt party). Built so far: the verified open of
 //!   [`verified`] ([`party::Party::reveal_a_verified`],
 //!   [`party::Party::reveal_b_verified`]): if one party alters its messages
 //!   of the open, every honest party aborts instead of returning values
 //!   (barring a SHA-256 collision). Through the abort round it can still
 //!   force an abort at one honest party while the other gets the correct
-//!   values (selective abort). Inputs, multiplications, ANDs, the gadgets and the shuffle are
-//!   still only semi-honest, and nothing outside this crate calls the
-//!   verified open yet. [`faulty`] tampers with one party's messages in tests.
+//!   values (selective abort). The consistency check of [`consistency`]
+//!   ([`party::Party::check_consistent_a`],
+//!   [`party::Party::check_consistent_b`]) makes every honest party abort
+//!   unless the two copies of each share component held by two honest parties
+//!   agree (e.g. a contributor's inconsistent shares), in 2 rounds and 34
+//!   bytes per party whatever the columns; it reveals nothing and does not
+//!   check what the shared values are. Inputs, multiplications, ANDs, the
+//!   gadgets and the shuffle are still only semi-honest, and nothing
+//!   outside this crate calls the verified open or the consistency check
+//!   yet. [`faulty`] tampers with one party's messages in tests.
 //! - Leakage: none beyond what [`party::Party::reveal_a`] /
 //!   [`party::Party::reveal_b`] (and their verified variants) open
 //!   explicitly, and the lengths of columns.
@@ -43,6 +51,7 @@
 
 pub mod bench;
 pub mod bits;
+pub mod consistency;
 pub mod faulty;
 pub mod gadgets;
 pub mod harness;

@@ -12,8 +12,9 @@
 //! protocol while trying to learn more. Every message a party receives is
 //! masked by a fresh zero-sharing or PRF output; only [`Party::reveal_a`],
 //! [`Party::reveal_b`] (and gadgets that document a reveal) disclose values.
-//! The one primitive with a check against a *malicious* party so far is the
-//! verified open in [`crate::verified`].
+//! The primitives with a check against a *malicious* party so far are the
+//! verified open in [`crate::verified`] and the share consistency check in
+//! [`crate::consistency`].
 
 use rand::{CryptoRng, RngCore};
 use zeroize::Zeroize;
@@ -33,10 +34,12 @@ pub enum MpcError {
     Usage(String),
     /// A consistency check of a verified protocol failed, here or (through
     /// the abort signal) at another party: some party sent a message that
-    /// does not fit the honest protocol. `check` names the check (`"open"`,
-    /// `"abort-signal"`); `detail` says what did not match and, where it can
-    /// be told, which party's message it was. The operation's values are
-    /// withheld; the session must not continue.
+    /// does not fit the honest protocol, or (check `"consistency"`) two
+    /// parties hold different copies of a share component. `check` names
+    /// the check (`"open"`, `"consistency"`, `"abort-signal"`); `detail`
+    /// says what did not match and, where it can be told, which party's
+    /// message or copy it was. The operation's values are withheld; the
+    /// session must not continue.
     #[error("check {check:?} failed: {detail}")]
     Check { check: String, detail: String },
 }

@@ -23,6 +23,10 @@
 //! Cost per party and call: 2 rounds, `8n + 32 + 2` bytes sent (the plain
 //! open: 1 round, `8n` bytes).
 //!
+//! The abort round is shared with the consistency check of
+//! [`crate::consistency`], which reports its failure with
+//! [`STATUS_FAIL_CONSISTENCY`].
+//!
 //! # What it guarantees (one corrupt party, honest majority)
 //! - **No wrong value is accepted.** An honest party `i` accepts `x_{i+2}`
 //!   only if the copy from `i+1` and the digest from `i+2` agree. One of the
@@ -58,6 +62,9 @@ use crate::transport::{next, prev, PartyId};
 pub const STATUS_OK: u8 = 0x4f;
 /// Status byte of the abort round: "my open check failed".
 pub const STATUS_FAIL_OPEN: u8 = 0x58;
+/// Status byte of the abort round: "my consistency check failed"
+/// ([`crate::consistency`]).
+pub const STATUS_FAIL_CONSISTENCY: u8 = 0x43;
 
 /// Domain separator of the digests of the verified open.
 const DOMAIN: &[u8] = b"kuvert-mpc/verified-open/v1\0";
@@ -96,15 +103,16 @@ impl<T> std::ops::Deref for Verified<T> {
     }
 }
 
-/// Which sharing is opened (hashed, so arithmetic and boolean digests differ).
+/// Which sharing is opened or checked (hashed, so arithmetic and boolean
+/// digests differ).
 #[derive(Clone, Copy)]
-enum Kind {
+pub(crate) enum Kind {
     Arith,
     Bool,
 }
 
 impl Kind {
-    fn byte(self) -> u8 {
+    pub(crate) fn byte(self) -> u8 {
         match self {
             Kind::Arith => b'A',
             Kind::Bool => b'B',
@@ -114,7 +122,7 @@ impl Kind {
 
 /// `SHA-256(domain ‖ kind ‖ tag ‖ counter ‖ component ‖ n ‖ words)`, the
 /// words as sent on the wire.
-fn digest(
+pub(crate) fn digest(
     kind: Kind,
     tag: &[u8],
     counter: u64,
@@ -136,6 +144,7 @@ fn status_name(s: u8) -> String {
     match s {
         STATUS_OK => "ok".into(),
         STATUS_FAIL_OPEN => "its open check failed".into(),
+        STATUS_FAIL_CONSISTENCY => "its consistency check failed".into(),
         other => format!("malformed status byte {other:#04x}"),
     }
 }
@@ -193,7 +202,36 @@ impl Party {
         // Digests are not secret; the comparison need not be constant-time.
         let open_ok = computed == claimed;
 
-        let status = if open_ok { STATUS_OK } else { STATUS_FAIL_OPEN };
+        let failure = (!open_ok).then(|| {
+            format!(
+                "party {me}: the component x_{pv} ({n} words) received from party {nx} \
+                 does not match the digest of it received from party {pv}; one of \
+                 parties {nx} and {pv} sent an inconsistent message"
+            )
+        });
+        self.abort_round("open", STATUS_FAIL_OPEN, failure)?;
+        Ok(third)
+    }
+
+    /// The abort round shared by the verified protocols: send one status
+    /// byte to each peer ([`STATUS_OK`], or `fail_status` when `failure`
+    /// holds this party's own failed check), then fail unless the own check
+    /// passed and both peers sent [`STATUS_OK`]. An own failure is reported
+    /// as check `check` with `failure` as the detail (plus the peers'
+    /// statuses); a peer's failure report or malformed status as check
+    /// `"abort-signal"`, naming that peer. One round, 2 bytes sent.
+    pub(crate) fn abort_round(
+        &mut self,
+        check: &str,
+        fail_status: u8,
+        failure: Option<String>,
+    ) -> Result<()> {
+        let (me, nx, pv) = (self.id(), next(self.id()), prev(self.id()));
+        let status = if failure.is_none() {
+            STATUS_OK
+        } else {
+            fail_status
+        };
         let mut from_next = [0u8; 1];
         let mut from_prev = [0u8; 1];
         self.round_bytes(
@@ -201,14 +239,11 @@ impl Party {
             &mut [(nx, &mut from_next[..]), (pv, &mut from_prev[..])],
         )?;
 
-        if !open_ok {
+        if let Some(detail) = failure {
             return Err(MpcError::Check {
-                check: "open".into(),
+                check: check.into(),
                 detail: format!(
-                    "party {me}: the component x_{pv} ({n} words) received from party {nx} \
-                     does not match the digest of it received from party {pv}; one of \
-                     parties {nx} and {pv} sent an inconsistent message (peer status: \
-                     party {nx}: {}, party {pv}: {})",
+                    "{detail} (peer status: party {nx}: {}, party {pv}: {})",
                     status_name(from_next[0]),
                     status_name(from_prev[0])
                 ),
@@ -223,12 +258,12 @@ impl Party {
             return Err(MpcError::Check {
                 check: "abort-signal".into(),
                 detail: format!(
-                    "party {me}: own open check passed, but a peer signalled abort ({})",
+                    "party {me}: own {check} check passed, but a peer signalled abort ({})",
                     bad.join("; ")
                 ),
             });
         }
-        Ok(third)
+        Ok(())
     }
 }
 
@@ -251,7 +286,12 @@ mod tests {
 
     #[test]
     fn status_bytes_are_far_apart() {
-        // A single flipped bit never turns one status into the other.
-        assert!((STATUS_OK ^ STATUS_FAIL_OPEN).count_ones() > 1);
+        // A single flipped bit never turns one status into another.
+        let all = [STATUS_OK, STATUS_FAIL_OPEN, STATUS_FAIL_CONSISTENCY];
+        for (i, x) in all.iter().enumerate() {
+            for y in &all[i + 1..] {
+                assert!((x ^ y).count_ones() > 1, "{x:#04x} vs {y:#04x}");
+            }
+        }
     }
 }
