@@ -39,8 +39,9 @@
 //!   bytes per party whatever the columns; it reveals nothing and does not
 //!   check what the shared values are. Inputs, multiplications, ANDs, the
 //!   gadgets and the shuffle are still only semi-honest, and nothing
-//!   outside this crate calls the verified open or the consistency check
-//!   yet. [`faulty`] tampers with one party's messages in tests.
+//!   outside this crate calls the verified open yet; the governed nodes
+//!   run the consistency check on every uploaded table before they compute
+//!   (kuvert-node `gov.rs`). [`faulty`] tampers with one party's messages in tests.
 //! - Leakage: none beyond what [`party::Party::reveal_a`] /
 //!   [`party::Party::reveal_b`] (and their verified variants) open
 //!   explicitly, and the lengths of columns.

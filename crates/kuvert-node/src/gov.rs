@@ -13,6 +13,8 @@
 //!                             two nodes which queued analysis to run (pending-set exchange)
 //!                             -> charge the DP outputs to this node's ledger (refused: nothing
 //!                             runs; refunded only if the session fails before any share is used)
+//!                             -> both holders of every uploaded share component agree
+//!                             (kuvert_mpc::consistency; otherwise nothing runs)
 //!                             -> run each distinct output -> seal per recipient (HPKE)
 //!                             -> delete shares + state + session keys -> signed receipt
 //!  GovStatus / GovFetch       state, sizes, receipt / the recipient's sealed boxes only
@@ -1759,6 +1761,29 @@ impl Gov {
             }
         };
         // From here on shares are used: the charge is never refunded.
+        // First, every uploaded share component must be the same at the two
+        // nodes that hold it (kuvert_mpc::consistency): a contributor (or a
+        // node) with inconsistent shares would make the nodes compute on
+        // different inputs. 2 rounds, 34 bytes per node, nothing revealed.
+        let columns: Vec<&kuvert_mpc::AShare> =
+            tables.values().flat_map(|t| t.columns.iter()).collect();
+        if let Err(err) = party.check_consistent_a(&columns) {
+            drop(columns);
+            drop(party);
+            self.restore(id, tables);
+            self.fail(
+                id,
+                format!(
+                    "the input shares do not agree between the nodes ({err}); nothing was \
+                     computed or released. A contributor's shares were inconsistent or a node \
+                     altered its copy: compare the nodes' audit logs (payload_sha256 of each \
+                     upload), then submit the analysis again and upload again"
+                ),
+                false,
+            );
+            return;
+        }
+        drop(columns);
         let compute_start = Instant::now();
         let total = outputs.len() as u64;
         let mut results: BTreeMap<String, Zeroizing<Vec<u8>>> = BTreeMap::new();

@@ -1672,3 +1672,80 @@ fn a_run_refused_by_the_ledger_at_start_uses_no_share_and_keeps_the_inputs() {
         .join("shares")
         .exists());
 }
+
+#[test]
+fn inconsistent_input_shares_stop_the_job_at_every_node_before_anything_is_computed() {
+    use kuvert_data::ShareKind;
+    use sha2::Digest;
+    let k = keys();
+    let (fk, ek) = data();
+    let c = Cluster::start(10);
+    let text = spec_text(&k, AT_JOB_END);
+    let (id, approvals) = approve(&text, &k);
+    let coord = c.client("coordinator");
+    coord.register(&text, &approvals).unwrap();
+    c.client("kommun")
+        .gov_upload(&id, "kommun", &k.kommun, "ek", &ek_table(&ek))
+        .unwrap();
+    // fk's client (or a node) breaks the replication: node 1's first
+    // component differs from node 0's copy of it. Each upload is still
+    // correctly signed, so every node accepts its part.
+    let table = fk_table(&fk);
+    let mut shares = kuvert_data::share_table(
+        &table,
+        ShareKind::Arithmetic,
+        &mut ChaCha20Rng::seed_from_u64(9),
+    );
+    shares[1].columns[0].a[0] ^= 1;
+    let client = c.client("fk");
+    for (i, s) in shares.iter().enumerate() {
+        let schema = s.schema.to_compact();
+        let mut payload = Vec::new();
+        for col in &s.columns {
+            payload.extend(kuvert_node::wire::words_to_bytes(&col.a));
+            payload.extend(kuvert_node::wire::words_to_bytes(&col.b));
+        }
+        let digest: [u8; 32] = sha2::Sha256::digest(&payload).into();
+        let msg = kuvert_node::wire::upload_message(
+            &id,
+            i as u8,
+            "fk",
+            "fk",
+            &schema,
+            s.rows as u64,
+            &digest,
+        );
+        let sig = k.fk.sign_upload(&msg).unwrap();
+        let mut conn = client.connect(i).unwrap();
+        let (resp, _) = conn
+            .ask(
+                &Request::GovUpload {
+                    analysis: id.to_hex(),
+                    contributor: "fk".into(),
+                    table: "fk".into(),
+                    schema,
+                    rows: s.rows as u64,
+                    signature: gov::encode_hex(&sig.to_bytes()),
+                },
+                &payload,
+            )
+            .unwrap();
+        assert!(matches!(resp, Response::Ok { .. }), "node {i}: {resp:?}");
+    }
+    coord.gov_run(&id).unwrap();
+    let states = c.wait(&id);
+    for (i, s) in states.iter().enumerate() {
+        match s {
+            GovState::Failed { reason, .. } => {
+                assert!(reason.contains("do not agree"), "node {i}: {reason}")
+            }
+            other => panic!("node {i} did not stop: {other:?}"),
+        }
+    }
+    // Nothing was released to anyone.
+    let e = c
+        .client("kontroll")
+        .gov_fetch(&id, "kontroll", &k.kontroll)
+        .unwrap_err();
+    assert!(matches!(e, ClientError::Refused { .. }), "{e:?}");
+}
