@@ -11,6 +11,8 @@
 //! `prev(p)`, an altered `b` at party `p` by `p` itself; the abort round
 //! then makes the two other parties fail with `"abort-signal"`.
 
+mod common;
+use common::components;
 use kuvert_mpc::faulty::{Fault, FaultyTransport, Injection};
 use kuvert_mpc::harness::{run3, run3_over, run3_with, Keys};
 use kuvert_mpc::inproc::InProcTransport;
@@ -25,24 +27,6 @@ fn next(i: usize) -> usize {
 
 fn prev(i: usize) -> usize {
     (i + 2) % 3
-}
-
-/// Random replicated components of `vals`: party `i` gets `(x_i, x_{i+1})`.
-fn components(vals: &[u64], arith: bool, rng: &mut ChaCha20Rng) -> [(Vec<u64>, Vec<u64>); 3] {
-    let n = vals.len();
-    let x0: Vec<u64> = (0..n).map(|_| rng.next_u64()).collect();
-    let x1: Vec<u64> = (0..n).map(|_| rng.next_u64()).collect();
-    let x2: Vec<u64> = (0..n)
-        .map(|j| {
-            if arith {
-                vals[j].wrapping_sub(x0[j]).wrapping_sub(x1[j])
-            } else {
-                vals[j] ^ x0[j] ^ x1[j]
-            }
-        })
-        .collect();
-    let x = [x0, x1, x2];
-    std::array::from_fn(|i| (x[i].clone(), x[next(i)].clone()))
 }
 
 /// A table of columns: per column, the three parties' components.

@@ -10,6 +10,8 @@
 //! component index and the length, so replays across calls fail (tested by
 //! `replayed_digest_of_an_earlier_call_is_rejected`).
 
+mod common;
+use common::components;
 use kuvert_mpc::faulty::{Fault, FaultyTransport, Injection};
 use kuvert_mpc::harness::{run3, run3_over, Keys};
 use kuvert_mpc::inproc::InProcTransport;
@@ -17,25 +19,6 @@ use kuvert_mpc::{AShare, BShare, MpcError, Party, Result, Transport};
 use proptest::prelude::*;
 use rand::{Rng, RngCore, SeedableRng};
 use rand_chacha::ChaCha20Rng;
-
-/// Random replicated components of `vals`: party `i` gets `(x_i, x_{i+1})`.
-fn components(vals: &[u64], arith: bool, seed: u64) -> [(Vec<u64>, Vec<u64>); 3] {
-    let mut rng = ChaCha20Rng::seed_from_u64(seed);
-    let n = vals.len();
-    let x0: Vec<u64> = (0..n).map(|_| rng.next_u64()).collect();
-    let x1: Vec<u64> = (0..n).map(|_| rng.next_u64()).collect();
-    let x2: Vec<u64> = (0..n)
-        .map(|j| {
-            if arith {
-                vals[j].wrapping_sub(x0[j]).wrapping_sub(x1[j])
-            } else {
-                vals[j] ^ x0[j] ^ x1[j]
-            }
-        })
-        .collect();
-    let x = [x0, x1, x2];
-    std::array::from_fn(|i| (x[i].clone(), x[(i + 1) % 3].clone()))
-}
 
 /// Open party `p`'s components of a sharing, verified or plain.
 fn open(
@@ -75,7 +58,7 @@ proptest! {
         arith in any::<bool>(),
         seed in any::<u64>(),
     ) {
-        let comps = components(&vals, arith, seed);
+        let comps = components(&vals, arith, &mut ChaCha20Rng::seed_from_u64(seed));
         let n = vals.len() as u64;
         let out = run3(Keys::Seeded(seed), |p| {
             let before = p.stats();
@@ -196,8 +179,16 @@ fn run_case(case: &Case, verified: bool) -> Outcome {
     let log = faulty.log();
     nets[case.party] = Some(Box::new(faulty));
     let nets = nets.map(|n| n.expect("present"));
-    let cx = components(&case.x, case.arith, case.seed);
-    let cy = components(&case.y, case.arith, case.seed ^ 1);
+    let cx = components(
+        &case.x,
+        case.arith,
+        &mut ChaCha20Rng::seed_from_u64(case.seed),
+    );
+    let cy = components(
+        &case.y,
+        case.arith,
+        &mut ChaCha20Rng::seed_from_u64(case.seed ^ 1),
+    );
     let res = run3_over(nets, Keys::Seeded(case.seed), |p| {
         assert_eq!(p.stats().rounds, 1, "setup is round 0");
         let first = open(p, &cx, case.arith, verified)?;
@@ -344,7 +335,7 @@ fn replayed_digest_of_an_earlier_call_is_rejected() {
     // verify (it would even be the same bytes); with it, every party aborts.
     let vals = vec![42u64, 7, u64::MAX];
     for arith in [true, false] {
-        let comps = components(&vals, arith, 99);
+        let comps = components(&vals, arith, &mut ChaCha20Rng::seed_from_u64(99));
         let [t0, t1, t2] = InProcTransport::triple();
         let faulty = FaultyTransport::new(t1, vec![Injection::at(3, 2, Fault::Replay)]);
         let log = faulty.log();
@@ -377,7 +368,7 @@ fn dishonest_status_causes_only_aborts() {
     // Party 0 tells party 1 "my check failed" although it passed: party 1
     // aborts naming party 0; party 2 gets the correct values.
     let vals = vec![1u64, 2, 3];
-    let comps = components(&vals, true, 5);
+    let comps = components(&vals, true, &mut ChaCha20Rng::seed_from_u64(5));
     let [t0, t1, t2] = InProcTransport::triple();
     let faulty = FaultyTransport::new(
         t0,
