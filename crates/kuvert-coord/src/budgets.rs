@@ -132,7 +132,7 @@ impl Coordinator {
             };
             for c in &spec.contributors {
                 if let Some(k) = kuvert_gov::spec::parse_ed25519(&c.public_key) {
-                    let key: String = k.as_bytes().iter().map(|b| format!("{b:02x}")).collect();
+                    let key = crate::auth::hex(k.as_bytes());
                     let name = format!("{} ({})", c.id, c.organisation);
                     let v = names.entry(key).or_default();
                     if !v.contains(&name) {

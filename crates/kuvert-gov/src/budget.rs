@@ -21,6 +21,7 @@ use serde_json::json;
 
 use crate::error::GovError;
 use crate::keys::PartyKey;
+use crate::spec::decimal;
 use crate::{canonical, hex};
 
 /// Domain tag of the signed message.
@@ -58,17 +59,13 @@ pub struct BudgetLimit {
     pub signature: String,
 }
 
-fn decimal(x: f64) -> String {
-    format!("{x}")
-}
-
 /// ε and δ as Rust's shortest round-trip decimal text (`"0.00002"`),
 /// parsed back with correct rounding: the same `f64` on both sides.
 mod decimal_text {
     use serde::{Deserialize, Deserializer, Serializer};
 
     pub fn serialize<S: Serializer>(x: &f64, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(&super::decimal(*x))
+        s.serialize_str(&crate::spec::decimal(*x))
     }
 
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<f64, D::Error> {

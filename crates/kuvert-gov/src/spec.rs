@@ -947,7 +947,7 @@ impl AnalysisSpec {
 
 /// ε and δ in the canonical form: Rust's shortest round-trip decimal
 /// (`1`, `0.5`, `0.000001`), never an exponent.
-fn decimal(x: f64) -> String {
+pub(crate) fn decimal(x: f64) -> String {
     format!("{x}")
 }
 

@@ -223,9 +223,7 @@ pub struct Ledger {
 }
 
 fn now() -> String {
-    time::OffsetDateTime::now_utc()
-        .format(&time::format_description::well_known::Rfc3339)
-        .unwrap_or_default()
+    crate::gov::rfc3339(time::OffsetDateTime::now_utc())
 }
 
 impl Ledger {

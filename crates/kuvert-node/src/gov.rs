@@ -308,6 +308,8 @@ struct Entry {
     receipt: Option<DeletionReceipt>,
     /// When GovRun queued it (to give up on an agreement that never comes).
     queued_at: Option<Instant>,
+    /// What its DP outputs charge (compiled once, from the spec).
+    demands: Vec<crate::budget::Demand>,
 }
 
 impl Entry {
@@ -420,7 +422,7 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 /// RFC 3339 in UTC.
-fn rfc3339(t: time::OffsetDateTime) -> String {
+pub(crate) fn rfc3339(t: time::OffsetDateTime) -> String {
     t.to_offset(time::UtcOffset::UTC)
         .format(&time::format_description::well_known::Rfc3339)
         .unwrap_or_default()
@@ -735,12 +737,11 @@ impl Gov {
         })
     }
 
-    /// Whether this node's ledger can pay every DP output of `spec` now
-    /// (nothing is charged; the charge is made when the computation starts).
-    fn check_budget(&self, spec: &AnalysisSpec) -> Result<(), NodeGovError> {
-        let demands = self.demands(spec)?;
+    /// Whether this node's ledger can pay `demands` now (nothing is
+    /// charged; the charge is made when the computation starts).
+    fn check_budget(&self, demands: &[crate::budget::Demand]) -> Result<(), NodeGovError> {
         lock(&self.ledger)
-            .check(&demands)
+            .check(demands)
             .map_err(|source| NodeGovError::Budget {
                 node: self.node,
                 source,
@@ -833,6 +834,13 @@ impl Gov {
             }
         };
         let id = spec.id();
+        let demands = match self.demands(&spec) {
+            Ok(d) => d,
+            Err(e) => {
+                self.log_refusal(Some(id), "register", party, &e);
+                return Err(e);
+            }
+        };
         let mut entries = lock(&self.entries);
         if let Some(e) = entries.get(&id) {
             return Ok(format!(
@@ -844,7 +852,7 @@ impl Gov {
         // A new analysis whose DP outputs this node's ledger cannot pay is
         // refused here, before any contributor sends a share (the charge
         // itself is made when the computation starts).
-        if let Err(e) = self.check_budget(&spec) {
+        if let Err(e) = self.check_budget(&demands) {
             drop(entries);
             self.log_refusal(Some(id), "register", party, &e);
             return Err(e);
@@ -869,6 +877,7 @@ impl Gov {
             progress: None,
             receipt: None,
             queued_at: None,
+            demands,
         };
         entry.persisted.state = entry.waiting_or_ready();
         self.save_state(&id, &entry.persisted)?;
@@ -1215,7 +1224,7 @@ impl Gov {
         }
         // Refused now rather than after the other nodes agreed: the
         // ledger cannot pay for this run (the charge is made at the start).
-        if let Err(err) = self.check_budget(&e.spec) {
+        if let Err(err) = self.check_budget(&e.demands) {
             drop(entries);
             self.log_refusal(Some(id), "run", party, &err);
             return Err(err);
@@ -1488,6 +1497,7 @@ impl Gov {
         Ok(Some((
             id,
             Entry {
+                demands: self.demands(&spec)?,
                 spec,
                 persisted,
                 tables,
@@ -1715,16 +1725,20 @@ impl Gov {
     /// seal, delete and sign.
     fn run_one(&self, transport: TlsTransport, id: AnalysisId) {
         let started = Instant::now();
-        let (outputs, mut tables, spec) = {
+        let (outputs, mut tables, demands) = {
             let mut entries = lock(&self.entries);
             let Some(e) = entries.get_mut(&id) else {
                 return;
             };
-            (e.outputs(), std::mem::take(&mut e.tables), e.spec.clone())
+            (
+                e.outputs(),
+                std::mem::take(&mut e.tables),
+                e.demands.clone(),
+            )
         };
         // The privacy budget is charged here, synced to disk before any
         // share is used; refused, nothing runs and the inputs stay.
-        let batch = match self.charge(id, &spec) {
+        let batch = match self.charge(id, &demands) {
             Ok(b) => b,
             Err(err) => {
                 self.restore(id, tables);
@@ -1850,14 +1864,17 @@ impl Gov {
 
     /// Charge `spec`'s DP outputs to this node's ledger as one batch
     /// (`None`: it has none) and log it.
-    fn charge(&self, id: AnalysisId, spec: &AnalysisSpec) -> Result<Option<u64>, NodeGovError> {
+    fn charge(
+        &self,
+        id: AnalysisId,
+        demands: &[crate::budget::Demand],
+    ) -> Result<Option<u64>, NodeGovError> {
         let node = self.node;
-        let demands = self.demands(spec)?;
         if demands.is_empty() {
             return Ok(None);
         }
         let batch = lock(&self.ledger)
-            .charge(&id.to_hex(), &demands)
+            .charge(&id.to_hex(), demands)
             .map_err(|source| NodeGovError::Budget { node, source })?;
         let outputs: BTreeSet<&str> = demands.iter().map(|d| d.output.as_str()).collect();
         let epsilon: f64 = demands.iter().map(|d| d.epsilon).sum();
