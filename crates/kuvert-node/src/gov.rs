@@ -87,6 +87,9 @@ pub mod actions {
     pub const QUARANTINED: &str = "analysis_quarantined";
 }
 
+/// The TLS party name of the service operator's coordinator.
+pub const COORDINATOR_PARTY: &str = "coordinator";
+
 /// Most analyses one node offers in one agreement round with the others.
 const MAX_PENDING_OFFER: usize = 256;
 
@@ -1141,7 +1144,10 @@ impl Gov {
     ) -> Result<String, NodeGovError> {
         let id = self.parse_id(analysis)?;
         let node = self.node;
-        if let Some(head) = coordinator_head {
+        // Only the coordinator's own TLS identity speaks for its log: a head
+        // sent by any other party is ignored, so no contributor can plant
+        // heads that make an honest coordinator's log look rewritten.
+        if let Some(head) = coordinator_head.filter(|_| party == COORDINATOR_PARTY) {
             if lock(&self.entries).contains_key(&id) {
                 let sig = kuvert_gov::receipt::countersign_coordinator_head(&self.key, &id, head);
                 self.log(

@@ -1306,6 +1306,23 @@ fn concurrent_analyses_asked_in_different_orders_each_get_their_own_answer() {
         );
     }
     assert!(kuvert_gov::verify_dir(c.dir.path()).unwrap().ok());
+    // A head sent by anyone but the coordinator is not recorded.
+    for i in 0..3 {
+        let mut conn = c.client("kommun").connect(i).unwrap();
+        let (resp, _) = conn
+            .ask(
+                &Request::GovRun {
+                    analysis: ids[0].to_hex(),
+                    coordinator_head: Some(kuvert_gov::receipt::AuditHead {
+                        records: 1,
+                        hash: "ef".repeat(32),
+                    }),
+                },
+                &[],
+            )
+            .unwrap();
+        assert!(matches!(resp, Response::Ok { .. }), "{resp:?}");
+    }
     // Each node countersigned the coordinator's head once per analysis,
     // with its receipt key.
     for i in 0..3 {
