@@ -4,7 +4,7 @@ use rand::SeedableRng;
 use rand_chacha::ChaCha20Rng;
 
 use crate::inproc::InProcTransport;
-use crate::party::{Party, Result};
+use crate::party::{Party, Result, Security};
 use crate::transport::{Transport, PARTIES};
 
 /// Where the parties' PRF keys come from.
@@ -23,7 +23,28 @@ where
     T: Send,
     F: Fn(&mut Party) -> Result<T> + Sync,
 {
-    run3_with(keys, false, |p| f(p)).map(|r| r.map(|(t, _)| t))
+    run3_secure(keys, Security::SemiHonest, f)
+}
+
+/// [`run3`] in a chosen adversary model.
+pub fn run3_secure<T, F>(keys: Keys, security: Security, f: F) -> Result<[T; PARTIES]>
+where
+    T: Send,
+    F: Fn(&mut Party) -> Result<T> + Sync,
+{
+    run3_inner(keys, security, false, |p| f(p)).map(|r| r.map(|(t, _)| t))
+}
+
+/// Set up one party of a test or benchmark session.
+fn setup(net: Box<dyn Transport>, keys: Keys, security: Security) -> Result<Party> {
+    match keys {
+        Keys::Os => Party::setup_with(net, &mut rand::rngs::OsRng, security),
+        Keys::Seeded(seed) => {
+            let id = net.party();
+            let mut rng = ChaCha20Rng::seed_from_u64(seed.wrapping_mul(3).wrapping_add(id as u64));
+            Party::setup_with(net, &mut rng, security)
+        }
+    }
 }
 
 /// Like [`run3`], and also returns each party's received messages when
@@ -38,6 +59,20 @@ where
     T: Send,
     F: Fn(&mut Party) -> Result<T> + Sync,
 {
+    run3_inner(keys, Security::SemiHonest, record, f)
+}
+
+#[allow(clippy::type_complexity)]
+fn run3_inner<T, F>(
+    keys: Keys,
+    security: Security,
+    record: bool,
+    f: F,
+) -> Result<[(T, Vec<(usize, Vec<u8>)>); PARTIES]>
+where
+    T: Send,
+    F: Fn(&mut Party) -> Result<T> + Sync,
+{
     let nets = InProcTransport::triple();
     let f = &f;
     let results: Vec<Result<(T, Vec<(usize, Vec<u8>)>)>> = std::thread::scope(|s| {
@@ -45,16 +80,7 @@ where
             .into_iter()
             .map(|net| {
                 s.spawn(move || {
-                    let id = Transport::party(&net);
-                    let mut party = match keys {
-                        Keys::Os => Party::setup(Box::new(net), &mut rand::rngs::OsRng)?,
-                        Keys::Seeded(seed) => {
-                            let mut rng = ChaCha20Rng::seed_from_u64(
-                                seed.wrapping_mul(3).wrapping_add(id as u64),
-                            );
-                            Party::setup(Box::new(net), &mut rng)?
-                        }
-                    };
+                    let mut party = setup(Box::new(net), keys, security)?;
                     if record {
                         party.record_view();
                     }
@@ -90,22 +116,27 @@ where
     T: Send,
     F: Fn(&mut Party) -> Result<T> + Sync,
 {
+    run3_over_secure(nets, keys, Security::SemiHonest, f)
+}
+
+/// [`run3_over`] in a chosen adversary model.
+pub fn run3_over_secure<T, F>(
+    nets: [Box<dyn Transport>; PARTIES],
+    keys: Keys,
+    security: Security,
+    f: F,
+) -> [Result<T>; PARTIES]
+where
+    T: Send,
+    F: Fn(&mut Party) -> Result<T> + Sync,
+{
     let f = &f;
     let results: Vec<Result<T>> = std::thread::scope(|s| {
         let handles: Vec<_> = nets
             .into_iter()
             .map(|net| {
                 s.spawn(move || {
-                    let id = net.party();
-                    let mut party = match keys {
-                        Keys::Os => Party::setup(net, &mut rand::rngs::OsRng)?,
-                        Keys::Seeded(seed) => {
-                            let mut rng = ChaCha20Rng::seed_from_u64(
-                                seed.wrapping_mul(3).wrapping_add(id as u64),
-                            );
-                            Party::setup(net, &mut rng)?
-                        }
-                    };
+                    let mut party = setup(net, keys, security)?;
                     f(&mut party)
                 })
             })

@@ -53,8 +53,10 @@
 pub mod bench;
 pub mod bits;
 pub mod consistency;
+pub mod dzkp;
 pub mod faulty;
 pub mod gadgets;
+pub mod gf64;
 pub mod harness;
 pub mod inproc;
 pub mod party;
@@ -64,7 +66,7 @@ pub mod shuffle;
 pub mod transport;
 pub mod verified;
 
-pub use party::{MpcError, Party, Result, Stats};
+pub use party::{MpcError, Party, Result, Security, Stats};
 pub use share::{AShare, BShare, BitShare};
 pub use transport::{PartyId, Transport, TransportError};
 pub use verified::Verified;

@@ -19,6 +19,7 @@
 use rand::{CryptoRng, RngCore};
 use zeroize::Zeroize;
 
+use crate::dzkp::{AndLog, MAX_BATCH_WORDS};
 use crate::prf::{PartyKeys, Prf, KEY_LEN};
 use crate::share::{AShare, BShare};
 use crate::transport::{next, prev, Incoming, Outgoing, PartyId, Transport, TransportError};
@@ -69,6 +70,18 @@ impl std::ops::Sub for Stats {
     }
 }
 
+/// The adversary a session is secure against.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Security {
+    /// One party may look at everything it sees but follows the protocol.
+    SemiHonest,
+    /// One party may also deviate: security with abort. Every AND gate is
+    /// proven ([`crate::dzkp`]) before anything is opened, every open is
+    /// verified ([`crate::verified`]), and operations that have no check
+    /// yet (see [`Party::require_semi_honest`]) refuse to run.
+    Malicious,
+}
+
 /// One of the three parties of a session.
 pub struct Party {
     id: PartyId,
@@ -78,6 +91,8 @@ pub struct Party {
     stats: Stats,
     /// When set, a copy of every received message (the party's view).
     view: Option<Vec<(PartyId, Vec<u8>)>>,
+    /// In malicious mode, the AND gates not yet proven.
+    and_log: Option<AndLog>,
 }
 
 impl std::fmt::Debug for Party {
@@ -94,6 +109,16 @@ impl Party {
     /// (one round). `rng` must be a CSPRNG: `rand::rngs::OsRng` in
     /// production, a seeded ChaCha20 generator in reproducible tests.
     pub fn setup<R: RngCore + CryptoRng>(net: Box<dyn Transport>, rng: &mut R) -> Result<Party> {
+        Party::setup_with(net, rng, Security::SemiHonest)
+    }
+
+    /// [`Party::setup`] for a chosen adversary model. All three parties
+    /// must choose the same.
+    pub fn setup_with<R: RngCore + CryptoRng>(
+        net: Box<dyn Transport>,
+        rng: &mut R,
+        security: Security,
+    ) -> Result<Party> {
         let id = net.party();
         if id > 2 {
             return Err(MpcError::Usage(format!("party id {id} is not 0, 1 or 2")));
@@ -120,6 +145,7 @@ impl Party {
             nonce: 0,
             stats: Stats::default(),
             view: None,
+            and_log: (security == Security::Malicious).then(AndLog::default),
         };
         party.round_bytes(
             &[(prev(id), &to_prev[..]), (next(id), &common[..])],
@@ -152,6 +178,31 @@ impl Party {
     /// This party's id.
     pub fn id(&self) -> PartyId {
         self.id
+    }
+
+    /// The adversary model of this session.
+    pub fn security(&self) -> Security {
+        if self.and_log.is_some() {
+            Security::Malicious
+        } else {
+            Security::SemiHonest
+        }
+    }
+
+    /// Refuse `op` in malicious mode: it has no check against a deviating
+    /// party yet, so running it would silently downgrade the session.
+    pub fn require_semi_honest(&self, op: &str) -> Result<()> {
+        if self.and_log.is_some() {
+            return Err(MpcError::Usage(format!(
+                "{op} is not yet secure against a malicious party; run this \
+                 computation in semi-honest mode"
+            )));
+        }
+        Ok(())
+    }
+
+    pub(crate) fn and_log_mut(&mut self) -> Option<&mut AndLog> {
+        self.and_log.as_mut()
     }
 
     /// Communication so far.
@@ -332,8 +383,10 @@ impl Party {
 
     /// Open arithmetic shares to party `to`, or to everyone with `None`.
     /// Returns the values at the parties that learn them.
+    /// In malicious mode the pending AND gates are proven first and the
+    /// open is verified ([`crate::verified`]).
     pub fn reveal_a(&mut self, x: &AShare, to: Option<PartyId>) -> Result<Option<Vec<u64>>> {
-        let third = self.reveal_third(&x.a, &x.b, to)?;
+        let third = self.reveal_third(&x.a, &x.b, to, crate::verified::Kind::Arith)?;
         Ok(third.map(|t| {
             x.a.iter()
                 .zip(&x.b)
@@ -344,8 +397,9 @@ impl Party {
     }
 
     /// Open boolean shares to party `to`, or to everyone with `None`.
+    /// In malicious mode as [`Party::reveal_a`].
     pub fn reveal_b(&mut self, x: &BShare, to: Option<PartyId>) -> Result<Option<Vec<u64>>> {
-        let third = self.reveal_third(&x.a, &x.b, to)?;
+        let third = self.reveal_third(&x.a, &x.b, to, crate::verified::Kind::Bool)?;
         Ok(third.map(|t| {
             x.a.iter()
                 .zip(&x.b)
@@ -361,8 +415,12 @@ impl Party {
         a: &[u64],
         b: &[u64],
         to: Option<PartyId>,
+        kind: crate::verified::Kind,
     ) -> Result<Option<Vec<u64>>> {
-        let _ = a;
+        if self.and_log.is_some() {
+            self.verify_ands()?;
+            return self.open_third_checked(a, b, to, kind);
+        }
         let n = b.len();
         match to {
             None => {
@@ -392,6 +450,7 @@ impl Party {
     /// Element-wise product of arithmetic shares. One round, one word sent
     /// per element per party.
     pub fn mul(&mut self, x: &AShare, y: &AShare) -> Result<AShare> {
+        self.require_semi_honest("multiplication over Z_2^64")?;
         check_len(x.len(), y.len())?;
         let nonce = self.fresh_nonce();
         let n = x.len();
@@ -410,10 +469,16 @@ impl Party {
 
     /// Element-wise AND of boolean shares (64 independent ANDs per word).
     /// One round, one word sent per word per party.
+    ///
+    /// In malicious mode the gates are recorded for [`Party::verify_ands`],
+    /// which runs by itself once [`MAX_BATCH_WORDS`] words are pending.
     pub fn and(&mut self, x: &BShare, y: &BShare) -> Result<BShare> {
         check_len(x.len(), y.len())?;
         let nonce = self.fresh_nonce();
         let n = x.len();
+        if self.and_log.is_some() {
+            return self.and_logged(x, y, nonce);
+        }
         let mut z = self.zero_b(nonce, n);
         for (j, z) in z.iter_mut().enumerate() {
             let (xa, xb, ya, yb) = (x.a[j], x.b[j], y.a[j], y.b[j]);
@@ -422,6 +487,39 @@ impl Party {
         let mut zn = vec![0; n];
         self.round(&[(prev(self.id), &z)], &mut [(next(self.id), &mut zn)])?;
         Ok(BShare::from_parts(z, zn))
+    }
+
+    /// [`Party::and`] in malicious mode: the same messages, and a record of
+    /// what the proof needs.
+    fn and_logged(&mut self, x: &BShare, y: &BShare, nonce: u64) -> Result<BShare> {
+        let n = x.len();
+        let fp = self.keys.prev.words(nonce, n);
+        let fnx = self.keys.next.words(nonce, n);
+        let z: Vec<u64> = (0..n)
+            .map(|j| {
+                let (xa, xb, ya, yb) = (x.a[j], x.b[j], y.a[j], y.b[j]);
+                fp[j] ^ fnx[j] ^ (xa & ya) ^ (xa & yb) ^ (xb & ya)
+            })
+            .collect();
+        let mut zn = vec![0; n];
+        self.round(&[(prev(self.id), &z)], &mut [(next(self.id), &mut zn)])?;
+        let log = self.and_log.as_mut().expect("malicious mode");
+        log.xa.extend_from_slice(&x.a);
+        log.xb.extend_from_slice(&x.b);
+        log.ya.extend_from_slice(&y.a);
+        log.yb.extend_from_slice(&y.b);
+        log.fp.extend_from_slice(&fp);
+        log.fnx.extend_from_slice(&fnx);
+        log.zr.extend_from_slice(&zn);
+        let (mut fp, mut fnx) = (fp, fnx);
+        fp.zeroize();
+        fnx.zeroize();
+        let pending = log.words();
+        let out = BShare::from_parts(z, zn);
+        if pending >= MAX_BATCH_WORDS {
+            self.verify_ands()?;
+        }
+        Ok(out)
     }
 
     /// Several independent ANDs in one round: `out[k] = xs[k] & ys[k]`.

@@ -65,6 +65,9 @@ pub const STATUS_FAIL_OPEN: u8 = 0x58;
 /// Status byte of the abort round: "my consistency check failed"
 /// ([`crate::consistency`]).
 pub const STATUS_FAIL_CONSISTENCY: u8 = 0x43;
+/// Status byte of the abort round: "my check of an AND proof failed"
+/// ([`crate::dzkp`]).
+pub const STATUS_FAIL_AND_PROOF: u8 = 0x35;
 
 /// Domain separator of the digests of the verified open.
 const DOMAIN: &[u8] = b"kuvert-mpc/verified-open/v1\0";
@@ -145,6 +148,7 @@ fn status_name(s: u8) -> String {
         STATUS_OK => "ok".into(),
         STATUS_FAIL_OPEN => "its open check failed".into(),
         STATUS_FAIL_CONSISTENCY => "its consistency check failed".into(),
+        STATUS_FAIL_AND_PROOF => "its check of an AND proof failed".into(),
         other => format!("malformed status byte {other:#04x}"),
     }
 }
@@ -211,6 +215,63 @@ impl Party {
         });
         self.abort_round("open", STATUS_FAIL_OPEN, failure)?;
         Ok(third)
+    }
+
+    /// The verified open to all (`to = None`) or to one party: the receiver
+    /// gets the missing component from one neighbour and its digest from the
+    /// other, then all three run the abort round. Returns the missing
+    /// component at the receivers. Two rounds.
+    pub(crate) fn open_third_checked(
+        &mut self,
+        a: &[u64],
+        b: &[u64],
+        to: Option<PartyId>,
+        kind: Kind,
+    ) -> Result<Option<Vec<u64>>> {
+        let t = match to {
+            None => return self.open_third_verified(a, b, kind).map(Some),
+            Some(t) if t > 2 => {
+                return Err(MpcError::Usage(format!("reveal target {t} is not a party")))
+            }
+            Some(t) => t,
+        };
+        check_len(a.len(), b.len())?;
+        let me = self.id();
+        let n = b.len();
+        let counter = self.fresh_nonce();
+        let tag = self.keys().all.words(counter, DIGEST_LEN / 8);
+        let tag = bytemuck::cast_slice::<u64, u8>(&tag);
+        if me == t {
+            let (nx, pv) = (next(me), prev(me));
+            let mut third = vec![0u64; n];
+            let mut claimed = [0u8; DIGEST_LEN];
+            self.round_bytes(
+                &[],
+                &mut [
+                    (nx, bytemuck::cast_slice_mut(&mut third)),
+                    (pv, &mut claimed[..]),
+                ],
+            )?;
+            let ok = digest(kind, tag, counter, pv, &third) == claimed;
+            let failure = (!ok).then(|| {
+                format!(
+                    "party {me}: the component x_{pv} ({n} words) received from party {nx} \
+                     does not match the digest of it received from party {pv}; one of \
+                     parties {nx} and {pv} sent an inconsistent message"
+                )
+            });
+            self.abort_round("open", STATUS_FAIL_OPEN, failure)?;
+            Ok(Some(third))
+        } else if me == next(t) {
+            self.round_bytes(&[(t, bytemuck::cast_slice(b))], &mut [])?;
+            self.abort_round("open", STATUS_FAIL_OPEN, None)?;
+            Ok(None)
+        } else {
+            let mine = digest(kind, tag, counter, me, a);
+            self.round_bytes(&[(t, &mine[..])], &mut [])?;
+            self.abort_round("open", STATUS_FAIL_OPEN, None)?;
+            Ok(None)
+        }
     }
 
     /// The abort round shared by the verified protocols: send one status
@@ -287,7 +348,12 @@ mod tests {
     #[test]
     fn status_bytes_are_far_apart() {
         // A single flipped bit never turns one status into another.
-        let all = [STATUS_OK, STATUS_FAIL_OPEN, STATUS_FAIL_CONSISTENCY];
+        let all = [
+            STATUS_OK,
+            STATUS_FAIL_OPEN,
+            STATUS_FAIL_CONSISTENCY,
+            STATUS_FAIL_AND_PROOF,
+        ];
         for (i, x) in all.iter().enumerate() {
             for y in &all[i + 1..] {
                 assert!((x ^ y).count_ones() > 1, "{x:#04x} vs {y:#04x}");

@@ -1,0 +1,268 @@
+//! The field GF(2^64) = GF(2)[X] / (X^64 + X^4 + X^3 + X + 1), in which the
+//! distributed proofs of [`crate::dzkp`] check AND gates.
+//!
+//! A bit embeds as the field's 0 or 1, XOR is field addition, and AND of
+//! bits is field multiplication, so the AND relation of replicated sharing
+//! holds in the field exactly and a cheating prover is caught with
+//! probability at least `1 - d/2^64` per check of a degree-`d` polynomial
+//! (Schwartz–Zippel).
+//!
+//! Multiplication is carry-less: with the CPU's `PCLMULQDQ` instruction on
+//! x86-64 when it has one (checked once at run time), a portable shift-and-
+//! add loop otherwise. Both give the same results (tested).
+
+use std::ops::{Add, AddAssign, Mul, MulAssign};
+use std::sync::OnceLock;
+
+/// An element of GF(2^64); bit `i` is the coefficient of `X^i`.
+#[derive(Clone, Copy, Default, PartialEq, Eq, Hash)]
+pub struct Gf64(pub u64);
+
+impl std::fmt::Debug for Gf64 {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Gf64({:#018x})", self.0)
+    }
+}
+
+impl Gf64 {
+    pub const ZERO: Gf64 = Gf64(0);
+    pub const ONE: Gf64 = Gf64(1);
+    /// The generator `X`; multiplying by it is a shift.
+    pub const X: Gf64 = Gf64(2);
+
+    /// `self · X` (cheap: a shift and a conditional reduction).
+    #[inline]
+    pub fn mul_x(self) -> Gf64 {
+        let carry = self.0 >> 63;
+        Gf64((self.0 << 1) ^ (carry * 0x1b))
+    }
+
+    /// `self^e` by square-and-multiply.
+    pub fn pow(self, mut e: u128) -> Gf64 {
+        let mut base = self;
+        let mut acc = Gf64::ONE;
+        while e > 0 {
+            if e & 1 == 1 {
+                acc *= base;
+            }
+            base *= base;
+            e >>= 1;
+        }
+        acc
+    }
+
+    /// The multiplicative inverse (`None` for zero): `self^(2^64 - 2)`.
+    pub fn inv(self) -> Option<Gf64> {
+        (self != Gf64::ZERO).then(|| self.pow((1u128 << 64) - 2))
+    }
+}
+
+// Addition in characteristic 2 is XOR.
+#[allow(clippy::suspicious_arithmetic_impl)]
+impl Add for Gf64 {
+    type Output = Gf64;
+    #[inline]
+    fn add(self, o: Gf64) -> Gf64 {
+        Gf64(self.0 ^ o.0)
+    }
+}
+
+#[allow(clippy::suspicious_op_assign_impl)]
+impl AddAssign for Gf64 {
+    #[inline]
+    fn add_assign(&mut self, o: Gf64) {
+        self.0 ^= o.0;
+    }
+}
+
+impl Mul for Gf64 {
+    type Output = Gf64;
+    #[inline]
+    fn mul(self, o: Gf64) -> Gf64 {
+        let (hi, lo) = clmul(self.0, o.0);
+        Gf64(reduce(hi, lo))
+    }
+}
+
+impl MulAssign for Gf64 {
+    #[inline]
+    fn mul_assign(&mut self, o: Gf64) {
+        *self = *self * o;
+    }
+}
+
+impl std::iter::Sum for Gf64 {
+    fn sum<I: Iterator<Item = Gf64>>(iter: I) -> Gf64 {
+        iter.fold(Gf64::ZERO, |a, b| a + b)
+    }
+}
+
+/// Reduce `hi · X^64 + lo` modulo `X^64 + X^4 + X^3 + X + 1`
+/// (`X^64 ≡ X^4 + X^3 + X + 1`, applied twice: the first pass leaves at
+/// most 4 bits above `X^63`).
+#[inline]
+fn reduce(hi: u64, lo: u64) -> u64 {
+    let over = (hi >> 63) ^ (hi >> 61) ^ (hi >> 60);
+    let h = hi ^ over;
+    lo ^ h ^ (h << 1) ^ (h << 3) ^ (h << 4)
+}
+
+/// Carry-less 64×64 → 128-bit product as `(hi, lo)`.
+#[inline]
+fn clmul(a: u64, b: u64) -> (u64, u64) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        if has_clmul() {
+            // SAFETY: `clmul_x86` only needs the CPU features pclmulqdq and
+            // sse2, which `has_clmul` has just confirmed at run time. This is
+            // the crate's one unsafe block (see its Cargo.toml).
+            #[allow(unsafe_code)]
+            return unsafe { clmul_x86(a, b) };
+        }
+    }
+    clmul_soft(a, b)
+}
+
+#[cfg(target_arch = "x86_64")]
+fn has_clmul() -> bool {
+    static HAS: OnceLock<bool> = OnceLock::new();
+    *HAS.get_or_init(|| {
+        std::arch::is_x86_feature_detected!("pclmulqdq")
+            && std::arch::is_x86_feature_detected!("sse2")
+    })
+}
+
+#[cfg(not(target_arch = "x86_64"))]
+#[allow(dead_code)]
+fn has_clmul() -> bool {
+    let _ = OnceLock::<bool>::new();
+    false
+}
+
+/// Safe to call only where the CPU has pclmulqdq and sse2 (hence the
+/// caller's `unsafe`); the intrinsics themselves are safe inside it.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "pclmulqdq,sse2")]
+fn clmul_x86(a: u64, b: u64) -> (u64, u64) {
+    use std::arch::x86_64::{
+        _mm_clmulepi64_si128, _mm_cvtsi128_si64, _mm_set_epi64x, _mm_srli_si128,
+    };
+    let x = _mm_set_epi64x(0, a as i64);
+    let y = _mm_set_epi64x(0, b as i64);
+    let p = _mm_clmulepi64_si128(x, y, 0);
+    let lo = _mm_cvtsi128_si64(p) as u64;
+    let hi = _mm_cvtsi128_si64(_mm_srli_si128(p, 8)) as u64;
+    (hi, lo)
+}
+
+/// Portable carry-less multiplication (4-bit windows).
+fn clmul_soft(a: u64, b: u64) -> (u64, u64) {
+    // Table of a · w for every 4-bit w, as 128-bit values.
+    let mut table = [0u128; 16];
+    for (w, t) in table.iter_mut().enumerate() {
+        for bit in 0..4 {
+            if w >> bit & 1 == 1 {
+                *t ^= (a as u128) << bit;
+            }
+        }
+    }
+    let mut acc = 0u128;
+    for nib in (0..16).rev() {
+        acc = (acc << 4) ^ table[((b >> (4 * nib)) & 0xf) as usize];
+    }
+    ((acc >> 64) as u64, acc as u64)
+}
+
+/// The value at `r` of the polynomial of degree `< points.len()` through
+/// `(points[k], values[k])` (Lagrange). The points must be distinct.
+pub fn interpolate(points: &[Gf64], values: &[Gf64], r: Gf64) -> Gf64 {
+    debug_assert_eq!(points.len(), values.len());
+    let mut acc = Gf64::ZERO;
+    for (k, (&pk, &vk)) in points.iter().zip(values).enumerate() {
+        let mut num = Gf64::ONE;
+        let mut den = Gf64::ONE;
+        for (m, &pm) in points.iter().enumerate() {
+            if m != k {
+                num *= r + pm;
+                den *= pk + pm;
+            }
+        }
+        acc += vk * num * den.inv().expect("interpolation points are distinct");
+    }
+    acc
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand::{Rng, SeedableRng};
+    use rand_chacha::ChaCha20Rng;
+
+    /// Remainder of `a` divided by `b` in GF(2)[X] (polynomials as bit masks).
+    fn poly_rem(mut a: u128, b: u128) -> u128 {
+        let db = 127 - b.leading_zeros();
+        while a != 0 && 127 - a.leading_zeros() >= db {
+            a ^= b << (127 - a.leading_zeros() - db);
+        }
+        a
+    }
+
+    fn poly_gcd(mut a: u128, mut b: u128) -> u128 {
+        while b != 0 {
+            let r = poly_rem(a, b);
+            a = b;
+            b = r;
+        }
+        a
+    }
+
+    #[test]
+    fn the_modulus_is_irreducible() {
+        // Rabin: P of degree 64 is irreducible iff X^(2^64) ≡ X mod P and
+        // gcd(X^(2^32) - X, P) = 1 (32 = 64 / 2, the only prime factor).
+        let mut t = Gf64::X;
+        for _ in 0..32 {
+            t = t * t;
+        }
+        let p: u128 = (1u128 << 64) | 0x1b;
+        assert_eq!(poly_gcd(p, (t + Gf64::X).0 as u128), 1);
+        for _ in 32..64 {
+            t = t * t;
+        }
+        assert_eq!(t, Gf64::X);
+    }
+
+    #[test]
+    fn hardware_and_portable_products_agree_and_the_field_laws_hold() {
+        let mut rng = ChaCha20Rng::seed_from_u64(1);
+        for _ in 0..2000 {
+            let (a, b, c) = (Gf64(rng.gen()), Gf64(rng.gen()), Gf64(rng.gen()));
+            assert_eq!(clmul(a.0, b.0), clmul_soft(a.0, b.0));
+            assert_eq!(a * b, b * a);
+            assert_eq!((a * b) * c, a * (b * c));
+            assert_eq!(a * (b + c), a * b + a * c);
+            assert_eq!(a.mul_x(), a * Gf64::X);
+            if a != Gf64::ZERO {
+                assert_eq!(a * a.inv().unwrap(), Gf64::ONE);
+            }
+        }
+        assert_eq!(Gf64::ZERO.inv(), None);
+        // Bits multiply as AND.
+        for (x, y) in [(0, 0), (0, 1), (1, 0), (1, 1)] {
+            assert_eq!(Gf64(x) * Gf64(y), Gf64(x & y));
+        }
+    }
+
+    #[test]
+    fn interpolation_recovers_a_polynomial() {
+        let mut rng = ChaCha20Rng::seed_from_u64(2);
+        let coef: Vec<Gf64> = (0..5).map(|_| Gf64(rng.gen())).collect();
+        let eval = |t: Gf64| coef.iter().rev().fold(Gf64::ZERO, |acc, &c| acc * t + c);
+        let pts = [Gf64(0), Gf64(1), Gf64(2), Gf64(3), Gf64(4)];
+        let vals: Vec<Gf64> = pts.iter().map(|&p| eval(p)).collect();
+        for _ in 0..20 {
+            let r = Gf64(rng.gen());
+            assert_eq!(interpolate(&pts, &vals, r), eval(r));
+        }
+    }
+}
