@@ -35,6 +35,7 @@ impl Party {
     /// Permute the rows of the table (all columns by the same secret,
     /// uniformly random permutation) and re-randomise every share.
     pub fn shuffle(&mut self, cols: &mut [Column]) -> Result<()> {
+        self.require_semi_honest("the resharing shuffle")?;
         let n = cols.first().map(|c| c.len()).unwrap_or(0);
         if cols.iter().any(|c| c.len() != n) {
             return Err(MpcError::Usage("shuffle: columns differ in length".into()));

@@ -78,13 +78,25 @@ use kuvert_mpc::{MpcError, Transport};
 /// (counted from the session setup, round 0), or, with `local`, a flipped
 /// bit in the party's own copy of a component of `x` (wrong local state)
 /// instead.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Circ {
+    /// `(x & y) & w` and `x & w` on boolean shares.
+    Ands,
+    /// Signed `x < y` and `x == w` on arithmetic shares (adders, prefix
+    /// trees, and-reductions).
+    Compare,
+}
+
 #[derive(Debug, Clone)]
 struct Case {
+    circ: Circ,
     party: usize,
     peer: usize,
     /// Tamper with local state instead of a message.
     local: bool,
     round: u64,
+    /// Rounds of the honest run after the setup.
+    rounds: u64,
     fault: Fault,
     bit: usize,
     x: Vec<u64>,
@@ -93,13 +105,15 @@ struct Case {
     seed: u64,
 }
 
-/// The circuit under test: `(x & y) & w`, then `x & w`, then an open.
-fn circuit(
-    p: &mut Party,
-    cx: &[(Vec<u64>, Vec<u64>); 3],
-    cy: &[(Vec<u64>, Vec<u64>); 3],
-    cw: &[(Vec<u64>, Vec<u64>); 3],
-) -> Result<Vec<u64>> {
+/// The circuit under test, then an open to all.
+fn circuit(p: &mut Party, circ: Circ, cx: &Comps, cy: &Comps, cw: &Comps) -> Result<Vec<u64>> {
+    if circ == Circ::Compare {
+        let (x, y, w) = (ashare(p, cx), ashare(p, cy), ashare(p, cw));
+        let lt = p.lt(&x, &y, true)?;
+        let eq = p.eq(&x, &w)?;
+        let both = BShare::concat(&[lt.words(), eq.words()]);
+        return Ok(p.reveal_b(&both, None)?.expect("open to all"));
+    }
     let (x, y, w) = (share(p, cx), share(p, cy), share(p, cw));
     let xy = p.and(&x, &y)?;
     let xyw = p.and(&xy, &w)?;
@@ -110,6 +124,13 @@ fn circuit(
 
 fn want(c: &Case) -> Vec<u64> {
     let n = c.x.len();
+    if c.circ == Circ::Compare {
+        let lt: Vec<bool> = (0..n).map(|j| (c.x[j] as i64) < (c.y[j] as i64)).collect();
+        let eq: Vec<bool> = (0..n).map(|j| c.x[j] == c.w[j]).collect();
+        let mut v = kuvert_mpc::share::pack_bits(&lt);
+        v.extend(kuvert_mpc::share::pack_bits(&eq));
+        return v;
+    }
     let mut v: Vec<u64> = (0..n).map(|j| c.x[j] & c.y[j] & c.w[j]).collect();
     v.extend((0..n).map(|j| c.x[j] & c.w[j]));
     v
@@ -123,7 +144,7 @@ fn rounds_of(c: &Case, security: Security) -> u64 {
     };
     let cs = shares_of(&honest);
     let r = run3_secure(Keys::Seeded(c.seed), security, |p| {
-        circuit(p, &cs.0, &cs.1, &cs.2)?;
+        circuit(p, c.circ, &cs.0, &cs.1, &cs.2)?;
         Ok(p.stats().rounds)
     })
     .expect("honest run");
@@ -134,9 +155,10 @@ type Comps = [(Vec<u64>, Vec<u64>); 3];
 
 fn shares_of(c: &Case) -> (Comps, Comps, Comps) {
     let mut rng = ChaCha20Rng::seed_from_u64(c.seed);
-    let mut cx = components(&c.x, false, &mut rng);
-    let cy = components(&c.y, false, &mut rng);
-    let cw = components(&c.w, false, &mut rng);
+    let arith = c.circ == Circ::Compare;
+    let mut cx = components(&c.x, arith, &mut rng);
+    let cy = components(&c.y, arith, &mut rng);
+    let cw = components(&c.w, arith, &mut rng);
     if c.local {
         // Wrong local state: the party's copy of its first component of x
         // differs from the copy its previous party holds.
@@ -146,14 +168,16 @@ fn shares_of(c: &Case) -> (Comps, Comps, Comps) {
     (cx, cy, cw)
 }
 
-fn random_case(rng: &mut ChaCha20Rng, security: Security) -> Case {
+fn random_case(rng: &mut ChaCha20Rng, circ: Circ, security: Security) -> Case {
     let n = rng.gen_range(1..24);
     let party = rng.gen_range(0..3);
     let mut c = Case {
+        circ,
         party,
         peer: (party + rng.gen_range(1..3)) % 3,
         local: rng.gen_bool(0.125),
         round: 0,
+        rounds: 0,
         fault: match rng.gen_range(0..4) {
             0 | 1 => Fault::FlipBit {
                 bit: rng.gen_range(0..1 << 20),
@@ -167,10 +191,17 @@ fn random_case(rng: &mut ChaCha20Rng, security: Security) -> Case {
         w: (0..n).map(|_| rng.gen()).collect(),
         seed: rng.gen(),
     };
+    if circ == Circ::Compare {
+        // Some equal pairs, so that `==` is not always false.
+        for j in (0..n).step_by(3) {
+            c.w[j] = c.x[j];
+        }
+    }
     // One case in eight tampers with local state; the others with a
     // message of any round after the setup.
+    c.rounds = rounds_of(&c, security);
     if !c.local {
-        c.round = rng.gen_range(1..=rounds_of(&c, security));
+        c.round = rng.gen_range(1..=c.rounds);
     }
     c
 }
@@ -191,13 +222,15 @@ fn run_case(c: &Case, security: Security) -> (bool, [std::result::Result<Vec<u64
     }
     let nets = nets.map(|n| n.expect("present"));
     let res = run3_over_secure(nets, Keys::Seeded(c.seed), security, |p| {
-        Ok(circuit(p, &cs.0, &cs.1, &cs.2).map_err(|e| match e {
-            MpcError::Check { check, .. } => check,
-            // A peer that stopped after its own abort (selective abort:
-            // the tampering party told only one honest party to abort).
-            MpcError::Transport(_) => "peer-stopped".to_string(),
-            other => panic!("expected a check failure, got {other}"),
-        }))
+        Ok(
+            circuit(p, c.circ, &cs.0, &cs.1, &cs.2).map_err(|e| match e {
+                MpcError::Check { check, .. } => check,
+                // A peer that stopped after its own abort (selective abort:
+                // the tampering party told only one honest party to abort).
+                MpcError::Transport(_) => "peer-stopped".to_string(),
+                other => panic!("expected a check failure, got {other}"),
+            }),
+        )
     });
     if let Some(log) = log {
         changed = log.changed_any();
@@ -208,14 +241,22 @@ fn run_case(c: &Case, security: Security) -> (bool, [std::result::Result<Vec<u64
     )
 }
 
-const INJECTIONS: usize = 1500;
-
 #[test]
 fn every_tampered_and_message_proof_message_or_local_state_is_caught() {
-    let mut rng = ChaCha20Rng::seed_from_u64(0xd2c9);
+    injections(Circ::Ands, 1500, 0xd2c9);
+}
+
+#[test]
+fn every_tampering_of_a_comparison_is_caught() {
+    injections(Circ::Compare, 400, 0xc0de);
+}
+
+/// `count` random tamperings of `circ` in malicious mode.
+fn injections(circ: Circ, count: usize, seed: u64) {
+    let mut rng = ChaCha20Rng::seed_from_u64(seed);
     let (mut tampered, mut caught) = (0, 0);
-    for _ in 0..INJECTIONS {
-        let c = random_case(&mut rng, Security::Malicious);
+    for _ in 0..count {
+        let c = random_case(&mut rng, circ, Security::Malicious);
         let (changed, out) = run_case(&c, Security::Malicious);
         if !changed {
             // A replay or substitution that happened to equal the original.
@@ -225,7 +266,7 @@ fn every_tampered_and_message_proof_message_or_local_state_is_caught() {
             continue;
         }
         tampered += 1;
-        let last = rounds_of(&c, Security::Malicious);
+        let last = c.rounds;
         let mut named = false;
         for (i, o) in out.iter().enumerate() {
             if i == c.party {
@@ -252,8 +293,8 @@ fn every_tampered_and_message_proof_message_or_local_state_is_caught() {
     }
     // Rounds in which a party sends nothing to the chosen peer leave
     // nothing to tamper with.
-    assert!(tampered > INJECTIONS / 2, "{tampered}");
-    eprintln!("malicious mode: {caught} of {tampered} tamperings caught (100 %)");
+    assert!(tampered > count / 2, "{tampered}");
+    eprintln!("malicious mode, {circ:?}: {caught} of {tampered} tamperings caught (100 %)");
 }
 
 #[test]
@@ -261,7 +302,7 @@ fn the_same_tampering_silently_corrupts_semi_honest_ands() {
     let mut rng = ChaCha20Rng::seed_from_u64(0xd2c9);
     let (mut wrong, mut runs) = (0, 0);
     for _ in 0..300 {
-        let mut c = random_case(&mut rng, Security::SemiHonest);
+        let mut c = random_case(&mut rng, Circ::Ands, Security::SemiHonest);
         // Tamper only with the AND rounds (1..=3) or local state.
         if !c.local && c.round > 3 {
             c.round = 1 + c.round % 3;
@@ -283,4 +324,90 @@ fn the_same_tampering_silently_corrupts_semi_honest_ands() {
     // of the other operand of a later AND.
     assert!(wrong * 3 >= runs * 2, "{wrong} of {runs}");
     eprintln!("semi-honest mode: {wrong} of {runs} runs released a wrong result unnoticed");
+}
+
+use kuvert_mpc::AShare;
+
+fn ashare(p: &Party, comps: &Comps) -> AShare {
+    let (a, b) = comps[p.id()].clone();
+    AShare::from_components(a, b).expect("equal lengths")
+}
+
+#[test]
+fn comparisons_and_conversions_run_in_malicious_mode_against_the_plaintext() {
+    let mut rng = ChaCha20Rng::seed_from_u64(11);
+    let edge = [0u64, 1, u64::MAX, 1 << 63, (1 << 63) - 1, 5];
+    let n = 70;
+    let x: Vec<u64> = (0..n)
+        .map(|j| if j < 36 { edge[j % 6] } else { rng.gen() })
+        .collect();
+    let y: Vec<u64> = (0..n)
+        .map(|j| {
+            if j < 36 {
+                edge[j / 6]
+            } else if j % 5 == 0 {
+                x[j]
+            } else {
+                rng.gen()
+            }
+        })
+        .collect();
+    let (cx, cy) = (
+        components(&x, true, &mut rng),
+        components(&y, true, &mut rng),
+    );
+    let out = run3_secure(Keys::Seeded(5), Security::Malicious, |p| {
+        let (xs, ys) = (ashare(p, &cx), ashare(p, &cy));
+        let lts = p.lt(&xs, &ys, true)?;
+        let ltu = p.lt(&xs, &ys, false)?;
+        let eq = p.eq(&xs, &ys)?;
+        let msb = p.msb(&xs)?;
+        let bits = p.a2b(&xs)?;
+        Ok((
+            p.reveal_bits(&lts, None)?.expect("all"),
+            p.reveal_bits(&ltu, None)?.expect("all"),
+            p.reveal_bits(&eq, None)?.expect("all"),
+            p.reveal_bits(&msb, None)?.expect("all"),
+            p.reveal_b(&bits, None)?.expect("all"),
+        ))
+    })
+    .expect("honest run");
+    for o in &out {
+        for j in 0..n {
+            assert_eq!(o.0[j], (x[j] as i64) < (y[j] as i64), "signed {j}");
+            assert_eq!(o.1[j], x[j] < y[j], "unsigned {j}");
+            assert_eq!(o.2[j], x[j] == y[j], "eq {j}");
+            assert_eq!(o.3[j], x[j] >> 63 == 1, "msb {j}");
+        }
+        assert_eq!(o.4, x);
+    }
+}
+
+#[test]
+fn operations_without_a_check_refuse_to_run_in_malicious_mode() {
+    let out = run3_secure(Keys::Seeded(9), Security::Malicious, |p| {
+        let me = p.id();
+        let a = AShare::public(me, &[1, 2, 3]);
+        let b = BShare::public(me, &[1, 2, 3]);
+        let bits = p.eq(&a, &a)?;
+        let mut cols = [kuvert_mpc::shuffle::Column::Arith(a.clone())];
+        let refused = [
+            p.mul(&a, &a).err(),
+            p.b2a(&b).err(),
+            p.bit2a(&bits).err(),
+            p.select(&bits, &a, &a).err(),
+            p.shuffle(&mut cols).err(),
+        ];
+        Ok(refused.map(|e| match e {
+            Some(MpcError::Usage(m)) => m,
+            other => panic!("expected a refusal, got {other:?}"),
+        }))
+    })
+    .expect("refusals are not failures");
+    for m in &out[0] {
+        assert!(
+            m.contains("not yet secure against a malicious party"),
+            "{m}"
+        );
+    }
 }
