@@ -9,7 +9,10 @@ use std::time::Duration;
 
 use anyhow::{bail, Context};
 use clap::Subcommand;
-use kuvert_mpc::bench::{combine, micro_inproc, micro_party, OpMeasure, OpReport, MICRO_OPS};
+use kuvert_mpc::bench::{
+    combine, micro_inproc_secure, micro_party, OpMeasure, OpReport, MALICIOUS_MICRO_OPS, MICRO_OPS,
+};
+use kuvert_mpc::Security;
 use kuvert_mpc::{Party, Stats};
 
 #[derive(Subcommand, Debug)]
@@ -21,6 +24,13 @@ pub enum BenchCommand {
     /// bytes sent per party per element (mean over the parties, and the
     /// busiest party). `and` counts one 64-bit word as one element. With
     /// --json the last line is one JSON object keyed by operation.
+    ///
+    /// With --malicious the same operations run first semi-honest and then
+    /// secure against one malicious party (every AND gate proven, every
+    /// open verified; the proof is timed with the operation), and a third
+    /// table gives the ratios; the JSON line holds the malicious run.
+    /// Operations without a malicious check yet (mul, b2a, shuffle) are
+    /// not offered there.
     #[command(verbatim_doc_comment)]
     Micro {
         /// Elements per operation (a column of this many 64-bit values).
@@ -40,6 +50,10 @@ pub enum BenchCommand {
         /// With --net: skip the in-process comparison run.
         #[arg(long, requires = "net")]
         no_compare: bool,
+        /// Also run the operations secure against one malicious party, next
+        /// to the semi-honest baseline of the same run.
+        #[arg(long)]
+        malicious: bool,
     },
     /// Whole SQL queries through three local node processes (TLS on
     /// 127.0.0.1, fresh nodes per workload), next to the same query in
@@ -94,6 +108,8 @@ pub enum BenchCommand {
         n: usize,
         #[arg(long, value_delimiter = ',')]
         ops: Vec<String>,
+        #[arg(long)]
+        malicious: bool,
     },
 }
 
@@ -105,21 +121,32 @@ pub fn run(cmd: BenchCommand) -> anyhow::Result<std::process::ExitCode> {
             json,
             net: true,
             no_compare,
+            malicious,
         } => {
-            let ops = select_ops(ops)?;
-            let (reports, rss) = micro_net(n, &ops)?;
-            print_table(
-                "three node processes, TLS 1.3 over 127.0.0.1",
-                n,
-                &reports,
-                &format!("per node {rss}"),
-            );
+            let ops = select_ops(ops, malicious)?;
+            let net = "three node processes, TLS 1.3 over 127.0.0.1";
+            let (reports, rss) = micro_net(n, &ops, Security::SemiHonest)?;
+            print_table(net, n, &reports, &format!("per node {rss}"));
+            let mut last = reports.clone();
+            if malicious {
+                let (mal, rss) = micro_net(n, &ops, Security::Malicious)?;
+                println!();
+                print_table(
+                    &format!("{net}, malicious security"),
+                    n,
+                    &mal,
+                    &format!("per node {rss}"),
+                );
+                println!();
+                print_ratios(&reports, &mal);
+                last = mal;
+            }
             if !no_compare {
-                let local = micro_inproc(n, &ops, |_| {})
+                let local = micro_inproc_secure(n, &ops, Security::SemiHonest, |_| {})
                     .context("the in-process comparison run failed")?;
                 println!();
                 print_table(
-                    "in-process (3 threads), for comparison",
+                    "in-process (3 threads), semi-honest, for comparison",
                     n,
                     &local,
                     &format!("{} for all three", peak_rss()),
@@ -134,7 +161,7 @@ pub fn run(cmd: BenchCommand) -> anyhow::Result<std::process::ExitCode> {
                 }
             }
             if json {
-                println!("{}", to_json(&reports));
+                println!("{}", to_json(&last));
             }
             Ok(std::process::ExitCode::SUCCESS)
         }
@@ -144,8 +171,21 @@ pub fn run(cmd: BenchCommand) -> anyhow::Result<std::process::ExitCode> {
             nodes,
             n,
             ops,
+            malicious,
         } => {
-            micro_party_process(party, &pki, &nodes, n, &select_ops(Some(ops))?)?;
+            let security = if malicious {
+                Security::Malicious
+            } else {
+                Security::SemiHonest
+            };
+            micro_party_process(
+                party,
+                &pki,
+                &nodes,
+                n,
+                &select_ops(Some(ops), malicious)?,
+                security,
+            )?;
             Ok(std::process::ExitCode::SUCCESS)
         }
         BenchCommand::Query {
@@ -154,44 +194,109 @@ pub fn run(cmd: BenchCommand) -> anyhow::Result<std::process::ExitCode> {
             seed,
             json,
         } => query::run(rows, workloads, seed, json),
-        BenchCommand::Micro { n, ops, json, .. } => {
-            let ops = select_ops(ops)?;
-            let bar = progress_bar(ops.len() as u64);
-            let reports = micro_inproc(n, &ops, |op| {
-                bar.set_message(op.to_string());
-                bar.inc(1);
-            })
-            .context("the in-process micro benchmark failed")?;
+        BenchCommand::Micro {
+            n,
+            ops,
+            json,
+            malicious,
+            ..
+        } => {
+            let ops = select_ops(ops, malicious)?;
+            let modes: &[Security] = if malicious {
+                &[Security::SemiHonest, Security::Malicious]
+            } else {
+                &[Security::SemiHonest]
+            };
+            let bar = progress_bar((ops.len() * modes.len()) as u64);
+            let mut runs = Vec::new();
+            for &security in modes {
+                let reports = micro_inproc_secure(n, &ops, security, |op| {
+                    bar.set_message(format!("{op} ({})", mode_name(security)));
+                    bar.inc(1);
+                })
+                .with_context(|| {
+                    format!(
+                        "the in-process micro benchmark failed ({})",
+                        mode_name(security)
+                    )
+                })?;
+                runs.push(reports);
+            }
             bar.finish_and_clear();
-            print_table(
-                "in-process (3 threads)",
-                n,
-                &reports,
-                &format!("{} for all three", peak_rss()),
-            );
+            for (k, (&security, reports)) in modes.iter().zip(&runs).enumerate() {
+                if k > 0 {
+                    println!();
+                }
+                print_table(
+                    &format!("in-process (3 threads), {}", mode_name(security)),
+                    n,
+                    reports,
+                    &format!("{} for all three", peak_rss()),
+                );
+            }
+            if malicious {
+                println!();
+                print_ratios(&runs[0], &runs[1]);
+            }
             if json {
-                println!("{}", to_json(&reports));
+                println!("{}", to_json(runs.last().expect("one run at least")));
             }
             Ok(std::process::ExitCode::SUCCESS)
         }
     }
 }
 
-fn select_ops(ops: Option<Vec<String>>) -> anyhow::Result<Vec<&'static str>> {
+fn mode_name(s: Security) -> &'static str {
+    match s {
+        Security::SemiHonest => "semi-honest",
+        Security::Malicious => "malicious security",
+    }
+}
+
+/// Malicious next to semi-honest, operation by operation.
+fn print_ratios(semi: &[OpReport], mal: &[OpReport]) {
+    println!(
+        "{:<15} {:>22} {:>22}",
+        "op", "malicious/semi time", "malicious/semi bytes"
+    );
+    for (s, m) in semi.iter().zip(mal) {
+        println!(
+            "{:<15} {:>21.2}x {:>21.3}x",
+            s.op,
+            m.elapsed.as_secs_f64() / s.elapsed.as_secs_f64().max(1e-9),
+            m.bytes_per_elem / s.bytes_per_elem.max(1e-9)
+        );
+    }
+}
+
+fn select_ops(ops: Option<Vec<String>>, malicious: bool) -> anyhow::Result<Vec<&'static str>> {
+    let offered: &[&'static str] = if malicious {
+        &MALICIOUS_MICRO_OPS
+    } else {
+        &MICRO_OPS
+    };
     let Some(ops) = ops else {
-        return Ok(MICRO_OPS.to_vec());
+        return Ok(offered.to_vec());
     };
     ops.iter()
         .map(|o| {
-            MICRO_OPS
+            offered
                 .iter()
                 .find(|m| **m == o.as_str())
                 .copied()
                 .ok_or_else(|| {
-                    anyhow::anyhow!(
-                        "unknown operation {o:?}; choose from {}",
-                        MICRO_OPS.join(", ")
-                    )
+                    if malicious && MICRO_OPS.contains(&o.as_str()) {
+                        anyhow::anyhow!(
+                            "{o} has no check against a malicious party yet, so --malicious \
+                             cannot measure it; choose from {} (or drop --malicious)",
+                            offered.join(", ")
+                        )
+                    } else {
+                        anyhow::anyhow!(
+                            "unknown operation {o:?}; choose from {}",
+                            offered.join(", ")
+                        )
+                    }
                 })
         })
         .collect()
@@ -262,7 +367,11 @@ pub(crate) fn peak_rss() -> String {
 
 /// `micro --net`: generate a PKI, start three party processes, collect their
 /// measurements.
-fn micro_net(n: usize, ops: &[&'static str]) -> anyhow::Result<(Vec<OpReport>, String)> {
+fn micro_net(
+    n: usize,
+    ops: &[&'static str],
+    security: Security,
+) -> anyhow::Result<(Vec<OpReport>, String)> {
     let dir = tempfile::Builder::new()
         .prefix("kuvert-bench-")
         .tempdir()
@@ -296,6 +405,7 @@ fn micro_net(n: usize, ops: &[&'static str]) -> anyhow::Result<(Vec<OpReport>, S
                 "--ops",
                 &ops.join(","),
             ])
+            .args((security == Security::Malicious).then_some("--malicious"))
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
@@ -351,6 +461,7 @@ fn micro_party_process(
     nodes: &[SocketAddr],
     n: usize,
     ops: &[&'static str],
+    security: Security,
 ) -> anyhow::Result<()> {
     let nodes: [SocketAddr; 3] = nodes
         .try_into()
@@ -360,8 +471,8 @@ fn micro_party_process(
     let transport =
         kuvert_net::TlsTransport::connect(kuvert_net::NetConfig::new(party, nodes, tls))
             .context("cannot connect to the other nodes")?;
-    let mut p =
-        Party::setup(Box::new(transport), &mut rand_core::OsRng).context("session setup failed")?;
+    let mut p = Party::setup_with(Box::new(transport), &mut rand_core::OsRng, security)
+        .context("session setup failed")?;
     let measures = micro_party(&mut p, n, ops, |_| {}).context("benchmark failed")?;
     let rows: Vec<serde_json::Value> = measures
         .iter()

@@ -7,8 +7,8 @@ use std::time::{Duration, Instant};
 
 use rand::RngCore;
 
-use crate::harness::{run3, Keys};
-use crate::party::{Party, Result, Stats};
+use crate::harness::{run3_secure, Keys};
+use crate::party::{Party, Result, Security, Stats};
 use crate::shuffle::Column;
 use crate::{AShare, BShare};
 
@@ -27,6 +27,20 @@ pub const MICRO_OPS: [&str; 10] = [
     "a2b",
     "b2a",
     "shuffle",
+    "reveal",
+    "reveal_verified",
+];
+
+/// The operations that run in malicious mode ([`Security::Malicious`]); the
+/// others refuse there until they have checks. Each is timed with the AND
+/// proof of its gates ([`Party::verify_ands`]); `reveal` is then the verified
+/// open.
+pub const MALICIOUS_MICRO_OPS: [&str; 7] = [
+    "and",
+    "lt",
+    "lt63",
+    "eq",
+    "a2b",
     "reveal",
     "reveal_verified",
 ];
@@ -91,10 +105,14 @@ pub fn micro_party(
         // operating system's first-touch page faults.
         p.barrier()?;
         run_op(p, op, &x, &y, &xb, &yb)?;
+        p.verify_ands()?;
         p.barrier()?;
         let before = p.stats();
         let start = Instant::now();
         run_op(p, op, &x, &y, &xb, &yb)?;
+        // In malicious mode the proof of the operation's AND gates is part
+        // of its cost (a no-op otherwise).
+        p.verify_ands()?;
         let elapsed = start.elapsed();
         out.push(OpMeasure {
             op,
@@ -157,7 +175,17 @@ pub fn micro_inproc(
     ops: &[&'static str],
     progress: impl Fn(&str) + Sync,
 ) -> Result<Vec<OpReport>> {
-    let per_party = run3(Keys::Os, |p| {
+    micro_inproc_secure(n, ops, Security::SemiHonest, progress)
+}
+
+/// [`micro_inproc`] in a chosen adversary model.
+pub fn micro_inproc_secure(
+    n: usize,
+    ops: &[&'static str],
+    security: Security,
+    progress: impl Fn(&str) + Sync,
+) -> Result<Vec<OpReport>> {
+    let per_party = run3_secure(Keys::Os, security, |p| {
         let me = p.id();
         micro_party(p, n, ops, |op| {
             if me == 0 {
@@ -181,5 +209,20 @@ mod tests {
         assert_eq!(r[0].bytes_per_elem, 8.0);
         assert_eq!(r[1].bytes_per_elem, (8 * n + 34) as f64 / n as f64);
         assert_eq!(r[1].max_bytes_per_elem, r[1].bytes_per_elem);
+    }
+
+    #[test]
+    fn malicious_and_costs_about_one_bit_per_gate_plus_the_proof() {
+        // 2^12 words: the proof's bytes are a few hundred per party in all.
+        let n = 1 << 12;
+        let semi = micro_inproc(n, &["and"], |_| {}).unwrap();
+        let mal = micro_inproc_secure(n, &["and"], Security::Malicious, |_| {}).unwrap();
+        assert_eq!(semi[0].bytes_per_elem, 8.0);
+        let extra = (mal[0].bytes_per_elem - 8.0) * n as f64;
+        assert!(
+            extra > 0.0 && extra < 1024.0,
+            "proof bytes per party: {extra}"
+        );
+        assert!(mal[0].rounds > semi[0].rounds);
     }
 }

@@ -66,7 +66,7 @@
 //! products per gate) and memory is bounded by the batch size: a party
 //! verifies automatically once [`MAX_BATCH_WORDS`] words are pending.
 
-use crate::gf64::{interpolate, Gf64};
+use crate::gf64::{interpolate, run_kernel, Gf64, Kernel};
 use crate::party::{Party, Result};
 use crate::prf::{Prf, KEY_LEN};
 use crate::transport::{next, prev};
@@ -172,16 +172,13 @@ impl Theta {
     /// `(θ·first ‖ θ·second)`, padded with zeros to `len`.
     fn weighted(&self, first: &[u64], second: &[u64], len: usize) -> Vec<Gf64> {
         let mut out = Vec::with_capacity(len);
-        for part in [first, second] {
-            for (alpha, w) in self.alpha.iter().zip(part) {
-                for (b, beta) in self.beta.iter().enumerate() {
-                    out.push(if w >> b & 1 == 1 {
-                        *alpha * *beta
-                    } else {
-                        Gf64::ZERO
-                    });
-                }
-            }
+        for words in [first, second] {
+            run_kernel(Kernel::Weighted {
+                alpha: &self.alpha,
+                beta: &self.beta,
+                words,
+                out: &mut out,
+            });
         }
         out.resize(len, Gf64::ZERO);
         out
@@ -204,23 +201,20 @@ fn bit_vector(first: &[u64], second: &[u64], len: usize) -> Vec<Gf64> {
 
 /// `p(0)` and `p(X)` of one halving level.
 fn level_poly(u: &[Gf64], v: &[Gf64]) -> [Gf64; 2] {
-    let h = u.len() / 2;
-    let (mut p0, mut px) = (Gf64::ZERO, Gf64::ZERO);
-    for k in 0..h {
-        let (u0, u1, v0, v1) = (u[k], u[k + h], v[k], v[k + h]);
-        p0 += u0 * v0;
-        px += (u0 + (u0 + u1).mul_x()) * (v0 + (v0 + v1).mul_x());
-    }
-    [p0, px]
+    let mut out = [Gf64::ZERO; 2];
+    run_kernel(Kernel::Level {
+        u,
+        v,
+        out: &mut out,
+    });
+    out
 }
 
 /// Fold a vector with challenge `r`: `w_k + r(w_k + w_{k+h})`.
 fn fold(w: &mut Vec<Gf64>, r: Gf64) {
     let h = w.len() / 2;
     let (lo, hi) = w.split_at_mut(h);
-    for (a, b) in lo.iter_mut().zip(hi.iter()) {
-        *a += r * (*a + *b);
-    }
+    run_kernel(Kernel::Fold { lo, hi, r });
     w.truncate(h);
 }
 

@@ -113,11 +113,13 @@ fn clmul(a: u64, b: u64) -> (u64, u64) {
     #[cfg(target_arch = "x86_64")]
     {
         if has_clmul() {
-            // SAFETY: `clmul_x86` only needs the CPU features pclmulqdq and
-            // sse2, which `has_clmul` has just confirmed at run time. This is
-            // the crate's one unsafe block (see its Cargo.toml).
-            #[allow(unsafe_code)]
-            return unsafe { clmul_x86(a, b) };
+            let mut out = (0, 0);
+            run_kernel(Kernel::Product {
+                a,
+                b,
+                out: &mut out,
+            });
+            return out;
         }
     }
     clmul_soft(a, b)
@@ -133,16 +135,132 @@ fn has_clmul() -> bool {
 }
 
 #[cfg(not(target_arch = "x86_64"))]
-#[allow(dead_code)]
 fn has_clmul() -> bool {
     let _ = OnceLock::<bool>::new();
     false
 }
 
+/// Bulk field operations over slices, run with the product inlined: with
+/// the CPU's carry-less multiply where it has one, portably otherwise.
+pub enum Kernel<'a> {
+    /// One carry-less product `a·b` (128 bits, unreduced), as `(hi, lo)`.
+    Product {
+        a: u64,
+        b: u64,
+        out: &'a mut (u64, u64),
+    },
+    /// `lo[k] ← lo[k] + r·(lo[k] + hi[k])`: a halving fold at `r`.
+    Fold {
+        lo: &'a mut [Gf64],
+        hi: &'a [Gf64],
+        r: Gf64,
+    },
+    /// `out = [Σ u0·v0, Σ (u0 + X(u0+u1))·(v0 + X(v0+v1))]` over the
+    /// halves `(u0, u1)` of `u` and `(v0, v1)` of `v`.
+    Level {
+        u: &'a [Gf64],
+        v: &'a [Gf64],
+        out: &'a mut [Gf64; 2],
+    },
+    /// For each word `j` and bit `b` of `words[j]`: `α_j·β_b` if the bit is
+    /// set, else 0, appended to `out`.
+    Weighted {
+        alpha: &'a [Gf64],
+        beta: &'a [Gf64; 64],
+        words: &'a [u64],
+        out: &'a mut Vec<Gf64>,
+    },
+}
+
+/// Run a [`Kernel`].
+pub fn run_kernel(k: Kernel<'_>) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        if has_clmul() {
+            // SAFETY: `kernels_x86` only needs the CPU features pclmulqdq and
+            // sse2, which `has_clmul` has just confirmed at run time. This is
+            // the crate's one unsafe block (see its Cargo.toml).
+            #[allow(unsafe_code)]
+            unsafe {
+                kernels_x86(k)
+            };
+            return;
+        }
+    }
+    kernels_soft(k)
+}
+
+/// The kernels' bodies, generic in the product `$mul(u64, u64) -> u64`
+/// (reduced) and the unreduced product `$clmul`.
+macro_rules! kernel_bodies {
+    ($k:expr, $mul:ident, $clmul:ident) => {
+        match $k {
+            Kernel::Product { a, b, out } => *out = $clmul(a, b),
+            Kernel::Fold { lo, hi, r } => {
+                for (a, b) in lo.iter_mut().zip(hi) {
+                    a.0 ^= $mul(r.0, a.0 ^ b.0);
+                }
+            }
+            Kernel::Level { u, v, out } => {
+                let h = u.len() / 2;
+                let (mut p0, mut px) = (0u64, 0u64);
+                for k in 0..h {
+                    let (u0, u1, v0, v1) = (u[k], u[k + h], v[k], v[k + h]);
+                    p0 ^= $mul(u0.0, v0.0);
+                    let ux = u0 + (u0 + u1).mul_x();
+                    let vx = v0 + (v0 + v1).mul_x();
+                    px ^= $mul(ux.0, vx.0);
+                }
+                *out = [Gf64(p0), Gf64(px)];
+            }
+            Kernel::Weighted {
+                alpha,
+                beta,
+                words,
+                out,
+            } => {
+                for (a, w) in alpha.iter().zip(words) {
+                    for (b, beta) in beta.iter().enumerate() {
+                        out.push(if w >> b & 1 == 1 {
+                            Gf64($mul(a.0, beta.0))
+                        } else {
+                            Gf64::ZERO
+                        });
+                    }
+                }
+            }
+        }
+    };
+}
+
+fn kernels_soft(k: Kernel<'_>) {
+    #[inline]
+    fn mul(a: u64, b: u64) -> u64 {
+        let (hi, lo) = clmul_soft(a, b);
+        reduce(hi, lo)
+    }
+    kernel_bodies!(k, mul, clmul_soft)
+}
+
 /// Safe to call only where the CPU has pclmulqdq and sse2 (hence the
-/// caller's `unsafe`); the intrinsics themselves are safe inside it.
+/// caller's `unsafe`); the intrinsics are safe inside it.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "pclmulqdq,sse2")]
+fn kernels_x86(k: Kernel<'_>) {
+    kernel_bodies!(k, mul_x86, clmul_x86)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "pclmulqdq,sse2")]
+#[inline]
+fn mul_x86(a: u64, b: u64) -> u64 {
+    let (hi, lo) = clmul_x86(a, b);
+    reduce(hi, lo)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "pclmulqdq,sse2")]
+#[inline]
 fn clmul_x86(a: u64, b: u64) -> (u64, u64) {
     use std::arch::x86_64::{
         _mm_clmulepi64_si128, _mm_cvtsi128_si64, _mm_set_epi64x, _mm_srli_si128,
@@ -251,6 +369,74 @@ mod tests {
         for (x, y) in [(0, 0), (0, 1), (1, 0), (1, 1)] {
             assert_eq!(Gf64(x) * Gf64(y), Gf64(x & y));
         }
+    }
+
+    #[test]
+    fn kernels_agree_with_the_scalar_operations_and_each_other() {
+        let mut rng = ChaCha20Rng::seed_from_u64(3);
+        let u: Vec<Gf64> = (0..64).map(|_| Gf64(rng.gen())).collect();
+        let v: Vec<Gf64> = (0..64).map(|_| Gf64(rng.gen())).collect();
+        let r = Gf64(rng.gen());
+        let mut out = [Gf64::ZERO; 2];
+        run_kernel(Kernel::Level {
+            u: &u,
+            v: &v,
+            out: &mut out,
+        });
+        let mut soft = [Gf64::ZERO; 2];
+        kernels_soft(Kernel::Level {
+            u: &u,
+            v: &v,
+            out: &mut soft,
+        });
+        let h = 32;
+        let p0: Gf64 = (0..h).map(|k| u[k] * v[k]).sum();
+        let px: Gf64 = (0..h)
+            .map(|k| (u[k] + Gf64::X * (u[k] + u[k + h])) * (v[k] + Gf64::X * (v[k] + v[k + h])))
+            .sum();
+        assert_eq!(out, [p0, px]);
+        assert_eq!(soft, out);
+        let (mut lo, mut lo_soft) = (u[..32].to_vec(), u[..32].to_vec());
+        run_kernel(Kernel::Fold {
+            lo: &mut lo,
+            hi: &u[32..],
+            r,
+        });
+        kernels_soft(Kernel::Fold {
+            lo: &mut lo_soft,
+            hi: &u[32..],
+            r,
+        });
+        for k in 0..32 {
+            assert_eq!(lo[k], u[k] + r * (u[k] + u[k + 32]));
+        }
+        assert_eq!(lo, lo_soft);
+        let beta: [Gf64; 64] = std::array::from_fn(|_| Gf64(rng.gen()));
+        let words = [rng.gen::<u64>(), 0, u64::MAX];
+        let (mut w, mut w_soft) = (Vec::new(), Vec::new());
+        run_kernel(Kernel::Weighted {
+            alpha: &u[..3],
+            beta: &beta,
+            words: &words,
+            out: &mut w,
+        });
+        kernels_soft(Kernel::Weighted {
+            alpha: &u[..3],
+            beta: &beta,
+            words: &words,
+            out: &mut w_soft,
+        });
+        for j in 0..3 {
+            for b in 0..64 {
+                let want = if words[j] >> b & 1 == 1 {
+                    u[j] * beta[b]
+                } else {
+                    Gf64::ZERO
+                };
+                assert_eq!(w[64 * j + b], want);
+            }
+        }
+        assert_eq!(w, w_soft);
     }
 
     #[test]
