@@ -35,12 +35,13 @@ pub const MICRO_OPS: [&str; 10] = [
 /// others refuse there until they have checks. Each is timed with the AND
 /// proof of its gates ([`Party::verify_ands`]); `reveal` is then the verified
 /// open.
-pub const MALICIOUS_MICRO_OPS: [&str; 7] = [
+pub const MALICIOUS_MICRO_OPS: [&str; 8] = [
     "and",
     "lt",
     "lt63",
     "eq",
     "a2b",
+    "b2a",
     "reveal",
     "reveal_verified",
 ];

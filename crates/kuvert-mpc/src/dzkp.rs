@@ -52,17 +52,17 @@
 //! If any AND message of the batch was wrong, the honest verifiers accept
 //! with probability at most `(2 + 2·K + 4) / 2^64` for `K` halving levels
 //! (`2/2^64` for the batching: `β` first, then `α`; `2/2^64` per level and
-//! `4/2^64` at the end, Schwartz–Zippel): below `2^-57` for batches up to
-//! [`MAX_BATCH_WORDS`] words (`K = 20`). A cheating prover's choices are
+//! `4/2^64` at the end, Schwartz–Zippel): below `2^-58` for batches up to
+//! [`MAX_BATCH_WORDS`] words (`K = 20`: `46/2^64 < 2^-58`). A cheating prover's choices are
 //! fixed before each challenge it could exploit is drawn, and the
 //! challenges come from a key it never sees. Derivation: docs/protocols.md.
 //!
 //! # Cost
 //! Per batch of `w` AND words (`64·w` gates) and per party: `2K + 4` rounds
-//! with `K = log2(128·w) - 1`, and `16K + 8K + 16 + 32 + 16 + 2` bytes sent
-//! (shares, challenges, seed, last step, exchange, abort) whatever the size:
-//! a few hundred bytes per million gates, so an AND stays at about one bit
-//! sent per gate. Work is linear in the gates (a handful of GF(2^64)
+//! with `K = log2(128·w) - 1`, and `24K + 82` bytes sent (16 per level and 8
+//! per challenge, 16 for the seed, 32 for the last step, 32 in the exchange,
+//! 2 status bytes) whatever the size: 562 bytes for a full batch of 2^20
+//! gates, so an AND stays at about one bit sent per gate. Work is linear in the gates (a handful of GF(2^64)
 //! products per gate) and memory is bounded by the batch size: a party
 //! verifies automatically once [`MAX_BATCH_WORDS`] words are pending.
 

@@ -288,8 +288,13 @@ impl Party {
     /// the parties add it to `x` with a boolean adder and open the sum
     /// `y_0 = x - y_1 - y_2` to parties 0 and 2 only (it is uniformly random to
     /// each of them). The result is the arithmetic sharing `(y_0, y_1, y_2)`.
+    ///
+    /// In malicious mode party 1 could share a wrong `-(y_1 + y_2)`, so the
+    /// parties instead add the trivial boolean sharings of `-y_1` (held by
+    /// parties 0 and 1) and `-y_2` (held by parties 1 and 2) to `x` with a
+    /// carry-save layer and one adder (all ANDs proven), and open `y_0` to
+    /// parties 0 and 2 with the verified open, one at a time.
     pub fn b2a(&mut self, x: &BShare) -> Result<AShare> {
-        self.require_semi_honest("boolean-to-arithmetic conversion (b2a)")?;
         if x.len() <= BATCH {
             return self.b2a_batch(x);
         }
@@ -311,6 +316,9 @@ impl Party {
             ),
             _ => (Vec::new(), self.keys().prev.words(nonce, n)),
         };
+        if self.security() == Security::Malicious {
+            return self.b2a_proven(x, y1, y2);
+        }
         let w: Option<Vec<u64>> = (me == 1).then(|| {
             y1.iter()
                 .zip(&y2)
@@ -339,16 +347,51 @@ impl Party {
         }
     }
 
+    /// [`Party::b2a`] in malicious mode, given this party's `y_1` / `y_2`.
+    fn b2a_proven(&mut self, x: &BShare, y1: Vec<u64>, y2: Vec<u64>) -> Result<AShare> {
+        let n = x.len();
+        let me = self.id();
+        let neg = |v: &[u64]| -> Vec<u64> { v.iter().map(|w| w.wrapping_neg()).collect() };
+        // Component 1 (parties 1 and 0) holds -y_1, component 2 (parties 2
+        // and 1) holds -y_2.
+        let (t1, t2) = match me {
+            0 => (BShare::from_parts(vec![0; n], neg(&y1)), BShare::zeros(n)),
+            1 => (
+                BShare::from_parts(neg(&y1), vec![0; n]),
+                BShare::from_parts(vec![0; n], neg(&y2)),
+            ),
+            _ => (BShare::zeros(n), BShare::from_parts(neg(&y2), vec![0; n])),
+        };
+        // Carry-save: x + t1 + t2 = (x ^ t1 ^ t2) + (maj(x, t1, t2) << 1).
+        let xt = x.xor(&t1);
+        let sum = xt.xor(&t2);
+        let maj = self.and(&xt, &x.xor(&t2))?.xor(x);
+        let z = self.add_bool(&sum, &maj.shl(1))?;
+        let to0 = self.reveal_b(&z, Some(0))?;
+        let to2 = self.reveal_b(&z, Some(2))?;
+        Ok(match me {
+            0 => AShare::from_parts(to0.expect("opened to party 0"), y1),
+            1 => AShare::from_parts(y1, y2),
+            _ => AShare::from_parts(y2, to2.expect("opened to party 2")),
+        })
+    }
+
     /// Bit injection: a column of secret bits to arithmetic shares of 0/1.
     /// Two rounds. With `c = d ^ e`, `d = c_0 ^ c_1` known to party 0 and
     /// `e = c_2` known to parties 1 and 2: party 0 shares `d = s_0 + r`
     /// (sending `s_0` to party 2); then `c = d + e - 2de` splits into
     /// `v_1 = r(1-2e)` (party 1) and `v_2 = s_0(1-2e) + e` (party 2), which
     /// parties 1 and 2 reshare into replicated form.
+    ///
+    /// In malicious mode: [`Party::b2a`] of the bits as words (an adder per
+    /// element instead of two rounds, but every step proven).
     pub fn bit2a(&mut self, c: &BitShare) -> Result<AShare> {
-        self.require_semi_honest("bit injection (bit2a)")?;
         let n = c.len();
         let me = self.id();
+        if self.security() == Security::Malicious {
+            let words = BShare::from_parts(bits_to_words(&c.w.a, n), bits_to_words(&c.w.b, n));
+            return self.b2a(&words);
+        }
         let dvals: Option<Vec<u64>> = (me == 0).then(|| {
             let packed: Vec<u64> = c.w.a.iter().zip(&c.w.b).map(|(a, b)| a ^ b).collect();
             bits_to_words(&packed, n)
@@ -518,9 +561,26 @@ impl Party {
     }
 
     /// `c ? x : y` element-wise: `y + bit2a(c) · (x - y)`. Three rounds.
+    ///
+    /// In malicious mode (no proven multiplication yet) the difference is
+    /// converted to boolean, ANDed with the bit spread over the word, and
+    /// converted back: `y + b2a(spread(c) & a2b(x - y))`.
     pub fn select(&mut self, c: &BitShare, x: &AShare, y: &AShare) -> Result<AShare> {
         check_len(x.len(), y.len())?;
         check_len(c.len(), x.len())?;
+        if self.security() == Security::Malicious {
+            let n = c.len();
+            let spread = |packed: &[u64]| -> Vec<u64> {
+                bits_to_words(packed, n)
+                    .into_iter()
+                    .map(|b| b.wrapping_neg())
+                    .collect()
+            };
+            let mask = BShare::from_parts(spread(&c.w.a), spread(&c.w.b));
+            let d = self.a2b(&x.sub(y))?;
+            let picked = self.and(&mask, &d)?;
+            return Ok(y.add(&self.b2a(&picked)?));
+        }
         let ca = self.bit2a(c)?;
         let diff = x.sub(y);
         Ok(y.add(&self.mul(&ca, &diff)?))

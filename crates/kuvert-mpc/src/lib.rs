@@ -1,8 +1,9 @@
 //! # kuvert-mpc: the three-party computation engine
 //!
 //! Replicated secret sharing among three parties with an honest majority
-//! (Araki et al. 2016; ABY3), semi-honest security (first checks
-//! against a malicious party: [`verified`], [`consistency`]), over Z_2^64
+//! (Araki et al. 2016; ABY3), semi-honest security (and, in progress,
+//! security with abort against a malicious party: [`verified`],
+//! [`consistency`], [`dzkp`]), over Z_2^64
 //! (arithmetic) and over 64-bit words of bits (boolean).
 //!
 //! ```text
@@ -12,7 +13,8 @@
 //!                           ├── gadgets   A2B, B2A, bit injection, MSB, <, ==, select
 //!                           ├── shuffle   three-pass resharing shuffle
 //!                           ├── verified  verified open (checked against one malicious party)
-//!                           └── consistency  both copies of every share component agree
+//!                           ├── consistency  both copies of every share component agree
+//!                           └── dzkp      proofs that every AND message was honest (gf64)
 //! ```
 //!
 //! Architecture invariant: **this crate does no I/O.** It talks to the other
@@ -24,24 +26,31 @@
 //!   tries to learn more), possibly colluding with any contributor or
 //!   recipient who is not a computing party. This is the level of every
 //!   protocol the SQL engine and the node programs use.
+//! - Unsafe code: one block, the carry-less multiply of [`gf64`] behind a
+//!   run-time CPU feature check (the crate denies `unsafe_code` otherwise).
 //! - Malicious security is in progress (security with abort against one
-//!   actively corrupt party). Built so far: the verified open of
-//!   [`verified`] ([`party::Party::reveal_a_verified`],
-//!   [`party::Party::reveal_b_verified`]): if one party alters its messages
-//!   of the open, every honest party aborts instead of returning values
-//!   (barring a SHA-256 collision). Through the abort round it can still
-//!   force an abort at one honest party while the other gets the correct
-//!   values (selective abort). The consistency check of [`consistency`]
-//!   ([`party::Party::check_consistent_a`],
+//!   actively corrupt party), chosen per session with
+//!   [`party::Security::Malicious`] ([`party::Party::setup_with`]). In that
+//!   mode every AND gate is proven with a distributed zero-knowledge proof
+//!   ([`dzkp`], over [`gf64`]; soundness error below 2^-58 per batch)
+//!   before anything is opened, and every open is verified ([`verified`]:
+//!   the missing component from one neighbour, its digest from the other,
+//!   then an abort round; barring a SHA-256 collision). So AND and what is
+//!   built from it and verified opens alone (`a2b`, `msb`, `lt`,
+//!   `lt_bounded`, `eq`, boolean adders, and in that mode `b2a`, `bit2a` and
+//!   `select`) either give correct results or make every honest party
+//!   abort, except that through the last abort round a corrupt party can
+//!   stop one honest party while the other gets the correct values
+//!   (selective abort). Multiplication over Z_2^64 and the shuffle have no
+//!   check yet and refuse to run in malicious mode. The consistency
+//!   check of [`consistency`] ([`party::Party::check_consistent_a`],
 //!   [`party::Party::check_consistent_b`]) makes every honest party abort
-//!   unless the two copies of each share component held by two honest parties
-//!   agree (e.g. a contributor's inconsistent shares), in 2 rounds and 34
-//!   bytes per party whatever the columns; it reveals nothing and does not
-//!   check what the shared values are. Inputs, multiplications, ANDs, the
-//!   gadgets and the shuffle are still only semi-honest, and nothing
-//!   outside this crate calls the verified open yet; the governed nodes
-//!   run the consistency check on every uploaded table before they compute
-//!   (kuvert-node `gov.rs`). [`faulty`] tampers with one party's messages in tests.
+//!   unless the two copies of each share component held by two honest
+//!   parties agree (e.g. a contributor's inconsistent shares), in 2 rounds
+//!   and 34 bytes per party whatever the columns; the governed nodes run it
+//!   on every uploaded table before they compute (kuvert-node `gov.rs`).
+//!   Nothing outside this crate runs a malicious session yet.
+//!   [`faulty`] tampers with one party's messages in tests.
 //! - Leakage: none beyond what [`party::Party::reveal_a`] /
 //!   [`party::Party::reveal_b`] (and their verified variants) open
 //!   explicitly, and the lengths of columns.
