@@ -202,19 +202,33 @@ impl Party {
                 (pv, &mut claimed[..]),
             ],
         )?;
-        let computed = digest(kind, tag, counter, pv, &third);
-        // Digests are not secret; the comparison need not be constant-time.
-        let open_ok = computed == claimed;
+        self.finish_open(kind, tag, counter, &third, &claimed)?;
+        Ok(third)
+    }
 
-        let failure = (!open_ok).then(|| {
+    /// The receiver's side of a verified open: compare the component
+    /// received from the next party with the digest received from the
+    /// previous one, then the abort round.
+    fn finish_open(
+        &mut self,
+        kind: Kind,
+        tag: &[u8],
+        counter: u64,
+        third: &[u64],
+        claimed: &[u8; DIGEST_LEN],
+    ) -> Result<()> {
+        let (me, nx, pv) = (self.id(), next(self.id()), prev(self.id()));
+        let n = third.len();
+        // Digests are not secret; the comparison need not be constant-time.
+        let ok = digest(kind, tag, counter, pv, third) == *claimed;
+        let failure = (!ok).then(|| {
             format!(
                 "party {me}: the component x_{pv} ({n} words) received from party {nx} \
                  does not match the digest of it received from party {pv}; one of \
                  parties {nx} and {pv} sent an inconsistent message"
             )
         });
-        self.abort_round("open", STATUS_FAIL_OPEN, failure)?;
-        Ok(third)
+        self.abort_round("open", STATUS_FAIL_OPEN, failure)
     }
 
     /// The verified open to all (`to = None`) or to one party: the receiver
@@ -252,15 +266,7 @@ impl Party {
                     (pv, &mut claimed[..]),
                 ],
             )?;
-            let ok = digest(kind, tag, counter, pv, &third) == claimed;
-            let failure = (!ok).then(|| {
-                format!(
-                    "party {me}: the component x_{pv} ({n} words) received from party {nx} \
-                     does not match the digest of it received from party {pv}; one of \
-                     parties {nx} and {pv} sent an inconsistent message"
-                )
-            });
-            self.abort_round("open", STATUS_FAIL_OPEN, failure)?;
+            self.finish_open(kind, tag, counter, &third, &claimed)?;
             Ok(Some(third))
         } else if me == next(t) {
             self.round_bytes(&[(t, bytemuck::cast_slice(b))], &mut [])?;
