@@ -29,8 +29,7 @@ pub enum BenchCommand {
     /// secure against one malicious party (every AND gate proven, every
     /// open verified; the proof is timed with the operation), and a third
     /// table gives the ratios; the JSON line holds the malicious run.
-    /// Operations without a malicious check yet (mul, shuffle) are not
-    /// offered there.
+    /// The shuffle has no malicious check yet and is not offered there.
     #[command(verbatim_doc_comment)]
     Micro {
         /// Elements per operation (a column of this many 64-bit values).

@@ -35,7 +35,8 @@ pub const MICRO_OPS: [&str; 10] = [
 /// others refuse there until they have checks. Each is timed with the AND
 /// proof of its gates ([`Party::verify_ands`]); `reveal` is then the verified
 /// open.
-pub const MALICIOUS_MICRO_OPS: [&str; 8] = [
+pub const MALICIOUS_MICRO_OPS: [&str; 9] = [
+    "mul",
     "and",
     "lt",
     "lt63",
@@ -106,14 +107,14 @@ pub fn micro_party(
         // operating system's first-touch page faults.
         p.barrier()?;
         run_op(p, op, &x, &y, &xb, &yb)?;
-        p.verify_ands()?;
+        p.verify_all()?;
         p.barrier()?;
         let before = p.stats();
         let start = Instant::now();
         run_op(p, op, &x, &y, &xb, &yb)?;
-        // In malicious mode the proof of the operation's AND gates is part
-        // of its cost (a no-op otherwise).
-        p.verify_ands()?;
+        // In malicious mode the proof of the operation's AND gates and the
+        // check of its products are part of its cost (no-ops otherwise).
+        p.verify_all()?;
         let elapsed = start.elapsed();
         out.push(OpMeasure {
             op,
@@ -225,5 +226,19 @@ mod tests {
             "proof bytes per party: {extra}"
         );
         assert!(mal[0].rounds > semi[0].rounds);
+    }
+
+    #[test]
+    fn malicious_mul_costs_48_bytes_per_product_plus_the_check() {
+        let n = 1 << 12;
+        let mal = micro_inproc_secure(n, &["mul"], Security::Malicious, |_| {}).unwrap();
+        let extra = (mal[0].bytes_per_elem - 48.0) * n as f64;
+        assert!(
+            extra > 0.0 && extra < 512.0,
+            "check bytes per party: {extra}"
+        );
+        // 2 for the product, 6 for the check (coins 3, product 1, open 2).
+        assert_eq!(mal[0].rounds, 2 + 6);
+        assert_eq!(extra, 164.0);
     }
 }

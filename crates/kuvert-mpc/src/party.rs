@@ -20,6 +20,7 @@ use rand::{CryptoRng, RngCore};
 use zeroize::Zeroize;
 
 use crate::dzkp::{AndLog, MAX_BATCH_WORDS};
+use crate::mac::MacState;
 use crate::prf::{PartyKeys, Prf, KEY_LEN};
 use crate::share::{AShare, BShare};
 use crate::transport::{next, prev, Incoming, Outgoing, PartyId, Transport, TransportError};
@@ -76,9 +77,10 @@ pub enum Security {
     /// One party may look at everything it sees but follows the protocol.
     SemiHonest,
     /// One party may also deviate: security with abort. Every AND gate is
-    /// proven ([`crate::dzkp`]) before anything is opened, every open is
-    /// verified ([`crate::verified`]), and operations that have no check
-    /// yet (see [`Party::require_semi_honest`]) refuse to run.
+    /// proven ([`crate::dzkp`]) and every product over Z_2^64 MAC-checked
+    /// ([`crate::mac`]) before anything is opened, every open is verified
+    /// ([`crate::verified`]), and operations that have no check yet (see
+    /// [`Party::require_semi_honest`]) refuse to run.
     Malicious,
 }
 
@@ -93,6 +95,8 @@ pub struct Party {
     view: Option<Vec<(PartyId, Vec<u8>)>>,
     /// In malicious mode, the AND gates not yet proven.
     and_log: Option<AndLog>,
+    /// In malicious mode, the MAC key and the products not yet checked.
+    mac: Option<MacState>,
 }
 
 impl std::fmt::Debug for Party {
@@ -146,6 +150,7 @@ impl Party {
             stats: Stats::default(),
             view: None,
             and_log: (security == Security::Malicious).then(AndLog::default),
+            mac: None,
         };
         party.round_bytes(
             &[(prev(id), &to_prev[..]), (next(id), &common[..])],
@@ -172,6 +177,9 @@ impl Party {
         from_prev.zeroize();
         next_key.zeroize();
         all.zeroize();
+        if security == Security::Malicious {
+            party.mac = Some(party.mac_setup());
+        }
         Ok(party)
     }
 
@@ -203,6 +211,17 @@ impl Party {
 
     pub(crate) fn and_log_mut(&mut self) -> Option<&mut AndLog> {
         self.and_log.as_mut()
+    }
+
+    pub(crate) fn mac_state(&mut self) -> Option<&mut MacState> {
+        self.mac.as_mut()
+    }
+
+    /// Run every pending check of malicious mode (AND proofs, then the MAC
+    /// check of products); a no-op in semi-honest mode.
+    pub fn verify_all(&mut self) -> Result<()> {
+        self.verify_ands()?;
+        self.verify_macs()
     }
 
     /// Communication so far.
@@ -418,7 +437,7 @@ impl Party {
         kind: crate::verified::Kind,
     ) -> Result<Option<Vec<u64>>> {
         if self.and_log.is_some() {
-            self.verify_ands()?;
+            self.verify_all()?;
             return self.open_third_checked(a, b, to, kind);
         }
         let n = b.len();
@@ -449,8 +468,13 @@ impl Party {
 
     /// Element-wise product of arithmetic shares. One round, one word sent
     /// per element per party.
+    ///
+    /// In malicious mode: with SPDZ-wise MACs over Z_2^128, checked before
+    /// any open ([`crate::mac`]); two rounds, 48 bytes per element.
     pub fn mul(&mut self, x: &AShare, y: &AShare) -> Result<AShare> {
-        self.require_semi_honest("multiplication over Z_2^64")?;
+        if self.mac.is_some() {
+            return self.mul_maced(x, y);
+        }
         check_len(x.len(), y.len())?;
         let nonce = self.fresh_nonce();
         let n = x.len();

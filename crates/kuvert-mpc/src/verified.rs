@@ -184,7 +184,12 @@ impl Party {
 
     /// The open round and the abort round; returns `x_{i+2}` only when every
     /// check passed.
-    fn open_third_verified(&mut self, a: &[u64], b: &[u64], kind: Kind) -> Result<Vec<u64>> {
+    pub(crate) fn open_third_verified(
+        &mut self,
+        a: &[u64],
+        b: &[u64],
+        kind: Kind,
+    ) -> Result<Vec<u64>> {
         check_len(a.len(), b.len())?;
         let (me, nx, pv) = (self.id(), next(self.id()), prev(self.id()));
         let n = b.len();
