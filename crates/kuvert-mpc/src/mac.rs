@@ -29,8 +29,9 @@
 //! A malicious party can add errors to any of the products it helps compute
 //! (the additive attacks of replicated multiplication); with `z_j` wrong mod
 //! 2^64 for some `j`, the check passes with probability at most
-//! `2^(−s + log2(s + 1))` = 2^−57.9 for `s = 64` (ADEN21, Theorem 4.1, with
-//! `χ` drawn after the products are fixed and `α` never opened), or the
+//! `2^(−s + log2(s + 1))` = 2^−57.9 for `s = 64` (the SPDZ2k bound that
+//! ADEN21 carry over, with `χ` drawn after the products are fixed and `α`
+//! never opened), or the
 //! verified open breaks (a SHA-256 collision). The coins cannot be biased:
 //! every party commits to its seed before it sees the others'.
 //!
