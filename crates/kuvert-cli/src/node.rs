@@ -256,6 +256,7 @@ fn parse_program(s: &str) -> anyhow::Result<Program> {
     if let Some(sql) = s.strip_prefix("query:") {
         return Ok(Program::Query {
             sql: sql.to_string(),
+            malicious: false,
         });
     }
     let parts: Vec<&str> = s.split(':').collect();

@@ -69,6 +69,15 @@ pub struct RunArgs {
     /// CSV field delimiter (';' for Swedish spreadsheet exports).
     #[arg(long, default_value = ",")]
     delimiter: char,
+    /// Run secure against one node that deviates from the protocol
+    /// (security with abort): every AND gate is proven, every product
+    /// MAC-checked and every open verified before a result leaves the
+    /// nodes. A failed check stops the run at every node, prints which
+    /// check failed and no answer, and exits 1. Queries that need the
+    /// shuffle (joins, ORDER BY, DISTINCT, ...) or DP noise cannot run this
+    /// way yet and are refused with a message. See docs/protocols.md.
+    #[arg(long)]
+    malicious: bool,
 }
 
 /// Bad user input: printed, exit status 2.
@@ -120,7 +129,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
 
 fn run_inner(args: RunArgs) -> anyhow::Result<ExitCode> {
     if let Some(name) = &args.example {
-        return run_example(name, args.rows);
+        return run_example(name, args.rows, args.malicious);
     }
     let prepared = match prepare(&args) {
         Ok(p) => p,
@@ -148,7 +157,7 @@ fn run_inner(args: RunArgs) -> anyhow::Result<ExitCode> {
     cluster.upload("run", &tables)?;
     drop(tables);
     bar.set_message("computing");
-    let run = cluster.query("run", &args.sql, |st| {
+    let run = cluster.query_secure("run", &args.sql, args.malicious, |st| {
         if let Some(p) = st.iter().filter_map(|s| s.progress).min_by_key(|p| p.done) {
             bar.set_length(p.total);
             bar.set_position(p.done);
@@ -174,7 +183,7 @@ fn run_inner(args: RunArgs) -> anyhow::Result<ExitCode> {
 /// `kuvert run --example NAME`: generate the analysis' inputs, start three
 /// local nodes once, upload every table as its contributor would, answer
 /// every output as its recipient would, and compare with SQLite.
-fn run_example(name: &str, rows: usize) -> anyhow::Result<ExitCode> {
+fn run_example(name: &str, rows: usize, malicious: bool) -> anyhow::Result<ExitCode> {
     let analysis = match kuvert_examples::get(name) {
         Ok(a) => a,
         Err(e) => {
@@ -220,6 +229,7 @@ fn run_example(name: &str, rows: usize) -> anyhow::Result<ExitCode> {
         delimiter: ',',
         example: None,
         rows,
+        malicious,
     };
     // Check every output locally before any node starts.
     let mut prepared = Vec::new();
@@ -267,7 +277,7 @@ fn run_example(name: &str, rows: usize) -> anyhow::Result<ExitCode> {
         let bar = crate::bench::progress_bar(0);
         bar.enable_steady_tick(Duration::from_millis(120));
         bar.set_message("computing under MPC");
-        let run = cluster.query("example", &o.sql, |st| {
+        let run = cluster.query_secure("example", &o.sql, malicious, |st| {
             if let Some(p) = st.iter().filter_map(|s| s.progress).min_by_key(|p| p.done) {
                 bar.set_length(p.total);
                 bar.set_position(p.done);

@@ -393,3 +393,52 @@ fn killed_outright_its_nodes_still_end() {
     child.wait().unwrap();
     no_process_uses(&run_dir);
 }
+
+/// `kuvert run --malicious`: the same answers as semi-honest for queries
+/// whose operators all have checks (comparisons, products, conversions,
+/// small joins); a query that
+/// needs an operator without a check yet (ORDER BY's shuffle) is refused
+/// with exit 2, the reason, and no answer.
+#[test]
+fn malicious_runs_give_the_same_answers_or_are_refused() {
+    let d = tempfile::tempdir().unwrap();
+    let dir = d.path();
+    files(dir);
+    let tables = ["--table", "fk=fk.csv", "--table", "ek=ek.csv"];
+    let queries = [
+        (
+            "SELECT COUNT(*) AS n, SUM(belopp) AS s, SUM(belopp * belopp) AS q \
+             FROM fk WHERE belopp > 0 AND fran < '2024-04-01'",
+            "n,s,q\n2,1250,1062500\n",
+        ),
+        (
+            "SELECT COUNT(*) AS n FROM fk f JOIN ek e ON f.pnr = e.pnr WHERE e.belopp >= 6",
+            "n\n1\n",
+        ),
+    ];
+    for (sql, want) in queries {
+        let mut args = tables.to_vec();
+        args.extend(["--sql", sql]);
+        assert_eq!(stdout(&run(dir, &args)), want, "semi-honest: {sql}");
+        args.push("--malicious");
+        assert_eq!(stdout(&run(dir, &args)), want, "malicious: {sql}");
+        no_temp_left(dir);
+    }
+
+    let mut args = tables.to_vec();
+    args.extend([
+        "--sql",
+        "SELECT pnr, belopp FROM fk ORDER BY belopp",
+        "--malicious",
+    ]);
+    let o = run(dir, &args);
+    let t = text(&o);
+    assert_eq!(o.status.code(), Some(2), "{t}");
+    assert!(
+        t.contains("shuffle is not yet secure against a malicious party")
+            && t.contains("without --malicious"),
+        "{t}"
+    );
+    assert!(o.stdout.is_empty(), "{t}");
+    no_temp_left(dir);
+}

@@ -34,6 +34,11 @@ pub enum MpcError {
     /// input owner passed no values). A bug in the caller, not a peer.
     #[error("invalid use of the engine: {0}")]
     Usage(String),
+    /// The operation has no check against a malicious party yet and the
+    /// session is in malicious mode ([`Party::require_semi_honest`]).
+    /// Raised before the operation sends anything.
+    #[error("{0}")]
+    Unsupported(String),
     /// A consistency check of a verified protocol failed, here or (through
     /// the abort signal) at another party: some party sent a message that
     /// does not fit the honest protocol, or (check `"consistency"`) two
@@ -201,9 +206,10 @@ impl Party {
     /// party yet, so running it would silently downgrade the session.
     pub fn require_semi_honest(&self, op: &str) -> Result<()> {
         if self.and_log.is_some() {
-            return Err(MpcError::Usage(format!(
-                "{op} is not yet secure against a malicious party; run this \
-                 computation in semi-honest mode"
+            return Err(MpcError::Unsupported(format!(
+                "{op} is not yet secure against a malicious party, so this \
+                 computation cannot run in malicious mode; run it without \
+                 --malicious (semi-honest) or leave that operation out"
             )));
         }
         Ok(())

@@ -487,7 +487,7 @@ fn operations_without_a_check_refuse_to_run_in_malicious_mode() {
         let _ = (&b, &bits);
         let refused = [p.shuffle(&mut cols).err()];
         Ok(refused.map(|e| match e {
-            Some(MpcError::Usage(m)) => m,
+            Some(MpcError::Unsupported(m)) => m,
             other => panic!("expected a refusal, got {other:?}"),
         }))
     })

@@ -321,10 +321,23 @@ impl Nodes {
     /// the nodes cannot plan is refused by each node before any protocol
     /// step, with the planner's message.
     pub fn run_query(&self, job: &str, sql: &str, recipient: &str) -> Result<(), ClientError> {
+        self.run_query_secure(job, sql, recipient, false)
+    }
+
+    /// [`Nodes::run_query`], with `malicious`: secure against one
+    /// malicious node (see [`Program::Query`]).
+    pub fn run_query_secure(
+        &self,
+        job: &str,
+        sql: &str,
+        recipient: &str,
+        malicious: bool,
+    ) -> Result<(), ClientError> {
         self.run(
             job,
             &Program::Query {
                 sql: sql.to_string(),
+                malicious,
             },
             recipient,
         )

@@ -89,7 +89,7 @@ pub fn check(program: &Program, tables: &BTreeMap<String, StoredTable>) -> Resul
             }
             noise_variance(*lo, *hi, *epsilon, *delta).map(drop)
         }
-        Program::Query { sql } => plan_query(sql, tables).map(drop),
+        Program::Query { sql, .. } => plan_query(sql, tables).map(drop),
         Program::Soak { rounds, n } => {
             if *rounds > 100_000 || *n > 10_000_000 {
                 Err("soak: at most 100000 rounds of 10000000 values".into())
@@ -183,6 +183,9 @@ pub fn run_query(
         .collect();
     out.map_err(|e| match e {
         kuvert_sql::ExecError::Unsupported(m) => QueryFailure::Refused(m),
+        kuvert_sql::ExecError::Mpc(kuvert_mpc::MpcError::Unsupported(m)) => {
+            QueryFailure::Refused(m)
+        }
         other => QueryFailure::Failed(other.to_string()),
     })
 }
@@ -252,6 +255,7 @@ pub fn run(
             // the OS CSPRNG (one system call, not one per word) and entered
             // as a secret: no node (and not the recipient) learns the total.
             let mu = noise_variance(*lo, *hi, *epsilon, *delta)?;
+            p.require_semi_honest("distributed DP noise").map_err(e)?;
             let mut noisy = sum;
             for owner in 0..3 {
                 let mine = if me == owner {

@@ -330,12 +330,24 @@ impl LocalCluster {
         &self,
         job: &str,
         sql: &str,
+        progress: impl FnMut(&[NodeStatus]),
+    ) -> Result<QueryRun, LocalError> {
+        self.query_secure(job, sql, false, progress)
+    }
+
+    /// [`LocalCluster::query`], with `malicious`: secure against one
+    /// malicious node (see [`crate::wire::Program::Query`]).
+    pub fn query_secure(
+        &self,
+        job: &str,
+        sql: &str,
+        malicious: bool,
         mut progress: impl FnMut(&[NodeStatus]),
     ) -> Result<QueryRun, LocalError> {
         let nodes = self.nodes(RECIPIENT)?;
         let started = Instant::now();
         nodes
-            .run_query(job, sql, RECIPIENT)
+            .run_query_secure(job, sql, RECIPIENT, malicious)
             .map_err(|e| self.client_err(e))?;
         let last = nodes
             .wait_with(

@@ -19,7 +19,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use kuvert_data::Schema;
-use kuvert_mpc::{AShare, Party};
+use kuvert_mpc::{AShare, Party, Security};
 use kuvert_net::pki::PeerIdentity;
 use kuvert_net::{NetConfig, NodeTls, TlsTransport};
 
@@ -702,7 +702,13 @@ impl Node {
         cfg.connect_timeout = Duration::from_secs(self.cfg.connect_timeout_secs);
         let transport = TlsTransport::connect(cfg)
             .map_err(|e| (format!("cannot reach the other nodes: {e}"), false))?;
-        let mut party = Party::setup(Box::new(transport), &mut rand_core::OsRng)
+        let security = match program {
+            Program::Query {
+                malicious: true, ..
+            } => Security::Malicious,
+            _ => Security::SemiHonest,
+        };
+        let mut party = Party::setup_with(Box::new(transport), &mut rand_core::OsRng, security)
             .map_err(|e| (e.to_string(), false))?;
         // Take the tables out while computing, so clients are not blocked.
         let tables = {
@@ -712,7 +718,7 @@ impl Node {
         let mut tables = tables;
         let compute_start = Instant::now();
         let out = match program {
-            Program::Query { sql } => {
+            Program::Query { sql, .. } => {
                 let mut progress = |done: usize, total: usize| {
                     let mut jobs = self.jobs.lock().expect("jobs lock");
                     if let Some(j) = jobs.get_mut(job) {
@@ -733,6 +739,15 @@ impl Node {
                 .map(Output::Values)
                 .map_err(|m| (m, false)),
         };
+        // Malicious mode: no result share is kept before every pending
+        // check passed at this node (and, through the abort round, at the
+        // others).
+        let out = out.and_then(|o| {
+            party
+                .verify_all()
+                .map(|()| o)
+                .map_err(|e| (format!("verification failed, nothing released: {e}"), false))
+        });
         let compute_millis = compute_start.elapsed().as_millis() as u64;
         self.jobs
             .lock()

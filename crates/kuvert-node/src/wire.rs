@@ -235,8 +235,16 @@ pub enum Program {
     /// A SQL query over the job's tables (Kuvert's dialect, `docs/sql.md`).
     /// Every node plans it itself against the uploaded schemas; the result
     /// is a table, released to the recipient as result shares
-    /// ([`Response::QueryResult`]).
-    Query { sql: String },
+    /// ([`Response::QueryResult`]). With `malicious` the nodes run it
+    /// secure against one malicious node (kuvert-mpc's malicious mode):
+    /// every AND gate proven, every product MAC-checked, every open
+    /// verified, and all checks passed before a result share is stored;
+    /// operators without a check yet (the shuffle, DP noise) fail the job.
+    Query {
+        sql: String,
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        malicious: bool,
+    },
     /// Diagnostic: `rounds` multiplications of `n` random shared values, to
     /// check the nodes' links and measure them. Outputs nothing secret.
     Soak { rounds: u32, n: u32 },
@@ -539,6 +547,7 @@ mod tests {
             job: "j".into(),
             program: Program::Query {
                 sql: "SELECT 1".into(),
+                malicious: false,
             },
             recipient: "r".into(),
         };

@@ -188,6 +188,7 @@ fn a_party_certificate_calling_the_ungoverned_api_of_a_production_node_is_refuse
                 job: "j".into(),
                 program: Program::Query {
                     sql: "SELECT COUNT(*) AS n FROM t".into(),
+                    malicious: false,
                 },
                 recipient: "fk".into(),
             },

@@ -122,6 +122,7 @@ fn a_query_that_cannot_be_planned_is_refused_before_any_protocol_step() {
     let e = exec::check(
         &Program::Query {
             sql: "SELECT summa FROM t".into(),
+            malicious: false,
         },
         &tables[0],
     )
@@ -133,6 +134,7 @@ fn a_query_that_cannot_be_planned_is_refused_before_any_protocol_step() {
     let e = exec::check(
         &Program::Query {
             sql: "SELECT pnr FROM missing".into(),
+            malicious: false,
         },
         &tables[0],
     )
@@ -140,7 +142,8 @@ fn a_query_that_cannot_be_planned_is_refused_before_any_protocol_step() {
     assert!(e.contains("unknown table missing"), "{e}");
     assert!(exec::check(
         &Program::Query {
-            sql: "SELECT pnr FROM t".into()
+            sql: "SELECT pnr FROM t".into(),
+            malicious: false,
         },
         &tables[0]
     )

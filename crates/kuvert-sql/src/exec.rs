@@ -758,6 +758,8 @@ impl Exec<'_> {
             Some((_, keys)) => self.aggregate_declared(rel, ind, keys, aggs)?,
         };
         // 4. noise: each node enters its own Skellam(mu/2) per output cell
+        // (no check yet that a node's noise is drawn honestly)
+        self.p.require_semi_honest("distributed DP noise")?;
         let cells = out.n;
         let k = aggs.len() * cells;
         let first = out.cols.len() - aggs.len();
