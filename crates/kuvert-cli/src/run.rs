@@ -73,9 +73,11 @@ pub struct RunArgs {
     /// (security with abort): every AND gate is proven, every product
     /// MAC-checked and every open verified before a result leaves the
     /// nodes. A failed check stops the run at every node, prints which
-    /// check failed and no answer, and exits 1. Queries that need the
-    /// shuffle (joins, ORDER BY, DISTINCT, ...) or DP noise cannot run this
-    /// way yet and are refused with a message. See docs/protocols.md.
+    /// check failed and no answer, and exits 1. Only queries whose answer
+    /// is one row of global aggregates run this way yet: anything that
+    /// returns rows, sorts or groups needs the shuffle, which (like DP
+    /// noise) has no check yet, and is refused (exit 2). See
+    /// docs/protocols.md.
     #[arg(long)]
     malicious: bool,
 }
