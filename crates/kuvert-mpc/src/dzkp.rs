@@ -62,9 +62,11 @@
 //! with `K = log2(128·w) - 1`, and `24K + 82` bytes sent (16 per level and 8
 //! per challenge, 16 for the seed, 32 for the last step, 32 in the exchange,
 //! 2 status bytes) whatever the size: 562 bytes for a full batch of 2^20
-//! gates, so an AND stays at about one bit sent per gate. Work is linear in the gates (a handful of GF(2^64)
-//! products per gate) and memory is bounded by the batch size: a party
-//! verifies automatically once [`MAX_BATCH_WORDS`] words are pending.
+//! gates, so an AND stays at about one bit sent per gate. Work is linear in
+//! the gates (about 16 GF(2^64) products per gate) and memory is bounded by
+//! the batch size: a party proves longer transcripts in batches of
+//! [`MAX_BATCH_WORDS`] words, one after the other (so rounds grow with the
+//! number of batches), and proves by itself once that many are pending.
 
 use crate::gf64::{interpolate, run_kernel, Gf64, Kernel};
 use crate::party::{Party, Result};
@@ -73,9 +75,12 @@ use crate::transport::{next, prev};
 use crate::verified::STATUS_FAIL_AND_PROOF;
 use zeroize::Zeroize;
 
-/// Pending AND words that trigger a proof inside [`Party::and`], bounding
-/// both the recorded transcript (7 words per AND word) and the proof's
-/// working memory (about 4 KiB per AND word during the proof).
+/// The largest batch one proof covers (a longer transcript is proven in
+/// batches of this size, one after the other), and the pending AND words
+/// that trigger a proof inside [`Party::and`]. Bounds the proof's working
+/// memory (about 4 KiB per AND word of the batch, 64 MiB in all); the
+/// recorded transcript (7 words per AND word) is bounded by the largest
+/// single AND call plus this.
 pub const MAX_BATCH_WORDS: usize = 1 << 14;
 
 /// Sub-stream tags under a proof's nonce.
@@ -108,6 +113,19 @@ impl AndLog {
 
     fn take(&mut self) -> AndLog {
         std::mem::take(self)
+    }
+
+    /// A copy of the words in `r`.
+    fn slice(&self, r: std::ops::Range<usize>) -> AndLog {
+        AndLog {
+            xa: self.xa[r.clone()].to_vec(),
+            xb: self.xb[r.clone()].to_vec(),
+            ya: self.ya[r.clone()].to_vec(),
+            yb: self.yb[r.clone()].to_vec(),
+            fp: self.fp[r.clone()].to_vec(),
+            fnx: self.fnx[r.clone()].to_vec(),
+            zr: self.zr[r].to_vec(),
+        }
     }
 }
 
@@ -265,7 +283,18 @@ impl Party {
             return Ok(());
         }
         let log = log.take();
-        self.prove_batch(&log)
+        // One proof per batch of at most MAX_BATCH_WORDS words, one after
+        // the other, so that a single large AND call cannot make a proof's
+        // working memory unbounded.
+        let words = log.words();
+        if words <= MAX_BATCH_WORDS {
+            return self.prove_batch(&log);
+        }
+        for start in (0..words).step_by(MAX_BATCH_WORDS) {
+            let chunk = log.slice(start..words.min(start + MAX_BATCH_WORDS));
+            self.prove_batch(&chunk)?;
+        }
+        Ok(())
     }
 
     fn prove_batch(&mut self, log: &AndLog) -> Result<()> {

@@ -499,3 +499,57 @@ fn operations_without_a_check_refuse_to_run_in_malicious_mode() {
         );
     }
 }
+
+/// A single AND call longer than one proof batch is proven in batches; a
+/// flipped bit in the second batch is caught too.
+#[test]
+fn long_and_calls_are_proven_in_batches() {
+    let n = kuvert_mpc::dzkp::MAX_BATCH_WORDS + 3;
+    let mut rng = ChaCha20Rng::seed_from_u64(21);
+    let x: Vec<u64> = (0..n).map(|_| rng.gen()).collect();
+    let y: Vec<u64> = (0..n).map(|_| rng.gen()).collect();
+    let (cx, cy) = (
+        components(&x, false, &mut rng),
+        components(&y, false, &mut rng),
+    );
+    for tamper in [false, true] {
+        let [t0, t1, t2] = InProcTransport::triple();
+        let t1: Box<dyn Transport> = if tamper {
+            // Party 1's AND message (round 1) to party 0, in the last words.
+            let bit = 64 * (n - 2) + 17;
+            Box::new(FaultyTransport::new(
+                t1,
+                vec![Injection::at(1, 0, Fault::FlipBit { bit })],
+            ))
+        } else {
+            Box::new(t1)
+        };
+        let out = run3_over_secure(
+            [Box::new(t0), t1, Box::new(t2)],
+            Keys::Seeded(4),
+            Security::Malicious,
+            |p| {
+                // The call proves by itself: its pending words exceed a batch.
+                let rounds = p.stats().rounds;
+                let z = p.and(&share(p, &cx), &share(p, &cy))?;
+                let and_rounds = p.stats().rounds - rounds;
+                Ok((and_rounds, p.reveal_b(&z, None)?.expect("all")))
+            },
+        );
+        for o in out {
+            if tamper {
+                assert!(
+                    matches!(o, Err(MpcError::Check { .. })),
+                    "{:?}",
+                    o.map(|v| v.0)
+                );
+            } else {
+                let (proof_rounds, v) = o.expect("honest");
+                // The AND, then two batches: (2K + 4) rounds each, K = 20
+                // and K = 8.
+                assert_eq!(proof_rounds, 1 + 44 + 20);
+                assert!(v.iter().enumerate().all(|(j, w)| *w == x[j] & y[j]));
+            }
+        }
+    }
+}
