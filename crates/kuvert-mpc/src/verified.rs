@@ -158,7 +158,11 @@ impl Party {
     /// malicious party (see [`crate::verified`]). Returns the values only
     /// when all checks passed here and both peers reported success;
     /// otherwise [`MpcError::Check`]. Two rounds, `8n + 34` bytes sent.
+    ///
+    /// In malicious mode the pending AND gates and products are checked
+    /// first ([`Party::verify_all`]).
     pub fn reveal_a_verified(&mut self, x: &AShare) -> Result<Verified<Vec<u64>>> {
+        self.verify_all()?;
         let third = self.open_third_verified(&x.a, &x.b, Kind::Arith)?;
         Ok(Verified::new(
             x.a.iter()
@@ -172,6 +176,7 @@ impl Party {
     /// Open boolean shares to all three parties, with a check against one
     /// malicious party; as [`Party::reveal_a_verified`].
     pub fn reveal_b_verified(&mut self, x: &BShare) -> Result<Verified<Vec<u64>>> {
+        self.verify_all()?;
         let third = self.open_third_verified(&x.a, &x.b, Kind::Bool)?;
         Ok(Verified::new(
             x.a.iter()

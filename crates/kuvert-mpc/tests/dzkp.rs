@@ -41,6 +41,35 @@ fn honest_ands_pass_the_proof_and_open_to_the_plaintext() {
 }
 
 #[test]
+fn a_verified_reveal_checks_pending_ands_and_products_first() -> Result<()> {
+    let x = vec![3u64, 5, 7];
+    let mut rng = ChaCha20Rng::seed_from_u64(2);
+    let (cb, ca) = (
+        components(&x, false, &mut rng),
+        components(&x, true, &mut rng),
+    );
+    let out = run3_secure(Keys::Seeded(8), Security::Malicious, |p| {
+        let b = p.and(&share(p, &cb), &share(p, &cb))?;
+        let a = p.mul(&ashare(p, &ca), &ashare(p, &ca))?;
+        let before = p.stats().rounds;
+        let vb = p.reveal_b_verified(&b)?.into_inner();
+        let proof_rounds = p.stats().rounds - before - 2;
+        let before = p.stats().rounds;
+        let va = p.reveal_a_verified(&a)?.into_inner();
+        Ok((vb, va, proof_rounds, p.stats().rounds - before))
+    })?;
+    for (vb, va, proof_rounds, open_rounds) in out {
+        assert_eq!(vb, x);
+        assert_eq!(va, vec![9, 25, 49]);
+        // The AND proof and the MAC check ran before the first open; the
+        // second open had nothing left to check.
+        assert!(proof_rounds > 6, "{proof_rounds}");
+        assert_eq!(open_rounds, 2);
+    }
+    Ok(())
+}
+
+#[test]
 fn a_reveal_proves_pending_ands_first() -> Result<()> {
     let x = vec![0xdead_beef_u64; 5];
     let y = vec![0x0ff0_0ff0_u64; 5];
