@@ -63,7 +63,8 @@
 //! per challenge, 16 for the seed, 32 for the last step, 32 in the exchange,
 //! 2 status bytes) whatever the size: 562 bytes for a full batch of 2^20
 //! gates, so an AND stays at about one bit sent per gate. Work is linear in
-//! the gates (about 16 GF(2^64) products per gate) and memory is bounded by
+//! the gates (about 8 GF(2^64) products per gate: the first level runs on
+//! the bits with byte tables) and memory is bounded by
 //! the batch size: a party proves longer transcripts in batches of
 //! [`MAX_BATCH_WORDS`] words, one after the other (so rounds grow with the
 //! number of batches), and proves by itself once that many are pending.
@@ -78,7 +79,7 @@ use zeroize::Zeroize;
 /// The largest batch one proof covers (a longer transcript is proven in
 /// batches of this size, one after the other), and the pending AND words
 /// that trigger a proof inside [`Party::and`]. Bounds the proof's working
-/// memory (about 4 KiB per AND word of the batch, 64 MiB in all); the
+/// memory (about 2 KiB per AND word of the batch, 32 MiB in all); the
 /// recorded transcript (7 words per AND word) is bounded by the largest
 /// single AND call plus this.
 pub const MAX_BATCH_WORDS: usize = 1 << 14;
@@ -145,10 +146,13 @@ impl Drop for AndLog {
     }
 }
 
-/// The batching coefficients `α` (per word) and `β` (per bit position).
+/// The batching coefficients `α` (per word) and `β` (per bit position),
+/// with byte tables for sums of `β` over the set bits of a word.
 struct Theta {
     alpha: Vec<Gf64>,
     beta: [Gf64; 64],
+    /// `bytes[i][v]` = `Σ β_{8i+t}` over the set bits `t` of `v`.
+    bytes: Box<[[Gf64; 256]; 8]>,
 }
 
 impl Theta {
@@ -163,13 +167,21 @@ impl Theta {
         for (b, w) in beta.iter_mut().zip(&stream[words..]) {
             *b = Gf64(*w);
         }
+        let mut bytes = Box::new([[Gf64::ZERO; 256]; 8]);
+        for (i, table) in bytes.iter_mut().enumerate() {
+            for v in 1..256usize {
+                let low = v.trailing_zeros() as usize;
+                table[v] = table[v & (v - 1)] + beta[8 * i + low];
+            }
+        }
         Theta {
             alpha: stream[..words].iter().map(|w| Gf64(*w)).collect(),
             beta,
+            bytes,
         }
     }
 
-    /// `Σ_j α_j Σ_{b set in w_j} β_b`.
+    /// `Σ_j α_j B(w_j)`.
     fn weigh(&self, w: impl Iterator<Item = u64>) -> Gf64 {
         let mut acc = Gf64::ZERO;
         for (alpha, w) in self.alpha.iter().zip(w) {
@@ -178,39 +190,61 @@ impl Theta {
         acc
     }
 
-    fn bits(&self, mut w: u64) -> Gf64 {
+    /// `B(w) = Σ_{b set in w} β_b`.
+    fn bits(&self, w: u64) -> Gf64 {
         let mut s = Gf64::ZERO;
-        while w != 0 {
-            s += self.beta[w.trailing_zeros() as usize];
-            w &= w - 1;
+        for (i, table) in self.bytes.iter().enumerate() {
+            s += table[(w >> (8 * i)) as usize & 0xff];
         }
         s
     }
 
-    /// `(θ·first ‖ θ·second)`, padded with zeros to `len`.
-    fn weighted(&self, first: &[u64], second: &[u64], len: usize) -> Vec<Gf64> {
+    /// `p(0)` and `p(X)` of the first halving level, computed on the bits:
+    /// with `u = (θ·a ‖ θ·b)` and `v = (d ‖ c)` (each part padded to the
+    /// same power of two), gate `k` contributes
+    /// `θ_k (a + X(a + b))(d + X(d + c)) = θ_k (E0 + X·E1 + X^2·E2)` with the
+    /// bits `E0 = ad`, `E1 = a(d + c) + d(a + b)`, `E2 = (a + b)(d + c)`,
+    /// so each is a sum of `α_j B(E_j)` over the words: three products per
+    /// word instead of several per gate.
+    fn first_level_poly(&self, a: &[u64], b: &[u64], d: &[u64], c: &[u64]) -> [Gf64; 2] {
+        let e0 = self.weigh((0..a.len()).map(|j| a[j] & d[j]));
+        let e1 = self.weigh((0..a.len()).map(|j| (a[j] & (d[j] ^ c[j])) ^ (d[j] & (a[j] ^ b[j]))));
+        let e2 = self.weigh((0..a.len()).map(|j| (a[j] ^ b[j]) & (d[j] ^ c[j])));
+        [e0, e0 + e1.mul_x() + e2.mul_x().mul_x()]
+    }
+
+    /// The weighted side after the first fold at `r`:
+    /// `θ_k (a_k + r(a_k + b_k))`, padded with zeros to `len`.
+    fn fold_bits(&self, a: &[u64], b: &[u64], r: Gf64, len: usize) -> Vec<Gf64> {
+        let table: [[Gf64; 4]; 64] =
+            std::array::from_fn(|i| fold_codes(r).map(|c| c * self.beta[i]));
         let mut out = Vec::with_capacity(len);
-        for words in [first, second] {
-            run_kernel(Kernel::Weighted {
-                alpha: &self.alpha,
-                beta: &self.beta,
-                words,
-                out: &mut out,
-            });
-        }
+        run_kernel(Kernel::FoldBits {
+            alpha: &self.alpha,
+            table: &table,
+            first: a,
+            second: b,
+            out: &mut out,
+        });
         out.resize(len, Gf64::ZERO);
         out
     }
 }
 
-/// `(first ‖ second)` as field bits, padded with zeros to `len`.
-fn bit_vector(first: &[u64], second: &[u64], len: usize) -> Vec<Gf64> {
+/// `t + r(t + s)` for the bit pairs `(t, s)` = (0,0), (1,0), (0,1), (1,1),
+/// indexed by `t | s << 1`.
+fn fold_codes(r: Gf64) -> [Gf64; 4] {
+    [Gf64::ZERO, Gf64::ONE + r, r, Gf64::ONE]
+}
+
+/// The plain side after the first fold at `r`: `d_k + r(d_k + c_k)`,
+/// padded with zeros to `len`.
+fn fold_bits_plain(d: &[u64], c: &[u64], r: Gf64, len: usize) -> Vec<Gf64> {
+    let codes = fold_codes(r);
     let mut out = Vec::with_capacity(len);
-    for part in [first, second] {
-        for w in part {
-            for b in 0..64 {
-                out.push(Gf64(w >> b & 1));
-            }
+    for (d, c) in d.iter().zip(c) {
+        for b in 0..64 {
+            out.push(codes[((d >> b) & 1 | ((c >> b) & 1) << 1) as usize]);
         }
     }
     out.resize(len, Gf64::ZERO);
@@ -297,11 +331,42 @@ impl Party {
         Ok(())
     }
 
+    /// The two rounds of one halving level: the prover's shares of `p(0),
+    /// p(X)` to its left verifier (the right verifier's shares are PRF
+    /// output it never sends), then the right verifier's challenge to its
+    /// prover. Returns what this party received as left verifier and as
+    /// prover.
+    fn level_rounds(
+        &mut self,
+        p: [Gf64; 2],
+        shares_as_prover: &[u64],
+        ch_as_right: &[u64],
+        level: usize,
+    ) -> Result<([Gf64; 2], Gf64)> {
+        let (nx, pv) = (next(self.id()), prev(self.id()));
+        let to_left = [
+            p[0] + Gf64(shares_as_prover[2 * level]),
+            p[1] + Gf64(shares_as_prover[2 * level + 1]),
+        ];
+        let mut got = [0u8; 16];
+        self.round_bytes(&[(pv, &field_bytes(&to_left))], &mut [(nx, &mut got[..])])?;
+        let from_prover = read_field(&got);
+        let r_out = ch_as_right[2 + level].to_le_bytes();
+        let mut r_in = [0u8; 8];
+        self.round_bytes(&[(pv, &r_out[..])], &mut [(nx, &mut r_in[..])])?;
+        Ok((
+            [from_prover[0], from_prover[1]],
+            Gf64(u64::from_le_bytes(r_in)),
+        ))
+    }
+
     fn prove_batch(&mut self, log: &AndLog) -> Result<()> {
         let (me, nx, pv) = (self.id(), next(self.id()), prev(self.id()));
         let words = log.words();
-        let len = (128 * words).next_power_of_two().max(2);
-        let levels = len.trailing_zeros() as usize - 1;
+        // Each half of the vectors (64 gates per word) is padded to a power
+        // of two, `K = log2(half)` halving levels bring them to length 2.
+        let half = (64 * words).next_power_of_two();
+        let levels = half.trailing_zeros() as usize;
         let nonce = self.fresh_nonce();
 
         // The two challenge streams: as left verifier of `nx` (key shared
@@ -333,35 +398,37 @@ impl Party {
         let theta_left = Theta::from_seed([ch_as_left[0], ch_as_left[1]], words);
         let theta_right = Theta::from_seed([ch_as_right[0], ch_as_right[1]], words);
 
-        // Prover: u = θ(x_i ‖ y_i), v = (y_{i+1} ‖ x_{i+1}).
-        let mut pu = theta_prover.weighted(&log.xa, &log.ya, len);
-        let mut pv_ = bit_vector(&log.yb, &log.xb, len);
+        // Prover: u = θ(x_i ‖ y_i), v = (y_{i+1} ‖ x_{i+1}), each part
+        // padded to `half`. The first level runs on the bits.
+        let first = theta_prover.first_level_poly(&log.xa, &log.ya, &log.yb, &log.xb);
         // Left verifier of nx: x_{nx} = my xb, y_{nx} = my yb, F(k_{nx}) =
         // my fnx; e = z_{nx} ^ F(k_{nx}) ^ x_{nx} y_{nx}.
-        let mut lu = theta_left.weighted(&log.xb, &log.yb, len);
         let mut l_claim =
             theta_left.weigh((0..words).map(|j| log.zr[j] ^ log.fnx[j] ^ (log.xb[j] & log.yb[j])));
         // Right verifier of pv: x_{pv+1} = my xa, y_{pv+1} = my ya,
         // f = F(k_{pv+1}) = my fp.
-        let mut rv = bit_vector(&log.ya, &log.xa, len);
         let mut r_claim = theta_right.weigh(log.fp.iter().copied());
 
-        for level in 0..levels {
-            // Prover's shares to its left verifier.
-            let p = level_poly(&pu, &pv_);
-            let to_left = [
-                p[0] + Gf64(shares_as_prover[2 * level]),
-                p[1] + Gf64(shares_as_prover[2 * level + 1]),
-            ];
-            let mut got = [0u8; 16];
-            self.round_bytes(&[(pv, &field_bytes(&to_left))], &mut [(nx, &mut got[..])])?;
-            let from_prover = read_field(&got);
-            // The right verifier's challenge to its prover.
-            let r_out = ch_as_right[2 + level].to_le_bytes();
-            let mut r_in = [0u8; 8];
-            self.round_bytes(&[(pv, &r_out[..])], &mut [(nx, &mut r_in[..])])?;
-            let r_prover = Gf64(u64::from_le_bytes(r_in));
+        let (from_prover, r_prover) =
+            self.level_rounds(first, &shares_as_prover, &ch_as_right, 0)?;
+        let mut pu = theta_prover.fold_bits(&log.xa, &log.ya, r_prover, half);
+        let mut pv_ = fold_bits_plain(&log.yb, &log.xb, r_prover, half);
+        let r_left = challenge(&ch_as_left, 0);
+        l_claim = next_claim(l_claim, from_prover[0], from_prover[1], r_left);
+        let mut lu = theta_left.fold_bits(&log.xb, &log.yb, r_left, half);
+        let r_right = challenge(&ch_as_right, 0);
+        r_claim = next_claim(
+            r_claim,
+            Gf64(shares_as_right[0]),
+            Gf64(shares_as_right[1]),
+            r_right,
+        );
+        let mut rv = fold_bits_plain(&log.ya, &log.xa, r_right, half);
 
+        for level in 1..levels {
+            let p = level_poly(&pu, &pv_);
+            let (from_prover, r_prover) =
+                self.level_rounds(p, &shares_as_prover, &ch_as_right, level)?;
             fold(&mut pu, r_prover);
             fold(&mut pv_, r_prover);
             let r_left = challenge(&ch_as_left, level);
@@ -457,5 +524,60 @@ impl Party {
             }
         };
         self.abort_round("and-proof", STATUS_FAIL_AND_PROOF, failure)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand::{Rng, SeedableRng};
+    use rand_chacha::ChaCha20Rng;
+
+    /// `(θ·first ‖ θ·second)` gate by gate, or the plain bits without `θ`,
+    /// each part padded to `half`: the vectors the bit-level first level
+    /// stands for.
+    fn spelled_out(theta: Option<&Theta>, first: &[u64], second: &[u64], half: usize) -> Vec<Gf64> {
+        let mut out = Vec::new();
+        for part in [first, second] {
+            for (j, w) in part.iter().enumerate() {
+                for b in 0..64 {
+                    let bit = Gf64(w >> b & 1);
+                    out.push(match theta {
+                        Some(t) => t.alpha[j] * t.beta[b] * bit,
+                        None => bit,
+                    });
+                }
+            }
+            out.resize(out.len().next_multiple_of(half), Gf64::ZERO);
+        }
+        out
+    }
+
+    #[test]
+    fn the_bit_level_first_level_equals_the_spelled_out_one() {
+        let mut rng = ChaCha20Rng::seed_from_u64(5);
+        for words in [1usize, 3, 8, 13] {
+            let col =
+                |rng: &mut ChaCha20Rng| -> Vec<u64> { (0..words).map(|_| rng.gen()).collect() };
+            let (a, b, c, d) = (col(&mut rng), col(&mut rng), col(&mut rng), col(&mut rng));
+            let theta = Theta::from_seed([rng.gen(), rng.gen()], words);
+            let half = (64 * words).next_power_of_two();
+            let u = spelled_out(Some(&theta), &a, &b, half);
+            let v = spelled_out(None, &d, &c, half);
+            assert_eq!(theta.first_level_poly(&a, &b, &d, &c), level_poly(&u, &v));
+            let r = Gf64(rng.gen());
+            let (mut fu, mut fv) = (u.clone(), v.clone());
+            fold(&mut fu, r);
+            fold(&mut fv, r);
+            assert_eq!(theta.fold_bits(&a, &b, r, half), fu);
+            assert_eq!(fold_bits_plain(&d, &c, r, half), fv);
+            // The claim: Σ θ (a d + b c) is the inner product (in
+            // characteristic 2 the field sum of bits is their XOR).
+            let ip: Gf64 = u.iter().zip(&v).map(|(x, y)| *x * *y).sum();
+            assert_eq!(
+                ip,
+                theta.weigh((0..words).map(|j| (a[j] & d[j]) ^ (b[j] & c[j])))
+            );
+        }
     }
 }

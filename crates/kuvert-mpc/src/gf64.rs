@@ -162,12 +162,13 @@ pub enum Kernel<'a> {
         v: &'a [Gf64],
         out: &'a mut [Gf64; 2],
     },
-    /// For each word `j` and bit `b` of `words[j]`: `α_j·β_b` if the bit is
-    /// set, else 0, appended to `out`.
-    Weighted {
+    /// For each word `j` and bit `b`: `α_j·table[b][t | s << 1]` with `t`,
+    /// `s` bit `b` of `first[j]`, `second[j]`, appended to `out`.
+    FoldBits {
         alpha: &'a [Gf64],
-        beta: &'a [Gf64; 64],
-        words: &'a [u64],
+        table: &'a [[Gf64; 4]; 64],
+        first: &'a [u64],
+        second: &'a [u64],
         out: &'a mut Vec<Gf64>,
     },
 }
@@ -213,19 +214,17 @@ macro_rules! kernel_bodies {
                 }
                 *out = [Gf64(p0), Gf64(px)];
             }
-            Kernel::Weighted {
+            Kernel::FoldBits {
                 alpha,
-                beta,
-                words,
+                table,
+                first,
+                second,
                 out,
             } => {
-                for (a, w) in alpha.iter().zip(words) {
-                    for (b, beta) in beta.iter().enumerate() {
-                        out.push(if w >> b & 1 == 1 {
-                            Gf64($mul(a.0, beta.0))
-                        } else {
-                            Gf64::ZERO
-                        });
+                for ((a, t), s) in alpha.iter().zip(first).zip(second) {
+                    for (b, row) in table.iter().enumerate() {
+                        let code = ((t >> b) & 1 | ((s >> b) & 1) << 1) as usize;
+                        out.push(Gf64($mul(a.0, row[code].0)));
                     }
                 }
             }
@@ -411,29 +410,26 @@ mod tests {
             assert_eq!(lo[k], u[k] + r * (u[k] + u[k + 32]));
         }
         assert_eq!(lo, lo_soft);
-        let beta: [Gf64; 64] = std::array::from_fn(|_| Gf64(rng.gen()));
-        let words = [rng.gen::<u64>(), 0, u64::MAX];
+        let table: [[Gf64; 4]; 64] =
+            std::array::from_fn(|_| std::array::from_fn(|_| Gf64(rng.gen())));
+        let (first, second) = (
+            [rng.gen::<u64>(), 0, u64::MAX],
+            [rng.gen::<u64>(), u64::MAX, 0],
+        );
         let (mut w, mut w_soft) = (Vec::new(), Vec::new());
-        run_kernel(Kernel::Weighted {
+        let fb = |out| Kernel::FoldBits {
             alpha: &u[..3],
-            beta: &beta,
-            words: &words,
-            out: &mut w,
-        });
-        kernels_soft(Kernel::Weighted {
-            alpha: &u[..3],
-            beta: &beta,
-            words: &words,
-            out: &mut w_soft,
-        });
+            table: &table,
+            first: &first,
+            second: &second,
+            out,
+        };
+        run_kernel(fb(&mut w));
+        kernels_soft(fb(&mut w_soft));
         for j in 0..3 {
             for b in 0..64 {
-                let want = if words[j] >> b & 1 == 1 {
-                    u[j] * beta[b]
-                } else {
-                    Gf64::ZERO
-                };
-                assert_eq!(w[64 * j + b], want);
+                let code = (first[j] >> b & 1 | (second[j] >> b & 1) << 1) as usize;
+                assert_eq!(w[64 * j + b], u[j] * table[b][code]);
             }
         }
         assert_eq!(w, w_soft);
