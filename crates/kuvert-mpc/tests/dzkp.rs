@@ -316,28 +316,8 @@ fn every_tampering_of_a_product_over_the_ring_is_caught() {
 
 #[test]
 fn the_same_tampering_silently_corrupts_semi_honest_products() {
-    let mut rng = ChaCha20Rng::seed_from_u64(0x3a11);
-    let (mut wrong, mut runs) = (0, 0);
-    for _ in 0..300 {
-        let mut c = random_case(&mut rng, Circ::Mul, Security::SemiHonest);
-        // Tamper only with the two multiplication rounds, or local state.
-        if !c.local && c.round > 2 {
-            c.round = 1 + c.round % 2;
-        }
-        c.fault = Fault::FlipBit { bit: c.bit };
-        c.peer = (c.party + 2) % 3;
-        let (_, out) = run_case(&c, Security::SemiHonest);
-        runs += 1;
-        if out.iter().any(|o| o.as_ref().is_ok_and(|v| *v != want(&c))) {
-            wrong += 1;
-        }
-        assert!(
-            out.iter().all(|o| o.is_ok()),
-            "semi-honest mode has no checks"
-        );
-    }
-    assert!(wrong * 10 >= runs * 9, "{wrong} of {runs}");
-    eprintln!("semi-honest products: {wrong} of {runs} runs released a wrong result unnoticed");
+    // Every flipped bit of a product message reaches the output.
+    semi_honest_corruption(Circ::Mul, 2, 0x3a11, 9, 10);
 }
 
 #[test]
@@ -400,16 +380,24 @@ fn injections(circ: Circ, count: usize, seed: u64) {
 
 #[test]
 fn the_same_tampering_silently_corrupts_semi_honest_ands() {
-    let mut rng = ChaCha20Rng::seed_from_u64(0xd2c9);
+    // A flipped bit reaches the output unless it is masked by a zero bit
+    // of the other operand of a later AND.
+    semi_honest_corruption(Circ::Ands, 3, 0xd2c9, 2, 3);
+}
+
+/// 300 runs of `circ` in semi-honest mode with one flipped bit in a
+/// message of its first `rounds` rounds (its multiplications or ANDs, sent
+/// to the previous party only) or in local state: no run may fail, and at
+/// least `num/den` of them must release a wrong answer.
+fn semi_honest_corruption(circ: Circ, rounds: u64, seed: u64, num: usize, den: usize) {
+    let mut rng = ChaCha20Rng::seed_from_u64(seed);
     let (mut wrong, mut runs) = (0, 0);
     for _ in 0..300 {
-        let mut c = random_case(&mut rng, Circ::Ands, Security::SemiHonest);
-        // Tamper only with the AND rounds (1..=3) or local state.
-        if !c.local && c.round > 3 {
-            c.round = 1 + c.round % 3;
+        let mut c = random_case(&mut rng, circ, Security::SemiHonest);
+        if !c.local && c.round > rounds {
+            c.round = 1 + c.round % rounds;
         }
         c.fault = Fault::FlipBit { bit: c.bit };
-        // AND messages go to the previous party only.
         c.peer = (c.party + 2) % 3;
         let (_, out) = run_case(&c, Security::SemiHonest);
         runs += 1;
@@ -421,10 +409,10 @@ fn the_same_tampering_silently_corrupts_semi_honest_ands() {
             "semi-honest mode has no checks"
         );
     }
-    // A flipped bit reaches the output unless it is masked by a zero bit
-    // of the other operand of a later AND.
-    assert!(wrong * 3 >= runs * 2, "{wrong} of {runs}");
-    eprintln!("semi-honest mode: {wrong} of {runs} runs released a wrong result unnoticed");
+    assert!(wrong * den >= runs * num, "{wrong} of {runs}");
+    eprintln!(
+        "semi-honest mode, {circ:?}: {wrong} of {runs} runs released a wrong result unnoticed"
+    );
 }
 
 use kuvert_mpc::AShare;
