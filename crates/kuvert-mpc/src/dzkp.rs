@@ -479,11 +479,15 @@ impl Party {
         ];
         let l_share = interpolate(&LAST_POINTS, &l_vals, r_left);
         let l_side = ext(&lu, rho_u_left, r_left);
+        lu.zeroize();
         let r_right = last_challenge(&ch_as_right, levels);
         let rs = |k: usize| Gf64(shares_as_right[base + k]);
         let r_vals = [rs(0), r_claim + rs(0), rs(1), rs(2), rs(3)];
         let r_share = interpolate(&LAST_POINTS, &r_vals, r_right);
         let r_side = ext(&rv, rho_v_right, r_right);
+        rv.zeroize();
+        pu.zeroize();
+        pv_.zeroize();
 
         // Exchange between the two verifiers of each prover: as left
         // verifier of nx, to its right verifier pv; as right verifier of pv,

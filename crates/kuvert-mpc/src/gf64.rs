@@ -18,6 +18,9 @@ use std::sync::OnceLock;
 #[derive(Clone, Copy, Default, PartialEq, Eq, Hash)]
 pub struct Gf64(pub u64);
 
+// Vectors of field elements derived from shares are wiped like shares.
+impl zeroize::DefaultIsZeroes for Gf64 {}
+
 impl std::fmt::Debug for Gf64 {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "Gf64({:#018x})", self.0)

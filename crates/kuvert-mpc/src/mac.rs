@@ -156,6 +156,15 @@ impl Party {
             });
             k += n;
         }
+        // Shares and PRF output: wiped like shares.
+        let (mut zp, mut zn, mut out, mut from_next) = (zp, zn, out, from_next);
+        let (mut send, mut recv) = (send, recv);
+        zp.zeroize();
+        zn.zeroize();
+        out.zeroize();
+        from_next.zeroize();
+        send.zeroize();
+        recv.zeroize();
         Ok(res)
     }
 
