@@ -53,7 +53,7 @@
 //! with probability at most `(2 + 2·K + 4) / 2^64` for `K` halving levels
 //! (`2/2^64` for the batching: `β` first, then `α`; `2/2^64` per level and
 //! `4/2^64` at the end, Schwartz–Zippel): below `2^-58` for batches up to
-//! [`MAX_BATCH_WORDS`] words (`K = 20`: `46/2^64 < 2^-58`). A cheating prover's choices are
+//! [`MAX_BATCH_WORDS`] words (`K = 22`: `50/2^64 < 2^-58`). A cheating prover's choices are
 //! fixed before each challenge it could exploit is drawn, and the
 //! challenges come from a key it never sees. Derivation: docs/protocols.md.
 //!
@@ -61,7 +61,7 @@
 //! Per batch of `w` AND words (`64·w` gates) and per party: `2K + 4` rounds
 //! with `K = log2(128·w) - 1`, and `24K + 82` bytes sent (16 per level and 8
 //! per challenge, 16 for the seed, 32 for the last step, 32 in the exchange,
-//! 2 status bytes) whatever the size: 562 bytes for a full batch of 2^20
+//! 2 status bytes) whatever the size: 610 bytes for a full batch of 2^22
 //! gates, so an AND stays at about one bit sent per gate. Work is linear in
 //! the gates (about 8 GF(2^64) products per gate: the first level runs on
 //! the bits with byte tables) and memory is bounded by
@@ -79,10 +79,10 @@ use zeroize::Zeroize;
 /// The largest batch one proof covers (a longer transcript is proven in
 /// batches of this size, one after the other), and the pending AND words
 /// that trigger a proof inside [`Party::and`]. Bounds the proof's working
-/// memory (about 2 KiB per AND word of the batch, 32 MiB in all); the
+/// memory (about 2 KiB per AND word of the batch, 128 MiB in all); the
 /// recorded transcript (7 words per AND word) is bounded by the largest
 /// single AND call plus this.
-pub const MAX_BATCH_WORDS: usize = 1 << 14;
+pub const MAX_BATCH_WORDS: usize = 1 << 16;
 
 /// Sub-stream tags under a proof's nonce.
 const CHALLENGES: u64 = 1;

@@ -562,9 +562,9 @@ fn long_and_calls_are_proven_in_batches() {
                 );
             } else {
                 let (proof_rounds, v) = o.expect("honest");
-                // The AND, then two batches: (2K + 4) rounds each, K = 20
+                // The AND, then two batches: (2K + 4) rounds each, K = 22
                 // and K = 8.
-                assert_eq!(proof_rounds, 1 + 44 + 20);
+                assert_eq!(proof_rounds, 1 + 48 + 20);
                 assert!(v.iter().enumerate().all(|(j, w)| *w == x[j] & y[j]));
             }
         }
