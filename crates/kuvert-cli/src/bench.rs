@@ -219,26 +219,33 @@ pub fn run(cmd: BenchCommand) -> anyhow::Result<std::process::ExitCode> {
                         mode_name(security)
                     )
                 })?;
-                runs.push(reports);
+                // The process's peak so far: after the semi-honest run, its
+                // own; after the malicious run, the larger of the two.
+                runs.push((reports, peak_rss()));
             }
             bar.finish_and_clear();
-            for (k, (&security, reports)) in modes.iter().zip(&runs).enumerate() {
+            for (k, (&security, (reports, rss))) in modes.iter().zip(&runs).enumerate() {
                 if k > 0 {
                     println!();
                 }
+                let rss = if k > 0 {
+                    format!("{rss} for all three, over both runs")
+                } else {
+                    format!("{rss} for all three")
+                };
                 print_table(
                     &format!("in-process (3 threads), {}", mode_name(security)),
                     n,
                     reports,
-                    &format!("{} for all three", peak_rss()),
+                    &rss,
                 );
             }
             if malicious {
                 println!();
-                print_ratios(&runs[0], &runs[1]);
+                print_ratios(&runs[0].0, &runs[1].0);
             }
             if json {
-                println!("{}", to_json(runs.last().expect("one run at least")));
+                println!("{}", to_json(&runs.last().expect("one run at least").0));
             }
             Ok(std::process::ExitCode::SUCCESS)
         }
