@@ -168,14 +168,7 @@ fn tables_for(seed: u64, r1: usize, r2: usize) -> (BTreeMap<String, Table>, Cata
 }
 
 fn check(sql: &str, seed: u64, r1: usize, r2: usize) {
-    let mut rng = ChaCha20Rng::seed_from_u64(seed);
-    let mut tables = BTreeMap::new();
-    tables.insert("t1".to_string(), random_table(T1, r1, &mut rng));
-    tables.insert("t2".to_string(), random_table(T2, r2, &mut rng));
-    let mut cat = Catalog::new();
-    for (n, t) in &tables {
-        cat.add(n, t.schema().clone());
-    }
+    let (tables, cat) = tables_for(seed, r1, r2);
     let q = prepare(sql, &cat).unwrap_or_else(|e| panic!("{sql}: {e}"));
     let mut want = plain::evaluate(&q, &tables).unwrap();
     let mut got = mpc(&tables, &q, seed);
