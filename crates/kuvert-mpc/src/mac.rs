@@ -260,8 +260,12 @@ impl Party {
     fn toss_coins(&mut self) -> Result<[u8; KEY_LEN]> {
         let (me, nx, pv) = (self.id(), next(self.id()), prev(self.id()));
         let counter = self.fresh_nonce();
+        // This party's contribution: PRF output of its private key (drawn
+        // from the session's CSPRNG), unpredictable to the others.
+        let words = self.keys().own.words(counter, 2);
         let mut mine = [0u8; KEY_LEN];
-        rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut mine);
+        mine[..8].copy_from_slice(&words[0].to_le_bytes());
+        mine[8..].copy_from_slice(&words[1].to_le_bytes());
         let commit = |party: usize, seed: &[u8]| -> [u8; 32] {
             let mut h = Sha256::new();
             h.update(COIN_DOMAIN);

@@ -150,6 +150,7 @@ impl Party {
                 prev: Prf::new([0; KEY_LEN]),
                 next: Prf::new([0; KEY_LEN]),
                 all: Prf::new([0; KEY_LEN]),
+                own: Prf::new([0; KEY_LEN]),
             },
             nonce: 0,
             stats: Stats::default(),
@@ -170,11 +171,15 @@ impl Party {
         for j in 0..KEY_LEN {
             all[j] = common[j] ^ from_next[KEY_LEN + j] ^ from_prev[j];
         }
+        let mut own = [0u8; KEY_LEN];
+        rng.fill_bytes(&mut own);
         party.keys = PartyKeys {
             prev: Prf::new(mine),
             next: Prf::new(next_key),
             all: Prf::new(all),
+            own: Prf::new(own),
         };
+        own.zeroize();
         mine.zeroize();
         common.zeroize();
         to_prev.zeroize();

@@ -58,6 +58,9 @@ pub struct PartyKeys {
     pub next: Prf,
     /// Known to all three parties (common coins, e.g. public permutations).
     pub all: Prf,
+    /// Known to this party only (its contributions to coin tosses), drawn
+    /// from the session's CSPRNG like the others.
+    pub own: Prf,
 }
 
 /// A uniformly random permutation of `0..n` drawn from a PRF stream
