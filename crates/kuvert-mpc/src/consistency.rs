@@ -44,12 +44,12 @@
 //!   formed, or is what the contributor meant; and the abort is selective,
 //!   as in [`crate::verified`].
 
-use sha2::{Digest, Sha256};
+use sha2::Digest;
 
 use crate::party::{Party, Result};
 use crate::share::{AShare, BShare};
 use crate::transport::{next, prev, PartyId};
-use crate::verified::{Kind, DIGEST_LEN, STATUS_FAIL_CONSISTENCY};
+use crate::verified::{digest_header, Kind, DIGEST_LEN, STATUS_FAIL_CONSISTENCY};
 
 /// Domain separator of the digests of the consistency check.
 const DOMAIN: &[u8] = b"kuvert-mpc/consistency/v1\0";
@@ -62,12 +62,7 @@ fn digest(
     component: PartyId,
     cols: &[&[u64]],
 ) -> [u8; DIGEST_LEN] {
-    let mut h = Sha256::new();
-    h.update(DOMAIN);
-    h.update([kind.byte()]);
-    h.update(tag);
-    h.update(counter.to_le_bytes());
-    h.update([component as u8]);
+    let mut h = digest_header(DOMAIN, kind, tag, counter, component);
     h.update((cols.len() as u64).to_le_bytes());
     for col in cols {
         h.update((col.len() as u64).to_le_bytes());

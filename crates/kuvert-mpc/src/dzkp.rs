@@ -116,18 +116,29 @@ impl AndLog {
         std::mem::take(self)
     }
 
-    /// A copy of the words in `r`.
-    fn slice(&self, r: std::ops::Range<usize>) -> AndLog {
-        AndLog {
-            xa: self.xa[r.clone()].to_vec(),
-            xb: self.xb[r.clone()].to_vec(),
-            ya: self.ya[r.clone()].to_vec(),
-            yb: self.yb[r.clone()].to_vec(),
-            fp: self.fp[r.clone()].to_vec(),
-            fnx: self.fnx[r.clone()].to_vec(),
-            zr: self.zr[r].to_vec(),
+    /// The words in `r`, borrowed.
+    fn batch(&self, r: std::ops::Range<usize>) -> Batch<'_> {
+        Batch {
+            xa: &self.xa[r.clone()],
+            xb: &self.xb[r.clone()],
+            ya: &self.ya[r.clone()],
+            yb: &self.yb[r.clone()],
+            fp: &self.fp[r.clone()],
+            fnx: &self.fnx[r.clone()],
+            zr: &self.zr[r],
         }
     }
+}
+
+/// The part of an [`AndLog`] one proof covers.
+struct Batch<'a> {
+    xa: &'a [u64],
+    xb: &'a [u64],
+    ya: &'a [u64],
+    yb: &'a [u64],
+    fp: &'a [u64],
+    fnx: &'a [u64],
+    zr: &'a [u64],
 }
 
 impl Drop for AndLog {
@@ -321,12 +332,8 @@ impl Party {
         // the other, so that a single large AND call cannot make a proof's
         // working memory unbounded.
         let words = log.words();
-        if words <= MAX_BATCH_WORDS {
-            return self.prove_batch(&log);
-        }
         for start in (0..words).step_by(MAX_BATCH_WORDS) {
-            let chunk = log.slice(start..words.min(start + MAX_BATCH_WORDS));
-            self.prove_batch(&chunk)?;
+            self.prove_batch(&log.batch(start..words.min(start + MAX_BATCH_WORDS)))?;
         }
         Ok(())
     }
@@ -360,9 +367,9 @@ impl Party {
         ))
     }
 
-    fn prove_batch(&mut self, log: &AndLog) -> Result<()> {
+    fn prove_batch(&mut self, log: &Batch<'_>) -> Result<()> {
         let (me, nx, pv) = (self.id(), next(self.id()), prev(self.id()));
-        let words = log.words();
+        let words = log.xa.len();
         // Each half of the vectors (64 gates per word) is padded to a power
         // of two, `K = log2(half)` halving levels bring them to length 2.
         let half = (64 * words).next_power_of_two();
@@ -400,7 +407,7 @@ impl Party {
 
         // Prover: u = θ(x_i ‖ y_i), v = (y_{i+1} ‖ x_{i+1}), each part
         // padded to `half`. The first level runs on the bits.
-        let first = theta_prover.first_level_poly(&log.xa, &log.ya, &log.yb, &log.xb);
+        let first = theta_prover.first_level_poly(log.xa, log.ya, log.yb, log.xb);
         // Left verifier of nx: x_{nx} = my xb, y_{nx} = my yb, F(k_{nx}) =
         // my fnx; e = z_{nx} ^ F(k_{nx}) ^ x_{nx} y_{nx}.
         let mut l_claim =
@@ -411,11 +418,11 @@ impl Party {
 
         let (from_prover, r_prover) =
             self.level_rounds(first, &shares_as_prover, &ch_as_right, 0)?;
-        let mut pu = theta_prover.fold_bits(&log.xa, &log.ya, r_prover, half);
-        let mut pv_ = fold_bits_plain(&log.yb, &log.xb, r_prover, half);
+        let mut pu = theta_prover.fold_bits(log.xa, log.ya, r_prover, half);
+        let mut pv_ = fold_bits_plain(log.yb, log.xb, r_prover, half);
         let r_left = challenge(&ch_as_left, 0);
         l_claim = next_claim(l_claim, from_prover[0], from_prover[1], r_left);
-        let mut lu = theta_left.fold_bits(&log.xb, &log.yb, r_left, half);
+        let mut lu = theta_left.fold_bits(log.xb, log.yb, r_left, half);
         let r_right = challenge(&ch_as_right, 0);
         r_claim = next_claim(
             r_claim,
@@ -423,7 +430,7 @@ impl Party {
             Gf64(shares_as_right[1]),
             r_right,
         );
-        let mut rv = fold_bits_plain(&log.ya, &log.xa, r_right, half);
+        let mut rv = fold_bits_plain(log.ya, log.xa, r_right, half);
 
         for level in 1..levels {
             let p = level_poly(&pu, &pv_);

@@ -73,33 +73,15 @@ where
     T: Send,
     F: Fn(&mut Party) -> Result<T> + Sync,
 {
-    let nets = InProcTransport::triple();
-    let f = &f;
-    let results: Vec<Result<(T, Vec<(usize, Vec<u8>)>)>> = std::thread::scope(|s| {
-        let handles: Vec<_> = nets
-            .into_iter()
-            .map(|net| {
-                s.spawn(move || {
-                    let mut party = setup(Box::new(net), keys, security)?;
-                    if record {
-                        party.record_view();
-                    }
-                    let out = f(&mut party)?;
-                    let view = party.take_view();
-                    Ok((out, view))
-                })
-            })
-            .collect();
-        handles
-            .into_iter()
-            .map(|h| h.join().expect("party thread panicked"))
-            .collect()
+    let nets = InProcTransport::triple().map(|t| Box::new(t) as Box<dyn Transport>);
+    let [r0, r1, r2] = run3_over_secure(nets, keys, security, |party| {
+        if record {
+            party.record_view();
+        }
+        let out = f(party)?;
+        Ok((out, party.take_view()))
     });
-    let mut it = results.into_iter();
-    let r0 = it.next().expect("party 0")?;
-    let r1 = it.next().expect("party 1")?;
-    let r2 = it.next().expect("party 2")?;
-    Ok([r0, r1, r2])
+    Ok([r0?, r1?, r2?])
 }
 
 /// Run `f` as each of the three parties in its own thread over the given

@@ -132,15 +132,28 @@ pub(crate) fn digest(
     component: PartyId,
     words: &[u64],
 ) -> [u8; DIGEST_LEN] {
+    let mut h = digest_header(DOMAIN, kind, tag, counter, component);
+    h.update((words.len() as u64).to_le_bytes());
+    h.update(bytemuck::cast_slice::<u64, u8>(words));
+    h.finalize().into()
+}
+
+/// A SHA-256 state over `domain ‖ kind ‖ tag ‖ counter ‖ component`, the
+/// common start of the digests of the verified protocols.
+pub(crate) fn digest_header(
+    domain: &[u8],
+    kind: Kind,
+    tag: &[u8],
+    counter: u64,
+    component: PartyId,
+) -> Sha256 {
     let mut h = Sha256::new();
-    h.update(DOMAIN);
+    h.update(domain);
     h.update([kind.byte()]);
     h.update(tag);
     h.update(counter.to_le_bytes());
     h.update([component as u8]);
-    h.update((words.len() as u64).to_le_bytes());
-    h.update(bytemuck::cast_slice::<u64, u8>(words));
-    h.finalize().into()
+    h
 }
 
 fn status_name(s: u8) -> String {
