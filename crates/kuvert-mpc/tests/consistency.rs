@@ -12,7 +12,7 @@
 //! then makes the two other parties fail with `"abort-signal"`.
 
 mod common;
-use common::components;
+use common::{components, random_fault};
 use kuvert_mpc::faulty::{Fault, FaultyTransport, Injection};
 use kuvert_mpc::harness::{run3, run3_over, run3_with, Keys};
 use kuvert_mpc::inproc::InProcTransport;
@@ -296,14 +296,7 @@ fn tampered_check_messages_never_pass_everywhere() {
         } else {
             Target::Abort
         };
-        let fault = match rng.gen_range(0..4) {
-            0 => Fault::FlipBit {
-                bit: rng.gen_range(0..1 << 20),
-            },
-            1 => Fault::Drop,
-            2 => Fault::Replay,
-            _ => Fault::Substitute { seed: rng.gen() },
-        };
+        let fault = random_fault(&mut rng);
         // Rounds: 0 setup, 1-2 first check, 3 digest, 4 abort.
         let round = if target == Target::Digest { 3 } else { 4 };
         let [t0, t1, t2] = InProcTransport::triple();

@@ -11,7 +11,7 @@
 //! `replayed_digest_of_an_earlier_call_is_rejected`).
 
 mod common;
-use common::components;
+use common::{components, random_fault};
 use kuvert_mpc::faulty::{Fault, FaultyTransport, Injection};
 use kuvert_mpc::harness::{run3, run3_over, Keys};
 use kuvert_mpc::inproc::InProcTransport;
@@ -131,14 +131,7 @@ fn random_case(rng: &mut ChaCha20Rng) -> Case {
     };
     let party = rng.gen_range(0..3);
     let peer = (party + rng.gen_range(1..3)) % 3;
-    let fault = match rng.gen_range(0..4) {
-        0 => Fault::FlipBit {
-            bit: rng.gen_range(0..1 << 20),
-        },
-        1 => Fault::Drop,
-        2 => Fault::Replay,
-        _ => Fault::Substitute { seed: rng.gen() },
-    };
+    let fault = random_fault(rng);
     let word = |rng: &mut ChaCha20Rng| match rng.gen_range(0..4) {
         0 => 0,
         1 => u64::MAX,
