@@ -25,6 +25,23 @@ use rand_chacha::ChaCha20Rng;
 
 use crate::transport::{Incoming, Outgoing, PartyId, Transport, TransportError};
 
+/// Make `party` deviate in its local state: from now on it applies a wrong
+/// permutation (its first two entries swapped) to its own component in
+/// every shuffle pass it takes part in, while its partner applies the
+/// right one. Test tooling, like the transport below.
+pub fn deviate_permutations(party: &mut crate::Party) {
+    party.deviation_mut().wrong_permutations = true;
+}
+
+/// Make `party` add `delta` to element `index` (column-major over the
+/// table's columns, and in malicious mode over the values then the MACs)
+/// of its message in pass `pass` (0, 1 or 2) of every shuffle it takes
+/// part in, and to its own copy of the pass result: an additive error that
+/// leaves its state consistent, as a real attacker would. Test tooling.
+pub fn add_in_shuffle_pass(party: &mut crate::Party, pass: usize, index: usize, delta: i64) {
+    party.deviation_mut().pass_errors.push((pass, index, delta));
+}
+
 /// How many earlier messages per peer are kept for [`Fault::Replay`].
 const HISTORY: usize = 16;
 

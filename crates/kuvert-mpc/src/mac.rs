@@ -90,7 +90,7 @@ impl Drop for MacState {
     }
 }
 
-fn words128(prf: &Prf, nonce: u64, n: usize) -> Vec<u128> {
+pub(crate) fn words128(prf: &Prf, nonce: u64, n: usize) -> Vec<u128> {
     let w = prf.words(nonce, 2 * n);
     w.chunks_exact(2)
         .map(|c| c[0] as u128 | (c[1] as u128) << 64)
@@ -112,7 +112,7 @@ impl Party {
     }
 
     /// Replicated multiplication over Z_2^128 of several pairs in one round.
-    fn mul128(&mut self, pairs: &[(&Rep128, &Rep128)]) -> Result<Vec<Rep128>> {
+    pub(crate) fn mul128(&mut self, pairs: &[(&Rep128, &Rep128)]) -> Result<Vec<Rep128>> {
         let nonce = self.fresh_nonce();
         let total: usize = pairs.iter().map(|(x, _)| x.a.len()).sum();
         let zp = words128(&self.keys().prev, nonce, total);
@@ -168,6 +168,35 @@ impl Party {
         Ok(res)
     }
 
+    /// `n` copies of this party's components of the MAC key.
+    pub(crate) fn mac_key_column(&mut self, n: usize) -> Result<Rep128> {
+        let state = self
+            .mac_state()
+            .ok_or_else(|| MpcError::Usage("MAC key used outside malicious mode".into()))?;
+        Ok(Rep128 {
+            a: vec![state.alpha.0; n],
+            b: vec![state.alpha.1; n],
+        })
+    }
+
+    /// Record pairs `(x, [αx])` for the next MAC check (columns of equal
+    /// length), and run the check when more than [`MAX_PENDING`] wait.
+    pub(crate) fn record_maced(&mut self, x: &[Rep128], mx: &[Rep128]) -> Result<()> {
+        let state = self
+            .mac_state()
+            .ok_or_else(|| MpcError::Usage("MAC record outside malicious mode".into()))?;
+        for (v, m) in x.iter().zip(mx) {
+            state.z.a.extend_from_slice(&v.a);
+            state.z.b.extend_from_slice(&v.b);
+            state.mz.a.extend_from_slice(&m.a);
+            state.mz.b.extend_from_slice(&m.b);
+        }
+        if state.pending() >= MAX_PENDING {
+            self.verify_macs()?;
+        }
+        Ok(())
+    }
+
     /// [`Party::mul`] in malicious mode (see [`crate::mac`]).
     pub(crate) fn mul_maced(&mut self, x: &AShare, y: &AShare) -> Result<AShare> {
         check_len(x.len(), y.len())?;
@@ -177,11 +206,7 @@ impl Party {
             b: s.b.iter().map(|v| *v as u128).collect(),
         };
         let (xl, yl) = (lift(x), lift(y));
-        let state = self.mac_state().expect("malicious mode");
-        let alpha = Rep128 {
-            a: vec![state.alpha.0; n],
-            b: vec![state.alpha.1; n],
-        };
+        let alpha = self.mac_key_column(n)?;
         let mut r = self.mul128(&[(&xl, &yl), (&alpha, &xl)])?;
         let ax = r.pop().expect("two products");
         let z = r.pop().expect("two products");
@@ -190,14 +215,7 @@ impl Party {
             z.a.iter().map(|v| *v as u64).collect(),
             z.b.iter().map(|v| *v as u64).collect(),
         );
-        let state = self.mac_state().expect("malicious mode");
-        state.z.a.extend_from_slice(&z.a);
-        state.z.b.extend_from_slice(&z.b);
-        state.mz.a.extend_from_slice(&mz.a);
-        state.mz.b.extend_from_slice(&mz.b);
-        if state.pending() >= MAX_PENDING {
-            self.verify_macs()?;
-        }
+        self.record_maced(&[z], &[mz])?;
         Ok(out)
     }
 

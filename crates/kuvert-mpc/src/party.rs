@@ -102,6 +102,20 @@ pub struct Party {
     and_log: Option<AndLog>,
     /// In malicious mode, the MAC key and the products not yet checked.
     mac: Option<MacState>,
+    /// Test tooling ([`crate::faulty`]): how this party deviates in its
+    /// local computation. Empty unless a test sets it; never in a node.
+    deviation: Deviation,
+}
+
+/// Deviations in a party's local computation, set by [`crate::faulty`].
+#[derive(Clone, Debug, Default)]
+pub(crate) struct Deviation {
+    /// Apply a wrong permutation in every shuffle pass.
+    pub wrong_permutations: bool,
+    /// `(pass, index, delta)`: add `delta` to this party's element `index`
+    /// of its message in pass `pass` of every shuffle (and to its own copy
+    /// of the result, so that its state stays consistent with it).
+    pub pass_errors: Vec<(usize, usize, i64)>,
 }
 
 impl std::fmt::Debug for Party {
@@ -157,6 +171,7 @@ impl Party {
             view: None,
             and_log: (security == Security::Malicious).then(AndLog::default),
             mac: None,
+            deviation: Deviation::default(),
         };
         party.round_bytes(
             &[(prev(id), &to_prev[..]), (next(id), &common[..])],
@@ -222,6 +237,14 @@ impl Party {
 
     pub(crate) fn and_log_mut(&mut self) -> Option<&mut AndLog> {
         self.and_log.as_mut()
+    }
+
+    pub(crate) fn deviation(&self) -> &Deviation {
+        &self.deviation
+    }
+
+    pub(crate) fn deviation_mut(&mut self) -> &mut Deviation {
+        &mut self.deviation
     }
 
     pub(crate) fn mac_state(&mut self) -> Option<&mut MacState> {

@@ -119,6 +119,9 @@ enum Circ {
     Select,
     /// `x·y·w` and `x·y` over Z_2^64 (MAC-checked products).
     Mul,
+    /// The shuffle of the table `(x, y)`, opened (MAC-checked passes); the
+    /// opened rows are compared as a multiset.
+    Shuffle,
 }
 
 #[derive(Debug, Clone)]
@@ -128,6 +131,9 @@ struct Case {
     peer: usize,
     /// Tamper with local state instead of a message.
     local: bool,
+    /// With `local` in a shuffle: apply a wrong permutation instead of
+    /// holding a wrong share.
+    wrong_perm: bool,
     round: u64,
     /// Rounds of the honest run after the setup.
     rounds: u64,
@@ -141,6 +147,21 @@ struct Case {
 
 /// The circuit under test, then an open to all.
 fn circuit(p: &mut Party, circ: Circ, cx: &Comps, cy: &Comps, cw: &Comps) -> Result<Vec<u64>> {
+    if circ == Circ::Shuffle {
+        let mut cols = [
+            kuvert_mpc::shuffle::Column::Arith(ashare(p, cx)),
+            kuvert_mpc::shuffle::Column::Arith(ashare(p, cy)),
+        ];
+        p.shuffle(&mut cols)?;
+        let [kuvert_mpc::shuffle::Column::Arith(x), kuvert_mpc::shuffle::Column::Arith(y)] = cols
+        else {
+            unreachable!("arithmetic in, arithmetic out")
+        };
+        let both = p
+            .reveal_a(&AShare::concat(&[&x, &y]), None)?
+            .expect("open to all");
+        return Ok(sorted_rows(&both[..x.len()], &both[x.len()..]));
+    }
     if circ == Circ::Mul {
         let (x, y, w) = (ashare(p, cx), ashare(p, cy), ashare(p, cw));
         let xy = p.mul(&x, &y)?;
@@ -169,8 +190,18 @@ fn circuit(p: &mut Party, circ: Circ, cx: &Comps, cy: &Comps, cw: &Comps) -> Res
     Ok(p.reveal_b(&both, None)?.expect("open to all"))
 }
 
+/// The rows `(x_j, y_j)` in sorted order, flattened.
+fn sorted_rows(x: &[u64], y: &[u64]) -> Vec<u64> {
+    let mut rows: Vec<(u64, u64)> = x.iter().copied().zip(y.iter().copied()).collect();
+    rows.sort_unstable();
+    rows.into_iter().flat_map(|(a, b)| [a, b]).collect()
+}
+
 fn want(c: &Case) -> Vec<u64> {
     let n = c.x.len();
+    if c.circ == Circ::Shuffle {
+        return sorted_rows(&c.x, &c.y);
+    }
     if c.circ == Circ::Mul {
         let xy: Vec<u64> = (0..n).map(|j| c.x[j].wrapping_mul(c.y[j])).collect();
         let mut v: Vec<u64> = (0..n).map(|j| xy[j].wrapping_mul(c.w[j])).collect();
@@ -198,6 +229,7 @@ fn want(c: &Case) -> Vec<u64> {
 fn rounds_of(c: &Case, security: Security) -> u64 {
     let honest = Case {
         local: false,
+        wrong_perm: false,
         ..c.clone()
     };
     let cs = shares_of(&honest);
@@ -217,7 +249,7 @@ fn shares_of(c: &Case) -> (Comps, Comps, Comps) {
     let mut cx = components(&c.x, arith, &mut rng);
     let cy = components(&c.y, arith, &mut rng);
     let cw = components(&c.w, arith, &mut rng);
-    if c.local {
+    if c.local && !c.wrong_perm {
         // Wrong local state: the party's copy of its first component of x
         // differs from the copy its previous party holds.
         let j = c.bit % (64 * c.x.len());
@@ -234,6 +266,7 @@ fn random_case(rng: &mut ChaCha20Rng, circ: Circ, security: Security) -> Case {
         party,
         peer: (party + rng.gen_range(1..3)) % 3,
         local: rng.gen_bool(0.125),
+        wrong_perm: false,
         round: 0,
         rounds: 0,
         fault: match rng.gen_range(0..4) {
@@ -256,7 +289,11 @@ fn random_case(rng: &mut ChaCha20Rng, circ: Circ, security: Security) -> Case {
         }
     }
     // One case in eight tampers with local state; the others with a
-    // message of any round after the setup.
+    // message of any round after the setup. In a shuffle of at least two
+    // rows, half the local cases permute wrongly.
+    if circ == Circ::Shuffle && c.local && n >= 2 {
+        c.wrong_perm = rng.gen_bool(0.5);
+    }
     c.rounds = rounds_of(&c, security);
     if !c.local {
         c.round = rng.gen_range(1..=c.rounds);
@@ -280,6 +317,9 @@ fn run_case(c: &Case, security: Security) -> (bool, [std::result::Result<Vec<u64
     }
     let nets = nets.map(|n| n.expect("present"));
     let res = run3_over_secure(nets, Keys::Seeded(c.seed), security, |p| {
+        if c.wrong_perm && p.id() == c.party {
+            kuvert_mpc::faulty::deviate_permutations(p);
+        }
         Ok(
             circuit(p, c.circ, &cs.0, &cs.1, &cs.2).map_err(|e| match e {
                 MpcError::Check { check, .. } => check,
@@ -321,6 +361,17 @@ fn the_same_tampering_silently_corrupts_semi_honest_products() {
 }
 
 #[test]
+fn every_tampering_of_a_shuffle_pass_permutation_or_share_is_caught() {
+    injections(Circ::Shuffle, 1000, 0x5f1e);
+}
+
+#[test]
+fn the_same_tampering_silently_corrupts_semi_honest_shuffles() {
+    // A flipped bit of a pass message lands in some row.
+    semi_honest_corruption(Circ::Shuffle, 3, 0x5f1e, 9, 10);
+}
+
+#[test]
 fn every_tampering_of_a_select_with_conversions_is_caught() {
     injections(Circ::Select, 200, 0x5e1e);
 }
@@ -357,7 +408,7 @@ fn injections(circ: Circ, count: usize, seed: u64) {
             // bits can do that, where the check covers values mod 2^64,
             // not MACs (crate::mac). Anything else must be caught.
             assert!(
-                circ == Circ::Mul && !c.local,
+                matches!(circ, Circ::Mul | Circ::Shuffle) && !c.local,
                 "a tampering went unnoticed in {c:?}"
             );
             harmless += 1;
@@ -420,6 +471,12 @@ fn semi_honest_corruption(circ: Circ, rounds: u64, seed: u64, num: usize, den: u
         }
         c.fault = Fault::FlipBit { bit: c.bit };
         c.peer = (c.party + 2) % 3;
+        if circ == Circ::Shuffle {
+            // The pass in which the party sends its permuted component to
+            // its next party.
+            c.round = 1 + c.party as u64;
+            c.peer = (c.party + 1) % 3;
+        }
         let (_, out) = run_case(&c, Security::SemiHonest);
         runs += 1;
         if out.iter().any(|o| o.as_ref().is_ok_and(|v| *v != want(&c))) {
@@ -521,8 +578,12 @@ fn operations_without_a_check_refuse_to_run_in_malicious_mode() {
         let a = AShare::public(me, &[1, 2, 3]);
         let b = BShare::public(me, &[1, 2, 3]);
         let bits = p.eq(&a, &a)?;
-        let mut cols = [kuvert_mpc::shuffle::Column::Arith(a.clone())];
-        let _ = (&b, &bits);
+        // Boolean columns have no MAC over GF(2) yet.
+        let mut cols = [
+            kuvert_mpc::shuffle::Column::Arith(a.clone()),
+            kuvert_mpc::shuffle::Column::Bool(b.clone()),
+        ];
+        let _ = &bits;
         let refused = [p.shuffle(&mut cols).err()];
         Ok(refused.map(|e| match e {
             Some(MpcError::Unsupported(m)) => m,
@@ -588,6 +649,102 @@ fn long_and_calls_are_proven_in_batches() {
                 assert_eq!(proof_rounds, 1 + 48 + 20);
                 assert!(v.iter().enumerate().all(|(j, w)| *w == x[j] & y[j]));
             }
+        }
+    }
+}
+
+/// A large malicious-mode shuffle opens to a permutation of its rows (the
+/// plaintext oracle: the same multiset of rows), not the identity, and
+/// records every pass for the MAC check.
+#[test]
+fn a_malicious_shuffle_permutes_rows_and_checks_every_pass() {
+    let n = 3000;
+    let mut rng = ChaCha20Rng::seed_from_u64(0x5ff1e);
+    let x: Vec<u64> = (0..n).map(|_| rng.gen()).collect();
+    let y: Vec<u64> = (0..n as u64).collect();
+    let cx = components(&x, true, &mut rng);
+    let cy = components(&y, true, &mut rng);
+    let out = run3_secure(Keys::Seeded(5), Security::Malicious, |p| {
+        let mut cols = [
+            kuvert_mpc::shuffle::Column::Arith(ashare(p, &cx)),
+            kuvert_mpc::shuffle::Column::Arith(ashare(p, &cy)),
+        ];
+        let before = p.stats();
+        p.shuffle(&mut cols)?;
+        let used = p.stats() - before;
+        let [kuvert_mpc::shuffle::Column::Arith(a), kuvert_mpc::shuffle::Column::Arith(b)] = cols
+        else {
+            unreachable!()
+        };
+        let opened = p.reveal_a(&AShare::concat(&[&a, &b]), None)?.expect("all");
+        Ok((opened, used))
+    })
+    .expect("honest run");
+    let (opened, used) = &out[0];
+    assert_eq!(out[1].0, *opened);
+    assert_eq!(out[2].0, *opened);
+    let (sx, sy) = opened.split_at(n);
+    assert_eq!(sorted_rows(sx, sy), sorted_rows(&x, &y));
+    assert_ne!(sy, &y[..], "the rows were not moved");
+    for (j, row) in sy.iter().enumerate() {
+        assert_eq!(sx[j], x[*row as usize], "a row was torn apart");
+    }
+    // One round for the MACs, three passes; 16 bytes per element and
+    // column for the MACs and 32 for each of the two passes a party takes
+    // part in.
+    assert_eq!(used.rounds, 4);
+    assert_eq!(used.bytes_sent, (n * 2 * (16 + 32 * 2)) as u64);
+}
+
+/// The selective-failure attack of Song et al. (NDSS 2024) on MAC-checked
+/// shuffles: party 0 adds `δ` to row `a` in pass 0 (its pass with party 1),
+/// the honest pair's pass 1 moves the row to a place party 0 does not know,
+/// and party 0 subtracts `δ` from row `g` in pass 2 (its pass with party
+/// 2), keeping its own state consistent. With only the final rows checked,
+/// the one guess `g` where the row landed would pass and tell party 0
+/// where the honest permutation sent it. Every pass is recorded for the
+/// check, so every guess aborts.
+#[test]
+fn cancelling_an_error_after_the_honest_pass_still_aborts_every_guess() {
+    let n = 8usize;
+    let mut rng = ChaCha20Rng::seed_from_u64(0xa77ac);
+    let x: Vec<u64> = (0..n).map(|_| rng.gen()).collect();
+    let y: Vec<u64> = (0..n).map(|_| rng.gen()).collect();
+    let cx = components(&x, true, &mut rng);
+    let cy = components(&y, true, &mut rng);
+    let attack = |guess: usize, security: Security| {
+        run3_secure(Keys::Seeded(77), security, |p| {
+            if p.id() == 0 {
+                kuvert_mpc::faulty::add_in_shuffle_pass(p, 0, 3, 0x1234_5678);
+                kuvert_mpc::faulty::add_in_shuffle_pass(p, 2, guess, -0x1234_5678);
+            }
+            Ok(
+                circuit(p, Circ::Shuffle, &cx, &cy, &cy).map_err(|e| match e {
+                    MpcError::Check { check, .. } => check,
+                    MpcError::Transport(_) => "peer-stopped".to_string(),
+                    other => panic!("expected a check failure, got {other}"),
+                }),
+            )
+        })
+        .expect("no transport or usage error")
+    };
+    let want = sorted_rows(&x, &y);
+    // The attack is real: in semi-honest mode exactly one guess restores
+    // every row (the others leave two wrong rows behind).
+    let right: Vec<usize> = (0..n)
+        .filter(|g| attack(*g, Security::SemiHonest)[1].as_ref() == Ok(&want))
+        .collect();
+    assert_eq!(right.len(), 1, "{right:?}");
+    // In malicious mode every guess, the right one included, aborts both
+    // honest parties before anything is opened.
+    for g in 0..n {
+        let out = attack(g, Security::Malicious);
+        for (i, o) in out.iter().enumerate().skip(1) {
+            assert_eq!(
+                o.as_ref().err().map(String::as_str),
+                Some("mac"),
+                "guess {g}: honest party {i}"
+            );
         }
     }
 }
