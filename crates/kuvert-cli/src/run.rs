@@ -72,11 +72,10 @@ pub struct RunArgs {
     /// Run secure against one node that deviates from the protocol
     /// (security with abort): every AND gate is proven, every product
     /// MAC-checked and every open verified before a result leaves the
-    /// nodes. A failed check stops the run at every node, prints which
-    /// check failed and no answer, and exits 1. Only queries whose answer
-    /// is one row of global aggregates run this way yet: anything that
-    /// returns rows, sorts or groups needs the shuffle, which (like DP
-    /// noise) has no check yet, and is refused (exit 2). See
+    /// nodes; the shuffle carries MACs through its passes, and DP noise
+    /// is drawn by pairs of nodes so none can bias it. A failed check stops
+    /// the run at every node, prints which check failed and no answer, and
+    /// exits 1. Costs more: see `kuvert bench query --malicious` and
     /// docs/protocols.md.
     #[arg(long)]
     malicious: bool,

@@ -57,6 +57,19 @@ impl DistributedSkellam {
         honest: 2,
     };
 
+    /// Kuvert's malicious mode: the noise is a replicated sharing whose
+    /// three components are each drawn by the two nodes that hold it, from
+    /// the key they share (kuvert-mpc `Party::pair_sampled_a`), so a corrupt
+    /// node cannot bias the distribution. It knows two of the components,
+    /// so the one drawn by the honest pair alone must carry the central
+    /// variance μ: three "contributors", one of them hidden. The release
+    /// carries 3μ, √3 ≈ 1.73 times the standard deviation of central noise
+    /// (against √1.5 ≈ 1.22 for [`DistributedSkellam::KUVERT`]).
+    pub const PAIRWISE: DistributedSkellam = DistributedSkellam {
+        nodes: 3,
+        honest: 1,
+    };
+
     /// `nodes` parties, at least `honest` of them honest (1 ≤ honest ≤ nodes).
     pub fn new(nodes: u32, honest: u32) -> Result<Self, DpError> {
         if honest == 0 || honest > nodes {
@@ -155,6 +168,14 @@ mod tests {
         assert!(r.std_overhead_vs_central_gaussian < 1.35, "{r:?}");
         let per = d.per_node_variances(1.0, 1e-6, &[(1.0, 1.0)]).unwrap();
         assert!((per[0] - r.per_node_variance).abs() < 1e-9);
+    }
+
+    #[test]
+    fn pairwise_components_each_carry_the_central_variance() {
+        let d = DistributedSkellam::PAIRWISE;
+        assert_eq!(d.per_node_variance(30.0), 30.0);
+        assert_eq!(d.variance_overhead(), 3.0);
+        assert!((d.std_overhead() - 3f64.sqrt()).abs() < 1e-12);
     }
 
     #[test]

@@ -327,6 +327,47 @@ impl Party {
         Ok(())
     }
 
+    /// A replicated sharing of `n` values whose every component is drawn by
+    /// the two parties that hold it, from the PRF key only they share: with
+    /// `sample(j, rng)` called for element `j` on a ChaCha20 generator
+    /// seeded from that key (a fresh nonce per call), both holders get the
+    /// same component, and the third party never sees it. No communication.
+    ///
+    /// Against one corrupt party this makes a distribution trustworthy
+    /// without a proof: the corrupt party knows two components (the pairs it
+    /// belongs to), the third is drawn honestly and hidden from it, and it
+    /// cannot change a component it holds without disagreeing with the
+    /// honest co-holder's copy, which every verified open and the
+    /// recipient's comparison of result shares detect. Used for the DP
+    /// noise in malicious mode: each component is a full Skellam sample.
+    pub fn pair_sampled_a<E>(
+        &mut self,
+        n: usize,
+        mut sample: impl FnMut(usize, &mut rand_chacha::ChaCha20Rng) -> std::result::Result<u64, E>,
+    ) -> std::result::Result<AShare, E> {
+        use rand::SeedableRng;
+        let nonce = self.fresh_nonce();
+        let seed_of = |prf: &Prf| {
+            let mut seed = [0u8; 32];
+            for (c, w) in seed.chunks_exact_mut(8).zip(prf.words(nonce, 4)) {
+                c.copy_from_slice(&w.to_le_bytes());
+            }
+            seed
+        };
+        let (mut sa, mut sb) = (seed_of(&self.keys.prev), seed_of(&self.keys.next));
+        let mut ra = rand_chacha::ChaCha20Rng::from_seed(sa);
+        let mut rb = rand_chacha::ChaCha20Rng::from_seed(sb);
+        sa.zeroize();
+        sb.zeroize();
+        let mut a = Vec::with_capacity(n);
+        let mut b = Vec::with_capacity(n);
+        for j in 0..n {
+            a.push(sample(j, &mut ra)?);
+            b.push(sample(j, &mut rb)?);
+        }
+        Ok(AShare::from_parts(a, b))
+    }
+
     /// One communication round of 64-bit words. Every party must call this
     /// once per protocol round, even with nothing to send or receive.
     pub(crate) fn round(

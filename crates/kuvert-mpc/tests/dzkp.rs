@@ -748,3 +748,48 @@ fn cancelling_an_error_after_the_honest_pass_still_aborts_every_guess() {
         }
     }
 }
+
+/// Pair-sampled sharings (the DP noise of malicious mode): both holders of
+/// each component draw the same value, the sharing passes the consistency
+/// check, and a party that changes its copy of a component it drew is
+/// caught by the verified open.
+#[test]
+fn pair_sampled_components_agree_and_a_changed_copy_is_caught() {
+    let draw = |p: &mut Party| {
+        p.pair_sampled_a(50, |j, rng| Ok::<u64, MpcError>(rng.gen::<u64>() ^ j as u64))
+    };
+    let honest = run3_secure(Keys::Seeded(3), Security::Malicious, |p| {
+        let x = draw(p)?;
+        p.check_consistent_a(&[&x])?;
+        Ok(p.reveal_a(&x, None)?.expect("all"))
+    })
+    .expect("honest run");
+    assert_eq!(honest[0], honest[1]);
+    assert_eq!(honest[1], honest[2]);
+    assert!(honest[0].iter().any(|v| *v != honest[0][0]));
+    let cheat = run3_secure(Keys::Seeded(3), Security::Malicious, |p| {
+        let mut x = draw(p)?;
+        if p.id() == 1 {
+            let (a, b) = x.components();
+            let mut a = a.to_vec();
+            a[7] = a[7].wrapping_add(1000);
+            x = AShare::from_components(a, b.to_vec()).expect("equal lengths");
+        }
+        Ok(p.reveal_a(&x, None).map(|v| v.expect("all")).map_err(|e| match e {
+            MpcError::Check { check, .. } => check,
+            MpcError::Transport(_) => "peer-stopped".into(),
+            other => panic!("{other}"),
+        }))
+    })
+    .expect("no transport error");
+    // No honest party holds a wrong value; at least one names the check.
+    for i in [0, 2] {
+        if let Ok(v) = &cheat[i] {
+            assert_eq!(v, &honest[0], "party {i}");
+        }
+    }
+    assert!(
+        [0, 2].iter().any(|i| cheat[*i].as_ref().err().map(String::as_str) == Some("open")),
+        "{cheat:?}"
+    );
+}

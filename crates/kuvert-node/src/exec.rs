@@ -251,21 +251,31 @@ pub fn run(
             let above = p.lt(&hi_c, &raised, true).map_err(e)?;
             let clamped = p.select(&above, &hi_c, &raised).map_err(e)?;
             let sum = clamped.sum();
+            let mu = noise_variance(*lo, *hi, *epsilon, *delta)?;
+            let to_word = |v: Result<i128, kuvert_dp::DpError>| -> Result<u64, String> {
+                let v = v.map_err(|e| e.to_string())?;
+                let v = i64::try_from(v).map_err(|_| "noise sample out of range".to_string())?;
+                Ok(v as u64)
+            };
+            if p.security() == kuvert_mpc::Security::Malicious {
+                // Each share component a Skellam(mu) drawn by the two nodes
+                // that hold it from their common key: no node can bias the
+                // noise (kuvert_mpc::Party::pair_sampled_a).
+                let noise = p.pair_sampled_a(1, |_, rng| {
+                    to_word(DistributedSkellam::PAIRWISE.sample_node_noise(rng, mu))
+                })?;
+                return Ok(sum.add(&noise));
+            }
             // Each node's own Skellam noise, drawn from ChaCha20 keyed by
             // the OS CSPRNG (one system call, not one per word) and entered
             // as a secret: no node (and not the recipient) learns the total.
-            let mu = noise_variance(*lo, *hi, *epsilon, *delta)?;
-            p.require_semi_honest("distributed DP noise").map_err(e)?;
             let mut noisy = sum;
             for owner in 0..3 {
                 let mine = if me == owner {
                     let mut rng = kuvert_dp::secure_rng().map_err(|e| e.to_string())?;
-                    let v = DistributedSkellam::KUVERT
-                        .sample_node_noise(&mut rng, mu)
-                        .map_err(|e| e.to_string())?;
-                    let v =
-                        i64::try_from(v).map_err(|_| "noise sample out of range".to_string())?;
-                    Some(vec![v as u64])
+                    Some(vec![to_word(
+                        DistributedSkellam::KUVERT.sample_node_noise(&mut rng, mu),
+                    )?])
                 } else {
                     None
                 };

@@ -757,31 +757,47 @@ impl Exec<'_> {
             None => self.aggregate_global(rel, fields, aggs)?,
             Some((_, keys)) => self.aggregate_declared(rel, ind, keys, aggs)?,
         };
-        // 4. noise: each node enters its own Skellam(mu/2) per output cell
-        // (no check yet that a node's noise is drawn honestly)
-        self.p.require_semi_honest("distributed DP noise")?;
+        // 4. noise. Semi-honest: each node enters its own Skellam(mu/2) per
+        // output cell. Malicious: each share component is a Skellam(mu)
+        // drawn by the two nodes that hold it (no node can bias it; see
+        // kuvert_mpc::Party::pair_sampled_a).
         let cells = out.n;
         let k = aggs.len() * cells;
         let first = out.cols.len() - aggs.len();
-        for owner in 0..3 {
-            let mine = if me == owner {
-                let rng = &mut self.private.as_mut().expect("private query").noise;
-                let mut v = Vec::with_capacity(k);
-                for mu in &mus {
-                    for _ in 0..cells {
-                        let s = kuvert_dp::distributed::DistributedSkellam::KUVERT
-                            .sample_node_noise(rng.as_mut(), *mu)
-                            .map_err(|e| ExecError::Noise(e.to_string()))?;
-                        let s = i64::try_from(s)
-                            .map_err(|_| ExecError::Noise("sample out of range".into()))?;
-                        v.push(s as u64);
+        let to_word = |s: std::result::Result<i128, kuvert_dp::DpError>| -> Result<u64> {
+            let s = s.map_err(|e| ExecError::Noise(e.to_string()))?;
+            let s = i64::try_from(s).map_err(|_| ExecError::Noise("sample out of range".into()))?;
+            Ok(s as u64)
+        };
+        let mut noise_shares = Vec::new();
+        if self.p.security() == kuvert_mpc::Security::Malicious {
+            noise_shares.push(self.p.pair_sampled_a(k, |cell, rng| {
+                let mu = mus[cell / cells];
+                to_word(
+                    kuvert_dp::distributed::DistributedSkellam::PAIRWISE.sample_node_noise(rng, mu),
+                )
+            })?);
+        } else {
+            for owner in 0..3 {
+                let mine = if me == owner {
+                    let rng = &mut self.private.as_mut().expect("private query").noise;
+                    let mut v = Vec::with_capacity(k);
+                    for mu in &mus {
+                        for _ in 0..cells {
+                            v.push(to_word(
+                                kuvert_dp::distributed::DistributedSkellam::KUVERT
+                                    .sample_node_noise(rng.as_mut(), *mu),
+                            )?);
+                        }
                     }
-                }
-                Some(v)
-            } else {
-                None
-            };
-            let sh = self.p.input_a(owner, mine.as_deref(), k)?;
+                    Some(v)
+                } else {
+                    None
+                };
+                noise_shares.push(self.p.input_a(owner, mine.as_deref(), k)?);
+            }
+        }
+        for sh in &noise_shares {
             for (j, c) in out.cols[first..].iter_mut().enumerate() {
                 c.planes[0] = c.planes[0].add(&sh.slice(j * cells..(j + 1) * cells));
             }

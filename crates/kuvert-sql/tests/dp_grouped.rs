@@ -121,6 +121,23 @@ fn mpc(
     common::answer_rows(&out, q)
 }
 
+/// Run `q` under MPC in malicious mode (every check passed).
+fn mpc_malicious(tables: &BTreeMap<String, Table>, q: &Query, seed: u64) -> Vec<Row> {
+    let per = shares(tables, seed);
+    let out = kuvert_mpc::harness::run3_secure(
+        Keys::Seeded(seed),
+        kuvert_mpc::Security::Malicious,
+        |p| {
+            let out = execute(p, q, &per[p.id()], &mut |_, _| {})
+                .map_err(|e| MpcError::Usage(e.to_string()))?;
+            p.verify_all()?;
+            Ok(out)
+        },
+    )
+    .unwrap();
+    common::answer_rows(&out, q)
+}
+
 fn catalog(tables: &BTreeMap<String, Table>) -> Catalog {
     let mut cat = Catalog::new();
     for (n, t) in tables {
@@ -257,8 +274,11 @@ proptest! {
 /// Over 300 releases each cell's noise has mean 0, and the pooled variance
 /// per column is the distributed Skellam's 3μ/2: between 0.8x and 1.25x,
 /// which rejects the 1μ that two nodes alone would give and 2x.
-#[test]
-fn grouped_privacy_adds_calibrated_noise_to_every_declared_cell() {
+/// 72 rows of 12 persons over the keys 1, 9, 2, 3; the query declares 1,
+/// 2, 3, 4, 7; and the exact answer per declared key, by hand.
+type Truth = BTreeMap<i64, (i64, i64)>;
+
+fn calibration_case() -> (BTreeMap<String, Table>, Query, Truth) {
     let keys_cycle = [1i64, 9, 2, 3, 9, 1];
     let mut cells = Vec::new();
     for r in 0..72usize {
@@ -280,12 +300,11 @@ fn grouped_privacy_adds_calibrated_noise_to_every_declared_cell() {
                WITH PRIVACY (epsilon = 2, delta = 1e-6, person = k, max_rows = 2, lo = 0, hi = 30, groups = (7, 4, 3, 2, 1))";
     let q = prepare(sql, &catalog(&tables)).unwrap();
     // by hand: declared rows only, first two per person in input order
-    let declared = [1i64, 2, 3, 4, 7];
     let mut taken: BTreeMap<u64, u64> = BTreeMap::new();
-    let mut truth: BTreeMap<i64, (i64, i64)> = declared.iter().map(|&k| (k, (0, 0))).collect();
+    let mut truth: Truth = DECLARED.iter().map(|&k| (k, (0, 0))).collect();
     for c in &cells {
         let g = c[0][0] as i64;
-        if !declared.contains(&g) {
+        if !DECLARED.contains(&g) {
             continue;
         }
         let t = taken.entry(c[1][0]).or_insert(0);
@@ -303,14 +322,25 @@ fn grouped_privacy_adds_calibrated_noise_to_every_declared_cell() {
         24,
         "12 persons x 2"
     );
-    let mus = mus(&q);
-    // 300 x 5 cells per column: the pooled variance's relative standard
-    // error is about 3.7 %, so 0.8x and 1.25x are more than 5 of them away
-    let runs = 300;
+    (tables, q, truth)
+}
+
+const DECLARED: [i64; 5] = [1, 2, 3, 4, 7];
+
+/// The noise of `runs` runs: per aggregate column, the pooled variance
+/// around each cell's mean (asserting the means are near 0 within `k`
+/// standard errors), for released variance `want[j]`.
+fn pooled_noise(
+    runs: u64,
+    want: &[f64],
+    k: f64,
+    truth: &Truth,
+    mut run: impl FnMut(u64) -> Vec<Row>,
+) -> Vec<f64> {
     let mut noise: BTreeMap<(usize, i64), Vec<f64>> = BTreeMap::new();
     for seed in 0..runs {
-        let got = mpc(&tables, &q, seed, None);
-        assert_eq!(got.len(), declared.len(), "every declared key, once");
+        let got = run(seed);
+        assert_eq!(got.len(), DECLARED.len(), "every declared key, once");
         for r in &got {
             let g = r[0].as_ref().unwrap()[0] as i64;
             let (n, s) = truth[&g];
@@ -324,24 +354,63 @@ fn grouped_privacy_adds_calibrated_noise_to_every_declared_cell() {
                 .push((r[2].as_ref().unwrap()[0] as i64 - s) as f64);
         }
     }
+    (0..2)
+        .map(|j| {
+            let mut pooled = Vec::new();
+            for &g in &DECLARED {
+                let e = &noise[&(j, g)];
+                assert_eq!(e.len(), runs as usize);
+                let m = e.iter().sum::<f64>() / runs as f64;
+                assert!(
+                    m.abs() < k * (want[j] / runs as f64).sqrt(),
+                    "column {j}, group {g}: noise mean {m:.2} (variance {:.1})",
+                    want[j]
+                );
+                pooled.extend(e.iter().map(|x| x - m));
+            }
+            pooled.iter().map(|x| x * x).sum::<f64>() / (pooled.len() - DECLARED.len()) as f64
+        })
+        .collect()
+}
+
+#[test]
+fn grouped_privacy_adds_calibrated_noise_to_every_declared_cell() {
+    let (tables, q, truth) = calibration_case();
+    let mus = mus(&q);
+    // 300 x 5 cells per column: the pooled variance's relative standard
+    // error is about 3.7 %, so 0.8x and 1.25x are more than 5 of them away
+    let want: Vec<f64> = mus.iter().map(|m| 1.5 * m).collect();
+    let var = pooled_noise(300, &want, 4.5, &truth, |seed| mpc(&tables, &q, seed, None));
     for j in 0..2 {
-        let want_var = 1.5 * mus[j];
-        let mut pooled = Vec::new();
-        for &g in &declared {
-            let e = &noise[&(j, g)];
-            assert_eq!(e.len(), runs as usize);
-            let m = e.iter().sum::<f64>() / runs as f64;
-            assert!(
-                m.abs() < 4.5 * (want_var / runs as f64).sqrt(),
-                "column {j}, group {g}: noise mean {m:.2} (variance {want_var:.1})"
-            );
-            pooled.extend(e.iter().map(|x| x - m));
-        }
-        let var =
-            pooled.iter().map(|x| x * x).sum::<f64>() / (pooled.len() - declared.len()) as f64;
         assert!(
-            var > 0.8 * want_var && var < 1.25 * want_var,
-            "column {j}: pooled noise variance {var:.1}, expected {want_var:.1}"
+            var[j] > 0.8 * want[j] && var[j] < 1.25 * want[j],
+            "column {j}: pooled noise variance {:.1}, expected {:.1}",
+            var[j],
+            want[j]
+        );
+    }
+}
+
+/// In malicious mode the noise is drawn by the pairs of nodes (each share
+/// component a full Skellam(μ), kuvert_mpc::Party::pair_sampled_a): the
+/// answer is the same histogram, and the released variance is 3μ, twice
+/// the semi-honest mode's 1.5μ.
+#[test]
+fn malicious_mode_noise_comes_from_the_pairs_at_three_times_the_central_variance() {
+    let (tables, q, truth) = calibration_case();
+    let mus = mus(&q);
+    // 40 x 5 cells: relative standard error of the pooled variance about
+    // 10 %; 0.6x and 1.5x of 3μ are 4 of them away and exclude 1.5μ.
+    let want: Vec<f64> = mus.iter().map(|m| 3.0 * m).collect();
+    let var = pooled_noise(40, &want, 4.5, &truth, |seed| {
+        mpc_malicious(&tables, &q, seed)
+    });
+    for j in 0..2 {
+        assert!(
+            var[j] > 0.6 * want[j] && var[j] < 1.5 * want[j],
+            "column {j}: pooled noise variance {:.1}, expected {:.1}",
+            var[j],
+            want[j]
         );
     }
 }
