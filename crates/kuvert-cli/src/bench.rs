@@ -10,7 +10,7 @@ use std::time::Duration;
 use anyhow::{bail, Context};
 use clap::Subcommand;
 use kuvert_mpc::bench::{
-    combine, micro_inproc_secure, micro_party, OpMeasure, OpReport, MALICIOUS_MICRO_OPS, MICRO_OPS,
+    combine, micro_inproc_secure, micro_party, OpMeasure, OpReport, MICRO_OPS,
 };
 use kuvert_mpc::Security;
 use kuvert_mpc::{Party, Stats};
@@ -27,9 +27,9 @@ pub enum BenchCommand {
     ///
     /// With --malicious the same operations run first semi-honest and then
     /// secure against one malicious party (every AND gate proven, every
-    /// open verified; the proof is timed with the operation), and a third
-    /// table gives the ratios; the JSON line holds the malicious run.
-    /// The shuffle has no malicious check yet and is not offered there.
+    /// product and shuffle pass MAC-checked, every open verified; the
+    /// checks are timed with the operation), and a third table gives the
+    /// ratios; the JSON line holds the malicious run.
     #[command(verbatim_doc_comment)]
     Micro {
         /// Elements per operation (a column of this many 64-bit values).
@@ -76,6 +76,12 @@ pub enum BenchCommand {
     /// (upload excluded), rounds, bytes sent per node (the busiest), each
     /// node's peak RSS, SQLite's time and the ratio, and whether the
     /// answers agree. With --json: one JSON object instead.
+    ///
+    /// With --malicious every workload runs twice on fresh nodes, first
+    /// semi-honest, then secure against one malicious node (the same
+    /// query, `kuvert run --malicious`), and the ratios of time, bytes and
+    /// peak RSS are printed (the issue-17 targets: time at most 3x, RSS at
+    /// most 1.5x).
     #[command(verbatim_doc_comment)]
     Query {
         /// Rows per input table.
@@ -93,6 +99,10 @@ pub enum BenchCommand {
         /// Print one JSON object on stdout instead of the table.
         #[arg(long)]
         json: bool,
+        /// Also run every workload secure against one malicious node, next
+        /// to its semi-honest run, and print the ratios.
+        #[arg(long)]
+        malicious: bool,
     },
     /// One party of `micro --net` (started by it; not for direct use).
     #[command(hide = true)]
@@ -122,7 +132,7 @@ pub fn run(cmd: BenchCommand) -> anyhow::Result<std::process::ExitCode> {
             no_compare,
             malicious,
         } => {
-            let ops = select_ops(ops, malicious)?;
+            let ops = select_ops(ops)?;
             let net = "three node processes, TLS 1.3 over 127.0.0.1";
             let (reports, rss) = micro_net(n, &ops, Security::SemiHonest)?;
             print_table(net, n, &reports, &format!("per node {rss}"));
@@ -177,14 +187,7 @@ pub fn run(cmd: BenchCommand) -> anyhow::Result<std::process::ExitCode> {
             } else {
                 Security::SemiHonest
             };
-            micro_party_process(
-                party,
-                &pki,
-                &nodes,
-                n,
-                &select_ops(Some(ops), malicious)?,
-                security,
-            )?;
+            micro_party_process(party, &pki, &nodes, n, &select_ops(Some(ops))?, security)?;
             Ok(std::process::ExitCode::SUCCESS)
         }
         BenchCommand::Query {
@@ -192,7 +195,8 @@ pub fn run(cmd: BenchCommand) -> anyhow::Result<std::process::ExitCode> {
             workloads,
             seed,
             json,
-        } => query::run(rows, workloads, seed, json),
+            malicious,
+        } => query::run(rows, workloads, seed, json, malicious),
         BenchCommand::Micro {
             n,
             ops,
@@ -200,7 +204,7 @@ pub fn run(cmd: BenchCommand) -> anyhow::Result<std::process::ExitCode> {
             malicious,
             ..
         } => {
-            let ops = select_ops(ops, malicious)?;
+            let ops = select_ops(ops)?;
             let modes: &[Security] = if malicious {
                 &[Security::SemiHonest, Security::Malicious]
             } else {
@@ -275,34 +279,22 @@ fn print_ratios(semi: &[OpReport], mal: &[OpReport]) {
     }
 }
 
-fn select_ops(ops: Option<Vec<String>>, malicious: bool) -> anyhow::Result<Vec<&'static str>> {
-    let offered: &[&'static str] = if malicious {
-        &MALICIOUS_MICRO_OPS
-    } else {
-        &MICRO_OPS
-    };
+/// The operations to measure (every one runs in both modes).
+fn select_ops(ops: Option<Vec<String>>) -> anyhow::Result<Vec<&'static str>> {
     let Some(ops) = ops else {
-        return Ok(offered.to_vec());
+        return Ok(MICRO_OPS.to_vec());
     };
     ops.iter()
         .map(|o| {
-            offered
+            MICRO_OPS
                 .iter()
                 .find(|m| **m == o.as_str())
                 .copied()
                 .ok_or_else(|| {
-                    if malicious && MICRO_OPS.contains(&o.as_str()) {
-                        anyhow::anyhow!(
-                            "{o} has no check against a malicious party yet, so --malicious \
-                             cannot measure it; choose from {} (or drop --malicious)",
-                            offered.join(", ")
-                        )
-                    } else {
-                        anyhow::anyhow!(
-                            "unknown operation {o:?}; choose from {}",
-                            offered.join(", ")
-                        )
-                    }
+                    anyhow::anyhow!(
+                        "unknown operation {o:?}; choose from {}",
+                        MICRO_OPS.join(", ")
+                    )
                 })
         })
         .collect()
@@ -854,7 +846,12 @@ mod query {
         agrees: bool,
     }
 
-    fn measure(w: &Workload, n: usize, exe: &std::path::Path) -> anyhow::Result<Report> {
+    fn measure(
+        w: &Workload,
+        n: usize,
+        exe: &std::path::Path,
+        malicious: bool,
+    ) -> anyhow::Result<Report> {
         let sql = sql_of(w, n);
         let tables = w
             .tables
@@ -865,8 +862,16 @@ mod query {
         cluster.upload("bench", &tables)?;
         drop(tables);
         let bar = super::progress_bar(0);
-        bar.set_message(format!("{}: computing", w.name));
-        let run = cluster.query("bench", &sql, |st| {
+        bar.set_message(format!(
+            "{}: computing{}",
+            w.name,
+            if malicious {
+                " (malicious security)"
+            } else {
+                ""
+            }
+        ));
+        let run = cluster.query_secure("bench", &sql, malicious, |st| {
             if let Some(p) = st.iter().filter_map(|s| s.progress).min_by_key(|p| p.done) {
                 bar.set_length(p.total);
                 bar.set_position(p.done);
@@ -914,6 +919,7 @@ mod query {
         workloads: Option<Vec<String>>,
         seed: u64,
         json: bool,
+        malicious: bool,
     ) -> anyhow::Result<ExitCode> {
         let chosen: Vec<&'static str> = match workloads {
             None => WORKLOADS.to_vec(),
@@ -943,88 +949,169 @@ mod query {
             std::process::exit(130);
         });
         let exe = std::env::current_exe().context("cannot find the kuvert executable")?;
-        let mut reports = Vec::new();
-        let mut failures = Vec::new();
-        for name in chosen {
-            let mut rng = ChaCha20Rng::seed_from_u64(seed);
-            let w = workload(name, n, &mut rng);
-            match measure(&w, n, &exe) {
-                Ok(r) => reports.push(r),
-                Err(e) => failures.push((name, format!("{e:#}"))),
+        let modes: &[bool] = if malicious { &[false, true] } else { &[false] };
+        // Per mode: the reports and the failures.
+        let mut runs: Vec<(Vec<Report>, Vec<(&'static str, String)>)> = Vec::new();
+        for &m in modes {
+            let (mut reports, mut failures) = (Vec::new(), Vec::new());
+            for name in &chosen {
+                let mut rng = ChaCha20Rng::seed_from_u64(seed);
+                let w = workload(name, n, &mut rng);
+                match measure(&w, n, &exe, m) {
+                    Ok(r) => reports.push(r),
+                    Err(e) => failures.push((*name, format!("{e:#}"))),
+                }
             }
+            runs.push((reports, failures));
         }
         if json {
             let mut m = serde_json::Map::new();
-            for r in &reports {
-                m.insert(
-                    r.name.to_string(),
-                    serde_json::json!({
-                        "seconds": r.seconds,
-                        "compute_seconds": r.compute_seconds,
-                        "rounds": r.rounds,
-                        "max_bytes_sent_per_node": r.max_bytes_sent,
-                        "max_bytes_received_per_node": r.max_bytes_received,
-                        "peak_rss_kib_per_node": r.rss_kib,
-                        "sqlite_seconds": r.sqlite_seconds,
-                        "ratio": r.seconds / r.sqlite_seconds.max(1e-9),
-                        "rows_out": r.rows_out,
-                        "agrees_with_sqlite": r.agrees,
-                    }),
-                );
+            let (semi, _) = &runs[0];
+            for r in semi {
+                let mut o = report_json(r);
+                if let Some((mal, _)) = runs.get(1) {
+                    if let Some(x) = mal.iter().find(|x| x.name == r.name) {
+                        o["malicious"] = report_json(x);
+                        o["malicious_over_semi_honest"] = serde_json::json!(ratios(r, x));
+                    }
+                }
+                m.insert(r.name.to_string(), o);
             }
-            for (name, e) in &failures {
-                m.insert(name.to_string(), serde_json::json!({ "error": e }));
+            for (mode, (_, failures)) in runs.iter().enumerate() {
+                for (name, e) in failures {
+                    let key = if mode == 0 {
+                        "error"
+                    } else {
+                        "malicious_error"
+                    };
+                    let entry = m.entry(name.to_string()).or_insert(serde_json::json!({}));
+                    entry[key] = serde_json::json!(e);
+                }
             }
             println!(
                 "{}",
                 serde_json::json!({ "rows": n, "seed": seed, "workloads": m })
             );
         } else {
-            println!(
-                "kuvert bench query: {n} rows per table, three node processes, TLS 1.3 over 127.0.0.1, fresh nodes per workload"
-            );
-            println!(
-                "{:<9} {:>9} {:>9} {:>7} {:>14} {:>26} {:>10} {:>9} {:>8} {:>6}",
-                "workload",
-                "time",
-                "compute",
-                "rounds",
-                "max sent/node",
-                "peak RSS per node (MiB)",
-                "SQLite",
-                "ratio",
-                "rows out",
-                "agree"
-            );
-            for r in &reports {
-                let rss = r
-                    .rss_kib
-                    .iter()
-                    .map(|k| k.map_or("?".to_string(), |k| format!("{:.0}", k as f64 / 1024.0)))
-                    .collect::<Vec<_>>()
-                    .join(" / ");
-                println!(
-                    "{:<9} {:>8.3}s {:>8.3}s {:>7} {:>14} {:>26} {:>9.4}s {:>8.0}x {:>8} {:>6}",
-                    r.name,
-                    r.seconds,
-                    r.compute_seconds,
-                    r.rounds,
-                    human_bytes(r.max_bytes_sent),
-                    rss,
-                    r.sqlite_seconds,
-                    r.seconds / r.sqlite_seconds.max(1e-9),
-                    r.rows_out,
-                    if r.agrees { "yes" } else { "NO" }
-                );
+            for (mode, (reports, failures)) in runs.iter().enumerate() {
+                let security = if mode == 0 {
+                    "semi-honest"
+                } else {
+                    "malicious security"
+                };
+                if mode > 0 {
+                    println!();
+                }
+                print_table(n, security, reports, failures);
             }
-            for (name, e) in &failures {
-                println!("{name:<9} failed: {e}");
+            if let [(semi, _), (mal, _)] = &runs[..] {
+                println!();
+                println!("malicious / semi-honest, same run (targets: time at most 3x, peak RSS at most 1.5x)");
+                println!(
+                    "{:<9} {:>8} {:>8} {:>8} {:>8}",
+                    "workload", "time", "rounds", "bytes", "RSS"
+                );
+                for r in semi {
+                    if let Some(x) = mal.iter().find(|x| x.name == r.name) {
+                        let q = ratios(r, x);
+                        println!(
+                            "{:<9} {:>7.2}x {:>7.1}x {:>7.2}x {:>7.2}x",
+                            r.name, q.time, q.rounds, q.bytes, q.rss
+                        );
+                    }
+                }
             }
         }
-        if !failures.is_empty() || reports.iter().any(|r| !r.agrees) {
+        let bad = runs
+            .iter()
+            .any(|(r, f)| !f.is_empty() || r.iter().any(|r| !r.agrees));
+        if bad {
             return Ok(ExitCode::from(1));
         }
         Ok(ExitCode::SUCCESS)
+    }
+
+    fn report_json(r: &Report) -> serde_json::Value {
+        serde_json::json!({
+            "seconds": r.seconds,
+            "compute_seconds": r.compute_seconds,
+            "rounds": r.rounds,
+            "max_bytes_sent_per_node": r.max_bytes_sent,
+            "max_bytes_received_per_node": r.max_bytes_received,
+            "peak_rss_kib_per_node": r.rss_kib,
+            "sqlite_seconds": r.sqlite_seconds,
+            "ratio": r.seconds / r.sqlite_seconds.max(1e-9),
+            "rows_out": r.rows_out,
+            "agrees_with_sqlite": r.agrees,
+        })
+    }
+
+    /// Malicious over semi-honest, of one workload.
+    #[derive(serde::Serialize)]
+    struct Ratios {
+        time: f64,
+        rounds: f64,
+        bytes: f64,
+        /// Of the largest peak RSS of the three nodes.
+        rss: f64,
+    }
+
+    fn ratios(semi: &Report, mal: &Report) -> Ratios {
+        let rss = |r: &Report| r.rss_kib.iter().flatten().copied().max().unwrap_or(0) as f64;
+        Ratios {
+            time: mal.seconds / semi.seconds.max(1e-9),
+            rounds: mal.rounds as f64 / (semi.rounds.max(1)) as f64,
+            bytes: mal.max_bytes_sent as f64 / (semi.max_bytes_sent.max(1)) as f64,
+            rss: rss(mal) / rss(semi).max(1.0),
+        }
+    }
+
+    fn print_table(
+        n: usize,
+        security: &str,
+        reports: &[Report],
+        failures: &[(&'static str, String)],
+    ) {
+        println!(
+            "kuvert bench query: {n} rows per table, {security}, three node processes, TLS 1.3 over 127.0.0.1, fresh nodes per workload"
+        );
+        println!(
+            "{:<9} {:>9} {:>9} {:>7} {:>14} {:>26} {:>10} {:>9} {:>8} {:>6}",
+            "workload",
+            "time",
+            "compute",
+            "rounds",
+            "max sent/node",
+            "peak RSS per node (MiB)",
+            "SQLite",
+            "ratio",
+            "rows out",
+            "agree"
+        );
+        for r in reports {
+            let rss = r
+                .rss_kib
+                .iter()
+                .map(|k| k.map_or("?".to_string(), |k| format!("{:.0}", k as f64 / 1024.0)))
+                .collect::<Vec<_>>()
+                .join(" / ");
+            println!(
+                "{:<9} {:>8.3}s {:>8.3}s {:>7} {:>14} {:>26} {:>9.4}s {:>8.0}x {:>8} {:>6}",
+                r.name,
+                r.seconds,
+                r.compute_seconds,
+                r.rounds,
+                human_bytes(r.max_bytes_sent),
+                rss,
+                r.sqlite_seconds,
+                r.seconds / r.sqlite_seconds.max(1e-9),
+                r.rows_out,
+                if r.agrees { "yes" } else { "NO" }
+            );
+        }
+        for (name, e) in failures {
+            println!("{name:<9} failed: {e}");
+        }
     }
 
     fn human_bytes(b: u64) -> String {

@@ -756,7 +756,9 @@ fn cancelling_an_error_after_the_honest_pass_still_aborts_every_guess() {
 #[test]
 fn pair_sampled_components_agree_and_a_changed_copy_is_caught() {
     let draw = |p: &mut Party| {
-        p.pair_sampled_a(50, |j, rng| Ok::<u64, MpcError>(rng.gen::<u64>() ^ j as u64))
+        p.pair_sampled_a(50, |j, rng| {
+            Ok::<u64, MpcError>(rng.gen::<u64>() ^ j as u64)
+        })
     };
     let honest = run3_secure(Keys::Seeded(3), Security::Malicious, |p| {
         let x = draw(p)?;
@@ -775,11 +777,13 @@ fn pair_sampled_components_agree_and_a_changed_copy_is_caught() {
             a[7] = a[7].wrapping_add(1000);
             x = AShare::from_components(a, b.to_vec()).expect("equal lengths");
         }
-        Ok(p.reveal_a(&x, None).map(|v| v.expect("all")).map_err(|e| match e {
-            MpcError::Check { check, .. } => check,
-            MpcError::Transport(_) => "peer-stopped".into(),
-            other => panic!("{other}"),
-        }))
+        Ok(p.reveal_a(&x, None)
+            .map(|v| v.expect("all"))
+            .map_err(|e| match e {
+                MpcError::Check { check, .. } => check,
+                MpcError::Transport(_) => "peer-stopped".into(),
+                other => panic!("{other}"),
+            }))
     })
     .expect("no transport error");
     // No honest party holds a wrong value; at least one names the check.
@@ -789,7 +793,9 @@ fn pair_sampled_components_agree_and_a_changed_copy_is_caught() {
         }
     }
     assert!(
-        [0, 2].iter().any(|i| cheat[*i].as_ref().err().map(String::as_str) == Some("open")),
+        [0, 2]
+            .iter()
+            .any(|i| cheat[*i].as_ref().err().map(String::as_str) == Some("open")),
         "{cheat:?}"
     );
 }
