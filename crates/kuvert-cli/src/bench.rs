@@ -951,7 +951,7 @@ mod query {
         let exe = std::env::current_exe().context("cannot find the kuvert executable")?;
         let modes: &[bool] = if malicious { &[false, true] } else { &[false] };
         // Per mode: the reports and the failures.
-        let mut runs: Vec<(Vec<Report>, Vec<(&'static str, String)>)> = Vec::new();
+        let mut runs: Vec<(Vec<Report>, Failures)> = Vec::new();
         for &m in modes {
             let (mut reports, mut failures) = (Vec::new(), Vec::new());
             for name in &chosen {
@@ -1030,6 +1030,9 @@ mod query {
         }
         Ok(ExitCode::SUCCESS)
     }
+
+    /// Workloads that failed, with the error.
+    type Failures = Vec<(&'static str, String)>;
 
     fn report_json(r: &Report) -> serde_json::Value {
         serde_json::json!({
