@@ -18,7 +18,7 @@ use crate::audit::AuditRecord;
 use crate::keys::KemPublicKey;
 use crate::spec::{
     decode_key32, AnalysisSpec, Deadline, Output, Recipient, PLACEHOLDER_PREFIX,
-    PROTOCOL_RSS3_SEMI_HONEST,
+    PROTOCOL_RSS3_MALICIOUS, PROTOCOL_RSS3_SEMI_HONEST,
 };
 
 /// Output format of [`describe`].
@@ -879,6 +879,15 @@ fn summary(spec: &AnalysisSpec) -> Summary {
         "Replicated secret sharing over the three nodes, honest majority, semi-honest: no single \
          node sees any value in the clear. Two colluding nodes, or a node that deviates from the \
          protocol, break this guarantee."
+            .into()
+    } else if spec.protocol == PROTOCOL_RSS3_MALICIOUS {
+        "Replicated secret sharing over the three nodes, honest majority, secure with abort \
+         against one node that deviates from the protocol: no single node sees any value in the \
+         clear, and a node that sends wrong messages or computes on wrong shares makes the job \
+         stop with nothing released (every check passed before a result leaves the nodes; DP \
+         noise drawn by pairs of nodes, so no node can weaken it). A deviating node can still \
+         make the job fail. Two colluding nodes break both guarantees. It costs more time \
+         than the semi-honest protocol (docs/protocols.md)."
             .into()
     } else {
         "An unknown protocol: the nodes refuse it.".into()

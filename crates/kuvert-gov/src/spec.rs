@@ -41,9 +41,19 @@ use sha2::{Digest, Sha256};
 use crate::error::GovError;
 use crate::{canonical, hex};
 
-/// The only protocol the engine runs today: replicated secret sharing over
-/// three nodes, honest majority, semi-honest (passive) corruption.
+/// Replicated secret sharing over three nodes, honest majority,
+/// semi-honest (passive) corruption.
 pub const PROTOCOL_RSS3_SEMI_HONEST: &str = "rss3-semi-honest";
+
+/// The same sharing, secure with abort against one node that deviates
+/// from the protocol (kuvert-mpc's malicious mode): every AND gate proven,
+/// every product and shuffle pass MAC-checked, every open verified, DP
+/// noise drawn by pairs of nodes, and every check passed before a node
+/// keeps a result share.
+pub const PROTOCOL_RSS3_MALICIOUS: &str = "rss3-malicious";
+
+/// Every protocol a spec may name.
+pub const PROTOCOLS: [&str; 2] = [PROTOCOL_RSS3_SEMI_HONEST, PROTOCOL_RSS3_MALICIOUS];
 
 /// Tag of the canonical document (part of what is hashed).
 pub const CANONICAL_FORMAT: &str = "kuvert-analysis-v2";
@@ -69,7 +79,10 @@ pub struct AnalysisSpec {
     pub contributors: Vec<Contributor>,
     /// Who may read which output.
     pub recipients: Vec<Recipient>,
-    /// The MPC protocol; only `rss3-semi-honest` is supported.
+    /// The MPC protocol: `rss3-semi-honest` (secure against a node that
+    /// follows the protocol and looks) or `rss3-malicious` (also against
+    /// one node that deviates: security with abort; costs more, see
+    /// docs/protocols.md).
     pub protocol: String,
     /// Named leakage beyond outputs and input sizes that the parties accept
     /// (empty by default: nothing but the outputs and the input sizes).
@@ -404,6 +417,12 @@ struct Problem {
 }
 
 impl AnalysisSpec {
+    /// True when the nodes must run this analysis secure against one
+    /// deviating node ([`PROTOCOL_RSS3_MALICIOUS`]).
+    pub fn malicious(&self) -> bool {
+        self.protocol == PROTOCOL_RSS3_MALICIOUS
+    }
+
     /// Parse a spec from TOML text and validate it. `origin` names the
     /// source in errors (a file name).
     pub fn parse(src: &str, origin: &str, mode: Validation) -> Result<AnalysisSpec, GovError> {
@@ -473,11 +492,12 @@ impl AnalysisSpec {
                 );
             }
         }
-        if self.protocol != PROTOCOL_RSS3_SEMI_HONEST {
+        if !PROTOCOLS.contains(&self.protocol.as_str()) {
             return fail(
                 "protocol".into(),
                 format!(
-                    "unknown protocol {:?}; the only supported one is {PROTOCOL_RSS3_SEMI_HONEST:?}",
+                    "unknown protocol {:?}; choose {PROTOCOL_RSS3_SEMI_HONEST:?} or \
+                     {PROTOCOL_RSS3_MALICIOUS:?} (secure against one node that deviates)",
                     self.protocol
                 ),
                 Some(&self.protocol),

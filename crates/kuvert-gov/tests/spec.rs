@@ -433,7 +433,17 @@ fn validation_errors_name_field_and_place() {
 
     // Protocol.
     let t = good.replace("\"rss3-semi-honest\"", "\"gmw\"");
-    assert!(err(&t).contains("only supported one is \"rss3-semi-honest\""));
+    let e = err(&t);
+    assert!(
+        e.contains("choose \"rss3-semi-honest\" or \"rss3-malicious\""),
+        "{e}"
+    );
+    // The malicious protocol is a valid choice, and part of what is approved.
+    let mal = good.replace("\"rss3-semi-honest\"", "\"rss3-malicious\"");
+    let m = AnalysisSpec::parse(&mal, "s", Validation::Strict).unwrap();
+    let g = AnalysisSpec::parse(&good, "s", Validation::Strict).unwrap();
+    assert!(m.malicious() && !g.malicious());
+    assert_ne!(m.id(), g.id());
 
     // The unchanged text is fine; a syntax error is a Syntax error.
     assert!(AnalysisSpec::parse(&good, "s", Validation::Strict).is_ok());

@@ -258,6 +258,16 @@ impl Party {
         self.verify_macs()
     }
 
+    /// Vouch for `value` (this party's shares of a result, about to leave
+    /// the session) once every pending check of this session's mode passed
+    /// ([`Party::verify_all`]; nothing pending in semi-honest mode). Code
+    /// that stores or sends results requires [`crate::Verified`], which
+    /// only this crate constructs: validate before release, as a type.
+    pub fn verified_result<T>(&mut self, value: T) -> Result<crate::Verified<T>> {
+        self.verify_all()?;
+        Ok(crate::Verified::new(value))
+    }
+
     /// Communication so far.
     pub fn stats(&self) -> Stats {
         self.stats

@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 
 use kuvert_data::{ColumnType, Schema};
 use kuvert_dp::distributed::DistributedSkellam;
-use kuvert_mpc::{AShare, Party};
+use kuvert_mpc::{AShare, Party, Verified};
 
 use crate::wire::Program;
 
@@ -123,13 +123,15 @@ pub fn plan_query(
 /// Run a query at this node. The stored tables are lent to the executor
 /// (moved into `kuvert_sql::InputTable`s and moved back afterwards, so no
 /// copy of the shares is made); `progress(done, total)` is called after
-/// each operator. Returns this node's shares of the answer.
+/// each operator. Returns this node's shares of the answer, vouched for
+/// by every check of the session's mode (in malicious mode, a failed check
+/// is [`QueryFailure::Failed`] and no share is returned).
 pub fn run_query(
     p: &mut Party,
     sql: &str,
     tables: &mut BTreeMap<String, StoredTable>,
     progress: &mut dyn FnMut(usize, usize),
-) -> Result<kuvert_sql::output::ResultShares, QueryFailure> {
+) -> Result<Verified<kuvert_sql::output::ResultShares>, QueryFailure> {
     let query = plan_query(sql, tables).map_err(QueryFailure::Refused)?;
     // StoredTable: one share per column (its word planes one after the
     // other); InputTable: one share per word plane. One-word columns move
@@ -181,13 +183,17 @@ pub fn run_query(
             )
         })
         .collect();
-    out.map_err(|e| match e {
+    let out = out.map_err(|e| match e {
         kuvert_sql::ExecError::Unsupported(m) => QueryFailure::Refused(m),
         kuvert_sql::ExecError::Mpc(kuvert_mpc::MpcError::Unsupported(m)) => {
             QueryFailure::Refused(m)
         }
         other => QueryFailure::Failed(other.to_string()),
-    })
+    })?;
+    // Malicious mode: no result share leaves before every pending check
+    // passed at this node (and, through the abort round, at the others).
+    p.verified_result(out)
+        .map_err(|e| QueryFailure::Failed(format!("verification failed, nothing released: {e}")))
 }
 
 /// Why a query did not produce an answer at this node.
@@ -208,8 +214,19 @@ impl std::fmt::Display for QueryFailure {
     }
 }
 
-/// Run `program`; returns this party's shares of the outputs.
+/// Run `program`; returns this party's shares of the outputs, vouched for
+/// by every check of the session's mode.
 pub fn run(
+    p: &mut Party,
+    program: &Program,
+    tables: &BTreeMap<String, StoredTable>,
+) -> Result<Verified<AShare>, String> {
+    let out = run_program(p, program, tables)?;
+    p.verified_result(out)
+        .map_err(|e| format!("verification failed, nothing released: {e}"))
+}
+
+fn run_program(
     p: &mut Party,
     program: &Program,
     tables: &BTreeMap<String, StoredTable>,
@@ -257,15 +274,8 @@ pub fn run(
                 let v = i64::try_from(v).map_err(|_| "noise sample out of range".to_string())?;
                 Ok(v as u64)
             };
-            if p.security() == kuvert_mpc::Security::Malicious {
-                // Each share component a Skellam(mu) drawn by the two nodes
-                // that hold it from their common key: no node can bias the
-                // noise (kuvert_mpc::Party::pair_sampled_a).
-                let noise = p.pair_sampled_a(1, |_, rng| {
-                    to_word(DistributedSkellam::PAIRWISE.sample_node_noise(rng, mu))
-                })?;
-                return Ok(sum.add(&noise));
-            }
+            // Semi-honest only: the nodes run no other program in malicious
+            // mode (SQL's WITH PRIVACY has the pair-drawn noise there).
             // Each node's own Skellam noise, drawn from ChaCha20 keyed by
             // the OS CSPRNG (one system call, not one per word) and entered
             // as a secret: no node (and not the recipient) learns the total.

@@ -1731,7 +1731,7 @@ impl Gov {
     /// seal, delete and sign.
     fn run_one(&self, transport: TlsTransport, id: AnalysisId) {
         let started = Instant::now();
-        let (outputs, mut tables, demands) = {
+        let (outputs, mut tables, demands, security) = {
             let mut entries = lock(&self.entries);
             let Some(e) = entries.get_mut(&id) else {
                 return;
@@ -1740,6 +1740,12 @@ impl Gov {
                 e.outputs(),
                 std::mem::take(&mut e.tables),
                 e.demands.clone(),
+                // The approved spec's protocol decides, at every node.
+                if e.spec.malicious() {
+                    kuvert_mpc::Security::Malicious
+                } else {
+                    kuvert_mpc::Security::SemiHonest
+                },
             )
         };
         // The privacy budget is charged here, synced to disk before any
@@ -1762,24 +1768,25 @@ impl Gov {
             self.fail(id, format!("cannot write the audit log: {err}"), false);
             return;
         }
-        let mut party = match Party::setup(Box::new(transport), &mut rand_core::OsRng) {
-            Ok(p) => p,
-            Err(err) => {
-                self.restore(id, tables);
-                // No share has been used: the session never started.
-                self.refund(
-                    id,
-                    batch,
-                    "the session with the other nodes could not be set up",
-                );
-                self.fail(
-                    id,
-                    format!("session setup with the other nodes failed: {err}"),
-                    false,
-                );
-                return;
-            }
-        };
+        let mut party =
+            match Party::setup_with(Box::new(transport), &mut rand_core::OsRng, security) {
+                Ok(p) => p,
+                Err(err) => {
+                    self.restore(id, tables);
+                    // No share has been used: the session never started.
+                    self.refund(
+                        id,
+                        batch,
+                        "the session with the other nodes could not be set up",
+                    );
+                    self.fail(
+                        id,
+                        format!("session setup with the other nodes failed: {err}"),
+                        false,
+                    );
+                    return;
+                }
+            };
         // From here on shares are used: the charge is never refunded.
         // First, every uploaded share component must be the same at the two
         // nodes that hold it (kuvert_mpc::consistency): a contributor (or a
@@ -1826,7 +1833,7 @@ impl Gov {
             };
             match exec::run_query(&mut party, sql, &mut tables, &mut progress) {
                 Ok(shares) => {
-                    results.insert(name.clone(), Zeroizing::new(shares.to_bytes()));
+                    results.insert(name.clone(), Zeroizing::new(shares.into_inner().to_bytes()));
                 }
                 Err(f) => {
                     // Nothing is released: the other outputs' shares are

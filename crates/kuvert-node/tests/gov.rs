@@ -1766,3 +1766,71 @@ fn inconsistent_input_shares_stop_the_job_at_every_node_before_anything_is_compu
         .unwrap_err();
     assert!(matches!(e, ClientError::Refused { .. }), "{e:?}");
 }
+
+// ------------------------------------------------------- malicious protocol
+
+/// The same analysis approved once with `protocol = "rss3-semi-honest"` and
+/// once with `protocol = "rss3-malicious"` (two ids: the protocol is part of
+/// what is approved): both give the oracle's answer; the malicious one runs
+/// with its checks at every node (many more rounds: AND proofs, MAC checks,
+/// verified opens).
+#[test]
+fn an_analysis_approved_for_the_malicious_protocol_runs_checked_at_every_node() {
+    let k = keys();
+    let (fk, ek) = data();
+    let (want_ids, want_sum) = oracle(&fk, &ek);
+    let c = Cluster::start(10);
+    let coord = c.client("coordinator");
+    let mut rounds = Vec::new();
+    let mut ids = Vec::new();
+    for protocol in ["rss3-semi-honest", "rss3-malicious"] {
+        let text = spec_text(&k, AT_JOB_END).replace(
+            "protocol = \"rss3-semi-honest\"",
+            &format!("protocol = \"{protocol}\""),
+        );
+        assert!(text.contains(&format!("protocol = \"{protocol}\"")));
+        let (id, approvals) = approve(&text, &k);
+        coord.register(&text, &approvals).unwrap();
+        c.client("fk")
+            .gov_upload(&id, "fk", &k.fk, "fk", &fk_table(&fk))
+            .unwrap();
+        c.client("kommun")
+            .gov_upload(&id, "kommun", &k.kommun, "ek", &ek_table(&ek))
+            .unwrap();
+        coord.gov_run(&id).unwrap();
+        let states = c.wait(&id);
+        for s in &states {
+            assert!(matches!(s, GovState::Done { .. }), "{protocol}: {states:?}");
+        }
+        let got = c
+            .client("kontroll")
+            .gov_fetch(&id, "kontroll", &k.kontroll)
+            .unwrap();
+        assert_eq!(
+            ids_of(&got[0].1.to_csv_string().unwrap()),
+            want_ids,
+            "{protocol}"
+        );
+        let got = c.client("fk").gov_fetch(&id, "fk", &k.fk).unwrap();
+        assert_eq!(
+            got[0].1.to_csv_string().unwrap(),
+            format!("personer,fk_belopp\n{},{want_sum}\n", want_ids.len()),
+            "{protocol}"
+        );
+        let per_node: Vec<u64> = (0..3)
+            .map(|i| {
+                coord
+                    .gov_status(i, &id)
+                    .unwrap()
+                    .stats
+                    .expect("stats")
+                    .rounds
+            })
+            .collect();
+        assert!(per_node.iter().all(|r| *r == per_node[0]), "{per_node:?}");
+        rounds.push(per_node[0]);
+        ids.push(id);
+    }
+    assert_ne!(ids[0], ids[1]);
+    assert!(rounds[1] > 2 * rounds[0], "rounds {rounds:?}");
+}

@@ -41,7 +41,9 @@ fn noisy_sum_is_unbiased_on_the_clamped_sum_with_three_nodes_of_noise() {
                     columns: vec![col],
                 },
             );
-            let r = exec::run(p, &program, &tables).map_err(kuvert_mpc::MpcError::Usage)?;
+            let r = exec::run(p, &program, &tables)
+                .map_err(kuvert_mpc::MpcError::Usage)?
+                .into_inner();
             p.reveal_a(&r, Some(0))
         })
         .unwrap();

@@ -77,10 +77,12 @@ fn a_query_runs_on_every_node_and_the_recipient_reconstructs_it() {
         let mut steps = Vec::new();
         let mut progress = |d: usize, n: usize| steps.push((d, n));
         let first = exec::run_query(p, sql, &mut mine, &mut progress)
-            .map_err(|e| MpcError::Usage(e.to_string()))?;
+            .map_err(|e| MpcError::Usage(e.to_string()))?
+            .into_inner();
         // The tables are given back intact: the same job can run again.
         let again = exec::run_query(p, "SELECT COUNT(*) AS n FROM t", &mut mine, &mut |_, _| {})
-            .map_err(|e| MpcError::Usage(e.to_string()))?;
+            .map_err(|e| MpcError::Usage(e.to_string()))?
+            .into_inner();
         let t = &mine["t"];
         let intact = t.rows == 4
             && t.columns.len() == 3
