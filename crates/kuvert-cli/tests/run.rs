@@ -394,11 +394,9 @@ fn killed_outright_its_nodes_still_end() {
     no_process_uses(&run_dir);
 }
 
-/// `kuvert run --malicious`: the same answers as semi-honest for queries
-/// whose operators all have checks (comparisons, products, conversions,
-/// small joins); a query that
-/// needs an operator without a check yet (ORDER BY's shuffle) is refused
-/// with exit 2, the reason, and no answer.
+/// `kuvert run --malicious`: the same answers as semi-honest (aggregates,
+/// joins, rows, ORDER BY and GROUP BY through the MAC-checked shuffle); a
+/// `WITH PRIVACY` query runs with the pairs' noise.
 #[test]
 fn malicious_runs_give_the_same_answers() {
     let d = tempfile::tempdir().unwrap();

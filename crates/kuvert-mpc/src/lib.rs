@@ -1,9 +1,9 @@
 //! # kuvert-mpc: the three-party computation engine
 //!
 //! Replicated secret sharing among three parties with an honest majority
-//! (Araki et al. 2016; ABY3), semi-honest security (and, in progress,
-//! security with abort against a malicious party: [`verified`],
-//! [`consistency`], [`dzkp`]), over Z_2^64
+//! (Araki et al. 2016; ABY3), semi-honest security or security with abort
+//! against one malicious party ([`verified`], [`consistency`], [`dzkp`],
+//! [`mac`]), over Z_2^64
 //! (arithmetic) and over 64-bit words of bits (boolean).
 //!
 //! ```text
@@ -24,35 +24,34 @@
 //!
 //! # Security
 //! - Adversary: one of the three parties, semi-honest (follows the protocol,
-//!   tries to learn more), possibly colluding with any contributor or
-//!   recipient who is not a computing party. This is the level of every
-//!   protocol the SQL engine and the node programs use.
+//!   tries to learn more) or, in malicious mode, deviating, possibly
+//!   colluding with any contributor or recipient who is not a computing
+//!   party.
 //! - Unsafe code: one block, the carry-less multiply of [`gf64`] behind a
 //!   run-time CPU feature check (the crate denies `unsafe_code` otherwise).
-//! - Malicious security is in progress (security with abort against one
-//!   actively corrupt party), chosen per session with
+//! - Malicious security (security with abort against one actively corrupt
+//!   party), chosen per session with
 //!   [`party::Security::Malicious`] ([`party::Party::setup_with`]). In that
 //!   mode every AND gate is proven with a distributed zero-knowledge proof
 //!   ([`dzkp`], over [`gf64`]; soundness error below 2^-58 per batch)
 //!   before anything is opened, and every open is verified ([`verified`]:
 //!   the missing component from one neighbour, its digest from the other,
-//!   then an abort round; barring a SHA-256 collision). So AND and what is
-//!   built from it and verified opens alone (`a2b`, `msb`, `lt`,
-//!   `lt_bounded`, `eq`, boolean adders, and in that mode `b2a`, `bit2a` and
-//!   `select`) either give correct results or make every honest party
-//!   abort, except that through the last abort round a corrupt party can
-//!   stop one honest party while the other gets the correct values
-//!   (selective abort). Multiplication over Z_2^64 is checked with
-//!   SPDZ-wise MACs over Z_2^128 ([`mac`], soundness error 2^-57.9 per
-//!   check). The shuffle has no check yet and refuses to run in malicious
-//!   mode. The consistency
+//!   then an abort round; barring a SHA-256 collision). Multiplication over
+//!   Z_2^64 and the shuffle (every pass) are checked with SPDZ-wise MACs
+//!   over Z_2^128 ([`mac`], soundness error 2^-57.9 per check); the shuffle
+//!   refuses boolean columns there. So on consistent input shares every
+//!   primitive and gadget either gives correct results or makes every honest party abort, except that
+//!   through the last abort round a corrupt party can stop one honest party
+//!   while the other gets the correct values (selective abort).
+//!   [`party::Party::pair_sampled_a`] draws sharings no party can bias
+//!   (the DP noise of that mode), and [`party::Party::verified_result`]
+//!   vouches for result shares once every check passed. The consistency
 //!   check of [`consistency`] ([`party::Party::check_consistent_a`],
 //!   [`party::Party::check_consistent_b`]) makes every honest party abort
 //!   unless the two copies of each share component held by two honest
 //!   parties agree (e.g. a contributor's inconsistent shares), in 2 rounds
 //!   and 34 bytes per party whatever the columns; the governed nodes run it
 //!   on every uploaded table before they compute (kuvert-node `gov.rs`).
-//!   Nothing outside this crate runs a malicious session yet.
 //!   [`faulty`] tampers with one party's messages in tests.
 //! - Leakage: none beyond what [`party::Party::reveal_a`] /
 //!   [`party::Party::reveal_b`] (and their verified variants) open

@@ -82,10 +82,11 @@ pub enum Security {
     /// One party may look at everything it sees but follows the protocol.
     SemiHonest,
     /// One party may also deviate: security with abort. Every AND gate is
-    /// proven ([`crate::dzkp`]) and every product over Z_2^64 MAC-checked
-    /// ([`crate::mac`]) before anything is opened, every open is verified
-    /// ([`crate::verified`]), and operations that have no check yet (see
-    /// [`Party::require_semi_honest`]) refuse to run.
+    /// proven ([`crate::dzkp`]) and every product over Z_2^64 and shuffle
+    /// pass MAC-checked ([`crate::mac`]) before anything is opened, every
+    /// open is verified ([`crate::verified`]), and operations that have no
+    /// check (see [`Party::require_semi_honest`]: the shuffle of boolean
+    /// columns) refuse to run.
     Malicious,
 }
 

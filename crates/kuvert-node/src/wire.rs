@@ -237,9 +237,9 @@ pub enum Program {
     /// is a table, released to the recipient as result shares
     /// ([`Response::QueryResult`]). With `malicious` the nodes run it
     /// secure against one malicious node (kuvert-mpc's malicious mode):
-    /// every AND gate proven, every product MAC-checked, every open
-    /// verified, and all checks passed before a result share is stored;
-    /// operators without a check yet (the shuffle, DP noise) fail the job.
+    /// every AND gate proven, every product and shuffle pass MAC-checked,
+    /// every open verified, DP noise drawn by pairs of nodes, and all checks
+    /// passed before a result share is stored.
     Query {
         sql: String,
         #[serde(default, skip_serializing_if = "std::ops::Not::not")]
