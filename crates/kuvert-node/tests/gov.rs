@@ -451,6 +451,16 @@ impl Drop for Cluster {
     }
 }
 
+/// Försäkringskassan and the municipality upload their tables.
+fn upload_both(c: &Cluster, k: &Keys, id: &AnalysisId, fk: &[Fk], ek: &[Ek]) {
+    c.client("fk")
+        .gov_upload(id, "fk", &k.fk, "fk", &fk_table(fk))
+        .unwrap();
+    c.client("kommun")
+        .gov_upload(id, "kommun", &k.kommun, "ek", &ek_table(ek))
+        .unwrap();
+}
+
 fn refused(r: Result<Vec<String>, ClientError>) -> String {
     match r {
         Err(ClientError::Refused { message, .. }) => message,
@@ -511,12 +521,7 @@ fn full_flow_gives_the_oracle_answer_deletes_signs_and_leaks_no_value() {
         GovState::Waiting { ref missing } if missing == &["fk".to_string(), "ek".to_string()]
     ));
 
-    c.client("fk")
-        .gov_upload(&id, "fk", &k.fk, "fk", &fk_table(&fk))
-        .unwrap();
-    c.client("kommun")
-        .gov_upload(&id, "kommun", &k.kommun, "ek", &ek_table(&ek))
-        .unwrap();
+    upload_both(&c, &k, &id, &fk, &ek);
     let st = coord.gov_status(2, &id).unwrap();
     assert_eq!(st.state, GovState::Ready);
     assert_eq!(st.tables.len(), 2);
@@ -955,12 +960,7 @@ fn a_failed_run_releases_nothing_keeps_inputs_and_a_restarted_node_resumes() {
     let text = spec_text(&k, AT_JOB_END);
     let (id, approvals) = approve(&text, &k);
     coord.register(&text, &approvals).unwrap();
-    c.client("fk")
-        .gov_upload(&id, "fk", &k.fk, "fk", &fk_table(&fk))
-        .unwrap();
-    c.client("kommun")
-        .gov_upload(&id, "kommun", &k.kommun, "ek", &ek_table(&ek))
-        .unwrap();
+    upload_both(&c, &k, &id, &fk, &ek);
 
     // Node 2 goes down; the other two are told to run and cannot.
     c.stop_node(2);
@@ -1123,12 +1123,7 @@ fn an_analysis_whose_job_never_ends_is_deleted_at_the_time_fixed_at_registration
     let (id, approvals) = approve(&text, &k);
     coord.register(&text, &approvals).unwrap();
     let after = time::OffsetDateTime::now_utc();
-    c.client("fk")
-        .gov_upload(&id, "fk", &k.fk, "fk", &fk_table(&fk))
-        .unwrap();
-    c.client("kommun")
-        .gov_upload(&id, "kommun", &k.kommun, "ek", &ek_table(&ek))
-        .unwrap();
+    upload_both(&c, &k, &id, &fk, &ek);
 
     // Nodes 0 and 1 are told to run without node 2: they fail, inputs kept.
     c.stop_node(2);
@@ -1791,12 +1786,7 @@ fn an_analysis_approved_for_the_malicious_protocol_runs_checked_at_every_node() 
         assert!(text.contains(&format!("protocol = \"{protocol}\"")));
         let (id, approvals) = approve(&text, &k);
         coord.register(&text, &approvals).unwrap();
-        c.client("fk")
-            .gov_upload(&id, "fk", &k.fk, "fk", &fk_table(&fk))
-            .unwrap();
-        c.client("kommun")
-            .gov_upload(&id, "kommun", &k.kommun, "ek", &ek_table(&ek))
-            .unwrap();
+        upload_both(&c, &k, &id, &fk, &ek);
         coord.gov_run(&id).unwrap();
         let states = c.wait(&id);
         for s in &states {
