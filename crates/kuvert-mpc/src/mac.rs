@@ -45,7 +45,7 @@ use zeroize::Zeroize;
 
 use crate::party::{check_len, MpcError, Party, Result};
 use crate::prf::{Prf, KEY_LEN};
-use crate::share::AShare;
+use crate::share::{extend_wiping, AShare};
 use crate::transport::{next, prev};
 use crate::verified::{Kind, STATUS_FAIL_OPEN};
 
@@ -186,10 +186,10 @@ impl Party {
             .mac_state()
             .ok_or_else(|| MpcError::Usage("MAC record outside malicious mode".into()))?;
         for (v, m) in x.iter().zip(mx) {
-            state.z.a.extend_from_slice(&v.a);
-            state.z.b.extend_from_slice(&v.b);
-            state.mz.a.extend_from_slice(&m.a);
-            state.mz.b.extend_from_slice(&m.b);
+            extend_wiping(&mut state.z.a, &v.a);
+            extend_wiping(&mut state.z.b, &v.b);
+            extend_wiping(&mut state.mz.a, &m.a);
+            extend_wiping(&mut state.mz.b, &m.b);
         }
         if state.pending() >= MAX_PENDING {
             self.verify_macs()?;

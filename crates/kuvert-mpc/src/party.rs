@@ -22,7 +22,7 @@ use zeroize::Zeroize;
 use crate::dzkp::{AndLog, MAX_BATCH_WORDS};
 use crate::mac::MacState;
 use crate::prf::{PartyKeys, Prf, KEY_LEN};
-use crate::share::{AShare, BShare};
+use crate::share::{extend_wiping, AShare, BShare};
 use crate::transport::{next, prev, Incoming, Outgoing, PartyId, Transport, TransportError};
 
 /// Errors of the protocol engine.
@@ -614,13 +614,13 @@ impl Party {
         let mut zn = vec![0; n];
         self.round(&[(prev(self.id), &z)], &mut [(next(self.id), &mut zn)])?;
         let log = self.and_log.as_mut().expect("malicious mode");
-        log.xa.extend_from_slice(&x.a);
-        log.xb.extend_from_slice(&x.b);
-        log.ya.extend_from_slice(&y.a);
-        log.yb.extend_from_slice(&y.b);
-        log.fp.extend_from_slice(&fp);
-        log.fnx.extend_from_slice(&fnx);
-        log.zr.extend_from_slice(&zn);
+        extend_wiping(&mut log.xa, &x.a);
+        extend_wiping(&mut log.xb, &x.b);
+        extend_wiping(&mut log.ya, &y.a);
+        extend_wiping(&mut log.yb, &y.b);
+        extend_wiping(&mut log.fp, &fp);
+        extend_wiping(&mut log.fnx, &fnx);
+        extend_wiping(&mut log.zr, &zn);
         let (mut fp, mut fnx) = (fp, fnx);
         fp.zeroize();
         fnx.zeroize();

@@ -338,6 +338,20 @@ impl BitShare {
     }
 }
 
+/// `v.extend_from_slice(more)`, but when `v` must grow, its old buffer is
+/// wiped before it is freed (a plain `Vec` growth leaves a copy of every
+/// share in freed memory). For the logs of pending checks, which grow
+/// while shares are appended.
+pub(crate) fn extend_wiping<T: Copy + Zeroize>(v: &mut Vec<T>, more: &[T]) {
+    if v.capacity() - v.len() < more.len() {
+        let mut grown = Vec::with_capacity((v.len() + more.len()).max(2 * v.capacity()));
+        grown.extend_from_slice(v);
+        v.zeroize();
+        *v = grown;
+    }
+    v.extend_from_slice(more);
+}
+
 /// Pack booleans 64 to a word.
 pub fn pack_bits(bits: &[bool]) -> Vec<u64> {
     let mut w = vec![0u64; bits.len().div_ceil(64)];
@@ -370,5 +384,27 @@ pub mod testing {
     /// Reinterpret packed words as a bit column of `n` bits.
     pub fn bits_from_words(w: BShare, n: usize) -> BitShare {
         BitShare::new(w, n)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn extend_wiping_appends_in_order_across_growths() {
+        let mut v: Vec<u64> = Vec::new();
+        let mut want = Vec::new();
+        for k in 0..40u64 {
+            let more: Vec<u64> = (0..k % 7).map(|j| k * 100 + j).collect();
+            extend_wiping(&mut v, &more);
+            want.extend_from_slice(&more);
+            assert_eq!(v, want);
+        }
+        // Growth at least doubles, so appends stay amortised O(1).
+        let cap = v.capacity();
+        let more = vec![1; cap - v.len() + 1];
+        extend_wiping(&mut v, &more);
+        assert!(v.capacity() >= 2 * cap);
     }
 }
