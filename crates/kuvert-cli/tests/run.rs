@@ -448,3 +448,37 @@ fn malicious_runs_give_the_same_answers() {
     assert!(out.starts_with("n\n"), "{out}");
     no_temp_left(dir);
 }
+
+/// A node that deviates (the dev-mode hook `KUVERT_DEV_TAMPER` makes node 0
+/// flip a bit of one message to node 2) stops `kuvert run --malicious`:
+/// exit 1, the failed check named, no answer rows.
+#[test]
+fn a_deviating_node_stops_a_malicious_run_with_the_check_named_and_no_answer() {
+    let d = tempfile::tempdir().unwrap();
+    let dir = d.path();
+    files(dir);
+    for round in [2, 5] {
+        let tmp = dir.join("tmp");
+        std::fs::create_dir_all(&tmp).unwrap();
+        let o = Command::new(KUVERT)
+            .args([
+                "run",
+                "--table",
+                "ek=ek.csv",
+                "--sql",
+                "SELECT COUNT(*) AS n, SUM(belopp) AS s FROM ek WHERE belopp > 6",
+                "--malicious",
+            ])
+            .current_dir(dir)
+            .env("TMPDIR", &tmp)
+            .env("KUVERT_DEV_TAMPER", format!("0:2:{round}"))
+            .output()
+            .unwrap();
+        let t = text(&o);
+        assert_eq!(o.status.code(), Some(1), "{t}");
+        assert!(o.stdout.is_empty(), "an answer was printed: {t}");
+        assert!(t.contains("check \"") && t.contains("failed"), "{t}");
+        assert!(t.contains("Nothing was released"), "{t}");
+        no_temp_left(dir);
+    }
+}

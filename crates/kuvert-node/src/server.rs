@@ -708,7 +708,21 @@ impl Node {
             } => Security::Malicious,
             _ => Security::SemiHonest,
         };
-        let mut party = Party::setup_with(Box::new(transport), &mut rand_core::OsRng, security)
+        let transport: Box<dyn kuvert_mpc::Transport> =
+            match dev_tamper(self.cfg.dev_mode, self.cfg.id) {
+                Some(injection) => {
+                    tracing::warn!(
+                        "{DEV_TAMPER} is set: this dev_mode node deviates from the protocol \
+                     (flips a bit of one message), to test that the others detect it"
+                    );
+                    Box::new(kuvert_mpc::faulty::FaultyTransport::new(
+                        transport,
+                        vec![injection],
+                    ))
+                }
+                None => Box::new(transport),
+            };
+        let mut party = Party::setup_with(transport, &mut rand_core::OsRng, security)
             .map_err(|e| (e.to_string(), false))?;
         // Take the tables out while computing, so clients are not blocked.
         let tables = {
@@ -1000,6 +1014,32 @@ pub(crate) fn load_table(path: &std::path::Path) -> Result<StoredTable, String> 
         schema,
         rows,
         columns,
+    })
+}
+
+/// Environment variable that makes a `dev_mode` node play a malicious party,
+/// for tests of the checks through real node processes:
+/// `PARTY:PEER:ROUND` makes node `PARTY` flip the lowest bit of the
+/// message it sends to node `PEER` in round `ROUND` (1 = the first after
+/// the session setup). Ignored without `dev_mode` (a governed node never
+/// reads it).
+pub const DEV_TAMPER: &str = "KUVERT_DEV_TAMPER";
+
+/// The injection [`DEV_TAMPER`] asks of node `me`, if any (dev_mode only).
+fn dev_tamper(dev_mode: bool, me: usize) -> Option<kuvert_mpc::faulty::Injection> {
+    if !dev_mode {
+        return None;
+    }
+    let v = std::env::var(DEV_TAMPER).ok()?;
+    let parts: Vec<u64> = v.split(':').filter_map(|p| p.trim().parse().ok()).collect();
+    let [party, peer, round] = parts[..] else {
+        tracing::warn!("{DEV_TAMPER}={v:?} is not PARTY:PEER:ROUND; ignored");
+        return None;
+    };
+    (party as usize == me && peer < 3 && round >= 1).then(|| kuvert_mpc::faulty::Injection {
+        rounds: round..round + 1,
+        peer: peer as usize,
+        fault: kuvert_mpc::faulty::Fault::FlipBit { bit: 0 },
     })
 }
 
