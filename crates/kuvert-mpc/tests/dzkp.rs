@@ -799,3 +799,21 @@ fn pair_sampled_components_agree_and_a_changed_copy_is_caught() {
         "{cheat:?}"
     );
 }
+
+/// Empty tables and tables without columns shuffle in malicious mode too.
+#[test]
+fn empty_tables_shuffle_in_malicious_mode() {
+    let out = run3_secure(Keys::Seeded(4), Security::Malicious, |p| {
+        let mut none: [kuvert_mpc::shuffle::Column; 0] = [];
+        p.shuffle(&mut none)?;
+        let mut empty = [kuvert_mpc::shuffle::Column::Arith(AShare::zeros(0))];
+        p.shuffle(&mut empty)?;
+        p.verify_all()?;
+        Ok(empty
+            .iter()
+            .map(|c| matches!(c, kuvert_mpc::shuffle::Column::Arith(s) if s.is_empty()))
+            .all(|b| b))
+    })
+    .expect("honest run");
+    assert_eq!(out, [true, true, true]);
+}
