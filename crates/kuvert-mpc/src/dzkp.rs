@@ -463,7 +463,7 @@ impl Party {
         fold_bits_plain(log.ya, log.xa, r_right, half, rv);
 
         for level in 1..levels {
-            let p = level_poly(&pu, &pv_);
+            let p = level_poly(pu, pv_);
             let (from_prover, r_prover) =
                 self.level_rounds(p, &shares_as_prover, &ch_as_right, level)?;
             fold(pu, r_prover);
@@ -496,7 +496,7 @@ impl Party {
             .iter()
             .enumerate()
             .map(|(k, &t)| {
-                ext(&pu, rho_u_prover, t) * ext(&pv_, rho_v_prover, t)
+                ext(pu, rho_u_prover, t) * ext(pv_, rho_v_prover, t)
                     + Gf64(shares_as_prover[base + k])
             })
             .collect();
@@ -515,13 +515,13 @@ impl Party {
             from_prover[3],
         ];
         let l_share = interpolate(&LAST_POINTS, &l_vals, r_left);
-        let l_side = ext(&lu, rho_u_left, r_left);
+        let l_side = ext(lu, rho_u_left, r_left);
         lu.zeroize();
         let r_right = last_challenge(&ch_as_right, levels);
         let rs = |k: usize| Gf64(shares_as_right[base + k]);
         let r_vals = [rs(0), r_claim + rs(0), rs(1), rs(2), rs(3)];
         let r_share = interpolate(&LAST_POINTS, &r_vals, r_right);
-        let r_side = ext(&rv, rho_v_right, r_right);
+        let r_side = ext(rv, rho_v_right, r_right);
         rv.zeroize();
         pu.zeroize();
         pv_.zeroize();
