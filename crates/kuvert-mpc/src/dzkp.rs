@@ -110,6 +110,18 @@ pub(crate) struct AndLog {
     pub scratch: Scratch,
 }
 
+/// Wipe the first `used` elements of a proof buffer (all a batch of
+/// `used` gates wrote; the folds only shortened it) and empty it, keeping
+/// its capacity: wiping the whole capacity after every small batch cost
+/// more than the proof.
+fn wipe_used(b: &mut Vec<Gf64>, used: usize) {
+    if b.len() < used {
+        b.resize(used, Gf64::ZERO);
+    }
+    b[..used].zeroize();
+    b.clear();
+}
+
 /// Buffers for the four folded vectors of a proof.
 #[derive(Default)]
 pub(crate) struct Scratch {
@@ -516,15 +528,15 @@ impl Party {
         ];
         let l_share = interpolate(&LAST_POINTS, &l_vals, r_left);
         let l_side = ext(lu, rho_u_left, r_left);
-        lu.zeroize();
+        wipe_used(lu, half);
         let r_right = last_challenge(&ch_as_right, levels);
         let rs = |k: usize| Gf64(shares_as_right[base + k]);
         let r_vals = [rs(0), r_claim + rs(0), rs(1), rs(2), rs(3)];
         let r_share = interpolate(&LAST_POINTS, &r_vals, r_right);
         let r_side = ext(rv, rho_v_right, r_right);
-        rv.zeroize();
-        pu.zeroize();
-        pv_.zeroize();
+        wipe_used(rv, half);
+        wipe_used(pu, half);
+        wipe_used(pv_, half);
         // Wiped, capacity kept: back for the next batch.
         if let Some(log) = self.and_log_mut() {
             log.scratch = scratch;
@@ -575,6 +587,20 @@ impl Party {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn wipe_used_empties_a_buffer_and_keeps_its_capacity() {
+        let mut b = vec![Gf64::ONE; 64];
+        b.truncate(3);
+        let cap = b.capacity();
+        wipe_used(&mut b, 64);
+        assert!(b.is_empty());
+        assert_eq!(b.capacity(), cap);
+        // A shorter batch next: only its part is written and wiped.
+        b.resize(16, Gf64::ONE);
+        wipe_used(&mut b, 16);
+        assert!(b.is_empty() && b.capacity() == cap);
+    }
     use rand::{Rng, SeedableRng};
     use rand_chacha::ChaCha20Rng;
 
