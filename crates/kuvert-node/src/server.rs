@@ -735,28 +735,23 @@ impl Node {
         // at the two nodes that hold it (kuvert_mpc::consistency), as in
         // governed runs; otherwise the nodes would compute on different
         // inputs. 2 rounds, 34 bytes per node, nothing revealed.
-        if security == Security::Malicious {
+        let inputs_agree = if security == Security::Malicious {
             let columns: Vec<&kuvert_mpc::AShare> =
                 tables.values().flat_map(|t| t.columns.iter()).collect();
-            if let Err(err) = party.check_consistent_a(&columns) {
-                drop(columns);
-                self.jobs
-                    .lock()
-                    .expect("jobs lock")
-                    .entry(job.to_string())
-                    .or_default()
-                    .tables = tables;
-                return Err((
+            party.check_consistent_a(&columns).map_err(|err| {
+                (
                     format!(
                         "the input shares do not agree between the nodes ({err}); nothing was \
                          computed or released. A contributor's shares were inconsistent or a \
                          node altered its copy: upload again and run again"
                     ),
                     false,
-                ));
-            }
-        }
-        let out = match program {
+                )
+            })
+        } else {
+            Ok(())
+        };
+        let out = inputs_agree.and_then(|()| match program {
             Program::Query { sql, .. } => {
                 let mut progress = |done: usize, total: usize| {
                     let mut jobs = self.jobs.lock().expect("jobs lock");
@@ -780,7 +775,7 @@ impl Node {
             _ => exec::run(&mut party, program, &tables)
                 .map(|v| Output::Values(v.into_inner()))
                 .map_err(|m| (m, false)),
-        };
+        });
         let compute_millis = compute_start.elapsed().as_millis() as u64;
         self.jobs
             .lock()
