@@ -79,6 +79,21 @@ const DATE_BITS: u32 = 22;
 /// Identity numbers are below 10^12 < 2^40.
 const IDNR_BITS: u32 = 40;
 
+/// The range the sort packing and the bounded comparisons assume for a
+/// column type, as `(offset, bits)`: every value `v` of the type has
+/// `0 <= v + offset < 2^bits`. `None` for the types compared over the full
+/// 64-bit word (`int`, `text`). An honest client's encoding is always in
+/// range (`kuvert_data::value`); in malicious mode a node checks the
+/// contributed columns against it under MPC ([`crate::input_check`]).
+pub(crate) fn bounded(ty: ColumnType) -> Option<(u64, u32)> {
+    match ty {
+        ColumnType::Date => Some((DATE_OFFSET, DATE_BITS)),
+        ColumnType::Bool => Some((0, 1)),
+        ColumnType::Idnr => Some((0, IDNR_BITS)),
+        ColumnType::Int | ColumnType::Text => None,
+    }
+}
+
 /// One column of a relation: its word planes and, if nullable, a 0/1 null
 /// plane.
 #[derive(Clone)]
@@ -202,6 +217,7 @@ fn execute_with(
         total,
         progress,
         private,
+        range_checked: Default::default(),
     };
     let rel = ex.run(&query.root)?;
     let fields = query.root.fields();
@@ -343,6 +359,9 @@ struct Exec<'a> {
     done: usize,
     total: usize,
     progress: &'a mut dyn FnMut(usize, usize),
+    /// Tables whose bounded columns were range-checked (malicious mode:
+    /// once per table and query, see [`crate::input_check`]).
+    range_checked: std::collections::BTreeSet<String>,
 }
 
 impl Exec<'_> {
@@ -441,6 +460,11 @@ impl Exec<'_> {
             return Err(ExecError::Input(format!(
                 "table {table:?}: stored shares do not match its schema"
             )));
+        }
+        if self.p.security() == kuvert_mpc::Security::Malicious
+            && self.range_checked.insert(table.to_string())
+        {
+            crate::input_check::check_ranges(self.p, table, t)?;
         }
         let mut at = 0;
         let mut cols = Vec::new();
@@ -938,21 +962,14 @@ impl Exec<'_> {
                 v: v.w().clone(),
                 signed: true,
             }),
-            ColumnType::Date => parts.push(Part::Bounded {
-                v: v.w().clone(),
-                bits: DATE_BITS,
-                offset: DATE_OFFSET,
-            }),
-            ColumnType::Bool => parts.push(Part::Bounded {
-                v: v.w().clone(),
-                bits: 1,
-                offset: 0,
-            }),
-            ColumnType::Idnr => parts.push(Part::Bounded {
-                v: v.w().clone(),
-                bits: IDNR_BITS,
-                offset: 0,
-            }),
+            ColumnType::Date | ColumnType::Bool | ColumnType::Idnr => {
+                let (offset, bits) = bounded(ty).expect("a bounded type");
+                parts.push(Part::Bounded {
+                    v: v.w().clone(),
+                    bits,
+                    offset,
+                })
+            }
             ColumnType::Text => {
                 for w in &v.planes {
                     parts.push(Part::Full {

@@ -38,6 +38,7 @@ use kuvert_data::Schema;
 pub mod exec;
 pub mod explain;
 mod front;
+mod input_check;
 mod ops;
 pub mod output;
 pub mod plain;

@@ -5,10 +5,11 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use kuvert_data::share::{share_words, ShareKind};
 use kuvert_data::{ColumnType, Schema};
-use kuvert_mpc::harness::{run3, Keys};
-use kuvert_mpc::{AShare, MpcError};
+use kuvert_mpc::harness::{run3, run3_secure, Keys};
+use kuvert_mpc::{AShare, MpcError, Security};
+use kuvert_sql::output::ResultShares;
 use kuvert_sql::plan::{Agg, AggFunc, BinOp, Const, Expr, OrderKey, Plan, Query};
-use kuvert_sql::{execute, InputTable};
+use kuvert_sql::{execute, ExecError, InputTable};
 use proptest::prelude::*;
 use rand::SeedableRng;
 use rand_chacha::ChaCha20Rng;
@@ -30,9 +31,10 @@ fn scan(t: &T) -> Plan {
     }
 }
 
-/// Share the tables, run the query on three in-process parties, and
-/// reconstruct the valid rows (sorted).
-fn mpc(tables: &[&T], q: &Query, seed: u64) -> Vec<Row> {
+/// Share the tables word by word for the three parties: per party, name
+/// -> InputTable. A test's "contributor" may share any word, in range for
+/// the column's type or not.
+fn shares_of(tables: &[&T], seed: u64) -> [BTreeMap<String, InputTable>; 3] {
     let mut rng = ChaCha20Rng::seed_from_u64(seed);
     // per party: name -> InputTable
     let mut per: [BTreeMap<String, InputTable>; 3] = Default::default();
@@ -64,14 +66,38 @@ fn mpc(tables: &[&T], q: &Query, seed: u64) -> Vec<Row> {
             }
         }
     }
-    let out = run3(Keys::Seeded(seed), |p| {
-        let inputs = &per[p.id()];
-        execute(p, q, inputs, &mut |_, _| {}).map_err(|e| MpcError::Usage(e.to_string()))
-    })
-    .unwrap();
+    per
+}
+
+/// Share the tables, run the query on three in-process parties, and
+/// reconstruct the valid rows (sorted).
+fn mpc(tables: &[&T], q: &Query, seed: u64) -> Vec<Row> {
+    let [a, b, c] = mpc_secure(tables, q, seed, Security::SemiHonest);
+    let out = [a.unwrap(), b.unwrap(), c.unwrap()];
     let mut rows = common::answer_rows(&out, q);
     rows.sort();
     rows
+}
+
+/// Run the query in the given mode; every party's own outcome (its result
+/// shares, verified in malicious mode, or its error).
+fn mpc_secure(
+    tables: &[&T],
+    q: &Query,
+    seed: u64,
+    security: Security,
+) -> [Result<ResultShares, MpcError>; 3] {
+    let per = shares_of(tables, seed);
+    run3_secure(Keys::Seeded(seed), security, |p| {
+        let inputs = &per[p.id()];
+        Ok(execute(p, q, inputs, &mut |_, _| {})
+            .map_err(|e| match e {
+                ExecError::Mpc(m) => m,
+                other => MpcError::Usage(other.to_string()),
+            })
+            .and_then(|out| Ok(p.verified_result(out)?.into_inner())))
+    })
+    .unwrap()
 }
 
 fn v(x: i64) -> Option<Vec<u64>> {
@@ -442,4 +468,105 @@ fn transcript_shape(n: usize, runs: u64) {
             "a run was far deeper than the all-equal input's"
         );
     }
+}
+
+/// `SELECT COUNT(*), MIN(fran), MAX(pnr) FROM b WHERE flag` over rows
+/// `(pnr:idnr, fran:date, flag:bool)`, given as raw words.
+fn flagged(rows: Vec<[u64; 3]>) -> (T, Query) {
+    let t = T {
+        name: "b",
+        schema: "pnr:idnr,fran:date,flag:bool",
+        rows: rows.into_iter().map(|r| r.to_vec()).collect(),
+    };
+    let plan = Plan::Aggregate {
+        input: Box::new(Plan::Filter {
+            input: Box::new(scan(&t)),
+            predicate: Expr::Column(2),
+        }),
+        group_by: vec![],
+        aggs: vec![
+            agg(AggFunc::Count, None),
+            agg(AggFunc::Min, Some(1)),
+            agg(AggFunc::Max, Some(0)),
+        ],
+    };
+    (t, q(plan))
+}
+
+/// A contributor running a modified client can share any word. In
+/// malicious mode every node range-checks the bounded columns (idnr, date,
+/// bool) under MPC before using them; values at the edges of each range
+/// pass, values one step outside stop the query at every node with check
+/// "input-range" naming the table, column and row, and nothing is
+/// released. In semi-honest mode the same upload silently counts one row a
+/// thousand times (so the check is what stops it).
+#[test]
+fn malicious_mode_range_checks_every_bounded_input_column() {
+    const FIRST_DAY: i64 = -719_162; // 0001-01-01
+    const LAST_DAY: i64 = 2_932_896; // 9999-12-31
+    let honest = |flag: u64| -> Vec<[u64; 3]> {
+        vec![
+            [0, FIRST_DAY as u64, 1],
+            [999_999_999_999, LAST_DAY as u64, 1],
+            [190_001_010_000, 0, 0],
+            [190_001_010_001, 19_000, flag],
+            [195_012_310_000, 1, 1],
+        ]
+    };
+    // The edges of every range pass, and the answer is the plaintext one.
+    let (t, query) = flagged(honest(1));
+    let outs = mpc_secure(&[&t], &query, 1, Security::Malicious);
+    let out: Vec<ResultShares> = outs.into_iter().map(|r| r.unwrap()).collect();
+    let rows = common::answer_rows(&out.try_into().unwrap(), &query);
+    assert_eq!(rows, vec![vec![v(4), v(FIRST_DAY), v(999_999_999_999)]]);
+
+    let out_of_range: [(usize, &str, u64); 7] = [
+        (0, "pnr", 1 << 40),
+        (0, "pnr", u64::MAX),
+        (1, "fran", (LAST_DAY + 1_261_298) as u64), // 2^22 - offset
+        (1, "fran", (FIRST_DAY - 1) as u64),
+        (2, "flag", 2),
+        (2, "flag", u64::MAX),
+        (2, "flag", 1000),
+    ];
+    for (col, name, bad) in out_of_range {
+        let mut rows = honest(1);
+        rows[3][col] = bad;
+        let (t, query) = flagged(rows);
+        for (party, out) in mpc_secure(&[&t], &query, 2, Security::Malicious)
+            .into_iter()
+            .enumerate()
+        {
+            match out {
+                Err(MpcError::Check { check, detail }) => {
+                    assert_eq!(check, "input-range", "{name} = {bad:#x}");
+                    for want in [
+                        "table \"b\"",
+                        &format!("column \"{name}\""),
+                        "1 of 5 rows",
+                        "first: row 4",
+                    ] {
+                        assert!(detail.contains(want), "party {party}: {detail}");
+                    }
+                }
+                other => panic!(
+                    "party {party}, {name} = {bad:#x}: expected the range check to stop the \
+                     query, got {:?}",
+                    other.map(|_| "result shares")
+                ),
+            }
+        }
+    }
+
+    // Without the check (semi-honest mode trusts the clients) one row with
+    // flag 1000 counts as a thousand rows, and the MIN over the other,
+    // honest rows' dates comes out as a value no row holds.
+    let (t, query) = flagged(honest(1000));
+    let got = mpc(&[&t], &query, 3);
+    assert_eq!(got[0][0], v(1003));
+    let min = got[0][1].as_ref().expect("a MIN")[0];
+    assert!(
+        honest(1).iter().all(|r| r[1] != min),
+        "MIN {min:#x} is a row's date"
+    );
 }
