@@ -19,10 +19,11 @@
 //!
 //! # The proof (per prover, all three at once)
 //! 1. **Batching.** `L` and `R` share a PRF key the prover does not know
-//!    (`k_{i+2}`). From it they draw random `α` (one per word) and `β` (one
-//!    per bit position), after the AND messages were sent, and the claim for
-//!    all gates `g = (word j, bit b)` becomes one inner product with
-//!    `θ_g = α_j·β_b`:
+//!    (`k_{i+2}`). From it they draw random `γ_0 .. γ_{L-1}` and `β` (one
+//!    per bit position), after the AND messages were sent, set `α_j = Π_l
+//!    γ_l^{bit l of j}` for the words `j < W` (the batch padded to a power
+//!    of two `W = 2^L`), and the claim for all gates `g = (word j, bit b)`
+//!    becomes one inner product with `θ_g = α_j·β_b`:
 //!    `⟨u, v⟩ = C_L + C_R`, `u = (θ·x_i ‖ θ·y_i)` (held by `L`),
 //!    `v = (y_{i+1} ‖ x_{i+1})` (held by `R`), `C_L = Σ θ·e`, `C_R = Σ θ·f`.
 //!    `R` then gives the prover the seed of `α, β`.
@@ -50,22 +51,40 @@
 //!
 //! # Soundness
 //! If any AND message of the batch was wrong, the honest verifiers accept
-//! with probability at most `(2 + 2·K + 4) / 2^64` for `K` halving levels
-//! (`2/2^64` for the batching: `β` first, then `α`; `2/2^64` per level and
-//! `4/2^64` at the end, Schwartz–Zippel): below `2^-58` for batches up to
-//! [`MAX_BATCH_WORDS`] words (`K = 22`: `50/2^64 < 2^-58`). A cheating prover's choices are
-//! fixed before each challenge it could exploit is drawn, and the
-//! challenges come from a key it never sees. Derivation: docs/protocols.md.
+//! with probability at most `(1 + L + 2·K + 4) / 2^64` for `K` halving
+//! levels (`(1 + L)/2^64` for the batching: `β` first, a degree-1
+//! polynomial, then `α`, a multilinear polynomial in the `L` values `γ`;
+//! `2/2^64` per level and `4/2^64` at the end, Schwartz–Zippel): below
+//! `2^-57` for batches up to [`MAX_BATCH_WORDS`] words (`L = 16`, `K = 22`:
+//! `65/2^64 < 2^-57.9`). A cheating prover's choices are fixed before each
+//! challenge it could exploit is drawn, and the challenges come from a key
+//! it never sees. Derivation: docs/protocols.md.
+//!
+//! # The first levels run on the bits
+//! Because `α` is a tensor product, gate `k + N/2^i` carries the weight
+//! `γ_{L-i}·θ_k`, so the weight factors out of the halving folds: after
+//! `f` folds a vector's element is `θ_k` times a linear form in `2^f` bits
+//! of the AND transcript, with coefficients fixed by the challenges. A
+//! level's polynomial is then `Σ_{i,j} c_i(t)·c'_j(t)·Σ_k θ_k (bit_i ∧
+//! bit'_j)_k`, sums of `β` over set bits (byte tables) weighted by `α` per
+//! word: no field product per gate. The prover does the first 2 levels
+//! (3 for batches of 4096 words or more) this way and only then writes
+//! out field vectors, a quarter (an eighth) of the gates long; the
+//! verifiers write out their folded sides at the same point. The messages
+//! are exactly those of the plain halving, so soundness and zero knowledge
+//! are unchanged; a unit test compares every bit level with the halving on
+//! the spelled-out field vectors.
 //!
 //! # Cost
 //! Per batch of `w` AND words (`64·w` gates) and per party: `2K + 4` rounds
-//! with `K = log2(128·w) - 1`, and `24K + 82` bytes sent (16 per level and 8
+//! with `K = 6 + log2 W` (`W`: `w` rounded up to a power of two, at least
+//! 2), and `24K + 82` bytes sent (16 per level and 8
 //! per challenge, 16 for the seed, 32 for the last step, 32 in the exchange,
 //! 2 status bytes) whatever the size: 610 bytes for a full batch of 2^22
 //! gates, so an AND stays at about one bit sent per gate. Work is linear in
-//! the gates (about 8 GF(2^64) products per gate: the first level runs on
-//! the bits with byte tables) and memory is bounded by
-//! the batch size: a party proves longer transcripts in batches of
+//! the gates (about 2 GF(2^64) products per gate for a full batch, and a
+//! few byte-table lookups; before the bit levels it was 8) and memory is
+//! bounded by the batch size: a party proves longer transcripts in batches of
 //! [`MAX_BATCH_WORDS`] words, one after the other (so rounds grow with the
 //! number of batches), and proves by itself once that many are pending.
 
@@ -79,7 +98,8 @@ use zeroize::Zeroize;
 /// The largest batch one proof covers (a longer transcript is proven in
 /// batches of this size, one after the other), and the pending AND words
 /// that trigger a proof inside [`Party::and`]. Bounds the proof's working
-/// memory (about 2 KiB per AND word of the batch, 128 MiB in all); the
+/// memory (four field vectors of `64·W/4` elements after the bit levels:
+/// 512 bytes per AND word of a full batch, 32 MiB in all); the
 /// recorded transcript (7 words per AND word) is bounded by the largest
 /// single AND call plus this.
 pub const MAX_BATCH_WORDS: usize = 1 << 16;
@@ -192,23 +212,53 @@ impl Drop for AndLog {
 
 /// The batching coefficients `α` (per word) and `β` (per bit position),
 /// with byte tables for sums of `β` over the set bits of a word.
+///
+/// `α` is a tensor product, `α_j = Π_l γ_l^{bit l of j}` over the bits of
+/// the word index (padded to a power of two `W`), so that gate `k + N/2^i`
+/// (word `j + W/2^i`, same bit) has `θ = γ_{L-i}·θ_k`: the weight factors
+/// out of the halving folds, and the first [`bit_levels`] levels run on
+/// the bits with byte tables instead of one field product per gate.
 struct Theta {
     alpha: Vec<Gf64>,
+    /// `γ_0 .. γ_{L-1}`, `L = log2 W`.
+    gamma: Vec<Gf64>,
     beta: [Gf64; 64],
     /// `bytes[i][v]` = `Σ β_{8i+t}` over the set bits `t` of `v`.
     bytes: Box<[[Gf64; 256]; 8]>,
 }
 
+/// Halving levels the prover runs on the bits before it writes out field
+/// vectors (of `64·W/2^(m-1)` elements): the `m`-th level sums
+/// `4^m` weighted bit products per word, so a third one pays only for
+/// large batches. Needs `W >= 2^(m-1)` words.
+fn bit_levels(w: usize) -> usize {
+    if w >= 4096 {
+        3
+    } else {
+        2
+    }
+}
+
+/// Words in a padded batch: a power of two, at least 2 (so that the second
+/// bit level pairs whole words).
+fn padded_words(words: usize) -> usize {
+    words.next_power_of_two().max(2)
+}
+
 impl Theta {
-    fn from_seed(seed: [u64; 2], words: usize) -> Theta {
+    /// `w` is the padded word count `W` (a power of two).
+    fn from_seed(seed: [u64; 2], w: usize) -> Theta {
+        debug_assert!(w.is_power_of_two());
+        let l = w.trailing_zeros() as usize;
         let mut key = [0u8; KEY_LEN];
         key[..8].copy_from_slice(&seed[0].to_le_bytes());
         key[8..].copy_from_slice(&seed[1].to_le_bytes());
         let prf = Prf::new(key);
         key.zeroize();
-        let stream = prf.words(0, words + 64);
+        let stream = prf.words(0, l + 64);
+        let gamma: Vec<Gf64> = stream[..l].iter().map(|w| Gf64(*w)).collect();
         let mut beta = [Gf64::ZERO; 64];
-        for (b, w) in beta.iter_mut().zip(&stream[words..]) {
+        for (b, w) in beta.iter_mut().zip(&stream[l..]) {
             *b = Gf64(*w);
         }
         let mut bytes = Box::new([[Gf64::ZERO; 256]; 8]);
@@ -218,8 +268,15 @@ impl Theta {
                 table[v] = table[v & (v - 1)] + beta[8 * i + low];
             }
         }
+        let mut alpha = Vec::with_capacity(w);
+        alpha.push(Gf64::ONE);
+        for g in &gamma {
+            let upper: Vec<Gf64> = alpha.iter().map(|a| *a * *g).collect();
+            alpha.extend(upper);
+        }
         Theta {
-            alpha: stream[..words].iter().map(|w| Gf64(*w)).collect(),
+            alpha,
+            gamma,
             beta,
             bytes,
         }
@@ -243,57 +300,213 @@ impl Theta {
         s
     }
 
-    /// `p(0)` and `p(X)` of the first halving level, computed on the bits:
-    /// with `u = (θ·a ‖ θ·b)` and `v = (d ‖ c)` (each part padded to the
-    /// same power of two), gate `k` contributes
-    /// `θ_k (a + X(a + b))(d + X(d + c)) = θ_k (E0 + X·E1 + X^2·E2)` with the
-    /// bits `E0 = ad`, `E1 = a(d + c) + d(a + b)`, `E2 = (a + b)(d + c)`,
-    /// so each is a sum of `α_j B(E_j)` over the words: three products per
-    /// word instead of several per gate.
-    fn first_level_poly(&self, a: &[u64], b: &[u64], d: &[u64], c: &[u64]) -> [Gf64; 2] {
-        let e0 = self.weigh((0..a.len()).map(|j| a[j] & d[j]));
-        let e1 = self.weigh((0..a.len()).map(|j| (a[j] & (d[j] ^ c[j])) ^ (d[j] & (a[j] ^ b[j]))));
-        let e2 = self.weigh((0..a.len()).map(|j| (a[j] ^ b[j]) & (d[j] ^ c[j])));
-        [e0, e0 + e1.mul_x() + e2.mul_x().mul_x()]
+    /// The factor by which fold `i >= 1` (pairing word `j` with `j +
+    /// W/2^i`) scales the upper element's weight: `γ_{L-i}`.
+    fn fold_factor(&self, i: usize) -> Gf64 {
+        self.gamma[self.gamma.len() - i]
     }
 
-    /// The weighted side after the first fold at `r`:
-    /// `θ_k (a_k + r(a_k + b_k))`, padded with zeros to `len`, into `out`
-    /// (its old contents dropped, its buffer reused).
-    fn fold_bits(&self, a: &[u64], b: &[u64], r: Gf64, len: usize, out: &mut Vec<Gf64>) {
-        let table: [[Gf64; 4]; 64] =
-            std::array::from_fn(|i| fold_codes(r).map(|c| c * self.beta[i]));
+    /// `p(0)` and `p(X)` of halving level `l = rs.len()`, computed on the
+    /// bits. After the folds at `rs`, a side's element `k` is a linear
+    /// form in `2^(l+1)` bits ([`Sources`]), with the weight `θ_k` factored
+    /// out on the weighted side; the level's polynomial is that of one more
+    /// fold at the variable `t`, so
+    /// `p(t) = Σ_{i,j} cu_i(t)·cv_j(t)·Σ_k θ_k (u-bit_i ∧ v-bit_j)_k`, and
+    /// each inner sum is `Σ_j α_j B(·)` over the words.
+    fn bit_level_poly(&self, u: [&[u64]; 2], v: [&[u64]; 2], rs: &[Gf64], w: usize) -> [Gf64; 2] {
+        let l = rs.len();
+        let su = Sources::new(u, l + 1, w);
+        let sv = Sources::new(v, l + 1, w);
+        let n = su.count();
+        // The inner sums, in chunks of words that stay in cache.
+        const CHUNK: usize = 256;
+        let span = w >> l;
+        let mut sums = vec![Gf64::ZERO; n * n];
+        let mut gu = vec![0u64; CHUNK * n];
+        let mut gv = vec![0u64; CHUNK * n];
+        let mut buf = vec![Gf64::ZERO; CHUNK];
+        for start in (0..span).step_by(CHUNK) {
+            let len = CHUNK.min(span - start);
+            su.gather(start..start + len, &mut gu);
+            sv.gather(start..start + len, &mut gv);
+            for i in 0..n {
+                for j in 0..n {
+                    for (k, b) in buf[..len].iter_mut().enumerate() {
+                        *b = self.bits(gu[k * n + i] & gv[k * n + j]);
+                    }
+                    run_kernel(Kernel::Dot {
+                        a: &self.alpha[start..start + len],
+                        b: &buf[..len],
+                        out: &mut sums[i * n + j],
+                    });
+                }
+            }
+        }
+        let mut out = [Gf64::ZERO; 2];
+        for (o, t) in out.iter_mut().zip([Gf64::ZERO, Gf64::X]) {
+            let mut with_t = rs.to_vec();
+            with_t.push(t);
+            let cu = coefficients(&with_t, |i| self.fold_factor(i));
+            let cv = coefficients(&with_t, |_| Gf64::ONE);
+            for i in 0..n {
+                let mut row = Gf64::ZERO;
+                for j in 0..n {
+                    row += cv[j] * sums[i * n + j];
+                }
+                *o += cu[i] * row;
+            }
+        }
+        for b in buf.iter_mut() {
+            *b = Gf64::ZERO;
+        }
+        gu.zeroize();
+        gv.zeroize();
+        sums.zeroize();
+        out
+    }
+
+    /// The weighted side `θ·(first ‖ second)` after the folds at `rs`
+    /// (`64·W/2^(rs.len()-1)` elements), into `out` (its buffer reused).
+    fn fold_bits(&self, src: [&[u64]; 2], rs: &[Gf64], w: usize, out: &mut Vec<Gf64>) {
+        let s = Sources::new(src, rs.len(), w);
+        let form = subset_sums(&coefficients(rs, |i| self.fold_factor(i)));
+        let table: Vec<Gf64> = self
+            .beta
+            .iter()
+            .flat_map(|b| form.iter().map(move |c| *b * *c))
+            .collect();
+        let mut codes = s.codes();
         out.clear();
-        out.reserve(len);
+        out.reserve(codes.len());
         run_kernel(Kernel::FoldBits {
-            alpha: &self.alpha,
+            alpha: &self.alpha[..s.span()],
             table: &table,
-            first: a,
-            second: b,
+            width: form.len(),
+            codes: &codes,
             out,
         });
-        out.resize(len, Gf64::ZERO);
+        codes.zeroize();
     }
 }
 
-/// `t + r(t + s)` for the bit pairs `(t, s)` = (0,0), (1,0), (0,1), (1,1),
-/// indexed by `t | s << 1`.
-fn fold_codes(r: Gf64) -> [Gf64; 4] {
-    [Gf64::ZERO, Gf64::ONE + r, r, Gf64::ONE]
+/// The plain side `(first ‖ second)` after the folds at `rs`, into `out`
+/// (its buffer reused).
+fn fold_bits_plain(src: [&[u64]; 2], rs: &[Gf64], w: usize, out: &mut Vec<Gf64>) {
+    let s = Sources::new(src, rs.len(), w);
+    let form = subset_sums(&coefficients(rs, |_| Gf64::ONE));
+    let mut codes = s.codes();
+    out.clear();
+    out.extend(codes.iter().map(|c| form[*c as usize]));
+    codes.zeroize();
 }
 
-/// The plain side after the first fold at `r`: `d_k + r(d_k + c_k)`,
-/// padded with zeros to `len`, into `out` (its buffer reused).
-fn fold_bits_plain(d: &[u64], c: &[u64], r: Gf64, len: usize, out: &mut Vec<Gf64>) {
-    let codes = fold_codes(r);
-    out.clear();
-    out.reserve(len);
-    for (d, c) in d.iter().zip(c) {
-        for b in 0..64 {
-            out.push(codes[((d >> b) & 1 | ((c >> b) & 1) << 1) as usize]);
+/// Transpose an 8×8 bit matrix held in a word (bit `c` of byte `r` moves to
+/// bit `r` of byte `c`; Hacker's Delight, 7-3).
+fn transpose8(mut x: u64) -> u64 {
+    let t = (x ^ (x >> 7)) & 0x00aa_00aa_00aa_00aa;
+    x ^= t ^ (t << 7);
+    let t = (x ^ (x >> 14)) & 0x0000_cccc_0000_cccc;
+    x ^= t ^ (t << 14);
+    let t = (x ^ (x >> 28)) & 0x0000_0000_f0f0_f0f0;
+    x ^ t ^ (t << 28)
+}
+
+/// The bits a side's element reads after `folds` folds (`folds >= 1`):
+/// fold 0 pairs the two parts gate by gate, fold `i >= 1` pairs word `j`
+/// with word `j + W/2^i`. Element `64j + b` (`j < W/2^(folds-1)`) reads
+/// bit `b` of source `s + 2q`: part `s`, word `j + offset(q)` with
+/// `offset(q) = Σ_i (bit i-1 of q)·W/2^i` (zero past the batch).
+struct Sources<'a> {
+    parts: [&'a [u64]; 2],
+    offsets: Vec<usize>,
+    span: usize,
+}
+
+impl<'a> Sources<'a> {
+    fn new(parts: [&'a [u64]; 2], folds: usize, w: usize) -> Sources<'a> {
+        let offsets = (0..1usize << (folds - 1))
+            .map(|q| {
+                (1..folds)
+                    .filter(|i| q >> (i - 1) & 1 == 1)
+                    .map(|i| w >> i)
+                    .sum()
+            })
+            .collect();
+        Sources {
+            parts,
+            offsets,
+            span: w >> (folds - 1),
         }
     }
-    out.resize(len, Gf64::ZERO);
+
+    fn count(&self) -> usize {
+        2 * self.offsets.len()
+    }
+
+    /// Words per source.
+    fn span(&self) -> usize {
+        self.span
+    }
+
+    /// Per element `64j + b` (`j < span()`), its code: bit `s` is bit `b` of
+    /// source `s` (at most 8 sources).
+    fn codes(&self) -> Vec<u8> {
+        let n = self.count();
+        debug_assert!(n <= 8);
+        let mut g = [0u64; 8];
+        let mut out = vec![0u8; 64 * self.span];
+        for (j, codes) in out.chunks_exact_mut(64).enumerate() {
+            self.gather(j..j + 1, &mut g[..n]);
+            for (i, chunk) in codes.chunks_exact_mut(8).enumerate() {
+                // Byte i of each source is row s of an 8×8 bit matrix;
+                // transposed, byte t holds bit 8i + t of every source.
+                let mut m = 0u64;
+                for (s, w) in g[..n].iter().enumerate() {
+                    m |= ((w >> (8 * i)) & 0xff) << (8 * s);
+                }
+                chunk.copy_from_slice(&transpose8(m).to_le_bytes());
+            }
+        }
+        g.zeroize();
+        out
+    }
+
+    /// The source words of words `range`, `count()` per word, into `out`.
+    fn gather(&self, range: std::ops::Range<usize>, out: &mut [u64]) {
+        let n = self.count();
+        for (k, j) in range.enumerate() {
+            for (q, off) in self.offsets.iter().enumerate() {
+                for (s, part) in self.parts.iter().enumerate() {
+                    out[k * n + s + 2 * q] = part.get(j + off).copied().unwrap_or(0);
+                }
+            }
+        }
+    }
+}
+
+/// The coefficients of a side's linear form over its [`Sources`] after
+/// folds at `rs`: source `s + 2q` gets `(1 + r_0 | r_0)` for part `s` =
+/// 0 | 1, times, per fold `i >= 1`, `1 + r_i` if bit `i-1` of `q` is clear
+/// and `r_i·g(i)` if set (`g` is the weight's factor, 1 on the plain side).
+fn coefficients(rs: &[Gf64], g: impl Fn(usize) -> Gf64) -> Vec<Gf64> {
+    let mut c = vec![Gf64::ONE + rs[0], rs[0]];
+    for (i, r) in rs.iter().enumerate().skip(1) {
+        let upper = *r * g(i);
+        let lower = Gf64::ONE + *r;
+        let mut next: Vec<Gf64> = c.iter().map(|x| *x * lower).collect();
+        next.extend(c.iter().map(|x| *x * upper));
+        c = next;
+    }
+    c
+}
+
+/// `form[code]` = the sum of `c_s` over the set bits `s` of `code`.
+fn subset_sums(c: &[Gf64]) -> Vec<Gf64> {
+    let mut form = vec![Gf64::ZERO; 1 << c.len()];
+    for code in 1..form.len() {
+        form[code] = form[code & (code - 1)] + c[code.trailing_zeros() as usize];
+    }
+    form
 }
 
 /// `p(0)` and `p(X)` of one halving level.
@@ -405,9 +618,12 @@ impl Party {
         let (me, nx, pv) = (self.id(), next(self.id()), prev(self.id()));
         let words = log.xa.len();
         // Each half of the vectors (64 gates per word) is padded to a power
-        // of two, `K = log2(half)` halving levels bring them to length 2.
-        let half = (64 * words).next_power_of_two();
+        // of two `64·W`, `K = log2(half)` halving levels bring them to
+        // length 2.
+        let w = padded_words(words);
+        let half = 64 * w;
         let levels = half.trailing_zeros() as usize;
+        let bit_levels = bit_levels(w);
         let nonce = self.fresh_nonce();
 
         // The two challenge streams: as left verifier of `nx` (key shared
@@ -435,46 +651,56 @@ impl Party {
             u64::from_le_bytes(seed_bytes[..8].try_into().expect("8 bytes")),
             u64::from_le_bytes(seed_bytes[8..].try_into().expect("8 bytes")),
         ];
-        let theta_prover = Theta::from_seed(seed, words);
-        let theta_left = Theta::from_seed([ch_as_left[0], ch_as_left[1]], words);
-        let theta_right = Theta::from_seed([ch_as_right[0], ch_as_right[1]], words);
+        let theta_prover = Theta::from_seed(seed, w);
+        let theta_left = Theta::from_seed([ch_as_left[0], ch_as_left[1]], w);
+        let theta_right = Theta::from_seed([ch_as_right[0], ch_as_right[1]], w);
 
-        // Prover: u = θ(x_i ‖ y_i), v = (y_{i+1} ‖ x_{i+1}), each part
-        // padded to `half`. The first level runs on the bits.
-        let first = theta_prover.first_level_poly(log.xa, log.ya, log.yb, log.xb);
-        // Left verifier of nx: x_{nx} = my xb, y_{nx} = my yb, F(k_{nx}) =
-        // my fnx; e = z_{nx} ^ F(k_{nx}) ^ x_{nx} y_{nx}.
+        // Prover: u = θ(x_i ‖ y_i), v = (y_{i+1} ‖ x_{i+1}). Left verifier
+        // of nx: x_{nx} = my xb, y_{nx} = my yb, F(k_{nx}) = my fnx, so its
+        // side is θ(xb ‖ yb) and e = z_{nx} ^ F(k_{nx}) ^ x_{nx} y_{nx}.
+        // Right verifier of pv: x_{pv+1} = my xa, y_{pv+1} = my ya, f =
+        // F(k_{pv+1}) = my fp, its side (ya ‖ xa).
+        let (u_src, v_src) = ([log.xa, log.ya], [log.yb, log.xb]);
+        let (lu_src, rv_src) = ([log.xb, log.yb], [log.ya, log.xa]);
         let mut l_claim =
             theta_left.weigh((0..words).map(|j| log.zr[j] ^ log.fnx[j] ^ (log.xb[j] & log.yb[j])));
-        // Right verifier of pv: x_{pv+1} = my xa, y_{pv+1} = my ya,
-        // f = F(k_{pv+1}) = my fp.
         let mut r_claim = theta_right.weigh(log.fp.iter().copied());
 
-        let (from_prover, r_prover) =
-            self.level_rounds(first, &shares_as_prover, &ch_as_right, 0)?;
-        // The four folded vectors (2 KiB per word of the batch) live in
+        // The first levels run on the bits (see `Theta`): every party
+        // keeps the challenges it folds with.
+        let (mut rp, mut rl, mut rr) = (Vec::new(), Vec::new(), Vec::new());
+        for level in 0..bit_levels {
+            let p = theta_prover.bit_level_poly(u_src, v_src, &rp, w);
+            let (from_prover, r_prover) =
+                self.level_rounds(p, &shares_as_prover, &ch_as_right, level)?;
+            rp.push(r_prover);
+            let r_left = challenge(&ch_as_left, level);
+            l_claim = next_claim(l_claim, from_prover[0], from_prover[1], r_left);
+            rl.push(r_left);
+            let r_right = challenge(&ch_as_right, level);
+            r_claim = next_claim(
+                r_claim,
+                Gf64(shares_as_right[2 * level]),
+                Gf64(shares_as_right[2 * level + 1]),
+                r_right,
+            );
+            rr.push(r_right);
+        }
+        // The four folded vectors (64·W/2^(m-1) elements each) live in
         // buffers kept across batches: allocating them afresh made the
-        // kernel zero new pages for every batch (a third of the time).
+        // kernel zero new pages for every batch.
         let mut scratch = self
             .and_log_mut()
             .map(|l| std::mem::take(&mut l.scratch))
             .unwrap_or_default();
         let [pu, pv_, lu, rv] = &mut scratch.bufs;
-        theta_prover.fold_bits(log.xa, log.ya, r_prover, half, pu);
-        fold_bits_plain(log.yb, log.xb, r_prover, half, pv_);
-        let r_left = challenge(&ch_as_left, 0);
-        l_claim = next_claim(l_claim, from_prover[0], from_prover[1], r_left);
-        theta_left.fold_bits(log.xb, log.yb, r_left, half, lu);
-        let r_right = challenge(&ch_as_right, 0);
-        r_claim = next_claim(
-            r_claim,
-            Gf64(shares_as_right[0]),
-            Gf64(shares_as_right[1]),
-            r_right,
-        );
-        fold_bits_plain(log.ya, log.xa, r_right, half, rv);
+        theta_prover.fold_bits(u_src, &rp, w, pu);
+        fold_bits_plain(v_src, &rp, w, pv_);
+        theta_left.fold_bits(lu_src, &rl, w, lu);
+        fold_bits_plain(rv_src, &rr, w, rv);
+        let used = pu.len();
 
-        for level in 1..levels {
+        for level in bit_levels..levels {
             let p = level_poly(pu, pv_);
             let (from_prover, r_prover) =
                 self.level_rounds(p, &shares_as_prover, &ch_as_right, level)?;
@@ -528,15 +754,15 @@ impl Party {
         ];
         let l_share = interpolate(&LAST_POINTS, &l_vals, r_left);
         let l_side = ext(lu, rho_u_left, r_left);
-        wipe_used(lu, half);
+        wipe_used(lu, used);
         let r_right = last_challenge(&ch_as_right, levels);
         let rs = |k: usize| Gf64(shares_as_right[base + k]);
         let r_vals = [rs(0), r_claim + rs(0), rs(1), rs(2), rs(3)];
         let r_share = interpolate(&LAST_POINTS, &r_vals, r_right);
         let r_side = ext(rv, rho_v_right, r_right);
-        wipe_used(rv, half);
-        wipe_used(pu, half);
-        wipe_used(pv_, half);
+        wipe_used(rv, used);
+        wipe_used(pu, used);
+        wipe_used(pv_, used);
         // Wiped, capacity kept: back for the next batch.
         if let Some(log) = self.and_log_mut() {
             log.scratch = scratch;
@@ -624,29 +850,55 @@ mod tests {
         out
     }
 
+    /// Every bit level's polynomial, and the vectors written out after
+    /// them, equal the generic halving on the spelled-out field vectors
+    /// (for both numbers of bit levels, batches of 1 word up to a few
+    /// hundred, words past the batch zero).
     #[test]
-    fn the_bit_level_first_level_equals_the_spelled_out_one() {
+    fn the_bit_levels_equal_the_spelled_out_halving() {
         let mut rng = ChaCha20Rng::seed_from_u64(5);
-        for words in [1usize, 3, 8, 13] {
+        for words in [1usize, 2, 3, 8, 13, 300] {
             let col =
                 |rng: &mut ChaCha20Rng| -> Vec<u64> { (0..words).map(|_| rng.gen()).collect() };
             let (a, b, c, d) = (col(&mut rng), col(&mut rng), col(&mut rng), col(&mut rng));
-            let theta = Theta::from_seed([rng.gen(), rng.gen()], words);
-            let half = (64 * words).next_power_of_two();
-            let u = spelled_out(Some(&theta), &a, &b, half);
-            let v = spelled_out(None, &d, &c, half);
-            assert_eq!(theta.first_level_poly(&a, &b, &d, &c), level_poly(&u, &v));
-            let r = Gf64(rng.gen());
-            let (mut fu, mut fv) = (u.clone(), v.clone());
-            fold(&mut fu, r);
-            fold(&mut fv, r);
-            let (mut got_u, mut got_v) = (vec![Gf64::ONE; 3], Vec::new());
-            theta.fold_bits(&a, &b, r, half, &mut got_u);
-            fold_bits_plain(&d, &c, r, half, &mut got_v);
-            assert_eq!(got_u, fu);
-            assert_eq!(got_v, fv);
+            let w = padded_words(words);
+            let theta = Theta::from_seed([rng.gen(), rng.gen()], w);
+            let half = 64 * w;
+            // The tensor structure the folds rely on.
+            for i in 1..=w.trailing_zeros() as usize {
+                for j in 0..w >> i {
+                    assert_eq!(
+                        theta.alpha[j + (w >> i)],
+                        theta.alpha[j] * theta.fold_factor(i)
+                    );
+                }
+            }
+            for m in 1..=3usize.min(1 + w.trailing_zeros() as usize) {
+                let mut u = spelled_out(Some(&theta), &a, &b, half);
+                let mut v = spelled_out(None, &d, &c, half);
+                let mut rs = Vec::new();
+                for _ in 0..m {
+                    assert_eq!(
+                        theta.bit_level_poly([&a, &b], [&d, &c], &rs, w),
+                        level_poly(&u, &v),
+                        "words {words}, level {}",
+                        rs.len()
+                    );
+                    let r = Gf64(rng.gen());
+                    fold(&mut u, r);
+                    fold(&mut v, r);
+                    rs.push(r);
+                }
+                let (mut got_u, mut got_v) = (vec![Gf64::ONE; 3], Vec::new());
+                theta.fold_bits([&a, &b], &rs, w, &mut got_u);
+                fold_bits_plain([&d, &c], &rs, w, &mut got_v);
+                assert_eq!(got_u, u, "words {words}, {m} bit levels");
+                assert_eq!(got_v, v, "words {words}, {m} bit levels");
+            }
             // The claim: Σ θ (a d + b c) is the inner product (in
             // characteristic 2 the field sum of bits is their XOR).
+            let u = spelled_out(Some(&theta), &a, &b, half);
+            let v = spelled_out(None, &d, &c, half);
             let ip: Gf64 = u.iter().zip(&v).map(|(x, y)| *x * *y).sum();
             assert_eq!(
                 ip,

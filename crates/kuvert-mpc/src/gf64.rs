@@ -165,13 +165,20 @@ pub enum Kernel<'a> {
         v: &'a [Gf64],
         out: &'a mut [Gf64; 2],
     },
-    /// For each word `j` and bit `b`: `α_j·table[b][t | s << 1]` with `t`,
-    /// `s` bit `b` of `first[j]`, `second[j]`, appended to `out`.
+    /// `out += Σ a_k·b_k` (the products summed unreduced, one reduction
+    /// at the end).
+    Dot {
+        a: &'a [Gf64],
+        b: &'a [Gf64],
+        out: &'a mut Gf64,
+    },
+    /// For each word `j < alpha.len()` and bit `b < 64`, with `code =
+    /// codes[64j + b]`: append `α_j·table[b·width + code]`.
     FoldBits {
         alpha: &'a [Gf64],
-        table: &'a [[Gf64; 4]; 64],
-        first: &'a [u64],
-        second: &'a [u64],
+        table: &'a [Gf64],
+        width: usize,
+        codes: &'a [u8],
         out: &'a mut Vec<Gf64>,
     },
 }
@@ -207,27 +214,36 @@ macro_rules! kernel_bodies {
             }
             Kernel::Level { u, v, out } => {
                 let h = u.len() / 2;
-                let (mut p0, mut px) = (0u64, 0u64);
+                let (mut p0, mut px) = ((0u64, 0u64), (0u64, 0u64));
                 for k in 0..h {
                     let (u0, u1, v0, v1) = (u[k], u[k + h], v[k], v[k + h]);
-                    p0 ^= $mul(u0.0, v0.0);
+                    let a = $clmul(u0.0, v0.0);
+                    p0 = (p0.0 ^ a.0, p0.1 ^ a.1);
                     let ux = u0 + (u0 + u1).mul_x();
                     let vx = v0 + (v0 + v1).mul_x();
-                    px ^= $mul(ux.0, vx.0);
+                    let b = $clmul(ux.0, vx.0);
+                    px = (px.0 ^ b.0, px.1 ^ b.1);
                 }
-                *out = [Gf64(p0), Gf64(px)];
+                *out = [Gf64(reduce(p0.0, p0.1)), Gf64(reduce(px.0, px.1))];
+            }
+            Kernel::Dot { a, b, out } => {
+                let mut acc = (0u64, 0u64);
+                for (x, y) in a.iter().zip(b) {
+                    let p = $clmul(x.0, y.0);
+                    acc = (acc.0 ^ p.0, acc.1 ^ p.1);
+                }
+                *out += Gf64(reduce(acc.0, acc.1));
             }
             Kernel::FoldBits {
                 alpha,
                 table,
-                first,
-                second,
+                width,
+                codes,
                 out,
             } => {
-                for ((a, t), s) in alpha.iter().zip(first).zip(second) {
-                    for (b, row) in table.iter().enumerate() {
-                        let code = ((t >> b) & 1 | ((s >> b) & 1) << 1) as usize;
-                        out.push(Gf64($mul(a.0, row[code].0)));
+                for (a, codes) in alpha.iter().zip(codes.chunks_exact(64)) {
+                    for (b, code) in codes.iter().enumerate() {
+                        out.push(Gf64($mul(a.0, table[b * width + *code as usize].0)));
                     }
                 }
             }
@@ -413,29 +429,40 @@ mod tests {
             assert_eq!(lo[k], u[k] + r * (u[k] + u[k + 32]));
         }
         assert_eq!(lo, lo_soft);
-        let table: [[Gf64; 4]; 64] =
-            std::array::from_fn(|_| std::array::from_fn(|_| Gf64(rng.gen())));
-        let (first, second) = (
-            [rng.gen::<u64>(), 0, u64::MAX],
-            [rng.gen::<u64>(), u64::MAX, 0],
-        );
+        // FoldBits with codes of 3 bits.
+        let table: Vec<Gf64> = (0..64 * 8).map(|_| Gf64(rng.gen())).collect();
+        let codes: Vec<u8> = (0..128).map(|_| rng.gen_range(0..8)).collect();
         let (mut w, mut w_soft) = (Vec::new(), Vec::new());
         let fb = |out| Kernel::FoldBits {
-            alpha: &u[..3],
+            alpha: &u[..2],
             table: &table,
-            first: &first,
-            second: &second,
+            width: 8,
+            codes: &codes,
             out,
         };
         run_kernel(fb(&mut w));
         kernels_soft(fb(&mut w_soft));
-        for j in 0..3 {
+        for j in 0..2 {
             for b in 0..64 {
-                let code = (first[j] >> b & 1 | (second[j] >> b & 1) << 1) as usize;
-                assert_eq!(w[64 * j + b], u[j] * table[b][code]);
+                let code = codes[64 * j + b] as usize;
+                assert_eq!(w[64 * j + b], u[j] * table[8 * b + code]);
             }
         }
         assert_eq!(w, w_soft);
+        // Dot accumulates into its output.
+        let (mut d, mut d_soft) = (Gf64::ONE, Gf64::ONE);
+        run_kernel(Kernel::Dot {
+            a: &u,
+            b: &v,
+            out: &mut d,
+        });
+        kernels_soft(Kernel::Dot {
+            a: &u,
+            b: &v,
+            out: &mut d_soft,
+        });
+        let want: Gf64 = Gf64::ONE + u.iter().zip(&v).map(|(x, y)| *x * *y).sum::<Gf64>();
+        assert_eq!((d, d_soft), (want, want));
     }
 
     #[test]
