@@ -130,15 +130,17 @@ pub(crate) struct AndLog {
     pub scratch: Scratch,
 }
 
-/// Wipe the first `used` elements of a proof buffer (all a batch of
-/// `used` gates wrote; the folds only shortened it) and empty it, keeping
-/// its capacity: wiping the whole capacity after every small batch cost
-/// more than the proof.
+/// Wipe the first `used` elements of a proof buffer (all a batch wrote;
+/// the folds only shortened it, leaving the rest in its spare capacity)
+/// and empty it, keeping its capacity: wiping the whole capacity after
+/// every small batch cost more than the proof, and refilling the vector
+/// to wipe it wrote every element twice.
 fn wipe_used(b: &mut Vec<Gf64>, used: usize) {
-    if b.len() < used {
-        b.resize(used, Gf64::ZERO);
-    }
-    b[..used].zeroize();
+    let len = b.len();
+    b.as_mut_slice().zeroize();
+    let spare = b.spare_capacity_mut();
+    let k = used.saturating_sub(len).min(spare.len());
+    spare[..k].zeroize();
     b.clear();
 }
 
