@@ -46,6 +46,22 @@ pub const UPLOAD_TAG: &[u8] = b"kuvert-upload-v1";
 /// same bytes as `kuvert_net::federation::FEDERATION_TAG`; a test checks).
 pub const FEDERATION_TAG: &[u8] = b"kuvert-federation-v1\0";
 
+/// Domain tag of a node's signature over a job's outcome in the nodes'
+/// agreement before a malicious-mode job releases anything (see
+/// [`outcome_message`] and `kuvert_node::agree`).
+pub const OUTCOME_TAG: &[u8] = b"kuvert-job-outcome-v1\0";
+
+/// The message a node signs to state a job's outcome: [`OUTCOME_TAG`], the
+/// session's 32-byte tag (fresh per run, shared by the three nodes), the
+/// node's index and the outcome byte.
+pub fn outcome_message(session: &[u8; 32], node: u8, outcome: u8) -> Vec<u8> {
+    let mut m = OUTCOME_TAG.to_vec();
+    m.extend_from_slice(session);
+    m.push(node);
+    m.push(outcome);
+    m
+}
+
 const BEGIN: &str = "-----BEGIN KUVERT PARTY KEY-----";
 const END: &str = "-----END KUVERT PARTY KEY-----";
 
@@ -226,6 +242,17 @@ impl PartyKey {
             return Err(GovError::NotAnUploadMessage);
         }
         Ok(self.signing.sign(message))
+    }
+
+    /// Sign a job outcome ([`outcome_message`]): this door signs nothing
+    /// else (approvals, receipts, uploads and federations use other tags).
+    pub fn sign_outcome(
+        &self,
+        session: &[u8; 32],
+        node: u8,
+        outcome: u8,
+    ) -> ed25519_dalek::Signature {
+        self.signing.sign(&outcome_message(session, node, outcome))
     }
 
     /// Sign a federation file (`kuvert federation sign`): the message is

@@ -269,6 +269,23 @@ impl Party {
         Ok(crate::Verified::new(value))
     }
 
+    /// A fresh 32-byte value that all three parties get at the same call
+    /// and none chose alone: PRF output of the key the session's coin toss
+    /// made common, under a fresh nonce. For binding statements signed
+    /// outside the engine (e.g. the nodes' signed agreement on a job's
+    /// outcome) to this point of this session, so that they cannot be
+    /// replayed into another. Every party must call it at the same point;
+    /// it sends nothing. Public to the three parties, never secret.
+    pub fn session_tag(&mut self) -> [u8; 32] {
+        let nonce = self.fresh_nonce();
+        let words = self.keys().all.words(nonce, 4);
+        let mut tag = [0u8; 32];
+        for (out, w) in tag.chunks_exact_mut(8).zip(words) {
+            out.copy_from_slice(&w.to_le_bytes());
+        }
+        tag
+    }
+
     /// Communication so far.
     pub fn stats(&self) -> Stats {
         self.stats

@@ -85,6 +85,10 @@ pub mod actions {
     /// under another federation): it will not run; its shares are deleted
     /// at `delete_by`. details: `reason`, `delete_by`.
     pub const QUARANTINED: &str = "analysis_quarantined";
+    /// The nodes' signed agreement on a malicious-mode job's outcome
+    /// ([`crate::agree`]) ended. details: `node`, `commit` (true: the
+    /// results are stored), `detail` (what each other node signed).
+    pub const OUTCOME_AGREED: &str = "outcome_agreed";
 }
 
 /// The TLS party name of the service operator's coordinator.
@@ -412,6 +416,10 @@ pub struct Gov {
     /// under another federation): they never run here, but their shares
     /// are still deleted at their deletion time, with a receipt.
     quarantined: Mutex<BTreeMap<AnalysisId, time::OffsetDateTime>>,
+    /// The three nodes' receipt-signing keys, for the signed agreement on
+    /// a malicious-mode job's outcome ([`Gov::set_node_keys`]); without
+    /// them such a job is refused.
+    node_keys: Mutex<Option<[ed25519_dalek::VerifyingKey; 3]>>,
 }
 
 impl std::fmt::Debug for Gov {
@@ -592,6 +600,7 @@ impl Gov {
             stop: std::sync::atomic::AtomicBool::new(false),
             ledger: Mutex::new(ledger),
             quarantined: Mutex::new(BTreeMap::new()),
+            node_keys: Mutex::new(None),
         };
         gov.reload()?;
         Ok(gov)
@@ -656,6 +665,21 @@ impl Gov {
     }
 
     /// Check a spec and its approvals as this node, and plan every output.
+    /// Set the three nodes' receipt-signing keys (from the federation, or
+    /// the PKI directory's `node-<i>.gov.pub`), which the nodes' signed
+    /// agreement on a malicious-mode job's outcome verifies
+    /// ([`crate::agree`]). This node's own must be its signing key.
+    pub fn set_node_keys(&self, keys: [ed25519_dalek::VerifyingKey; 3]) -> Result<(), String> {
+        if keys[self.node] != self.key.verifying_key() {
+            return Err(format!(
+                "node {}: the receipt key listed for this node is not its own signing key",
+                self.node
+            ));
+        }
+        *lock(&self.node_keys) = Some(keys);
+        Ok(())
+    }
+
     /// This node's receipt-signing public key, lowercase hex (as the
     /// federation file lists it).
     pub fn public_signing_key_hex(&self) -> String {
@@ -1748,6 +1772,22 @@ impl Gov {
                 },
             )
         };
+        // A malicious-mode job ends with the nodes' signed agreement on its
+        // outcome, which needs the three nodes' receipt keys: refused
+        // before anything is charged or computed if this node lacks them.
+        let node_keys = *lock(&self.node_keys);
+        if security == kuvert_mpc::Security::Malicious && node_keys.is_none() {
+            self.restore(id, tables);
+            self.fail(
+                id,
+                "this node does not know the three nodes' receipt-signing keys, which the \
+                 agreement on a malicious-mode job's outcome verifies: run it with the \
+                 federation file (or node-<i>.gov.pub of all three nodes in its pki_dir)"
+                    .into(),
+                true,
+            );
+            return;
+        }
         // The privacy budget is charged here, synced to disk before any
         // share is used; refused, nothing runs and the inputs stay.
         let batch = match self.charge(id, &demands) {
@@ -1848,6 +1888,46 @@ impl Gov {
                     self.fail(id, reason, refused);
                     return;
                 }
+            }
+        }
+        // Malicious mode: the nodes agree, by signed messages, that every
+        // node's checks passed before any node stores a result or deletes
+        // an input, so that a deviating node cannot make one honest node
+        // abort while the other goes on (crate::agree).
+        if let (kuvert_mpc::Security::Malicious, Some(keys)) = (security, node_keys) {
+            let session = party.session_tag();
+            let verdict = crate::agree::agree(
+                party.transport_mut(),
+                self.node,
+                &session,
+                true,
+                &self.key,
+                &keys,
+            );
+            let logged = self.log(
+                self.event(actions::OUTCOME_AGREED, id)
+                    .detail("node", self.node as u64)
+                    .detail("commit", if verdict.commit { "true" } else { "false" })
+                    .detail("detail", verdict.detail.clone()),
+            );
+            if let Err(e) = logged {
+                tracing::error!(node = self.node, error = %e, "cannot log the outcome agreement");
+            }
+            if !verdict.commit {
+                drop(results);
+                drop(party);
+                self.restore(id, tables);
+                self.fail(
+                    id,
+                    format!(
+                        "the nodes did not all confirm that every check passed ({}); nothing was \
+                         released and the inputs are kept: read the other nodes' logs for the \
+                         check that failed, then run the analysis again",
+                        verdict.detail
+                    ),
+                    false,
+                );
+                return;
             }
         }
         let s = party.stats();

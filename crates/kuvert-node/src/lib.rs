@@ -79,6 +79,7 @@
 //! ([`local::abort_all`]); a `kill -9` of the parent leaves it behind, but
 //! the nodes still exit (they watch a pipe from the parent).
 
+pub mod agree;
 pub mod budget;
 pub mod client;
 pub mod config;

@@ -133,6 +133,31 @@ impl Node {
                 ));
             }
         }
+        // The three nodes' receipt keys, for the signed agreement on a
+        // malicious-mode job's outcome: from the federation, or else from
+        // the PKI directory (development PKIs hold all three).
+        let node_keys: Option<[ed25519_dalek::VerifyingKey; 3]> = match &federation {
+            Some(fed) => {
+                let keys: Vec<_> = fed
+                    .nodes
+                    .iter()
+                    .filter_map(|n| kuvert_gov::spec::parse_ed25519(&n.signing_key))
+                    .collect();
+                keys.try_into().ok()
+            }
+            None => (0..3)
+                .map(|j| crate::gov::node_public_key(&cfg.pki_dir, j).ok())
+                .collect::<Option<Vec<_>>>()
+                .and_then(|v| v.try_into().ok()),
+        };
+        if let Some(keys) = node_keys {
+            if let Err(e) = gov.set_node_keys(keys) {
+                if federation.is_some() {
+                    return Err(e);
+                }
+                tracing::warn!(node = cfg.id, error = %e, "the pki_dir's node receipt keys do not include this node's own; malicious-mode analyses will be refused");
+            }
+        }
         tracing::info!(
             node = cfg.id,
             federation = federation

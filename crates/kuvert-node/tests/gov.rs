@@ -1823,4 +1823,23 @@ fn an_analysis_approved_for_the_malicious_protocol_runs_checked_at_every_node() 
     }
     assert_ne!(ids[0], ids[1]);
     assert!(rounds[1] > 2 * rounds[0], "rounds {rounds:?}");
+    // Each node committed the malicious job only after the signed
+    // agreement on its outcome (kuvert_node::agree), and logged it; the
+    // semi-honest job has none.
+    for i in 0..3 {
+        let records =
+            kuvert_gov::verify_file(&c.data_dir(i).join(format!("audit-node{i}.log"))).unwrap();
+        let agreed: Vec<_> = records
+            .iter()
+            .filter(|r| r.action == "outcome_agreed")
+            .collect();
+        assert_eq!(agreed.len(), 1, "node {i}");
+        assert_eq!(agreed[0].analysis_id, Some(ids[1]));
+        let d = serde_json::to_string(&agreed[0].details).unwrap();
+        assert!(d.contains("\"commit\":\"true\""), "node {i}: {d}");
+        assert!(
+            d.contains("confirmed that every check passed"),
+            "node {i}: {d}"
+        );
+    }
 }
