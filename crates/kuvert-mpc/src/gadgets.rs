@@ -55,31 +55,13 @@ fn batches(n: usize) -> impl Iterator<Item = std::ops::Range<usize>> {
 impl Party {
     /// Boolean sharings of `t = x_0 + x_1` (input by party 0) and of
     /// `u = f(x_2)` (trivial: parties 1 and 2 hold `x_2`). One round.
-    ///
-    /// In malicious mode party 0 could share a wrong `t`, so `t` is instead
-    /// computed with a boolean adder from the trivial sharings of `x_0` and
-    /// `x_1` (each held by two parties, no input round), whose ANDs are
-    /// proven like all others: one adder (7 rounds, ~321 bits) more. Where
-    /// only the sum `t + u` matters (`a2b`, `msb`), [`Party::sum_operands`]
-    /// needs a carry-save layer instead; `eq` compares `t` with `-x_2`.
+    /// Semi-honest mode only: in malicious mode party 0 could share a wrong
+    /// `t`, so the gadgets use [`Party::sum_operands`] there, a carry-save
+    /// layer on the trivial sharings of all three components.
     fn two_operands(&mut self, x: &AShare, f: impl Fn(u64) -> u64) -> Result<(BShare, BShare)> {
+        debug_assert_ne!(self.security(), Security::Malicious);
         let n = x.len();
         let me = self.id();
-        if self.security() == Security::Malicious {
-            let t0 = trivial(me, 0, x);
-            let t1 = trivial(me, 1, x);
-            let t = self.add_bool(&t0, &t1)?;
-            let u = trivial(me, 2, x);
-            let u = BShare::from_parts(
-                u.a.iter()
-                    .map(|v| if me == 2 { f(*v) } else { 0 })
-                    .collect(),
-                u.b.iter()
-                    .map(|v| if me == 1 { f(*v) } else { 0 })
-                    .collect(),
-            );
-            return Ok((t, u));
-        }
         let t_vals: Option<Vec<u64>> = (me == 0).then(|| {
             x.a.iter()
                 .zip(&x.b)
@@ -560,8 +542,21 @@ impl Party {
     fn eq_batch(&mut self, x: &AShare, y: &AShare) -> Result<BitShare> {
         let n = x.len();
         let d = x.sub(y);
-        let (t, u) = self.two_operands(&d, |v| v.wrapping_neg())?;
-        let e = t.xor(&u).not(self.id());
+        let e = if self.security() == Security::Malicious {
+            // No party may input a value of its own: split d into t + u by
+            // the carry-save layer, and use that t + u = 0 (mod 2^64) iff
+            // t ^ u = (t | u) << 1 (the carry into every bit must equal
+            // that bit of t ^ u, so carry_{k+1} = t_k | u_k). Two proven
+            // AND words instead of an adder.
+            let (t, u) = self.sum_operands(&d)?;
+            let g = self.and(&t, &u)?;
+            let p = t.xor(&u);
+            let or = p.xor(&g);
+            p.xor(&or.shl(1)).not(self.id())
+        } else {
+            let (t, u) = self.two_operands(&d, |v| v.wrapping_neg())?;
+            t.xor(&u).not(self.id())
+        };
         let r = self.and_reduce(Sliced::from_words(&e, 0..64))?;
         Ok(BitShare::new(r, n))
     }
