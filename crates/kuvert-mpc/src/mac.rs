@@ -50,7 +50,7 @@ use crate::transport::{next, prev};
 use crate::verified::{Kind, STATUS_FAIL_OPEN};
 
 /// Pending products that trigger a check inside [`Party::mul`].
-pub const MAX_PENDING: usize = 1 << 20;
+pub const MAX_PENDING: usize = 1 << 18;
 
 /// Domain separator of the coin-toss commitments.
 const COIN_DOMAIN: &[u8] = b"kuvert-mpc/mac-coins/v1\0";
