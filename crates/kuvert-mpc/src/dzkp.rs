@@ -536,6 +536,30 @@ fn next_claim(claim: Gf64, p0: Gf64, px: Gf64, r: Gf64) -> Gf64 {
     interpolate(&LEVEL_POINTS, &[p0, claim + p0, px], r)
 }
 
+/// Both verifier roles after halving level `level`: the left verifier's
+/// claim from the prover's shares it received, the right verifier's from
+/// its own PRF shares, each at its challenge. Returns the two challenges
+/// (as left verifier, as right verifier) to fold with.
+fn verifier_claims(
+    level: usize,
+    from_prover: [Gf64; 2],
+    claims: [&mut Gf64; 2],
+    challenges: [&[u64]; 2],
+    shares_as_right: &[u64],
+) -> (Gf64, Gf64) {
+    let [l_claim, r_claim] = claims;
+    let r_left = challenge(challenges[0], level);
+    *l_claim = next_claim(*l_claim, from_prover[0], from_prover[1], r_left);
+    let r_right = challenge(challenges[1], level);
+    *r_claim = next_claim(
+        *r_claim,
+        Gf64(shares_as_right[2 * level]),
+        Gf64(shares_as_right[2 * level + 1]),
+        r_right,
+    );
+    (r_left, r_right)
+}
+
 const LEVEL_POINTS: [Gf64; 3] = [Gf64(0), Gf64(1), Gf64(2)];
 /// Points of the last step's degree-4 product: `0, 1` and the three sent.
 const LAST_POINTS: [Gf64; 5] = [Gf64(0), Gf64(1), Gf64(2), Gf64(3), Gf64(4)];
@@ -676,16 +700,14 @@ impl Party {
             let (from_prover, r_prover) =
                 self.level_rounds(p, &shares_as_prover, &ch_as_right, level)?;
             rp.push(r_prover);
-            let r_left = challenge(&ch_as_left, level);
-            l_claim = next_claim(l_claim, from_prover[0], from_prover[1], r_left);
-            rl.push(r_left);
-            let r_right = challenge(&ch_as_right, level);
-            r_claim = next_claim(
-                r_claim,
-                Gf64(shares_as_right[2 * level]),
-                Gf64(shares_as_right[2 * level + 1]),
-                r_right,
+            let (r_left, r_right) = verifier_claims(
+                level,
+                from_prover,
+                [&mut l_claim, &mut r_claim],
+                [&ch_as_left, &ch_as_right],
+                &shares_as_right,
             );
+            rl.push(r_left);
             rr.push(r_right);
         }
         // The four folded vectors (64·W/2^(m-1) elements each) live in
@@ -708,16 +730,14 @@ impl Party {
                 self.level_rounds(p, &shares_as_prover, &ch_as_right, level)?;
             fold(pu, r_prover);
             fold(pv_, r_prover);
-            let r_left = challenge(&ch_as_left, level);
-            l_claim = next_claim(l_claim, from_prover[0], from_prover[1], r_left);
-            fold(lu, r_left);
-            let r_right = challenge(&ch_as_right, level);
-            r_claim = next_claim(
-                r_claim,
-                Gf64(shares_as_right[2 * level]),
-                Gf64(shares_as_right[2 * level + 1]),
-                r_right,
+            let (r_left, r_right) = verifier_claims(
+                level,
+                from_prover,
+                [&mut l_claim, &mut r_claim],
+                [&ch_as_left, &ch_as_right],
+                &shares_as_right,
             );
+            fold(lu, r_left);
             fold(rv, r_right);
         }
 
