@@ -27,13 +27,14 @@
 //!   tries to learn more) or, in malicious mode, deviating, possibly
 //!   colluding with any contributor or recipient who is not a computing
 //!   party.
-//! - Unsafe code: one block, the carry-less multiply of [`gf64`] behind a
-//!   run-time CPU feature check (the crate denies `unsafe_code` otherwise).
+//! - Unsafe code: one block, the carry-less multiply of [`gf64`] (one at a
+//!   time, or four at a time with AVX-512 VPCLMULQDQ) behind run-time CPU
+//!   feature checks (the crate denies `unsafe_code` otherwise).
 //! - Malicious security (security with abort against one actively corrupt
 //!   party), chosen per session with
 //!   [`party::Security::Malicious`] ([`party::Party::setup_with`]). In that
 //!   mode every AND gate is proven with a distributed zero-knowledge proof
-//!   ([`dzkp`], over [`gf64`]; soundness error below 2^-58 per batch)
+//!   ([`dzkp`], over [`gf64`]; soundness error below 2^-57.9 per batch)
 //!   before anything is opened, and every open is verified ([`verified`]:
 //!   the missing component from one neighbour, its digest from the other,
 //!   then an abort round; barring a SHA-256 collision). Multiplication over
@@ -42,7 +43,9 @@
 //!   refuses boolean columns there. So on consistent input shares every
 //!   primitive and gadget either gives correct results or makes every honest party abort, except that
 //!   through the last abort round a corrupt party can stop one honest party
-//!   while the other gets the correct values (selective abort).
+//!   while the other gets the correct values (selective abort; the
+//!   governed nodes make it unanimous with a signed agreement on the
+//!   outcome, `kuvert_node::agree`, using [`party::Party::session_tag`]).
 //!   [`party::Party::pair_sampled_a`] draws sharings no party can bias
 //!   (the DP noise of that mode), and [`party::Party::verified_result`]
 //!   vouches for result shares once every check passed. The consistency

@@ -28,8 +28,12 @@
 //! the node's hash-chained audit log.
 //!
 //! # Security
-//! Semi-honest nodes, honest majority (see `kuvert-mpc`). Every connection
-//! is TLS 1.3 with certificates from the deployment CA.
+//! Honest majority (see `kuvert-mpc`): semi-honest nodes by default; an
+//! analysis approved with `protocol = "rss3-malicious"` runs secure with
+//! abort against one deviating node, and ends with the nodes' signed
+//! agreement on its outcome ([`agree`]), so that either every honest node
+//! stores its results or none does. Every connection is TLS 1.3 with
+//! certificates from the deployment CA.
 //!
 //! Governed analyses ([`gov`]): a node accepts shares for, and runs, only an
 //! analysis whose spec it parsed strictly and whose every contributor's

@@ -19,6 +19,9 @@
 //! secretly shuffled table belong to the unique side, a uniformly random
 //! set of public size; see `docs/sql.md`). The recipient learns the
 //! answer and the padded size of the answer (a function of input sizes).
+//! In malicious mode the nodes also open, per row of each contributed
+//! date, bool and idnr column, whether it lies outside its type's range
+//! (`input_check`): all zero for an honest client's upload.
 //!
 //! A `WITH PRIVACY` answer ([`privacy`]) is released with distributed
 //! Skellam noise: each node enters its own secret sample per output cell,
