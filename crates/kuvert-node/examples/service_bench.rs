@@ -3,7 +3,7 @@
 //! template, two contributors with `ROWS` rows each, three recipients.
 //!
 //! ```sh
-//! cargo run --release -p kuvert-node --example gov_bench -- [ROWS]   # default 1000
+//! cargo run --release -p kuvert-node --example service_bench -- [ROWS]   # default 1000
 //! ```
 //!
 //! Prints one JSON object per phase on stdout (milliseconds, and the run's
