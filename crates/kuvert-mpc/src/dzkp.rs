@@ -358,9 +358,7 @@ impl Theta {
                 *o += cu[i] * row;
             }
         }
-        for b in buf.iter_mut() {
-            *b = Gf64::ZERO;
-        }
+        buf.zeroize();
         gu.zeroize();
         gv.zeroize();
         sums.zeroize();

@@ -98,17 +98,21 @@ pub(crate) fn check_ranges(p: &mut Party, table: &str, t: &InputTable) -> Result
             count += w.count_ones() as usize;
         }
         if let Some(row) = first {
+            let shifted = if *offset == 0 {
+                "value".to_string()
+            } else {
+                format!("value + {offset}")
+            };
             return Err(MpcError::Check {
                 check: "input-range".into(),
                 detail: format!(
                     "table {table:?}, column {name:?} ({}): {count} of {n} rows hold values outside \
-                     the type's range (first: row {}; the plan assumes 0 <= value + {offset} < 2^{bits}). \
+                     the type's range (first: row {}; the plan assumes 0 <= {shifted} < 2^{bits}). \
                      The contributor's shares were not made by an honest client: ask it to \
                      upload the table again; the query released nothing",
                     ty.name(),
                     row + 1,
-                )
-                .replace("value + 0 <", "value <"),
+                ),
             }
             .into());
         }
